@@ -1,0 +1,90 @@
+"""``kubefence.Cluster``: the Python API users call from their own scripts and CI tests.
+
+Why this module exists: it sits above every layer and wires them together (sources to load,
+semantics to decide and explain, engine for matrices), so the layers themselves never import
+each other sideways.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from kubefence.api import Inventory, Namespace, NetworkPolicy, Pod
+from kubefence.semantics import DEFAULT_SETTINGS, Settings
+
+__all__ = ["Cluster", "load"]
+
+
+class Cluster:
+    """A validated set of namespaces, pods, services and policies, and questions about it."""
+
+    def __init__(self, inventory: Inventory, *, settings: Settings = DEFAULT_SETTINGS) -> None:
+        self.inventory = inventory
+        self.settings = settings
+
+    # --- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def from_objects(
+        cls,
+        objects: Iterable[Mapping[str, Any]],
+        *,
+        namespace: str = "default",
+        settings: Settings = DEFAULT_SETTINGS,
+    ) -> Cluster:
+        """Build from manifest dicts (as ``yaml.safe_load`` gives them); same validation as
+        files. Raises ``kubefence.ValidationError`` listing every problem."""
+        from kubefence.sources.objects import inventory_from_objects
+
+        return cls(inventory_from_objects(objects, default_namespace=namespace), settings=settings)
+
+    @classmethod
+    def load(
+        cls,
+        paths: str | Sequence[str],
+        *,
+        namespace: str = "default",
+        settings: Settings = DEFAULT_SETTINGS,
+    ) -> Cluster:
+        """Load files, directories (recursive) or ``-`` (stdin)."""
+        from kubefence.sources.files import load_paths
+
+        if isinstance(paths, str):
+            paths = [paths]
+        return cls(load_paths(paths, default_namespace=namespace), settings=settings)
+
+    # --- contents -------------------------------------------------------------------------
+
+    @property
+    def namespaces(self) -> tuple[Namespace, ...]:
+        return self.inventory.namespaces
+
+    @property
+    def pods(self) -> tuple[Pod, ...]:
+        return self.inventory.pods
+
+    @property
+    def policies(self) -> tuple[NetworkPolicy, ...]:
+        return self.inventory.policies
+
+    def __repr__(self) -> str:
+        inv = self.inventory
+        return (
+            f"<Cluster {len(inv.namespaces)} namespaces, {len(inv.pods)} pods, "
+            f"{len(inv.policies)} policies>"
+        )
+
+    # --- questions (semantics: can_reach / explain) ---------------------------------------
+
+    # --- whole-cluster (engine: matrix) ---------------------------------------------------
+
+
+def load(
+    paths: str | Sequence[str],
+    *,
+    namespace: str = "default",
+    settings: Settings = DEFAULT_SETTINGS,
+) -> Cluster:
+    """``kubefence.load(paths)``: shorthand for ``Cluster.load``."""
+    return Cluster.load(paths, namespace=namespace, settings=settings)

@@ -1,0 +1,54 @@
+"""Typed models of Kubernetes objects, manifest parsing with API-server defaulting, validation.
+
+The bottom layer above ``errors``: pure, no I/O. ``sources`` hands it decoded documents.
+"""
+
+from __future__ import annotations
+
+from kubefence.api._inventory import Inventory
+from kubefence.api._models import (
+    METADATA_NAME_LABEL,
+    ContainerPort,
+    IPAddress,
+    IPBlock,
+    IPNetwork,
+    Labels,
+    LabelSelector,
+    Namespace,
+    NetworkPolicy,
+    Operator,
+    Origin,
+    Peer,
+    Pod,
+    PolicyPort,
+    PolicyType,
+    Protocol,
+    Requirement,
+    Rule,
+    Service,
+    ServicePort,
+)
+
+__all__ = [
+    "METADATA_NAME_LABEL",
+    "ContainerPort",
+    "IPAddress",
+    "IPBlock",
+    "IPNetwork",
+    "Inventory",
+    "LabelSelector",
+    "Labels",
+    "Namespace",
+    "NetworkPolicy",
+    "Operator",
+    "Origin",
+    "Peer",
+    "Pod",
+    "PolicyPort",
+    "PolicyType",
+    "Protocol",
+    "Requirement",
+    "Rule",
+    "Service",
+    "ServicePort",
+]

@@ -1,0 +1,1 @@
+"""Command line: subcommands, rendering (tables, JSON, CSV, DOT, SARIF) and exit codes."""

@@ -1,0 +1,1 @@
+"""Real enforcement: ``nft`` renders rulesets (pure), ``netns`` runs them on Linux namespaces."""

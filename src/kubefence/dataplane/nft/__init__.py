@@ -1,0 +1,1 @@
+"""Pure compiler: compiled policies + pod addresses -> one nftables ruleset text."""

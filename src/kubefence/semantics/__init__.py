@@ -1,0 +1,48 @@
+"""The semantic core: selector matching, the compiled policy algebra, decisions with reasons.
+
+Pure (no I/O). Every other evaluator (engine, data plane) must agree with this one.
+"""
+
+from __future__ import annotations
+
+from kubefence.semantics._algebra import (
+    ANY_INDEX,
+    CompiledPolicy,
+    CompiledRule,
+    Direction,
+    PeerKind,
+    PeerMatcher,
+    PortMatcher,
+    compile_policies,
+    compile_policy,
+    ip_in_block,
+    peer_matches_ip,
+    peer_matches_pod,
+    port_matches,
+    resolve_named_port,
+    selects_pod,
+)
+from kubefence.semantics._selectors import requirement_holds, selector_matches
+from kubefence.semantics._settings import DEFAULT_SETTINGS, Settings
+
+__all__ = [
+    "ANY_INDEX",
+    "DEFAULT_SETTINGS",
+    "CompiledPolicy",
+    "CompiledRule",
+    "Direction",
+    "PeerKind",
+    "PeerMatcher",
+    "PortMatcher",
+    "Settings",
+    "compile_policies",
+    "compile_policy",
+    "ip_in_block",
+    "peer_matches_ip",
+    "peer_matches_pod",
+    "port_matches",
+    "requirement_holds",
+    "resolve_named_port",
+    "selector_matches",
+    "selects_pod",
+]

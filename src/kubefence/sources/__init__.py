@@ -1,0 +1,1 @@
+"""Where manifests come from: files, directories and stdin (later a live cluster)."""
