@@ -1,0 +1,174 @@
+"""Integer interval arithmetic for nftables interval sets.
+
+Why this module exists: nftables rejects interval set elements that overlap ("File exists"), also
+in concatenated sets (``ipv4_addr . inet_proto . inet_service``), and it has no set difference
+for ``ipBlock.except``. So kubefence computes, in plain integers, ``cidr`` minus every ``except``,
+merges overlapping and adjacent ranges, and splits a union of boxes (address range x protocol
+range x port range) into disjoint boxes before rendering a single element.
+
+Every interval is a pair ``(low, high)`` of inclusive integer bounds, ``low <= high``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import ipaddress
+from collections.abc import Iterable
+from typing import TypeAlias, TypeVar
+
+from kubefence.api import IPAddress, IPBlock, IPNetwork
+
+__all__ = [
+    "FULL_PORTS",
+    "FULL_PROTOCOLS",
+    "Box",
+    "Interval",
+    "address_interval",
+    "block_intervals",
+    "disjoint_boxes",
+    "family_range",
+    "interval_text",
+    "merge",
+    "network_interval",
+    "subtract",
+]
+
+Interval: TypeAlias = tuple[int, int]
+Box: TypeAlias = tuple[Interval, Interval, Interval]  # (address, protocol, port)
+_C = TypeVar("_C", bound=tuple[object, ...])
+
+FULL_PROTOCOLS: Interval = (0, 255)
+FULL_PORTS: Interval = (0, 65535)
+
+
+def family_range(version: int) -> Interval:
+    """Every address of IPv4 (``version`` 4) or IPv6 (6)."""
+    bits = 32 if version == 4 else 128
+    return (0, (1 << bits) - 1)
+
+
+def network_interval(network: IPNetwork) -> Interval:
+    """The addresses of a CIDR as an interval."""
+    return (int(network.network_address), int(network.broadcast_address))
+
+
+def address_interval(address: IPAddress) -> Interval:
+    """One address as an interval."""
+    value = int(address)
+    return (value, value)
+
+
+def merge(intervals: Iterable[Interval]) -> tuple[Interval, ...]:
+    """Sorted, disjoint, non-adjacent intervals covering exactly the union of ``intervals``."""
+    out: list[Interval] = []
+    for low, high in sorted(intervals):
+        if out and low <= out[-1][1] + 1:
+            if high > out[-1][1]:
+                out[-1] = (out[-1][0], high)
+        else:
+            out.append((low, high))
+    return tuple(out)
+
+
+def subtract(base: Iterable[Interval], holes: Iterable[Interval]) -> tuple[Interval, ...]:
+    """``base`` minus ``holes``, merged (sorted, disjoint)."""
+    merged_holes = merge(holes)
+    hole_highs = [high for _, high in merged_holes]
+    result: list[Interval] = []
+    for low, high in merge(base):
+        current = low
+        # First hole that could touch [current, high]: the first whose high end is >= current.
+        index = bisect.bisect_left(hole_highs, current)
+        while index < len(merged_holes) and current <= high:
+            hole_low, hole_high = merged_holes[index]
+            if hole_low > high:
+                break
+            if hole_low > current:
+                result.append((current, hole_low - 1))
+            current = max(current, hole_high + 1)
+            index += 1
+        if current <= high:
+            result.append((current, high))
+    return tuple(result)
+
+
+def block_intervals(block: IPBlock) -> tuple[Interval, ...]:
+    """S15: the addresses of ``cidr`` minus every ``except`` (excepts of another family are
+    ignored, as they can never contain an address of ``cidr``)."""
+    holes = (network_interval(ex) for ex in block.except_ if ex.version == block.cidr.version)
+    return subtract((network_interval(block.cidr),), holes)
+
+
+def _pieces(intervals: Iterable[Interval]) -> list[Interval]:
+    """The elementary pieces cut by every bound of ``intervals`` (covering their hull)."""
+    points = sorted({low for low, _ in intervals} | {high + 1 for _, high in intervals})
+    return [(points[i], points[i + 1] - 1) for i in range(len(points) - 1)]
+
+
+def _coalesce(pieces: list[tuple[Interval, _C]]) -> list[tuple[Interval, _C]]:
+    """Join adjacent pieces that carry equal content; drop pieces with empty content."""
+    out: list[tuple[Interval, _C]] = []
+    for interval, content in pieces:
+        if not content:
+            continue
+        if out and out[-1][1] == content and out[-1][0][1] + 1 == interval[0]:
+            out[-1] = ((out[-1][0][0], interval[1]), content)
+        else:
+            out.append((interval, content))
+    return out
+
+
+def disjoint_boxes(boxes: Iterable[Box]) -> tuple[Box, ...]:
+    """Disjoint boxes whose union is the union of ``boxes``, in a deterministic order.
+
+    The space is cut along protocols, then ports; inside each (protocol, port) piece the address
+    intervals of every covering box are merged. Neighbouring pieces with the same addresses are
+    joined again, so a rule like "TCP 80-90 and TCP 85-95 to the same peers" yields one element.
+    Output order: address, protocol, port (so a reader sees each peer's ports together).
+    """
+    # Group first: many boxes share one (protocol, port) spec and differ only in address.
+    by_spec: dict[tuple[Interval, Interval], list[Interval]] = {}
+    for address, protocol, port in boxes:
+        by_spec.setdefault((protocol, port), []).append(address)
+    if not by_spec:
+        return ()
+    specs = {spec: merge(addresses) for spec, addresses in by_spec.items()}
+
+    protocol_pieces: list[tuple[Interval, tuple[tuple[Interval, tuple[Interval, ...]], ...]]] = []
+    for proto_piece in _pieces([protocol for protocol, _ in specs]):
+        covering = [
+            (port, addresses)
+            for (protocol, port), addresses in specs.items()
+            if protocol[0] <= proto_piece[0] and proto_piece[1] <= protocol[1]
+        ]
+        port_pieces: list[tuple[Interval, tuple[Interval, ...]]] = []
+        if covering:
+            for port_piece in _pieces([port for port, _ in covering]):
+                union = merge(
+                    address
+                    for port, addresses in covering
+                    if port[0] <= port_piece[0] and port_piece[1] <= port[1]
+                    for address in addresses
+                )
+                port_pieces.append((port_piece, union))
+        protocol_pieces.append((proto_piece, tuple(_coalesce(port_pieces))))
+
+    out: list[Box] = []
+    for proto_piece, port_content in _coalesce(protocol_pieces):
+        for port_piece, addresses in port_content:
+            for address in addresses:
+                out.append((address, proto_piece, port_piece))
+    return tuple(sorted(out))
+
+
+def interval_text(interval: Interval, version: int) -> str:
+    """An address interval as nft writes it: an address, a prefix, or ``first-last``."""
+    low, high = interval
+    make = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
+    if low == high:
+        return str(make(low))
+    size = high - low + 1
+    if size & (size - 1) == 0 and low % size == 0:
+        bits = 32 if version == 4 else 128
+        return f"{make(low)}/{bits - size.bit_length() + 1}"
+    return f"{make(low)}-{make(high)}"

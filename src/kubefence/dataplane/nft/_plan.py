@@ -1,0 +1,472 @@
+"""What the nftables table must contain, as data: pod classes, their allowed sets, dispatch.
+
+Why this module exists: rendering text and deciding what the text means are two jobs. This module
+reduces an inventory and the sandbox's pod addresses to a ``RulesetPlan`` built only from the
+compiled policy algebra (``kubefence.semantics``); ``_render`` turns the plan into ``nft -f``
+text. The plan also answers "what would the table do with this packet?" (``RulesetPlan.verdict``)
+so unit tests can hold the compiler to the reference evaluator without root.
+
+How the table enforces the policies (all on the ``forward`` hook of the node namespace, which
+every pod-to-pod packet crosses in the sandbox):
+
+1. ``ct state established,related accept`` (S06: replies of allowed connections).
+2. Optional: packets from the node's own addresses are accepted (S24, see below).
+3. Egress of the source: ``ip saddr vmap @egress_v4`` jumps to the source pod's egress class
+   chain; pods not isolated for egress are not in the map and pass (S03).
+4. Ingress of the destination: ``ip daddr vmap @ingress_v4`` likewise.
+5. A class chain does one set lookup, ``<peer address> . meta l4proto . th dport @set return``,
+   then ``drop``. The set holds everything the class may talk to in that direction (S04, S10:
+   the union over every rule of every selecting policy), so per-packet cost does not grow with
+   the number of policies. Denied packets are dropped, not rejected, so probes time out.
+
+Classes: pods isolated by the same policies in a direction share a chain; for ingress the
+resolution of the named ports those policies use against the pod's own ports (S21) is part of
+the class key. Egress named ports resolve per destination pod, so their elements are
+``destination address . protocol . resolved port`` (S21).
+
+Implementation-defined choices (documented here, once):
+
+* Protocols. The API only names TCP, UDP and SCTP (S18). A rule whose ``ports`` is absent or empty
+  allows every protocol, including ICMP, on every "port" (protocol range 0-255 x 0-65535, which
+  also covers the two bytes ``th dport`` reads for port-less protocols); a port entry allows only
+  its own protocol. This mirrors ``port_matches``, where protocol None matches everything.
+  SCTP elements are rendered (and syntax-checked) even where the kernel has no SCTP sockets.
+* Self traffic (S07) never leaves the pod, so it never crosses the forward hook: always allowed
+  by construction (``Settings.self_traffic_allowed=False`` cannot be enforced here).
+* Node traffic (S24): packets the node itself originates (kubelet probes) go through ``output``,
+  not ``forward``, so with ``Settings.allow_from_node`` (the default) they are allowed by
+  construction. When ``node_addresses`` are given, forwarded packets whose source is a node
+  address are accepted as well (e.g. a hostNetwork pod in its own namespace holding the node
+  address). With ``allow_from_node`` False an ``output`` chain applies the destination's
+  ingress dispatch to them instead.
+* Pods' connections to the node's own addresses are delivered locally (``input``), not
+  forwarded; an ``input`` chain applies the source's egress dispatch to them (S05: towards an
+  address that is no pod only the source's egress applies). IPv6 neighbour discovery is
+  exempt in ``input`` and ``output``, or isolated pods would lose their link to the node.
+* hostNetwork pods (S23) are never in the dispatch maps (they share the node's address and
+  their traffic does not cross ``forward``) and are not members of pod peers unless
+  ``Settings.host_network_selectable`` says so; the addresses the sandbox gives them may still
+  fall inside ipBlocks, which then match them like any address.
+* Addresses come from ``addresses`` (what the sandbox assigned), never from ``pod.ips``; a pod
+  missing from it has no address, is not dispatched and matches no peer set.
+* ``Settings.ipblock_matches_pods=False`` removes every (non-hostNetwork) pod address from the
+  ipBlock ranges (S15).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from kubefence.api import Inventory, IPAddress, Pod, Protocol
+from kubefence.dataplane.nft._intervals import (
+    FULL_PORTS,
+    FULL_PROTOCOLS,
+    Box,
+    Interval,
+    address_interval,
+    block_intervals,
+    disjoint_boxes,
+    family_range,
+    merge,
+    subtract,
+)
+from kubefence.errors import DataplaneError
+from kubefence.semantics import (
+    DEFAULT_SETTINGS,
+    CompiledPolicy,
+    Direction,
+    PeerKind,
+    PeerMatcher,
+    PortMatcher,
+    Settings,
+    compile_policies,
+    peer_matches_pod,
+    resolve_named_port,
+    selects_pod,
+)
+
+__all__ = [
+    "PROTOCOL_NUMBERS",
+    "ClassSource",
+    "Dispatch",
+    "NamedPort",
+    "PodClass",
+    "RulesetPlan",
+    "plan_ruleset",
+]
+
+PROTOCOL_NUMBERS: Mapping[Protocol, int] = {Protocol.TCP: 6, Protocol.UDP: 17, Protocol.SCTP: 132}
+VERSIONS = (4, 6)
+
+
+@dataclass(frozen=True, slots=True)
+class NamedPort:
+    """An ingress named port resolved against the pods of one class (None: not declared)."""
+
+    name: str
+    protocol: Protocol
+    port: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClassSource:
+    """A policy isolating a class, and how many rules it has for the class's direction."""
+
+    policy: str  # "namespace/name"
+    rules: int  # 0: isolates and allows nothing (S08)
+
+
+@dataclass(frozen=True, slots=True)
+class PodClass:
+    """Pods that share one chain for one direction: same isolating policies (and, for ingress,
+    the same named-port resolution). ``elements`` maps the IP version to disjoint boxes
+    (peer address range, protocol range, port range) the class may talk to."""
+
+    direction: Direction
+    number: int  # 1-based, in the order of the class keys
+    sources: tuple[ClassSource, ...]
+    named_ports: tuple[NamedPort, ...]
+    pods: tuple[str, ...]
+    elements: Mapping[int, tuple[Box, ...]] = field(compare=False)
+
+    @property
+    def chain(self) -> str:
+        prefix = "in" if self.direction is Direction.INGRESS else "eg"
+        return f"{prefix}_c{self.number}"
+
+    def set_name(self, version: int) -> str:
+        return f"{self.chain}_v{version}"
+
+    def allows(self, peer: IPAddress, *, protocol: int, port: int) -> bool:
+        """Would the set lookup of this class's chain match (peer address, protocol, port)?"""
+        value = int(peer)
+        return any(
+            a[0] <= value <= a[1] and p[0] <= protocol <= p[1] and q[0] <= port <= q[1]
+            for a, p, q in self.elements.get(peer.version, ())
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """One verdict-map element: packets from/to ``address`` (pod ``pod``) jump to a class."""
+
+    address: IPAddress
+    pod: str
+    number: int
+
+
+@dataclass(frozen=True, slots=True)
+class RulesetPlan:
+    """Everything the table holds, in render order."""
+
+    egress: tuple[PodClass, ...]
+    ingress: tuple[PodClass, ...]
+    egress_dispatch: tuple[Dispatch, ...]  # sorted by (version, address)
+    ingress_dispatch: tuple[Dispatch, ...]
+    node_addresses: tuple[IPAddress, ...]  # accepted as sources (S24); empty when not wanted
+    allow_from_node: bool = True  # False: an output chain applies ingress to node traffic
+
+    def verdict(
+        self, source: IPAddress, destination: IPAddress, *, protocol: int, port: int
+    ) -> bool:
+        """What the rendered table does with the first packet of a new connection.
+
+        Self traffic (same address) never reaches the forward hook and is allowed (S07).
+        """
+        if source == destination or source in self.node_addresses:
+            return True
+        egress = {d.address: d.number for d in self.egress_dispatch}
+        ingress = {d.address: d.number for d in self.ingress_dispatch}
+        if source in egress:
+            cls = self.egress[egress[source] - 1]
+            if not cls.allows(destination, protocol=protocol, port=port):
+                return False
+        if destination in ingress:
+            cls = self.ingress[ingress[destination] - 1]
+            if not cls.allows(source, protocol=protocol, port=port):
+                return False
+        return True
+
+
+# --- building ---------------------------------------------------------------------------------
+
+
+class _Context:
+    """Look-ups shared by every class: pod addresses, namespace labels, cached peer sets."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        addresses: Mapping[str, Sequence[IPAddress]],
+        settings: Settings,
+    ) -> None:
+        self.inventory = inventory
+        self.settings = settings
+        self.addresses: dict[str, tuple[IPAddress, ...]] = {}
+        for pod in inventory.pods:
+            found = addresses.get(pod.key, ())
+            if found:
+                self.addresses[pod.key] = tuple(sorted(set(found), key=_address_key))
+        self.addressed: tuple[Pod, ...] = tuple(
+            p for p in inventory.pods if p.key in self.addresses
+        )
+        self.by_namespace: dict[str, list[Pod]] = {}
+        for pod in self.addressed:
+            self.by_namespace.setdefault(pod.namespace, []).append(pod)
+        self.labels = {ns: inventory.namespace_labels(ns) for ns in self.by_namespace}
+        self._peer_cache: dict[PeerMatcher, dict[int, tuple[Interval, ...]]] = {}
+        self._destination_cache: dict[PeerMatcher, tuple[tuple[IPAddress, Pod], ...]] = {}
+
+    def peer_intervals(self, peer: PeerMatcher) -> dict[int, tuple[Interval, ...]]:
+        """Address ranges of a peer, per IP version."""
+        cached = self._peer_cache.get(peer)
+        if cached is not None:
+            return cached
+        result: dict[int, tuple[Interval, ...]]
+        if peer.kind is PeerKind.ANY:
+            # S09: an absent or empty from/to is every pod and every address.
+            result = {v: (family_range(v),) for v in VERSIONS}
+        elif peer.kind is PeerKind.IP_BLOCK:
+            # S15: cidr minus every except; pod addresses included unless the setting says not.
+            assert peer.ip_block is not None
+            intervals = block_intervals(peer.ip_block)
+            if not self.settings.ipblock_matches_pods:
+                intervals = subtract(
+                    intervals,
+                    (
+                        address_interval(a)
+                        for pod in self.addressed
+                        if not pod.host_network
+                        for a in self.addresses[pod.key]
+                    ),
+                )
+            result = {peer.ip_block.cidr.version: intervals}
+        else:
+            # S11-S14: the addresses of every pod the selectors match (S23 via peer_matches_pod).
+            found: dict[int, list[Interval]] = {v: [] for v in VERSIONS}
+            for namespace, pods in self.by_namespace.items():
+                if peer.namespace is not None and namespace != peer.namespace:
+                    continue
+                for pod in pods:
+                    if peer_matches_pod(peer, pod, self.labels[namespace], settings=self.settings):
+                        for a in self.addresses[pod.key]:
+                            found[a.version].append(address_interval(a))
+            result = {v: merge(ivs) for v, ivs in found.items() if ivs}
+        self._peer_cache[peer] = result
+        return result
+
+    def destinations(self, peer: PeerMatcher) -> tuple[tuple[IPAddress, Pod], ...]:
+        """Every (address, pod) the peer matches, for egress named ports (S21): only pods
+        policies can select, as a hostNetwork pod acts as its node's address (S23)."""
+        cached = self._destination_cache.get(peer)
+        if cached is None:
+            cached = tuple(
+                (a, pod)
+                for pod in self.addressed
+                if not pod.host_network or self.settings.host_network_selectable
+                for a in self.addresses[pod.key]
+                if peer_matches_pod(
+                    peer,
+                    pod,
+                    self.labels[pod.namespace],
+                    address=a,
+                    settings=self.settings,
+                )
+            )
+            self._destination_cache[peer] = cached
+        return cached
+
+
+def _address_key(address: IPAddress) -> tuple[int, int]:
+    return (address.version, int(address))
+
+
+def _port_spec(port: PortMatcher) -> tuple[Interval, Interval]:
+    """Protocol and port ranges of a numeric or port-less entry (S18-S20)."""
+    if port.protocol is None:
+        return (FULL_PROTOCOLS, FULL_PORTS)  # ports absent: every protocol, every port (S09)
+    number = PROTOCOL_NUMBERS[port.protocol]
+    if port.low is None:
+        return ((number, number), FULL_PORTS)  # S19: protocol without port
+    assert port.high is not None
+    return ((number, number), (port.low, port.high))  # S20: inclusive range
+
+
+def _policy_boxes(
+    context: _Context,
+    policy: CompiledPolicy,
+    direction: Direction,
+    named: Mapping[tuple[str, Protocol], int | None],
+) -> dict[int, list[Box]]:
+    """Every (peer range, protocol range, port range) one policy allows in ``direction``."""
+    boxes: dict[int, list[Box]] = {v: [] for v in VERSIONS}
+    for rule in policy.rules(direction) or ():
+        # S10: peers OR, ports OR, peer AND port.
+        for port in rule.ports:
+            if port.name is None:
+                spec = _port_spec(port)
+                for peer in rule.peers:
+                    for version, intervals in context.peer_intervals(peer).items():
+                        boxes[version].extend((iv, *spec) for iv in intervals)
+                continue
+            assert port.protocol is not None
+            number = PROTOCOL_NUMBERS[port.protocol]
+            if direction is Direction.INGRESS:
+                # S21: an ingress name resolves against the selected pod's own ports.
+                value = named.get((port.name, port.protocol))
+                if value is None:
+                    continue
+                for peer in rule.peers:
+                    for version, intervals in context.peer_intervals(peer).items():
+                        boxes[version].extend(
+                            (iv, (number, number), (value, value)) for iv in intervals
+                        )
+                continue
+            # S21: an egress name resolves against each destination pod's ports; towards an
+            # address that is no pod it matches nothing.
+            for peer in rule.peers:
+                for address, pod in context.destinations(peer):
+                    value = resolve_named_port(port.name, port.protocol, pod.ports)
+                    if value is not None:
+                        boxes[address.version].append(
+                            (address_interval(address), (number, number), (value, value))
+                        )
+    return boxes
+
+
+def _ingress_names(policies: Sequence[CompiledPolicy]) -> list[tuple[str, Protocol]]:
+    names = {
+        (port.name, port.protocol)
+        for policy in policies
+        for rule in policy.ingress or ()
+        for port in rule.ports
+        if port.name is not None and port.protocol is not None
+    }
+    return sorted(names)
+
+
+def _build_classes(
+    context: _Context,
+    compiled: Sequence[CompiledPolicy],
+    direction: Direction,
+) -> tuple[tuple[PodClass, ...], tuple[Dispatch, ...]]:
+    settings = context.settings
+    # Pods that get a chain: addressed, not hostNetwork (see the module docstring), isolated.
+    members: dict[tuple[tuple[int, ...], tuple[NamedPort, ...]], list[Pod]] = {}
+    policies_of_namespace: dict[str, list[int]] = {}
+    for index, policy in enumerate(compiled):
+        if policy.rules(direction) is not None:
+            policies_of_namespace.setdefault(policy.namespace, []).append(index)
+    for pod in context.addressed:
+        if pod.host_network:
+            continue
+        selecting = tuple(
+            i
+            for i in policies_of_namespace.get(pod.namespace, ())
+            if selects_pod(compiled[i], pod, settings=settings)  # S01, S03
+        )
+        if not selecting:
+            continue  # not isolated in this direction: passes (S03)
+        named: tuple[NamedPort, ...] = ()
+        if direction is Direction.INGRESS:
+            named = tuple(
+                NamedPort(name, protocol, resolve_named_port(name, protocol, pod.ports))
+                for name, protocol in _ingress_names([compiled[i] for i in selecting])
+            )
+        members.setdefault((selecting, named), []).append(pod)
+
+    def sort_key(key: tuple[tuple[int, ...], tuple[NamedPort, ...]]) -> tuple[object, ...]:
+        selecting, named = key
+        return (
+            selecting,
+            tuple((n.name, n.protocol, -1 if n.port is None else n.port) for n in named),
+        )
+
+    cache: dict[tuple[int, tuple[NamedPort, ...]], dict[int, list[Box]]] = {}
+    classes: list[PodClass] = []
+    dispatch: list[Dispatch] = []
+    for number, key in enumerate(sorted(members, key=sort_key), start=1):
+        selecting, named = key
+        resolution = {(n.name, n.protocol): n.port for n in named}
+        union: dict[int, list[Box]] = {v: [] for v in VERSIONS}
+        for i in selecting:
+            policy_names = {
+                (p.name, p.protocol)
+                for rule in compiled[i].rules(direction) or ()
+                for p in rule.ports
+                if p.name is not None
+            }
+            relevant = tuple(n for n in named if (n.name, n.protocol) in policy_names)
+            boxes = cache.get((i, relevant))
+            if boxes is None:
+                boxes = _policy_boxes(context, compiled[i], direction, resolution)
+                cache[(i, relevant)] = boxes
+            for version in VERSIONS:
+                union[version].extend(boxes[version])
+        pods = members[key]
+        classes.append(
+            PodClass(
+                direction=direction,
+                number=number,
+                sources=tuple(
+                    ClassSource(
+                        policy=f"{compiled[i].namespace}/{compiled[i].name}",
+                        rules=len(compiled[i].rules(direction) or ()),
+                    )
+                    for i in selecting
+                ),
+                named_ports=named,
+                pods=tuple(p.key for p in pods),
+                elements={v: disjoint_boxes(union[v]) for v in VERSIONS},
+            )
+        )
+        dispatch.extend(
+            Dispatch(address=a, pod=p.key, number=number)
+            for p in pods
+            for a in context.addresses[p.key]
+        )
+    dispatch.sort(key=lambda d: _address_key(d.address))
+    return tuple(classes), tuple(dispatch)
+
+
+def _check_unique_addresses(context: _Context) -> None:
+    owners: dict[IPAddress, str] = {}
+    for pod in context.addressed:
+        if pod.host_network:
+            continue
+        for address in context.addresses[pod.key]:
+            other = owners.setdefault(address, pod.key)
+            if other != pod.key:
+                raise DataplaneError(
+                    f"pods {other} and {pod.key} were both given address {address}; "
+                    "every pod that is not hostNetwork needs its own addresses"
+                )
+
+
+def plan_ruleset(
+    inventory: Inventory,
+    *,
+    addresses: Mapping[str, Sequence[IPAddress]],
+    settings: Settings = DEFAULT_SETTINGS,
+    node_addresses: Sequence[IPAddress] = (),
+) -> RulesetPlan:
+    """Reduce an inventory and the sandbox's pod addresses to the table's contents.
+
+    Raises ``DataplaneError`` when two pods that are not hostNetwork share an address (the
+    dispatch maps could not tell them apart).
+    """
+    context = _Context(inventory, addresses, settings)
+    _check_unique_addresses(context)
+    compiled = compile_policies(inventory.policies)
+    egress, egress_dispatch = _build_classes(context, compiled, Direction.EGRESS)
+    ingress, ingress_dispatch = _build_classes(context, compiled, Direction.INGRESS)
+    nodes = tuple(sorted(set(node_addresses), key=_address_key)) if settings.allow_from_node else ()
+    return RulesetPlan(
+        egress=egress,
+        ingress=ingress,
+        egress_dispatch=egress_dispatch,
+        ingress_dispatch=ingress_dispatch,
+        node_addresses=nodes,
+        allow_from_node=settings.allow_from_node,
+    )

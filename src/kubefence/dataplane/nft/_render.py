@@ -1,0 +1,212 @@
+"""``RulesetPlan`` -> the text of one ``nft -f`` transaction that replaces ``inet kubefence``.
+
+Why this module exists: the text is the contract with the kernel and with golden tests, so it is
+produced in one place, deterministically (everything sorted, stable class numbers), and readable:
+each class chain is preceded by ``#`` comments naming its policies, rule counts and pods, each
+verdict-map element carries the pod's name as an nft comment.
+
+Atomic replacement: nftables 1.0.6 has no ``destroy`` command, so the file starts with the usual
+idiom ``table inet kubefence {}`` (creates the table if missing, a no-op otherwise) followed by
+``delete table inet kubefence``; the new table follows, and ``nft -f`` commits the whole file as
+one transaction, so packets see either the old table or the new one, never a gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from kubefence.dataplane.nft._intervals import FULL_PORTS, FULL_PROTOCOLS, Box, interval_text
+from kubefence.dataplane.nft._plan import Dispatch, PodClass, RulesetPlan
+from kubefence.semantics import Direction
+
+__all__ = ["TABLE", "render_plan"]
+
+TABLE = "inet kubefence"
+_COMMENT_MAX = 120  # nft refuses comments longer than 128 bytes
+_PROTOCOL_NAMES = {6: "tcp", 17: "udp", 132: "sctp"}
+_ADDRESS_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
+_FAMILY = {4: "ip", 6: "ip6"}
+_INDENT = "\t"
+_NEIGHBOUR_DISCOVERY = (
+    "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, "
+    "nd-neighbor-advert, nd-redirect }"
+)
+
+
+def _quote(text: str) -> str:
+    """A string nft accepts between double quotes (names are DNS labels; be safe anyway)."""
+    cleaned = "".join(c for c in text if c.isprintable() and c not in '"\\')
+    if len(cleaned.encode()) > _COMMENT_MAX:
+        cleaned = cleaned.encode()[: _COMMENT_MAX - 3].decode(errors="ignore") + "..."
+    return f'"{cleaned}"'
+
+
+def _protocol_text(low: int, high: int) -> str:
+    if low == high:
+        return _PROTOCOL_NAMES.get(low, str(low))
+    return f"{low}-{high}"
+
+
+def _port_text(low: int, high: int) -> str:
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def _element(box: Box, version: int) -> str:
+    address, protocol, port = box
+    return " . ".join(
+        (interval_text(address, version), _protocol_text(*protocol), _port_text(*port))
+    )
+
+
+def _elements_block(items: list[str], indent: str) -> list[str]:
+    """``elements = { a, b }`` one element per line (empty list: no elements line)."""
+    if not items:
+        return []
+    if len(items) == 1:
+        return [f"{indent}elements = {{ {items[0]} }}"]
+    lines = [f"{indent}elements = {{"]
+    lines.extend(f"{indent}{_INDENT}{item}," for item in items[:-1])
+    lines.append(f"{indent}{_INDENT}{items[-1]}")
+    lines.append(f"{indent}}}")
+    return lines
+
+
+def _direction_word(direction: Direction) -> str:
+    return "ingress" if direction is Direction.INGRESS else "egress"
+
+
+def _map_lines(name: str, version: int, dispatch: Iterable[Dispatch], prefix: str) -> list[str]:
+    items = [
+        f"{d.address} comment {_quote(d.pod)} : jump {prefix}_c{d.number}"
+        for d in dispatch
+        if d.address.version == version
+    ]
+    lines = [
+        f"{_INDENT}map {name}_v{version} {{",
+        f"{_INDENT * 2}type {_ADDRESS_TYPE[version]} : verdict",
+    ]
+    lines.extend(_elements_block(items, _INDENT * 2))
+    lines.append(f"{_INDENT}}}")
+    return lines
+
+
+def _describe_box(box: Box) -> str:
+    _, protocol, port = box
+    if protocol == FULL_PROTOCOLS and port == FULL_PORTS:
+        return "all"
+    return f"{_protocol_text(*protocol)} {_port_text(*port)}"
+
+
+def _class_comment(cls: PodClass) -> list[str]:
+    word = _direction_word(cls.direction)
+    lines = [f"{_INDENT}# {word} class {cls.number}: isolated by"]
+    for source in cls.sources:
+        rules = (
+            f"{source.rules} {word} rule{'s' if source.rules != 1 else ''}"
+            if source.rules
+            else f"no {word} rules: allows nothing"
+        )
+        lines.append(f"{_INDENT}#   {source.policy} ({rules})")
+    for named in cls.named_ports:
+        target = "undeclared: matches nothing" if named.port is None else str(named.port)
+        lines.append(f"{_INDENT}#   named port {named.name}/{named.protocol} -> {target}")
+    lines.append(f"{_INDENT}# pods: {', '.join(cls.pods)}")
+    return lines
+
+
+def _class_lines(cls: PodClass) -> list[str]:
+    word = _direction_word(cls.direction)
+    peer = "saddr" if cls.direction is Direction.INGRESS else "daddr"
+    lines: list[str] = ["", *_class_comment(cls)]
+    for version in (4, 6):
+        elements = cls.elements.get(version, ())
+        if not elements:
+            continue
+        lines.append(f"{_INDENT}set {cls.set_name(version)} {{")
+        lines.append(f"{_INDENT * 2}type {_ADDRESS_TYPE[version]} . inet_proto . inet_service")
+        lines.append(f"{_INDENT * 2}flags interval")
+        lines.extend(_elements_block([_element(b, version) for b in elements], _INDENT * 2))
+        lines.append(f"{_INDENT}}}")
+    policies = ", ".join(s.policy for s in cls.sources)
+    lines.append(f"{_INDENT}chain {cls.chain} {{")
+    lines.append(f"{_INDENT * 2}comment {_quote(f'{word} class {cls.number}: {policies}')}")
+    for version in (4, 6):
+        if cls.elements.get(version):
+            lines.append(
+                f"{_INDENT * 2}{_FAMILY[version]} {peer} . meta l4proto . th dport "
+                f"@{cls.set_name(version)} return"
+            )
+    lines.append(f"{_INDENT * 2}drop")
+    lines.append(f"{_INDENT}}}")
+    return lines
+
+
+def render_plan(plan: RulesetPlan) -> str:
+    """The ``nft -f`` text for ``plan`` (see the module docstring for the replacement idiom)."""
+    lines = [
+        "# Generated by kubefence: Kubernetes NetworkPolicy enforced on the forward hook.",
+        "# Replaces table inet kubefence in one atomic transaction.",
+        f"table {TABLE} {{}}",
+        f"delete table {TABLE}",
+        f"table {TABLE} {{",
+    ]
+    lines.extend(_map_lines("egress", 4, plan.egress_dispatch, "eg"))
+    lines.extend(_map_lines("egress", 6, plan.egress_dispatch, "eg"))
+    lines.extend(_map_lines("ingress", 4, plan.ingress_dispatch, "in"))
+    lines.extend(_map_lines("ingress", 6, plan.ingress_dispatch, "in"))
+    node = {v: [str(a) for a in plan.node_addresses if a.version == v] for v in (4, 6)}
+    for version in (4, 6):
+        if node[version]:
+            lines.append(f"{_INDENT}set node_v{version} {{")
+            lines.append(f"{_INDENT * 2}type {_ADDRESS_TYPE[version]}")
+            lines.extend(_elements_block(node[version], _INDENT * 2))
+            lines.append(f"{_INDENT}}}")
+    for cls in (*plan.egress, *plan.ingress):
+        lines.extend(_class_lines(cls))
+    lines.extend(
+        [
+            "",
+            f"{_INDENT}# Every pod-to-pod packet crosses this hook in the node namespace.",
+            f"{_INDENT}chain forward {{",
+            f"{_INDENT * 2}type filter hook forward priority filter; policy accept;",
+            f"{_INDENT * 2}ct state established,related accept",
+        ]
+    )
+    for version in (4, 6):
+        if node[version]:
+            lines.append(f"{_INDENT * 2}{_FAMILY[version]} saddr @node_v{version} accept")
+    lines.extend(
+        [
+            f"{_INDENT * 2}ip saddr vmap @egress_v4",
+            f"{_INDENT * 2}ip6 saddr vmap @egress_v6",
+            f"{_INDENT * 2}ip daddr vmap @ingress_v4",
+            f"{_INDENT * 2}ip6 daddr vmap @ingress_v6",
+            f"{_INDENT}}}",
+            "",
+            f"{_INDENT}# Pods' connections to the node's own addresses: source egress applies.",
+            f"{_INDENT}chain input {{",
+            f"{_INDENT * 2}type filter hook input priority filter; policy accept;",
+            f"{_INDENT * 2}ct state established,related accept",
+            f"{_INDENT * 2}{_NEIGHBOUR_DISCOVERY} accept",
+            f"{_INDENT * 2}ip saddr vmap @egress_v4",
+            f"{_INDENT * 2}ip6 saddr vmap @egress_v6",
+            f"{_INDENT}}}",
+        ]
+    )
+    if not plan.allow_from_node:
+        lines.extend(
+            [
+                "",
+                f"{_INDENT}# Traffic from the node is not exempt (S24 off): the destination's"
+                " ingress applies.",
+                f"{_INDENT}chain output {{",
+                f"{_INDENT * 2}type filter hook output priority filter; policy accept;",
+                f"{_INDENT * 2}ct state established,related accept",
+                f"{_INDENT * 2}{_NEIGHBOUR_DISCOVERY} accept",
+                f"{_INDENT * 2}ip daddr vmap @ingress_v4",
+                f"{_INDENT * 2}ip6 daddr vmap @ingress_v6",
+                f"{_INDENT}}}",
+            ]
+        )
+    lines.extend(["}", ""])
+    return "\n".join(lines)
