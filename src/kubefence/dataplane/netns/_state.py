@@ -1,0 +1,152 @@
+"""What a sandbox made, written down so that a later command (or a crash) can find it.
+
+Why this module exists: every sandbox command is a separate process, and ``down`` must remove
+every namespace, link and process even after the sandbox's processes were killed. The state is a
+small JSON document under ``/run/kubefence/<name>/state.json``, written atomically (temporary
+file + rename) *before* each resource is created, so a crash never leaves something unrecorded.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from kubefence.dataplane.netns._plan import PodSlot
+from kubefence.errors import DataplaneError
+
+__all__ = ["RUN_DIR", "SandboxState", "ServerRecord", "load_state", "save_state", "state_dir"]
+
+RUN_DIR = Path("/run/kubefence")
+STATE_FILE = "state.json"
+_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ServerRecord:
+    """The daemonised server process: pid plus start time, so a reused pid is never killed."""
+
+    pid: int
+    start_time: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxState:
+    """Everything a sandbox made; ``namespaces`` lists names before they are created."""
+
+    name: str
+    node_netns: str
+    phase: str = "creating"  # creating -> ready; "applying" while an apply runs
+    namespaces: tuple[str, ...] = ()
+    pods: Mapping[str, PodSlot] = field(default_factory=dict)
+    server: ServerRecord | None = None
+    default_namespace: str = "default"
+    manifests: tuple[str, ...] = ()  # copies of the applied manifests, relative to the state dir
+    unprobed: Mapping[str, str] = field(default_factory=dict)  # pod key -> why it does not run
+
+    def with_changes(self, **changes: Any) -> SandboxState:
+        return replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": _VERSION,
+            "name": self.name,
+            "phase": self.phase,
+            "nodeNamespace": self.node_netns,
+            "namespaces": list(self.namespaces),
+            "pods": [
+                {
+                    "key": s.key,
+                    "index": s.index,
+                    "netns": s.netns,
+                    "nodeInterface": s.node_if,
+                    "ipv4": str(s.ipv4),
+                    "ipv6": str(s.ipv6),
+                }
+                for s in self.pods.values()
+            ],
+            "server": (
+                None
+                if self.server is None
+                else {"pid": self.server.pid, "startTime": self.server.start_time}
+            ),
+            "defaultNamespace": self.default_namespace,
+            "manifests": list(self.manifests),
+            "unprobed": dict(self.unprobed),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SandboxState:
+        """Parse a state document; anything malformed raises ``DataplaneError``."""
+        try:
+            if data.get("version") != _VERSION:
+                raise ValueError(f"unknown state version {data.get('version')!r}")
+            pods = {}
+            for item in data["pods"]:
+                slot = PodSlot(
+                    key=str(item["key"]),
+                    index=int(item["index"]),
+                    netns=str(item["netns"]),
+                    node_if=str(item["nodeInterface"]),
+                    ipv4=ipaddress.IPv4Address(item["ipv4"]),
+                    ipv6=ipaddress.IPv6Address(item["ipv6"]),
+                )
+                pods[slot.key] = slot
+            server = data.get("server")
+            return cls(
+                name=str(data["name"]),
+                node_netns=str(data["nodeNamespace"]),
+                phase=str(data["phase"]),
+                namespaces=tuple(str(n) for n in data["namespaces"]),
+                pods=dict(sorted(pods.items())),
+                server=(
+                    None
+                    if server is None
+                    else ServerRecord(
+                        pid=int(server["pid"]),
+                        start_time=(
+                            None if server.get("startTime") is None else int(server["startTime"])
+                        ),
+                    )
+                ),
+                default_namespace=str(data.get("defaultNamespace", "default")),
+                manifests=tuple(str(m) for m in data.get("manifests", ())),
+                unprobed={str(k): str(v) for k, v in dict(data.get("unprobed", {})).items()},
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DataplaneError(f"unreadable sandbox state ({exc})") from exc
+
+
+def state_dir(name: str, *, run_dir: Path = RUN_DIR) -> Path:
+    return run_dir / name
+
+
+def save_state(state: SandboxState, *, run_dir: Path = RUN_DIR) -> None:
+    """Write the state atomically: readers see the old or the new document, never half."""
+    directory = state_dir(state.name, run_dir=run_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{STATE_FILE}.tmp"
+    tmp.write_text(json.dumps(state.to_json(), indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, directory / STATE_FILE)
+
+
+def load_state(name: str, *, run_dir: Path = RUN_DIR) -> SandboxState | None:
+    """The recorded state of sandbox ``name``, or None when there is none."""
+    path = state_dir(name, run_dir=run_dir) / STATE_FILE
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise DataplaneError(f"cannot read {path}: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataplaneError(f"{path} is not valid JSON ({exc}); remove it by hand") from exc
+    if not isinstance(data, dict):
+        raise DataplaneError(f"{path} does not hold a sandbox state")
+    return SandboxState.from_json(data)
