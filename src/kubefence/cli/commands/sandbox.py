@@ -1,0 +1,333 @@
+"""``kubefence sandbox up|apply|probe|verify|exec|status|down``: policies on real packets.
+
+Why this module exists: it is the user's handle on the network-namespace sandbox
+(``kubefence.dataplane.netns``): it reads manifests, keeps a copy of them with the sandbox's state
+(so ``probe`` and ``verify`` in later processes know what is enforced), renders results as tables
+or DESIGN.md's matrix JSON, and compares real packets with the engine's prediction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from kubefence.api import Inventory, Protocol
+from kubefence.cli._inputs import add_input_arguments
+from kubefence.dataplane import netns
+from kubefence.errors import InputError
+from kubefence.semantics import DEFAULT_SETTINGS, Decision, decide
+
+NAME = "sandbox"
+HELP = "run the manifests on a network-namespace cluster and enforce the policies with nftables"
+
+_MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+
+    def _named(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--name", default="default", help="sandbox name (default: %(default)s)")
+        return sub
+
+    up = _named("up", "create the sandbox: namespaces, nftables, servers")
+    add_input_arguments(up)
+    apply = _named("apply", "replace what runs (policies, labels, pods) in one nft transaction")
+    add_input_arguments(apply)
+    probe = _named("probe", "real-packet reachability between every pair of pods")
+    probe.add_argument("--port", default="80", help="port number or name (default: 80)")
+    probe.add_argument("--protocol", default="TCP", type=str.upper, choices=["TCP", "UDP", "SCTP"])
+    probe.add_argument("--timeout", type=float, default=1.0, help="seconds (default: 1)")
+    probe.add_argument("--ipv6", action="store_true", help="probe the pods' IPv6 addresses")
+    probe.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    verify = _named("verify", "probe every declared port and compare with the prediction")
+    verify.add_argument("--timeout", type=float, default=1.0, help="seconds (default: 1)")
+    verify.add_argument("--ipv6", action="store_true", help="probe the pods' IPv6 addresses")
+    run = _named("exec", "run a command inside a pod's network namespace")
+    run.add_argument("pod", metavar="NS/POD")
+    run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+    status = _named("status", "show the sandbox's pods, addresses and health")
+    status.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    _named("down", "remove every namespace, link, process and file the sandbox made")
+
+
+def run(args: argparse.Namespace) -> int:
+    action = {
+        "up": _up,
+        "apply": _apply,
+        "probe": _probe,
+        "verify": _verify,
+        "exec": _exec,
+        "status": _status,
+        "down": _down,
+    }[args.action]
+    netns.check_name(args.name)
+    return action(args)
+
+
+# --- manifests ------------------------------------------------------------------------------
+
+
+def _manifest_files(path: str) -> list[str]:
+    if not os.path.isdir(path):
+        return [path]
+    found = []
+    for root, dirs, names in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [
+            os.path.join(root, n)
+            for n in sorted(names)
+            if n.endswith(_MANIFEST_SUFFIXES) and not n.startswith(".")
+        ]
+    return found
+
+
+def _read_manifests(args: argparse.Namespace) -> tuple[Inventory, list[tuple[str, bytes]]]:
+    """Validate the ``-f`` inputs and keep their bytes, so the sandbox can store a copy."""
+    from kubefence.sources.files import load_paths
+
+    paths = list(args.filenames or [])
+    stdin_bytes = sys.stdin.buffer.read() if "-" in paths else b""
+    inventory = load_paths(paths, default_namespace=args.namespace, stdin=io.BytesIO(stdin_bytes))
+    contents: list[tuple[str, bytes]] = []
+    for path in paths:
+        if path == "-":
+            contents.append(("stdin.yaml", stdin_bytes))
+            continue
+        for file in _manifest_files(path):
+            contents.append((file, Path(file).read_bytes()))
+    return inventory, contents
+
+
+def _attach(args: argparse.Namespace) -> netns.Sandbox:
+    """The running sandbox with the inventory loaded from its stored manifests."""
+    from kubefence.sources.files import load_paths
+
+    state = netns.require_state(args.name)
+    paths = [str(Path(netns.RUN_DIR, args.name, m)) for m in state.manifests]
+    inventory = (
+        load_paths(paths, default_namespace=state.default_namespace) if paths else Inventory.of()
+    )
+    return netns.Sandbox.attach(args.name, inventory, settings=DEFAULT_SETTINGS)
+
+
+# --- actions ------------------------------------------------------------------------------
+
+
+def _up(args: argparse.Namespace) -> int:
+    netns.check_environment()
+    inventory, contents = _read_manifests(args)
+    sandbox = netns.Sandbox.up(
+        inventory, name=args.name, manifests=contents, default_namespace=args.namespace
+    )
+    pods = sandbox.state.pods
+    print(
+        f"sandbox {args.name!r} is up: {len(pods)} pods, {len(inventory.policies)} policies "
+        f"enforced in {sandbox.state.node_netns}"
+    )
+    for key, reason in sorted(sandbox.state.unprobed.items()):
+        print(f"  not running {key}: {reason}")
+    return 0
+
+
+def _apply(args: argparse.Namespace) -> int:
+    netns.check_environment(tools=("ip", "nft", "conntrack"))
+    inventory, contents = _read_manifests(args)
+    sandbox = _attach(args)
+    report = sandbox.apply(inventory, manifests=contents)
+    print(
+        f"sandbox {args.name!r}: {len(inventory.policies)} policies applied atomically; "
+        f"{len(report.added)} pods added, {len(report.removed)} removed, "
+        f"{len(report.cut)} established connections cut (S25)"
+    )
+    for flow in report.cut:
+        print(f"  cut {flow.protocol.value} {flow.src}:{flow.sport} -> {flow.dst}:{flow.dport}")
+    return 0
+
+
+def _parse_port(text: str) -> int | str:
+    if text.isdigit():
+        port = int(text)
+        if not 1 <= port <= 65535:
+            raise InputError(f"--port {text}: expected 1-65535 or a port name")
+        return port
+    return text
+
+
+def _table(matrix: netns.ProbeMatrix) -> str:
+    names = matrix.endpoints
+    width = max((len(n) for n in names), default=4)
+    header = " " * width + "  " + " ".join(str(i) for i in range(len(names)))
+    lines = [f"{matrix.protocol.value}/{matrix.port} (rows: from, columns: to)", header]
+    for i, src in enumerate(names):
+        cells = " ".join(matrix.cell(src, dst).rjust(len(str(j))) for j, dst in enumerate(names))
+        lines.append(f"{src.ljust(width)}  {cells}   [{i}]")
+    reasons = matrix.to_json()["unprobed"]
+    if reasons:
+        lines.append(f"{len(reasons)} pairs unprobed (?):")
+        lines += [f"  {r['from']} -> {r['to']}: {r['reason']}" for r in reasons]
+    return "\n".join(lines)
+
+
+def _probe(args: argparse.Namespace) -> int:
+    netns.check_environment()
+    sandbox = _attach(args)
+    matrix = sandbox.probe(
+        port=_parse_port(args.port),
+        protocol=Protocol(args.protocol),
+        timeout=args.timeout,
+        family=6 if args.ipv6 else 4,
+    )
+    if args.output == "json":
+        print(json.dumps(matrix.to_json(), indent=2))
+    else:
+        print(_table(matrix))
+    return 0
+
+
+def _explain(decision: Decision) -> str:
+    """One line: why the reference evaluator decided as it did."""
+    parts = [f"reason: {decision.reason.value}"]
+    for side in (decision.egress, decision.ingress):
+        if side is None or not side.applicable:
+            continue
+        label = f"{side.direction.value} of {side.endpoint}"
+        if not side.isolated:
+            parts.append(f"{label}: not isolated")
+        elif side.allowed:
+            admitted = ", ".join(f"{a.policy.key} rule {a.rule}" for a in side.admitted_by)
+            parts.append(f"{label}: allowed by {admitted}")
+        else:
+            isolating = ", ".join(p.key for p in side.isolating)
+            parts.append(f"{label}: isolated by {isolating}, no rule admits it")
+    return "; ".join(parts)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    netns.check_environment()
+    from kubefence.engine import compute_matrix
+
+    sandbox = _attach(args)
+    inventory = sandbox.inventory
+    specs = sorted(
+        {(p.port, p.protocol) for pod in inventory.pods for p in pod.ports},
+        key=lambda s: (s[1].value, s[0]),
+    )
+    if not specs:
+        print("no pod declares a container port: nothing to verify")
+        return 0
+    matrices = sandbox.probe_many(specs, timeout=args.timeout, family=6 if args.ipv6 else 4)
+    mismatches = unprobed = passed = 0
+    for (port, protocol), probed in zip(specs, matrices, strict=True):
+        predicted = compute_matrix(inventory, port=port, protocol=protocol)
+        for (src, dst), result in sorted(probed.results.items()):
+            if result.reachable is None:
+                unprobed += 1
+                continue
+            expected = predicted.allowed(src, dst)
+            if expected == result.reachable:
+                passed += 1
+                continue
+            mismatches += 1
+            decision = decide(inventory, src, dst, port=port, protocol=protocol)
+            print(
+                f"MISMATCH {protocol.value}/{port} {src} -> {dst}: predicted "
+                f"{'allowed' if expected else 'denied'}, packets {result.outcome.value} "
+                f"({result.detail}); {_explain(decision)}"
+            )
+        unprobed += len(probed.unprobed)
+    total = passed + mismatches + unprobed
+    print(
+        f"verify {args.name!r}: {total} pairs on {len(specs)} port/protocol combinations: "
+        f"{passed} agree, {mismatches} mismatch, {unprobed} unprobed (not counted as passed)"
+    )
+    if unprobed:
+        reasons = sorted(
+            {r.detail for m in matrices for r in m.results.values() if r.reachable is None}
+            | {reason for m in matrices for reason in m.unprobed.values()}
+        )
+        for reason in reasons:
+            print(f"  unprobed: {reason}")
+    return 1 if mismatches else 0
+
+
+def _exec(args: argparse.Namespace) -> int:
+    netns.check_environment(tools=("ip",))
+    command: Sequence[str] = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise InputError("name a command after the pod: kubefence sandbox exec NS/POD -- CMD ...")
+    state = netns.require_state(args.name)
+    slot = state.pods.get(args.pod)
+    if slot is None:
+        reason = state.unprobed.get(args.pod, "no such pod in this sandbox")
+        raise InputError(f"pod {args.pod}: {reason}")
+    try:
+        return subprocess.call(["ip", "netns", "exec", slot.netns, *command])
+    except FileNotFoundError as exc:
+        raise InputError(f"cannot run {command[0]!r}: {exc.strerror}") from exc
+
+
+def _status(args: argparse.Namespace) -> int:
+    netns.check_environment(tools=("ip",))
+    info = netns.status(args.name)
+    if args.output == "json":
+        print(
+            json.dumps(
+                {
+                    "name": info.name,
+                    "phase": info.phase,
+                    "healthy": info.healthy,
+                    "server": None
+                    if info.server is None
+                    else {"pid": info.server.pid, "alive": info.server_alive},
+                    "missingNamespaces": list(info.missing_namespaces),
+                    "pods": [
+                        {
+                            "pod": s.key,
+                            "netns": s.netns,
+                            "ipv4": str(s.ipv4),
+                            "ipv6": str(s.ipv6),
+                        }
+                        for s in info.pods
+                    ],
+                    "notRunning": dict(info.unprobed),
+                },
+                indent=2,
+            )
+        )
+    else:
+        server = (
+            "none"
+            if info.server is None
+            else f"pid {info.server.pid} ({'running' if info.server_alive else 'dead'})"
+        )
+        print(f"sandbox {info.name!r}: {info.phase}, server {server}")
+        for slot in info.pods:
+            print(f"  {slot.key:40} {slot.netns:20} {slot.ipv4!s:16} {slot.ipv6}")
+        for key, reason in sorted(info.unprobed.items()):
+            print(f"  {key:40} not running: {reason}")
+        if info.missing_namespaces:
+            print(f"  missing namespaces: {', '.join(info.missing_namespaces)} (run 'down')")
+    return 0 if info.healthy else 1
+
+
+def _down(args: argparse.Namespace) -> int:
+    report = netns.down(args.name)
+    if not (report.namespaces or report.state_removed):
+        print(f"sandbox {args.name!r}: nothing to remove")
+        return 0
+    print(
+        f"sandbox {args.name!r} is down: {len(report.namespaces)} namespaces removed"
+        + (", server stopped" if report.server_stopped else "")
+    )
+    return 0
