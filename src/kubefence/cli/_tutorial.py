@@ -1,0 +1,866 @@
+"""The namespace-isolation walk-through behind ``kubefence tutorial``: steps, runner, rendering.
+
+Why this module exists: people learn NetworkPolicy from one classic walk-through (run nginx in a
+namespace, curl it, deny all, allow by label, allow by namespace AND label, default-deny). This
+module holds that walk-through as data (``STEPS``: the kubectl commands, the manifests under
+``examples/tutorial/`` and the connections to try), replays it against kubefence's reference
+evaluator (the prediction, with its explanation) and, through an ``Observer``, against real
+packets (``NetnsObserver``: the sandbox and the machine's own ``curl``), and renders what a user
+would see plus a final table. The observer is swappable so unit tests can run without root.
+
+How ``--step N`` works: every step builds on the cluster state of the steps before it, so the
+manifests of steps 1..N-1 are applied silently and only step N is shown and checked.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Protocol as TypingProtocol
+from typing import TextIO
+
+import yaml
+
+from kubefence.api import Inventory, Operator, Pod, Protocol, Service
+from kubefence.dataplane.netns import Sandbox, check_environment, check_name, down
+from kubefence.errors import DataplaneError, EnvironmentProblem, InputError
+from kubefence.semantics import (
+    ANY_INDEX,
+    DEFAULT_SETTINGS,
+    Decision,
+    Direction,
+    MissReason,
+    PeerMiss,
+    PolicyMiss,
+    PolicyRef,
+    PortEntry,
+    Reason,
+    Settings,
+    SideDecision,
+    Unmet,
+    decide,
+)
+from kubefence.sources.files import load_paths
+
+__all__ = [
+    "STEPS",
+    "Action",
+    "Check",
+    "Console",
+    "ManifestState",
+    "NetnsObserver",
+    "Observation",
+    "Observer",
+    "Row",
+    "Step",
+    "TutorialResult",
+    "examples_dir",
+    "explain",
+    "kubectl_command",
+    "run_tutorial",
+]
+
+EXAMPLES_RELATIVE = Path("examples") / "tutorial"
+NOT_ENFORCED = "NOT ENFORCED — predictions only"
+
+
+# --- the walk-through as data ---------------------------------------------------------------
+
+
+class Verb(Enum):
+    APPLY = "apply"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One thing the user does: apply or delete a file of ``examples/tutorial/``.
+
+    ``command`` is what a Kubernetes user would type (``kubectl create namespace test`` is the
+    same as applying ``test-namespace.yaml``); ``show_yaml`` prints the file (policies)."""
+
+    verb: Verb
+    file: str
+    command: str = ""
+    show_yaml: bool = False
+
+    def display(self) -> str:
+        return self.command or f"kubectl {self.verb.value} -f {EXAMPLES_RELATIVE / self.file}"
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A connection the step tries: ``src`` and ``dst`` are ``ns/pod``.
+
+    ``teaches`` is the outcome the walk-through is about (allowed or not); the runner shows
+    kubefence's prediction, and a unit test holds the prediction to ``teaches``."""
+
+    src: str
+    dst: str
+    teaches: bool
+    note: str
+    port: int = 80
+    protocol: Protocol = Protocol.TCP
+
+    @property
+    def is_dns(self) -> bool:
+        return self.protocol is Protocol.UDP and self.port == 53
+
+    @property
+    def connection(self) -> str:
+        return f"{self.src} -> {self.dst}:{self.port}/{self.protocol.value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step of the walk-through; a step may come in parts (4a, 4b) that ``--step`` keeps
+    together."""
+
+    number: int
+    title: str
+    intro: str
+    actions: tuple[Action, ...]
+    checks: tuple[Check, ...]
+    part: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.number}{self.part}"
+
+
+def _apply(file: str, *, command: str = "", show_yaml: bool = False) -> Action:
+    return Action(Verb.APPLY, file, command=command, show_yaml=show_yaml)
+
+
+def _delete(file: str) -> Action:
+    return Action(Verb.DELETE, file)
+
+
+STEPS: tuple[Step, ...] = (
+    Step(
+        1,
+        "Namespaces alone isolate nothing",
+        "nginx runs in namespace test; busybox runs in namespace default. With no "
+        "NetworkPolicy at all, every pod may connect to every other pod.",
+        (
+            _apply("test-namespace.yaml", command="kubectl create namespace test"),
+            _apply("nginx.yaml"),
+            _apply("busybox.yaml"),
+        ),
+        (
+            Check(
+                "default/busybox",
+                "test/nginx",
+                True,
+                "no policy selects test/nginx: a different namespace is no barrier",
+            ),
+        ),
+    ),
+    Step(
+        2,
+        "Deny all ingress to nginx",
+        "deny-all-policy selects the pods labelled app=nginx and lists no ingress rule "
+        "(ingress: []): they are isolated for ingress and nothing may connect to them, not "
+        "even pods of their own namespace.",
+        (
+            _apply("test-busybox.yaml"),
+            _apply("deny-all-policy.yaml", show_yaml=True),
+        ),
+        (
+            Check("test/busybox", "test/nginx", False, "same namespace, still denied"),
+            Check("default/busybox", "test/nginx", False, "the step-1 connection is cut too"),
+        ),
+    ),
+    Step(
+        3,
+        "Allow by pod label",
+        "Remove deny-all-policy and apply allow-policy: only pods labelled app=nginx may reach "
+        "nginx. A podSelector without a namespaceSelector only covers the policy's own "
+        "namespace, so a pod labelled app=nginx in namespace default stays out.",
+        (
+            _delete("deny-all-policy.yaml"),
+            _apply("clients.yaml"),
+            _apply("allow-policy.yaml", show_yaml=True),
+        ),
+        (
+            Check("test/client", "test/nginx", True, "labelled app=nginx, same namespace"),
+            Check("test/busybox", "test/nginx", False, "no app=nginx label"),
+            Check(
+                "default/client",
+                "test/nginx",
+                False,
+                "labelled app=nginx, but in namespace default",
+            ),
+        ),
+    ),
+    Step(
+        4,
+        "Allow by namespace AND pod label — then OR",
+        "Replace allow-policy with allow-different-namespace-policy: one `from` item holding "
+        "both a namespaceSelector (env=staging) and a podSelector (app=nginx) admits pods "
+        "labelled app=nginx inside namespaces labelled env=staging.",
+        (
+            _delete("allow-policy.yaml"),
+            _apply("staging.yaml"),
+            _apply("allow-different-namespace-policy.yaml", show_yaml=True),
+        ),
+        (
+            Check("staging/client", "test/nginx", True, "env=staging namespace AND app=nginx"),
+            Check("staging/busybox", "test/nginx", False, "right namespace, no app=nginx label"),
+            Check(
+                "default/client", "test/nginx", False, "app=nginx, but not an env=staging namespace"
+            ),
+            Check(
+                "test/client",
+                "test/nginx",
+                False,
+                "allowed in step 3, but namespace test is not env=staging",
+            ),
+        ),
+        part="a",
+    ),
+    Step(
+        4,
+        "The same selectors as two list items: OR",
+        "Written as two `from` items, the selectors are ORed: every pod of an env=staging "
+        "namespace, plus pods labelled app=nginx in the policy's own namespace. The file keeps "
+        "the policy's name, so kubectl apply replaces it. Two connections open up.",
+        (_apply("allow-different-namespace-or-policy.yaml", show_yaml=True),),
+        (
+            Check("staging/client", "test/nginx", True, "still allowed (first item)"),
+            Check("staging/busybox", "test/nginx", True, "opened: any pod of staging"),
+            Check("test/client", "test/nginx", True, "opened: app=nginx in namespace test"),
+            Check(
+                "default/client",
+                "test/nginx",
+                False,
+                "still denied: podSelector alone means the policy's namespace",
+            ),
+        ),
+        part="b",
+    ),
+    Step(
+        5,
+        "Default deny of ingress and egress in a namespace",
+        "Remove the policy of namespace test. In namespace test-policy, "
+        "default-ingress-egress-deny selects every pod (podSelector {}) for Ingress and "
+        "Egress and allows nothing: no connection gets in or out, DNS lookups included.",
+        (
+            _delete("allow-different-namespace-or-policy.yaml"),
+            _apply(
+                "test-policy.yaml", command="kubectl apply -f examples/tutorial/test-policy.yaml"
+            ),
+            _apply("kube-dns.yaml"),
+            _apply("default-ingress-egress-deny.yaml", show_yaml=True),
+        ),
+        (
+            Check("default/busybox", "test-policy/web", False, "ingress into test-policy"),
+            Check("test-policy/busybox", "test-policy/web", False, "inside test-policy"),
+            Check("test-policy/busybox", "test/nginx", False, "egress out of test-policy"),
+            Check(
+                "test-policy/busybox",
+                "kube-system/kube-dns",
+                False,
+                "DNS is egress too",
+                port=53,
+                protocol=Protocol.UDP,
+            ),
+            Check(
+                "default/busybox",
+                "kube-system/kube-dns",
+                True,
+                "other namespaces still resolve names",
+                port=53,
+                protocol=Protocol.UDP,
+            ),
+            Check("default/busybox", "test/nginx", True, "namespace test has no policy left"),
+        ),
+    ),
+)
+
+
+def examples_dir(explicit: str | None = None) -> Path:
+    """The directory holding the tutorial's manifests.
+
+    ``explicit`` (``--examples``) wins; else ``examples/tutorial`` of the source checkout this
+    module runs from, else of the current directory. Raises ``EnvironmentProblem`` if absent."""
+    candidates: list[Path] = []
+    if explicit is not None:
+        candidates.append(Path(explicit))
+    else:
+        candidates.append(Path(__file__).resolve().parents[3] / EXAMPLES_RELATIVE)
+        candidates.append(Path.cwd() / EXAMPLES_RELATIVE)
+    for candidate in candidates:
+        if (candidate / STEPS[0].actions[0].file).is_file():
+            return candidate
+    tried = ", ".join(str(c) for c in candidates)
+    raise EnvironmentProblem(
+        f"the tutorial's manifests were not found (tried {tried}); run from a kubefence "
+        "checkout or pass --examples DIR"
+    )
+
+
+# --- the cluster state, as kubectl apply/delete would leave it ------------------------------
+
+
+def _object_keys(path: Path) -> frozenset[tuple[str, str, str]]:
+    try:
+        documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"{path}: cannot read the tutorial manifest ({exc})") from exc
+    keys = set()
+    for doc in documents:
+        if not isinstance(doc, Mapping):
+            continue
+        meta = doc.get("metadata") or {}
+        kind = str(doc.get("kind", ""))
+        namespace = "" if kind == "Namespace" else str(meta.get("namespace", "default"))
+        keys.add((kind, namespace, str(meta.get("name", ""))))
+    return frozenset(keys)
+
+
+@dataclass(slots=True)
+class ManifestState:
+    """The files applied so far, in order. Applying a file whose objects replace every object
+    of an earlier file (same kind, namespace and name) drops that file, as ``kubectl apply``
+    would overwrite the objects; deleting a file removes it."""
+
+    directory: Path
+    files: list[str] = field(default_factory=list)
+
+    def run(self, action: Action) -> None:
+        if action.verb is Verb.DELETE:
+            replaced = _object_keys(self.directory / action.file)
+            self.files = [f for f in self.files if _object_keys(self.directory / f) != replaced]
+            return
+        keys = _object_keys(self.directory / action.file)
+        self.files = [f for f in self.files if not _object_keys(self.directory / f) <= keys] + [
+            action.file
+        ]
+
+    def paths(self) -> list[Path]:
+        return [self.directory / f for f in self.files]
+
+    def inventory(self) -> Inventory:
+        return load_paths([str(p) for p in self.paths()])
+
+
+# --- observing real packets ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What a user saw: ``allowed`` None when the result says neither (an unexpected error)."""
+
+    allowed: bool | None
+    command: str  # what actually ran, e.g. "curl -sS -m 1 http://198.18.0.2/ (in test/busybox)"
+    lines: tuple[str, ...]  # the first lines of its output, as the user sees them
+
+
+class Observer(TypingProtocol):
+    """A data plane the tutorial replays on. ``sync`` brings it to the cluster state of a step
+    (first call: create it), ``observe`` tries the connections, ``close`` removes everything."""
+
+    description: str
+
+    def sync(self, inventory: Inventory, *, files: Sequence[Path]) -> None: ...
+
+    def observe(self, checks: Sequence[Check], inventory: Inventory) -> list[Observation]: ...
+
+    def close(self) -> None: ...
+
+
+# --- the runner -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of the final table."""
+
+    step: str  # the step's label, e.g. "4b"
+    check: Check
+    decision: Decision
+    observation: Observation | None
+
+    @property
+    def predicted(self) -> bool:
+        return self.decision.allowed
+
+    @property
+    def agrees(self) -> bool:
+        """True when not enforced, or when what was observed is what was predicted."""
+        return self.observation is None or self.observation.allowed == self.predicted
+
+
+@dataclass(frozen=True, slots=True)
+class TutorialResult:
+    rows: tuple[Row, ...]
+    enforced: bool
+
+    @property
+    def mismatches(self) -> tuple[Row, ...]:
+        return tuple(row for row in self.rows if not row.agrees)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.mismatches else 0
+
+
+class Console:
+    """Where the tutorial writes, with ANSI colour only when asked (``--no-color``, not a TTY
+    and ``NO_COLOR`` turn it off in the command)."""
+
+    _CODES: Mapping[str, str] = {
+        "bold": "1",
+        "dim": "2",
+        "green": "32",
+        "red": "31",
+        "yellow": "33",
+        "cyan": "36",
+    }
+
+    def __init__(self, stream: TextIO, *, color: bool) -> None:
+        self.stream = stream
+        self.color = color
+
+    def paint(self, text: str, *styles: str) -> str:
+        if not self.color or not styles:
+            return text
+        codes = ";".join(self._CODES[s] for s in styles)
+        return f"\x1b[{codes}m{text}\x1b[0m"
+
+    def line(self, text: str = "") -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+def _verdict(allowed: bool | None) -> str:
+    if allowed is None:
+        return "?"
+    return "allowed" if allowed else "denied"
+
+
+def run_tutorial(
+    directory: Path,
+    *,
+    console: Console,
+    observer: Observer | None,
+    not_enforced_reason: str | None = None,
+    only_step: int | None = None,
+    settings: Settings = DEFAULT_SETTINGS,
+    steps: Sequence[Step] = STEPS,
+) -> TutorialResult:
+    """Replay ``steps`` (all, or only ``only_step`` on the state of the steps before it).
+
+    With ``observer`` None nothing is enforced: the output says so and why
+    (``not_enforced_reason``), and the exit code is 0. The observer is not closed here."""
+    numbers = sorted({s.number for s in steps})
+    if only_step is not None and only_step not in numbers:
+        raise InputError(f"--step must be one of {', '.join(map(str, numbers))}")
+    total = numbers[-1] if numbers else 0
+    if observer is None:
+        _banner(console, not_enforced_reason)
+    else:
+        console.line(console.paint(f"Enforced on real packets: {observer.description}", "dim"))
+    state = ManifestState(directory)
+    rows: list[Row] = []
+    for step in steps:
+        if only_step is not None and step.number > only_step:
+            break
+        shown = only_step is None or step.number == only_step
+        if shown:
+            _render_step_head(console, step, directory, total=total)
+        for action in step.actions:
+            state.run(action)
+        if not shown:
+            continue
+        inventory = state.inventory()
+        if observer is not None:
+            observer.sync(inventory, files=state.paths())
+        decisions = [
+            decide(
+                inventory,
+                check.src,
+                check.dst,
+                port=check.port,
+                protocol=check.protocol,
+                settings=settings,
+            )
+            for check in step.checks
+        ]
+        observations: list[Observation | None] = (
+            list(observer.observe(step.checks, inventory))
+            if observer is not None
+            else [None] * len(step.checks)
+        )
+        for check, decision, observation in zip(step.checks, decisions, observations, strict=True):
+            row = Row(step.label, check, decision, observation)
+            _render_check(console, row, inventory)
+            rows.append(row)
+    result = TutorialResult(tuple(rows), enforced=observer is not None)
+    _render_table(console, result)
+    if observer is None:
+        _banner(console, not_enforced_reason)
+    return result
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def _banner(console: Console, reason: str | None) -> None:
+    text = NOT_ENFORCED + (f" ({reason})" if reason else "")
+    console.line(console.paint(text, "bold", "yellow"))
+
+
+def _render_step_head(console: Console, step: Step, directory: Path, *, total: int) -> None:
+    console.line()
+    title = f"Step {step.label}/{total}: {step.title}"
+    console.line(console.paint(f"── {title} " + "─" * max(0, 72 - len(title)), "bold", "cyan"))
+    console.line(step.intro)
+    for action in step.actions:
+        console.line()
+        console.line(console.paint(f"$ {action.display()}", "bold"))
+        if action.show_yaml and action.verb is Verb.APPLY:
+            text = (directory / action.file).read_text(encoding="utf-8")
+            for yaml_line in text.rstrip("\n").splitlines():
+                console.line(console.paint(f"    {yaml_line}", "dim"))
+
+
+def _service_for(inventory: Inventory, pod: Pod) -> Service | None:
+    for service in inventory.services:
+        if service.namespace != pod.namespace or not service.selector:
+            continue
+        if all(pod.labels.get(k) == v for k, v in service.selector.items()):
+            return service
+    return None
+
+
+def kubectl_command(check: Check, inventory: Inventory) -> str:
+    """What a Kubernetes user would type for ``check`` (via the destination's Service)."""
+    namespace, name = check.src.split("/", 1)
+    dst = inventory.pod_by_key.get(check.dst)
+    service = _service_for(inventory, dst) if dst is not None else None
+    if check.is_dns:
+        return f"kubectl exec -n {namespace} {name} -- nslookup -timeout=1 nginx.test"
+    host = f"{service.name}.{service.namespace}" if service is not None else check.dst
+    port = "" if check.port == 80 else f":{check.port}"
+    return f"kubectl exec -n {namespace} {name} -- curl -sS -m 1 http://{host}{port}"
+
+
+def _render_check(console: Console, row: Row, inventory: Inventory) -> None:
+    check = row.check
+    console.line()
+    console.line(console.paint(f"$ {kubectl_command(check, inventory)}", "bold"))
+    console.line(console.paint(f"  # {check.connection}: {check.note}", "dim"))
+    colour = "green" if row.predicted else "red"
+    console.line(f"  kubefence predicts: {console.paint(_verdict(row.predicted).upper(), colour)}")
+    for text in explain(row.decision):
+        console.line(f"    {text}")
+    observation = row.observation
+    if observation is None:
+        return
+    console.line(f"  observed ({observation.command}):")
+    for text in observation.lines or ("(no output)",):
+        console.line(console.paint(f"    {text}", "dim"))
+    if row.agrees:
+        console.line(console.paint("  ✓ as predicted", "green"))
+    else:
+        console.line(
+            console.paint(
+                f"  ✗ MISMATCH: predicted {_verdict(row.predicted)}, "
+                f"observed {_verdict(observation.allowed)}",
+                "bold",
+                "red",
+            )
+        )
+
+
+def _table_cells(row: Row) -> tuple[str, str, str, str]:
+    observed = "not enforced" if row.observation is None else _verdict(row.observation.allowed)
+    return (row.step, row.check.connection, _verdict(row.predicted), observed)
+
+
+def _render_table(console: Console, result: TutorialResult) -> None:
+    console.line()
+    console.line(console.paint("Summary", "bold"))
+    header = ("STEP", "CONNECTION", "EXPECTED", "OBSERVED")
+    cells = [_table_cells(row) for row in result.rows]
+    widths = [max(len(r[i]) for r in [header, *cells]) for i in range(3)]
+
+    def fmt(values: tuple[str, str, str, str]) -> str:
+        padded = [v.ljust(w) for v, w in zip(values[:3], widths, strict=True)]
+        return "  ".join([*padded, values[3]])
+
+    console.line(fmt(header))
+    for row, values in zip(result.rows, cells, strict=True):
+        text = fmt(values)
+        console.line(text if row.agrees else console.paint(f"{text}  ✗ MISMATCH", "bold", "red"))
+    if not result.enforced:
+        return
+    count = len(result.mismatches)
+    if count:
+        console.line(
+            console.paint(f"{count} observed result(s) differ from the prediction", "bold", "red")
+        )
+    else:
+        console.line(
+            console.paint(f"all {len(result.rows)} observed results match the prediction", "green")
+        )
+
+
+# --- explanations: a concise text rendering of a Decision -----------------------------------
+
+
+def _policy(ref: PolicyRef) -> str:
+    where = ""
+    if ref.file is not None:
+        where = f" ({Path(ref.file).name}" + (f":{ref.line})" if ref.line else ")")
+    return f"{ref.key}{where}"
+
+
+def _unmet(items: Iterable[Unmet]) -> str:
+    parts = []
+    for item in items:
+        if item.operator is Operator.IN and len(item.values) == 1:
+            wanted = f"{item.key}={item.values[0]}"
+        else:
+            wanted = f"{item.key} {item.operator.value} ({', '.join(item.values)})"
+        has = f"no {item.key} label" if item.actual is None else f"{item.key}={item.actual}"
+        parts.append(f"needs {wanted}, has {has}")
+    return "; ".join(parts)
+
+
+def _peer_miss(direction: Direction, rule: int, miss: PeerMiss) -> str:
+    field_name = "from" if direction is Direction.INGRESS else "to"
+    where = (
+        f"spec.{direction.value}[{rule}].{field_name}"
+        if miss.index == ANY_INDEX
+        else f"spec.{direction.value}[{rule}].{field_name}[{miss.index}]"
+    )
+    reason = miss.reason
+    if reason is MissReason.OTHER_NAMESPACE:
+        return (
+            f"{where}: a podSelector alone covers namespace {miss.expected_namespace} only; "
+            f"{miss.subject} is in {miss.namespace}"
+        )
+    if reason is MissReason.LABELS:
+        parts = []
+        if miss.namespace_unmet:
+            parts.append(f"namespace {miss.namespace} {_unmet(miss.namespace_unmet)}")
+        if miss.pod_unmet:
+            parts.append(f"pod {_unmet(miss.pod_unmet)}")
+        return f"{where}: {miss.subject}: " + "; ".join(parts)
+    return f"{where}: {miss.subject}: {reason.value}"
+
+
+def _ports(ports: Sequence[PortEntry]) -> str:
+    texts = []
+    for entry in ports:
+        if entry.protocol is None:
+            texts.append("any port")
+        elif entry.name is not None:
+            texts.append(f"{entry.name}/{entry.protocol.value}")
+        elif entry.low is None:
+            texts.append(f"any/{entry.protocol.value}")
+        elif entry.low == entry.high:
+            texts.append(f"{entry.low}/{entry.protocol.value}")
+        else:
+            texts.append(f"{entry.low}-{entry.high}/{entry.protocol.value}")
+    return ", ".join(texts)
+
+
+def _policy_miss(direction: Direction, miss: PolicyMiss) -> list[str]:
+    if not miss.rules:
+        return [f"{_policy(miss.policy)} lists no {direction.value} rule: it allows nothing"]
+    nearest = miss.nearest
+    assert nearest is not None  # rules is not empty
+    head = f"{_policy(miss.policy)}: no {direction.value} rule admits it; nearest"
+    if nearest.peer_matched:
+        ports = _ports(nearest.ports)
+        return [f"{head}: spec.{direction.value}[{nearest.rule}] allows only {ports}"]
+    misses = [_peer_miss(direction, nearest.rule, p) for p in nearest.peers]
+    if len(misses) == 1:
+        return [f"{head}: {misses[0]}"]
+    return [f"{head}, every peer misses:", *(f"  {text}" for text in misses)]
+
+
+def _side(side: SideDecision) -> list[str]:
+    what = "egress from" if side.direction is Direction.EGRESS else "ingress to"
+    if not side.applicable:
+        return [f"{what} {side.endpoint}: not a pod policies select, nothing applies"]
+    if not side.isolated:
+        return [
+            f"{what} {side.endpoint}: allowed, no policy selecting it has "
+            f"{side.direction.value.capitalize()} (not isolated)"
+        ]
+    isolating = ", ".join(ref.key for ref in side.isolating)
+    if side.allowed:
+        admission = side.admitted_by[0]
+        field_name = "from" if side.direction is Direction.INGRESS else "to"
+        peer = "" if admission.peer == ANY_INDEX else f"[{admission.peer}]"
+        return [
+            f"{what} {side.endpoint}: isolated by {isolating}; allowed by "
+            f"{_policy(admission.policy)} spec.{side.direction.value}[{admission.rule}]"
+            f".{field_name}{peer}"
+        ]
+    lines = [f"{what} {side.endpoint}: isolated by {isolating}; DENIED"]
+    for miss in side.misses:
+        lines.extend(f"  {text}" for text in _policy_miss(side.direction, miss))
+    return lines
+
+
+def explain(decision: Decision) -> list[str]:
+    """A few lines saying why ``decision`` is what it is (both sides, policies, rules)."""
+    if decision.reason is Reason.SELF:
+        return ["a pod may always connect to itself (S07)"]
+    if decision.reason is Reason.FROM_NODE:
+        return ["traffic from the pod's own node is always allowed (S24)"]
+    if decision.reason is Reason.UNRESOLVED_PORT:
+        return [f"the destination declares no port named {decision.port_name}"]
+    lines: list[str] = []
+    for side in (decision.egress, decision.ingress):
+        if side is not None:
+            lines.extend(_side(side))
+    for backend in decision.backends:
+        lines.extend(f"backend {backend.destination.name}: {t}" for t in explain(backend))
+    return lines or [f"decided by {decision.reason.value}"]
+
+
+# --- choosing the data plane ----------------------------------------------------------------
+
+
+def enforcement_unavailable() -> str | None:
+    """Why real packets cannot be used here (not root, a tool missing), or None."""
+    try:
+        check_environment(tools=("ip", "nft", "conntrack"))
+    except EnvironmentProblem as exc:
+        return str(exc)
+    if shutil.which("curl") is None:
+        return "the tutorial needs the 'curl' command; install with: apt-get install curl"
+    return None
+
+
+def stdout_is_tty() -> bool:
+    return sys.stdout.isatty()
+
+
+_CURL_EXIT_TIMEOUT = 28  # "Operation timed out": the SYN went unanswered (dropped by policy)
+_CURL_EXIT_REFUSED = 7  # "Failed to connect": a RST came back, so the packet reached the pod
+_PAGE_LINES = 4  # lines of the nginx welcome page shown for a connection that got through
+
+
+class NetnsObserver:
+    """Real packets: the kubefence sandbox (network namespaces filtered by nftables) and the
+    machine's own ``curl`` run inside the source pod's namespace.
+
+    HTTP checks run ``curl -sS -m 1 http://POD-IP/`` and show what curl prints; the DNS check
+    sends a UDP datagram to the kube-dns stand-in on port 53 with the sandbox's prober (the
+    stand-in echoes, it does not resolve) and shows it in nslookup's words."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        settings: Settings = DEFAULT_SETTINGS,
+        timeout: float = 1.0,
+    ) -> None:
+        self.name = check_name(name)
+        self.settings = settings
+        self.timeout = timeout
+        self.description = (
+            f"sandbox {name!r} (network namespaces kf-{name}-*, nftables), the machine's curl"
+        )
+        self._sandbox: Sandbox | None = None
+
+    def sync(self, inventory: Inventory, *, files: Sequence[Path]) -> None:
+        manifests = [(path.name, path.read_bytes()) for path in files]
+        if self._sandbox is None:
+            self._sandbox = Sandbox.up(
+                inventory, name=self.name, settings=self.settings, manifests=manifests
+            )
+        else:
+            self._sandbox.apply(inventory, manifests=manifests)
+
+    def observe(self, checks: Sequence[Check], inventory: Inventory) -> list[Observation]:
+        sandbox = self._sandbox
+        if sandbox is None:
+            raise DataplaneError("the tutorial's sandbox is not up")
+        with ThreadPoolExecutor(max_workers=max(1, len(checks))) as pool:
+            futures = [pool.submit(self._observe_one, sandbox, check) for check in checks]
+            return [future.result() for future in futures]
+
+    def _observe_one(self, sandbox: Sandbox, check: Check) -> Observation:
+        try:
+            source, destination = sandbox.slot(check.src), sandbox.slot(check.dst)
+        except InputError as exc:
+            return Observation(None, "not probed", (str(exc),))
+        if check.is_dns:
+            return self._lookup(sandbox, check, str(destination.ipv4))
+        port = "" if check.port == 80 else f":{check.port}"
+        curl = ["curl", "-sS", "-m", f"{self.timeout:g}", f"http://{destination.ipv4}{port}/"]
+        shown = f"{' '.join(curl)} in {check.src}'s namespace {source.netns}"
+        try:
+            done = subprocess.run(
+                ["ip", "netns", "exec", source.netns, *curl],
+                capture_output=True,
+                text=True,
+                timeout=self.timeout + 10,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return Observation(None, shown, ("curl did not finish",))
+        if done.returncode == 0:
+            lines = done.stdout.splitlines()
+            more = ("…",) if len(lines) > _PAGE_LINES else ()
+            return Observation(True, shown, (*lines[:_PAGE_LINES], *more))
+        errors = tuple(done.stderr.strip().splitlines()) or (f"curl exit {done.returncode}",)
+        if done.returncode == _CURL_EXIT_TIMEOUT:
+            return Observation(False, shown, errors)
+        if done.returncode == _CURL_EXIT_REFUSED:
+            return Observation(True, shown, (*errors, "(refused by the pod itself: reached it)"))
+        return Observation(None, shown, errors)
+
+    def _lookup(self, sandbox: Sandbox, check: Check, address: str) -> Observation:
+        shown = f"DNS query, UDP to {address}:53 from {check.src}, {self.timeout:g} s timeout"
+        matrix = sandbox.probe_many(
+            [(check.port, check.protocol)], timeout=self.timeout, pairs=[(check.src, check.dst)]
+        )[0]
+        result = matrix.results.get((check.src, check.dst))
+        if result is None or result.reachable is None:
+            reason = matrix.unprobed.get((check.src, check.dst)) or (
+                result.detail if result is not None else "not probed"
+            )
+            return Observation(None, shown, (reason,))
+        if result.reachable:
+            return Observation(
+                True, shown, (f"reply from {address}#53 (the sandbox's kube-dns echoes queries)",)
+            )
+        return Observation(False, shown, (";; connection timed out; no servers could be reached",))
+
+    def keep_instructions(self) -> list[str]:
+        """What to type to explore the sandbox left up by ``--keep``."""
+        sandbox = self._sandbox
+        if sandbox is None:
+            return []
+        nginx = sandbox.state.pods.get("test/nginx")
+        target = f"http://{nginx.ipv4}/" if nginx is not None else "http://POD-IP/"
+        name = "" if self.name == "default" else f" --name {self.name}"
+        return [
+            "",
+            f"The sandbox {self.name!r} is still up (--keep). Explore it:",
+            f"  kubefence sandbox exec{name} test/busybox -- curl -sS -m 1 {target}",
+            f"  kubefence sandbox probe{name} --port 80 -o table",
+            f"  kubefence sandbox status{name}",
+            f"Remove it with: kubefence sandbox down{name}",
+        ]
+
+    def close(self) -> None:
+        """Remove every namespace, process and file of the sandbox (also a half-made one)."""
+        self._sandbox = None
+        down(self.name)

@@ -1,0 +1,112 @@
+"""``kubefence tutorial``: the namespace-isolation walk-through, on real packets when possible.
+
+Why this module exists: it is the command-line face of ``kubefence.cli._tutorial`` — it picks
+the data plane (the netns sandbox as root, else predictions only, clearly labelled), colour, and
+makes sure the sandbox is taken down afterwards, also on Ctrl-C or SIGTERM, unless ``--keep``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from kubefence.cli._tutorial import (
+    Console,
+    NetnsObserver,
+    enforcement_unavailable,
+    examples_dir,
+    run_tutorial,
+    stdout_is_tty,
+)
+from kubefence.dataplane.netns import list_sandboxes
+
+NAME = "tutorial"
+HELP = (
+    "replay the namespace-isolation walk-through (deny all, allow by label, by namespace AND "
+    "label, default deny) on real packets in a sandbox; predictions only without root"
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--step",
+        type=int,
+        metavar="N",
+        help="show and check only step N (1-5); the manifests of the steps before it are "
+        "applied silently, since each step builds on them",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the sandbox up afterwards and print how to explore it",
+    )
+    parser.add_argument(
+        "--no-color", action="store_true", help="no ANSI colour (also off when not a terminal)"
+    )
+    parser.add_argument(
+        "--name",
+        default="tutorial",
+        help="sandbox name (default: %(default)s); namespaces are kf-NAME-*",
+    )
+    parser.add_argument(
+        "--predict-only",
+        action="store_true",
+        help="do not create a sandbox, even as root: show the predictions only",
+    )
+    parser.add_argument(
+        "--examples",
+        metavar="DIR",
+        help="directory with the tutorial's manifests (default: examples/tutorial of the "
+        "kubefence checkout)",
+    )
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt so the sandbox is taken down by ``finally``."""
+
+    def _handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run(args: argparse.Namespace) -> int:
+    directory = examples_dir(args.examples)
+    color = not args.no_color and stdout_is_tty() and "NO_COLOR" not in os.environ
+    console = Console(sys.stdout, color=color)
+    reason = "--predict-only was given" if args.predict_only else enforcement_unavailable()
+    if reason is not None:
+        result = run_tutorial(
+            directory,
+            console=console,
+            observer=None,
+            not_enforced_reason=reason,
+            only_step=args.step,
+        )
+        return result.exit_code
+
+    observer = NetnsObserver(args.name)
+    if args.name in list_sandboxes():
+        console.line(f"Removing the sandbox {args.name!r} left up by an earlier run.")
+    with _sigterm_interrupts():
+        try:
+            result = run_tutorial(
+                directory, console=console, observer=observer, only_step=args.step
+            )
+        finally:
+            if args.keep:
+                for text in observer.keep_instructions():
+                    console.line(text)
+            else:
+                observer.close()
+    return result.exit_code
