@@ -28,16 +28,23 @@ from kubefence.api._models import (
     Service,
     ServicePort,
 )
+from kubefence.api._parse import API_VERSIONS, WORKLOAD_KINDS, build_inventory
+from kubefence.api._tree import Document, LineDict, LineList
 
 __all__ = [
+    "API_VERSIONS",
     "METADATA_NAME_LABEL",
+    "WORKLOAD_KINDS",
     "ContainerPort",
+    "Document",
     "IPAddress",
     "IPBlock",
     "IPNetwork",
     "Inventory",
     "LabelSelector",
     "Labels",
+    "LineDict",
+    "LineList",
     "Namespace",
     "NetworkPolicy",
     "Operator",
@@ -51,4 +58,5 @@ __all__ = [
     "Rule",
     "Service",
     "ServicePort",
+    "build_inventory",
 ]
