@@ -1,1 +1,18 @@
-"""Vectorised whole-cluster reachability (numpy): the semantic core's answers for every pair."""
+"""Vectorised whole-cluster reachability (numpy): the semantic core's answers for every pair.
+
+Pure (no I/O). ``compute_matrix`` answers one port; ``ReachabilityAnalysis`` prepares an
+inventory once and answers many ports; ``port_classes`` names the ports worth asking about.
+"""
+
+from __future__ import annotations
+
+from kubefence.engine._compute import ReachabilityAnalysis, compute_matrix, parse_port
+from kubefence.engine._matrix import Matrix, NamespaceSummary
+
+__all__ = [
+    "Matrix",
+    "NamespaceSummary",
+    "ReachabilityAnalysis",
+    "compute_matrix",
+    "parse_port",
+]

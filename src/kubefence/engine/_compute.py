@@ -1,0 +1,296 @@
+"""Whole-cluster reachability for one port: the compiled algebra applied to pod classes at once.
+
+Why this module exists: the reference evaluator answers one pair at a time; auditing a cluster
+needs every pair. This module applies the same compiled policies (``semantics._algebra``) to
+boolean vectors over pod classes and combines them with matrix products, namespace by
+namespace (a policy only selects pods of its own namespace, S01), so that the work grows with
+classes x rules of one namespace rather than pods x pods x policies:
+
+    egress_ok[s, d]  = not egress_isolated[s]  or OR_rules(selected[s] and peer[d] and port[d])
+    ingress_ok[s, d] = not ingress_isolated[d] or OR_rules(selected[d] and peer[s] and port[d])
+    allowed          = egress_ok and ingress_ok                                   (S05)
+
+The port of a connection is always judged at its destination (S21): for ingress the selected
+pod, for egress the peer pod. ``ReachabilityAnalysis`` keeps everything that does not depend on
+the port (classes, selector results, peer vectors), so asking for many ports costs little more
+than asking for one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from kubefence.api import ContainerPort, Inventory, Protocol
+from kubefence.engine._classes import ClassIndex, PodClasses, classify, distinct_blocks
+from kubefence.engine._matrix import Matrix
+from kubefence.semantics import (
+    DEFAULT_SETTINGS,
+    CompiledPolicy,
+    CompiledRule,
+    PeerKind,
+    PeerMatcher,
+    PortMatcher,
+    Settings,
+    compile_policies,
+    resolve_named_port,
+)
+
+__all__ = ["ReachabilityAnalysis", "compute_matrix", "parse_port"]
+
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+
+_RULE_CHUNK = 512  # rules per matrix product; bounds the memory of one namespace's block
+
+
+def parse_port(port: int | str) -> int | str:
+    """A port as given by a user: digits are a number, anything else a port name."""
+    if isinstance(port, str) and port.isdigit():
+        return int(port)
+    return port
+
+
+class ReachabilityAnalysis:
+    """Port-independent preparation of one inventory; ``matrix(port=...)`` per port."""
+
+    def __init__(self, inventory: Inventory, *, settings: Settings = DEFAULT_SETTINGS) -> None:
+        self.inventory = inventory
+        self.settings = settings
+        self.policies: tuple[CompiledPolicy, ...] = compile_policies(inventory.policies)
+        self.classes: PodClasses = classify(
+            inventory,
+            blocks=distinct_blocks(self.policies),
+            extra_namespaces={p.namespace for p in self.policies},
+        )
+        self.index = ClassIndex(self.classes, settings=settings)
+        self._block_pos = {b: k for k, b in enumerate(self.classes.blocks)}
+        self._peer_cache: dict[tuple[PeerMatcher, ...], BoolArray] = {}
+        self._by_namespace: dict[int, list[tuple[CompiledPolicy, BoolArray]]] = {}
+        for policy in self.policies:
+            k = self.classes.namespace_index(policy.namespace)
+            assert k is not None  # classify() saw every policy namespace
+            lo, hi = self.classes.ns_range[k]
+            selected = np.zeros(hi - lo, dtype=np.bool_)
+            ids = self.index.select(policy.pod_selector, namespace=policy.namespace)
+            selected[ids - lo] = True  # S01 + S23 (hostNetwork never selected unless set)
+            self._by_namespace.setdefault(k, []).append((policy, selected))
+        self._endpoint_ns = self.classes.namespace_of[self.classes.of_pod]
+        # S21 + S23: named policy ports resolve only against a selectable pod's ports; a
+        # hostNetwork pod acts as its node's IP, where a named port matches nothing.
+        self._named_targets = (
+            np.ones(self.classes.count, dtype=np.bool_)
+            if settings.host_network_selectable
+            else ~self.classes.host_network
+        )
+        self._from_node = self._node_overrides()
+
+    def _node_overrides(self) -> tuple[tuple[int, tuple[int, ...]], ...]:
+        """S24: (hostNetwork pod, pods on its node) pairs allowed whatever the policies say."""
+        if not self.settings.allow_from_node or self.settings.host_network_selectable:
+            return ()
+        on_node: dict[str, list[int]] = {}
+        hosts: list[tuple[int, str]] = []
+        for i, pod in enumerate(self.inventory.pods):
+            if pod.node is None:
+                continue
+            if pod.host_network:
+                hosts.append((i, pod.node))
+            else:
+                on_node.setdefault(pod.node, []).append(i)
+        return tuple((i, tuple(on_node[node])) for i, node in hosts if on_node.get(node))
+
+    # --- port-independent vectors --------------------------------------------------------
+
+    def peer_vector(self, peers: tuple[PeerMatcher, ...]) -> BoolArray:
+        """Classes matched by any of ``peers`` (S10: peers of one rule are ORed)."""
+        hit = self._peer_cache.get(peers)
+        if hit is not None:
+            return hit
+        classes = self.classes
+        vector = np.zeros(classes.count, dtype=np.bool_)
+        for peer in peers:
+            if peer.kind is PeerKind.ANY:  # S09: every pod (and every IP)
+                vector[:] = True
+                break
+            if peer.kind is PeerKind.IP_BLOCK:
+                # S15: pod IPs inside cidr minus excepts; a pod without IPs never matches.
+                assert peer.ip_block is not None
+                column = classes.in_block[:, self._block_pos[peer.ip_block]]
+                if not self.settings.ipblock_matches_pods:
+                    column = column & classes.host_network
+                vector |= column
+                continue
+            # S11/S12/S13/S14: pod selector within the own namespace or selected namespaces.
+            ids = self.index.select(
+                peer.pod_selector,
+                namespace=peer.namespace,
+                namespace_selector=peer.namespace_selector,
+            )
+            vector[ids] = True
+        self._peer_cache[peers] = vector
+        return vector
+
+    # --- port-dependent vectors ----------------------------------------------------------
+
+    def _resolved(
+        self, name: str, protocol: Protocol, cache: dict[tuple[str, Protocol], IntArray]
+    ) -> IntArray:
+        """Per class: the number ``name``/``protocol`` resolves to (S21), -1 when undeclared."""
+        hit = cache.get((name, protocol))
+        if hit is None:
+            memo: dict[tuple[ContainerPort, ...], int] = {}
+            values = []
+            for ports in self.classes.ports:
+                value = memo.get(ports)
+                if value is None:
+                    resolved = resolve_named_port(name, protocol, ports)
+                    value = -1 if resolved is None else resolved
+                    memo[ports] = value
+                values.append(value)
+            hit = np.asarray(values, dtype=np.int64)
+            cache[(name, protocol)] = hit
+        return hit
+
+    def _port_vector(
+        self,
+        matchers: tuple[PortMatcher, ...],
+        *,
+        effective: IntArray,
+        protocol: Protocol,
+        named: dict[tuple[str, Protocol], IntArray],
+    ) -> BoolArray:
+        """Destination classes where the connection's port matches any of ``matchers``."""
+        out = np.zeros(self.classes.count, dtype=np.bool_)
+        for m in matchers:
+            if m.protocol is None:  # S09: ports absent or empty, every port and protocol
+                out[:] = True
+                break
+            if m.protocol is not protocol:
+                continue
+            if m.name is not None:  # S21: named, resolved at the destination pod
+                resolved = self._resolved(m.name, protocol, named)
+                out |= (resolved == effective) & self._named_targets
+            elif m.low is None:  # S19: protocol only, every port
+                out[:] = True
+                break
+            else:  # S20: inclusive range (a single port is low == high)
+                assert m.high is not None
+                out |= (effective >= m.low) & (effective <= m.high)
+        return out
+
+    # --- the matrix ----------------------------------------------------------------------
+
+    def class_matrix(self, port: int | str, protocol: Protocol = Protocol.TCP) -> BoolArray:
+        """allowed[a, b] between distinct pods of classes a and b (no S07 diagonal)."""
+        classes = self.classes
+        count = classes.count
+        port = parse_port(port)
+        named: dict[tuple[str, Protocol], IntArray] = {}
+        if isinstance(port, int):
+            effective = np.full(count, port, dtype=np.int64)
+        else:
+            # A port name is resolved per destination; a destination that does not declare it
+            # cannot be connected to on it.
+            effective = self._resolved(port, protocol, named)
+        reachable = effective >= 0
+        allowed = np.ones((count, count), dtype=np.bool_)
+        allowed[:, ~reachable] = False
+        port_cache: dict[tuple[PortMatcher, ...], BoolArray] = {}
+
+        def port_vector(rule: CompiledRule) -> BoolArray:
+            hit = port_cache.get(rule.ports)
+            if hit is None:
+                hit = (
+                    self._port_vector(
+                        rule.ports, effective=effective, protocol=protocol, named=named
+                    )
+                    & reachable
+                )
+                port_cache[rule.ports] = hit
+            return hit
+
+        for k, entries in sorted(self._by_namespace.items()):
+            lo, hi = classes.ns_range[k]
+            if lo == hi:
+                continue
+            # Ingress of destinations in this namespace (S03, S04, S08).
+            isolated = np.zeros(hi - lo, dtype=np.bool_)
+            sources: list[BoolArray] = []
+            targets: list[BoolArray] = []
+            for policy, selected in entries:
+                if policy.ingress is None or not selected.any():
+                    continue
+                isolated |= selected
+                for rule in policy.ingress:
+                    sources.append(self.peer_vector(rule.peers))
+                    targets.append(selected & port_vector(rule)[lo:hi])
+            if isolated.any():
+                ok = _or_of_outer(sources, targets, shape=(count, hi - lo))
+                ok[:, ~isolated] = True
+                allowed[:, lo:hi] &= ok
+            # Egress of sources in this namespace.
+            isolated = np.zeros(hi - lo, dtype=np.bool_)
+            sources = []
+            targets = []
+            for policy, selected in entries:
+                if policy.egress is None or not selected.any():
+                    continue
+                isolated |= selected
+                for rule in policy.egress:
+                    sources.append(selected)
+                    targets.append(self.peer_vector(rule.peers) & port_vector(rule))
+            if isolated.any():
+                ok = _or_of_outer(sources, targets, shape=(hi - lo, count))
+                ok[~isolated, :] = True
+                allowed[lo:hi, :] &= ok
+        return allowed
+
+    def matrix(self, port: int | str, protocol: Protocol = Protocol.TCP) -> Matrix:
+        """The pod-level result for one port (a number, or a name resolved per destination)."""
+        overrides = self._from_node
+        if overrides and not isinstance(parse_port(port), int):
+            # A name the destination does not declare stays unreachable, even from its node.
+            named: dict[tuple[str, Protocol], IntArray] = {}
+            declared = self._resolved(str(port), protocol, named)[self.classes.of_pod] >= 0
+            overrides = tuple(
+                (i, kept)
+                for i, dsts in overrides
+                if (kept := tuple(j for j in dsts if declared[j]))
+            )
+        return Matrix(
+            port=str(port),
+            protocol=protocol,
+            endpoints=tuple(p.key for p in self.inventory.pods),
+            class_of=self.classes.of_pod,
+            class_allowed=self.class_matrix(port, protocol),
+            endpoint_namespace=self._endpoint_ns,
+            namespaces=self.classes.namespaces,
+            self_allowed=self.settings.self_traffic_allowed,
+            overrides=overrides,
+        )
+
+
+def _or_of_outer(
+    left: Sequence[BoolArray], right: Sequence[BoolArray], *, shape: tuple[int, int]
+) -> BoolArray:
+    """OR over k of outer(left[k], right[k]), as float32 matrix products in chunks."""
+    out = np.zeros(shape, dtype=np.bool_)
+    for start in range(0, len(left), _RULE_CHUNK):
+        a = np.asarray(left[start : start + _RULE_CHUNK], dtype=np.float32)
+        b = np.asarray(right[start : start + _RULE_CHUNK], dtype=np.float32)
+        out |= (a.T @ b) > 0
+    return out
+
+
+def compute_matrix(
+    inventory: Inventory,
+    *,
+    port: int | str,
+    protocol: Protocol = Protocol.TCP,
+    settings: Settings = DEFAULT_SETTINGS,
+) -> Matrix:
+    """allowed[src, dst] for every pair of pods on ``port``/``protocol``; see the module doc."""
+    return ReachabilityAnalysis(inventory, settings=settings).matrix(port, protocol)

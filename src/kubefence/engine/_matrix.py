@@ -1,0 +1,154 @@
+"""The result of the engine: who may connect to whom on one port, kept per class until asked.
+
+Why this module exists: a 100,000-pod matrix has 10^10 cells, but only as many distinct rows as
+there are pod classes. ``Matrix`` stores the class matrix and the pod-to-class map, answers
+single pairs and per-namespace counts from them, and expands to pods (``dense``, ``rows``,
+``to_json``) only when a caller wants every cell. The JSON shape is the contract of
+``kubefence matrix -o json`` in DESIGN.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from kubefence.api import Protocol
+from kubefence.errors import InputError
+
+__all__ = ["Matrix", "NamespaceSummary"]
+
+BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceSummary:
+    """Allowed ordered pod pairs per (source namespace, destination namespace).
+
+    ``allowed[i][j]`` counts pairs (a, b), a in ``namespaces[i]``, b in ``namespaces[j]``,
+    a != b, that may connect; ``pairs[i][j]`` counts all such pairs. A pod's connection to
+    itself is not counted (it is always allowed, S07).
+    """
+
+    namespaces: tuple[str, ...]
+    allowed: tuple[tuple[int, ...], ...]
+    pairs: tuple[tuple[int, ...], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "namespaces": list(self.namespaces),
+            "allowed": [list(r) for r in self.allowed],
+            "pairs": [list(r) for r in self.pairs],
+        }
+
+
+@dataclass(frozen=True)
+class Matrix:
+    """allowed[src, dst] for every pair of pods, on one port and protocol.
+
+    ``endpoints`` are the pods as ``namespace/name`` in inventory order (by namespace, then
+    name). ``class_allowed[a, b]`` is the policy verdict between two distinct pods of classes
+    ``a`` and ``b``; the verdict of a pod towards itself is ``self_allowed`` (S07) when set.
+    ``overrides`` lists (source endpoint index, destination endpoint indices) that are allowed
+    whatever the policies say (S24: traffic from a pod's own node).
+    """
+
+    port: str
+    protocol: Protocol
+    endpoints: tuple[str, ...]
+    class_of: IntArray
+    class_allowed: BoolArray
+    endpoint_namespace: IntArray
+    namespaces: tuple[str, ...]
+    self_allowed: bool = True
+    overrides: tuple[tuple[int, tuple[int, ...]], ...] = ()
+
+    @cached_property
+    def _position(self) -> Mapping[str, int]:
+        return {name: i for i, name in enumerate(self.endpoints)}
+
+    def index(self, endpoint: str) -> int:
+        """Position of ``namespace/name`` in ``endpoints``; InputError when it is not a pod."""
+        try:
+            return self._position[endpoint]
+        except KeyError:
+            raise InputError(f"no pod {endpoint!r} in the inventory") from None
+
+    @cached_property
+    def _override_map(self) -> Mapping[int, frozenset[int]]:
+        return {src: frozenset(dsts) for src, dsts in self.overrides}
+
+    def allowed(self, src: str, dst: str) -> bool:
+        """May ``src`` open a connection to ``dst`` (both ``namespace/name``)?"""
+        i, j = self.index(src), self.index(dst)
+        if i == j and self.self_allowed:
+            return True
+        if j in self._override_map.get(i, frozenset()):
+            return True
+        return bool(self.class_allowed[self.class_of[i], self.class_of[j]])
+
+    def dense(self) -> BoolArray:
+        """The full endpoints x endpoints boolean matrix (N^2 bytes: mind large clusters)."""
+        of = self.class_of
+        full = np.take(np.take(self.class_allowed, of, axis=0), of, axis=1)
+        for src, dsts in self.overrides:
+            full[src, list(dsts)] = True
+        if self.self_allowed:
+            np.fill_diagonal(full, True)
+        return full
+
+    def rows(self) -> list[str]:
+        """``rows[i][j]`` is "1" when ``endpoints[i]`` may connect to ``endpoints[j]``."""
+        chars = self.dense().view(np.uint8) + np.uint8(ord("0"))
+        return [row.tobytes().decode("ascii") for row in chars]
+
+    def to_json(self) -> dict[str, Any]:
+        """The stable ``matrix -o json`` object of DESIGN.md."""
+        return {
+            "port": self.port,
+            "protocol": str(self.protocol),
+            "endpoints": list(self.endpoints),
+            "rows": self.rows(),
+        }
+
+    def allowed_count(self) -> int:
+        """Allowed ordered pairs of distinct pods (self pairs excluded), without expanding."""
+        return int(sum(sum(r) for r in self.namespace_summary().allowed))
+
+    def namespace_summary(self) -> NamespaceSummary:
+        """Counts per namespace pair computed on classes (never N x N)."""
+        n_ns = len(self.namespaces)
+        n_cls = self.class_allowed.shape[0]
+        weight = np.bincount(self.class_of, minlength=n_cls).astype(np.float64)
+        cls_ns = np.zeros(n_cls, dtype=np.int64)
+        cls_ns[self.class_of] = self.endpoint_namespace
+        # W[c, ns(c)] = pods of class c
+        w = np.zeros((n_cls, n_ns), dtype=np.float64)
+        if n_cls:
+            w[np.arange(n_cls), cls_ns] = weight
+        counts = np.zeros((n_ns, n_ns), dtype=np.float64)
+        step = 2048
+        for lo in range(0, n_cls, step):
+            block = self.class_allowed[lo : lo + step].astype(np.float64)
+            per_dst_ns = block @ w  # [class, dst ns]: allowed pods reached
+            counts += w[lo : lo + step].T @ per_dst_ns
+        if n_cls:
+            diag = np.diagonal(self.class_allowed).astype(np.float64) * weight
+            np.add.at(counts, (cls_ns, cls_ns), -diag)
+        for src, dsts in self.overrides:
+            cs = self.class_of[src]
+            for dst in dsts:
+                if dst != src and not self.class_allowed[cs, self.class_of[dst]]:
+                    counts[self.endpoint_namespace[src], self.endpoint_namespace[dst]] += 1
+        sizes = np.bincount(self.endpoint_namespace, minlength=n_ns).astype(np.int64)
+        pairs = np.outer(sizes, sizes) - np.diag(sizes)
+        return NamespaceSummary(
+            namespaces=self.namespaces,
+            allowed=tuple(tuple(round(float(v)) for v in row) for row in counts),
+            pairs=tuple(tuple(int(v) for v in row) for row in pairs),
+        )
