@@ -17,16 +17,32 @@ from kubefence.audit._lint import (
     describe_selector,
     lint,
 )
+from kubefence.audit._reach import (
+    AuditReport,
+    ExternalAccess,
+    NamespaceReport,
+    Opening,
+    PodPath,
+    build_report,
+    describe_ports,
+)
 
 __all__ = [
     "DEFAULT_SERVICE_CIDRS",
     "NODE_LOCAL_DNS",
     "RULES",
     "RULES_BY_ID",
+    "AuditReport",
+    "ExternalAccess",
     "Finding",
     "LintOptions",
     "LintRule",
+    "NamespaceReport",
+    "Opening",
+    "PodPath",
     "Severity",
+    "build_report",
+    "describe_ports",
     "describe_selector",
     "lint",
 ]

@@ -392,13 +392,18 @@ def _egress_without_dns(ctx: _Context) -> Iterator[Finding]:
     for compiled in ctx.compiled:
         if compiled.egress is not None:
             by_namespace.setdefault(compiled.namespace, []).append(compiled)
-    for compiled in ctx.compiled:
+    reported: set[str] = set()  # pods already reported, so each is named by one policy only
+    # Broadest first: a default deny (podSelector {}) is where the DNS rule belongs.
+    ordered = sorted(ctx.compiled, key=lambda c: (not c.pod_selector.is_empty, c.namespace, c.name))
+    for compiled in ordered:
         if compiled.egress is None:
             continue
         synthetic = not ctx.inventory.pods_by_namespace.get(compiled.namespace)
         pods = [_synthetic_pod(compiled)] if synthetic else ctx.selected_pods(compiled)
         blind: list[str] = []
         for pod in pods:
+            if pod.key in reported:
+                continue
             policies = [
                 c
                 for c in by_namespace[compiled.namespace]
@@ -410,6 +415,7 @@ def _egress_without_dns(ctx: _Context) -> Iterator[Finding]:
                 _rule_allows_dns(ctx, rule, targets) for c in policies for rule in c.egress or ()
             ):
                 blind.append(pod.name)
+                reported.add(pod.key)
         if not blind:
             continue
         who = (

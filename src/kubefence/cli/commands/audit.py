@@ -1,0 +1,312 @@
+"""``kubefence audit``: namespace isolation report and lint findings, as a table, JSON or SARIF.
+
+Why this module exists: it is the command-line face of ``kubefence.audit`` for platform teams
+and CI. It chooses what to compute (``--no-reachability`` skips the pairwise part), renders the
+report (grouped table, stable JSON, SARIF 2.1.0 for code scanning) and turns findings at or above
+``--fail-on`` into exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from kubefence import __version__
+from kubefence.api import IPAddress, IPNetwork
+from kubefence.audit import (
+    DEFAULT_SERVICE_CIDRS,
+    NODE_LOCAL_DNS,
+    RULES_BY_ID,
+    AuditReport,
+    Finding,
+    LintOptions,
+    NamespaceReport,
+    Severity,
+    build_report,
+    lint,
+)
+from kubefence.cli._inputs import add_input_arguments, inventory_from_args
+from kubefence.cli._sarif import sarif_log
+
+__all__ = ["HELP", "NAME", "add_arguments", "render_json", "render_table", "run"]
+
+NAME = "audit"
+HELP = (
+    "namespace isolation report (coverage, reachability on any port, external ranges, "
+    "cross-tenant paths) and lint findings with stable ids; table, JSON or SARIF"
+)
+
+
+def _network(text: str) -> IPNetwork:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a CIDR: {text!r}") from exc
+
+
+def _address(text: str) -> IPAddress:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from exc
+
+
+def _rule_id(text: str) -> str:
+    rule = text.strip().upper()
+    if rule not in RULES_BY_ID:
+        raise argparse.ArgumentTypeError(
+            f"unknown finding id {text!r} (known: {', '.join(sorted(RULES_BY_ID))})"
+        )
+    return rule
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_input_arguments(parser)
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=("table", "json", "sarif"),
+        default="table",
+        help="output format (default: %(default)s); sarif holds the findings only",
+    )
+    parser.add_argument(
+        "--tenant-label",
+        metavar="KEY",
+        help="group namespaces into tenants by this namespace label and list every path "
+        "between two different tenants with the policy rules that open it",
+    )
+    parser.add_argument(
+        "--fail-on",
+        choices=("error", "warning", "info"),
+        help="exit 1 when a finding has at least this severity",
+    )
+    parser.add_argument(
+        "--service-cidr",
+        action="append",
+        type=_network,
+        metavar="CIDR",
+        help="the cluster's Service range, for KF006; repeatable "
+        f"(default: {', '.join(str(c) for c in DEFAULT_SERVICE_CIDRS)})",
+    )
+    parser.add_argument(
+        "--node-local-dns",
+        action="append",
+        type=_address,
+        metavar="IP",
+        help=f"NodeLocal DNS address that counts as DNS for KF005 (default: {NODE_LOCAL_DNS})",
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        type=_rule_id,
+        default=[],
+        metavar="ID",
+        help="leave out findings with this id (e.g. KF010); repeatable",
+    )
+    parser.add_argument(
+        "--no-reachability",
+        action="store_true",
+        help="findings and coverage only: skip the pairwise reachability analysis",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    inventory = inventory_from_args(args)
+    options = LintOptions(
+        service_cidrs=tuple(args.service_cidr or DEFAULT_SERVICE_CIDRS),
+        node_local_dns=tuple(args.node_local_dns or (NODE_LOCAL_DNS,)),
+    )
+    ignored = set(args.ignore)
+    findings = tuple(f for f in lint(inventory, options=options) if f.rule not in ignored)
+    if args.output == "sarif":
+        out = json.dumps(sarif_log(findings, version=__version__), indent=2)
+    else:
+        report = build_report(
+            inventory, tenant_label=args.tenant_label, reachability=not args.no_reachability
+        )
+        if args.output == "json":
+            out = json.dumps(render_json(findings, report), indent=2)
+        else:
+            out = render_table(findings, report)
+    sys.stdout.write(out + "\n")
+    if args.verbose:
+        for note in inventory.notes:
+            print(f"note: {note}", file=sys.stderr)
+    return 1 if _fails(findings, args.fail_on) else 0
+
+
+def _fails(findings: Sequence[Finding], fail_on: str | None) -> bool:
+    if fail_on is None:
+        return False
+    threshold = Severity(fail_on).rank
+    return any(f.severity.rank >= threshold for f in findings)
+
+
+# --- JSON -------------------------------------------------------------------------------------
+
+
+def _finding_json(f: Finding) -> dict[str, Any]:
+    return {
+        "id": f.rule,
+        "name": RULES_BY_ID[f.rule].name,
+        "severity": f.severity.value,
+        "file": f.file,
+        "line": f.line,
+        "object": f.object,
+        "path": f.path or None,
+        "namespace": f.namespace,
+        "message": f.message,
+        "fix": f.fix,
+    }
+
+
+def _namespace_json(n: NamespaceReport, reachability: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": n.name,
+        "tenant": n.tenant,
+        "pods": n.pods,
+        "ingress_isolated": n.ingress_isolated,
+        "egress_isolated": n.egress_isolated,
+    }
+    if reachability:
+        out["reachable_from"] = list(n.reachable_from)
+        out["reaches"] = list(n.reaches)
+    out["external_ingress"] = [
+        {"range": e.range, "ports": e.ports, "via": e.via} for e in n.external_ingress
+    ]
+    out["external_egress"] = [
+        {"range": e.range, "ports": e.ports, "via": e.via} for e in n.external_egress
+    ]
+    return out
+
+
+def render_json(findings: Sequence[Finding], report: AuditReport) -> dict[str, Any]:
+    """The stable JSON document of ``audit -o json``."""
+    counts = {s.value: sum(1 for f in findings if f.severity is s) for s in Severity}
+    doc: dict[str, Any] = {
+        "summary": counts,
+        "findings": [_finding_json(f) for f in findings],
+        "namespaces": [_namespace_json(n, report.reachability) for n in report.namespaces],
+    }
+    if report.reachability:
+        doc["matrix"] = {
+            "namespaces": list(report.names),
+            "rows": ["".join("1" if cell else "0" for cell in row) for row in report.matrix],
+        }
+    if report.tenant_label is not None:
+        doc["tenant_label"] = report.tenant_label
+        doc["cross_tenant_paths"] = [
+            {
+                "source": p.source,
+                "destination": p.destination,
+                "ports": list(p.ports),
+                "opened_by": [str(o) for o in p.opened_by],
+            }
+            for p in report.cross_tenant
+        ]
+    return doc
+
+
+# --- table ------------------------------------------------------------------------------------
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
+    widths = [len(h) for h in header]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    lines = []
+    for row in (header, *rows):
+        lines.append(indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    return [line.rstrip() for line in lines]
+
+
+def _findings_table(findings: Sequence[Finding]) -> list[str]:
+    counts = {s: sum(1 for f in findings if f.severity is s) for s in Severity}
+    lines = [
+        f"Findings: {counts[Severity.ERROR]} error(s), {counts[Severity.WARNING]} warning(s), "
+        f"{counts[Severity.INFO]} info"
+    ]
+    current: str | None = None
+    for f in findings:
+        group = f.file or "(no file)"
+        if group != current:
+            lines.append(f"  {group}")
+            current = group
+        where = f"{f.line}:" if f.line is not None else "-:"
+        subject = " ".join(p for p in (f.object, f.path) if p)
+        lines.append(
+            f"    {where:<5} {f.severity.value:<7} {f.rule} {RULES_BY_ID[f.rule].name}: {subject}"
+        )
+        lines.append(f"          {f.message}")
+        lines.append(f"          fix: {f.fix}")
+    return lines
+
+
+def _names(items: Sequence[str]) -> str:
+    return ", ".join(items) if items else "-"
+
+
+def render_table(findings: Sequence[Finding], report: AuditReport) -> str:
+    """The human-readable report: findings by file, then namespaces, ranges, matrix, tenants."""
+    lines = _findings_table(findings)
+    lines.append("")
+    lines.append("Namespaces (isolated pods / pods, per direction)")
+    header = ["NAMESPACE", "TENANT", "PODS", "INGRESS", "EGRESS"]
+    if report.reachability:
+        header += ["REACHABLE FROM", "REACHES"]
+    rows = []
+    for n in report.namespaces:
+        row = [
+            n.name,
+            n.tenant or "-",
+            str(n.pods),
+            f"{n.ingress_isolated}/{n.pods}",
+            f"{n.egress_isolated}/{n.pods}",
+        ]
+        if report.reachability:
+            row += [
+                _names([x for x in n.reachable_from if x != n.name]),
+                _names([x for x in n.reaches if x != n.name]),
+            ]
+        rows.append(row)
+    lines += _table(header, rows)
+    lines.append("")
+    lines.append("External address ranges (ingress: may connect in; egress: may be reached)")
+    ext_rows = [
+        [n.name, direction, e.range, e.ports, e.via]
+        for n in report.namespaces
+        for direction, items in (("ingress", n.external_ingress), ("egress", n.external_egress))
+        for e in items
+    ]
+    lines += _table(["NAMESPACE", "DIRECTION", "RANGE", "PORTS", "VIA"], ext_rows)
+    if report.reachability:
+        lines.append("")
+        lines.append("Namespace reachability on any port (row may connect to column)")
+        names = report.names
+        lines += _table(
+            ["FROM \\ TO", *names],
+            [
+                [a, *("yes" if cell else "." for cell in row)]
+                for a, row in zip(names, report.matrix, strict=True)
+            ],
+        )
+    if report.tenant_label is not None:
+        lines.append("")
+        paths = report.cross_tenant
+        tenants = {n.name: n.tenant for n in report.namespaces}
+        lines.append(
+            f"Cross-tenant paths (tenant label {report.tenant_label}): {len(paths)} pod pair(s)"
+        )
+        for p in paths:
+            a = tenants[p.source.split("/", 1)[0]]
+            b = tenants[p.destination.split("/", 1)[0]]
+            lines.append(f"  {p.source} ({a}) -> {p.destination} ({b}): {', '.join(p.ports)}")
+            for opening in p.opened_by:
+                lines.append(f"      {opening}")
+        if not paths:
+            lines.append("  none: no pod of one tenant may connect to a pod of another")
+    return "\n".join(lines)
