@@ -1,0 +1,106 @@
+"""Fixtures for real-packet tests: sandboxes that are always torn down, and inventory helpers.
+
+Every sandbox a test makes gets a unique name and is removed by ``down`` after the test, whether
+it passed, failed or crashed half-way through ``up``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import pytest
+import yaml
+
+from kubefence.api import Inventory
+from kubefence.dataplane.netns import Sandbox, down
+from kubefence.semantics import DEFAULT_SETTINGS, Settings
+
+_COUNTER = itertools.count()
+
+SandboxMaker = Callable[..., Sandbox]
+
+
+def unique_name() -> str:
+    return f"t{os.getpid()}-{next(_COUNTER)}"
+
+
+def inventory_of(text: str) -> Inventory:
+    """Validated inventory from a multi-document YAML string."""
+    from kubefence.sources.objects import inventory_from_objects
+
+    docs: list[Mapping[str, Any]] = [d for d in yaml.safe_load_all(text) if d is not None]
+    return inventory_from_objects(docs)
+
+
+@pytest.fixture
+def sandbox_names() -> Iterator[list[str]]:
+    """Names registered here are taken down after the test, even if it failed."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        down(name)
+
+
+@pytest.fixture
+def make_sandbox(sandbox_names: list[str]) -> SandboxMaker:
+    """``make_sandbox(inventory, settings=...)`` brings a uniquely named sandbox up."""
+
+    def make(inventory: Inventory, *, settings: Settings = DEFAULT_SETTINGS) -> Sandbox:
+        name = unique_name()
+        sandbox_names.append(name)
+        return Sandbox.up(inventory, name=name, settings=settings)
+
+    return make
+
+
+QUICKSTART_PODS = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: test}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: nginx, namespace: test, labels: {app: nginx}}
+spec:
+  containers:
+  - name: nginx
+    image: nginx
+    ports:
+    - {name: http, containerPort: 80}
+    - {name: dns, containerPort: 53, protocol: UDP}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: test, labels: {app: nginx}}
+spec: {containers: [{name: client, image: busybox}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: busybox, namespace: default}
+spec: {containers: [{name: busybox, image: busybox}]}
+"""
+
+ALLOW_POLICY = """
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: allow-policy, namespace: test}
+spec:
+  podSelector: {matchLabels: {app: nginx}}
+  ingress:
+  - from:
+    - podSelector: {matchLabels: {app: nginx}}
+"""
+
+DENY_ALL_INGRESS = """
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-all, namespace: test}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress]
+"""

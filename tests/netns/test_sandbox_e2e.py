@@ -1,0 +1,129 @@
+"""The sandbox end to end: up, real probes agree with the reference evaluator, the CLI, down."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from tests.netns.conftest import (
+    ALLOW_POLICY,
+    QUICKSTART_PODS,
+    SandboxMaker,
+    inventory_of,
+    unique_name,
+)
+
+from kubefence.api import Protocol
+from kubefence.cli.main import main
+from kubefence.dataplane.netns import Outcome, Sandbox, status
+from kubefence.semantics import decide
+
+pytestmark = pytest.mark.netns
+
+
+def _assert_matches_reference(sandbox: Sandbox, port: int, protocol: Protocol, family: int) -> None:
+    matrix = sandbox.probe(port=port, protocol=protocol, timeout=0.3, family=family)
+    assert not matrix.unprobed
+    for (src, dst), result in matrix.results.items():
+        expected = decide(sandbox.inventory, src, dst, port=port, protocol=protocol).allowed
+        assert result.reachable is expected, (src, dst, port, protocol, family, result)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_s11_quickstart_packets_match_reference_tcp_udp(
+    make_sandbox: SandboxMaker, family: int
+) -> None:
+    """Allow-policy (podSelector peer, S11): real TCP and UDP packets agree with decide, on
+    IPv4 and IPv6."""
+    sandbox = make_sandbox(inventory_of(QUICKSTART_PODS + ALLOW_POLICY))
+    for port, protocol in [(80, Protocol.TCP), (53, Protocol.UDP), (9000, Protocol.TCP)]:
+        _assert_matches_reference(sandbox, port, protocol, family)
+    matrix = sandbox.probe(port=80, timeout=0.3)
+    assert matrix.results[("default/busybox", "test/nginx")].outcome is Outcome.TIMEOUT
+    assert matrix.results[("test/client", "test/nginx")].outcome is Outcome.CONNECTED
+
+
+def test_udp_echo_and_refusal_both_count_as_reached(make_sandbox: SandboxMaker) -> None:
+    """UDP to a served port is echoed; to an unserved port the pod's ICMP refusal counts."""
+    sandbox = make_sandbox(inventory_of(QUICKSTART_PODS))
+    served = sandbox.probe(port=53, protocol=Protocol.UDP, timeout=0.5)
+    assert served.results[("default/busybox", "test/nginx")].outcome is Outcome.CONNECTED
+    closed = sandbox.probe(port=5999, protocol=Protocol.UDP, timeout=0.5)
+    assert closed.results[("default/busybox", "test/nginx")].outcome is Outcome.REFUSED
+
+
+def test_sctp_pairs_are_unprobed_never_passed(make_sandbox: SandboxMaker) -> None:
+    """SCTP cannot be probed on this kernel: every pair is '?' with the reason."""
+    sandbox = make_sandbox(inventory_of(QUICKSTART_PODS))
+    shape = sandbox.probe(port=80, protocol=Protocol.SCTP).to_json()
+    assert set("".join(shape["rows"])) == {"?"}
+    assert all("SCTP" in item["reason"] for item in shape["unprobed"])
+
+
+def test_cli_session_up_status_probe_verify_exec_down(
+    tmp_path: Path, sandbox_names: list[str], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The documented CLI session works end to end, including nginx's welcome page via curl."""
+    manifests = tmp_path / "cluster.yaml"
+    manifests.write_text(QUICKSTART_PODS + ALLOW_POLICY)
+    name = unique_name()
+    sandbox_names.append(name)
+    assert main(["sandbox", "up", "-f", str(manifests), "--name", name]) == 0
+    assert main(["sandbox", "status", "--name", name]) == 0
+    capfd.readouterr()
+
+    assert main(["sandbox", "probe", "--name", name, "--port", "80", "-o", "json"]) == 0
+    shape = json.loads(capfd.readouterr().out)
+    assert shape["endpoints"] == ["default/busybox", "test/client", "test/nginx"]
+    assert shape["rows"] == ["100", "111", "111"]
+    assert shape["port"] == "80"
+    assert shape["protocol"] == "TCP"
+
+    assert main(["sandbox", "verify", "--name", name, "--timeout", "0.3"]) == 0
+    assert "0 mismatch" in capfd.readouterr().out
+
+    nginx = status(name).pods[2]
+    assert nginx.key == "test/nginx"
+    url = f"http://{nginx.ipv4}/"
+    assert main(["sandbox", "exec", "--name", name, "test/client", "--", "curl", "-s", url]) == 0
+    assert "Welcome to nginx!" in capfd.readouterr().out
+    code = main(
+        ["sandbox", "exec", "--name", name, "default/busybox", "--", "curl", "-sm", "0.5", url]
+    )
+    assert code != 0  # dropped by allow-policy: curl times out
+
+    assert main(["sandbox", "down", "--name", name]) == 0
+    assert main(["sandbox", "status", "--name", name]) == 2  # no such sandbox any more
+
+
+def test_verify_reports_mismatch_with_explanation(
+    tmp_path: Path, sandbox_names: list[str], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """If the kernel enforces something else than predicted, verify prints why and exits 1."""
+    manifests = tmp_path / "cluster.yaml"
+    manifests.write_text(QUICKSTART_PODS + ALLOW_POLICY)
+    name = unique_name()
+    sandbox_names.append(name)
+    assert main(["sandbox", "up", "-f", str(manifests), "--name", name]) == 0
+    # Sabotage: replace kubefence's table by one that accepts everything.
+    subprocess.run(
+        ["ip", "netns", "exec", f"kf-{name}-node", "nft", "-f", "-"],
+        input="delete table inet kubefence\n"
+        "table inet kubefence { chain forward { type filter hook forward priority 0; }; }\n",
+        text=True,
+        check=True,
+    )
+    capfd.readouterr()
+    assert main(["sandbox", "verify", "--name", name, "--timeout", "0.3"]) == 1
+    out = capfd.readouterr().out
+    assert "MISMATCH TCP/80 default/busybox -> test/nginx: predicted denied" in out
+    assert "isolated by test/allow-policy" in out
+
+
+def test_up_twice_is_refused_while_healthy(make_sandbox: SandboxMaker) -> None:
+    """A second 'up' of a healthy sandbox is a usage error, not a silent replacement."""
+    sandbox = make_sandbox(inventory_of(QUICKSTART_PODS))
+    with pytest.raises(Exception, match="already up"):
+        Sandbox.up(sandbox.inventory, name=sandbox.name)
