@@ -10,6 +10,7 @@ so it agrees with every execution of the semantics; rendering (table, JSON, SARI
 from __future__ import annotations
 
 from kubefence.audit._findings import RULES, RULES_BY_ID, Finding, LintRule, Severity
+from kubefence.audit._isolate import GENERATED_BY, isolation_policies
 from kubefence.audit._lint import (
     DEFAULT_SERVICE_CIDRS,
     NODE_LOCAL_DNS,
@@ -29,6 +30,7 @@ from kubefence.audit._reach import (
 
 __all__ = [
     "DEFAULT_SERVICE_CIDRS",
+    "GENERATED_BY",
     "NODE_LOCAL_DNS",
     "RULES",
     "RULES_BY_ID",
@@ -44,5 +46,6 @@ __all__ = [
     "build_report",
     "describe_ports",
     "describe_selector",
+    "isolation_policies",
     "lint",
 ]

@@ -429,7 +429,10 @@ def _egress_without_dns(ctx: _Context) -> Iterator[Finding]:
             f"kube-dns ({_DNS_NAMESPACE}, k8s-app=kube-dns) or NodeLocal DNS "
             f"({', '.join(str(a) for a in ctx.options.node_local_dns)}): name resolution fails",
             policy=compiled.source,
-            path="spec.policyTypes" if "spec.policyTypes" in compiled.source.lines else "spec",
+            path=next(
+                (p for p in ("spec.policyTypes", "spec.egress") if p in compiled.source.lines),
+                "spec.podSelector",
+            ),
         )
 
 
