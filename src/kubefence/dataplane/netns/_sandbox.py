@@ -413,13 +413,14 @@ class Sandbox:
             cut = self._cut_denied(verdict or reference_verdict(self.settings))
         if manifests is not None:
             self._store_manifests(manifests)
-        self._add_pods(added)
+        if removed:  # deleting the node side removes the pair and its routes at once
+            _ip_batch([f"link del {s.node_if}" for s in removed], netns=self.state.node_netns)
+        self._add_pods(added)  # may reuse a removed pod's address: its routes are gone
         new_served = _served(self.inventory, slots)
         restart = new_served != old_served or not self._server_alive()
         if restart:
             self._stop_server()
         if removed:
-            _ip_batch([f"link del {s.node_if}" for s in removed], netns=self.state.node_netns)
             run(
                 ["ip", "-force", "-b", "-"],
                 stdin="".join(f"netns del {s.netns}\n" for s in removed),
