@@ -450,3 +450,11 @@ def test_findings_are_sorted_and_deterministic() -> None:
 def test_every_rule_has_a_positive_test_in_this_module(rule: str) -> None:
     """Each catalog id is exercised by a test named after it (keeps the catalog honest)."""
     assert any(name.startswith("test_") and f"{rule.lower()}_" in name for name in globals())
+
+
+def test_kf005_each_blind_pod_is_reported_once_at_the_broadest_policy() -> None:
+    """Two egress policies over the same DNS-less pod give one finding, at the default deny."""
+    narrow = policy("web-egress", selector=sel(app="web"), types=EGR)
+    deny = policy("zz-default-deny", types=EGR)
+    found = ids(pods=[WEB], policies=[narrow, deny], rule="KF005")
+    assert [f.object for f in found] == ["NetworkPolicy a/zz-default-deny"]

@@ -1,0 +1,129 @@
+"""``kubefence audit`` end to end on examples/multi-tenant: table, JSON, SARIF and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from kubefence.audit import RULES, Finding, Severity
+from kubefence.cli._sarif import sarif_log
+from kubefence.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLE = ROOT / "examples" / "multi-tenant"
+SCHEMA = json.loads((ROOT / "tests" / "data" / "sarif-2.1.0.json").read_text())
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(["audit", "-f", str(EXAMPLE), *argv])
+    return code, capsys.readouterr().out
+
+
+def validate_sarif(document: dict[str, Any]) -> None:
+    jsonschema.validate(document, SCHEMA, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+
+
+def test_sarif_output_is_valid_against_the_official_2_1_0_schema(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """-o sarif validates against the shipped schema; results point at file:line via ruleIndex."""
+    monkeypatch.chdir(ROOT)
+    code, out = run(capsys, "-o", "sarif")
+    assert code == 0
+    log = json.loads(out)
+    validate_sarif(log)
+    run_ = log["runs"][0]
+    rules = run_["tool"]["driver"]["rules"]
+    assert [r["id"] for r in rules] == [r.id for r in RULES]
+    assert run_["results"], "the example has findings"
+    for result in run_["results"]:
+        assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
+        physical = result["locations"][0]["physicalLocation"]
+        uri = physical["artifactLocation"]["uri"]
+        assert uri.startswith("examples/multi-tenant/")
+        line = physical["region"]["startLine"]
+        assert (ROOT / uri).read_text().splitlines()[line - 1].strip()  # a real source line
+
+
+def test_sarif_finding_without_file_uses_a_logical_location_and_stays_valid() -> None:
+    """A finding with no file (a namespace known only from references) is still valid SARIF."""
+    finding = Finding("KF009", Severity.WARNING, "m", "f", namespace="ghost", object=None)
+    log = sarif_log([finding], version="0.1.0", base=ROOT)
+    validate_sarif(log)
+    location = log["runs"][0]["results"][0]["locations"][0]
+    assert "physicalLocation" not in location
+    assert location["logicalLocations"][0]["fullyQualifiedName"] == "Namespace ghost"
+    assert log["runs"][0]["results"][0]["level"] == "warning"
+
+
+def test_sarif_schema_rejects_a_broken_log() -> None:
+    """The shipped schema really constrains the output (a bad level is rejected)."""
+    log = sarif_log([], version="0.1.0")
+    validate_sarif(log)
+    log["runs"][0]["results"] = [{"message": {"text": "x"}, "level": "fatal"}]
+    with pytest.raises(jsonschema.ValidationError):
+        validate_sarif(log)
+
+
+def test_fail_on_error_exits_1_when_errors_exist_and_0_when_ignored(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--fail-on error fails on KF004/KF005/KF006; ignoring those ids makes it pass."""
+    assert run(capsys, "--fail-on", "error", "--no-reachability")[0] == 1
+    ignore = ["--ignore", "KF004", "--ignore", "kf005", "--ignore", "KF006"]
+    assert run(capsys, "--fail-on", "error", "--no-reachability", *ignore)[0] == 0
+    assert run(capsys, "--fail-on", "warning", "--no-reachability", *ignore)[0] == 1
+
+
+def test_bad_options_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """A malformed --service-cidr or an unknown --ignore id is a usage error (exit 2)."""
+    with pytest.raises(SystemExit) as exc:
+        main(["audit", "-f", str(EXAMPLE), "--service-cidr", "10.96.0.0/99"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["audit", "-f", str(EXAMPLE), "--ignore", "KF999"])
+    assert exc.value.code == 2
+    capsys.readouterr()
+
+
+def test_json_report_of_the_example(capsys: pytest.CaptureFixture[str]) -> None:
+    """-o json: the findings of every planted mistake, coverage, matrix and tenant paths."""
+    code, out = run(capsys, "-o", "json", "--tenant-label", "tenant")
+    assert code == 0
+    doc = json.loads(out)
+    ids = {f["id"] for f in doc["findings"]}
+    assert ids == {f"KF{n:03}" for n in range(1, 13)}  # KF013 is rejected by the loader
+    namespaces = {n["name"]: n for n in doc["namespaces"]}
+    assert namespaces["shop"]["ingress_isolated"] == 2
+    assert namespaces["analytics"]["egress_isolated"] == 0
+    names = doc["matrix"]["namespaces"]
+    rows = dict(zip(names, doc["matrix"]["rows"], strict=True))
+    # S22: shop's egress to the database's ClusterIP never matches, so shop cannot reach it.
+    assert rows["shop"][names.index("shop-data")] == "0"
+    assert rows["shop"][names.index("kube-system")] == "1"  # DNS is allowed
+    assert doc["tenant_label"] == "tenant"
+    pairs = {(p["source"], p["destination"]) for p in doc["cross_tenant_paths"]}
+    assert ("analytics/worker", "billing/ledger") in pairs  # the 10.0.0.0/8 ipBlock (KF007)
+    opened = next(
+        p["opened_by"] for p in doc["cross_tenant_paths"] if p["destination"] == "billing/ledger"
+    )
+    assert any("billing/ledger spec.ingress[1]" in o for o in opened)
+
+
+def test_table_report_has_every_section(capsys: pytest.CaptureFixture[str]) -> None:
+    """The table groups findings by file and prints namespaces, ranges, matrix and tenants."""
+    code, out = run(capsys, "--tenant-label", "tenant")
+    assert code == 0
+    for heading in (
+        "Findings: 3 error(s)",
+        "examples/multi-tenant/20-shop-policies.yaml",
+        "Namespaces (isolated pods / pods, per direction)",
+        "External address ranges",
+        "Namespace reachability on any port",
+        "Cross-tenant paths (tenant label tenant)",
+    ):
+        assert heading in out

@@ -1,0 +1,147 @@
+"""The namespace report: coverage, reachability on any port (S05, S07), ranges, tenant paths."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from kubefence.api import (
+    ContainerPort,
+    Inventory,
+    IPBlock,
+    Labels,
+    LabelSelector,
+    Namespace,
+    NetworkPolicy,
+    Peer,
+    Pod,
+    PolicyPort,
+    PolicyType,
+    Protocol,
+    Rule,
+)
+from kubefence.audit import build_report
+from kubefence.audit._reach import _first_free
+
+ALL = LabelSelector()
+
+
+def ns(name: str, tenant: str | None = None) -> Namespace:
+    labels = {"kubernetes.io/metadata.name": name}
+    if tenant:
+        labels["tenant"] = tenant
+    return Namespace(name=name, labels=Labels(labels))
+
+
+def pod(namespace: str, name: str, *ports: ContainerPort) -> Pod:
+    return Pod(namespace=namespace, name=name, labels=Labels({"app": name}), ports=ports)
+
+
+def deny(namespace: str, *types: PolicyType, ingress: tuple[Rule, ...] = ()) -> NetworkPolicy:
+    return NetworkPolicy(
+        namespace=namespace,
+        name="deny",
+        pod_selector=ALL,
+        policy_types=types or (PolicyType.INGRESS,),
+        ingress=ingress,
+    )
+
+
+def from_namespace(name: str) -> Peer:
+    return Peer(namespace_selector=LabelSelector(Labels({"kubernetes.io/metadata.name": name})))
+
+
+def test_s05_default_deny_ingress_blocks_other_namespaces_but_not_their_egress() -> None:
+    """b denies ingress: a cannot reach b, b still reaches a; coverage counts isolated pods."""
+    inventory = Inventory.of(
+        namespaces=[ns("a"), ns("b")],
+        pods=[pod("a", "x"), pod("b", "y"), pod("b", "z")],
+        policies=[deny("b")],
+    )
+    report = build_report(inventory)
+    assert report.names == ("a", "b")
+    assert report.matrix == ((True, False), (True, True))
+    b = report.namespaces[1]
+    assert (b.pods, b.ingress_isolated, b.egress_isolated) == (2, 2, 0)
+    assert b.reachable_from == ("b",)
+    assert [p.source for p in report.paths] == ["b/y", "b/z"]
+
+
+def test_s07_single_pod_namespace_reaches_itself_even_under_default_deny() -> None:
+    """A pod may always talk to itself, so the diagonal is set for a non-empty namespace."""
+    inventory = Inventory.of(namespaces=[ns("a")], pods=[pod("a", "x")], policies=[deny("a")])
+    assert build_report(inventory).matrix == ((True,),)
+
+
+def test_s20_any_port_reachability_finds_a_narrow_port_range_and_names_the_rule() -> None:
+    """Only TCP 8000-9000 from a is open at b: the path lists TCP/8000 and the admitting rule."""
+    rule = Rule(peers=(from_namespace("a"),), ports=(PolicyPort(Protocol.TCP, 8000, 9000),))
+    inventory = Inventory.of(
+        namespaces=[ns("a"), ns("b")],
+        pods=[pod("a", "x"), pod("b", "y")],
+        policies=[deny("b", ingress=(rule,))],
+    )
+    report = build_report(inventory)
+    (path,) = [p for p in report.paths if p.source == "a/x"]
+    assert path.ports == ("TCP/8000",)
+    assert [str(o) for o in path.opened_by] == [
+        "egress: not isolated",
+        "ingress: b/deny spec.ingress[0]",
+    ]
+
+
+def test_s21_named_port_reachability_uses_the_destination_declared_port() -> None:
+    """A named port resolves at the destination: the path shows the declared number."""
+    rule = Rule(peers=(from_namespace("a"),), ports=(PolicyPort(Protocol.UDP, "stats"),))
+    inventory = Inventory.of(
+        namespaces=[ns("a"), ns("b")],
+        pods=[pod("a", "x"), pod("b", "y", ContainerPort(8125, Protocol.UDP, "stats"))],
+        policies=[deny("b", ingress=(rule,))],
+    )
+    (path,) = [p for p in build_report(inventory).paths if p.source == "a/x"]
+    assert path.ports == ("UDP/8125",)
+
+
+def test_unisolated_pair_is_open_on_all_ports_and_reported_compactly() -> None:
+    """Without policies every protocol is open on every port: reported as 'all ports'."""
+    inventory = Inventory.of(namespaces=[ns("a"), ns("b")], pods=[pod("a", "x"), pod("b", "y")])
+    paths = build_report(inventory).paths
+    assert [p.ports for p in paths] == [("all ports",), ("all ports",)]
+
+
+def test_cross_tenant_paths_need_two_different_labelled_tenants() -> None:
+    """Paths between tenants are listed; paths to unlabelled or same-tenant namespaces are not."""
+    inventory = Inventory.of(
+        namespaces=[ns("a1", "acme"), ns("a2", "acme"), ns("g", "globex"), ns("sys")],
+        pods=[pod("a1", "p"), pod("a2", "q"), pod("g", "r"), pod("sys", "s")],
+        policies=[deny("a2"), deny("g", ingress=(Rule(peers=(from_namespace("a1"),)),))],
+    )
+    report = build_report(inventory, tenant_label="tenant")
+    assert [n.tenant for n in report.namespaces] == ["acme", "acme", "globex", None]
+    pairs = [(p.source, p.destination) for p in report.cross_tenant]
+    assert pairs == [("a1/p", "g/r"), ("g/r", "a1/p")]
+
+
+def test_s15_external_ranges_come_from_ipblocks_and_unisolated_pods() -> None:
+    """Ingress ranges list ipBlock peers with ports and rule; unisolated pods mean anywhere."""
+    block = Peer(ip_block=IPBlock(ipaddress.ip_network("203.0.113.0/24")))
+    rule = Rule(peers=(block,), ports=(PolicyPort(Protocol.TCP, 443),))
+    inventory = Inventory.of(
+        namespaces=[ns("a"), ns("b")],
+        pods=[pod("a", "x"), pod("b", "y")],
+        policies=[deny("b", ingress=(rule,))],
+    )
+    report = build_report(inventory, reachability=False)
+    a, b = report.namespaces
+    assert [(e.range, e.ports, e.via) for e in b.external_ingress] == [
+        ("203.0.113.0/24", "TCP/443", "b/deny spec.ingress[0]")
+    ]
+    assert [e.via for e in a.external_ingress] == ["1 pod(s) not isolated"]
+    assert report.matrix == ()
+    assert report.paths == ()
+
+
+def test_first_free_port_skips_every_named_range() -> None:
+    """The 'other port' representative lies outside every range a policy or pod names."""
+    assert _first_free([]) == 1
+    assert _first_free([(1, 79), (80, 80), (82, 90)]) == 81
+    assert _first_free([(1, 65535)]) is None
