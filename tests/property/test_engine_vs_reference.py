@@ -7,9 +7,11 @@ clusters that use every feature (see ``engine_strategies``) and under every sett
 
 from __future__ import annotations
 
-from engine_strategies import inventories, queries
 from hypothesis import given
 from hypothesis import strategies as st
+from tests.property.engine_strategies import inventories, queries
+from tests.property.strategies import PORT_QUERIES
+from tests.property.strategies import inventories as shared_inventories
 
 from kubefence.api import Inventory, Protocol
 from kubefence.engine import ReachabilityAnalysis, compute_matrix
@@ -83,3 +85,16 @@ def test_namespace_summary_counts_equal_expanded_matrix(inventory: Inventory) ->
             expected[index[a.namespace]][index[b.namespace]] += int(dense[i, j])
     assert [list(r) for r in summary.allowed] == expected
     assert [list(r) for r in summary.pairs] == pairs
+
+
+@given(
+    shared_inventories(),
+    st.sampled_from(PORT_QUERIES),
+    st.sampled_from(list(Protocol)),
+)
+def test_engine_equals_reference_on_the_shared_distribution(
+    inventory: Inventory, port: int | str, protocol: Protocol
+) -> None:
+    """On the semantics helper's random clusters (SCTP included), engine rows equal decide()."""
+    matrix = compute_matrix(inventory, port=port, protocol=protocol)
+    assert matrix.rows() == _reference_rows(inventory, port, protocol, Settings())
