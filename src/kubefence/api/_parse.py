@@ -49,7 +49,7 @@ from kubefence.api._models import (
     Service,
     ServicePort,
 )
-from kubefence.api._tree import Document, line_of, member_line
+from kubefence.api._tree import Document, member_line
 from kubefence.api._validate import (
     PROTOCOLS,
     cidr_problems,
@@ -1079,6 +1079,7 @@ class _Builder:
             if raw.get("metadata") is None:
                 obj.fail("metadata.name", "is required", line)
             return
+        metadata_line = member_line(raw, "metadata")
         name = obj.string(metadata, "name", "metadata.name")
         namespaced = kind != "Namespace"
         namespace = self.default_namespace
@@ -1104,9 +1105,7 @@ class _Builder:
                     "is required (generateName cannot be resolved offline)"
                     if metadata.get("generateName")
                     else "is required",
-                    member_line(metadata, "name")
-                    if name is not None
-                    else (line_of(metadata) or line),
+                    member_line(metadata, "name") if name is not None else (metadata_line or line),
                 )
             return
         name_check = (

@@ -268,7 +268,7 @@ def parse_text(text: str, *, file: str) -> tuple[list[Document], list[FieldError
     builder = _Builder(len(text))  # one per file: the bound covers the whole stream
     try:
         for node in yaml.compose_all(text, Loader=_Loader):
-            if node is None or (isinstance(node, ScalarNode) and node.tag.endswith(":null")):
+            if node is None or (isinstance(node, ScalarNode) and _scalar(node) is None):
                 index += 1
                 continue
             line = node.start_mark.line + 1

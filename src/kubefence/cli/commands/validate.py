@@ -1,0 +1,108 @@
+"""``kubefence validate``: would a real API server accept these manifests?
+
+Why this module exists: it is the command-line face of the loader. It prints a one-line summary
+and exits 0, or lists every problem, one per line with file, line, object and field path, and
+exits 2. ``-v`` adds the notes (implicit namespaces, masked CIDRs, finished pods) and skipped
+kinds; ``-o json`` gives the same as data for scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from kubefence.api import Inventory
+from kubefence.cli._inputs import add_input_arguments, inventory_from_args
+from kubefence.errors import FieldError, ValidationError
+
+NAME = "validate"
+HELP = (
+    "check manifests as strictly as the Kubernetes API server; list every problem with file, "
+    "line and field path (exit 2), or print a summary (exit 0)"
+)
+
+EXIT_INVALID = 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_input_arguments(parser)
+    parser.add_argument(
+        "-o",
+        "--output",
+        choices=("text", "json"),
+        default="text",
+        help="output format (default: %(default)s)",
+    )
+
+
+def _count(number: int, singular: str, plural: str | None = None) -> str:
+    return f"{number} {singular if number == 1 else (plural or singular + 's')}"
+
+
+def summary(inventory: Inventory) -> str:
+    """``ok: 3 namespaces, 5 pods, 2 policies (1 namespace created implicitly; skipped: ...)``."""
+    parts = [
+        _count(len(inventory.namespaces), "namespace"),
+        _count(len(inventory.pods), "pod"),
+        _count(len(inventory.policies), "policy", "policies"),
+    ]
+    if inventory.services:
+        parts.append(_count(len(inventory.services), "service"))
+    extras = []
+    implicit = sum(1 for ns in inventory.namespaces if ns.implicit)
+    if implicit:
+        extras.append(f"{_count(implicit, 'namespace')} created implicitly")
+    if inventory.skipped:
+        kinds = ", ".join(f"{count} {kind}" for kind, count in inventory.skipped.items())
+        extras.append(f"skipped: {kinds}")
+    tail = f" ({'; '.join(extras)})" if extras else ""
+    return f"ok: {', '.join(parts)}{tail}"
+
+
+def _problem_json(problem: FieldError) -> dict[str, object]:
+    return {
+        "file": problem.file,
+        "line": problem.line,
+        "object": problem.object,
+        "path": problem.path,
+        "message": problem.message,
+    }
+
+
+def _inventory_json(inventory: Inventory) -> dict[str, object]:
+    return {
+        "valid": True,
+        "namespaces": len(inventory.namespaces),
+        "pods": len(inventory.pods),
+        "policies": len(inventory.policies),
+        "services": len(inventory.services),
+        "implicitNamespaces": [ns.name for ns in inventory.namespaces if ns.implicit],
+        "skipped": dict(inventory.skipped),
+        "notes": list(inventory.notes),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        inventory = inventory_from_args(args)
+    except ValidationError as exc:
+        if args.output == "json":
+            document = {"valid": False, "problems": [_problem_json(p) for p in exc.problems]}
+            print(json.dumps(document, indent=2))
+        else:
+            for problem in exc.problems:
+                print(problem)
+            count = len(exc.problems)
+            print(f"invalid: {_count(count, 'problem')}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.output == "json":
+        print(json.dumps(_inventory_json(inventory), indent=2))
+        return 0
+    print(summary(inventory))
+    if args.verbose:
+        for kind, count in inventory.skipped.items():
+            print(f"skipped: {count} {kind} (kubefence does not read this kind)")
+        for note in inventory.notes:
+            print(f"note: {note}")
+    return 0
