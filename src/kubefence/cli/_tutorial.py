@@ -15,20 +15,30 @@ manifests of steps 1..N-1 are applied silently and only step N is shown and chec
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from types import FrameType
 from typing import Protocol as TypingProtocol
 from typing import TextIO
 
 import yaml
 
 from kubefence.api import Inventory, Operator, Pod, Protocol, Service
-from kubefence.dataplane.netns import Sandbox, check_environment, check_name, down
+from kubefence.dataplane.netns import (
+    RulesetRenderer,
+    Sandbox,
+    check_environment,
+    check_name,
+    down,
+)
 from kubefence.errors import DataplaneError, EnvironmentProblem, InputError
 from kubefence.semantics import (
     ANY_INDEX,
@@ -750,6 +760,29 @@ def stdout_is_tty() -> bool:
     return sys.stdout.isatty()
 
 
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM until the body is done, then raise ``KeyboardInterrupt`` if one came.
+
+    Only the main thread may install handlers; elsewhere the body runs unprotected."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def _hold(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, _hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        raise KeyboardInterrupt
+
+
 _CURL_EXIT_TIMEOUT = 28  # "Operation timed out": the SYN went unanswered (dropped by policy)
 _CURL_EXIT_REFUSED = 7  # "Failed to connect": a RST came back, so the packet reached the pod
 _PAGE_LINES = 4  # lines of the nginx welcome page shown for a connection that got through
@@ -769,10 +802,12 @@ class NetnsObserver:
         *,
         settings: Settings = DEFAULT_SETTINGS,
         timeout: float = 1.0,
+        renderer: RulesetRenderer | None = None,
     ) -> None:
         self.name = check_name(name)
         self.settings = settings
         self.timeout = timeout
+        self.renderer = renderer  # None: kubefence's nftables compiler (tests may swap it)
         self.description = (
             f"sandbox {name!r} (network namespaces kf-{name}-*, nftables), the machine's curl"
         )
@@ -780,12 +815,20 @@ class NetnsObserver:
 
     def sync(self, inventory: Inventory, *, files: Sequence[Path]) -> None:
         manifests = [(path.name, path.read_bytes()) for path in files]
-        if self._sandbox is None:
-            self._sandbox = Sandbox.up(
-                inventory, name=self.name, settings=self.settings, manifests=manifests
-            )
-        else:
-            self._sandbox.apply(inventory, manifests=manifests)
+        # An interrupt in the middle of up/apply could strike between starting the sandbox's
+        # server and recording its pid, leaving a process ``down`` cannot find: let the change
+        # finish (a second or two), then interrupt.
+        with _interrupts_deferred():
+            if self._sandbox is None:
+                self._sandbox = Sandbox.up(
+                    inventory,
+                    name=self.name,
+                    settings=self.settings,
+                    manifests=manifests,
+                    renderer=self.renderer,
+                )
+            else:
+                self._sandbox.apply(inventory, manifests=manifests, renderer=self.renderer)
 
     def observe(self, checks: Sequence[Check], inventory: Inventory) -> list[Observation]:
         sandbox = self._sandbox
@@ -848,13 +891,15 @@ class NetnsObserver:
         sandbox = self._sandbox
         if sandbox is None:
             return []
-        nginx = sandbox.state.pods.get("test/nginx")
+        pods = sandbox.state.pods
+        nginx = pods.get("test/nginx")
         target = f"http://{nginx.ipv4}/" if nginx is not None else "http://POD-IP/"
+        source = next((k for k in ("test/busybox", "default/busybox") if k in pods), "NS/POD")
         name = "" if self.name == "default" else f" --name {self.name}"
         return [
             "",
             f"The sandbox {self.name!r} is still up (--keep). Explore it:",
-            f"  kubefence sandbox exec{name} test/busybox -- curl -sS -m 1 {target}",
+            f"  kubefence sandbox exec{name} {source} -- curl -sS -m 1 {target}",
             f"  kubefence sandbox probe{name} --port 80 -o table",
             f"  kubefence sandbox status{name}",
             f"Remove it with: kubefence sandbox down{name}",

@@ -23,7 +23,7 @@ from kubefence.cli._tutorial import (
     run_tutorial,
     stdout_is_tty,
 )
-from kubefence.dataplane.netns import list_sandboxes
+from kubefence.dataplane.netns import down, list_sandboxes
 
 NAME = "tutorial"
 HELP = (
@@ -51,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--name",
         default="tutorial",
-        help="sandbox name (default: %(default)s); namespaces are kf-NAME-*",
+        help="sandbox name (default: %(default)s); namespaces are kf-NAME-*. A sandbox of "
+        "that name left up by an earlier run (--keep) is replaced",
     )
     parser.add_argument(
         "--predict-only",
@@ -96,9 +97,10 @@ def run(args: argparse.Namespace) -> int:
         return result.exit_code
 
     observer = NetnsObserver(args.name)
-    if args.name in list_sandboxes():
-        console.line(f"Removing the sandbox {args.name!r} left up by an earlier run.")
     with _sigterm_interrupts():
+        if args.name in list_sandboxes():
+            console.line(f"Replacing the sandbox {args.name!r} left up by an earlier run.")
+            down(args.name)
         try:
             result = run_tutorial(
                 directory, console=console, observer=observer, only_step=args.step
