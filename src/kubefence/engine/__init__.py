@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from kubefence.engine._compute import ReachabilityAnalysis, compute_matrix, parse_port
 from kubefence.engine._matrix import Matrix, NamespaceSummary
+from kubefence.engine._ports import PortClass, port_classes
 
 __all__ = [
     "Matrix",
     "NamespaceSummary",
+    "PortClass",
     "ReachabilityAnalysis",
     "compute_matrix",
     "parse_port",
+    "port_classes",
 ]
