@@ -96,14 +96,18 @@ def _selector(pool: dict[str, tuple[str, ...]]) -> st.SearchStrategy[LabelSelect
     return st.builds(
         LabelSelector,
         match_labels=labels.map(Labels),
-        match_expressions=st.lists(requirement, max_size=2).map(tuple),
+        match_expressions=st.lists(requirement, max_size=1).map(tuple),
     )
+
+
+# Strategies are built once: rebuilding them per draw costs hypothesis more than the tests.
+_POD_SELECTORS = st.one_of(st.just(LabelSelector()), _selector(POD_LABELS))
+_NAMESPACE_SELECTORS = st.one_of(st.just(LabelSelector()), _selector(NAMESPACE_LABELS))
 
 
 def label_selectors(*, for_namespaces: bool = False) -> st.SearchStrategy[LabelSelector]:
     """Selectors over the pod (or namespace) label pool; ``{}`` is drawn often."""
-    pool = NAMESPACE_LABELS if for_namespaces else POD_LABELS
-    return st.one_of(st.just(LabelSelector()), _selector(pool))
+    return _NAMESPACE_SELECTORS if for_namespaces else _POD_SELECTORS
 
 
 def _ip_blocks() -> st.SearchStrategy[IPBlock]:
@@ -122,16 +126,17 @@ def _ip_blocks() -> st.SearchStrategy[IPBlock]:
     return st.one_of(v4, v6)
 
 
+_PEERS = st.one_of(
+    st.builds(Peer, pod_selector=_POD_SELECTORS),
+    st.builds(Peer, namespace_selector=_NAMESPACE_SELECTORS),
+    st.builds(Peer, pod_selector=_POD_SELECTORS, namespace_selector=_NAMESPACE_SELECTORS),
+    st.builds(Peer, ip_block=_ip_blocks()),
+)
+
+
 def peers() -> st.SearchStrategy[Peer]:
     """podSelector only (S11), namespaceSelector only (S12), both (S13 AND), or ipBlock (S15)."""
-    pod_sel = label_selectors()
-    ns_sel = label_selectors(for_namespaces=True)
-    return st.one_of(
-        st.builds(Peer, pod_selector=pod_sel),
-        st.builds(Peer, namespace_selector=ns_sel),
-        st.builds(Peer, pod_selector=pod_sel, namespace_selector=ns_sel),
-        st.builds(Peer, ip_block=_ip_blocks()),
-    )
+    return _PEERS
 
 
 @st.composite
@@ -151,30 +156,28 @@ def policy_ports(draw: st.DrawFn) -> PolicyPort:
     return PolicyPort(protocol=protocol, port=number)
 
 
+_RULES = st.builds(
+    Rule,
+    peers=st.lists(_PEERS, max_size=2).map(tuple),
+    ports=st.lists(policy_ports(), max_size=2).map(tuple),
+)
+_RULE_LISTS = st.lists(_RULES, max_size=2).map(tuple)
+_POLICY_TYPES = st.sampled_from(
+    [None, (PolicyType.INGRESS,), (PolicyType.EGRESS,), (PolicyType.INGRESS, PolicyType.EGRESS)]
+)
+
+
 def rules() -> st.SearchStrategy[Rule]:
     """A rule; empty ``peers``/``ports`` (absent or ``[]``) mean everything (S09)."""
-    return st.builds(
-        Rule,
-        peers=st.lists(peers(), max_size=3).map(tuple),
-        ports=st.lists(policy_ports(), max_size=2).map(tuple),
-    )
+    return _RULES
 
 
 @st.composite
 def network_policies(draw: st.DrawFn, *, namespace: str, name: str) -> NetworkPolicy:
     """A policy with defaulted (S02) or explicit policyTypes and 0-2 rules per direction."""
-    ingress = tuple(draw(st.lists(rules(), max_size=2)))
-    egress = tuple(draw(st.lists(rules(), max_size=2)))
-    explicit = draw(
-        st.sampled_from(
-            [
-                None,
-                (PolicyType.INGRESS,),
-                (PolicyType.EGRESS,),
-                (PolicyType.INGRESS, PolicyType.EGRESS),
-            ]
-        )
-    )
+    ingress = draw(_RULE_LISTS)
+    egress = draw(_RULE_LISTS)
+    explicit = draw(_POLICY_TYPES)
     if explicit is None:  # S02: [Ingress] + Egress when egress has at least one rule
         explicit = (PolicyType.INGRESS, PolicyType.EGRESS) if egress else (PolicyType.INGRESS,)
     return NetworkPolicy(
@@ -187,12 +190,19 @@ def network_policies(draw: st.DrawFn, *, namespace: str, name: str) -> NetworkPo
     )
 
 
+_POD_LABEL_MAPS = st.fixed_dictionaries(
+    {}, optional={k: st.sampled_from(v) for k, v in POD_LABELS.items()}
+)
+_NAMESPACE_LABEL_MAPS = st.fixed_dictionaries(
+    {}, optional={k: st.sampled_from(v) for k, v in NAMESPACE_LABELS.items()}
+)
+_CONTAINER_PORT_LISTS = st.lists(st.sampled_from(CONTAINER_PORTS), max_size=3, unique=True)
+
+
 @st.composite
 def pods(draw: st.DrawFn, *, namespace: str, name: str, ips: tuple[IPAddress, ...]) -> Pod:
-    labels = draw(
-        st.fixed_dictionaries({}, optional={k: st.sampled_from(v) for k, v in POD_LABELS.items()})
-    )
-    ports = draw(st.lists(st.sampled_from(CONTAINER_PORTS), max_size=3, unique=True))
+    labels = draw(_POD_LABEL_MAPS)
+    ports = draw(_CONTAINER_PORT_LISTS)
     return Pod(
         namespace=namespace,
         name=name,
@@ -214,11 +224,7 @@ def inventories(
     )
     namespaces = []
     for ns in names:
-        labels = draw(
-            st.fixed_dictionaries(
-                {}, optional={k: st.sampled_from(v) for k, v in NAMESPACE_LABELS.items()}
-            )
-        )
+        labels = draw(_NAMESPACE_LABEL_MAPS)
         namespaces.append(Namespace(name=ns, labels=Labels({**labels, METADATA_NAME_LABEL: ns})))
     count = draw(st.integers(1, max_pods))
     hosts = draw(st.lists(st.integers(2, 60), min_size=count, max_size=count, unique=True))
