@@ -119,6 +119,10 @@ def _dual_stack(kind: socket.SocketKind, port: int) -> socket.socket:
     return sock
 
 
+class _Stopped(Exception):  # noqa: N818 (a signal, not an error)
+    """SIGTERM arrived."""
+
+
 @dataclass(slots=True)
 class _Listener:
     pod: ServedPod
@@ -190,11 +194,9 @@ def _close(sel: selectors.BaseSelector, sock: socket.socket) -> None:
 def serve(pods: Sequence[ServedPod], *, ready: int | None = None) -> None:
     """Open every socket, report readiness on file descriptor ``ready``, serve until SIGTERM."""
     sel = selectors.DefaultSelector()
-    stopping = False
 
     def _stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        raise _Stopped  # interrupts select() at once (PEP 475 would otherwise resume it)
 
     signal.signal(signal.SIGTERM, _stop)
     try:
@@ -207,12 +209,19 @@ def serve(pods: Sequence[ServedPod], *, ready: int | None = None) -> None:
     if ready is not None:
         os.write(ready, f"ready {os.getpid()} {count}\n".encode())
         os.close(ready)
-    while not stopping:
+    with contextlib.suppress(_Stopped):
+        _loop(sel)
+    for key in list(sel.get_map().values()):
+        key.fileobj.close()  # type: ignore[union-attr]
+
+
+def _loop(sel: selectors.BaseSelector) -> None:
+    conns: dict[socket.socket, _Conn] = {}  # open client connections, swept by deadline
+    while True:
         now = time.monotonic()
-        for key in list(sel.get_map().values()):
-            data = key.data
-            if isinstance(data, _Conn) and data.deadline < now:
-                _close(sel, key.fileobj)  # type: ignore[arg-type]
+        for expired in [s for s, c in conns.items() if c.deadline < now]:
+            del conns[expired]
+            _close(sel, expired)
         for key, _ in sel.select(timeout=0.5):
             sock: socket.socket = key.fileobj  # type: ignore[assignment]
             data = key.data
@@ -237,20 +246,20 @@ def serve(pods: Sequence[ServedPod], *, ready: int | None = None) -> None:
                 if not conn.http:
                     _answer(client, conn)
                 sel.register(client, selectors.EVENT_READ, conn)
+                conns[client] = conn
             elif isinstance(data, _Conn):
                 try:
                     chunk = sock.recv(65536)
                 except OSError:
                     chunk = b""
                 if not chunk:
+                    conns.pop(sock, None)
                     _close(sel, sock)
                     continue
                 if not data.answered:
                     data.request += chunk
                     if b"\r\n\r\n" in data.request or len(data.request) > 65536:
                         _answer(sock, data)
-    for key in list(sel.get_map().values()):
-        key.fileobj.close()  # type: ignore[union-attr]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
