@@ -1,0 +1,265 @@
+"""A ``Decision`` as text for people and as JSON for scripts.
+
+Why this module exists: decisions are data (``kubefence.semantics``) and text is produced only
+in ``cli``. ``kubefence explain``, ``kubefence.testing`` (assertion messages) and anything else
+that shows a verdict use these two functions, so an explanation reads the same everywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import ipaddress
+from typing import Any
+
+from kubefence.api import Operator
+from kubefence.semantics import (
+    Admission,
+    Decision,
+    Direction,
+    EndpointKind,
+    MissReason,
+    PeerMiss,
+    PolicyMiss,
+    PolicyRef,
+    PortEntry,
+    Reason,
+    RuleMiss,
+    SideDecision,
+    Unmet,
+)
+
+__all__ = ["decision_to_json", "render_text"]
+
+_INDENT = "  "
+
+
+# --- JSON ----------------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name.rstrip("_"): _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)
+        }
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return str(value)
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return str(value)
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def decision_to_json(decision: Decision) -> dict[str, Any]:
+    """Every field of the decision, enums as their values, addresses and networks as strings;
+    plus ``verdict`` ("allow"/"deny") and, for each policy miss, ``nearest_rule``."""
+    data: dict[str, Any] = {"verdict": "allow" if decision.allowed else "deny"}
+    data.update(_jsonable(decision))
+    for side_name, side in (("egress", decision.egress), ("ingress", decision.ingress)):
+        if side is None:
+            continue
+        for miss_json, miss in zip(data[side_name]["misses"], side.misses, strict=True):
+            nearest = miss.nearest
+            miss_json["nearest_rule"] = nearest.rule if nearest else None
+    data["backends"] = [decision_to_json(b) for b in decision.backends]
+    return data
+
+
+# --- text ----------------------------------------------------------------------------------------
+
+
+def _where(file: str | None, line: int | None) -> str:
+    """`` (file:line)`` when the source is known; objects built in code have no line (0)."""
+    if file is None or not line:
+        return ""
+    return f" ({file}:{line})"
+
+
+def _policy(ref: PolicyRef) -> str:
+    return f"{ref.key}{_where(ref.file, ref.line)}"
+
+
+def _port(decision: Decision) -> str:
+    if decision.port_name is None:
+        return f"{decision.port}/{decision.protocol.value}"
+    resolved = f" (= {decision.port})" if decision.port is not None else ""
+    return f"{decision.port_name}/{decision.protocol.value}{resolved}"
+
+
+def _entry(entry: PortEntry) -> str:
+    if entry.protocol is None:
+        return "any port"
+    proto = entry.protocol.value
+    if entry.name is not None:
+        if entry.resolved is not None:
+            return f"{entry.name}/{proto} (= {entry.resolved} at the destination)"
+        return f"{entry.name}/{proto} (not declared by the destination)"
+    if entry.low is None:
+        return f"every {proto} port"
+    if entry.high is not None and entry.high != entry.low:
+        return f"{entry.low}-{entry.high}/{proto}"
+    return f"{entry.low}/{proto}"
+
+
+def _requirement(unmet: Unmet) -> str:
+    values = ", ".join(unmet.values)
+    if unmet.operator is Operator.IN:
+        return f"{unmet.key}={values}" if len(unmet.values) == 1 else f"{unmet.key} in ({values})"
+    if unmet.operator is Operator.NOT_IN:
+        return f"{unmet.key} not in ({values})"
+    if unmet.operator is Operator.EXISTS:
+        return f"{unmet.key} (any value)"
+    return f"{unmet.key} to be absent"
+
+
+def _unmet(kind: str, owner: str, unmet: Unmet) -> str:
+    has = "has none" if unmet.actual is None else f"has {unmet.key}={unmet.actual}"
+    return f"needs {kind} label {_requirement(unmet)}; {owner} {has}"
+
+
+def _peer_miss(miss: PeerMiss) -> str:
+    head = f"peer {miss.index}"
+    reason = miss.reason
+    if reason is MissReason.NOT_A_POD:
+        return f"{head} selects pods; {miss.subject} is not a pod"
+    if reason is MissReason.HOST_NETWORK:
+        return (
+            f"{head} selects pods; {miss.subject} is a hostNetwork pod, which acts as its "
+            "node's address (S23)"
+        )
+    if reason is MissReason.OTHER_NAMESPACE:
+        return (
+            f"{head} selects pods of namespace {miss.expected_namespace} only (podSelector "
+            f"without namespaceSelector); {miss.subject} is in namespace {miss.namespace}"
+        )
+    if reason is MissReason.LABELS:
+        parts = [
+            _unmet("namespace", f"namespace {miss.namespace}", u) for u in miss.namespace_unmet
+        ]
+        parts += [_unmet("pod", f"pod {miss.subject}", u) for u in miss.pod_unmet]
+        return f"{head} " + "; and ".join(parts)
+    block = f"{head} is ipBlock {miss.cidr}"
+    if reason is MissReason.NO_ADDRESS:
+        return f"{block}; {miss.subject} has no known IP"
+    if reason is MissReason.IN_EXCEPT:
+        return f"{block}; {miss.address} is inside its except range {miss.except_}"
+    if reason is MissReason.IPBLOCK_IGNORES_PODS:
+        return f"{block}; ipBlocks do not match pods with setting ipblock_matches_pods off"
+    return f"{block}; {miss.address} is outside it"
+
+
+def _rule_miss(policy: PolicyRef, rule: RuleMiss) -> list[str]:
+    head = f"rule {rule.rule}{_where(policy.file, rule.line)}"
+    ports = ", ".join(_entry(e) for e in rule.ports)
+    if rule.peer_matched:
+        return [f"{head} matches the peer but only port {ports}"]
+    lines = []
+    if rule.port_matched:
+        lines.append(f"{head} allows the port but no peer matches:")
+    else:
+        lines.append(f"{head} matches neither the peer nor the port (only {ports}):")
+    lines += [f"{_INDENT}{_peer_miss(p)}" for p in rule.peers]
+    return lines
+
+
+def _policy_miss(miss: PolicyMiss, direction: Direction) -> list[str]:
+    head = f"{_policy(miss.policy)}"
+    nearest = miss.nearest
+    if nearest is None:
+        return [f"{head}: no {direction.value} rules, so it allows nothing"]
+    others = len(miss.rules) - 1
+    suffix = f" (nearest of {len(miss.rules)} rules)" if others else ""
+    lines = [f"{head}{suffix}:"]
+    lines += [f"{_INDENT}{line}" for line in _rule_miss(miss.policy, nearest)]
+    return lines
+
+
+def _admission(admission: Admission) -> str:
+    peer = "any peer" if admission.peer < 0 else f"peer {admission.peer}"
+    port = "any port" if admission.port < 0 else f"port entry {admission.port}"
+    where = _where(admission.policy.file, admission.line)
+    return f"{admission.policy.key} rule {admission.rule}{where}: {peer}, {port}"
+
+
+_NOT_APPLICABLE = {
+    EndpointKind.EXTERNAL: "an address outside the cluster's pods; no policy applies here (S05)",
+    EndpointKind.NODE: "a node; no policy applies here (S05, S23)",
+    EndpointKind.HOST_NETWORK_POD: "a hostNetwork pod; policies do not select it (S23)",
+    EndpointKind.SERVICE: "a Service; policies apply to its backends (S22)",
+    EndpointKind.POD: "not evaluated",
+}
+
+
+def _side(side: SideDecision, kind: EndpointKind) -> list[str]:
+    where = "egress at" if side.direction is Direction.EGRESS else "ingress at"
+    head = f"{where} {side.endpoint}"
+    if not side.applicable:
+        return [f"{head}: {_NOT_APPLICABLE[kind]}"]
+    if not side.isolated:
+        return [f"{head}: not isolated (no policy selects it for {side.direction.value}), allowed"]
+    names = ", ".join(p.key for p in side.isolating)
+    if side.allowed:
+        lines = [f"{head}: isolated by {names}; allowed by"]
+        lines += [f"{_INDENT}{_admission(a)}" for a in side.admitted_by]
+        return lines
+    lines = [f"{head}: isolated by {names}; no rule allows it, denied"]
+    for miss in side.misses:
+        lines += [f"{_INDENT}{line}" for line in _policy_miss(miss, side.direction)]
+    return lines
+
+
+def _special(decision: Decision) -> str | None:
+    reason = decision.reason
+    dst = decision.destination.name
+    if reason is Reason.SELF:
+        return "a pod may always connect to itself (S07, setting self_traffic_allowed)"
+    if reason is Reason.FROM_NODE:
+        return f"from the pod's own node {decision.source.node} (S24, setting allow_from_node)"
+    if reason is Reason.NO_BACKENDS:
+        return f"service {dst} selects no pod, so nothing answers"
+    if reason is Reason.UNRESOLVED_PORT:
+        wanted = decision.port_name if decision.port_name is not None else decision.port
+        if decision.destination.kind is EndpointKind.SERVICE:
+            return f"service {dst} has no port {wanted}/{decision.protocol.value}"
+        if decision.destination.kind in (EndpointKind.POD, EndpointKind.HOST_NETWORK_POD):
+            return (
+                f"{dst} declares no {decision.protocol.value} port named {wanted!r}, so the "
+                "port cannot be resolved (S21)"
+            )
+        return f"a port name cannot be resolved towards {dst}, which is not a pod (S21)"
+    return None
+
+
+def _lines(decision: Decision) -> list[str]:
+    verdict = "ALLOWED" if decision.allowed else "DENIED"
+    lines = [
+        f"{verdict}: {decision.source.name} -> {decision.destination.name} on {_port(decision)}"
+    ]
+    special = _special(decision)
+    if special is not None:
+        lines.append(f"{_INDENT}{special}")
+    if decision.reason is Reason.SERVICE:
+        lines.append(
+            f"{_INDENT}service {decision.destination.name}: decided per backend pod on its "
+            "target port (S22); allowed only if every backend allows it"
+        )
+        for backend in decision.backends:
+            lines += [f"{_INDENT}{_INDENT}{line}" for line in _lines(backend)]
+    if decision.reason is Reason.HOST_NETWORK:
+        lines.append(
+            f"{_INDENT}note: hostNetwork pods act as their node's address and are not selected "
+            "by policies (S23)"
+        )
+    if decision.egress is not None:
+        lines += [f"{_INDENT}{line}" for line in _side(decision.egress, decision.source.kind)]
+    if decision.ingress is not None:
+        lines += [f"{_INDENT}{line}" for line in _side(decision.ingress, decision.destination.kind)]
+    return lines
+
+
+def render_text(decision: Decision) -> str:
+    """A readable explanation: verdict, each side, and the policy, rule and file:line behind it."""
+    return "\n".join(_lines(decision))

@@ -1,0 +1,68 @@
+"""``kubefence explain``: may this connection happen, and which policy and rule decide it?
+
+Why this module exists: the question users ask most about NetworkPolicy is "which policy
+dropped my packet?". This command answers one connection with the policy names, rule numbers
+and the file:line of each rule, as text or JSON, and with ``--expect`` it becomes a CI check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from kubefence.cli._inputs import add_input_arguments, inventory_from_args
+from kubefence.cli._render_decision import decision_to_json, render_text
+from kubefence.semantics import decide
+
+NAME = "explain"
+HELP = "explain whether one connection is allowed and which policies and rules decide it"
+
+EXIT_OK = 0
+EXIT_MISMATCH = 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_input_arguments(parser)
+    parser.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="SRC",
+        help="source: NAMESPACE/POD, an IP address or node:NAME",
+    )
+    parser.add_argument(
+        "--to",
+        dest="destination",
+        required=True,
+        metavar="DST",
+        help="destination: NAMESPACE/POD, an IP address, node:NAME or svc:NAMESPACE/NAME",
+    )
+    parser.add_argument(
+        "--port", required=True, help="port number, or a port name of the destination pod"
+    )
+    parser.add_argument("--protocol", default="TCP", help="TCP, UDP or SCTP (default: %(default)s)")
+    parser.add_argument(
+        "-o", "--output", choices=("text", "json"), default="text", help="output format"
+    )
+    parser.add_argument(
+        "--expect",
+        choices=("allow", "deny"),
+        help="exit 1 when the verdict differs (for CI)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    inventory = inventory_from_args(args)
+    decision = decide(
+        inventory, args.source, args.destination, port=args.port, protocol=args.protocol
+    )
+    if args.output == "json":
+        print(json.dumps(decision_to_json(decision), indent=2, sort_keys=False))
+    else:
+        print(render_text(decision))
+    verdict = "allow" if decision.allowed else "deny"
+    if args.expect is not None and args.expect != verdict:
+        print(f"kubefence: expected {args.expect}, but the verdict is {verdict}", file=sys.stderr)
+        return EXIT_MISMATCH
+    return EXIT_OK
