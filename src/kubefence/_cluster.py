@@ -8,10 +8,13 @@ each other sideways.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubefence.api import Inventory, Namespace, NetworkPolicy, Pod
 from kubefence.semantics import DEFAULT_SETTINGS, Settings
+
+if TYPE_CHECKING:
+    from kubefence.engine import Matrix  # imported lazily: numpy only when a matrix is asked
 
 __all__ = ["Cluster", "load"]
 
@@ -78,6 +81,19 @@ class Cluster:
     # --- questions (semantics: can_reach / explain) ---------------------------------------
 
     # --- whole-cluster (engine: matrix) ---------------------------------------------------
+
+    def matrix(self, *, port: int | str, protocol: str = "TCP") -> Matrix:
+        """Whether each pod may connect to each pod on ``port`` (a number, or a port name
+        resolved per destination); ``.to_json()`` gives the ``matrix -o json`` shape."""
+        from kubefence.engine import compute_matrix
+        from kubefence.semantics import parse_port, parse_protocol
+
+        return compute_matrix(
+            self.inventory,
+            port=parse_port(port),
+            protocol=parse_protocol(protocol),
+            settings=self.settings,
+        )
 
 
 def load(

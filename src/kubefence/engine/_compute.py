@@ -248,8 +248,14 @@ class ReachabilityAnalysis:
                 allowed[lo:hi, :] &= ok
         return allowed
 
-    def matrix(self, port: int | str, protocol: Protocol = Protocol.TCP) -> Matrix:
-        """The pod-level result for one port (a number, or a name resolved per destination)."""
+    def matrix(
+        self, port: int | str, protocol: Protocol = Protocol.TCP, *, label: str | None = None
+    ) -> Matrix:
+        """The pod-level result for one port (a number, or a name resolved per destination).
+
+        ``label`` names the port in the result (default: the port as given), e.g. the label of
+        a port class whose representative ``port`` is.
+        """
         overrides = self._from_node
         if overrides and not isinstance(parse_port(port), int):
             # A name the destination does not declare stays unreachable, even from its node.
@@ -261,7 +267,7 @@ class ReachabilityAnalysis:
                 if (kept := tuple(j for j in dsts if declared[j]))
             )
         return Matrix(
-            port=str(port),
+            port=str(port) if label is None else label,
             protocol=protocol,
             endpoints=tuple(p.key for p in self.inventory.pods),
             class_of=self.classes.of_pod,
