@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kubefence.api import Inventory, Namespace, NetworkPolicy, Pod
-from kubefence.semantics import DEFAULT_SETTINGS, Settings
+from kubefence.semantics import DEFAULT_SETTINGS, Decision, Settings, decide
 
 if TYPE_CHECKING:
     from kubefence.engine import Matrix  # imported lazily: numpy only when a matrix is asked
@@ -79,6 +79,18 @@ class Cluster:
         )
 
     # --- questions (semantics: can_reach / explain) ---------------------------------------
+
+    def explain(self, src: str, dst: str, *, port: int | str, protocol: str = "TCP") -> Decision:
+        """The full ``Decision`` for ``src -> dst`` (``"ns/pod"``, an IP, ``"node:NAME"``,
+        ``"svc:ns/name"``): verdict, isolating policies, the admitting rule or each miss.
+        Raises ``kubefence.InputError`` for an unknown pod or an unreadable port/protocol."""
+        return decide(
+            self.inventory, src, dst, port=port, protocol=protocol, settings=self.settings
+        )
+
+    def can_reach(self, src: str, dst: str, *, port: int | str, protocol: str = "TCP") -> bool:
+        """May ``src`` open a connection to ``dst`` on ``port``/``protocol``?"""
+        return self.explain(src, dst, port=port, protocol=protocol).allowed
 
     # --- whole-cluster (engine: matrix) ---------------------------------------------------
 
