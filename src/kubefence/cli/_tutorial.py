@@ -70,6 +70,7 @@ __all__ = [
     "Row",
     "Step",
     "TutorialResult",
+    "curl_observation",
     "examples_dir",
     "explain",
     "kubectl_command",
@@ -788,6 +789,20 @@ _CURL_EXIT_REFUSED = 7  # "Failed to connect": a RST came back, so the packet re
 _PAGE_LINES = 4  # lines of the nginx welcome page shown for a connection that got through
 
 
+def curl_observation(shown: str, returncode: int, *, stdout: str, stderr: str) -> Observation:
+    """What a curl run means: the page (allowed), a timeout (denied), or neither (None)."""
+    if returncode == 0:
+        lines = stdout.splitlines()
+        more = ("…",) if len(lines) > _PAGE_LINES else ()
+        return Observation(True, shown, (*lines[:_PAGE_LINES], *more))
+    errors = tuple(stderr.strip().splitlines()) or (f"curl exited with status {returncode}",)
+    if returncode == _CURL_EXIT_TIMEOUT:
+        return Observation(False, shown, errors)
+    if returncode == _CURL_EXIT_REFUSED:
+        return Observation(True, shown, (*errors, "(refused by the pod itself: it was reached)"))
+    return Observation(None, shown, errors)
+
+
 class NetnsObserver:
     """Real packets: the kubefence sandbox (network namespaces filtered by nftables) and the
     machine's own ``curl`` run inside the source pod's namespace.
@@ -847,7 +862,10 @@ class NetnsObserver:
             return self._lookup(sandbox, check, str(destination.ipv4))
         port = "" if check.port == 80 else f":{check.port}"
         curl = ["curl", "-sS", "-m", f"{self.timeout:g}", f"http://{destination.ipv4}{port}/"]
-        shown = f"{' '.join(curl)} in {check.src}'s namespace {source.netns}"
+        shown = (
+            f"{' '.join(curl)} from {check.src} (network namespace {source.netns}); "
+            f"{destination.ipv4} is {check.dst}"
+        )
         try:
             done = subprocess.run(
                 ["ip", "netns", "exec", source.netns, *curl],
@@ -858,16 +876,7 @@ class NetnsObserver:
             )
         except subprocess.TimeoutExpired:
             return Observation(None, shown, ("curl did not finish",))
-        if done.returncode == 0:
-            lines = done.stdout.splitlines()
-            more = ("…",) if len(lines) > _PAGE_LINES else ()
-            return Observation(True, shown, (*lines[:_PAGE_LINES], *more))
-        errors = tuple(done.stderr.strip().splitlines()) or (f"curl exit {done.returncode}",)
-        if done.returncode == _CURL_EXIT_TIMEOUT:
-            return Observation(False, shown, errors)
-        if done.returncode == _CURL_EXIT_REFUSED:
-            return Observation(True, shown, (*errors, "(refused by the pod itself: reached it)"))
-        return Observation(None, shown, errors)
+        return curl_observation(shown, done.returncode, stdout=done.stdout, stderr=done.stderr)
 
     def _lookup(self, sandbox: Sandbox, check: Check, address: str) -> Observation:
         shown = f"DNS query, UDP to {address}:53 from {check.src}, {self.timeout:g} s timeout"

@@ -299,3 +299,41 @@ def test_dns_check_is_shown_as_a_lookup() -> None:
     assert kubectl_command(check, inventory).startswith(
         "kubectl exec -n test-policy busybox -- nslookup"
     )
+
+
+def test_colour_follows_the_terminal_unless_turned_off(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Colour on a terminal; ``--no-color`` or ``NO_COLOR`` turn it off."""
+    monkeypatch.setattr("kubefence.cli.commands.tutorial.stdout_is_tty", lambda: True)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert main(["tutorial", "--predict-only", "--step", "1"]) == 0
+    assert "\x1b[" in capsys.readouterr().out
+    assert main(["tutorial", "--predict-only", "--step", "1", "--no-color"]) == 0
+    assert "\x1b[" not in capsys.readouterr().out
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert main(["tutorial", "--predict-only", "--step", "1"]) == 0
+    assert "\x1b[" not in capsys.readouterr().out
+
+
+def test_curl_results_read_as_a_user_would() -> None:
+    """Exit 0 shows the page's first lines (allowed), 28 the timeout (denied), 7 a refusal by
+    the pod (reached), anything else is no verdict at all."""
+    page = "<!DOCTYPE html>\n<html>\n<head>\n<title>Welcome to nginx!</title>\n<style>\n"
+    ok = _tutorial.curl_observation("c", 0, stdout=page, stderr="")
+    assert ok.allowed is True
+    assert ok.lines == (
+        "<!DOCTYPE html>",
+        "<html>",
+        "<head>",
+        "<title>Welcome to nginx!</title>",
+        "…",
+    )
+    timeout = "curl: (28) Connection timed out after 1001 milliseconds\n"
+    denied = _tutorial.curl_observation("c", 28, stdout="", stderr=timeout)
+    assert denied.allowed is False
+    assert denied.lines == (timeout.strip(),)
+    assert _tutorial.curl_observation("c", 7, stdout="", stderr="curl: (7) refused").allowed
+    unknown = _tutorial.curl_observation("c", 6, stdout="", stderr="")
+    assert unknown.allowed is None
+    assert unknown.lines == ("curl exited with status 6",)
