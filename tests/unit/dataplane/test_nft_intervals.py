@@ -13,6 +13,7 @@ from kubefence.dataplane.nft._intervals import (
     Box,
     Interval,
     block_intervals,
+    covers,
     disjoint_boxes,
     interval_text,
     merge,
@@ -56,6 +57,12 @@ def test_subtract_is_set_difference(base: list[Interval], holes: list[Interval])
     assert _is_normal(result)
     for value in range(SMALL + 2):
         assert _covered(result, value) == (_covered(base, value) and not _covered(holes, value))
+
+
+@given(st.lists(_interval(), max_size=6), st.integers(-1, SMALL + 1))
+def test_covers_agrees_with_a_linear_scan(intervals: list[Interval], value: int) -> None:
+    """covers() (binary search on merged intervals) finds exactly the covered values."""
+    assert covers(merge(intervals), value) == _covered(intervals, value)
 
 
 @st.composite

@@ -12,6 +12,7 @@ Every interval is a pair ``(low, high)`` of inclusive integer bounds, ``low <= h
 from __future__ import annotations
 
 import bisect
+import functools
 import ipaddress
 from collections.abc import Iterable
 from typing import TypeAlias, TypeVar
@@ -25,6 +26,7 @@ __all__ = [
     "Interval",
     "address_interval",
     "block_intervals",
+    "covers",
     "disjoint_boxes",
     "family_range",
     "interval_text",
@@ -90,6 +92,12 @@ def subtract(base: Iterable[Interval], holes: Iterable[Interval]) -> tuple[Inter
         if current <= high:
             result.append((current, high))
     return tuple(result)
+
+
+def covers(intervals: tuple[Interval, ...], value: int) -> bool:
+    """Is ``value`` inside one of ``intervals`` (sorted and disjoint, as ``merge`` returns)?"""
+    index = bisect.bisect_right(intervals, (value, 1 << 129)) - 1
+    return index >= 0 and intervals[index][0] <= value <= intervals[index][1]
 
 
 def block_intervals(block: IPBlock) -> tuple[Interval, ...]:
@@ -161,14 +169,20 @@ def disjoint_boxes(boxes: Iterable[Box]) -> tuple[Box, ...]:
     return tuple(sorted(out))
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _address_text(value: int, version: int) -> str:
+    if version == 4:
+        return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+    return str(ipaddress.IPv6Address(value))
+
+
 def interval_text(interval: Interval, version: int) -> str:
     """An address interval as nft writes it: an address, a prefix, or ``first-last``."""
     low, high = interval
-    make = ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address
     if low == high:
-        return str(make(low))
+        return _address_text(low, version)
     size = high - low + 1
     if size & (size - 1) == 0 and low % size == 0:
         bits = 32 if version == 4 else 128
-        return f"{make(low)}/{bits - size.bit_length() + 1}"
-    return f"{make(low)}-{make(high)}"
+        return f"{_address_text(low, version)}/{bits - size.bit_length() + 1}"
+    return f"{_address_text(low, version)}-{_address_text(high, version)}"

@@ -58,7 +58,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from kubefence.api import Inventory, IPAddress, Pod, Protocol
+from kubefence.api import Inventory, IPAddress, Labels, LabelSelector, Pod, Protocol
 from kubefence.dataplane.nft._intervals import (
     FULL_PORTS,
     FULL_PROTOCOLS,
@@ -66,6 +66,7 @@ from kubefence.dataplane.nft._intervals import (
     Interval,
     address_interval,
     block_intervals,
+    covers,
     disjoint_boxes,
     family_range,
     merge,
@@ -83,6 +84,7 @@ from kubefence.semantics import (
     compile_policies,
     peer_matches_pod,
     resolve_named_port,
+    selector_matches,
     selects_pod,
 )
 
@@ -216,7 +218,46 @@ class _Context:
             self.by_namespace.setdefault(pod.namespace, []).append(pod)
         self.labels = {ns: inventory.namespace_labels(ns) for ns in self.by_namespace}
         self._peer_cache: dict[PeerMatcher, dict[int, tuple[Interval, ...]]] = {}
+        self._pods_cache: dict[PeerMatcher, tuple[Pod, ...]] = {}
         self._destination_cache: dict[PeerMatcher, tuple[tuple[IPAddress, Pod], ...]] = {}
+        self._namespace_cache: dict[tuple[LabelSelector, str], bool] = {}
+
+    def _namespace_may_match(self, peer: PeerMatcher, namespace: str) -> bool:
+        """A pruning pre-check of a pod peer's namespace part (``peer_matches_pod`` decides)."""
+        if peer.namespace is not None:
+            return namespace == peer.namespace
+        if peer.namespace_selector is None:
+            return True
+        key = (peer.namespace_selector, namespace)
+        found = self._namespace_cache.get(key)
+        if found is None:
+            found = selector_matches(peer.namespace_selector, self.labels[namespace])
+            self._namespace_cache[key] = found
+        return found
+
+    def matching_pods(self, peer: PeerMatcher) -> tuple[Pod, ...]:
+        """Addressed pods a pod peer matches (S11-S14; S23 via ``peer_matches_pod``)."""
+        cached = self._pods_cache.get(peer)
+        if cached is None:
+            verdicts: dict[tuple[Labels, bool], bool] = {}
+            found: list[Pod] = []
+            for namespace, pods in self.by_namespace.items():
+                if not self._namespace_may_match(peer, namespace):
+                    continue
+                verdicts.clear()
+                for pod in pods:
+                    key = (pod.labels, pod.host_network)  # all a pod peer looks at, per namespace
+                    hit = verdicts.get(key)
+                    if hit is None:
+                        hit = peer_matches_pod(
+                            peer, pod, self.labels[namespace], settings=self.settings
+                        )
+                        verdicts[key] = hit
+                    if hit:
+                        found.append(pod)
+            cached = tuple(found)
+            self._pods_cache[peer] = cached
+        return cached
 
     def peer_intervals(self, peer: PeerMatcher) -> dict[int, tuple[Interval, ...]]:
         """Address ranges of a peer, per IP version."""
@@ -243,15 +284,11 @@ class _Context:
                 )
             result = {peer.ip_block.cidr.version: intervals}
         else:
-            # S11-S14: the addresses of every pod the selectors match (S23 via peer_matches_pod).
+            # S11-S14: the addresses of every pod the selectors match.
             found: dict[int, list[Interval]] = {v: [] for v in VERSIONS}
-            for namespace, pods in self.by_namespace.items():
-                if peer.namespace is not None and namespace != peer.namespace:
-                    continue
-                for pod in pods:
-                    if peer_matches_pod(peer, pod, self.labels[namespace], settings=self.settings):
-                        for a in self.addresses[pod.key]:
-                            found[a.version].append(address_interval(a))
+            for pod in self.matching_pods(peer):
+                for a in self.addresses[pod.key]:
+                    found[a.version].append(address_interval(a))
             result = {v: merge(ivs) for v, ivs in found.items() if ivs}
         self._peer_cache[peer] = result
         return result
@@ -260,21 +297,29 @@ class _Context:
         """Every (address, pod) the peer matches, for egress named ports (S21): only pods
         policies can select, as a hostNetwork pod acts as its node's address (S23)."""
         cached = self._destination_cache.get(peer)
-        if cached is None:
+        if cached is not None:
+            return cached
+        selectable = self.settings.host_network_selectable
+        candidates: tuple[Pod, ...]
+        if peer.kind is PeerKind.PODS:
+            candidates = self.matching_pods(peer)
+        else:
+            candidates = tuple(p for p in self.addressed if not p.host_network or selectable)
+        if peer.kind is PeerKind.IP_BLOCK:
+            # The block's ranges already follow S15 and its setting (see peer_intervals), so
+            # membership in them is what peer_matches_pod(address=a) answers, only faster.
+            assert peer.ip_block is not None
+            version = peer.ip_block.cidr.version
+            ranges = self.peer_intervals(peer).get(version, ())
             cached = tuple(
                 (a, pod)
-                for pod in self.addressed
-                if not pod.host_network or self.settings.host_network_selectable
+                for pod in candidates
                 for a in self.addresses[pod.key]
-                if peer_matches_pod(
-                    peer,
-                    pod,
-                    self.labels[pod.namespace],
-                    address=a,
-                    settings=self.settings,
-                )
+                if a.version == version and covers(ranges, int(a))
             )
-            self._destination_cache[peer] = cached
+        else:
+            cached = tuple((a, pod) for pod in candidates for a in self.addresses[pod.key])
+        self._destination_cache[peer] = cached
         return cached
 
 
@@ -358,14 +403,18 @@ def _build_classes(
     for index, policy in enumerate(compiled):
         if policy.rules(direction) is not None:
             policies_of_namespace.setdefault(policy.namespace, []).append(index)
+    selection: dict[tuple[str, Labels], tuple[int, ...]] = {}  # what selects_pod looks at
     for pod in context.addressed:
         if pod.host_network:
             continue
-        selecting = tuple(
-            i
-            for i in policies_of_namespace.get(pod.namespace, ())
-            if selects_pod(compiled[i], pod, settings=settings)  # S01, S03
-        )
+        selecting = selection.get((pod.namespace, pod.labels))
+        if selecting is None:
+            selecting = tuple(
+                i
+                for i in policies_of_namespace.get(pod.namespace, ())
+                if selects_pod(compiled[i], pod, settings=settings)  # S01, S03
+            )
+            selection[(pod.namespace, pod.labels)] = selecting
         if not selecting:
             continue  # not isolated in this direction: passes (S03)
         named: tuple[NamedPort, ...] = ()
