@@ -1,21 +1,26 @@
 """Vectorised whole-cluster reachability (numpy): the semantic core's answers for every pair.
 
 Pure (no I/O). ``compute_matrix`` answers one port; ``ReachabilityAnalysis`` prepares an
-inventory once and answers many ports; ``port_classes`` names the ports worth asking about.
+inventory once and answers many ports; ``port_classes`` names the ports worth asking about;
+``diff_inventories`` compares two versions of a cluster.
 """
 
 from __future__ import annotations
 
 from kubefence.engine._compute import ReachabilityAnalysis, compute_matrix, parse_port
+from kubefence.engine._diff import Change, ReachabilityDiff, diff_inventories
 from kubefence.engine._matrix import Matrix, NamespaceSummary
 from kubefence.engine._ports import PortClass, port_classes
 
 __all__ = [
+    "Change",
     "Matrix",
     "NamespaceSummary",
     "PortClass",
     "ReachabilityAnalysis",
+    "ReachabilityDiff",
     "compute_matrix",
+    "diff_inventories",
     "parse_port",
     "port_classes",
 ]

@@ -1,0 +1,99 @@
+"""``kubefence diff``: the connections a change to the manifests opens and closes.
+
+Why this module exists: the typical use is a pull request that edits policies. ``-f`` names the
+current manifests, ``--against`` the proposed ones (both repeatable); the output lists every
+(source, destination, port class) that becomes allowed (+) or denied (-), on every port, and
+the pods present in one version only. ``--exit-code`` makes any change exit 1, for CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from kubefence.cli._inputs import add_input_arguments, inventory_from_args
+from kubefence.engine import Change, ReachabilityDiff, diff_inventories
+from kubefence.semantics import parse_protocol
+
+NAME = "diff"
+HELP = (
+    "list the connections (source, destination, port) that become allowed or denied between "
+    "the -f manifests and the --against manifests"
+)
+
+EXIT_CHANGED = 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_input_arguments(parser)
+    parser.add_argument(
+        "--against",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="the new manifests (file, directory or '-'); repeatable",
+    )
+    parser.add_argument(
+        "--protocol",
+        help="only this protocol (default: TCP and every protocol the policies mention)",
+    )
+    parser.add_argument(
+        "-o", "--output", choices=("table", "json"), default="table", help="default: table"
+    )
+    parser.add_argument(
+        "--exit-code", action="store_true", help="exit 1 when anything changed (like git diff)"
+    )
+
+
+def _grouped(changes: Sequence[Change]) -> list[tuple[bool, str, str, list[str]]]:
+    """One entry per (direction, src, dst) with every port class it changes on."""
+    grouped: dict[tuple[bool, str, str], list[str]] = {}
+    for c in changes:
+        grouped.setdefault((c.allowed, c.src, c.dst), []).append(f"{c.port}/{c.protocol}")
+    return [(allowed, src, dst, ports) for (allowed, src, dst), ports in grouped.items()]
+
+
+def render_table(diff: ReachabilityDiff) -> str:
+    added, removed = len(diff.newly_allowed), len(diff.newly_denied)
+    if not diff.changed:
+        return "no change: every connection keeps its verdict on every port\n"
+    lines = [
+        f"{added} connection{'s' if added != 1 else ''} become{'s' if added == 1 else ''} "
+        f"allowed, {removed} become{'s' if removed == 1 else ''} denied "
+        f"(over {len(diff.port_classes)} port classes)"
+    ]
+    for allowed, src, dst, ports in _grouped(diff.changes):
+        sign = "+ allow" if allowed else "- deny "
+        lines.append(f"{sign}  {src} -> {dst}  on {', '.join(ports)}")
+    if diff.only_old:
+        lines.append(f"pods only in the old manifests: {', '.join(diff.only_old)}")
+    if diff.only_new:
+        lines.append(f"pods only in the new manifests: {', '.join(diff.only_new)}")
+    return "\n".join(lines) + "\n"
+
+
+def render_json(diff: ReachabilityDiff) -> str:
+    def item(c: Change) -> dict[str, str]:
+        return {"from": c.src, "to": c.dst, "port": c.port, "protocol": str(c.protocol)}
+
+    doc = {
+        "changed": diff.changed,
+        "allowed": [item(c) for c in diff.newly_allowed],
+        "denied": [item(c) for c in diff.newly_denied],
+        "onlyOld": list(diff.only_old),
+        "onlyNew": list(diff.only_new),
+        "portClasses": [{"port": p.label, "protocol": str(p.protocol)} for p in diff.port_classes],
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    old = inventory_from_args(args)
+    new_args = argparse.Namespace(filenames=args.against, namespace=args.namespace)
+    new = inventory_from_args(new_args)
+    protocols = [parse_protocol(args.protocol)] if args.protocol else None
+    diff = diff_inventories(old, new, protocols=protocols)
+    sys.stdout.write(render_json(diff) if args.output == "json" else render_table(diff))
+    return EXIT_CHANGED if args.exit_code and diff.changed else 0
