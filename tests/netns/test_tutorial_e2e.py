@@ -158,11 +158,15 @@ def test_keep_leaves_the_sandbox_up_to_explore_and_a_rerun_replaces_it(
     _assert_nothing_left(clean_host)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize(
+    ("sig", "delay"),
+    [(signal.SIGINT, 0.0), (signal.SIGTERM, 0.5), (signal.SIGINT, 3.0)],
+    ids=["ctrl-c-while-coming-up", "sigterm-early", "ctrl-c-mid-steps"],
+)
 def test_interrupted_run_still_removes_the_sandbox(
-    clean_host: set[str], sig: signal.Signals
+    clean_host: set[str], sig: signal.Signals, delay: float
 ) -> None:
-    """Ctrl-C (or SIGTERM) in the middle of the run takes the sandbox down before exiting."""
+    """Ctrl-C (or SIGTERM) at any point of the run takes the sandbox down before exiting."""
     process = subprocess.Popen(
         [sys.executable, "-m", "kubefence", "tutorial", "--name", NAME, "--no-color"],
         stdout=subprocess.PIPE,
@@ -175,7 +179,7 @@ def test_interrupted_run_still_removes_the_sandbox(
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "the sandbox never came up"
             time.sleep(0.05)
-        time.sleep(0.5)  # somewhere inside the steps
+        time.sleep(delay)  # while the sandbox comes up, or somewhere inside the steps
         process.send_signal(sig)
         _, err = process.communicate(timeout=60)
     finally:
