@@ -94,12 +94,14 @@ class Action:
     """One thing the user does: apply or delete a file of ``examples/tutorial/``.
 
     ``command`` is what a Kubernetes user would type (``kubectl create namespace test`` is the
-    same as applying ``test-namespace.yaml``); ``show_yaml`` prints the file (policies)."""
+    same as applying ``test-namespace.yaml``); ``show_yaml`` prints the file (policies);
+    ``note`` is shown as a comment after the command."""
 
     verb: Verb
     file: str
     command: str = ""
     show_yaml: bool = False
+    note: str = ""
 
     def display(self) -> str:
         return self.command or f"kubectl {self.verb.value} -f {EXAMPLES_RELATIVE / self.file}"
@@ -145,8 +147,8 @@ class Step:
         return f"{self.number}{self.part}"
 
 
-def _apply(file: str, *, command: str = "", show_yaml: bool = False) -> Action:
-    return Action(Verb.APPLY, file, command=command, show_yaml=show_yaml)
+def _apply(file: str, *, command: str = "", show_yaml: bool = False, note: str = "") -> Action:
+    return Action(Verb.APPLY, file, command=command, show_yaml=show_yaml, note=note)
 
 
 def _delete(file: str) -> Action:
@@ -264,10 +266,11 @@ STEPS: tuple[Step, ...] = (
         "Egress and allows nothing: no connection gets in or out, DNS lookups included.",
         (
             _delete("allow-different-namespace-or-policy.yaml"),
+            _apply("test-policy.yaml"),
             _apply(
-                "test-policy.yaml", command="kubectl apply -f examples/tutorial/test-policy.yaml"
+                "kube-dns.yaml",
+                note="sandbox only: a stand-in for the cluster DNS, which a cluster already has",
             ),
-            _apply("kube-dns.yaml"),
             _apply("default-ingress-egress-deny.yaml", show_yaml=True),
         ),
         (
@@ -536,7 +539,8 @@ def _render_step_head(console: Console, step: Step, directory: Path, *, total: i
     console.line(step.intro)
     for action in step.actions:
         console.line()
-        console.line(console.paint(f"$ {action.display()}", "bold"))
+        note = console.paint(f"  # {action.note}", "dim") if action.note else ""
+        console.line(console.paint(f"$ {action.display()}", "bold") + note)
         if action.show_yaml and action.verb is Verb.APPLY:
             text = (directory / action.file).read_text(encoding="utf-8")
             for yaml_line in text.rstrip("\n").splitlines():
