@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from tests.netns.conftest import (
     ALLOW_POLICY,
+    DENY_ALL_INGRESS,
     QUICKSTART_PODS,
     SandboxMaker,
     inventory_of,
@@ -94,6 +95,15 @@ def test_cli_session_up_status_probe_verify_exec_down(
     )
     assert code != 0  # dropped by allow-policy: curl times out
 
+    manifests.write_text(QUICKSTART_PODS + ALLOW_POLICY + DENY_ALL_INGRESS)
+    assert main(["sandbox", "apply", "-f", str(manifests), "--name", name]) == 0
+    assert "policies applied atomically" in capfd.readouterr().out
+    assert main(["sandbox", "probe", "--name", name, "--port", "http", "-o", "json"]) == 0
+    shape = json.loads(capfd.readouterr().out)
+    assert shape["rows"] == ["??0", "??1", "??1"]  # named port: resolved per destination
+    assert {item["to"] for item in shape["unprobed"]} == {"default/busybox", "test/client"}
+    assert main(["sandbox", "verify", "--name", name, "--timeout", "0.3"]) == 0
+
     assert main(["sandbox", "down", "--name", name]) == 0
     assert main(["sandbox", "status", "--name", name]) == 2  # no such sandbox any more
 
@@ -120,6 +130,33 @@ def test_verify_reports_mismatch_with_explanation(
     out = capfd.readouterr().out
     assert "MISMATCH TCP/80 default/busybox -> test/nginx: predicted denied" in out
     assert "isolated by test/allow-policy" in out
+
+
+HOST_NETWORK_POD = """
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: agent, namespace: default}
+spec:
+  hostNetwork: true
+  containers: [{name: agent, image: busybox, ports: [{containerPort: 80}]}]
+"""
+
+
+def test_s23_host_network_pods_are_reported_unprobed(make_sandbox: SandboxMaker) -> None:
+    """A hostNetwork pod does not run in the sandbox: its row and column are '?' with the
+    reason, and the other pairs are still probed."""
+    sandbox = make_sandbox(inventory_of(QUICKSTART_PODS + HOST_NETWORK_POD))
+    shape = sandbox.probe(port=80, timeout=0.3).to_json()
+    position = shape["endpoints"].index("default/agent")
+    assert set(shape["rows"][position]) == {"?"}
+    assert {row[position] for row in shape["rows"]} == {"?"}
+    assert all(
+        "hostNetwork" in item["reason"]
+        for item in shape["unprobed"]
+        if "default/agent" in (item["from"], item["to"])
+    )
+    assert shape["rows"][shape["endpoints"].index("default/busybox")].count("1") == 3
 
 
 def test_up_twice_is_refused_while_healthy(make_sandbox: SandboxMaker) -> None:
