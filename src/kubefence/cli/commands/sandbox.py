@@ -119,6 +119,10 @@ def _attach(args: argparse.Namespace) -> netns.Sandbox:
     return netns.Sandbox.attach(args.name, inventory, settings=DEFAULT_SETTINGS)
 
 
+def _count(number: int, singular: str, plural: str | None = None) -> str:
+    return f"{number} {singular if number == 1 else (plural or singular + 's')}"
+
+
 # --- actions ------------------------------------------------------------------------------
 
 
@@ -130,8 +134,9 @@ def _up(args: argparse.Namespace) -> int:
     )
     pods = sandbox.state.pods
     print(
-        f"sandbox {args.name!r} is up: {len(pods)} pods, {len(inventory.policies)} policies "
-        f"enforced in {sandbox.state.node_netns}"
+        f"sandbox {args.name!r} is up: {_count(len(pods), 'pod')}, "
+        f"{_count(len(inventory.policies), 'policy', 'policies')} enforced in "
+        f"{sandbox.state.node_netns}"
     )
     for key, reason in sorted(sandbox.state.unprobed.items()):
         print(f"  not running {key}: {reason}")
@@ -144,9 +149,10 @@ def _apply(args: argparse.Namespace) -> int:
     sandbox = _attach(args)
     report = sandbox.apply(inventory, manifests=contents)
     print(
-        f"sandbox {args.name!r}: {len(inventory.policies)} policies applied atomically; "
-        f"{len(report.added)} pods added, {len(report.removed)} removed, "
-        f"{len(report.cut)} established connections cut (S25)"
+        f"sandbox {args.name!r}: {_count(len(inventory.policies), 'policy', 'policies')} "
+        f"applied atomically; {_count(len(report.added), 'pod')} added, "
+        f"{len(report.removed)} removed, "
+        f"{_count(len(report.cut), 'established connection')} cut (S25)"
     )
     for flow in report.cut:
         print(f"  cut {flow.protocol.value} {flow.src}:{flow.sport} -> {flow.dst}:{flow.dport}")
