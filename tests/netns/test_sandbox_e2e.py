@@ -97,7 +97,7 @@ def test_cli_session_up_status_probe_verify_exec_down(
 
     manifests.write_text(QUICKSTART_PODS + ALLOW_POLICY + DENY_ALL_INGRESS)
     assert main(["sandbox", "apply", "-f", str(manifests), "--name", name]) == 0
-    assert "3 policies applied atomically" in capfd.readouterr().out
+    assert "2 policies applied atomically" in capfd.readouterr().out
     assert main(["sandbox", "probe", "--name", name, "--port", "http", "-o", "json"]) == 0
     shape = json.loads(capfd.readouterr().out)
     assert shape["rows"] == ["??0", "??1", "??1"]  # named port: resolved per destination
