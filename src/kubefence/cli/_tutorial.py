@@ -70,6 +70,7 @@ __all__ = [
     "Row",
     "Step",
     "TutorialResult",
+    "check_step",
     "curl_observation",
     "examples_dir",
     "explain",
@@ -373,7 +374,7 @@ class Observation:
     """What a user saw: ``allowed`` None when the result says neither (an unexpected error)."""
 
     allowed: bool | None
-    command: str  # what actually ran, e.g. "curl -sS -m 1 http://198.18.0.2/ (in test/busybox)"
+    command: str  # what actually ran, e.g. "curl -sS -m 1 http://198.18.0.2/ from test/busybox ..."
     lines: tuple[str, ...]  # the first lines of its output, as the user sees them
 
 
@@ -460,6 +461,14 @@ def _verdict(allowed: bool | None) -> str:
     return "allowed" if allowed else "denied"
 
 
+def check_step(only_step: int | None, *, steps: Sequence[Step] = STEPS) -> list[int]:
+    """The step numbers; raises ``InputError`` (exit 2) when ``only_step`` is none of them."""
+    numbers = sorted({s.number for s in steps})
+    if only_step is not None and only_step not in numbers:
+        raise InputError(f"--step must be one of {', '.join(map(str, numbers))}")
+    return numbers
+
+
 def run_tutorial(
     directory: Path,
     *,
@@ -474,9 +483,7 @@ def run_tutorial(
 
     With ``observer`` None nothing is enforced: the output says so and why
     (``not_enforced_reason``), and the exit code is 0. The observer is not closed here."""
-    numbers = sorted({s.number for s in steps})
-    if only_step is not None and only_step not in numbers:
-        raise InputError(f"--step must be one of {', '.join(map(str, numbers))}")
+    numbers = check_step(only_step, steps=steps)
     total = numbers[-1] if numbers else 0
     if observer is None:
         _banner(console, not_enforced_reason)

@@ -18,6 +18,7 @@ from types import FrameType
 from kubefence.cli._tutorial import (
     Console,
     NetnsObserver,
+    check_step,
     enforcement_unavailable,
     examples_dir,
     run_tutorial,
@@ -82,6 +83,7 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_step(args.step)
     directory = examples_dir(args.examples)
     color = not args.no_color and stdout_is_tty() and "NO_COLOR" not in os.environ
     console = Console(sys.stdout, color=color)
@@ -94,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
             not_enforced_reason=reason,
             only_step=args.step,
         )
+        if args.keep:
+            console.line("--keep: there is no sandbox to keep, nothing was enforced")
         return result.exit_code
 
     observer = NetnsObserver(args.name)
