@@ -239,12 +239,19 @@ class _Object:
             return {}
         result: dict[str, str] = {}
         for k, v in value.items():
-            line = member_line(value, k)
-            if not isinstance(k, str):
-                self.fail(path, f"key {_show(k)} must be a string, not {_type_name(k)}", line)
+            if v.__class__ is str and k.__class__ is str:
+                result[k] = v
+            elif not isinstance(k, str):
+                self.fail(
+                    path,
+                    f"key {_show(k)} must be a string, not {_type_name(k)}",
+                    member_line(value, k),
+                )
             elif not isinstance(v, str):
                 self.fail(
-                    path, f"value of {k!r} must be a string, not {_type_name(v)} (quote it)", line
+                    path,
+                    f"value of {k!r} must be a string, not {_type_name(v)} (quote it)",
+                    member_line(value, k),
                 )
             else:
                 result[k] = v
@@ -255,11 +262,14 @@ class _Object:
         labels = self.string_map(parent, key, path)
         container = parent.get(key)
         for k, v in labels.items():
-            line = member_line(container, k)
             for msg in qualified_name_problems(k):
-                self.fail(path, f"invalid label key {_show(k)}: {msg}", line)
+                self.fail(path, f"invalid label key {_show(k)}: {msg}", member_line(container, k))
             for msg in label_value_problems(v):
-                self.fail(path, f"invalid label value {_show(v)} (key {k!r}): {msg}", line)
+                self.fail(
+                    path,
+                    f"invalid label value {_show(v)} (key {k!r}): {msg}",
+                    member_line(container, k),
+                )
         return Labels(labels)
 
 
@@ -322,7 +332,7 @@ def _label_selector(
                         f"invalid value {_show(v)}: {msg}",
                         member_line(values_raw, j),
                     )
-        line = member_line(expressions, i)
+        line = member_line(expressions, i) if operator not in ("Exists", "DoesNotExist") else None
         if operator in ("In", "NotIn"):
             if not values_raw:
                 obj.fail(

@@ -3,8 +3,9 @@
 Why this module exists: these predicates are what the Kubernetes API server applies
 (``k8s.io/apimachinery/pkg/util/validation`` and ``pkg/apis/networking/validation``), restated in
 Python so that a manifest kubefence accepts is one a real cluster would accept. Each function
-returns the list of messages saying what is wrong and what would be valid (empty: valid), like
-their Go counterparts, so callers attach them to a field path.
+returns the messages saying what is wrong and what would be valid (empty: valid), like
+their Go counterparts, so callers attach them to a field path. Results are cached: the same label
+keys, values and names recur across thousands of objects.
 
 Where we differ from the API server, on purpose:
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 
 from kubefence.api._models import IPNetwork
 
@@ -49,7 +51,8 @@ _HAS_LETTER = re.compile(r"[a-z]")
 _LEADING_ZERO_V4 = re.compile(r"(^|\.)0\d")
 
 
-def dns1123_label_problems(value: str) -> list[str]:
+@lru_cache(maxsize=1 << 16)
+def dns1123_label_problems(value: str) -> tuple[str, ...]:
     """RFC 1123 label: namespace names, container names."""
     problems = []
     if len(value) > 63:
@@ -59,10 +62,11 @@ def dns1123_label_problems(value: str) -> list[str]:
             "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or "
             "'-', and must start and end with an alphanumeric character (e.g. 'my-name')"
         )
-    return problems
+    return tuple(problems)
 
 
-def dns1123_subdomain_problems(value: str) -> list[str]:
+@lru_cache(maxsize=1 << 16)
+def dns1123_subdomain_problems(value: str) -> tuple[str, ...]:
     """RFC 1123 subdomain: names of pods, policies, workloads; label key prefixes."""
     problems = []
     if len(value) > 253:
@@ -73,10 +77,11 @@ def dns1123_subdomain_problems(value: str) -> list[str]:
             "'-' or '.', and must start and end with an alphanumeric character "
             "(e.g. 'example.com')"
         )
-    return problems
+    return tuple(problems)
 
 
-def dns1035_label_problems(value: str) -> list[str]:
+@lru_cache(maxsize=1 << 16)
+def dns1035_label_problems(value: str) -> tuple[str, ...]:
     """RFC 1035 label: Service names (they become DNS names and must start with a letter)."""
     problems = []
     if len(value) > 63:
@@ -87,12 +92,14 @@ def dns1035_label_problems(value: str) -> list[str]:
             "with an alphabetic character, and end with an alphanumeric character "
             "(e.g. 'my-name')"
         )
-    return problems
+    return tuple(problems)
 
 
-def qualified_name_problems(value: str) -> list[str]:
+@lru_cache(maxsize=1 << 16)
+def qualified_name_problems(value: str) -> tuple[str, ...]:
     """A label key: optional DNS subdomain prefix and '/', then a name of at most 63 chars."""
     parts = value.split("/")
+    problems: list[str]
     if len(parts) == 1:
         name = parts[0]
         problems = []
@@ -103,11 +110,11 @@ def qualified_name_problems(value: str) -> list[str]:
         else:
             problems = [f"prefix part {m}" for m in dns1123_subdomain_problems(prefix)]
     else:
-        return [
+        return (
             "a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must "
             "start and end with an alphanumeric character, with an optional DNS subdomain prefix "
-            "and '/' (e.g. 'example.com/MyName')"
-        ]
+            "and '/' (e.g. 'example.com/MyName')",
+        )
     if not name:
         problems.append("name part must be non-empty")
     elif len(name) > 63:
@@ -117,10 +124,11 @@ def qualified_name_problems(value: str) -> list[str]:
             "name part must consist of alphanumeric characters, '-', '_' or '.', and must start "
             "and end with an alphanumeric character (e.g. 'MyName', 'my.name' or '123-abc')"
         )
-    return problems
+    return tuple(problems)
 
 
-def label_value_problems(value: str) -> list[str]:
+@lru_cache(maxsize=1 << 16)
+def label_value_problems(value: str) -> tuple[str, ...]:
     """A label value: empty, or at most 63 alphanumeric/'-_.' chars starting and ending alnum."""
     problems = []
     if len(value) > 63:
@@ -131,16 +139,18 @@ def label_value_problems(value: str) -> list[str]:
             "'-', '_' or '.', and must start and end with an alphanumeric character "
             "(e.g. 'MyValue', 'my_value' or '12345')"
         )
-    return problems
+    return tuple(problems)
 
 
-def port_number_problems(value: int) -> list[str]:
+@lru_cache(maxsize=1 << 16)
+def port_number_problems(value: int) -> tuple[str, ...]:
     if 1 <= value <= 65535:
-        return []
-    return ["must be between 1 and 65535, inclusive"]
+        return ()
+    return ("must be between 1 and 65535, inclusive",)
 
 
-def port_name_problems(value: str) -> list[str]:
+@lru_cache(maxsize=1 << 16)
+def port_name_problems(value: str) -> tuple[str, ...]:
     """An IANA service name (RFC 6335): what a named port must be."""
     problems = []
     if len(value) > 15:
@@ -153,7 +163,7 @@ def port_name_problems(value: str) -> list[str]:
         problems.append("must contain at least one letter (a-z)")
     if value.startswith("-") or value.endswith("-"):
         problems.append("must not begin or end with a hyphen")
-    return problems
+    return tuple(problems)
 
 
 def parse_cidr(value: str) -> IPNetwork | None:
@@ -171,18 +181,20 @@ def parse_cidr(value: str) -> IPNetwork | None:
         return None
 
 
-def cidr_problems(value: str) -> list[str]:
+@lru_cache(maxsize=1 << 16)
+def cidr_problems(value: str) -> tuple[str, ...]:
     if parse_cidr(value) is None:
-        return [
+        return (
             "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64); IPv4 parts "
-            "without leading zeros"
-        ]
-    return []
+            "without leading zeros",
+        )
+    return ()
 
 
-def ip_problems(value: str) -> list[str]:
+@lru_cache(maxsize=1 << 16)
+def ip_problems(value: str) -> tuple[str, ...]:
     try:
         ipaddress.ip_address(value)
     except ValueError:
-        return ["must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"]
-    return []
+        return ("must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",)
+    return ()

@@ -35,6 +35,7 @@ _SCALARS = yaml.constructor.SafeConstructor()
 _STR = "tag:yaml.org,2002:str"
 _MERGE = "tag:yaml.org,2002:merge"
 _PLAIN = "tag:kubefence,2026:plain"  # a plain scalar whose type we resolve only when needed
+_MISSING = object()
 _IMPLICIT: dict[str, list[tuple[str, Any]]] = {
     first: resolvers
     for first, resolvers in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
@@ -118,10 +119,12 @@ class _Builder:
     and hits ``MAX_DEPTH`` first.
     """
 
-    __slots__ = ("_budget",)
+    __slots__ = ("_budget", "_plain_values")
 
     def __init__(self, text_length: int) -> None:
         self._budget = text_length + MAX_ALIAS_NODES
+        # Plain scalars recur (label values, port names, "TCP"): resolve each text once.
+        self._plain_values: dict[str, object] = {}
 
     def build(self, node: Node, depth: int = 0) -> object:
         if node.__class__ is ScalarNode:
@@ -163,7 +166,14 @@ class _Builder:
             if key in lines:
                 raise _Problem(line, f"duplicate key {key!r} (first at line {lines[key]})")
             if value_node.__class__ is ScalarNode:
-                result[key] = _scalar(value_node)
+                if value_node.tag is _PLAIN:
+                    text = value_node.value
+                    cached = self._plain_values.get(text, _MISSING)
+                    if cached is _MISSING:
+                        cached = self._plain_values[text] = _plain(value_node)
+                    result[key] = cached
+                else:
+                    result[key] = _scalar(value_node)
             else:
                 result[key] = self.build(value_node, depth + 1)
             lines[key] = line
@@ -205,7 +215,11 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if enabled:
+            # Everything allocated meanwhile would be scanned by the next young collection;
+            # park it in the permanent generation first and hand it back as old objects.
+            gc.freeze()
             gc.enable()
+            gc.unfreeze()
 
 
 def decode_bytes(data: bytes, *, file: str) -> tuple[str | None, FieldError | None]:

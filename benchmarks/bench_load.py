@@ -1,0 +1,104 @@
+"""Benchmark: load + validate a generated cluster of 10,000 pods, 1,000 namespaces, 3,000 policies.
+
+Why this module exists: users feed whole clusters' manifests to every command, so loading must
+stay well inside interactive time. Target on the reference machine: <= 3 s and <= 1 GB.
+
+    python benchmarks/bench_load.py [--pods N] [--namespaces N] [--policies N] [--seed S]
+
+Reports the YAML size, the median of ``--repeat`` load times (files, and in-memory objects), and
+peak memory: the traced Python allocation peak of one load (tracemalloc) and the process's
+maximum resident set size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.generate import generate_cluster, write_yaml
+
+from kubefence.sources.files import load_paths
+from kubefence.sources.objects import inventory_from_objects
+
+TARGET_SECONDS = 3.0
+TARGET_BYTES = 1024**3
+
+
+def _timed(action: Callable[[], object], repeat: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and CPU seconds of each run (CPU time is what a busy machine cannot inflate)."""
+    wall, cpu = [], []
+    for _ in range(repeat):
+        gc.collect()
+        start, start_cpu = time.perf_counter(), time.process_time()
+        action()
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return wall, cpu
+
+
+def _line(label: str, wall: list[float], cpu: list[float]) -> str:
+    runs = ", ".join(f"{t:.2f}" for t in wall)
+    return (
+        f"{label}: median {statistics.median(wall):.2f} s wall ({runs}), "
+        f"{statistics.median(cpu):.2f} s CPU"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--pods", type=int, default=10_000)
+    parser.add_argument("--namespaces", type=int, default=1_000)
+    parser.add_argument("--policies", type=int, default=3_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    objects = generate_cluster(
+        pods=args.pods, namespaces=args.namespaces, policies=args.policies, seed=args.seed
+    )
+    with tempfile.TemporaryDirectory(prefix="kubefence-bench-") as tmp:
+        path = write_yaml(objects, Path(tmp) / "cluster.yaml")
+        size = path.stat().st_size
+        inventory = load_paths([str(path)])
+        print(
+            f"input: {len(objects)} documents, {size / 1e6:.1f} MB -> "
+            f"{len(inventory.namespaces)} namespaces, {len(inventory.pods)} pods, "
+            f"{len(inventory.policies)} policies"
+        )
+        file_wall, file_cpu = _timed(lambda: load_paths([str(path)]), args.repeat)
+        object_wall, object_cpu = _timed(lambda: inventory_from_objects(objects), args.repeat)
+        tracemalloc.start()
+        load_paths([str(path)])
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+    print(_line("load+validate files  ", file_wall, file_cpu))
+    print(_line("load+validate objects", object_wall, object_cpu))
+    print(
+        f"peak memory: traced {peak / 1e6:.0f} MB during one load; process max RSS "
+        f"{rss / 1e6:.0f} MB"
+    )
+    load = os.getloadavg()[0]
+    print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f} (wall time waits for CPU)")
+    seconds = min(statistics.median(file_wall), statistics.median(file_cpu))
+    ok = seconds <= TARGET_SECONDS and max(peak, rss) <= TARGET_BYTES
+    print(
+        f"target <= {TARGET_SECONDS:.0f} s (median wall, or CPU on a busy machine) and <= 1 GB: "
+        f"{'met' if ok else 'NOT met'}"
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
