@@ -4,9 +4,10 @@ Why this module exists: people learn NetworkPolicy from one classic walk-through
 namespace, curl it, deny all, allow by label, allow by namespace AND label, default-deny). This
 module holds that walk-through as data (``STEPS``: the kubectl commands, the manifests under
 ``examples/tutorial/`` and the connections to try), replays it against kubefence's reference
-evaluator (the prediction, with its explanation) and, through an ``Observer``, against real
-packets (``NetnsObserver``: the sandbox and the machine's own ``curl``), and renders what a user
-would see plus a final table. The observer is swappable so unit tests can run without root.
+evaluator (the prediction, explained by ``cli._render_decision`` exactly as ``kubefence
+explain`` does) and, through an ``Observer``, against real packets (``NetnsObserver``: the
+sandbox and the machine's own ``curl``), and renders what a user would see plus a final table.
+The observer is swappable so unit tests can run without root.
 
 How ``--step N`` works: every step builds on the cluster state of the steps before it, so the
 manifests of steps 1..N-1 are applied silently and only step N is shown and checked.
@@ -19,7 +20,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,7 +32,8 @@ from typing import TextIO
 
 import yaml
 
-from kubefence.api import Inventory, Operator, Pod, Protocol, Service
+from kubefence.api import Inventory, Pod, Protocol, Service
+from kubefence.cli._render_decision import render_text
 from kubefence.dataplane.netns import (
     RulesetRenderer,
     Sandbox,
@@ -40,22 +42,7 @@ from kubefence.dataplane.netns import (
     down,
 )
 from kubefence.errors import DataplaneError, EnvironmentProblem, InputError
-from kubefence.semantics import (
-    ANY_INDEX,
-    DEFAULT_SETTINGS,
-    Decision,
-    Direction,
-    MissReason,
-    PeerMiss,
-    PolicyMiss,
-    PolicyRef,
-    PortEntry,
-    Reason,
-    Settings,
-    SideDecision,
-    Unmet,
-    decide,
-)
+from kubefence.semantics import DEFAULT_SETTINGS, Decision, Settings, decide
 from kubefence.sources.files import load_paths
 
 __all__ = [
@@ -73,7 +60,6 @@ __all__ = [
     "check_step",
     "curl_observation",
     "examples_dir",
-    "explain",
     "kubectl_command",
     "run_tutorial",
 ]
@@ -363,7 +349,16 @@ class ManifestState:
         return [self.directory / f for f in self.files]
 
     def inventory(self) -> Inventory:
-        return load_paths([str(p) for p in self.paths()])
+        """The validated objects; files are named relative to the current directory when they
+        are under it, so explanations point at ``examples/tutorial/...:LINE``."""
+        return load_paths([_short_path(p) for p in self.paths()])
+
+
+def _short_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 # --- observing real packets ----------------------------------------------------------------
@@ -581,9 +576,10 @@ def _render_check(console: Console, row: Row, inventory: Inventory) -> None:
     console.line(console.paint(f"$ {kubectl_command(check, inventory)}", "bold"))
     console.line(console.paint(f"  # {check.connection}: {check.note}", "dim"))
     colour = "green" if row.predicted else "red"
-    console.line(f"  kubefence predicts: {console.paint(_verdict(row.predicted).upper(), colour)}")
-    for text in explain(row.decision):
-        console.line(f"    {text}")
+    verdict, *because = render_text(row.decision).splitlines()
+    console.line(f"  kubefence predicts: {console.paint(verdict, 'bold', colour)}")
+    for text in because:
+        console.line(f"  {text}")
     observation = row.observation
     if observation is None:
         return
@@ -634,124 +630,6 @@ def _render_table(console: Console, result: TutorialResult) -> None:
         console.line(
             console.paint(f"all {len(result.rows)} observed results match the prediction", "green")
         )
-
-
-# --- explanations: a concise text rendering of a Decision -----------------------------------
-
-
-def _policy(ref: PolicyRef) -> str:
-    where = ""
-    if ref.file is not None:
-        where = f" ({Path(ref.file).name}" + (f":{ref.line})" if ref.line else ")")
-    return f"{ref.key}{where}"
-
-
-def _unmet(items: Iterable[Unmet]) -> str:
-    parts = []
-    for item in items:
-        if item.operator is Operator.IN and len(item.values) == 1:
-            wanted = f"{item.key}={item.values[0]}"
-        else:
-            wanted = f"{item.key} {item.operator.value} ({', '.join(item.values)})"
-        has = f"no {item.key} label" if item.actual is None else f"{item.key}={item.actual}"
-        parts.append(f"needs {wanted}, has {has}")
-    return "; ".join(parts)
-
-
-def _peer_miss(direction: Direction, rule: int, miss: PeerMiss) -> str:
-    field_name = "from" if direction is Direction.INGRESS else "to"
-    where = (
-        f"spec.{direction.value}[{rule}].{field_name}"
-        if miss.index == ANY_INDEX
-        else f"spec.{direction.value}[{rule}].{field_name}[{miss.index}]"
-    )
-    reason = miss.reason
-    if reason is MissReason.OTHER_NAMESPACE:
-        return (
-            f"{where}: a podSelector alone covers namespace {miss.expected_namespace} only; "
-            f"{miss.subject} is in {miss.namespace}"
-        )
-    if reason is MissReason.LABELS:
-        parts = []
-        if miss.namespace_unmet:
-            parts.append(f"namespace {miss.namespace} {_unmet(miss.namespace_unmet)}")
-        if miss.pod_unmet:
-            parts.append(f"pod {_unmet(miss.pod_unmet)}")
-        return f"{where}: {miss.subject}: " + "; ".join(parts)
-    return f"{where}: {miss.subject}: {reason.value}"
-
-
-def _ports(ports: Sequence[PortEntry]) -> str:
-    texts = []
-    for entry in ports:
-        if entry.protocol is None:
-            texts.append("any port")
-        elif entry.name is not None:
-            texts.append(f"{entry.name}/{entry.protocol.value}")
-        elif entry.low is None:
-            texts.append(f"any/{entry.protocol.value}")
-        elif entry.low == entry.high:
-            texts.append(f"{entry.low}/{entry.protocol.value}")
-        else:
-            texts.append(f"{entry.low}-{entry.high}/{entry.protocol.value}")
-    return ", ".join(texts)
-
-
-def _policy_miss(direction: Direction, miss: PolicyMiss) -> list[str]:
-    if not miss.rules:
-        return [f"{_policy(miss.policy)} lists no {direction.value} rule: it allows nothing"]
-    nearest = miss.nearest
-    assert nearest is not None  # rules is not empty
-    head = f"{_policy(miss.policy)}: no {direction.value} rule admits it; nearest"
-    if nearest.peer_matched:
-        ports = _ports(nearest.ports)
-        return [f"{head}: spec.{direction.value}[{nearest.rule}] allows only {ports}"]
-    misses = [_peer_miss(direction, nearest.rule, p) for p in nearest.peers]
-    if len(misses) == 1:
-        return [f"{head}: {misses[0]}"]
-    return [f"{head}, every peer misses:", *(f"  {text}" for text in misses)]
-
-
-def _side(side: SideDecision) -> list[str]:
-    what = "egress from" if side.direction is Direction.EGRESS else "ingress to"
-    if not side.applicable:
-        return [f"{what} {side.endpoint}: not a pod policies select, nothing applies"]
-    if not side.isolated:
-        return [
-            f"{what} {side.endpoint}: allowed, no policy selecting it has "
-            f"{side.direction.value.capitalize()} (not isolated)"
-        ]
-    isolating = ", ".join(ref.key for ref in side.isolating)
-    if side.allowed:
-        admission = side.admitted_by[0]
-        field_name = "from" if side.direction is Direction.INGRESS else "to"
-        peer = "" if admission.peer == ANY_INDEX else f"[{admission.peer}]"
-        return [
-            f"{what} {side.endpoint}: isolated by {isolating}; allowed by "
-            f"{_policy(admission.policy)} spec.{side.direction.value}[{admission.rule}]"
-            f".{field_name}{peer}"
-        ]
-    lines = [f"{what} {side.endpoint}: isolated by {isolating}; DENIED"]
-    for miss in side.misses:
-        lines.extend(f"  {text}" for text in _policy_miss(side.direction, miss))
-    return lines
-
-
-def explain(decision: Decision) -> list[str]:
-    """A few lines saying why ``decision`` is what it is (both sides, policies, rules)."""
-    if decision.reason is Reason.SELF:
-        return ["a pod may always connect to itself (S07)"]
-    if decision.reason is Reason.FROM_NODE:
-        return ["traffic from the pod's own node is always allowed (S24)"]
-    if decision.reason is Reason.UNRESOLVED_PORT:
-        return [f"the destination declares no port named {decision.port_name}"]
-    lines: list[str] = []
-    for side in (decision.egress, decision.ingress):
-        if side is not None:
-            lines.extend(_side(side))
-    for backend in decision.backends:
-        lines.extend(f"backend {backend.destination.name}: {t}" for t in explain(backend))
-    return lines or [f"decided by {decision.reason.value}"]
 
 
 # --- choosing the data plane ----------------------------------------------------------------

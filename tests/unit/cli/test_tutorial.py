@@ -14,6 +14,7 @@ import pytest
 
 from kubefence.api import Inventory, Protocol
 from kubefence.cli import _tutorial
+from kubefence.cli._render_decision import render_text
 from kubefence.cli._tutorial import (
     NOT_ENFORCED,
     STEPS,
@@ -23,7 +24,6 @@ from kubefence.cli._tutorial import (
     Observation,
     Step,
     examples_dir,
-    explain,
     kubectl_command,
     run_tutorial,
 )
@@ -115,9 +115,10 @@ def test_s08_deny_all_policy_admits_nobody_and_says_so() -> None:
     inventory, check = _check("2", "test/busybox", "test/nginx")
     decision = decide(inventory, check.src, check.dst, port=80)
     assert not decision.allowed
-    text = "\n".join(explain(decision))
-    assert "test/deny-all-policy" in text
-    assert "lists no ingress rule" in text
+    text = render_text(decision)
+    assert "test/deny-all-policy (" in text
+    assert "deny-all-policy.yaml:2)" in text
+    assert "no ingress rules, so it allows nothing" in text
 
 
 def test_s11_pod_selector_alone_covers_only_the_policys_namespace() -> None:
@@ -125,7 +126,7 @@ def test_s11_pod_selector_alone_covers_only_the_policys_namespace() -> None:
     inventory, check = _check("3", "default/client", "test/nginx")
     decision = decide(inventory, check.src, check.dst, port=80)
     assert not decision.allowed
-    assert "covers namespace test only" in "\n".join(explain(decision))
+    assert "selects pods of namespace test only" in render_text(decision)
     _, same_ns = _check("3", "test/client", "test/nginx")
     assert _predict(inventory, same_ns)
 
@@ -254,7 +255,8 @@ def test_cli_predict_only_runs_end_to_end(capsys: pytest.CaptureFixture[str]) ->
     assert "\x1b[" not in out  # captured stdout is not a terminal: no colour
     assert "$ kubectl apply -f examples/tutorial/deny-all-policy.yaml" in out
     assert "  ingress: []" in out
-    assert "kubefence predicts: DENIED" in out
+    assert "kubefence predicts: DENIED: test/busybox -> test/nginx on 80/TCP" in out
+    assert "no ingress rules, so it allows nothing" in out  # the explanation follows
     assert f"{NOT_ENFORCED} (--predict-only was given)" in out
 
 
