@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import itertools
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from kubefence.api import IPBlock
@@ -124,19 +124,33 @@ def _in_box(box: Box, point: tuple[int, int, int]) -> bool:
     return all(low <= v <= high for (low, high), v in zip(box, point, strict=True))
 
 
+def _breakpoints(boxes: list[Box], axis: int) -> list[int]:
+    """Coordinates where membership can change along ``axis``: checking these is exhaustive."""
+    return sorted({v for box in boxes for v in (box[axis][0], box[axis][1] + 1)})
+
+
 @given(st.lists(_box(), max_size=6))
+@example([((1, 3), (6, 6), (80, 80)), ((5, 7), (6, 6), (80, 80))])  # a one-value gap
+@example([((0, 4), (0, 12), (0, 12)), ((2, 2), (6, 6), (3, 9)), ((3, 6), (6, 7), (5, 5))])
 def test_disjoint_boxes_partition_the_union(boxes: list[Box]) -> None:
     """disjoint_boxes covers exactly the union of the input boxes, with no two outputs overlapping
     (nft rejects overlapping elements of a concatenated interval set)."""
     result = disjoint_boxes(boxes)
     assert list(result) == sorted(result)
-    for a in range(14):
-        for p in range(14):
-            for q in range(14):
-                point = (a, p, q)
-                hits = sum(_in_box(b, point) for b in result)
-                assert hits <= 1, point
-                assert (hits == 1) == any(_in_box(b, point) for b in boxes), point
+    grid = [_breakpoints(boxes + list(result), axis) for axis in range(3)]
+    for point in itertools.product(*grid):
+        hits = sum(_in_box(b, point) for b in result)
+        assert hits <= 1, point
+        assert (hits == 1) == any(_in_box(b, point) for b in boxes), point
+
+
+def test_disjoint_boxes_keeps_an_all_ports_peer_in_one_element() -> None:
+    """A peer allowed every protocol and port stays one element however other peers' port
+    ranges cut the space (the address axis is cut first)."""
+    everything = ((5, 5), (0, 255), (0, 65535))
+    result = disjoint_boxes([everything, ((1, 9), (6, 6), (80, 80)), ((5, 7), (17, 17), (53, 53))])
+    assert everything in result
+    assert len(result) == 5
 
 
 def test_disjoint_boxes_joins_overlapping_port_ranges() -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "block_intervals",
     "covers",
     "disjoint_boxes",
+    "disjoint_rectangles",
     "family_range",
     "interval_text",
     "merge",
@@ -126,47 +127,66 @@ def _coalesce(pieces: list[tuple[Interval, _C]]) -> list[tuple[Interval, _C]]:
     return out
 
 
-def disjoint_boxes(boxes: Iterable[Box]) -> tuple[Box, ...]:
-    """Disjoint boxes whose union is the union of ``boxes``, in a deterministic order.
+Rectangle: TypeAlias = tuple[Interval, Interval]  # (protocol, port)
 
-    The space is cut along protocols, then ports; inside each (protocol, port) piece the address
-    intervals of every covering box are merged. Neighbouring pieces with the same addresses are
-    joined again, so a rule like "TCP 80-90 and TCP 85-95 to the same peers" yields one element.
-    Output order: address, protocol, port (so a reader sees each peer's ports together).
+
+def disjoint_rectangles(rectangles: Iterable[Rectangle]) -> tuple[Rectangle, ...]:
+    """Disjoint (protocol range, port range) rectangles covering the union of ``rectangles``:
+    cut along protocols, merge the ports of each protocol piece, re-join equal neighbours."""
+    distinct = set(rectangles)
+    protocol_pieces: list[tuple[Interval, tuple[Interval, ...]]] = []
+    for piece in _pieces([protocol for protocol, _ in distinct]):
+        ports = merge(port for protocol, port in distinct if protocol[0] <= piece[0] <= protocol[1])
+        protocol_pieces.append((piece, ports))
+    return tuple(
+        (protocol, port) for protocol, ports in _coalesce(protocol_pieces) for port in ports
+    )
+
+
+def disjoint_boxes(boxes: Iterable[Box]) -> tuple[Box, ...]:
+    """Disjoint boxes whose union is the union of ``boxes``, sorted by address.
+
+    The address axis is cut first: each elementary address piece gets the union of the
+    (protocol, port) rectangles of the boxes covering it, split into disjoint rectangles, and
+    neighbouring pieces with the same rectangles are joined again. So an address allowed every
+    port is one element however many port ranges other peers have, and "TCP 80-90 and TCP
+    85-95 to the same peers" is one element 80-95.
     """
     # Group first: many boxes share one (protocol, port) spec and differ only in address.
-    by_spec: dict[tuple[Interval, Interval], list[Interval]] = {}
+    by_spec: dict[Rectangle, list[Interval]] = {}
     for address, protocol, port in boxes:
         by_spec.setdefault((protocol, port), []).append(address)
     if not by_spec:
         return ()
-    specs = {spec: merge(addresses) for spec, addresses in by_spec.items()}
-
-    protocol_pieces: list[tuple[Interval, tuple[tuple[Interval, tuple[Interval, ...]], ...]]] = []
-    for proto_piece in _pieces([protocol for protocol, _ in specs]):
-        covering = [
-            (port, addresses)
-            for (protocol, port), addresses in specs.items()
-            if protocol[0] <= proto_piece[0] and proto_piece[1] <= protocol[1]
-        ]
-        port_pieces: list[tuple[Interval, tuple[Interval, ...]]] = []
-        if covering:
-            for port_piece in _pieces([port for port, _ in covering]):
-                union = merge(
-                    address
-                    for port, addresses in covering
-                    if port[0] <= port_piece[0] and port_piece[1] <= port[1]
-                    for address in addresses
-                )
-                port_pieces.append((port_piece, union))
-        protocol_pieces.append((proto_piece, tuple(_coalesce(port_pieces))))
-
-    out: list[Box] = []
-    for proto_piece, port_content in _coalesce(protocol_pieces):
-        for port_piece, addresses in port_content:
-            for address in addresses:
-                out.append((address, proto_piece, port_piece))
-    return tuple(sorted(out))
+    specs = sorted(by_spec)
+    events: dict[int, list[tuple[int, int]]] = {}  # point -> (+1 start | -1 end, spec number)
+    for number, spec in enumerate(specs):
+        for low, high in merge(by_spec[spec]):
+            events.setdefault(low, []).append((1, number))
+            events.setdefault(high + 1, []).append((-1, number))
+    points = sorted(events)
+    active: set[int] = set()
+    contents: dict[frozenset[int], tuple[Rectangle, ...]] = {}
+    pieces: list[tuple[Interval, tuple[Rectangle, ...]]] = []
+    for index, point in enumerate(points[:-1]):
+        for change, number in events[point]:
+            if change > 0:
+                active.add(number)
+            else:
+                active.discard(number)
+        if not active:
+            continue
+        key = frozenset(active)
+        content = contents.get(key)
+        if content is None:
+            content = disjoint_rectangles(specs[n] for n in key)
+            contents[key] = content
+        pieces.append(((point, points[index + 1] - 1), content))
+    return tuple(
+        (address, protocol, port)
+        for address, rectangles in _coalesce(pieces)
+        for protocol, port in rectangles
+    )
 
 
 @functools.lru_cache(maxsize=1 << 16)
