@@ -229,9 +229,12 @@ STEPS: tuple[Step, ...] = (
         4,
         "The same selectors as two list items: OR",
         "Written as two `from` items, the selectors are ORed: every pod of an env=staging "
-        "namespace, plus pods labelled app=nginx in the policy's own namespace. The file keeps "
-        "the policy's name, so kubectl apply replaces it. Two connections open up.",
-        (_apply("allow-different-namespace-or-policy.yaml", show_yaml=True),),
+        "namespace, plus pods labelled app=nginx in the policy's own namespace. Replace the "
+        "AND policy with it: two connections open up.",
+        (
+            _delete("allow-different-namespace-policy.yaml"),
+            _apply("allow-different-namespace-or-policy.yaml", show_yaml=True),
+        ),
         (
             Check("staging/client", "test/nginx", True, "still allowed (first item)"),
             Check("staging/busybox", "test/nginx", True, "opened: any pod of staging"),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kubefence.api import Inventory, Protocol
+from kubefence.api import Inventory, Protocol, Rule
 from kubefence.cli import _tutorial
 from kubefence.cli._render_decision import render_text
 from kubefence.cli._tutorial import (
@@ -143,7 +143,7 @@ def test_s13_and_peer_versus_or_items_opens_exactly_two_connections() -> None:
     ]
     assert opened == ["staging/busybox", "test/client"]
     policies = [p for p in or_state.policies if p.namespace == "test"]
-    assert [p.name for p in policies] == ["allow-different-namespace-policy"]
+    assert [p.name for p in policies] == ["allow-different-namespace-or-policy"]
     assert len(policies[0].ingress[0].peers) == 2
 
 
@@ -161,26 +161,31 @@ def test_s03_s05_default_deny_blocks_both_directions_including_dns() -> None:
 
 
 def test_examples_are_plain_kubernetes_manifests() -> None:
-    """Every tutorial file loads on its own and names a real apiVersion/kind for kubectl."""
+    """Every tutorial file loads on its own, and the whole directory loads at once (no two
+    files define the same object), so ``kubefence validate -f examples/tutorial`` passes."""
     files = sorted(EXAMPLES.glob("*.yaml"))
     used = {a.file for s in STEPS for a in s.actions}
     assert {f.name for f in files} == used
     for path in files:
         inventory = load_paths([str(path)])
         assert inventory.namespaces or inventory.pods or inventory.policies
+    assert len(load_paths([str(EXAMPLES)]).policies) == 5
 
 
-def test_manifest_state_replaces_a_policy_applied_under_the_same_name() -> None:
-    """Applying the OR file drops the AND file (same object), as ``kubectl apply`` would."""
-    state = ManifestState(EXAMPLES)
-    for step in STEPS:
-        for action in step.actions:
-            state.run(action)
-        if step.label == "4b":
-            break
-    assert "allow-different-namespace-policy.yaml" not in state.files
-    assert "allow-different-namespace-or-policy.yaml" in state.files
-    assert "deny-all-policy.yaml" not in state.files
+def test_manifest_state_follows_kubectl_apply_and_delete(tmp_path: Path) -> None:
+    """A file that redefines every object of an earlier one replaces it (as ``kubectl apply``
+    overwrites objects); a delete removes the file with the same objects; others stay."""
+    policy = (EXAMPLES / "deny-all-policy.yaml").read_text()
+    (tmp_path / "a.yaml").write_text(policy)
+    (tmp_path / "b.yaml").write_text(policy.replace("ingress: []", "ingress: [{}]"))
+    (tmp_path / "ns.yaml").write_text((EXAMPLES / "test-namespace.yaml").read_text())
+    state = ManifestState(tmp_path)
+    for file in ("ns.yaml", "a.yaml", "b.yaml"):
+        state.run(_tutorial.Action(_tutorial.Verb.APPLY, file))
+    assert state.files == ["ns.yaml", "b.yaml"]
+    assert state.inventory().policies[0].ingress == (Rule(),)
+    state.run(_tutorial.Action(_tutorial.Verb.DELETE, "a.yaml"))
+    assert state.files == ["ns.yaml"]
 
 
 def test_kubectl_command_goes_through_the_service_name() -> None:
@@ -227,7 +232,7 @@ def test_observer_is_synced_once_per_shown_step_with_that_steps_state() -> None:
         ["test/deny-all-policy"],
         ["test/allow-policy"],
         ["test/allow-different-namespace-policy"],
-        ["test/allow-different-namespace-policy"],
+        ["test/allow-different-namespace-or-policy"],
         ["test-policy/default-ingress-egress-deny"],
     ]
     assert not observer.closed  # closing is the command's job, so --keep can skip it
