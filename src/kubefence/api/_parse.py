@@ -108,6 +108,20 @@ _IPBLOCK_FIELDS = frozenset({"cidr", "except"})
 _PORT_FIELDS = frozenset({"protocol", "port", "endPort"})
 _SELECTOR_FIELDS = frozenset({"matchLabels", "matchExpressions"})
 _REQUIREMENT_FIELDS = frozenset({"key", "operator", "values"})
+# Strict field validation elsewhere, limited to structs whose typos would silently change an
+# answer (a misspelt ``labels`` drops labels, a misspelt ``containerPort`` drops a named port).
+_METADATA_FIELDS = frozenset(
+    {
+        "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+        "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+        "annotations", "ownerReferences", "finalizers", "managedFields",
+    }
+)  # fmt: skip
+_TEMPLATE_FIELDS = frozenset({"metadata", "spec"})
+_CONTAINER_PORT_FIELDS = frozenset({"name", "hostPort", "containerPort", "protocol", "hostIP"})
+_SERVICE_PORT_FIELDS = frozenset(
+    {"name", "protocol", "appProtocol", "port", "targetPort", "nodePort"}
+)
 
 
 def _type_name(value: object) -> str:
@@ -699,6 +713,7 @@ def _container_ports(obj: _Object, container: Mapping[Any, Any], path: str) -> l
         entry = obj.item(raw, i, p_path, Mapping, "an object (a port)")
         if entry is None:
             continue
+        obj.unknown_fields(entry, _CONTAINER_PORT_FIELDS, p_path)
         line = member_line(raw, i)
         name = obj.string(entry, "name", f"{p_path}.name")
         if name:
@@ -827,7 +842,9 @@ def _workload_pods(
         )
         return []
     t_path = f"{prefix}.template"
+    obj.unknown_fields(template, _TEMPLATE_FIELDS, t_path)
     metadata = obj.mapping(template, "metadata", f"{t_path}.metadata") or {}
+    obj.unknown_fields(metadata, _METADATA_FIELDS, f"{t_path}.metadata")
     labels = obj.labels(metadata, "labels", f"{t_path}.metadata.labels")
     pod_spec = _pod_spec(obj, template, "spec", f"{t_path}.spec")
     _check_workload_selector(obj, spec, kind=kind, labels=labels, t_path=t_path, metadata=metadata)
@@ -911,6 +928,7 @@ def _service(
         entry = obj.item(raw_ports, i, p_path, Mapping, "an object (a port)")
         if entry is None:
             continue
+        obj.unknown_fields(entry, _SERVICE_PORT_FIELDS, p_path)
         line = member_line(raw_ports, i)
         port_name = obj.string(entry, "name", f"{p_path}.name")
         if port_name:
@@ -1133,6 +1151,7 @@ class _Builder:
         self._claim(
             obj, kind, namespace if namespaced else "", name, origin, member_line(metadata, "name")
         )
+        obj.unknown_fields(metadata, _METADATA_FIELDS, "metadata")
         labels = obj.labels(metadata, "labels", "metadata.labels")
         obj.string_map(metadata, "annotations", "metadata.annotations")
         if namespaced:
