@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from enum import Enum
 from pathlib import Path
 from types import FrameType
@@ -103,6 +103,7 @@ class Check:
 
     src: str
     dst: str
+    _: KW_ONLY
     teaches: bool
     note: str
     port: int = 80
@@ -124,6 +125,7 @@ class Step:
 
     number: int
     title: str
+    _: KW_ONLY
     intro: str
     actions: tuple[Action, ...]
     checks: tuple[Check, ...]
@@ -142,22 +144,33 @@ def _delete(file: str) -> Action:
     return Action(Verb.DELETE, file)
 
 
+def _allowed(
+    src: str, dst: str, note: str, *, port: int = 80, protocol: Protocol = Protocol.TCP
+) -> Check:
+    return Check(src, dst, teaches=True, note=note, port=port, protocol=protocol)
+
+
+def _denied(
+    src: str, dst: str, note: str, *, port: int = 80, protocol: Protocol = Protocol.TCP
+) -> Check:
+    return Check(src, dst, teaches=False, note=note, port=port, protocol=protocol)
+
+
 STEPS: tuple[Step, ...] = (
     Step(
         1,
         "Namespaces alone isolate nothing",
-        "nginx runs in namespace test; busybox runs in namespace default. With no "
+        intro="nginx runs in namespace test; busybox runs in namespace default. With no "
         "NetworkPolicy at all, every pod may connect to every other pod.",
-        (
+        actions=(
             _apply("test-namespace.yaml", command="kubectl create namespace test"),
             _apply("nginx.yaml"),
             _apply("busybox.yaml"),
         ),
-        (
-            Check(
+        checks=(
+            _allowed(
                 "default/busybox",
                 "test/nginx",
-                True,
                 "no policy selects test/nginx: a different namespace is no barrier",
             ),
         ),
@@ -165,36 +178,35 @@ STEPS: tuple[Step, ...] = (
     Step(
         2,
         "Deny all ingress to nginx",
-        "deny-all-policy selects the pods labelled app=nginx and lists no ingress rule "
+        intro="deny-all-policy selects the pods labelled app=nginx and lists no ingress rule "
         "(ingress: []): they are isolated for ingress and nothing may connect to them, not "
         "even pods of their own namespace.",
-        (
+        actions=(
             _apply("test-busybox.yaml"),
             _apply("deny-all-policy.yaml", show_yaml=True),
         ),
-        (
-            Check("test/busybox", "test/nginx", False, "same namespace, still denied"),
-            Check("default/busybox", "test/nginx", False, "the step-1 connection is cut too"),
+        checks=(
+            _denied("test/busybox", "test/nginx", "same namespace, still denied"),
+            _denied("default/busybox", "test/nginx", "the step-1 connection is cut too"),
         ),
     ),
     Step(
         3,
         "Allow by pod label",
-        "Remove deny-all-policy and apply allow-policy: only pods labelled app=nginx may reach "
-        "nginx. A podSelector without a namespaceSelector only covers the policy's own "
+        intro="Remove deny-all-policy and apply allow-policy: only pods labelled app=nginx may "
+        "reach nginx. A podSelector without a namespaceSelector only covers the policy's own "
         "namespace, so a pod labelled app=nginx in namespace default stays out.",
-        (
+        actions=(
             _delete("deny-all-policy.yaml"),
             _apply("clients.yaml"),
             _apply("allow-policy.yaml", show_yaml=True),
         ),
-        (
-            Check("test/client", "test/nginx", True, "labelled app=nginx, same namespace"),
-            Check("test/busybox", "test/nginx", False, "no app=nginx label"),
-            Check(
+        checks=(
+            _allowed("test/client", "test/nginx", "labelled app=nginx, same namespace"),
+            _denied("test/busybox", "test/nginx", "no app=nginx label"),
+            _denied(
                 "default/client",
                 "test/nginx",
-                False,
                 "labelled app=nginx, but in namespace default",
             ),
         ),
@@ -202,24 +214,21 @@ STEPS: tuple[Step, ...] = (
     Step(
         4,
         "Allow by namespace AND pod label — then OR",
-        "Replace allow-policy with allow-different-namespace-policy: one `from` item holding "
+        intro="Replace allow-policy with allow-different-namespace-policy: one `from` item holding "
         "both a namespaceSelector (env=staging) and a podSelector (app=nginx) admits pods "
         "labelled app=nginx inside namespaces labelled env=staging.",
-        (
+        actions=(
             _delete("allow-policy.yaml"),
             _apply("staging.yaml"),
             _apply("allow-different-namespace-policy.yaml", show_yaml=True),
         ),
-        (
-            Check("staging/client", "test/nginx", True, "env=staging namespace AND app=nginx"),
-            Check("staging/busybox", "test/nginx", False, "right namespace, no app=nginx label"),
-            Check(
-                "default/client", "test/nginx", False, "app=nginx, but not an env=staging namespace"
-            ),
-            Check(
+        checks=(
+            _allowed("staging/client", "test/nginx", "env=staging namespace AND app=nginx"),
+            _denied("staging/busybox", "test/nginx", "right namespace, no app=nginx label"),
+            _denied("default/client", "test/nginx", "app=nginx, but not an env=staging namespace"),
+            _denied(
                 "test/client",
                 "test/nginx",
-                False,
                 "allowed in step 3, but namespace test is not env=staging",
             ),
         ),
@@ -228,21 +237,20 @@ STEPS: tuple[Step, ...] = (
     Step(
         4,
         "The same selectors as two list items: OR",
-        "Written as two `from` items, the selectors are ORed: every pod of an env=staging "
+        intro="Written as two `from` items, the selectors are ORed: every pod of an env=staging "
         "namespace, plus pods labelled app=nginx in the policy's own namespace. Replace the "
         "AND policy with it: two connections open up.",
-        (
+        actions=(
             _delete("allow-different-namespace-policy.yaml"),
             _apply("allow-different-namespace-or-policy.yaml", show_yaml=True),
         ),
-        (
-            Check("staging/client", "test/nginx", True, "still allowed (first item)"),
-            Check("staging/busybox", "test/nginx", True, "opened: any pod of staging"),
-            Check("test/client", "test/nginx", True, "opened: app=nginx in namespace test"),
-            Check(
+        checks=(
+            _allowed("staging/client", "test/nginx", "still allowed (first item)"),
+            _allowed("staging/busybox", "test/nginx", "opened: any pod of staging"),
+            _allowed("test/client", "test/nginx", "opened: app=nginx in namespace test"),
+            _denied(
                 "default/client",
                 "test/nginx",
-                False,
                 "still denied: podSelector alone means the policy's namespace",
             ),
         ),
@@ -251,10 +259,10 @@ STEPS: tuple[Step, ...] = (
     Step(
         5,
         "Default deny of ingress and egress in a namespace",
-        "Remove the policy of namespace test. In namespace test-policy, "
+        intro="Remove the policy of namespace test. In namespace test-policy, "
         "default-ingress-egress-deny selects every pod (podSelector {}) for Ingress and "
         "Egress and allows nothing: no connection gets in or out, DNS lookups included.",
-        (
+        actions=(
             _delete("allow-different-namespace-or-policy.yaml"),
             _apply("test-policy.yaml"),
             _apply(
@@ -263,27 +271,25 @@ STEPS: tuple[Step, ...] = (
             ),
             _apply("default-ingress-egress-deny.yaml", show_yaml=True),
         ),
-        (
-            Check("default/busybox", "test-policy/web", False, "ingress into test-policy"),
-            Check("test-policy/busybox", "test-policy/web", False, "inside test-policy"),
-            Check("test-policy/busybox", "test/nginx", False, "egress out of test-policy"),
-            Check(
+        checks=(
+            _denied("default/busybox", "test-policy/web", "ingress into test-policy"),
+            _denied("test-policy/busybox", "test-policy/web", "inside test-policy"),
+            _denied("test-policy/busybox", "test/nginx", "egress out of test-policy"),
+            _denied(
                 "test-policy/busybox",
                 "kube-system/kube-dns",
-                False,
                 "DNS is egress too",
                 port=53,
                 protocol=Protocol.UDP,
             ),
-            Check(
+            _allowed(
                 "default/busybox",
                 "kube-system/kube-dns",
-                True,
                 "other namespaces still resolve names",
                 port=53,
                 protocol=Protocol.UDP,
             ),
-            Check("default/busybox", "test/nginx", True, "namespace test has no policy left"),
+            _allowed("default/busybox", "test/nginx", "namespace test has no policy left"),
         ),
     ),
 )
