@@ -55,12 +55,30 @@ def test_udp_echo_and_refusal_both_count_as_reached(make_sandbox: SandboxMaker) 
     assert closed.results[("default/busybox", "test/nginx")].outcome is Outcome.REFUSED
 
 
-def test_sctp_pairs_are_unprobed_never_passed(make_sandbox: SandboxMaker) -> None:
-    """SCTP cannot be probed on this kernel: every pair is '?' with the reason."""
-    sandbox = make_sandbox(inventory_of(QUICKSTART_PODS))
-    shape = sandbox.probe(port=80, protocol=Protocol.SCTP).to_json()
-    assert set("".join(shape["rows"])) == {"?"}
-    assert all("SCTP" in item["reason"] for item in shape["unprobed"])
+SCTP_POLICY = """
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: sctp-only, namespace: test}
+spec:
+  podSelector: {matchLabels: {app: nginx}}
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: nginx}}}]
+    ports: [{port: 132, protocol: SCTP}]
+"""
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_s18_sctp_raw_probes_match_reference(make_sandbox: SandboxMaker, family: int) -> None:
+    """Without SCTP sockets, raw INIT packets still show the SCTP port rules enforced."""
+    sandbox = make_sandbox(inventory_of(QUICKSTART_PODS + SCTP_POLICY))
+    for port in (132, 133):
+        _assert_matches_reference(sandbox, port, Protocol.SCTP, family)
+    allowed = sandbox.probe(port=132, protocol=Protocol.SCTP, timeout=0.3, family=family)
+    assert allowed.results[("test/client", "test/nginx")].outcome is Outcome.CONNECTED
+    assert allowed.results[("default/busybox", "test/nginx")].outcome is Outcome.TIMEOUT
+    other = sandbox.probe(port=133, protocol=Protocol.SCTP, timeout=0.3, family=family)
+    assert other.results[("test/client", "test/nginx")].outcome is Outcome.TIMEOUT
 
 
 def test_cli_session_up_status_probe_verify_exec_down(

@@ -1,10 +1,10 @@
-"""The scenario corpus replayed on real packets: every pod pair, TCP and UDP, against decide.
+"""The scenario corpus replayed on real packets: every pod pair, TCP, UDP, SCTP, against decide.
 
-Each scenario runs in its own sandbox. For every port a check or a pod names, on TCP and UDP,
-over IPv4 and IPv6, every ordered pair of pods is probed concurrently and compared with the
-reference evaluator asked about the addresses the packets used (pods carry their sandbox
-addresses). A scenario check whose verdict does not depend on those addresses must also match
-its written expectation.
+Each scenario runs in its own sandbox. For every port a check or a pod names, on TCP, UDP and
+SCTP (raw INIT packets), over IPv4 and IPv6, every ordered pair of pods is probed concurrently
+and compared with the reference evaluator asked about the addresses the packets used (pods
+carry their sandbox addresses). A scenario check whose verdict does not depend on those
+addresses must also match its written expectation.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _address(sandbox: Sandbox, key: str, family: int) -> IPAddress:
 def test_s03_s05_scenario_replayed_on_real_packets(
     make_sandbox: SandboxMaker, scenario: Scenario
 ) -> None:
-    """Real TCP and UDP packets between every pod pair agree with the reference evaluator."""
+    """Real TCP, UDP and SCTP packets between every pod pair agree with the reference."""
     original = scenario.inventory()
     sandbox = make_sandbox(original)
     inventory = sandbox.inventory
@@ -40,7 +40,7 @@ def test_s03_s05_scenario_replayed_on_real_packets(
     specs = [
         (port, protocol)
         for port in sorted(ports, key=str)
-        for protocol in (Protocol.TCP, Protocol.UDP)
+        for protocol in (Protocol.TCP, Protocol.UDP, Protocol.SCTP)
     ]
     compared = 0
     for family in (4, 6):
@@ -68,7 +68,7 @@ def test_s03_s05_scenario_replayed_on_real_packets(
         protocol = Protocol(check.protocol)
         matrix = by_spec.get((check.port, protocol))
         if matrix is None or (check.src, check.dst) not in matrix.results:
-            continue  # an address endpoint, a hostNetwork pod or SCTP: not probed here
+            continue  # an address endpoint or a hostNetwork pod: not probed here
         before = decide(original, check.src, check.dst, port=check.port, protocol=protocol)
         after = decide(inventory, check.src, check.dst, port=check.port, protocol=protocol)
         if before.allowed != after.allowed:

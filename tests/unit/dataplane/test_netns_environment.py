@@ -9,6 +9,7 @@ import pytest
 from kubefence.api import Protocol
 from kubefence.cli import main as cli_main
 from kubefence.dataplane.netns import Outcome, ProbeTarget, _system, check_environment, run_probes
+from kubefence.dataplane.netns._sctp import crc32c, init_packet, parse_init
 from kubefence.dataplane.netns._server import is_nginx_image
 from kubefence.errors import EnvironmentProblem
 
@@ -57,8 +58,9 @@ def test_nginx_images_are_recognised(image: str, nginx: bool) -> None:
     assert is_nginx_image(image) is nginx
 
 
-def test_sctp_is_never_counted_as_probed() -> None:
-    """An SCTP probe is reported unprobed with its reason, never reachable or denied."""
+def test_sctp_without_destination_namespace_is_never_counted_as_probed() -> None:
+    """An SCTP probe that cannot be watched for is reported unprobed with its reason, never
+    reachable or denied."""
     target = ProbeTarget(
         src="a/x",
         dst="a/y",
@@ -71,3 +73,19 @@ def test_sctp_is_never_counted_as_probed() -> None:
     assert result.outcome is Outcome.UNPROBED
     assert result.reachable is None
     assert "SCTP" in result.detail
+
+
+def test_crc32c_known_vector() -> None:
+    """The SCTP checksum is CRC32c: the standard check value of "123456789" is 0xE3069283."""
+    assert crc32c(b"123456789") == 0xE3069283
+
+
+def test_sctp_init_packet_round_trip_and_checksum() -> None:
+    """An INIT carries ports, verification tag 0 and a CRC32c over the packet (little-endian)."""
+    packet = init_packet(40000, 132, 0xDEADBEEF)
+    assert len(packet) == 32
+    assert parse_init(packet) == (40000, 132, 0xDEADBEEF)
+    assert packet[4:8] == b"\0\0\0\0"
+    zeroed = packet[:8] + b"\0\0\0\0" + packet[12:]
+    assert int.from_bytes(packet[8:12], "little") == crc32c(zeroed)
+    assert parse_init(packet[:19]) is None

@@ -12,7 +12,8 @@ Outcomes (what counts as "reached the destination pod"):
 | TCP      | connected, or refused (RST from the pod)    | no answer in time      |
 | UDP      | echo received, or refused (ICMP port        | no answer in time      |
 |          | unreachable from the pod)                   |                        |
-| SCTP     | never: reported unprobed (no SCTP sockets in this kernel)            |
+| SCTP     | a raw INIT packet (IP protocol 132) seen    | not seen in time       |
+|          | by a raw socket in the destination's netns  |                        |
 
 Other errors (host or network unreachable) mean the packet was rejected on the way: denied,
 with the error kept in ``detail``.
@@ -25,12 +26,14 @@ import errno
 import ipaddress
 import selectors
 import socket
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
 from kubefence.api import IPAddress, Protocol
+from kubefence.dataplane.netns._sctp import probe_sctp
 from kubefence.dataplane.netns._system import entered, raise_fd_limit
 
 __all__ = ["Outcome", "ProbeResult", "ProbeTarget", "run_probes"]
@@ -62,6 +65,7 @@ class ProbeTarget:
     address: IPAddress
     port: int
     protocol: Protocol
+    dst_netns: str = ""  # the destination pod's namespace: where a raw SCTP INIT is watched for
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,22 +200,59 @@ def run_probes(
     targets: Sequence[ProbeTarget],
     *,
     timeout: float = 1.0,
+    sctp: bool = True,
 ) -> list[ProbeResult]:
     """Probe every target concurrently; results come back in the order of ``targets``.
 
-    SCTP targets are reported ``UNPROBED``. When there are more targets than open files allowed,
-    they run in consecutive batches (each costs at most ``timeout``).
+    SCTP targets are probed with raw INIT packets watched for in ``dst_netns`` (``_sctp``), in
+    parallel with the socket probes; with ``sctp=False`` or no ``dst_netns`` they are reported
+    ``UNPROBED``. When there are more targets than open files allowed, socket probes run in
+    consecutive batches (each costs at most ``timeout``).
     """
     results: dict[int, ProbeResult] = {}
     runnable: list[tuple[int, ProbeTarget]] = []
+    raw: list[tuple[int, ProbeTarget]] = []
     for slot, target in enumerate(targets):
-        if target.protocol is Protocol.SCTP:
+        if target.protocol is not Protocol.SCTP:
+            runnable.append((slot, target))
+        elif sctp and target.dst_netns:
+            raw.append((slot, target))
+        else:
             results[slot] = ProbeResult(
                 target, Outcome.UNPROBED, "SCTP: this kernel has no SCTP sockets"
             )
-        else:
-            runnable.append((slot, target))
-    budget = max(64, min(raise_fd_limit() - 256, 16384))
-    for start in range(0, len(runnable), budget):
-        _run_batch(runnable[start : start + budget], results, timeout=timeout)
+    worker = None
+    if raw:
+        worker = threading.Thread(target=_run_sctp, args=(raw, results, timeout))
+        worker.start()
+    try:
+        budget = max(64, min(raise_fd_limit() - 256, 16384))
+        for start in range(0, len(runnable), budget):
+            _run_batch(runnable[start : start + budget], results, timeout=timeout)
+    finally:
+        if worker is not None:
+            worker.join()
+    missing = [i for i in range(len(targets)) if i not in results]
+    for slot in missing:  # only if the SCTP thread failed: never report it as passed
+        results[slot] = ProbeResult(targets[slot], Outcome.UNPROBED, "SCTP probe failed")
     return [results[i] for i in range(len(targets))]
+
+
+def _run_sctp(
+    raw: Sequence[tuple[int, ProbeTarget]], results: dict[int, ProbeResult], timeout: float
+) -> None:
+    try:
+        arrived = probe_sctp(
+            [(t.netns, t.dst_netns, t.address, t.port) for _, t in raw], timeout=timeout
+        )
+    except OSError as exc:
+        for slot, target in raw:
+            results[slot] = ProbeResult(target, Outcome.UNPROBED, f"raw SCTP probe: {exc}")
+        return
+    for (slot, target), seen in zip(raw, arrived, strict=True):
+        if seen:
+            results[slot] = ProbeResult(target, Outcome.CONNECTED, "SCTP INIT arrived (raw)")
+        else:
+            results[slot] = ProbeResult(
+                target, Outcome.TIMEOUT, f"SCTP INIT not seen in {timeout:g} s", timeout
+            )

@@ -490,6 +490,7 @@ class Sandbox:
                         address=slot_dst.ipv4 if family == 4 else slot_dst.ipv6,
                         port=resolved,
                         protocol=protocol,
+                        dst_netns=slot_dst.netns,
                     )
                 )
                 owners.append(number)
