@@ -7,6 +7,8 @@ clusters that use every feature (see ``engine_strategies``) and under every sett
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 from hypothesis import given
 from hypothesis import strategies as st
 from tests.property.engine_strategies import inventories, queries
@@ -15,6 +17,7 @@ from tests.property.strategies import inventories as shared_inventories
 
 from kubefence.api import Inventory, Protocol
 from kubefence.engine import ReachabilityAnalysis, compute_matrix
+from kubefence.engine import _classes as engine_classes
 from kubefence.semantics import Settings, decide
 
 settings_choices = st.builds(
@@ -97,4 +100,16 @@ def test_engine_equals_reference_on_the_shared_distribution(
 ) -> None:
     """On the semantics helper's random clusters (SCTP included), engine rows equal decide()."""
     matrix = compute_matrix(inventory, port=port, protocol=protocol)
+    assert matrix.rows() == _reference_rows(inventory, port, protocol, Settings())
+
+
+@given(inventories(), queries)
+def test_s17_indexed_selector_algebra_equals_reference(
+    inventory: Inventory, query: tuple[int | str, Protocol]
+) -> None:
+    """With every scope forced onto the inverted-index path (used for wide namespace scopes in
+    large clusters), matchLabels/In/NotIn/Exists/DoesNotExist still give decide()'s answers."""
+    port, protocol = query
+    with patch.object(engine_classes, "_SMALL_SCOPE", -1):
+        matrix = compute_matrix(inventory, port=port, protocol=protocol)
     assert matrix.rows() == _reference_rows(inventory, port, protocol, Settings())

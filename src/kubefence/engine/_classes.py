@@ -22,7 +22,6 @@ from kubefence.semantics import (
     CompiledPolicy,
     PeerKind,
     Settings,
-    ip_in_block,
     selector_matches,
 )
 
@@ -58,14 +57,25 @@ class PodClasses:
         return len(self.labels)
 
     def namespace_index(self, name: str) -> int | None:
-        lo, hi = 0, len(self.namespaces)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self.namespaces[mid] < name:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo if lo < len(self.namespaces) and self.namespaces[lo] == name else None
+        return self.namespace_position.get(name)
+
+    @property
+    def namespace_position(self) -> Mapping[str, int]:
+        return _positions(self.namespaces)
+
+
+_POSITIONS: dict[tuple[str, ...], dict[str, int]] = {}
+
+
+def _positions(names: tuple[str, ...]) -> dict[str, int]:
+    """name -> index, memoised on the (immutable) tuple of namespace names."""
+    found = _POSITIONS.get(names)
+    if found is None:
+        if len(_POSITIONS) > 8:
+            _POSITIONS.clear()
+        found = {n: k for k, n in enumerate(names)}
+        _POSITIONS[names] = found
+    return found
 
 
 def distinct_blocks(policies: Iterable[CompiledPolicy]) -> tuple[IPBlock, ...]:
@@ -80,40 +90,59 @@ def distinct_blocks(policies: Iterable[CompiledPolicy]) -> tuple[IPBlock, ...]:
     return tuple(seen)
 
 
+def _split(value: int) -> tuple[int, int]:
+    return value >> 64, value & 0xFFFF_FFFF_FFFF_FFFF
+
+
+def _inside(
+    halves: Sequence[npt.NDArray[np.uint64]], net: ipaddress.IPv4Network | ipaddress.IPv6Network
+) -> BoolArray:
+    """Which addresses (one uint64 array for IPv4, two halves for IPv6) lie inside ``net``."""
+    if net.version == 4:
+        pairs = [(int(net.netmask), int(net.network_address))]
+    else:
+        mask_hi, mask_lo = _split(int(net.netmask))
+        net_hi, net_lo = _split(int(net.network_address))
+        pairs = [(mask_hi, net_hi), (mask_lo, net_lo)]
+    hit = np.ones(len(halves[0]), dtype=np.bool_)
+    for half, (mask, network) in zip(halves, pairs, strict=True):
+        hit &= (half & np.uint64(mask)) == np.uint64(network)
+    return hit
+
+
 def _block_membership(pods: Sequence[Pod], blocks: Sequence[IPBlock]) -> BoolArray:
-    """[pod, block] membership; IPv4 addresses are tested vectorised, IPv6 one by one."""
+    """[pod, block] membership (S15), vectorised per address family: an address is inside a
+    network when its masked bits equal the network's (IPv6 as two 64-bit halves)."""
     member = np.zeros((len(pods), len(blocks)), dtype=np.bool_)
     if not blocks:
         return member
-    v4_pod: list[int] = []
-    v4_ip: list[int] = []
+    owners: dict[int, list[int]] = {4: [], 6: []}
+    values: dict[int, list[int]] = {4: [], 6: []}
     for i, pod in enumerate(pods):
         for ip in pod.ips:
-            if ip.version == 4:
-                v4_pod.append(i)
-                v4_ip.append(int(ip))
-            else:
-                for b, block in enumerate(blocks):
-                    if ip_in_block(ip, block):
-                        member[i, b] = True
-    if not v4_ip:
-        return member
-    owners = np.asarray(v4_pod, dtype=np.int64)
-    values = np.asarray(v4_ip, dtype=np.uint32)
-
-    def inside(net: ipaddress.IPv4Network) -> BoolArray:
-        mask = np.uint32(int(net.netmask))
-        return np.asarray((values & mask) == np.uint32(int(net.network_address)))
-
-    for b, block in enumerate(blocks):
-        if not isinstance(block.cidr, ipaddress.IPv4Network):
+            owners[ip.version].append(i)
+            values[ip.version].append(int(ip))
+    for version, raw in values.items():
+        if not raw:
             continue
-        hit = inside(block.cidr)
-        for ex in block.except_:
-            if isinstance(ex, ipaddress.IPv4Network):
-                hit &= ~inside(ex)
-        if hit.any():
-            member[owners[hit], b] = True
+        who = np.asarray(owners[version], dtype=np.int64)
+        if version == 4:
+            halves = [np.asarray(raw, dtype=np.uint64)]
+        else:
+            halves = [
+                np.asarray([v >> 64 for v in raw], dtype=np.uint64),
+                np.asarray([v & 0xFFFF_FFFF_FFFF_FFFF for v in raw], dtype=np.uint64),
+            ]
+
+        for b, block in enumerate(blocks):
+            if block.cidr.version != version:
+                continue
+            hit = _inside(halves, block.cidr)
+            for ex in block.except_:
+                if ex.version == version:
+                    hit &= ~_inside(halves, ex)
+            if hit.any():
+                member[who[hit], b] = True
     return member
 
 
@@ -173,29 +202,40 @@ def classify(
     )
 
 
+_SMALL_SCOPE = 64  # below this many classes in scope, test each class directly
+
+
 class ClassIndex:
     """Answers "which classes does this selector match, within these namespaces?" quickly.
 
-    An inverted index from ``key=value`` and ``key`` to class ids narrows each selector to the
-    classes named by its most selective positive requirement; only those are tested with
-    ``selector_matches`` (the single definition of S17). Results are cached per selector.
+    Small scopes (a policy's own namespace) are tested class by class with ``selector_matches``,
+    the single definition of S17. Wide scopes (namespace selectors) use an inverted index from
+    ``key=value`` and ``key`` to sorted class ids and evaluate S17 as set algebra: matchLabels,
+    In and Exists intersect; NotIn and DoesNotExist subtract. Results are cached per selector.
     """
 
     def __init__(self, classes: PodClasses, *, settings: Settings) -> None:
         self.classes = classes
         self.settings = settings
-        self._by_pair: dict[tuple[str, str], list[int]] = {}
-        self._by_key: dict[str, list[int]] = {}
+        by_pair: dict[tuple[str, str], list[int]] = {}
+        by_key: dict[str, list[int]] = {}
         for c, labels in enumerate(classes.labels):
             for key, value in labels.items():
-                self._by_pair.setdefault((key, value), []).append(c)
-                self._by_key.setdefault(key, []).append(c)
+                by_pair.setdefault((key, value), []).append(c)
+                by_key.setdefault(key, []).append(c)
+        self._by_pair = {k: np.asarray(v, dtype=np.int64) for k, v in by_pair.items()}
+        # Plain dicts: the same labels, read faster by ``selector_matches`` than ``Labels``.
+        self._labels = tuple(dict(labels) for labels in classes.labels)
+        self._namespace_labels = tuple(dict(lab) for lab in classes.namespace_labels)
+        self._by_key = {k: np.asarray(v, dtype=np.int64) for k, v in by_key.items()}
+        self._none = np.zeros(0, dtype=np.int64)
         # Pods that can be selected or matched as pod peers (S23).
         self._pod_like = (
             np.ones(classes.count, dtype=np.bool_)
             if settings.host_network_selectable
             else ~classes.host_network
         )
+        self._ns_sizes = np.asarray([hi - lo for lo, hi in classes.ns_range], dtype=np.int64)
         self._ns_cache: dict[LabelSelector, BoolArray] = {}
         self._cache: dict[tuple[object, LabelSelector | None], IntArray] = {}
 
@@ -204,29 +244,46 @@ class ClassIndex:
         hit = self._ns_cache.get(selector)
         if hit is None:
             hit = np.asarray(
-                [selector_matches(selector, lab) for lab in self.classes.namespace_labels],
+                [selector_matches(selector, lab) for lab in self._namespace_labels],
                 dtype=np.bool_,
             )
             self._ns_cache[selector] = hit
         return hit
 
-    def _candidates(self, selector: LabelSelector) -> list[int] | None:
-        best: list[int] | None = None
+    def _pairs(self, key: str, values: Iterable[str]) -> IntArray:
+        found = [self._by_pair[(key, v)] for v in values if (key, v) in self._by_pair]
+        if not found:
+            return self._none
+        return found[0] if len(found) == 1 else np.unique(np.concatenate(found))
+
+    def _algebra(self, selector: LabelSelector) -> IntArray | None:
+        """Sorted class ids matching ``selector`` anywhere, or None when it has no positive
+        requirement (then the caller scans its scope)."""
+        positive: list[IntArray] = []
+        negative: list[IntArray] = []
         for key, value in selector.match_labels.items():
-            ids = self._by_pair.get((key, value), [])
-            if best is None or len(ids) < len(best):
-                best = ids
+            positive.append(self._by_pair.get((key, value), self._none))
         for req in selector.match_expressions:
-            ids_opt: list[int] | None = None
-            if req.operator is Operator.EXISTS:
-                ids_opt = self._by_key.get(req.key, [])
-            elif req.operator is Operator.IN:
-                ids_opt = sorted(
-                    {c for value in req.values for c in self._by_pair.get((req.key, value), [])}
-                )
-            if ids_opt is not None and (best is None or len(ids_opt) < len(best)):
-                best = ids_opt
-        return best
+            if req.operator is Operator.IN:
+                positive.append(self._pairs(req.key, req.values))
+            elif req.operator is Operator.NOT_IN:
+                negative.append(self._pairs(req.key, req.values))
+            elif req.operator is Operator.EXISTS:
+                positive.append(self._by_key.get(req.key, self._none))
+            else:
+                negative.append(self._by_key.get(req.key, self._none))
+        if not positive:
+            return None
+        positive.sort(key=len)
+        ids = positive[0]
+        for other in positive[1:]:
+            if not len(ids):
+                break
+            ids = np.intersect1d(ids, other, assume_unique=True)
+        for other in negative:
+            if len(ids) and len(other):
+                ids = np.setdiff1d(ids, other, assume_unique=True)
+        return ids
 
     def pods_in_scope(
         self, *, namespace: str | None, namespace_selector: LabelSelector | None
@@ -240,6 +297,23 @@ class ClassIndex:
         if k is not None:
             scope[k] = True
         return scope
+
+    def _select_in_namespace(
+        self, pod_selector: LabelSelector | None, namespace: str | None, *, everything: bool
+    ) -> IntArray:
+        """The common case (S01, S11): one namespace, a handful of classes, tested directly."""
+        k = self.classes.namespace_index(namespace) if namespace is not None else None
+        if k is None:
+            return self._none
+        lo, hi = self.classes.ns_range[k]
+        pod_like = self._pod_like
+        labels = self._labels
+        keep = [
+            c
+            for c in range(lo, hi)
+            if pod_like[c] and (everything or selector_matches(pod_selector, labels[c]))  # type: ignore[arg-type]
+        ]
+        return np.asarray(keep, dtype=np.int64)
 
     def select(
         self,
@@ -259,23 +333,29 @@ class ClassIndex:
         if hit is not None:
             return hit
         classes = self.classes
+        everything = pod_selector is None or pod_selector.is_empty
+        if namespace_selector is None:
+            ids = self._select_in_namespace(pod_selector, namespace, everything=everything)
+            self._cache[cache_key] = ids
+            return ids
         ns_mask = self.pods_in_scope(namespace=namespace, namespace_selector=namespace_selector)
-        candidates = None if pod_selector is None else self._candidates(pod_selector)
-        if candidates is None:
+        small = int(self._ns_sizes[ns_mask].sum()) <= _SMALL_SCOPE
+        algebra = None if everything or small else self._algebra(pod_selector)  # type: ignore[arg-type]
+        if algebra is not None:
+            ids = algebra[ns_mask[classes.namespace_of[algebra]]] if len(algebra) else algebra
+        else:
             ranges = [classes.ns_range[k] for k in np.flatnonzero(ns_mask)]
             ids = (
                 np.concatenate([np.arange(lo, hi, dtype=np.int64) for lo, hi in ranges])
                 if ranges
-                else np.zeros(0, dtype=np.int64)
+                else self._none
             )
-        else:
-            ids = np.asarray(candidates, dtype=np.int64)
-            ids = ids[ns_mask[classes.namespace_of[ids]]] if len(ids) else ids
+            if not everything and len(ids):
+                assert pod_selector is not None
+                labels = self._labels
+                keep = [c for c in ids.tolist() if selector_matches(pod_selector, labels[c])]
+                ids = np.asarray(keep, dtype=np.int64)
         if len(ids):
             ids = ids[self._pod_like[ids]]
-        if pod_selector is not None and not pod_selector.is_empty and len(ids):
-            labels = classes.labels
-            keep = [c for c in ids.tolist() if selector_matches(pod_selector, labels[c])]
-            ids = np.asarray(keep, dtype=np.int64)
         self._cache[cache_key] = ids
         return ids
