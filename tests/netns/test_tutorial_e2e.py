@@ -33,8 +33,9 @@ def _netns() -> set[str]:
 
 
 def _processes_of(name: str) -> set[int]:
-    """Pids whose command line mentions the sandbox's state directory (its server)."""
-    marker = str(RUN_DIR / name)
+    """Pids whose command line mentions the sandbox's state directory (its server) or one of
+    its namespaces (a curl run through ``ip netns exec``)."""
+    markers = (str(RUN_DIR / name), f"kf-{name}-")
     pids = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -43,7 +44,7 @@ def _processes_of(name: str) -> set[int]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if marker in cmdline:
+        if any(marker in cmdline for marker in markers):
             pids.add(int(entry.name))
     return pids
 
