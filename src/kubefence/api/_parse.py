@@ -65,7 +65,7 @@ from kubefence.api._validate import (
 )
 from kubefence.errors import FieldError, ValidationError
 
-__all__ = ["API_VERSIONS", "WORKLOAD_KINDS", "build_inventory"]
+__all__ = ["API_VERSIONS", "MAX_REPLICAS", "WORKLOAD_KINDS", "build_inventory"]
 
 # The kinds kubefence reads, and the apiVersion each must carry.
 API_VERSIONS: Mapping[str, str] = {
@@ -92,6 +92,7 @@ WORKLOAD_KINDS = frozenset(
         "ReplicationController",
     }
 )
+MAX_REPLICAS = 100_000  # each replica becomes a pod in memory; a typo must not exhaust it
 _ONE_POD_KINDS = frozenset({"DaemonSet", "Job", "CronJob"})
 _SELECTOR_REQUIRED = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"})
 _FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
@@ -200,9 +201,9 @@ class _Object:
         self._wrong(parent, key, path, "an object")
         return None
 
-    def sequence(self, parent: Mapping[Any, Any], key: str, path: str) -> list[Any] | None:
+    def sequence(self, parent: Mapping[Any, Any], key: str, path: str) -> Sequence[Any] | None:
         value = parent.get(key)
-        if value is None or isinstance(value, list):
+        if value is None or isinstance(value, list | tuple):
             return value
         self._wrong(parent, key, path, "a list")
         return None
@@ -228,7 +229,7 @@ class _Object:
         self._wrong(parent, key, path, "a boolean (true or false)")
         return None
 
-    def item(self, items: list[Any], index: int, path: str, kind: type, what: str) -> Any:
+    def item(self, items: Sequence[Any], index: int, path: str, kind: type, what: str) -> Any:
         value = items[index]
         if isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool):
             return value
@@ -802,6 +803,13 @@ def _replicas(obj: _Object, spec: Mapping[Any, Any], kind: str) -> int:
         obj.fail(
             "spec.replicas",
             f"invalid value {replicas}: must be greater than or equal to 0",
+            member_line(spec, "replicas"),
+        )
+        return 0
+    if replicas > MAX_REPLICAS:
+        obj.fail(
+            "spec.replicas",
+            f"invalid value {replicas}: kubefence expands at most {MAX_REPLICAS} pods per workload",
             member_line(spec, "replicas"),
         )
         return 0

@@ -330,3 +330,22 @@ def test_services_keep_selector_ports_cluster_ips_and_type() -> None:
     assert [(p.port, p.target_port) for p in web.ports] == [(80, "http"), (53, 5353)]
     assert by_name["db"].cluster_ips == ()
     assert by_name["db"].selector is None
+
+
+def test_python_tuples_count_as_lists() -> None:
+    """Objects built in Python may use tuples where YAML has lists."""
+    spec = {
+        "podSelector": {},
+        "ingress": ({"ports": ({"port": 80},)},),
+        "policyTypes": ("Ingress",),
+    }
+    [parsed] = inventory_from_objects([policy(spec)]).policies
+    assert parsed.ingress[0].ports[0].port == 80
+
+
+def test_absurd_replica_counts_are_refused() -> None:
+    """A replica count beyond MAX_REPLICAS is a problem, not an attempt to build that many pods."""
+    with pytest.raises(ValidationError) as caught:
+        inventory_from_objects([workload("Deployment", replicas=10**12)])
+    [problem] = caught.value.problems
+    assert problem.path == "spec.replicas"
