@@ -6,6 +6,7 @@ for the sandbox so the runner's agreement check, exit codes and rendering are te
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,7 @@ from kubefence.sources.files import load_paths
 EXAMPLES = examples_dir()
 
 
+@functools.cache
 def _state_after(label: str) -> Inventory:
     """The cluster state once every action up to and including step ``label`` ran."""
     state = ManifestState(EXAMPLES)
