@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +36,37 @@ def inventory_of(text: str) -> Inventory:
 
     docs: list[Mapping[str, Any]] = [d for d in yaml.safe_load_all(text) if d is not None]
     return inventory_from_objects(docs)
+
+
+def _leftovers() -> list[str]:
+    """Namespaces and server processes of this test process's sandboxes that still exist."""
+    prefix = f"t{os.getpid()}-"
+    done = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    left = [
+        line.split()[0]
+        for line in done.stdout.splitlines()
+        if line.strip() and line.startswith(f"kf-{prefix}")
+    ]
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "kubefence.dataplane.netns._server" in cmdline and f"/{prefix}" in cmdline:
+            left.append(f"server process {entry.name}")
+    return left
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_sandbox_leaks() -> Iterator[None]:
+    """After the whole session, no namespace or server of the suite's sandboxes may remain."""
+    yield
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        return
+    left = _leftovers()
+    assert not left, f"sandboxes left behind: {left}"
 
 
 @pytest.fixture

@@ -68,3 +68,12 @@ def test_s25_delete_names_exactly_one_flow() -> None:
         "--orig-port-src": "1",
         "--orig-port-dst": "8080",
     }
+
+
+def test_s25_delete_of_a_whole_connection_class_omits_the_source_port() -> None:
+    """Flows differing only in source port share a verdict: one delete covers them all."""
+    flow = parse_conntrack(LISTING.splitlines())[0]
+    argv = delete_argv(flow, any_source_port=True)
+    assert "--orig-port-src" not in argv
+    assert argv[-2:] == ["--orig-port-dst", "80"]
+    assert argv[argv.index("--orig-src") + 1] == "198.18.0.2"

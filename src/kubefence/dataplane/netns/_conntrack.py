@@ -63,10 +63,12 @@ def parse_conntrack(lines: Iterable[str]) -> list[Flow]:
     return flows
 
 
-def delete_argv(flow: Flow) -> list[str]:
-    """The ``conntrack -D`` arguments that delete exactly this flow."""
+def delete_argv(flow: Flow, *, any_source_port: bool = False) -> list[str]:
+    """The ``conntrack -D`` arguments that delete exactly this flow, or with
+    ``any_source_port`` every flow between the same addresses to the same port (a policy
+    verdict never depends on the source port, so they share it)."""
     family = "ipv4" if flow.src.version == 4 else "ipv6"
-    return [
+    argv = [
         "conntrack",
         "-D",
         "-f",
@@ -77,8 +79,7 @@ def delete_argv(flow: Flow) -> list[str]:
         str(flow.src),
         "--orig-dst",
         str(flow.dst),
-        "--orig-port-src",
-        str(flow.sport),
-        "--orig-port-dst",
-        str(flow.dport),
     ]
+    if not any_source_port:
+        argv += ["--orig-port-src", str(flow.sport)]
+    return [*argv, "--orig-port-dst", str(flow.dport)]

@@ -607,21 +607,27 @@ class Sandbox:
         self._save()
 
     def _cut_denied(self, verdict: Verdict) -> list[Flow]:
+        """Delete the tracked flows the new policies deny (S25), asking ``verdict`` once per
+        (protocol, source, destination, port) about the addresses the packets carry, so an
+        ipBlock is judged on the family actually used."""
         node = self.state.node_netns
         listing = run(["ip", "netns", "exec", node, "conntrack", "-L"], check=False)
-        owner: dict[IPAddress, str] = {}
-        for slot in self.state.pods.values():
-            if slot.key in self.inventory.pod_by_key:
-                owner[slot.ipv4] = slot.key
-                owner[slot.ipv6] = slot.key
+        verdicts: dict[tuple[Protocol, IPAddress, IPAddress, int], bool] = {}
         cut = []
         for flow in parse_conntrack(listing.stdout.splitlines()):
-            src = owner.get(flow.src, str(flow.src))
-            dst = owner.get(flow.dst, str(flow.dst))
-            if verdict(self.inventory, src, dst, flow.dport, flow.protocol):
-                continue
-            run(["ip", "netns", "exec", node, *delete_argv(flow)], check=False)
-            cut.append(flow)
+            key = (flow.protocol, flow.src, flow.dst, flow.dport)
+            if key not in verdicts:
+                allowed = verdict(
+                    self.inventory, str(flow.src), str(flow.dst), flow.dport, flow.protocol
+                )
+                verdicts[key] = allowed
+                if not allowed:  # one delete per (protocol, src, dst, dport), any source port
+                    run(
+                        ["ip", "netns", "exec", node, *delete_argv(flow, any_source_port=True)],
+                        check=False,
+                    )
+            if not verdicts[key]:
+                cut.append(flow)
         return cut
 
 
