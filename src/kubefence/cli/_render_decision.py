@@ -17,6 +17,7 @@ from kubefence.semantics import (
     Admission,
     Decision,
     Direction,
+    Endpoint,
     EndpointKind,
     MissReason,
     PeerMiss,
@@ -233,10 +234,15 @@ def _special(decision: Decision) -> str | None:
     return None
 
 
+def _name(endpoint: Endpoint) -> str:
+    prefix = "svc:" if endpoint.kind is EndpointKind.SERVICE else ""
+    return f"{prefix}{endpoint.name}"
+
+
 def _lines(decision: Decision) -> list[str]:
     verdict = "ALLOWED" if decision.allowed else "DENIED"
     lines = [
-        f"{verdict}: {decision.source.name} -> {decision.destination.name} on {_port(decision)}"
+        f"{verdict}: {_name(decision.source)} -> {_name(decision.destination)} on {_port(decision)}"
     ]
     special = _special(decision)
     if special is not None:
