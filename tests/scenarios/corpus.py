@@ -25,7 +25,8 @@ number or a port name.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -62,15 +63,16 @@ class Scenario:
     path: Path
     objects: tuple[Mapping[str, Any], ...]
     checks: tuple[Check, ...]
-    _inventory: list[Inventory] = field(default_factory=list, repr=False, compare=False)
+
+    @cached_property
+    def _loaded(self) -> Inventory:
+        from kubefence.sources.objects import inventory_from_objects
+
+        return inventory_from_objects(self.objects)
 
     def inventory(self) -> Inventory:
         """The validated inventory of the manifests (loaded once, then reused)."""
-        if not self._inventory:
-            from kubefence.sources.objects import inventory_from_objects
-
-            self._inventory.append(inventory_from_objects(self.objects))
-        return self._inventory[0]
+        return self._loaded
 
     def check_ids(self) -> list[str]:
         return [f"{self.name}:{c.id}" for c in self.checks]
