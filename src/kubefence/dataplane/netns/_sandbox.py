@@ -57,6 +57,7 @@ from kubefence.dataplane.netns._system import (
     check_environment,
     process_alive,
     process_start_time,
+    read_sysctl,
     run,
     terminate,
     write_sysctl,
@@ -405,7 +406,8 @@ class Sandbox:
             namespaces=tuple(dict.fromkeys((*self.state.namespaces, *(s.netns for s in added)))),
             pods=dict(sorted({**old_slots, **slots}.items())),
         )
-        self._save()
+        if added:  # record namespaces before they exist, so a crash leaves nothing unknown
+            self._save()
         self.inventory = sandbox_inventory(inventory, slots)
         self._install_ruleset(renderer)
         cut: list[Flow] = []
@@ -562,7 +564,7 @@ class Sandbox:
             node_addresses=(NODE_V4, NODE_V6),
         )
         (self.directory / "ruleset.nft").write_text(text)
-        run(["ip", "netns", "exec", self.state.node_netns, "nft", "-f", "-"], stdin=text)
+        run(["nft", "-f", "-"], stdin=text, netns=self.state.node_netns)
 
     def _add_pods(self, slots: Sequence[PodSlot]) -> None:
         if not slots:
@@ -611,7 +613,9 @@ class Sandbox:
         (protocol, source, destination, port) about the addresses the packets carry, so an
         ipBlock is judged on the family actually used."""
         node = self.state.node_netns
-        listing = run(["ip", "netns", "exec", node, "conntrack", "-L"], check=False)
+        if read_sysctl(node, "net.netfilter.nf_conntrack_count") == "0":
+            return []  # nothing tracked: no process to start
+        listing = run(["conntrack", "-L"], check=False, netns=node)
         verdicts: dict[tuple[Protocol, IPAddress, IPAddress, int], bool] = {}
         cut = []
         for flow in parse_conntrack(listing.stdout.splitlines()):
@@ -622,10 +626,7 @@ class Sandbox:
                 )
                 verdicts[key] = allowed
                 if not allowed:  # one delete per (protocol, src, dst, dport), any source port
-                    run(
-                        ["ip", "netns", "exec", node, *delete_argv(flow, any_source_port=True)],
-                        check=False,
-                    )
+                    run(delete_argv(flow, any_source_port=True), check=False, netns=node)
             if not verdicts[key]:
                 cut.append(flow)
         return cut

@@ -29,6 +29,7 @@ __all__ = [
     "process_alive",
     "process_start_time",
     "raise_fd_limit",
+    "read_sysctl",
     "run",
     "terminate",
     "write_sysctl",
@@ -62,8 +63,16 @@ def run(
     stdin: str | None = None,
     check: bool = True,
     timeout: float = 120.0,
+    netns: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command, capturing text output; a failure becomes a ``DataplaneError``."""
+    """Run a command, capturing text output; a failure becomes a ``DataplaneError``.
+
+    With ``netns`` the command runs in that network namespace: the child is spawned while the
+    calling thread is inside it (cheaper than ``ip netns exec``, which also remounts /sys).
+    """
+    if netns is not None:
+        with entered(netns):
+            return run(argv, stdin=stdin, check=check, timeout=timeout)
     try:
         done = subprocess.run(
             list(argv),
@@ -135,6 +144,15 @@ def write_sysctl(netns: str, values: dict[str, str]) -> None:
                 path.write_text(value)
             except OSError as exc:
                 raise DataplaneError(f"cannot set {key}={value} in {netns}: {exc}") from exc
+
+
+def read_sysctl(netns: str, key: str) -> str | None:
+    """A sysctl of one namespace (read from inside it), or None when it does not exist."""
+    with entered(netns):
+        try:
+            return (Path("/proc/sys") / key.replace(".", "/")).read_text().strip()
+        except OSError:
+            return None
 
 
 def raise_fd_limit() -> int:
