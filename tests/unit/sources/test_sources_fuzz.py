@@ -191,11 +191,15 @@ def test_wrong_value_at_every_field_is_handled_cleanly(wrong: Any) -> None:
         _assert_clean(lambda m=mutated: inventory_from_objects(m))
 
 
+def _containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(children, max_size=4) | st.dictionaries(
+        st.text(max_size=12), children, max_size=4
+    )
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
-    ),
+    _containers,
     max_leaves=30,
 )
 
