@@ -9,6 +9,7 @@ no order of objects changes an answer.
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 
 from hypothesis import given
@@ -17,6 +18,7 @@ from tests.property.strategies import Query, inventories, network_policies, quer
 from tests.scenarios.corpus import Scenario, load_scenarios
 
 from kubefence.api import Inventory, NetworkPolicy, Peer, Rule
+from kubefence.cli._render_decision import decision_to_json, render_text
 from kubefence.semantics import (
     Decision,
     Direction,
@@ -147,3 +149,27 @@ def test_order_of_manifests_does_not_matter(scenario: Scenario, rng: random.Rand
         )
         got = decide(shuffled, check.src, check.dst, port=check.port, protocol=check.protocol)
         assert _verdict(got) == _verdict(expected)
+
+
+@given(st.data())
+def test_every_decision_is_consistent_and_renders(data: st.DataObject) -> None:
+    """The verdict is egress AND ingress (S05); an isolated side is allowed exactly when it
+    names an admitting rule, and denied exactly when every isolating policy has a miss; every
+    decision renders as text and as JSON."""
+    inventory = data.draw(inventories())
+    decision = _ask(inventory, data.draw(queries(inventory)))
+    if decision.egress is not None and decision.ingress is not None:
+        assert decision.allowed == (decision.egress.allowed and decision.ingress.allowed)
+        for side in (decision.egress, decision.ingress):
+            if not side.isolated:
+                assert side.allowed
+                assert (side.admitted_by, side.misses) == ((), ())
+            elif side.allowed:
+                assert side.admitted_by
+                assert side.misses == ()
+            else:
+                assert side.admitted_by == ()
+                assert [m.policy for m in side.misses] == list(side.isolating)
+    text = render_text(decision)
+    assert text.startswith("ALLOWED" if decision.allowed else "DENIED")
+    assert json.loads(json.dumps(decision_to_json(decision)))["allowed"] is decision.allowed
