@@ -126,6 +126,40 @@ def test_cli_session_up_status_probe_verify_exec_down(
     assert main(["sandbox", "status", "--name", name]) == 2  # no such sandbox any more
 
 
+IPV6_ONLY_BLOCK = """
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: from-ipv6-pods, namespace: test}
+spec:
+  podSelector: {matchLabels: {app: nginx}}
+  ingress:
+  - from: [{ipBlock: {cidr: "fd00::/8"}}]
+"""
+
+
+@pytest.mark.parametrize("family", ["4", "6"])
+def test_s15_verify_judges_ip_blocks_per_address_family(
+    tmp_path: Path, sandbox_names: list[str], capfd: pytest.CaptureFixture[str], family: str
+) -> None:
+    """An IPv6-only ipBlock admits IPv6 packets and not IPv4 ones; verify agrees on both."""
+    manifests = tmp_path / "cluster.yaml"
+    manifests.write_text(QUICKSTART_PODS + IPV6_ONLY_BLOCK)
+    name = unique_name()
+    sandbox_names.append(name)
+    assert main(["sandbox", "up", "-f", str(manifests), "--name", name]) == 0
+    flags = ["--ipv6"] if family == "6" else []
+    capfd.readouterr()
+    assert main(["sandbox", "probe", "--name", name, "-o", "json", *flags]) == 0
+    rows = json.loads(capfd.readouterr().out)["rows"]
+    assert rows[0][2] == ("1" if family == "6" else "0")  # default/busybox -> test/nginx
+    code = main(["sandbox", "verify", "--name", name, "--timeout", "0.3", *flags])
+    out = capfd.readouterr().out
+    assert code == 0, out
+    assert f"(IPv{family})" in out
+    assert " 0 mismatch" in out
+
+
 def test_verify_reports_mismatch_with_explanation(
     tmp_path: Path, sandbox_names: list[str], capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from kubefence.api import Inventory, Protocol
+from kubefence.api import Inventory, IPAddress, Protocol
 from kubefence.cli._inputs import add_input_arguments
 from kubefence.dataplane import netns
 from kubefence.errors import InputError
@@ -217,12 +217,30 @@ def _explain(decision: Decision) -> str:
     return "; ".join(parts)
 
 
+def _has_ip_blocks(inventory: Inventory) -> bool:
+    return any(
+        peer.ip_block is not None
+        for policy in inventory.policies
+        for rule in (*policy.ingress, *policy.egress)
+        for peer in rule.peers
+    )
+
+
 def _verify(args: argparse.Namespace) -> int:
+    """Probe every declared (port, protocol) and compare with the prediction.
+
+    The prediction is the engine's matrix. Every sandbox pod has an IPv4 and an IPv6 address,
+    and the engine (like ``decide`` on pod names) lets a pod match an ipBlock when any of its
+    addresses does; packets carry one family. So when a policy has an ipBlock peer, each pair
+    is predicted by ``decide`` on the two addresses of the probed family instead.
+    """
     netns.check_environment()
     from kubefence.engine import compute_matrix
 
     sandbox = _attach(args)
     inventory = sandbox.inventory
+    family = 6 if args.ipv6 else 4
+    per_address = _has_ip_blocks(inventory)
     specs = sorted(
         {(p.port, p.protocol) for pod in inventory.pods for p in pod.ports},
         key=lambda s: (s[1].value, s[0]),
@@ -230,20 +248,25 @@ def _verify(args: argparse.Namespace) -> int:
     if not specs:
         print("no pod declares a container port: nothing to verify")
         return 0
-    matrices = sandbox.probe_many(specs, timeout=args.timeout, family=6 if args.ipv6 else 4)
+    matrices = sandbox.probe_many(specs, timeout=args.timeout, family=family)
     mismatches = unprobed = passed = 0
     for (port, protocol), probed in zip(specs, matrices, strict=True):
-        predicted = compute_matrix(inventory, port=port, protocol=protocol)
+        predicted = None if per_address else compute_matrix(inventory, port=port, protocol=protocol)
         for (src, dst), result in sorted(probed.results.items()):
             if result.reachable is None:
                 unprobed += 1
                 continue
-            expected = predicted.allowed(src, dst)
+            ends = (src, dst)
+            if predicted is None:
+                ends = (str(_address(sandbox, src, family)), str(_address(sandbox, dst, family)))
+                expected = decide(inventory, *ends, port=port, protocol=protocol).allowed
+            else:
+                expected = predicted.allowed(src, dst)
             if expected == result.reachable:
                 passed += 1
                 continue
             mismatches += 1
-            decision = decide(inventory, src, dst, port=port, protocol=protocol)
+            decision = decide(inventory, *ends, port=port, protocol=protocol)
             print(
                 f"MISMATCH {protocol.value}/{port} {src} -> {dst}: predicted "
                 f"{'allowed' if expected else 'denied'}, packets {result.outcome.value} "
@@ -252,8 +275,9 @@ def _verify(args: argparse.Namespace) -> int:
         unprobed += len(probed.unprobed)
     total = passed + mismatches + unprobed
     print(
-        f"verify {args.name!r}: {total} pairs on {len(specs)} port/protocol combinations: "
-        f"{passed} agree, {mismatches} mismatch, {unprobed} unprobed (not counted as passed)"
+        f"verify {args.name!r} (IPv{family}): {total} pairs on {len(specs)} port/protocol "
+        f"combinations: {passed} agree, {mismatches} mismatch, {unprobed} unprobed "
+        "(not counted as passed)"
     )
     if unprobed:
         reasons = sorted(
@@ -263,6 +287,11 @@ def _verify(args: argparse.Namespace) -> int:
         for reason in reasons:
             print(f"  unprobed: {reason}")
     return 1 if mismatches else 0
+
+
+def _address(sandbox: netns.Sandbox, key: str, family: int) -> IPAddress:
+    slot = sandbox.state.pods[key]
+    return slot.ipv4 if family == 4 else slot.ipv6
 
 
 def _exec(args: argparse.Namespace) -> int:
