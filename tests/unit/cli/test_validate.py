@@ -105,3 +105,12 @@ def test_missing_file_is_exit_2_without_traceback(capsys: pytest.CaptureFixture[
     """A missing path is a listed problem, exit 2."""
     assert main(["validate", "-f", "/nonexistent/kubefence.yaml"]) == 2
     assert capsys.readouterr().out == "/nonexistent/kubefence.yaml: no such file or directory\n"
+
+
+def test_workloads_example_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    """The workloads example (YAML workloads plus a JSON List of policies) validates."""
+    examples = Path(__file__).resolve().parents[3] / "examples" / "workloads"
+    assert main(["validate", "-f", str(examples)]) == 0
+    assert capsys.readouterr().out == (
+        "ok: 1 namespace, 4 pods, 2 policies, 1 service (skipped: 1 ConfigMap)\n"
+    )
