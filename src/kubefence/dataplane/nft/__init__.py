@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from kubefence.api import Inventory, IPAddress
 from kubefence.dataplane.nft._plan import (
     PROTOCOL_NUMBERS,
+    AtomRange,
     ClassSource,
     Dispatch,
     NamedPort,
@@ -27,6 +28,7 @@ from kubefence.semantics import DEFAULT_SETTINGS, Settings
 __all__ = [
     "PROTOCOL_NUMBERS",
     "TABLE",
+    "AtomRange",
     "ClassSource",
     "Dispatch",
     "NamedPort",

@@ -3,8 +3,8 @@
 Why this module exists: nftables rejects interval set elements that overlap ("File exists"), also
 in concatenated sets (``ipv4_addr . inet_proto . inet_service``), and it has no set difference
 for ``ipBlock.except``. So kubefence computes, in plain integers, ``cidr`` minus every ``except``,
-merges overlapping and adjacent ranges, and splits a union of boxes (address range x protocol
-range x port range) into disjoint boxes before rendering a single element.
+merges overlapping and adjacent ranges, and splits a union of boxes (address or atom range x
+protocol range x port range) into disjoint boxes before rendering a single element.
 
 Every interval is a pair ``(low, high)`` of inclusive integer bounds, ``low <= high``.
 """
@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 Interval: TypeAlias = tuple[int, int]
-Box: TypeAlias = tuple[Interval, Interval, Interval]  # (address, protocol, port)
+Box: TypeAlias = tuple[Interval, Interval, Interval]  # (address or atom, protocol, port)
 _C = TypeVar("_C", bound=tuple[object, ...])
 
 FULL_PROTOCOLS: Interval = (0, 255)

@@ -1,4 +1,4 @@
-"""What the nftables table must contain, as data: pod classes, their allowed sets, dispatch.
+"""What the nftables table must contain, as data: peer atoms, pod classes, their sets, dispatch.
 
 Why this module exists: rendering text and deciding what the text means are two jobs. This module
 reduces an inventory and the sandbox's pod addresses to a ``RulesetPlan`` built only from the
@@ -11,18 +11,28 @@ every pod-to-pod packet crosses in the sandbox):
 
 1. ``ct state established,related accept`` (S06: replies of allowed connections).
 2. Optional: packets from the node's own addresses are accepted (S24, see below).
-3. Egress of the source: ``ip saddr vmap @egress_v4`` jumps to the source pod's egress class
-   chain; pods not isolated for egress are not in the map and pass (S03).
-4. Ingress of the destination: ``ip daddr vmap @ingress_v4`` likewise.
-5. A class chain does one set lookup, ``<peer address> . meta l4proto . th dport @set return``,
-   then ``drop``. The set holds everything the class may talk to in that direction (S04, S10:
-   the union over every rule of every selecting policy), so per-packet cost does not grow with
-   the number of policies. Denied packets are dropped, not rejected, so probes time out.
+3. The destination address is looked up in the *atom* map (``meta mark set ip daddr map
+   @atoms_v4``), then egress of the source: ``ip saddr vmap @egress_v4`` jumps to the source
+   pod's egress class chain; pods not isolated for egress are not in the map and pass (S03).
+4. The source address is looked up in the atom map, then ingress of the destination: ``ip daddr
+   vmap @ingress_v4`` likewise.
+5. A class chain does one set lookup, ``meta mark . meta l4proto . th dport @set return``, then
+   ``drop``. The set holds everything the class may talk to in that direction (S04, S10: the
+   union over every rule of every selecting policy), so per-packet cost does not grow with the
+   number of policies. Denied packets are dropped, not rejected, so probes time out. The mark is
+   reset to 0 before each lookup and at the end (kubefence owns the packet mark in the node).
+
+Atoms: every peer of every policy denotes a set of addresses (the pods a selector matches, an
+ipBlock's ranges; for egress named ports, the pods where the name resolves to one number). An
+atom is a largest group of addresses that no such set tells apart, in both IP families at once
+(a dual-stack pod's two addresses share one), numbered 1, 2, ...; addresses in no set are atom
+0. Class sets are written over atom numbers (``3-5 . tcp . 80``), so replicas with the same
+labels and the two families of a pod cost one element, not one per address.
 
 Classes: pods isolated by the same policies in a direction share a chain; for ingress the
 resolution of the named ports those policies use against the pod's own ports (S21) is part of
-the class key. Egress named ports resolve per destination pod, so their elements are
-``destination address . protocol . resolved port`` (S21).
+the class key. Egress named ports resolve per destination pod (S21): the pods where a name
+resolves to 8080 form their own address set, matched with ``tcp . 8080``.
 
 Implementation-defined choices (documented here, once):
 
@@ -55,7 +65,8 @@ Implementation-defined choices (documented here, once):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import bisect
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kubefence.api import Inventory, IPAddress, Labels, LabelSelector, Pod, Protocol
@@ -90,6 +101,7 @@ from kubefence.semantics import (
 
 __all__ = [
     "PROTOCOL_NUMBERS",
+    "AtomRange",
     "ClassSource",
     "Dispatch",
     "NamedPort",
@@ -100,6 +112,7 @@ __all__ = [
 
 PROTOCOL_NUMBERS: Mapping[Protocol, int] = {Protocol.TCP: 6, Protocol.UDP: 17, Protocol.SCTP: 132}
 VERSIONS = (4, 6)
+_ANY = -1  # the address set of an absent/empty from/to: every address, atom 0 included
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,31 +135,39 @@ class ClassSource:
 @dataclass(frozen=True, slots=True)
 class PodClass:
     """Pods that share one chain for one direction: same isolating policies (and, for ingress,
-    the same named-port resolution). ``elements`` maps the IP version to disjoint boxes
-    (peer address range, protocol range, port range) the class may talk to."""
+    the same named-port resolution). ``elements`` are disjoint boxes (atom range, protocol
+    range, port range) of what the class may talk to."""
 
     direction: Direction
     number: int  # 1-based, in the order of the class keys
     sources: tuple[ClassSource, ...]
     named_ports: tuple[NamedPort, ...]
     pods: tuple[str, ...]
-    elements: Mapping[int, tuple[Box, ...]] = field(compare=False)
+    elements: tuple[Box, ...] = field(compare=False)
 
     @property
     def chain(self) -> str:
         prefix = "in" if self.direction is Direction.INGRESS else "eg"
         return f"{prefix}_c{self.number}"
 
-    def set_name(self, version: int) -> str:
-        return f"{self.chain}_v{version}"
-
-    def allows(self, peer: IPAddress, *, protocol: int, port: int) -> bool:
-        """Would the set lookup of this class's chain match (peer address, protocol, port)?"""
-        value = int(peer)
+    def allows(self, atom: int, *, protocol: int, port: int) -> bool:
+        """Would the set lookup of this class's chain match (peer atom, protocol, port)?"""
         return any(
-            a[0] <= value <= a[1] and p[0] <= protocol <= p[1] and q[0] <= port <= q[1]
-            for a, p, q in self.elements.get(peer.version, ())
+            a[0] <= atom <= a[1] and p[0] <= protocol <= p[1] and q[0] <= port <= q[1]
+            for a, p, q in self.elements
         )
+
+
+@dataclass(frozen=True, slots=True)
+class AtomRange:
+    """One element of an atom map: the addresses ``low``-``high`` of one family are ``atom``;
+    ``pod`` names the pod when the range is one pod's address."""
+
+    version: int
+    low: int
+    high: int
+    atom: int
+    pod: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,12 +183,29 @@ class Dispatch:
 class RulesetPlan:
     """Everything the table holds, in render order."""
 
+    atoms: tuple[AtomRange, ...]  # sorted by (version, low)
+    legend: Mapping[int, tuple[str, ...]] = field(compare=False)  # atom -> peers containing it
     egress: tuple[PodClass, ...]
     ingress: tuple[PodClass, ...]
     egress_dispatch: tuple[Dispatch, ...]  # sorted by (version, address)
     ingress_dispatch: tuple[Dispatch, ...]
     node_addresses: tuple[IPAddress, ...]  # accepted as sources (S24); empty when not wanted
     allow_from_node: bool = True  # False: an output chain applies ingress to node traffic
+
+    @property
+    def atom_count(self) -> int:
+        return max((r.atom for r in self.atoms), default=0)
+
+    def atom_of(self, address: IPAddress) -> int:
+        """The atom the map gives ``address`` (0: in no peer set)."""
+        value = int(address)
+        keys = [(r.version, r.low) for r in self.atoms]
+        index = bisect.bisect_right(keys, (address.version, value)) - 1
+        if index >= 0:
+            found = self.atoms[index]
+            if found.version == address.version and found.low <= value <= found.high:
+                return found.atom
+        return 0
 
     def verdict(
         self, source: IPAddress, destination: IPAddress, *, protocol: int, port: int
@@ -182,11 +220,11 @@ class RulesetPlan:
         ingress = {d.address: d.number for d in self.ingress_dispatch}
         if source in egress:
             cls = self.egress[egress[source] - 1]
-            if not cls.allows(destination, protocol=protocol, port=port):
+            if not cls.allows(self.atom_of(destination), protocol=protocol, port=port):
                 return False
         if destination in ingress:
             cls = self.ingress[ingress[destination] - 1]
-            if not cls.allows(source, protocol=protocol, port=port):
+            if not cls.allows(self.atom_of(source), protocol=protocol, port=port):
                 return False
         return True
 
@@ -216,6 +254,13 @@ class _Context:
         self.by_namespace: dict[str, list[Pod]] = {}
         for pod in self.addressed:
             self.by_namespace.setdefault(pod.namespace, []).append(pod)
+        # Pods a pod peer cannot tell apart (same namespace, labels, hostNetwork), grouped once.
+        self.shapes: dict[str, list[tuple[Pod, ...]]] = {}
+        for namespace, pods in self.by_namespace.items():
+            grouped: dict[tuple[Labels, bool], list[Pod]] = {}
+            for pod in pods:
+                grouped.setdefault((pod.labels, pod.host_network), []).append(pod)
+            self.shapes[namespace] = [tuple(group) for group in grouped.values()]
         self.labels = {ns: inventory.namespace_labels(ns) for ns in self.by_namespace}
         self._peer_cache: dict[PeerMatcher, dict[int, tuple[Interval, ...]]] = {}
         self._pods_cache: dict[PeerMatcher, tuple[Pod, ...]] = {}
@@ -239,22 +284,14 @@ class _Context:
         """Addressed pods a pod peer matches (S11-S14; S23 via ``peer_matches_pod``)."""
         cached = self._pods_cache.get(peer)
         if cached is None:
-            verdicts: dict[tuple[Labels, bool], bool] = {}
             found: list[Pod] = []
-            for namespace, pods in self.by_namespace.items():
+            for namespace, shapes in self.shapes.items():
                 if not self._namespace_may_match(peer, namespace):
                     continue
-                verdicts.clear()
-                for pod in pods:
-                    key = (pod.labels, pod.host_network)  # all a pod peer looks at, per namespace
-                    hit = verdicts.get(key)
-                    if hit is None:
-                        hit = peer_matches_pod(
-                            peer, pod, self.labels[namespace], settings=self.settings
-                        )
-                        verdicts[key] = hit
-                    if hit:
-                        found.append(pod)
+                labels = self.labels[namespace]
+                for group in shapes:
+                    if peer_matches_pod(peer, group[0], labels, settings=self.settings):
+                        found.extend(group)
             cached = tuple(found)
             self._pods_cache[peer] = cached
         return cached
@@ -338,46 +375,142 @@ def _port_spec(port: PortMatcher) -> tuple[Interval, Interval]:
     return ((number, number), (port.low, port.high))  # S20: inclusive range
 
 
+Ranges = dict[int, tuple[Interval, ...]]  # IP version -> merged address intervals
+SymbolicBox = tuple[int, Interval, Interval]  # (address set id or _ANY, protocol, port)
+
+
+class _AddressSets:
+    """Address sets named by what defines them (a peer; a peer + named port + number), with
+    the policy fields that use each (``origins``, for the ruleset's legend)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[Hashable, int] = {}
+        self.ranges: list[Ranges] = []
+        self.origins: list[set[str]] = []
+
+    def id_of(self, key: Hashable, ranges: Ranges, origin: str) -> int:
+        found = self.ids.get(key)
+        if found is None:
+            found = len(self.ranges)
+            self.ids[key] = found
+            self.ranges.append(ranges)
+            self.origins.append(set())
+        self.origins[found].add(origin)
+        return found
+
+
+def _peer_set(
+    context: _Context, sets: _AddressSets, peer: PeerMatcher, origin: str, suffix: str = ""
+) -> int:
+    if peer.kind is PeerKind.ANY:
+        return _ANY  # S09: every pod and every address
+    return sets.id_of(peer, context.peer_intervals(peer), f"{origin}[{peer.index}]{suffix}")
+
+
 def _policy_boxes(
     context: _Context,
+    sets: _AddressSets,
     policy: CompiledPolicy,
     direction: Direction,
     named: Mapping[tuple[str, Protocol], int | None],
-) -> dict[int, list[Box]]:
-    """Every (peer range, protocol range, port range) one policy allows in ``direction``."""
-    boxes: dict[int, list[Box]] = {v: [] for v in VERSIONS}
+) -> list[SymbolicBox]:
+    """Every (address set, protocol range, port range) one policy allows in ``direction``."""
+    boxes: list[SymbolicBox] = []
+    field_name = "from" if direction is Direction.INGRESS else "to"
     for rule in policy.rules(direction) or ():
+        origin = f"{policy.namespace}/{policy.name} {direction.value}[{rule.index}].{field_name}"
         # S10: peers OR, ports OR, peer AND port.
         for port in rule.ports:
             if port.name is None:
                 spec = _port_spec(port)
-                for peer in rule.peers:
-                    for version, intervals in context.peer_intervals(peer).items():
-                        boxes[version].extend((iv, *spec) for iv in intervals)
+                boxes.extend((_peer_set(context, sets, peer, origin), *spec) for peer in rule.peers)
                 continue
             assert port.protocol is not None
             number = PROTOCOL_NUMBERS[port.protocol]
             if direction is Direction.INGRESS:
                 # S21: an ingress name resolves against the selected pod's own ports.
                 value = named.get((port.name, port.protocol))
-                if value is None:
-                    continue
-                for peer in rule.peers:
-                    for version, intervals in context.peer_intervals(peer).items():
-                        boxes[version].extend(
-                            (iv, (number, number), (value, value)) for iv in intervals
-                        )
+                if value is not None:
+                    boxes.extend(
+                        (_peer_set(context, sets, peer, origin), (number, number), (value, value))
+                        for peer in rule.peers
+                    )
                 continue
             # S21: an egress name resolves against each destination pod's ports; towards an
-            # address that is no pod it matches nothing.
+            # address that is no pod it matches nothing. One address set per resolved number.
             for peer in rule.peers:
+                by_value: dict[int, dict[int, list[Interval]]] = {}
                 for address, pod in context.destinations(peer):
                     value = resolve_named_port(port.name, port.protocol, pod.ports)
                     if value is not None:
-                        boxes[address.version].append(
-                            (address_interval(address), (number, number), (value, value))
-                        )
+                        found = by_value.setdefault(value, {v: [] for v in VERSIONS})
+                        found[address.version].append(address_interval(address))
+                for value, found in sorted(by_value.items()):
+                    ranges = {v: merge(ivs) for v, ivs in found.items() if ivs}
+                    key = ("named", peer, port.name, port.protocol, value)
+                    where = f"{origin}[{peer.index}] where {port.name} is {value}"
+                    set_id = sets.id_of(key, ranges, where)
+                    boxes.append((set_id, (number, number), (value, value)))
     return boxes
+
+
+def _atoms(
+    sets: _AddressSets, pod_of: Mapping[tuple[int, int], str]
+) -> tuple[tuple[AtomRange, ...], dict[int, tuple[Interval, ...]], dict[int, tuple[str, ...]]]:
+    """Cut both address families into atoms (see the module docstring).
+
+    Returns the atom map's ranges, per address set the atom numbers it covers (merged), and per
+    atom the policy fields whose peers contain it. Atoms are numbered in address order, IPv4
+    first, so numbering is deterministic.
+    """
+    numbers: dict[frozenset[int], int] = {}
+    ranges: list[AtomRange] = []
+    for version in VERSIONS:
+        events: dict[int, list[tuple[bool, int]]] = {}
+        for set_id, by_version in enumerate(sets.ranges):
+            for low, high in by_version.get(version, ()):
+                events.setdefault(low, []).append((True, set_id))
+                events.setdefault(high + 1, []).append((False, set_id))
+        for pod_version, value in pod_of:
+            if pod_version == version:  # cut at pod addresses too: one commented element each
+                events.setdefault(value, [])
+                events.setdefault(value + 1, [])
+        points = sorted(events)
+        active: set[int] = set()
+        for index, point in enumerate(points[:-1]):
+            for starts, set_id in events[point]:
+                if starts:
+                    active.add(set_id)
+                else:
+                    active.discard(set_id)
+            if not active:
+                continue
+            signature = frozenset(active)
+            number = numbers.setdefault(signature, len(numbers) + 1)
+            high = points[index + 1] - 1
+            pod = pod_of.get((version, point)) if point == high else None
+            previous = ranges[-1] if ranges else None
+            if (
+                previous is not None
+                and previous.version == version
+                and previous.atom == number
+                and previous.high + 1 == point
+                and previous.pod is None
+                and pod is None
+            ):
+                ranges[-1] = AtomRange(version, previous.low, high, number)
+            else:
+                ranges.append(AtomRange(version, point, high, number, pod))
+    covered: dict[int, list[int]] = {}
+    for signature, number in numbers.items():
+        for set_id in signature:
+            covered.setdefault(set_id, []).append(number)
+    atoms_of = {set_id: merge((n, n) for n in found) for set_id, found in covered.items()}
+    legend = {
+        number: tuple(sorted({o for set_id in signature for o in sets.origins[set_id]}))
+        for signature, number in numbers.items()
+    }
+    return tuple(ranges), atoms_of, legend
 
 
 def _ingress_names(policies: Sequence[CompiledPolicy]) -> list[tuple[str, Protocol]]:
@@ -391,11 +524,21 @@ def _ingress_names(policies: Sequence[CompiledPolicy]) -> list[tuple[str, Protoc
     return sorted(names)
 
 
-def _build_classes(
+@dataclass(frozen=True, slots=True)
+class _ClassDraft:
+    number: int
+    sources: tuple[ClassSource, ...]
+    named_ports: tuple[NamedPort, ...]
+    pods: tuple[Pod, ...]
+    boxes: tuple[SymbolicBox, ...]
+
+
+def _draft_classes(
     context: _Context,
+    sets: _AddressSets,
     compiled: Sequence[CompiledPolicy],
     direction: Direction,
-) -> tuple[tuple[PodClass, ...], tuple[Dispatch, ...]]:
+) -> list[_ClassDraft]:
     settings = context.settings
     # Pods that get a chain: addressed, not hostNetwork (see the module docstring), isolated.
     members: dict[tuple[tuple[int, ...], tuple[NamedPort, ...]], list[Pod]] = {}
@@ -432,13 +575,12 @@ def _build_classes(
             tuple((n.name, n.protocol, -1 if n.port is None else n.port) for n in named),
         )
 
-    cache: dict[tuple[int, tuple[NamedPort, ...]], dict[int, list[Box]]] = {}
-    classes: list[PodClass] = []
-    dispatch: list[Dispatch] = []
+    cache: dict[tuple[int, tuple[NamedPort, ...]], list[SymbolicBox]] = {}
+    drafts: list[_ClassDraft] = []
     for number, key in enumerate(sorted(members, key=sort_key), start=1):
         selecting, named = key
         resolution = {(n.name, n.protocol): n.port for n in named}
-        union: dict[int, list[Box]] = {v: [] for v in VERSIONS}
+        union: list[SymbolicBox] = []
         for i in selecting:
             policy_names = {
                 (p.name, p.protocol)
@@ -449,14 +591,11 @@ def _build_classes(
             relevant = tuple(n for n in named if (n.name, n.protocol) in policy_names)
             boxes = cache.get((i, relevant))
             if boxes is None:
-                boxes = _policy_boxes(context, compiled[i], direction, resolution)
+                boxes = _policy_boxes(context, sets, compiled[i], direction, resolution)
                 cache[(i, relevant)] = boxes
-            for version in VERSIONS:
-                union[version].extend(boxes[version])
-        pods = members[key]
-        classes.append(
-            PodClass(
-                direction=direction,
+            union.extend(boxes)
+        drafts.append(
+            _ClassDraft(
                 number=number,
                 sources=tuple(
                     ClassSource(
@@ -466,13 +605,43 @@ def _build_classes(
                     for i in selecting
                 ),
                 named_ports=named,
-                pods=tuple(p.key for p in pods),
-                elements={v: disjoint_boxes(union[v]) for v in VERSIONS},
+                pods=tuple(members[key]),
+                boxes=tuple(union),
+            )
+        )
+    return drafts
+
+
+def _finish(
+    context: _Context,
+    drafts: Iterable[_ClassDraft],
+    direction: Direction,
+    atoms_of: Mapping[int, tuple[Interval, ...]],
+    atom_count: int,
+) -> tuple[tuple[PodClass, ...], tuple[Dispatch, ...]]:
+    """Turn address-set boxes into atom boxes, and list the dispatch elements."""
+    everything = ((0, atom_count),)
+    classes: list[PodClass] = []
+    dispatch: list[Dispatch] = []
+    for draft in drafts:
+        boxes = [
+            (atoms, protocol, port)
+            for set_id, protocol, port in draft.boxes
+            for atoms in (everything if set_id == _ANY else atoms_of.get(set_id, ()))
+        ]
+        classes.append(
+            PodClass(
+                direction=direction,
+                number=draft.number,
+                sources=draft.sources,
+                named_ports=draft.named_ports,
+                pods=tuple(p.key for p in draft.pods),
+                elements=disjoint_boxes(boxes),
             )
         )
         dispatch.extend(
-            Dispatch(address=a, pod=p.key, number=number)
-            for p in pods
+            Dispatch(address=a, pod=p.key, number=draft.number)
+            for p in draft.pods
             for a in context.addresses[p.key]
         )
     dispatch.sort(key=lambda d: _address_key(d.address))
@@ -508,10 +677,21 @@ def plan_ruleset(
     context = _Context(inventory, addresses, settings)
     _check_unique_addresses(context)
     compiled = compile_policies(inventory.policies)
-    egress, egress_dispatch = _build_classes(context, compiled, Direction.EGRESS)
-    ingress, ingress_dispatch = _build_classes(context, compiled, Direction.INGRESS)
+    sets = _AddressSets()
+    egress_drafts = _draft_classes(context, sets, compiled, Direction.EGRESS)
+    ingress_drafts = _draft_classes(context, sets, compiled, Direction.INGRESS)
+    pod_of: dict[tuple[int, int], str] = {}
+    for pod in context.addressed:
+        for address in context.addresses[pod.key]:
+            pod_of.setdefault(_address_key(address), pod.key)
+    atoms, atoms_of, legend = _atoms(sets, pod_of)
+    count = max((r.atom for r in atoms), default=0)
+    egress, egress_dispatch = _finish(context, egress_drafts, Direction.EGRESS, atoms_of, count)
+    ingress, ingress_dispatch = _finish(context, ingress_drafts, Direction.INGRESS, atoms_of, count)
     nodes = tuple(sorted(set(node_addresses), key=_address_key)) if settings.allow_from_node else ()
     return RulesetPlan(
+        atoms=atoms,
+        legend=legend,
         egress=egress,
         ingress=ingress,
         egress_dispatch=egress_dispatch,

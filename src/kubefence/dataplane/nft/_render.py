@@ -16,13 +16,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from kubefence.dataplane.nft._intervals import FULL_PORTS, FULL_PROTOCOLS, Box, interval_text
-from kubefence.dataplane.nft._plan import Dispatch, PodClass, RulesetPlan
+from kubefence.dataplane.nft._plan import AtomRange, Dispatch, PodClass, RulesetPlan
 from kubefence.semantics import Direction
 
 __all__ = ["TABLE", "render_plan"]
 
 TABLE = "inet kubefence"
 _COMMENT_MAX = 120  # nft refuses comments longer than 128 bytes
+_LEGEND_MAX = 4  # peers named per atom in the legend
 _PROTOCOL_NAMES = {6: "tcp", 17: "udp", 132: "sctp"}
 _ADDRESS_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
 _FAMILY = {4: "ip", 6: "ip6"}
@@ -51,11 +52,15 @@ def _port_text(low: int, high: int) -> str:
     return str(low) if low == high else f"{low}-{high}"
 
 
-def _element(box: Box, version: int) -> str:
-    address, protocol, port = box
-    return " . ".join(
-        (interval_text(address, version), _protocol_text(*protocol), _port_text(*port))
-    )
+def _element(box: Box) -> str:
+    atoms, protocol, port = box
+    return f"{_port_text(*atoms)} . {_protocol_text(*protocol)} . {_port_text(*port)}"
+
+
+def _atom_element(atom: AtomRange) -> str:
+    address = interval_text((atom.low, atom.high), atom.version)
+    comment = f" comment {_quote(atom.pod)}" if atom.pod else ""
+    return f"{address}{comment} : {atom.atom}"
 
 
 def _elements_block(items: list[str], indent: str) -> list[str]:
@@ -116,29 +121,73 @@ def _class_comment(cls: PodClass) -> list[str]:
 
 def _class_lines(cls: PodClass) -> list[str]:
     word = _direction_word(cls.direction)
-    peer = "saddr" if cls.direction is Direction.INGRESS else "daddr"
     lines: list[str] = ["", *_class_comment(cls)]
-    for version in (4, 6):
-        elements = cls.elements.get(version, ())
-        if not elements:
-            continue
-        lines.append(f"{_INDENT}set {cls.set_name(version)} {{")
-        lines.append(f"{_INDENT * 2}type {_ADDRESS_TYPE[version]} . inet_proto . inet_service")
+    if cls.elements:
+        lines.append(f"{_INDENT}set {cls.chain} {{")
+        lines.append(f"{_INDENT * 2}type mark . inet_proto . inet_service")
         lines.append(f"{_INDENT * 2}flags interval")
-        lines.extend(_elements_block([_element(b, version) for b in elements], _INDENT * 2))
+        lines.extend(_elements_block([_element(b) for b in cls.elements], _INDENT * 2))
         lines.append(f"{_INDENT}}}")
     policies = ", ".join(s.policy for s in cls.sources)
     lines.append(f"{_INDENT}chain {cls.chain} {{")
     lines.append(f"{_INDENT * 2}comment {_quote(f'{word} class {cls.number}: {policies}')}")
-    for version in (4, 6):
-        if cls.elements.get(version):
-            lines.append(
-                f"{_INDENT * 2}{_FAMILY[version]} {peer} . meta l4proto . th dport "
-                f"@{cls.set_name(version)} return"
-            )
+    if cls.elements:
+        lines.append(f"{_INDENT * 2}meta mark . meta l4proto . th dport @{cls.chain} return")
     lines.append(f"{_INDENT * 2}drop")
     lines.append(f"{_INDENT}}}")
     return lines
+
+
+def _atom_lookup(side: str) -> list[str]:
+    """Rules that set the packet mark to the atom of its ``side`` address (0: none)."""
+    return [
+        f"{_INDENT * 2}meta mark set 0",
+        f"{_INDENT * 2}meta mark set ip {side} map @atoms_v4",
+        f"{_INDENT * 2}meta mark set ip6 {side} map @atoms_v6",
+    ]
+
+
+def _dispatch(direction: str, side: str) -> list[str]:
+    return [
+        f"{_INDENT * 2}ip {side} vmap @{direction}_v4",
+        f"{_INDENT * 2}ip6 {side} vmap @{direction}_v6",
+    ]
+
+
+def _legend_lines(plan: RulesetPlan) -> list[str]:
+    """``# atom N: <policy> <direction>[rule].<from|to>[peer], ...`` for each atom."""
+    lines = []
+    for number in sorted(plan.legend):
+        origins = plan.legend[number]
+        shown = ", ".join(origins[:_LEGEND_MAX])
+        more = f" (+{len(origins) - _LEGEND_MAX} more)" if len(origins) > _LEGEND_MAX else ""
+        lines.append(f"{_INDENT}# atom {number}: {shown}{more}")
+    return lines
+
+
+def _atom_map_lines(plan: RulesetPlan, version: int) -> list[str]:
+    items = [_atom_element(a) for a in plan.atoms if a.version == version]
+    lines = [
+        f"{_INDENT}map atoms_v{version} {{",
+        f"{_INDENT * 2}type {_ADDRESS_TYPE[version]} : mark",
+        f"{_INDENT * 2}flags interval",
+    ]
+    lines.extend(_elements_block(items, _INDENT * 2))
+    lines.append(f"{_INDENT}}}")
+    return lines
+
+
+def _hook_chain(name: str, comment: str, body: list[str]) -> list[str]:
+    return [
+        "",
+        f"{_INDENT}# {comment}",
+        f"{_INDENT}chain {name} {{",
+        f"{_INDENT * 2}type filter hook {name} priority filter; policy accept;",
+        f"{_INDENT * 2}ct state established,related accept",
+        *body,
+        f"{_INDENT * 2}meta mark set 0",
+        f"{_INDENT}}}",
+    ]
 
 
 def render_plan(plan: RulesetPlan) -> str:
@@ -149,7 +198,11 @@ def render_plan(plan: RulesetPlan) -> str:
         f"table {TABLE} {{}}",
         f"delete table {TABLE}",
         f"table {TABLE} {{",
+        f"{_INDENT}# Peer atoms: addresses no policy peer tells apart share a number (0: none).",
     ]
+    lines.extend(_legend_lines(plan))
+    lines.extend(_atom_map_lines(plan, 4))
+    lines.extend(_atom_map_lines(plan, 6))
     lines.extend(_map_lines("egress", 4, plan.egress_dispatch, "eg"))
     lines.extend(_map_lines("egress", 6, plan.egress_dispatch, "eg"))
     lines.extend(_map_lines("ingress", 4, plan.ingress_dispatch, "in"))
@@ -163,50 +216,46 @@ def render_plan(plan: RulesetPlan) -> str:
             lines.append(f"{_INDENT}}}")
     for cls in (*plan.egress, *plan.ingress):
         lines.extend(_class_lines(cls))
+    node_accept = [
+        f"{_INDENT * 2}{_FAMILY[version]} saddr @node_v{version} accept"
+        for version in (4, 6)
+        if node[version]
+    ]
     lines.extend(
-        [
-            "",
-            f"{_INDENT}# Every pod-to-pod packet crosses this hook in the node namespace.",
-            f"{_INDENT}chain forward {{",
-            f"{_INDENT * 2}type filter hook forward priority filter; policy accept;",
-            f"{_INDENT * 2}ct state established,related accept",
-        ]
+        _hook_chain(
+            "forward",
+            "Every pod-to-pod packet crosses this hook: source egress, then destination ingress.",
+            [
+                *node_accept,
+                *_atom_lookup("daddr"),
+                *_dispatch("egress", "saddr"),
+                *_atom_lookup("saddr"),
+                *_dispatch("ingress", "daddr"),
+            ],
+        )
     )
-    for version in (4, 6):
-        if node[version]:
-            lines.append(f"{_INDENT * 2}{_FAMILY[version]} saddr @node_v{version} accept")
     lines.extend(
-        [
-            f"{_INDENT * 2}ip saddr vmap @egress_v4",
-            f"{_INDENT * 2}ip6 saddr vmap @egress_v6",
-            f"{_INDENT * 2}ip daddr vmap @ingress_v4",
-            f"{_INDENT * 2}ip6 daddr vmap @ingress_v6",
-            f"{_INDENT}}}",
-            "",
-            f"{_INDENT}# Pods' connections to the node's own addresses: source egress applies.",
-            f"{_INDENT}chain input {{",
-            f"{_INDENT * 2}type filter hook input priority filter; policy accept;",
-            f"{_INDENT * 2}ct state established,related accept",
-            f"{_INDENT * 2}{_NEIGHBOUR_DISCOVERY} accept",
-            f"{_INDENT * 2}ip saddr vmap @egress_v4",
-            f"{_INDENT * 2}ip6 saddr vmap @egress_v6",
-            f"{_INDENT}}}",
-        ]
+        _hook_chain(
+            "input",
+            "Pods' connections to the node's own addresses: source egress applies.",
+            [
+                f"{_INDENT * 2}{_NEIGHBOUR_DISCOVERY} accept",
+                *_atom_lookup("daddr"),
+                *_dispatch("egress", "saddr"),
+            ],
+        )
     )
     if not plan.allow_from_node:
         lines.extend(
-            [
-                "",
-                f"{_INDENT}# Traffic from the node is not exempt (S24 off): the destination's"
-                " ingress applies.",
-                f"{_INDENT}chain output {{",
-                f"{_INDENT * 2}type filter hook output priority filter; policy accept;",
-                f"{_INDENT * 2}ct state established,related accept",
-                f"{_INDENT * 2}{_NEIGHBOUR_DISCOVERY} accept",
-                f"{_INDENT * 2}ip daddr vmap @ingress_v4",
-                f"{_INDENT * 2}ip6 daddr vmap @ingress_v6",
-                f"{_INDENT}}}",
-            ]
+            _hook_chain(
+                "output",
+                "Traffic from the node is not exempt (S24 off): destination ingress applies.",
+                [
+                    f"{_INDENT * 2}{_NEIGHBOUR_DISCOVERY} accept",
+                    *_atom_lookup("saddr"),
+                    *_dispatch("ingress", "daddr"),
+                ],
+            )
         )
     lines.extend(["}", ""])
     return "\n".join(lines)
