@@ -507,3 +507,27 @@ def test_s04_s10_s21_random_clusters_table_equals_reference(
             ).allowed
             got = plan.verdict(src, dst, protocol=PROTOCOL_NUMBERS[protocol], port=port)
             assert got == expected, f"{src} -> {dst} {protocol}/{port}"
+
+
+def test_atoms_share_a_number_for_replicas_and_both_families() -> None:
+    """Pods no peer tells apart (same namespace and labels) share one atom, and so do the two
+    addresses of a dual-stack pod; an address in no peer set is atom 0."""
+    replica = pod("test/nginx-2", "198.18.0.8", "fd00::8", labels={"app": "nginx"})
+    allow = policy(
+        "default/p",
+        LabelSelector(),
+        EGRESS,
+        egress=[Rule(peers=(Peer(pod_selector=sel(app="nginx"), namespace_selector=sel()),))],
+    )
+    inventory = two_namespaces(allow, extra=[replica])
+    plan = plan_of(inventory)
+    atoms = {
+        plan.atom_of(ip)
+        for key in ("test/nginx", "test/nginx-2")
+        for ip in addresses_of(inventory)[key]
+    }
+    assert atoms == {1}
+    assert plan.atom_of(first_ip(inventory, "test/client")) == 0
+    assert plan.legend[1] == ("default/p egress[0].to[0]",)
+    assert table_allows(inventory, "default/busybox", "test/nginx-2", 80, version=6)
+    assert not table_allows(inventory, "default/busybox", "test/client", 80)

@@ -265,19 +265,22 @@ class _Context:
         self._peer_cache: dict[PeerMatcher, dict[int, tuple[Interval, ...]]] = {}
         self._pods_cache: dict[PeerMatcher, tuple[Pod, ...]] = {}
         self._destination_cache: dict[PeerMatcher, tuple[tuple[IPAddress, Pod], ...]] = {}
-        self._namespace_cache: dict[tuple[LabelSelector, str], bool] = {}
+        self._namespace_cache: dict[LabelSelector, tuple[str, ...]] = {}
 
-    def _namespace_may_match(self, peer: PeerMatcher, namespace: str) -> bool:
+    def _candidate_namespaces(self, peer: PeerMatcher) -> Sequence[str]:
         """A pruning pre-check of a pod peer's namespace part (``peer_matches_pod`` decides)."""
         if peer.namespace is not None:
-            return namespace == peer.namespace
+            return (peer.namespace,) if peer.namespace in self.shapes else ()
         if peer.namespace_selector is None:
-            return True
-        key = (peer.namespace_selector, namespace)
-        found = self._namespace_cache.get(key)
+            return tuple(self.shapes)
+        found = self._namespace_cache.get(peer.namespace_selector)
         if found is None:
-            found = selector_matches(peer.namespace_selector, self.labels[namespace])
-            self._namespace_cache[key] = found
+            found = tuple(
+                ns
+                for ns in self.shapes
+                if selector_matches(peer.namespace_selector, self.labels[ns])
+            )
+            self._namespace_cache[peer.namespace_selector] = found
         return found
 
     def matching_pods(self, peer: PeerMatcher) -> tuple[Pod, ...]:
@@ -285,11 +288,9 @@ class _Context:
         cached = self._pods_cache.get(peer)
         if cached is None:
             found: list[Pod] = []
-            for namespace, shapes in self.shapes.items():
-                if not self._namespace_may_match(peer, namespace):
-                    continue
+            for namespace in self._candidate_namespaces(peer):
                 labels = self.labels[namespace]
-                for group in shapes:
+                for group in self.shapes[namespace]:
                     if peer_matches_pod(peer, group[0], labels, settings=self.settings):
                         found.extend(group)
             cached = tuple(found)
