@@ -90,14 +90,16 @@ def _port(decision: Decision) -> str:
     return f"{decision.port_name}/{decision.protocol.value}{resolved}"
 
 
-def _entry(entry: PortEntry) -> str:
+def _entry(entry: PortEntry, *, to_pod: bool) -> str:
     if entry.protocol is None:
         return "any port"
     proto = entry.protocol.value
     if entry.name is not None:
         if entry.resolved is not None:
             return f"{entry.name}/{proto} (= {entry.resolved} at the destination)"
-        return f"{entry.name}/{proto} (not declared by the destination)"
+        if to_pod:
+            return f"{entry.name}/{proto} (not declared by the destination)"
+        return f"{entry.name}/{proto} (a name never matches a destination that is not a pod)"
     if entry.low is None:
         return f"every {proto} port"
     if entry.high is not None and entry.high != entry.low:
@@ -152,9 +154,9 @@ def _peer_miss(miss: PeerMiss) -> str:
     return f"{block}; {miss.address} is outside it"
 
 
-def _rule_miss(policy: PolicyRef, rule: RuleMiss) -> list[str]:
+def _rule_miss(policy: PolicyRef, rule: RuleMiss, *, to_pod: bool) -> list[str]:
     head = f"rule {rule.rule}{_where(policy.file, rule.line)}"
-    ports = ", ".join(_entry(e) for e in rule.ports)
+    ports = ", ".join(_entry(e, to_pod=to_pod) for e in rule.ports)
     if rule.peer_matched:
         return [f"{head} matches the peer but only port {ports}"]
     lines = []
@@ -166,7 +168,7 @@ def _rule_miss(policy: PolicyRef, rule: RuleMiss) -> list[str]:
     return lines
 
 
-def _policy_miss(miss: PolicyMiss, direction: Direction) -> list[str]:
+def _policy_miss(miss: PolicyMiss, direction: Direction, *, to_pod: bool) -> list[str]:
     head = f"{_policy(miss.policy)}"
     nearest = miss.nearest
     if nearest is None:
@@ -174,7 +176,7 @@ def _policy_miss(miss: PolicyMiss, direction: Direction) -> list[str]:
     others = len(miss.rules) - 1
     suffix = f" (nearest of {len(miss.rules)} rules)" if others else ""
     lines = [f"{head}{suffix}:"]
-    lines += [f"{_INDENT}{line}" for line in _rule_miss(miss.policy, nearest)]
+    lines += [f"{_INDENT}{line}" for line in _rule_miss(miss.policy, nearest, to_pod=to_pod)]
     return lines
 
 
@@ -194,7 +196,9 @@ _NOT_APPLICABLE = {
 }
 
 
-def _side(side: SideDecision, kind: EndpointKind) -> list[str]:
+def _side(side: SideDecision, kind: EndpointKind, *, to_pod: bool) -> list[str]:
+    """One side; ``kind`` is its own endpoint's, ``to_pod`` whether the destination is a pod
+    (named ports resolve only there)."""
     where = "egress at" if side.direction is Direction.EGRESS else "ingress at"
     head = f"{where} {side.endpoint}"
     if not side.applicable:
@@ -208,7 +212,7 @@ def _side(side: SideDecision, kind: EndpointKind) -> list[str]:
         return lines
     lines = [f"{head}: isolated by {names}; no rule allows it, denied"]
     for miss in side.misses:
-        lines += [f"{_INDENT}{line}" for line in _policy_miss(miss, side.direction)]
+        lines += [f"{_INDENT}{line}" for line in _policy_miss(miss, side.direction, to_pod=to_pod)]
     return lines
 
 
@@ -259,10 +263,13 @@ def _lines(decision: Decision) -> list[str]:
             f"{_INDENT}note: hostNetwork pods act as their node's address and are not selected "
             "by policies (S23)"
         )
+    to_pod = decision.destination.kind is EndpointKind.POD
     if decision.egress is not None:
-        lines += [f"{_INDENT}{line}" for line in _side(decision.egress, decision.source.kind)]
+        egress = _side(decision.egress, decision.source.kind, to_pod=to_pod)
+        lines += [f"{_INDENT}{line}" for line in egress]
     if decision.ingress is not None:
-        lines += [f"{_INDENT}{line}" for line in _side(decision.ingress, decision.destination.kind)]
+        ingress = _side(decision.ingress, decision.destination.kind, to_pod=to_pod)
+        lines += [f"{_INDENT}{line}" for line in ingress]
     return lines
 
 

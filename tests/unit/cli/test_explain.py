@@ -11,8 +11,11 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.unit.semantics.helpers import inventory, pod, policy
 
+from kubefence.cli._render_decision import render_text
 from kubefence.cli.main import main
+from kubefence.semantics import decide
 
 WALKTHROUGH = """\
 apiVersion: v1
@@ -226,3 +229,24 @@ def test_unresolvable_port_name_is_explained(
     assert code == 0
     assert "DENIED" in out
     assert "declares no TCP port named 'grpc'" in out
+
+
+def test_named_port_entries_say_why_they_do_not_resolve() -> None:
+    """A named port entry is shown with its number at a pod destination, as undeclared at a pod
+    that lacks it, and as never matching a destination that is not a pod (S21)."""
+    inv = inventory(
+        pod("ns/client", app="client"),
+        pod("ns/api", ports=({"containerPort": 9000, "name": "api"},)),
+        pod("ns/legacy", ports=({"containerPort": 9000},)),
+        policy(
+            "ns/p",
+            "{podSelector: {matchLabels: {app: client}}, policyTypes: [Egress], egress: "
+            "[{ports: [{port: api}]}]}",
+        ),
+    )
+    to_api = render_text(decide(inv, "ns/client", "ns/api", port=9001))
+    to_legacy = render_text(decide(inv, "ns/client", "ns/legacy", port=9000))
+    to_address = render_text(decide(inv, "ns/client", "203.0.113.9", port=9000))
+    assert "only port api/TCP (= 9000 at the destination)" in to_api
+    assert "only port api/TCP (not declared by the destination)" in to_legacy
+    assert "api/TCP (a name never matches a destination that is not a pod)" in to_address
