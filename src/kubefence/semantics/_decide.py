@@ -125,8 +125,12 @@ def decide(
         raise InputError(f"a Service cannot open connections: name a pod instead of {src!r}")
     source, destination = _align_families(source, destination)
     if destination.kind is EndpointKind.SERVICE:
-        return _decide_service(index, source, destination, wanted, proto, settings)
-    return _decide_pair(index, source, destination, wanted, proto, settings)
+        return _decide_service(
+            index, source, destination, wanted=wanted, protocol=proto, settings=settings
+        )
+    return _decide_pair(
+        index, source, destination, wanted=wanted, protocol=proto, settings=settings
+    )
 
 
 # --- endpoints ---------------------------------------------------------------------------------
@@ -168,6 +172,7 @@ def _decide_pair(
     index: PolicyIndex,
     source: ResolvedEndpoint,
     destination: ResolvedEndpoint,
+    *,
     wanted: int | str,
     protocol: Protocol,
     settings: Settings,
@@ -245,6 +250,7 @@ def _decide_service(
     index: PolicyIndex,
     source: ResolvedEndpoint,
     destination: ResolvedEndpoint,
+    *,
     wanted: int | str,
     protocol: Protocol,
     settings: Settings,
@@ -280,7 +286,14 @@ def _decide_service(
         if destination.public.address is not None:
             backend = _with_family(backend, destination.public.address.version)
         decisions.append(
-            _decide_pair(index, source, backend, service_port.target_port, protocol, settings)
+            _decide_pair(
+                index,
+                source,
+                backend,
+                wanted=service_port.target_port,
+                protocol=protocol,
+                settings=settings,
+            )
         )
     return dataclasses.replace(
         base,
