@@ -143,6 +143,11 @@ def _type_name(value: object) -> str:
     return type(value).__name__
 
 
+def _clip(text: str) -> str:
+    """A name as shown in an object label: invalid names can be arbitrarily long."""
+    return text if len(text) <= 253 else text[:250] + "..."
+
+
 def _show(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -1129,11 +1134,8 @@ class _Builder:
                         f"invalid value {_show(given)}: {msg}",
                         member_line(metadata, "namespace"),
                     )
-        obj.label = (
-            f"{kind} {namespace}/{name or '<unnamed>'}"
-            if namespaced
-            else f"{kind} {name or '<unnamed>'}"
-        )
+        shown = _clip(name) if name else "<unnamed>"
+        obj.label = f"{kind} {_clip(namespace)}/{shown}" if namespaced else f"{kind} {shown}"
         if not name:
             if name is not None or metadata.get("name") is None:
                 obj.fail(
