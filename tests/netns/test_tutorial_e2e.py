@@ -24,7 +24,7 @@ from kubefence.semantics import Settings
 
 pytestmark = pytest.mark.netns
 
-NAME = "tut-e2e"  # unique to this module; other suites run sandboxes concurrently
+NAME = f"tut{os.getpid()}"  # unique per test process: several suites may run at once
 
 
 def _netns() -> set[str]:

@@ -813,6 +813,8 @@ class NetnsObserver:
         ]
 
     def close(self) -> None:
-        """Remove every namespace, process and file of the sandbox (also a half-made one)."""
+        """Remove every namespace, process and file of the sandbox (also a half-made one); a
+        second Ctrl-C waits until that is done."""
         self._sandbox = None
-        down(self.name)
+        with _interrupts_deferred():
+            down(self.name)
