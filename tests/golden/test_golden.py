@@ -62,6 +62,8 @@ CASES: dict[str, tuple[str, ...]] = {
     "ipv6-dual-stack": ("features/ipv6-dual-stack.yaml",),
     "default-deny-egress": ("features/default-deny-egress.yaml",),
     "host-network": ("features/host-network.yaml",),
+    "any-peer": ("features/any-peer.yaml",),
+    "any-peer-only": ("features/any-peer-only.yaml",),
 }
 
 

@@ -400,12 +400,17 @@ class _AddressSets:
         return found
 
 
-def _peer_set(
-    context: _Context, sets: _AddressSets, peer: PeerMatcher, origin: str, suffix: str = ""
-) -> int:
+def _peer_set(context: _Context, sets: _AddressSets, peer: PeerMatcher, origin: str) -> int:
     if peer.kind is PeerKind.ANY:
         return _ANY  # S09: every pod and every address
-    return sets.id_of(peer, context.peer_intervals(peer), f"{origin}[{peer.index}]{suffix}")
+    return sets.id_of(peer, context.peer_intervals(peer), _peer_field(origin, peer))
+
+
+def _peer_field(origin: str, peer: PeerMatcher) -> str:
+    """``ns/name egress[0].to[1]``, or ``... egress[0].to (absent: any)`` for the implicit peer."""
+    if peer.kind is PeerKind.ANY:
+        return f"{origin} (absent: any)"
+    return f"{origin}[{peer.index}]"
 
 
 def _policy_boxes(
@@ -449,7 +454,7 @@ def _policy_boxes(
                 for value, found in sorted(by_value.items()):
                     ranges = {v: merge(ivs) for v, ivs in found.items() if ivs}
                     key = ("named", peer, port.name, port.protocol, value)
-                    where = f"{origin}[{peer.index}] where {port.name} is {value}"
+                    where = f"{_peer_field(origin, peer)} where {port.name} is {value}"
                     set_id = sets.id_of(key, ranges, where)
                     boxes.append((set_id, (number, number), (value, value)))
     return boxes
