@@ -68,6 +68,7 @@ def test_down_removes_every_namespace_link_process_and_file(sandbox_names: list[
     assert _root_links() == links_before
     assert _root_tables() == tables_before
     assert not (RUN_DIR / name).exists()
+    assert not (RUN_DIR / f".{name}.lock").exists()
 
 
 def test_down_after_sigkill_of_the_server(

@@ -59,3 +59,33 @@ def test_state_json_is_sorted_and_readable(tmp_path: Path) -> None:
     assert data["nodeNamespace"] == "kf-demo-node"
     assert [p["key"] for p in data["pods"]] == ["a/x", "b/y"]
     assert data["server"] == {"pid": 4242, "startTime": 99}
+
+
+def test_sandbox_lock_serialises_processes_and_is_reentrant(tmp_path: Path) -> None:
+    """A second process waits for the lock; the holder may re-enter it (up calls down)."""
+    import subprocess
+    import sys
+    import time
+
+    from kubefence.dataplane.netns._state import release_lock_file, sandbox_lock
+
+    waiter = (
+        "import sys, time; from pathlib import Path; "
+        "from kubefence.dataplane.netns._state import sandbox_lock\n"
+        "with sandbox_lock('demo', run_dir=Path(sys.argv[1])):\n"
+        "    print(time.monotonic(), flush=True)\n"
+    )
+    with sandbox_lock("demo", run_dir=tmp_path) as outermost:
+        assert outermost
+        with sandbox_lock("demo", run_dir=tmp_path) as inner:
+            assert not inner
+        child = subprocess.Popen(
+            [sys.executable, "-c", waiter, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        )
+        time.sleep(0.5)
+        assert child.poll() is None  # still waiting for the lock
+        released = time.monotonic()
+        release_lock_file("demo", run_dir=tmp_path)  # as down does, while holding it
+    out, _ = child.communicate(timeout=10)
+    assert float(out) >= released
+    assert child.returncode == 0

@@ -50,6 +50,8 @@ from kubefence.dataplane.netns._state import (
     SandboxState,
     ServerRecord,
     load_state,
+    release_lock_file,
+    sandbox_lock,
     save_state,
     state_dir,
 )
@@ -317,6 +319,29 @@ class Sandbox:
         """Create the sandbox; leftovers of a crashed sandbox of the same name are removed."""
         check_name(name)
         check_environment()
+        with sandbox_lock(name, run_dir=run_dir):
+            return cls._up_locked(
+                inventory,
+                name=name,
+                settings=settings,
+                renderer=renderer,
+                manifests=manifests,
+                default_namespace=default_namespace,
+                run_dir=run_dir,
+            )
+
+    @classmethod
+    def _up_locked(
+        cls,
+        inventory: Inventory,
+        *,
+        name: str,
+        settings: Settings,
+        renderer: RulesetRenderer | None,
+        manifests: Sequence[tuple[str, bytes]],
+        default_namespace: str,
+        run_dir: Path,
+    ) -> Sandbox:
         existing = load_state(name, run_dir=run_dir) if _state_readable(name, run_dir) else None
         if existing is not None and status(name, run_dir=run_dir).healthy:
             raise InputError(
@@ -395,6 +420,20 @@ class Sandbox:
         """
         strict = self.settings.cut_established_on_deny
         check_environment(tools=("ip", "nft", "conntrack") if strict else ("ip", "nft"))
+        with sandbox_lock(self.name, run_dir=self.run_dir):
+            return self._apply_locked(
+                inventory, renderer=renderer, verdict=verdict, manifests=manifests
+            )
+
+    def _apply_locked(
+        self,
+        inventory: Inventory,
+        *,
+        renderer: RulesetRenderer | None,
+        verdict: Verdict | None,
+        manifests: Sequence[tuple[str, bytes]] | None,
+    ) -> ApplyReport:
+        strict = self.settings.cut_established_on_deny
         renderer = renderer or default_renderer()
         old_slots = dict(self.state.pods)
         slots = plan_slots(self.name, inventory.pods, previous=old_slots)
@@ -677,6 +716,14 @@ def down(name: str, *, run_dir: Path = RUN_DIR) -> DownReport:
     the nft table) and state directory. Works from a partial or missing state file."""
     check_name(name)
     check_environment(tools=("ip",))
+    with sandbox_lock(name, run_dir=run_dir) as outermost:
+        report = _down_locked(name, run_dir=run_dir)
+        if outermost:
+            release_lock_file(name, run_dir=run_dir)
+    return report
+
+
+def _down_locked(name: str, *, run_dir: Path) -> DownReport:
     try:
         state = load_state(name, run_dir=run_dir)
     except DataplaneError:

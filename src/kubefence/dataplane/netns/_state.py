@@ -8,10 +8,13 @@ file + rename) *before* each resource is created, so a crash never leaves someth
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import json
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,16 @@ from typing import Any
 from kubefence.dataplane.netns._plan import PodSlot
 from kubefence.errors import DataplaneError
 
-__all__ = ["RUN_DIR", "SandboxState", "ServerRecord", "load_state", "save_state", "state_dir"]
+__all__ = [
+    "RUN_DIR",
+    "SandboxState",
+    "ServerRecord",
+    "load_state",
+    "release_lock_file",
+    "sandbox_lock",
+    "save_state",
+    "state_dir",
+]
 
 RUN_DIR = Path("/run/kubefence")
 STATE_FILE = "state.json"
@@ -150,3 +162,60 @@ def load_state(name: str, *, run_dir: Path = RUN_DIR) -> SandboxState | None:
     if not isinstance(data, dict):
         raise DataplaneError(f"{path} does not hold a sandbox state")
     return SandboxState.from_json(data)
+
+
+_held: dict[tuple[Path, str], int] = {}  # (run dir, name) -> depth, for this process
+_held_guard = threading.Lock()
+
+
+def _lock_path(name: str, run_dir: Path) -> Path:
+    return run_dir / f".{name}.lock"
+
+
+@contextmanager
+def sandbox_lock(name: str, *, run_dir: Path = RUN_DIR) -> Iterator[bool]:
+    """Serialise changes (up, apply, down) to one sandbox across processes.
+
+    Re-entrant within a process (``up`` calls ``down``); yields True to the outermost holder.
+    ``down`` deletes the lock file while holding it as the outermost holder; a waiter that then
+    wins the lock on the deleted file notices (inode changed) and locks the current file.
+    """
+    key = (run_dir, name)
+    with _held_guard:
+        if _held.get(key):
+            _held[key] += 1
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield False
+        finally:
+            with _held_guard:
+                _held[key] -= 1
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = _lock_path(name, run_dir)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    with _held_guard:
+        _held[key] = 1
+    try:
+        yield True
+    finally:
+        with _held_guard:
+            _held.pop(key, None)
+        os.close(fd)
+
+
+def release_lock_file(name: str, *, run_dir: Path = RUN_DIR) -> None:
+    """Remove the lock file (``down``, while holding the lock): nothing of the sandbox stays."""
+    with suppress(FileNotFoundError):
+        _lock_path(name, run_dir).unlink()
