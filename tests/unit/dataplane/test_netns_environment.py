@@ -42,6 +42,14 @@ def test_cli_sandbox_rejects_bad_names(capsys: pytest.CaptureFixture[str]) -> No
     assert "invalid sandbox name" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("timeout", ["-1", "0", "abc", "61"])
+def test_cli_sandbox_rejects_bad_timeouts(timeout: str) -> None:
+    """A probe timeout must be a positive number of seconds (usage error, exit 2)."""
+    with pytest.raises(SystemExit) as info:
+        cli_main.main(["sandbox", "probe", "--timeout", timeout])
+    assert info.value.code == 2
+
+
 @pytest.mark.parametrize(
     ("image", "nginx"),
     [

@@ -29,6 +29,16 @@ HELP = "run the manifests on a network-namespace cluster and enforce the policie
 _MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < value <= 60:
+        raise argparse.ArgumentTypeError(f"expected 0 < seconds <= 60, not {text}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
@@ -45,11 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     probe = _named("probe", "real-packet reachability between every pair of pods")
     probe.add_argument("--port", default="80", help="port number or name (default: 80)")
     probe.add_argument("--protocol", default="TCP", type=str.upper, choices=["TCP", "UDP", "SCTP"])
-    probe.add_argument("--timeout", type=float, default=1.0, help="seconds (default: 1)")
+    probe.add_argument("--timeout", type=_timeout, default=1.0, help="seconds (default: 1)")
     probe.add_argument("--ipv6", action="store_true", help="probe the pods' IPv6 addresses")
     probe.add_argument("-o", "--output", choices=["table", "json"], default="table")
     verify = _named("verify", "probe every declared port and compare with the prediction")
-    verify.add_argument("--timeout", type=float, default=1.0, help="seconds (default: 1)")
+    verify.add_argument("--timeout", type=_timeout, default=1.0, help="seconds (default: 1)")
     verify.add_argument("--ipv6", action="store_true", help="probe the pods' IPv6 addresses")
     run = _named("exec", "run a command inside a pod's network namespace")
     run.add_argument("pod", metavar="NS/POD")
