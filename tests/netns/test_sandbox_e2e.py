@@ -92,6 +92,8 @@ def test_cli_session_up_status_probe_verify_exec_down(
     assert main(["sandbox", "up", "-f", str(manifests), "--name", name]) == 0
     assert main(["sandbox", "status", "--name", name]) == 0
     capfd.readouterr()
+    main(["sandbox", "status", "--all"])  # other suites' sandboxes may be unhealthy right now
+    assert f"{name} " in capfd.readouterr().out
 
     assert main(["sandbox", "probe", "--name", name, "--port", "80", "-o", "json"]) == 0
     shape = json.loads(capfd.readouterr().out)

@@ -20,7 +20,7 @@ from pathlib import Path
 from kubefence.api import Inventory, IPAddress, Protocol
 from kubefence.cli._inputs import add_input_arguments
 from kubefence.dataplane import netns
-from kubefence.errors import InputError
+from kubefence.errors import InputError, KubefenceError
 from kubefence.semantics import DEFAULT_SETTINGS, Decision, decide
 
 NAME = "sandbox"
@@ -66,6 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ...")
     status = _named("status", "show the sandbox's pods, addresses and health")
     status.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    status.add_argument("--all", action="store_true", help="one line per sandbox on this machine")
     _named("down", "remove every namespace, link, process and file the sandbox made")
 
 
@@ -322,8 +323,29 @@ def _exec(args: argparse.Namespace) -> int:
         raise InputError(f"cannot run {command[0]!r}: {exc.strerror}") from exc
 
 
+def _status_all() -> int:
+    names = netns.list_sandboxes()
+    if not names:
+        print("no sandbox is up")
+        return 0
+    unhealthy = 0
+    for name in names:
+        try:
+            info = netns.status(name)
+        except KubefenceError as exc:
+            print(f"{name:20} unreadable: {exc}")
+            unhealthy += 1
+            continue
+        unhealthy += not info.healthy
+        state = "healthy" if info.healthy else f"UNHEALTHY ({info.phase})"
+        print(f"{name:20} {len(info.pods):5} pods  {state}")
+    return 1 if unhealthy else 0
+
+
 def _status(args: argparse.Namespace) -> int:
     netns.check_environment(tools=("ip",))
+    if args.all:
+        return _status_all()
     info = netns.status(args.name)
     if args.output == "json":
         print(
