@@ -4,14 +4,15 @@ Why this module exists: "can tenant A reach tenant B?" is a question about every
 The allowed ports of a connection are a union of intervals on each side (egress at the source,
 ingress at the destination, S05), so their intersection, when not empty, contains the low end of
 some interval a policy names, a port the destination declares (named ports resolve to those,
-S21), or any port when both sides allow a whole protocol. Asking the reference evaluator
-(``decide``) at those candidate ports for every protocol is therefore exact, and each answer
-carries the policy and rule that admitted it.
+S21), or any port when both sides allow a whole protocol. Asking at those candidate ports, plus
+one port nothing names, for every protocol is therefore exact. The engine answers every pair at
+each candidate port (pod classes, vectorised); the reference evaluator (``decide``) then names
+the policy and rule that open each cross-tenant path, so the report carries provenance.
 
-Pod pairs only: hostNetwork pods act as their node (S23) and are left out; a pod talking to
-itself is always allowed (S07), so a namespace with a pod reaches itself. External ranges come
-straight from the ipBlock peers of the rules that select the namespace's pods (they are the only
-peers an external address can match, S15), or "anywhere" for pods that are not isolated.
+A pod talking to itself is always allowed (S07), so a namespace with a pod reaches itself.
+External ranges come straight from the ipBlock peers of the rules that select the namespace's
+pods (the only peers an external address can match, S15), or "anywhere" for pods that are not
+isolated. Cross-tenant paths join two namespaces whose tenant labels are both set and differ.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from kubefence.api import Inventory, Pod, Protocol
+from kubefence.engine import Matrix, ReachabilityAnalysis
 from kubefence.semantics import (
     DEFAULT_SETTINGS,
     CompiledPolicy,
@@ -105,25 +109,13 @@ class AuditReport:
 
     namespaces: tuple[NamespaceReport, ...]
     matrix: tuple[tuple[bool, ...], ...]
-    paths: tuple[PodPath, ...]  # every allowed pod pair across namespaces
+    cross_tenant: tuple[PodPath, ...]  # pod pairs of two different (labelled) tenants
     tenant_label: str | None = None
     reachability: bool = True  # False: matrix, paths and reachable_from/reaches not computed
 
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(n.name for n in self.namespaces)
-
-    @property
-    def cross_tenant(self) -> tuple[PodPath, ...]:
-        """Paths between namespaces of two different tenants (both labelled)."""
-        tenants = {n.name: n.tenant for n in self.namespaces}
-        out = []
-        for path in self.paths:
-            a = tenants.get(path.source.split("/", 1)[0])
-            b = tenants.get(path.destination.split("/", 1)[0])
-            if a is not None and b is not None and a != b:
-                out.append(path)
-        return tuple(out)
 
 
 def describe_ports(ports: Sequence[PortMatcher]) -> str:
@@ -146,30 +138,39 @@ def describe_ports(ports: Sequence[PortMatcher]) -> str:
 # --- candidate ports --------------------------------------------------------------------------
 
 
-def _candidates(
-    compiled: Sequence[CompiledPolicy], pods: Sequence[Pod]
-) -> dict[tuple[Protocol, str], list[tuple[int, bool]]]:
-    """Per (protocol, destination pod key): candidate ports, each flagged "stands for any port"."""
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    protocol: Protocol
+    port: int
+    other: bool  # stands for every port no policy or pod names
+
+    @property
+    def label(self) -> str:
+        return f"{self.protocol}/other" if self.other else f"{self.protocol}/{self.port}"
+
+
+def _candidates(compiled: Sequence[CompiledPolicy], pods: Sequence[Pod]) -> list[_Candidate]:
+    """Ports worth asking about, per protocol: every low end of a range a policy names, every
+    port a pod declares (named ports resolve to those, S21), and one port nothing names."""
     lows: dict[Protocol, set[int]] = {p: set() for p in _PROTOCOLS}
-    covered: dict[Protocol, list[tuple[int, int]]] = {p: [] for p in _PROTOCOLS}
+    spans: dict[Protocol, list[tuple[int, int]]] = {p: [] for p in _PROTOCOLS}
     for policy in compiled:
         for direction in (Direction.INGRESS, Direction.EGRESS):
             for rule in policy.rules(direction) or ():
                 for m in rule.ports:
                     if m.protocol is not None and m.low is not None and m.high is not None:
                         lows[m.protocol].add(m.low)
-                        covered[m.protocol].append((m.low, m.high))
-    out: dict[tuple[Protocol, str], list[tuple[int, bool]]] = {}
+                        spans[m.protocol].append((m.low, m.high))
+    for pod in pods:
+        for cp in pod.ports:
+            lows[cp.protocol].add(cp.port)
+            spans[cp.protocol].append((cp.port, cp.port))
+    out = []
     for protocol in _PROTOCOLS:
-        for pod in pods:
-            declared = {cp.port for cp in pod.ports if cp.protocol is protocol}
-            taken = sorted(lows[protocol] | declared)
-            spans = covered[protocol] + [(p, p) for p in declared]
-            other = _first_free(spans)
-            ports = [(p, False) for p in taken]
-            if other is not None:
-                ports.append((other, True))
-            out[(protocol, pod.key)] = ports
+        out += [_Candidate(protocol, port, False) for port in sorted(lows[protocol])]
+        other = _first_free(spans[protocol])
+        if other is not None:
+            out.append(_Candidate(protocol, other, True))
     return out
 
 
@@ -181,10 +182,6 @@ def _first_free(spans: Sequence[tuple[int, int]]) -> int | None:
             return port
         port = max(port, high + 1)
     return port if port <= 65535 else None
-
-
-def _port_label(protocol: Protocol, port: int, other: bool) -> str:
-    return f"{protocol}/other" if other else f"{protocol}/{port}"
 
 
 def _openings(side: SideDecision | None, direction: str) -> list[Opening]:
@@ -240,43 +237,103 @@ def _external(
 # --- the report -------------------------------------------------------------------------------
 
 
-def _pair(
+def _port_labels(allowed: Sequence[_Candidate], candidates: Sequence[_Candidate]) -> list[str]:
+    """Labels of the allowed candidates, a protocol open on every candidate as ``TCP/all``."""
+    labels: list[str] = []
+    whole = 0
+    for protocol in _PROTOCOLS:
+        tried = [c for c in candidates if c.protocol is protocol]
+        here = [c for c in allowed if c.protocol is protocol]
+        if here and len(here) == len(tried) and tried[-1].other:
+            whole += 1
+            labels.append(f"{protocol}/all")
+        else:
+            labels += [c.label for c in here]
+    return ["all ports"] if whole == len(_PROTOCOLS) else labels
+
+
+def _explain(
     inventory: Inventory,
-    src: Pod,
-    dst: Pod,
-    candidates: Mapping[tuple[Protocol, str], list[tuple[int, bool]]],
+    src: str,
+    dst: str,
+    allowed: Sequence[_Candidate],
+    candidates: Sequence[_Candidate],
+    settings: Settings,
+) -> tuple[tuple[str, ...], tuple[Opening, ...]]:
+    """Port labels of an allowed pair, and the rules the reference evaluator says open them."""
+    openings: dict[Opening, None] = {}
+    for c in allowed:
+        decision: Decision = decide(
+            inventory, src, dst, port=c.port, protocol=c.protocol, settings=settings
+        )
+        if decision.reason is Reason.POLICIES:
+            for o in _openings(decision.egress, "egress") + _openings(decision.ingress, "ingress"):
+                openings[o] = None
+    return tuple(_port_labels(allowed, candidates)), tuple(sorted(openings))
+
+
+def _cross_tenant_paths(
+    inventory: Inventory,
+    analysis: ReachabilityAnalysis,
+    candidates: Sequence[_Candidate],
+    matrices: Sequence[Matrix],
+    tenants: Mapping[str, str | None],
     *,
     settings: Settings,
-    first_only: bool,
-) -> tuple[list[str], list[Opening]]:
-    ports: list[str] = []
-    openings: dict[Opening, None] = {}
-    whole = 0  # protocols open on every candidate port, including "any other port"
-    for protocol in _PROTOCOLS:
-        here: list[str] = []
-        tried = candidates[(protocol, dst.key)]
-        for port, other in tried:
-            decision: Decision = decide(
-                inventory, src.key, dst.key, port=port, protocol=protocol, settings=settings
-            )
-            if not decision.allowed:
+) -> list[PodPath]:
+    """Every allowed pod pair whose namespaces belong to two different tenants.
+
+    Pods of one engine class are alike to every policy (namespace, labels, ports, ipBlock
+    membership), so the candidate ports a pair may use are read from the class matrices, in
+    blocks of source pods, and each class pair is explained by ``decide`` once. Traffic from a
+    node (S24) is per pod, so hostNetwork sources are asked pod by pod.
+    """
+    pods = inventory.pods
+    of_pod = analysis.classes.of_pod
+    members = [i for i, p in enumerate(pods) if tenants[p.namespace] is not None]
+    if not members:
+        return []
+    tenant_ids = {
+        t: k for k, t in enumerate(sorted({tenants[pods[i].namespace] or "" for i in members}))
+    }
+    idx = np.asarray(members, dtype=np.int64)
+    cls = of_pod[idx]
+    tenant_of = np.asarray([tenant_ids[tenants[pods[i].namespace] or ""] for i in members])
+    cache: dict[tuple[int, int], tuple[tuple[str, ...], tuple[Opening, ...]]] = {}
+    found: list[PodPath] = []
+
+    def explain(
+        src: int, dst: int, mask: Sequence[int]
+    ) -> tuple[tuple[str, ...], tuple[Opening, ...]]:
+        key = (int(of_pod[src]), int(of_pod[dst]))
+        hit = None if pods[src].host_network else cache.get(key)
+        if hit is None:
+            allowed = [candidates[k] for k in mask]
+            hit = _explain(inventory, pods[src].key, pods[dst].key, allowed, candidates, settings)
+            if not pods[src].host_network:
+                cache[key] = hit
+        return hit
+
+    step = max(1, 4_000_000 // max(1, len(members) * len(matrices)))
+    for start in range(0, len(members), step):
+        rows = slice(start, start + step)
+        block = np.stack([m.class_allowed[np.ix_(cls[rows], cls)] for m in matrices])
+        cross = tenant_of[rows, None] != tenant_of[None, :]
+        for a, b in zip(*np.nonzero(block.any(axis=0) & cross), strict=True):
+            src, dst = members[start + int(a)], members[int(b)]
+            if pods[src].host_network:
+                continue  # asked pod by pod below
+            labels, openings = explain(src, dst, np.nonzero(block[:, a, b])[0].tolist())
+            found.append(PodPath(pods[src].key, pods[dst].key, labels, openings))
+    for src in (i for i in members if pods[i].host_network):
+        for dst in members:
+            if tenants[pods[src].namespace] == tenants[pods[dst].namespace]:
                 continue
-            here.append(_port_label(protocol, port, other))
-            if decision.reason is Reason.POLICIES:
-                for o in _openings(decision.egress, "egress") + _openings(
-                    decision.ingress, "ingress"
-                ):
-                    openings[o] = None
-            if first_only:
-                return here, list(openings)
-        if here and len(here) == len(tried) and tried[-1][1]:
-            whole += 1
-            ports.append(f"{protocol}/all")
-        else:
-            ports.extend(here)
-    if whole == len(_PROTOCOLS):
-        ports = ["all ports"]
-    return ports, sorted(openings)
+            mask = [k for k, m in enumerate(matrices) if m.allowed(pods[src].key, pods[dst].key)]
+            if mask:
+                labels, openings = explain(src, dst, mask)
+                found.append(PodPath(pods[src].key, pods[dst].key, labels, openings))
+    return sorted(found, key=lambda p: (p.source, p.destination))
 
 
 def build_report(
@@ -286,53 +343,61 @@ def build_report(
     reachability: bool = True,
     settings: Settings = DEFAULT_SETTINGS,
 ) -> AuditReport:
-    """Coverage, reachability and external ranges for every namespace of ``inventory``."""
+    """Coverage, reachability and external ranges for every namespace of ``inventory``.
+
+    Reachability is the engine's (pod classes, vectorised) at every candidate port; the
+    cross-tenant paths it finds are then explained by the reference evaluator.
+    """
     compiled = tuple(compile_policy(p) for p in inventory.policies)
-    pods = [p for p in inventory.pods if not p.host_network]
+    pods = inventory.pods
     names = sorted({n.name for n in inventory.namespaces} | {p.namespace for p in pods})
+    position = {n: i for i, n in enumerate(names)}
     by_ns: dict[str, list[Pod]] = {n: [] for n in names}
     for pod in pods:
         by_ns[pod.namespace].append(pod)
-    candidates = _candidates(compiled, pods)
-    reach: set[tuple[str, str]] = set()
+    tenants: dict[str, str | None] = {
+        n: inventory.namespace_labels(n).get(tenant_label) if tenant_label else None for n in names
+    }
+    reach = np.zeros((len(names), len(names)), dtype=np.bool_)
     paths: list[PodPath] = []
-    for src in pods if reachability else ():
-        for dst in pods:
-            same = src.namespace == dst.namespace
-            if same and (src.namespace, dst.namespace) in reach:
-                continue
-            ports, openings = _pair(
-                inventory, src, dst, candidates, settings=settings, first_only=same
-            )
-            if not ports:
-                continue
-            reach.add((src.namespace, dst.namespace))
-            if not same:
-                paths.append(PodPath(src.key, dst.key, tuple(ports), tuple(openings)))
+    if reachability and pods:
+        candidates = _candidates(compiled, pods)
+        analysis = ReachabilityAnalysis(inventory, settings=settings)
+        matrices = [analysis.matrix(c.port, c.protocol) for c in candidates]
+        for m in matrices:
+            summary = m.namespace_summary()
+            idx = [position[n] for n in summary.namespaces]
+            counts = np.asarray(summary.allowed, dtype=np.int64) > 0
+            reach[np.ix_(idx, idx)] |= counts
+        if settings.self_traffic_allowed:  # S07: a pod may always reach itself
+            for n, ns_pods in by_ns.items():
+                if ns_pods:
+                    reach[position[n], position[n]] = True
+        paths = _cross_tenant_paths(
+            inventory, analysis, candidates, matrices, tenants, settings=settings
+        )
     reports = []
     for name in names:
         ns_pods = by_ns[name]
-        tenant = None
-        if tenant_label is not None:
-            tenant = inventory.namespace_labels(name).get(tenant_label)
+        i = position[name]
         reports.append(
             NamespaceReport(
                 name=name,
-                tenant=tenant,
+                tenant=tenants[name],
                 pods=len(ns_pods),
                 ingress_isolated=_isolated(ns_pods, compiled, Direction.INGRESS, settings),
                 egress_isolated=_isolated(ns_pods, compiled, Direction.EGRESS, settings),
-                reachable_from=tuple(a for a in names if (a, name) in reach),
-                reaches=tuple(b for b in names if (name, b) in reach),
+                reachable_from=tuple(a for a in names if reach[position[a], i]),
+                reaches=tuple(b for b in names if reach[i, position[b]]),
                 external_ingress=_external(name, ns_pods, compiled, Direction.INGRESS, settings),
                 external_egress=_external(name, ns_pods, compiled, Direction.EGRESS, settings),
             )
         )
-    matrix = tuple(tuple((a, b) in reach for b in names) for a in names) if reachability else ()
+    matrix = tuple(tuple(bool(x) for x in row) for row in reach) if reachability else ()
     return AuditReport(
         namespaces=tuple(reports),
         matrix=matrix,
-        paths=tuple(paths),
+        cross_tenant=tuple(paths),
         tenant_label=tenant_label,
         reachability=reachability,
     )
