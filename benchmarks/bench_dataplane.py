@@ -19,6 +19,7 @@ as a table and, with ``-o json``, as JSON. Every sandbox it makes is taken down,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import socket
 import statistics
@@ -355,11 +356,12 @@ def bench_verify(repeat: int) -> dict[str, float]:
         name = "bench-verify"
         down(name)
         try:
-            assert cli_main(["sandbox", "up", "-f", str(path), "--name", name]) == 0
-            for _ in range(repeat):
-                started = time.perf_counter()
-                codes.append(cli_main(["sandbox", "verify", "--name", name]))
-                samples.append(time.perf_counter() - started)
+            with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the results
+                assert cli_main(["sandbox", "up", "-f", str(path), "--name", name]) == 0
+                for _ in range(repeat):
+                    started = time.perf_counter()
+                    codes.append(cli_main(["sandbox", "verify", "--name", name]))
+                    samples.append(time.perf_counter() - started)
         finally:
             down(name)
     return {"pairs": 30 * 30 * 4, "verify_s": _median(samples), "exit_codes": max(codes)}
