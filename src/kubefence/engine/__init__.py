@@ -2,13 +2,15 @@
 
 Pure (no I/O). ``compute_matrix`` answers one port; ``ReachabilityAnalysis`` prepares an
 inventory once and answers many ports; ``port_classes`` names the ports worth asking about;
-``diff_inventories`` compares two versions of a cluster.
+``diff_inventories`` compares two versions of a cluster; ``ReachabilityModel`` follows
+single changes without recomputing everything.
 """
 
 from __future__ import annotations
 
 from kubefence.engine._compute import ReachabilityAnalysis, compute_matrix, parse_port
 from kubefence.engine._diff import Change, ReachabilityDiff, diff_inventories
+from kubefence.engine._incremental import ReachabilityModel
 from kubefence.engine._matrix import Matrix, NamespaceSummary
 from kubefence.engine._ports import PortClass, port_classes
 
@@ -19,6 +21,7 @@ __all__ = [
     "PortClass",
     "ReachabilityAnalysis",
     "ReachabilityDiff",
+    "ReachabilityModel",
     "compute_matrix",
     "diff_inventories",
     "parse_port",
