@@ -150,7 +150,10 @@ def test_s25_setting_keeps_established_connections(make_sandbox: SandboxMaker) -
     )
     with _connection(sandbox, "default/busybox", "test/nginx", 9101) as (client, server):
         assert _delivered(client, server, b"before")
-        report = sandbox.apply(inventory_of(QUICKSTART_PODS + DENY_ALL_INGRESS))
+        # A later command (a new process) attaches with the settings the sandbox was made with.
+        again = Sandbox.attach(sandbox.name, inventory_of(QUICKSTART_PODS))
+        assert again.settings.cut_established_on_deny is False
+        report = again.apply(inventory_of(QUICKSTART_PODS + DENY_ALL_INGRESS))
         assert report.cut == ()
         assert _delivered(client, server, b"after")
         assert _reachable(sandbox, "default/busybox", "test/nginx", 9101, Protocol.TCP) is False

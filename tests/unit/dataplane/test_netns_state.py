@@ -25,6 +25,7 @@ def _state() -> SandboxState:
         default_namespace="team",
         manifests=("manifests/000-a.yaml",),
         unprobed={"a/h": "hostNetwork"},
+        settings={"cut_established_on_deny": False},
     )
 
 

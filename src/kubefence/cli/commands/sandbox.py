@@ -21,7 +21,7 @@ from kubefence.api import Inventory, IPAddress, Protocol
 from kubefence.cli._inputs import add_input_arguments
 from kubefence.dataplane import netns
 from kubefence.errors import InputError, KubefenceError
-from kubefence.semantics import DEFAULT_SETTINGS, Decision, decide
+from kubefence.semantics import Decision, decide
 
 NAME = "sandbox"
 HELP = "run the manifests on a network-namespace cluster and enforce the policies with nftables"
@@ -127,7 +127,7 @@ def _attach(args: argparse.Namespace) -> netns.Sandbox:
     inventory = (
         load_paths(paths, default_namespace=state.default_namespace) if paths else Inventory.of()
     )
-    return netns.Sandbox.attach(args.name, inventory, settings=DEFAULT_SETTINGS)
+    return netns.Sandbox.attach(args.name, inventory)  # with the settings of its 'up'
 
 
 def _count(number: int, singular: str, plural: str | None = None) -> str:
@@ -262,7 +262,11 @@ def _verify(args: argparse.Namespace) -> int:
     matrices = sandbox.probe_many(specs, timeout=args.timeout, family=family)
     mismatches = unprobed = passed = 0
     for (port, protocol), probed in zip(specs, matrices, strict=True):
-        predicted = None if per_address else compute_matrix(inventory, port=port, protocol=protocol)
+        predicted = (
+            None
+            if per_address
+            else compute_matrix(inventory, port=port, protocol=protocol, settings=sandbox.settings)
+        )
         for (src, dst), result in sorted(probed.results.items()):
             if result.reachable is None:
                 unprobed += 1
@@ -270,14 +274,18 @@ def _verify(args: argparse.Namespace) -> int:
             ends = (src, dst)
             if predicted is None:
                 ends = (str(_address(sandbox, src, family)), str(_address(sandbox, dst, family)))
-                expected = decide(inventory, *ends, port=port, protocol=protocol).allowed
+                expected = decide(
+                    inventory, *ends, port=port, protocol=protocol, settings=sandbox.settings
+                ).allowed
             else:
                 expected = predicted.allowed(src, dst)
             if expected == result.reachable:
                 passed += 1
                 continue
             mismatches += 1
-            decision = decide(inventory, *ends, port=port, protocol=protocol)
+            decision = decide(
+                inventory, *ends, port=port, protocol=protocol, settings=sandbox.settings
+            )
             print(
                 f"MISMATCH {protocol.value}/{port} {src} -> {dst}: predicted "
                 f"{'allowed' if expected else 'denied'}, packets {result.outcome.value} "

@@ -359,6 +359,7 @@ class Sandbox:
             pods=slots,
             default_namespace=default_namespace,
             unprobed={p.key: HOST_NETWORK_REASON for p in inventory.pods if p.host_network},
+            settings=dataclasses.asdict(settings),
         )
         save_state(state, run_dir=run_dir)
         sandbox = cls(state, inventory, settings=settings, run_dir=run_dir)
@@ -397,11 +398,15 @@ class Sandbox:
         name: str,
         inventory: Inventory,
         *,
-        settings: Settings = DEFAULT_SETTINGS,
+        settings: Settings | None = None,
         run_dir: Path = RUN_DIR,
     ) -> Sandbox:
-        """The running sandbox ``name``, enforcing ``inventory`` (as read from its manifests)."""
+        """The running sandbox ``name``, enforcing ``inventory`` (as read from its manifests),
+        with the settings it was brought up with unless ``settings`` is given."""
         state = require_state(name, run_dir=run_dir)
+        if settings is None:
+            known = {f.name for f in dataclasses.fields(Settings)}
+            settings = Settings(**{k: v for k, v in state.settings.items() if k in known})
         return cls(state, inventory, settings=settings, run_dir=run_dir)
 
     def apply(

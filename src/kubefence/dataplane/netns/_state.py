@@ -59,6 +59,7 @@ class SandboxState:
     default_namespace: str = "default"
     manifests: tuple[str, ...] = ()  # copies of the applied manifests, relative to the state dir
     unprobed: Mapping[str, str] = field(default_factory=dict)  # pod key -> why it does not run
+    settings: Mapping[str, bool] = field(default_factory=dict)  # kubefence.Settings fields
 
     def with_changes(self, **changes: Any) -> SandboxState:
         return replace(self, **changes)
@@ -89,6 +90,7 @@ class SandboxState:
             "defaultNamespace": self.default_namespace,
             "manifests": list(self.manifests),
             "unprobed": dict(self.unprobed),
+            "settings": dict(self.settings),
         }
 
     @classmethod
@@ -128,6 +130,7 @@ class SandboxState:
                 default_namespace=str(data.get("defaultNamespace", "default")),
                 manifests=tuple(str(m) for m in data.get("manifests", ())),
                 unprobed={str(k): str(v) for k, v in dict(data.get("unprobed", {})).items()},
+                settings={str(k): bool(v) for k, v in dict(data.get("settings", {})).items()},
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataplaneError(f"unreadable sandbox state ({exc})") from exc
