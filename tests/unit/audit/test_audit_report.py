@@ -53,17 +53,17 @@ def from_namespace(name: str) -> Peer:
 def test_s05_default_deny_ingress_blocks_other_namespaces_but_not_their_egress() -> None:
     """b denies ingress: a cannot reach b, b still reaches a; coverage counts isolated pods."""
     inventory = Inventory.of(
-        namespaces=[ns("a"), ns("b")],
+        namespaces=[ns("a", "t1"), ns("b", "t2")],
         pods=[pod("a", "x"), pod("b", "y"), pod("b", "z")],
         policies=[deny("b")],
     )
-    report = build_report(inventory)
+    report = build_report(inventory, tenant_label="tenant")
     assert report.names == ("a", "b")
     assert report.matrix == ((True, False), (True, True))
     b = report.namespaces[1]
     assert (b.pods, b.ingress_isolated, b.egress_isolated) == (2, 2, 0)
     assert b.reachable_from == ("b",)
-    assert [p.source for p in report.paths] == ["b/y", "b/z"]
+    assert [p.source for p in report.cross_tenant] == ["b/y", "b/z"]
 
 
 def test_s07_single_pod_namespace_reaches_itself_even_under_default_deny() -> None:
@@ -76,12 +76,12 @@ def test_s20_any_port_reachability_finds_a_narrow_port_range_and_names_the_rule(
     """Only TCP 8000-9000 from a is open at b: the path lists TCP/8000 and the admitting rule."""
     rule = Rule(peers=(from_namespace("a"),), ports=(PolicyPort(Protocol.TCP, 8000, 9000),))
     inventory = Inventory.of(
-        namespaces=[ns("a"), ns("b")],
+        namespaces=[ns("a", "t1"), ns("b", "t2")],
         pods=[pod("a", "x"), pod("b", "y")],
         policies=[deny("b", ingress=(rule,))],
     )
-    report = build_report(inventory)
-    (path,) = [p for p in report.paths if p.source == "a/x"]
+    report = build_report(inventory, tenant_label="tenant")
+    (path,) = [p for p in report.cross_tenant if p.source == "a/x"]
     assert path.ports == ("TCP/8000",)
     assert [str(o) for o in path.opened_by] == [
         "egress: not isolated",
@@ -93,18 +93,21 @@ def test_s21_named_port_reachability_uses_the_destination_declared_port() -> Non
     """A named port resolves at the destination: the path shows the declared number."""
     rule = Rule(peers=(from_namespace("a"),), ports=(PolicyPort(Protocol.UDP, "stats"),))
     inventory = Inventory.of(
-        namespaces=[ns("a"), ns("b")],
+        namespaces=[ns("a", "t1"), ns("b", "t2")],
         pods=[pod("a", "x"), pod("b", "y", ContainerPort(8125, Protocol.UDP, "stats"))],
         policies=[deny("b", ingress=(rule,))],
     )
-    (path,) = [p for p in build_report(inventory).paths if p.source == "a/x"]
+    report = build_report(inventory, tenant_label="tenant")
+    (path,) = [p for p in report.cross_tenant if p.source == "a/x"]
     assert path.ports == ("UDP/8125",)
 
 
 def test_unisolated_pair_is_open_on_all_ports_and_reported_compactly() -> None:
     """Without policies every protocol is open on every port: reported as 'all ports'."""
-    inventory = Inventory.of(namespaces=[ns("a"), ns("b")], pods=[pod("a", "x"), pod("b", "y")])
-    paths = build_report(inventory).paths
+    inventory = Inventory.of(
+        namespaces=[ns("a", "t1"), ns("b", "t2")], pods=[pod("a", "x"), pod("b", "y")]
+    )
+    paths = build_report(inventory, tenant_label="tenant").cross_tenant
     assert [p.ports for p in paths] == [("all ports",), ("all ports",)]
 
 
@@ -137,7 +140,7 @@ def test_s15_external_ranges_come_from_ipblocks_and_unisolated_pods() -> None:
     ]
     assert [e.via for e in a.external_ingress] == ["1 pod(s) not isolated"]
     assert report.matrix == ()
-    assert report.paths == ()
+    assert report.cross_tenant == ()
 
 
 def test_first_free_port_skips_every_named_range() -> None:
