@@ -25,6 +25,7 @@ from kubefence.audit import (
     Finding,
     LintOptions,
     NamespaceReport,
+    PodPath,
     Severity,
     build_report,
     lint,
@@ -250,6 +251,32 @@ def _names(items: Sequence[str]) -> str:
     return ", ".join(items) if items else "-"
 
 
+_PAIRS_SHOWN = 5  # pod pairs listed per namespace pair in the table; -o json lists all
+
+
+def _cross_tenant_table(report: AuditReport) -> list[str]:
+    paths = report.cross_tenant
+    tenants = {n.name: n.tenant for n in report.namespaces}
+    groups: dict[tuple[str, str], list[PodPath]] = {}
+    for p in paths:
+        key = (p.source.split("/", 1)[0], p.destination.split("/", 1)[0])
+        groups.setdefault(key, []).append(p)
+    lines = [
+        f"Cross-tenant paths (tenant label {report.tenant_label}): {len(paths)} pod pair(s) "
+        f"between {len(groups)} namespace pair(s)"
+    ]
+    if not paths:
+        lines.append("  none: no pod of one tenant may connect to a pod of another")
+    for (a, b), members in sorted(groups.items()):
+        lines.append(f"  {a} ({tenants[a]}) -> {b} ({tenants[b]}): {len(members)} pod pair(s)")
+        for p in members[:_PAIRS_SHOWN]:
+            lines.append(f"    {p.source} -> {p.destination}: {', '.join(p.ports)}")
+            lines += [f"        {opening}" for opening in p.opened_by]
+        if len(members) > _PAIRS_SHOWN:
+            lines.append(f"    ... {len(members) - _PAIRS_SHOWN} more (-o json lists every pair)")
+    return lines
+
+
 def render_table(findings: Sequence[Finding], report: AuditReport) -> str:
     """The human-readable report: findings by file, then namespaces, ranges, matrix, tenants."""
     lines = _findings_table(findings)
@@ -296,17 +323,5 @@ def render_table(findings: Sequence[Finding], report: AuditReport) -> str:
         )
     if report.tenant_label is not None:
         lines.append("")
-        paths = report.cross_tenant
-        tenants = {n.name: n.tenant for n in report.namespaces}
-        lines.append(
-            f"Cross-tenant paths (tenant label {report.tenant_label}): {len(paths)} pod pair(s)"
-        )
-        for p in paths:
-            a = tenants[p.source.split("/", 1)[0]]
-            b = tenants[p.destination.split("/", 1)[0]]
-            lines.append(f"  {p.source} ({a}) -> {p.destination} ({b}): {', '.join(p.ports)}")
-            for opening in p.opened_by:
-                lines.append(f"      {opening}")
-        if not paths:
-            lines.append("  none: no pod of one tenant may connect to a pod of another")
+        lines += _cross_tenant_table(report)
     return "\n".join(lines)
