@@ -260,15 +260,33 @@ def _yaml_error(exc: yaml.YAMLError, text: str, file: str) -> FieldError:
     return FieldError(f"invalid YAML: {exc}", file=file)
 
 
-def _json_fallback(text: str, file: str) -> list[Document] | None:
-    """JSON that libyaml refuses (tabs, odd escapes) but the json module reads; no lines."""
+def _json_fallback(text: str, file: str) -> list[Document] | FieldError | None:
+    """JSON that libyaml refuses (surrogate-pair escapes) but the json module reads (no lines);
+    a problem for duplicate keys; None when it is not JSON either."""
     if text.lstrip()[:1] not in ("{", "["):
         return None
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKeyError as exc:
+        return FieldError(f"duplicate key {exc.key!r}", file=file)
     except (ValueError, RecursionError):
         return None
     return [Document(content=value, file=file, line=1, index=0)]
+
+
+class _DuplicateKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKeyError(key)
+        result[key] = value
+    return result
 
 
 def parse_text(text: str, *, file: str) -> tuple[list[Document], list[FieldError]]:
@@ -296,6 +314,8 @@ def parse_text(text: str, *, file: str) -> tuple[list[Document], list[FieldError
             index += 1
     except yaml.YAMLError as exc:
         fallback = _json_fallback(text, file)
+        if isinstance(fallback, FieldError):
+            return [], [fallback]
         if fallback is not None:
             return fallback, []
         return documents, [_yaml_error(exc, text, file)]

@@ -121,11 +121,21 @@ def test_json_file_keeps_line_numbers(tmp_path: Path) -> None:
     assert "1 and 65535" in message
 
 
-def test_json_with_tabs_falls_back_to_the_json_reader(tmp_path: Path) -> None:
-    """JSON that libyaml refuses (tab indentation) is still read by the JSON reader."""
-    text = '{\n\t"apiVersion": "v1",\n\t"kind": "Namespace",\n\t"metadata": {"name": "t"}\n}\n'
+def test_json_that_libyaml_refuses_falls_back_to_the_json_reader(tmp_path: Path) -> None:
+    """JSON with a surrogate-pair escape (an emoji), which libyaml refuses, is still read."""
+    text = (
+        '{"apiVersion": "v1", "kind": "Namespace",\n'
+        ' "metadata": {"name": "t", "annotations": {"note": "\\ud83d\\ude00"}}}\n'
+    )
     inv = load_paths([write(tmp_path / "t.json", text)])
     assert [ns.name for ns in inv.namespaces] == ["t"]
+
+
+def test_json_fallback_still_refuses_duplicate_keys(tmp_path: Path) -> None:
+    """The JSON reader used as a fallback does not let a duplicate key win silently."""
+    text = '{"kind": "Namespace", "kind": "Pod", "x": "\\ud83d\\ude00"}'
+    [(_, _, message)] = rejected(write(tmp_path / "d.json", text))
+    assert message == "duplicate key 'kind'"
 
 
 def test_kind_list_from_kubectl_get(tmp_path: Path) -> None:
