@@ -19,6 +19,13 @@ Defaulting applied here (see SEMANTICS.md):
   are left out (their IPs may already belong to other pods), with a note.
 - Objects without a namespace go to the default namespace; a namespace that is referenced but
   not declared is created (``implicit=True``) with a note. Unknown kinds are counted and skipped.
+
+Validation (SEMANTICS V01-V07, as ``pkg/apis/networking/validation`` does it, with the
+deliberate differences listed in ``_validate``): names, label selectors, ports, peers, ipBlocks,
+policyTypes; strict fields for the whole NetworkPolicy, for ``metadata`` of every kind and for
+pod templates, container ports and service ports; wrong types anywhere; apiVersion per kind;
+duplicate objects (also pods generated from workloads). Objects passed in memory have no lines:
+their ``Origin.line`` is 0 and their problems carry no line.
 """
 
 from __future__ import annotations
