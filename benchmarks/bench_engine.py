@@ -1,0 +1,170 @@
+"""Benchmark: the vectorised engine on seeded synthetic multi-tenant clusters.
+
+Why this module exists: issue 4 sets targets for whole-cluster reachability (engine time after
+loading): 500 pods / 50 namespaces / 150 policies <= 0.1 s; 10,000 / 1,000 / 7,000 <= 0.5 s and
+<= 2 GB; 100,000 pods / 68,000 policies <= 5 s; one policy change at 10,000 pods <= 50 ms. This
+script measures them on clusters from ``benchmarks/generate.py`` (Deployments sharing label
+sets, bare pods with IPv4/IPv6 addresses, policies mixing every feature).
+
+    python benchmarks/bench_engine.py                 # small and medium
+    python benchmarks/bench_engine.py --sizes small,medium,large
+
+Each size runs in its own process, so the reported peak resident memory belongs to that size.
+"Engine" is ``ReachabilityAnalysis(inventory).matrix(port)`` from scratch (compile policies,
+classify pods, evaluate selectors, combine), the median of ``--repeat`` runs, as wall time and
+process CPU time (CPU time is steadier on a shared machine). "Expand" is turning the class
+matrix into the dense pod x pod matrix, which only per-pod output needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.generate import generate_cluster
+
+from kubefence.api import NetworkPolicy
+from kubefence.engine import ReachabilityAnalysis
+from kubefence.sources.objects import inventory_from_objects
+
+SIZES = {
+    "small": (500, 50, 150, 0.1),
+    "medium": (10_000, 1_000, 7_000, 0.5),
+    "large": (100_000, 5_000, 68_000, 5.0),
+}
+PORT = 8080  # the generator's http port: policies both allow and deny it
+
+
+def _measure(size: str, repeat: int, seed: int, incremental: bool) -> dict[str, object]:
+    pods, namespaces, policies, target = SIZES[size]
+    started = time.perf_counter()
+    objects = generate_cluster(pods=pods, namespaces=namespaces, policies=policies, seed=seed)
+    generated = time.perf_counter() - started
+    started = time.perf_counter()
+    inventory = inventory_from_objects(objects)
+    loaded = time.perf_counter() - started
+    del objects
+    walls, cpus = [], []
+    analysis = None
+    for _ in range(repeat):
+        gc.collect()
+        wall, cpu = time.perf_counter(), time.process_time()
+        analysis = ReachabilityAnalysis(inventory)
+        matrix = analysis.matrix(PORT)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    assert analysis is not None
+    second = time.perf_counter()
+    analysis.matrix(5432)
+    second_port = time.perf_counter() - second
+    summary = matrix.namespace_summary()
+    allowed = sum(map(sum, summary.allowed))
+    result: dict[str, object] = {
+        "size": size,
+        "pods": len(inventory.pods),
+        "namespaces": len(inventory.namespaces),
+        "policies": len(inventory.policies),
+        "classes": analysis.classes.count,
+        "generate_s": round(generated, 3),
+        "load_s": round(loaded, 3),
+        "engine_wall_s": round(statistics.median(walls), 3),
+        "engine_cpu_s": round(statistics.median(cpus), 3),
+        "another_port_s": round(second_port, 3),
+        "target_s": target,
+        "allowed_pairs": allowed,
+    }
+    if pods <= 20_000:
+        wall = time.perf_counter()
+        dense = matrix.dense()
+        result["expand_s"] = round(time.perf_counter() - wall, 3)
+        assert int(dense.sum()) - len(inventory.pods) == allowed  # diagonal is 1 (S07)
+        del dense
+    if incremental:
+        result.update(_incremental(inventory, repeat))
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return result
+
+
+def _incremental(inventory: object, repeat: int) -> dict[str, object]:
+    """One policy replaced in a built ``ReachabilityModel`` (median over several policies)."""
+    from kubefence.api import Inventory
+    from kubefence.engine import ReachabilityModel
+
+    assert isinstance(inventory, Inventory)
+    wall = time.perf_counter()
+    model = ReachabilityModel(inventory, port=PORT)
+    built = time.perf_counter() - wall
+    times = []
+    policies = list(inventory.policies)
+    for k in range(max(5, repeat)):
+        old: NetworkPolicy = policies[(k * 997) % len(policies)]
+        new = NetworkPolicy(
+            namespace=old.namespace,
+            name=old.name,
+            pod_selector=old.pod_selector,
+            policy_types=old.policy_types,
+            ingress=old.ingress[:-1] if old.ingress else old.ingress,
+            egress=old.egress,
+        )
+        wall = time.perf_counter()
+        model.replace_policy(new)
+        times.append(time.perf_counter() - wall)
+    return {
+        "incremental_build_s": round(built, 3),
+        "policy_change_ms": round(1000 * statistics.median(times), 2),
+        "policy_change_target_ms": 50,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="small,medium", help="comma list of " + ",".join(SIZES))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="print JSON lines, not a table")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one size here
+    parser.add_argument("--incremental", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(_measure(args.one, args.repeat, args.seed, args.incremental)))
+        return 0
+    rows = []
+    for size in args.sizes.split(","):
+        if size not in SIZES:
+            parser.error(f"unknown size {size!r}")
+        command = [sys.executable, __file__, "--one", size, "--repeat", str(args.repeat)]
+        command += ["--seed", str(args.seed)]
+        if size == "medium":
+            command.append("--incremental")
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            print(f"{size}: failed\n{done.stderr}", file=sys.stderr)
+            continue
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        if args.json:
+            print(json.dumps(row), flush=True)
+    if not args.json:
+        keys = sorted(
+            {k for r in rows for k in r},
+            key=lambda k: list(rows[0]).index(k) if k in rows[0] else 99,
+        )
+        for row in rows:
+            print(f"== {row['size']}")
+            for key in keys:
+                if key in row and key != "size":
+                    print(f"  {key:26} {row[key]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
