@@ -32,7 +32,7 @@ def test_s25_swaps_never_open_a_window(make_sandbox: SandboxMaker) -> None:
     keys = [p.key for p in sandbox.inventory.pods]
     allowed: dict[tuple[str, str, int], set[bool]] = {}
     for inventory in (first, second):
-        running = sandbox_inventory(inventory, sandbox.state.pods)
+        running = sandbox_inventory(inventory, sandbox.state.pods, node=sandbox.state.node_netns)
         for port, protocol in specs:
             for src in keys:
                 for dst in keys:

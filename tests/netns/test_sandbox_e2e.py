@@ -19,7 +19,7 @@ from tests.netns.conftest import (
 from kubefence.api import Protocol
 from kubefence.cli.main import main
 from kubefence.dataplane.netns import Outcome, Sandbox, status
-from kubefence.semantics import decide
+from kubefence.semantics import Settings, decide
 
 pytestmark = pytest.mark.netns
 
@@ -218,3 +218,30 @@ def test_up_twice_is_refused_while_healthy(make_sandbox: SandboxMaker) -> None:
     sandbox = make_sandbox(inventory_of(QUICKSTART_PODS))
     with pytest.raises(Exception, match="already up"):
         Sandbox.up(sandbox.inventory, name=sandbox.name)
+
+
+@pytest.mark.parametrize("allow_from_node", [True, False])
+def test_s24_traffic_from_the_node_follows_the_setting(
+    make_sandbox: SandboxMaker, allow_from_node: bool
+) -> None:
+    """From the node namespace (kubelet probes) every pod is reachable despite deny-all when
+    allow_from_node is set; without it the destination's ingress policies apply."""
+    sandbox = make_sandbox(
+        inventory_of(QUICKSTART_PODS + DENY_ALL_INGRESS),
+        settings=Settings(allow_from_node=allow_from_node),
+    )
+    for protocol, port in [(Protocol.TCP, 80), (Protocol.UDP, 53)]:
+        results = sandbox.probe_from_node(port=port, protocol=protocol, timeout=0.3)
+        assert set(results) == {"default/busybox", "test/client", "test/nginx"}
+        for dst, result in results.items():
+            expected = decide(
+                sandbox.inventory,
+                sandbox.node_endpoint,
+                dst,
+                port=port,
+                protocol=protocol,
+                settings=sandbox.settings,
+            ).allowed
+            assert result.reachable is expected, (dst, protocol, result)
+        assert results["test/nginx"].reachable is allow_from_node
+        assert results["default/busybox"].reachable is True  # not isolated either way

@@ -119,12 +119,21 @@ def reference_verdict(settings: Settings) -> Verdict:
     return verdict
 
 
-def sandbox_inventory(inventory: Inventory, slots: Mapping[str, PodSlot]) -> Inventory:
-    """The inventory as the sandbox runs it: each pod carries the addresses it was given."""
-    pods = [
-        dataclasses.replace(pod, ips=slots[pod.key].addresses) if pod.key in slots else pod
-        for pod in inventory.pods
-    ]
+def sandbox_inventory(
+    inventory: Inventory, slots: Mapping[str, PodSlot], *, node: str | None = None
+) -> Inventory:
+    """The inventory as the sandbox runs it: each running pod carries the addresses it was
+    given and, with ``node``, that node's name: every sandbox pod lives behind the one node
+    namespace, which is therefore "the pod's own node" of S24."""
+    pods = []
+    for pod in inventory.pods:
+        slot = slots.get(pod.key)
+        if slot is None:
+            pods.append(pod)  # a hostNetwork pod: not run, keeps its manifest node and IPs
+        elif node is None:
+            pods.append(dataclasses.replace(pod, ips=slot.addresses))
+        else:
+            pods.append(dataclasses.replace(pod, ips=slot.addresses, node=node))
     return dataclasses.replace(inventory, pods=tuple(pods))
 
 
@@ -290,7 +299,7 @@ class Sandbox:
         run_dir: Path = RUN_DIR,
     ) -> None:
         self.state = state
-        self.inventory = sandbox_inventory(inventory, state.pods)
+        self.inventory = sandbox_inventory(inventory, state.pods, node=state.node_netns)
         self.settings = settings
         self.run_dir = run_dir
 
@@ -452,7 +461,7 @@ class Sandbox:
         )
         if added:  # record namespaces before they exist, so a crash leaves nothing unknown
             self._save()
-        self.inventory = sandbox_inventory(inventory, slots)
+        self.inventory = sandbox_inventory(inventory, slots, node=self.state.node_netns)
         self._install_ruleset(renderer)
         cut: list[Flow] = []
         if strict:
@@ -554,6 +563,36 @@ class Sandbox:
             )
             for number, (port, protocol) in enumerate(specs)
         ]
+
+    @property
+    def node_endpoint(self) -> str:
+        """How ``decide`` names the sandbox's node (``node:kf-<name>-node``)."""
+        return f"node:{self.state.node_netns}"
+
+    def probe_from_node(
+        self,
+        *,
+        port: int,
+        protocol: Protocol = Protocol.TCP,
+        timeout: float = 1.0,
+        family: int = 4,
+    ) -> dict[str, ProbeResult]:
+        """Probe every running pod from the node namespace itself (kubelet-like traffic, S24)."""
+        node = self.state.node_netns
+        targets = [
+            ProbeTarget(
+                src=self.node_endpoint,
+                dst=slot.key,
+                netns=node,
+                address=slot.ipv4 if family == 4 else slot.ipv6,
+                port=port,
+                protocol=protocol,
+                dst_netns=slot.netns,
+            )
+            for slot in self.state.pods.values()
+            if slot.key in self.inventory.pod_by_key
+        ]
+        return {r.target.dst: r for r in run_probes(targets, timeout=timeout)}
 
     def slot(self, key: str) -> PodSlot:
         slot = self.state.pods.get(key)
