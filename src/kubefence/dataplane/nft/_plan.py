@@ -266,6 +266,10 @@ class _Context:
         self._pods_cache: dict[PeerMatcher, tuple[Pod, ...]] = {}
         self._destination_cache: dict[PeerMatcher, tuple[tuple[IPAddress, Pod], ...]] = {}
         self._namespace_cache: dict[LabelSelector, tuple[str, ...]] = {}
+        self._named_cache: dict[tuple[PeerMatcher, str, Protocol], dict[int, Ranges]] = {}
+        self._selectable = tuple(
+            p for p in self.addressed if not p.host_network or settings.host_network_selectable
+        )
 
     def _candidate_namespaces(self, peer: PeerMatcher) -> Sequence[str]:
         """A pruning pre-check of a pod peer's namespace part (``peer_matches_pod`` decides)."""
@@ -337,12 +341,7 @@ class _Context:
         cached = self._destination_cache.get(peer)
         if cached is not None:
             return cached
-        selectable = self.settings.host_network_selectable
-        candidates: tuple[Pod, ...]
-        if peer.kind is PeerKind.PODS:
-            candidates = self.matching_pods(peer)
-        else:
-            candidates = tuple(p for p in self.addressed if not p.host_network or selectable)
+        candidates = self.matching_pods(peer) if peer.kind is PeerKind.PODS else self._selectable
         if peer.kind is PeerKind.IP_BLOCK:
             # The block's ranges already follow S15 and its setting (see peer_intervals), so
             # membership in them is what peer_matches_pod(address=a) answers, only faster.
@@ -360,6 +359,30 @@ class _Context:
         self._destination_cache[peer] = cached
         return cached
 
+    def named_destinations(
+        self, peer: PeerMatcher, name: str, protocol: Protocol
+    ) -> dict[int, Ranges]:
+        """Where an egress named port leads through ``peer`` (S21): resolved number -> the
+        addresses of the destination pods that declare ``name`` with that number, sorted."""
+        key = (peer, name, protocol)
+        cached = self._named_cache.get(key)
+        if cached is None:
+            by_value: dict[int, dict[int, list[Interval]]] = {}
+            for address, pod in self.destinations(peer):
+                value = resolve_named_port(name, protocol, pod.ports)
+                if value is not None:
+                    found = by_value.setdefault(value, {v: [] for v in VERSIONS})
+                    found[address.version].append(address_interval(address))
+            cached = {
+                value: {v: merge(ivs) for v, ivs in found.items() if ivs}
+                for value, found in sorted(by_value.items())
+            }
+            self._named_cache[key] = cached
+        return cached
+
+
+Ranges = dict[int, tuple[Interval, ...]]  # IP version -> merged address intervals
+
 
 def _address_key(address: IPAddress) -> tuple[int, int]:
     return (address.version, int(address))
@@ -376,7 +399,6 @@ def _port_spec(port: PortMatcher) -> tuple[Interval, Interval]:
     return ((number, number), (port.low, port.high))  # S20: inclusive range
 
 
-Ranges = dict[int, tuple[Interval, ...]]  # IP version -> merged address intervals
 SymbolicBox = tuple[int, Interval, Interval]  # (address set id or _ANY, protocol, port)
 
 
@@ -445,14 +467,8 @@ def _policy_boxes(
             # S21: an egress name resolves against each destination pod's ports; towards an
             # address that is no pod it matches nothing. One address set per resolved number.
             for peer in rule.peers:
-                by_value: dict[int, dict[int, list[Interval]]] = {}
-                for address, pod in context.destinations(peer):
-                    value = resolve_named_port(port.name, port.protocol, pod.ports)
-                    if value is not None:
-                        found = by_value.setdefault(value, {v: [] for v in VERSIONS})
-                        found[address.version].append(address_interval(address))
-                for value, found in sorted(by_value.items()):
-                    ranges = {v: merge(ivs) for v, ivs in found.items() if ivs}
+                resolved = context.named_destinations(peer, port.name, port.protocol)
+                for value, ranges in resolved.items():
                     key = ("named", peer, port.name, port.protocol, value)
                     where = f"{_peer_field(origin, peer)} where {port.name} is {value}"
                     set_id = sets.id_of(key, ranges, where)
