@@ -386,14 +386,8 @@ class Sandbox:
             )
             sandbox._install_ruleset(renderer)  # before any link exists
             sandbox._add_pods(list(slots.values()))
-            write_sysctl(
-                node,
-                {
-                    "net.ipv4.ip_forward": "1",
-                    "net.ipv6.conf.all.forwarding": "1",
-                    "net.ipv4.conf.all.rp_filter": "0",
-                },
-            )
+            write_sysctl(node, {"net.ipv4.conf.all.rp_filter": "0"}, required=False)
+            write_sysctl(node, {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"})
             sandbox._start_server()
             sandbox._save(phase="ready")
         except BaseException:
@@ -655,7 +649,7 @@ class Sandbox:
         missing = [s.netns for s in slots if not Path("/run/netns", s.netns).exists()]
         _ip_batch([f"netns add {n}" for n in missing])
         for slot in slots:
-            write_sysctl(slot.netns, _POD_SYSCTLS)
+            write_sysctl(slot.netns, _POD_SYSCTLS, required=False)
         _ip_batch(_node_links(slots), netns=self.state.node_netns)
         _ip_batches_parallel({s.netns: _pod_config(s) for s in slots})
 

@@ -135,13 +135,17 @@ def entered(netns: str) -> Iterator[None]:
         os.close(own)
 
 
-def write_sysctl(netns: str, values: dict[str, str]) -> None:
-    """Write sysctls (``net.ipv4.ip_forward``) of one namespace, from inside it."""
+def write_sysctl(netns: str, values: dict[str, str], *, required: bool = True) -> None:
+    """Write sysctls (``net.ipv4.ip_forward``) of one namespace, from inside it. With
+    ``required=False`` a sysctl this kernel does not have is skipped (tuning, not function)."""
     with entered(netns):
         for key, value in values.items():
             path = Path("/proc/sys") / key.replace(".", "/")
             try:
                 path.write_text(value)
+            except FileNotFoundError:
+                if required:
+                    raise DataplaneError(f"this kernel has no sysctl {key}") from None
             except OSError as exc:
                 raise DataplaneError(f"cannot set {key}={value} in {netns}: {exc}") from exc
 
