@@ -305,7 +305,8 @@ def parse_text(text: str, *, file: str) -> tuple[list[Document], list[FieldError
                 continue
             line = node.start_mark.line + 1
             try:
-                content = builder.build(node)
+                # A top-level list is rejected whatever it holds: do not build its items.
+                content = LineList(line) if isinstance(node, SequenceNode) else builder.build(node)
             except _Problem as problem:
                 return documents, [
                     FieldError(problem.message, file=file, line=problem.line or line)

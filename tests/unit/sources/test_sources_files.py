@@ -269,7 +269,7 @@ def test_recursive_alias_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("depth", [150, 5000])
 def test_deep_nesting_is_refused(depth: int) -> None:
     """Absurdly nested documents (block or flow) are refused cleanly."""
-    text = ("[" * depth + "]" * depth).encode()
+    text = ("a: " + "[" * depth + "]" * depth).encode()
     [(name, _, message)] = rejected("-", stdin=text)
     assert name == "-"
     assert "nest" in message or "invalid YAML" in message
