@@ -64,6 +64,7 @@ CASES: dict[str, tuple[str, ...]] = {
     "host-network": ("features/host-network.yaml",),
     "any-peer": ("features/any-peer.yaml",),
     "any-peer-only": ("features/any-peer-only.yaml",),
+    "long-names": ("features/long-names.yaml",),
 }
 
 
