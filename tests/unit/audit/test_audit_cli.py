@@ -127,3 +127,27 @@ def test_table_report_has_every_section(capsys: pytest.CaptureFixture[str]) -> N
         "Cross-tenant paths (tenant label tenant)",
     ):
         assert heading in out
+
+
+def test_policies_only_input_reports_findings_and_says_reachability_needs_pods(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without pods, pod-independent findings still report; reachability says why it is empty."""
+    code = main(["audit", "-f", str(EXAMPLE / "30-billing-policies.yaml"), "--fail-on", "error"])
+    out = capsys.readouterr().out
+    assert code == 1  # KF005 needs no pods
+    assert "KF005 egress-without-dns" in out
+    assert "KF004" not in out  # ingress named ports are checked against pods only
+    assert "Reachability: no pods in the input" in out
+
+
+def test_json_without_reachability_leaves_out_the_matrix(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--no-reachability: coverage and findings only, no matrix and no reachable_from keys."""
+    code, out = run(capsys, "-o", "json", "--no-reachability")
+    doc = json.loads(out)
+    assert code == 0
+    assert "matrix" not in doc
+    assert all("reachable_from" not in n for n in doc["namespaces"])
+    assert doc["summary"] == {"error": 3, "warning": 9, "info": 5}

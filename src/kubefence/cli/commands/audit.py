@@ -309,8 +309,17 @@ def render_table(findings: Sequence[Finding], report: AuditReport) -> str:
         for direction, items in (("ingress", n.external_ingress), ("egress", n.external_egress))
         for e in items
     ]
-    lines += _table(["NAMESPACE", "DIRECTION", "RANGE", "PORTS", "VIA"], ext_rows)
-    if report.reachability:
+    if ext_rows:
+        lines += _table(["NAMESPACE", "DIRECTION", "RANGE", "PORTS", "VIA"], ext_rows)
+    else:
+        lines.append("  none (no pods in the input)")
+    if report.reachability and not any(n.pods for n in report.namespaces):
+        lines.append("")
+        lines.append(
+            "Reachability: no pods in the input (add Pod or workload manifests to see which "
+            "namespaces and tenants can reach each other)"
+        )
+    elif report.reachability:
         lines.append("")
         lines.append("Namespace reachability on any port (row may connect to column)")
         names = report.names
@@ -321,7 +330,7 @@ def render_table(findings: Sequence[Finding], report: AuditReport) -> str:
                 for a, row in zip(names, report.matrix, strict=True)
             ],
         )
-    if report.tenant_label is not None:
-        lines.append("")
-        lines += _cross_tenant_table(report)
+        if report.tenant_label is not None:
+            lines.append("")
+            lines += _cross_tenant_table(report)
     return "\n".join(lines)
