@@ -1,9 +1,10 @@
 """``RulesetPlan`` -> the text of one ``nft -f`` transaction that replaces ``inet kubefence``.
 
 Why this module exists: the text is the contract with the kernel and with golden tests, so it is
-produced in one place, deterministically (everything sorted, stable class numbers), and readable:
-each class chain is preceded by ``#`` comments naming its policies, rule counts and pods, each
-verdict-map element carries the pod's name as an nft comment.
+produced in one place, deterministically (everything sorted, stable class and atom numbers), and
+readable: a legend names the policy peers behind each atom, each class chain is preceded by ``#``
+comments naming its policies, rule counts, named ports and pods, and every map element of a pod
+carries the pod's name as an nft comment (shortened to nft's 128-byte limit).
 
 Atomic replacement: nftables 1.0.6 has no ``destroy`` command, so the file starts with the usual
 idiom ``table inet kubefence {}`` (creates the table if missing, a no-op otherwise) followed by
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from kubefence.dataplane.nft._intervals import FULL_PORTS, FULL_PROTOCOLS, Box, interval_text
+from kubefence.dataplane.nft._intervals import Box, interval_text
 from kubefence.dataplane.nft._plan import AtomRange, Dispatch, PodClass, RulesetPlan
 from kubefence.semantics import Direction
 
@@ -93,13 +94,6 @@ def _map_lines(name: str, version: int, dispatch: Iterable[Dispatch], prefix: st
     lines.extend(_elements_block(items, _INDENT * 2))
     lines.append(f"{_INDENT}}}")
     return lines
-
-
-def _describe_box(box: Box) -> str:
-    _, protocol, port = box
-    if protocol == FULL_PROTOCOLS and port == FULL_PORTS:
-        return "all"
-    return f"{_protocol_text(*protocol)} {_port_text(*port)}"
 
 
 def _class_comment(cls: PodClass) -> list[str]:
