@@ -13,7 +13,7 @@ list mean the same thing (S09), so rules store tuples where ``()`` means "everyt
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TypeAlias
@@ -101,6 +101,11 @@ class Labels(Mapping[str, str]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._items
+
+    def items(self) -> ItemsView[str, str]:
+        # The dict's own view: the Mapping mixin would iterate through __getitem__ (slow in
+        # selector matching, which reads matchLabels for every pod and namespace).
+        return self._items.items()
 
     def __hash__(self) -> int:
         if self._hash is None:
