@@ -17,6 +17,7 @@ from kubefence.audit._lint import (
     LintOptions,
     describe_selector,
     lint,
+    split_duplicate_policies,
 )
 from kubefence.audit._reach import (
     AuditReport,
@@ -48,4 +49,5 @@ __all__ = [
     "describe_selector",
     "isolation_policies",
     "lint",
+    "split_duplicate_policies",
 ]

@@ -13,11 +13,12 @@ the input contains pods: a repository of policies alone says nothing about which
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kubefence.api import (
     ContainerPort,
+    Document,
     Inventory,
     IPAddress,
     IPBlock,
@@ -55,6 +56,7 @@ __all__ = [
     "LintOptions",
     "describe_selector",
     "lint",
+    "split_duplicate_policies",
 ]
 
 DEFAULT_SERVICE_CIDRS: tuple[IPNetwork, ...] = (ipaddress.ip_network("10.96.0.0/12"),)
@@ -722,8 +724,12 @@ def _redundant_rule(ctx: _Context) -> Iterator[Finding]:
                     break
 
 
+def _duplicate_message(key: str, first: str) -> str:
+    return f"NetworkPolicy {key} is also defined at {first}; applying both keeps only the last one"
+
+
 def _duplicate_policy_name(ctx: _Context) -> Iterator[Finding]:
-    """KF013: the same namespace/name defined more than once."""
+    """KF013: the same namespace/name defined more than once (inventories built in code)."""
     seen: dict[str, NetworkPolicy] = {}
     for policy in ctx.inventory.policies:
         first = seen.get(policy.key)
@@ -732,12 +738,58 @@ def _duplicate_policy_name(ctx: _Context) -> Iterator[Finding]:
             continue
         where = str(first.origin) if first.origin is not None else "another document"
         yield ctx.finding(
-            "KF013",
-            f"NetworkPolicy {policy.key} is also defined at {where}; applying both keeps only "
-            "the last one",
-            policy=policy,
-            path="metadata.name",
+            "KF013", _duplicate_message(policy.key, where), policy=policy, path="metadata.name"
         )
+
+
+def split_duplicate_policies(
+    documents: Sequence[Document], *, default_namespace: str = "default"
+) -> tuple[list[Document], list[Finding]]:
+    """KF013 for manifest files: set aside every later top-level NetworkPolicy document whose
+    namespace/name an earlier one already defined, and report it.
+
+    The loader rejects such input outright (an API server would keep only the last one); the
+    audit reports it as a finding instead, so CI annotates both places and the rest of the
+    input is still analysed. Duplicates inside ``kind: List`` are left to the loader.
+    """
+    kept: list[Document] = []
+    findings: list[Finding] = []
+    seen: dict[str, str] = {}
+    meta = RULES_BY_ID["KF013"]
+    for doc in documents:
+        content = doc.content
+        metadata = content.get("metadata") if isinstance(content, Mapping) else None
+        name = metadata.get("name") if isinstance(metadata, Mapping) else None
+        if (
+            not isinstance(content, Mapping)
+            or content.get("kind") != "NetworkPolicy"
+            or not isinstance(metadata, Mapping)
+            or not isinstance(name, str)
+        ):
+            kept.append(doc)
+            continue
+        namespace = metadata.get("namespace")
+        key = f"{namespace if isinstance(namespace, str) else default_namespace}/{name}"
+        where = f"{doc.file}:{doc.line}" if doc.line is not None else doc.file
+        first = seen.get(key)
+        if first is None:
+            seen[key] = where
+            kept.append(doc)
+            continue
+        findings.append(
+            Finding(
+                rule="KF013",
+                severity=meta.severity,
+                message=_duplicate_message(key, first),
+                fix=meta.fix,
+                namespace=key.split("/", 1)[0],
+                object=f"NetworkPolicy {key}",
+                path="metadata.name",
+                file=doc.file,
+                line=doc.line,
+            )
+        )
+    return kept, findings
 
 
 _CHECKS = (

@@ -151,3 +151,34 @@ def test_json_without_reachability_leaves_out_the_matrix(
     assert "matrix" not in doc
     assert all("reachable_from" not in n for n in doc["namespaces"])
     assert doc["summary"] == {"error": 3, "warning": 9, "info": 5}
+
+
+def test_kf013_duplicate_policy_across_files_is_a_finding_not_an_input_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two files defining billing/ledger: KF013 at the second, the first one is audited."""
+    policy = (EXAMPLE / "30-billing-policies.yaml").read_text()
+    (tmp_path / "a.yaml").write_text(policy)
+    (tmp_path / "b.yaml").write_text("# copy\n" + policy.split("---\n", 1)[1])
+    code = main(["audit", "-f", str(tmp_path), "-o", "json", "--no-reachability"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0
+    (dup,) = [f for f in doc["findings"] if f["id"] == "KF013"]
+    assert dup["file"].endswith("b.yaml")
+    assert dup["line"] == 2
+    assert f"{tmp_path / 'a.yaml'}:" in dup["message"]
+    assert {f["id"] for f in doc["findings"]} == {"KF005", "KF008", "KF013"}
+    assert main(["audit", "-f", str(tmp_path), "--ignore", "KF013", "--fail-on", "error"]) == 1
+    capsys.readouterr()
+
+
+def test_kf013_other_invalid_input_still_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only duplicate policies become findings; any other problem is still an input error."""
+    (tmp_path / "bad.yaml").write_text(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+        "metadata: {name: x}\nspec: {podSelector: {}, policyTypes: [Sideways]}\n"
+    )
+    assert main(["audit", "-f", str(tmp_path)]) == 2
+    assert "Sideways" in capsys.readouterr().err

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kubefence import __version__
-from kubefence.api import IPAddress, IPNetwork
+from kubefence.api import Inventory, IPAddress, IPNetwork, build_inventory
 from kubefence.audit import (
     DEFAULT_SERVICE_CIDRS,
     NODE_LOCAL_DNS,
@@ -29,8 +29,9 @@ from kubefence.audit import (
     Severity,
     build_report,
     lint,
+    split_duplicate_policies,
 )
-from kubefence.cli._inputs import add_input_arguments, inventory_from_args
+from kubefence.cli._inputs import add_input_arguments
 from kubefence.cli._sarif import sarif_log
 
 __all__ = ["HELP", "NAME", "add_arguments", "render_json", "render_table", "run"]
@@ -116,13 +117,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    inventory = inventory_from_args(args)
+    inventory, duplicates = _load(args)
     options = LintOptions(
         service_cidrs=tuple(args.service_cidr or DEFAULT_SERVICE_CIDRS),
         node_local_dns=tuple(args.node_local_dns or (NODE_LOCAL_DNS,)),
     )
     ignored = set(args.ignore)
-    findings = tuple(f for f in lint(inventory, options=options) if f.rule not in ignored)
+    found = (*lint(inventory, options=options), *duplicates)
+    findings = tuple(sorted((f for f in found if f.rule not in ignored), key=Finding.sort_key))
     if args.output == "sarif":
         out = json.dumps(sarif_log(findings, version=__version__), indent=2)
     else:
@@ -138,6 +140,17 @@ def run(args: argparse.Namespace) -> int:
         for note in inventory.notes:
             print(f"note: {note}", file=sys.stderr)
     return 1 if _fails(findings, args.fail_on) else 0
+
+
+def _load(args: argparse.Namespace) -> tuple[Inventory, list[Finding]]:
+    """Like every command's loading (``-f``/``-n``), except that a NetworkPolicy defined twice
+    becomes finding KF013 rather than an input error, so the rest is still audited."""
+    from kubefence.sources.files import read_documents
+
+    documents, problems = read_documents(list(args.filenames or []))
+    kept, duplicates = split_duplicate_policies(documents, default_namespace=args.namespace)
+    inventory = build_inventory(kept, default_namespace=args.namespace, problems=problems)
+    return inventory, duplicates
 
 
 def _fails(findings: Sequence[Finding], fail_on: str | None) -> bool:
