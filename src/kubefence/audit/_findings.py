@@ -137,7 +137,8 @@ RULES: tuple[LintRule, ...] = (
         "ipBlock covers pod addresses",
         "ipBlocks also match pod IPs (S15). Pod IPs are reassigned on every restart, so an "
         "ipBlock that covers them admits whatever pod gets the address next, bypassing the "
-        "label-based intent of the other rules.",
+        "label-based intent of the other rules. Checked against the pods' addresses in the "
+        "input, or the pod range given with --pod-cidr.",
         "select pods with podSelector/namespaceSelector, and add the pod CIDR to 'except'",
     ),
     LintRule(

@@ -68,10 +68,11 @@ _DNS_LABELS = Labels({"k8s-app": "kube-dns"})
 
 @dataclass(frozen=True, slots=True)
 class LintOptions:
-    """Cluster facts the manifests do not carry: the Service range and NodeLocal DNS address."""
+    """Cluster facts the manifests do not carry: Service and pod ranges, NodeLocal DNS."""
 
     service_cidrs: tuple[IPNetwork, ...] = DEFAULT_SERVICE_CIDRS
     node_local_dns: tuple[IPAddress, ...] = field(default=(NODE_LOCAL_DNS,))
+    pod_cidrs: tuple[IPNetwork, ...] = ()  # for KF007 when the input has no pod addresses
     settings: Settings = DEFAULT_SETTINGS
 
 
@@ -510,21 +511,25 @@ def _ipblock_targets_service(ctx: _Context) -> Iterator[Finding]:
 
 
 def _ipblock_covers_pods(ctx: _Context) -> Iterator[Finding]:
-    """KF007: an ipBlock (other than 0.0.0.0/0, ::/0) that matches known pod IPs."""
+    """KF007: an ipBlock (other than 0.0.0.0/0, ::/0) that matches known pod IPs, or that
+    overlaps a pod CIDR given in the options (for inputs without pod addresses)."""
     candidates = [p for p in ctx.inventory.pods if p.ips and not p.host_network]
-    if not candidates:
-        return
     for compiled, path, block in _ip_blocks(ctx):
         if block.cidr.prefixlen == 0:
             continue
         covered = [p.key for p in candidates if any(ip_in_block(ip, block) for ip in p.ips)]
-        if not covered:
-            continue
-        names = ", ".join(covered[:3]) + (", ..." if len(covered) > 3 else "")
+        if covered:
+            names = ", ".join(covered[:3]) + (", ..." if len(covered) > 3 else "")
+            what = f"the addresses of {len(covered)} pod(s) ({names})"
+        else:
+            ranges = [str(c) for c in ctx.options.pod_cidrs if _overlap_left(block, c)]
+            if not ranges:
+                continue
+            what = f"part of the pod range {', '.join(ranges)}"
         yield ctx.finding(
             "KF007",
-            f"{path} {_block_text(block)} covers the addresses of {len(covered)} pod(s) "
-            f"({names}): it admits whichever pod holds those IPs, regardless of labels",
+            f"{path} {_block_text(block)} covers {what}: it admits whichever pod holds those "
+            "IPs, regardless of labels",
             policy=compiled.source,
             path=path,
         )

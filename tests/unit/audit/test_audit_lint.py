@@ -326,6 +326,18 @@ def test_kf007_s15_block_excepting_pods_or_outside_them_is_quiet() -> None:
     assert ids(pods=[WEB, DB], policies=[policy("p", ingress=rules)], rule="KF007") == []
 
 
+def test_kf007_s15_pod_cidr_option_reports_blocks_without_pod_addresses() -> None:
+    """With --pod-cidr, a block overlapping the pod range reports even with no pods."""
+    rule = Rule(peers=(block("10.0.0.0/8"),))
+    excepted = Rule(peers=(block("10.0.0.0/8", "10.244.0.0/16"),))
+    inventory = Inventory.of(policies=[policy("p", ingress=[rule, excepted])])
+    options = LintOptions(pod_cidrs=(ipaddress.ip_network("10.244.0.0/16"),))
+    found = [f for f in lint(inventory, options=options) if f.rule == "KF007"]
+    assert [f.path for f in found] == ["spec.ingress[0].from[0].ipBlock"]
+    assert "pod range 10.244.0.0/16" in found[0].message
+    assert [f for f in lint(inventory) if f.rule == "KF007"] == []
+
+
 # --- KF008 spoofable namespaceSelector {} -----------------------------------------------------
 
 

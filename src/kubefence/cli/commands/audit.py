@@ -95,6 +95,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default: {', '.join(str(c) for c in DEFAULT_SERVICE_CIDRS)})",
     )
     parser.add_argument(
+        "--pod-cidr",
+        action="append",
+        type=_network,
+        metavar="CIDR",
+        help="the cluster's pod range, for KF007 when the input has no pod addresses; repeatable",
+    )
+    parser.add_argument(
         "--node-local-dns",
         action="append",
         type=_address,
@@ -121,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     options = LintOptions(
         service_cidrs=tuple(args.service_cidr or DEFAULT_SERVICE_CIDRS),
         node_local_dns=tuple(args.node_local_dns or (NODE_LOCAL_DNS,)),
+        pod_cidrs=tuple(args.pod_cidr or ()),
     )
     ignored = set(args.ignore)
     found = (*lint(inventory, options=options), *duplicates)
