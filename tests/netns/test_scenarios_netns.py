@@ -10,7 +10,7 @@ addresses must also match its written expectation.
 from __future__ import annotations
 
 import pytest
-from tests.netns.conftest import SandboxMaker
+from tests.netns.conftest import SandboxMaker, confirmed
 from tests.scenarios.corpus import Scenario, load_scenarios
 
 from kubefence.api import IPAddress, Protocol
@@ -56,7 +56,7 @@ def test_s03_s05_scenario_replayed_on_real_packets(
                     port=port,
                     protocol=protocol,
                 ).allowed
-                assert result.reachable is expected, (
+                assert confirmed(sandbox, result, expected) is expected, (
                     f"{src} -> {dst} {protocol.value}/{port} IPv{family}: predicted "
                     f"{'allowed' if expected else 'denied'}, packets {result.outcome.value}"
                 )

@@ -558,6 +558,11 @@ class Sandbox:
             for number, (port, protocol) in enumerate(specs)
         ]
 
+    def confirm(self, results: Sequence[ProbeResult], *, timeout: float = 3.0) -> list[ProbeResult]:
+        """Probe the same targets again with a longer timeout: on a loaded machine a short
+        timeout can mistake a slow answer for a drop; a real drop stays a drop."""
+        return run_probes([r.target for r in results], timeout=timeout)
+
     @property
     def node_endpoint(self) -> str:
         """How ``decide`` names the sandbox's node (``node:kf-<name>-node``)."""
