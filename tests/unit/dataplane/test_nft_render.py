@@ -150,3 +150,16 @@ def test_same_inputs_render_the_same_text() -> None:
     first = render_ruleset(inventory, addresses=forward)
     assert first == render_ruleset(inventory, addresses=backward)
     assert first == render_ruleset(inventory, addresses=forward)
+
+
+@given(_clusters())
+def test_s06_established_and_related_pass_before_any_policy(
+    cluster: tuple[Inventory, dict[str, tuple[IPAddress, ...]]],
+) -> None:
+    """S06: in every hook chain the first rule accepts established and related packets, so
+    replies of an allowed connection never meet a policy check."""
+    inventory, addresses = cluster
+    text = render_ruleset(inventory, addresses=addresses)
+    hooks = re.findall(r"\tchain \w+ \{\n\t\ttype filter hook \w+[^\n]*\n\t\t([^\n]*)", text)
+    assert len(hooks) == 2  # forward and input (output only with allow_from_node off)
+    assert all(rule == "ct state established,related accept" for rule in hooks)
