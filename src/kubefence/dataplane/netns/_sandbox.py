@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from kubefence.dataplane.netns._plan import (
     plan_slots,
 )
 from kubefence.dataplane.netns._probe import ProbeResult, ProbeTarget, run_probes
+from kubefence.dataplane.netns._rtnl import configure_pod
 from kubefence.dataplane.netns._server import ServedPod, is_nginx_image, server_spec
 from kubefence.dataplane.netns._state import (
     RUN_DIR,
@@ -57,6 +57,7 @@ from kubefence.dataplane.netns._state import (
 )
 from kubefence.dataplane.netns._system import (
     check_environment,
+    entered,
     process_alive,
     process_start_time,
     read_sysctl,
@@ -212,29 +213,6 @@ def _ip_batch(commands: Sequence[str], *, netns: str | None = None) -> None:
     run(argv, stdin="\n".join(commands) + "\n")
 
 
-def _ip_batches_parallel(batches: Mapping[str, Sequence[str]], *, width: int = 8) -> None:
-    """One ``ip -n NS -b -`` per namespace, ``width`` at a time."""
-    items = list(batches.items())
-    errors: list[str] = []
-    for start in range(0, len(items), width):
-        procs = []
-        for netns, commands in items[start : start + width]:
-            proc = subprocess.Popen(
-                ["ip", "-n", netns, "-b", "-"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            procs.append((netns, proc, "\n".join(commands) + "\n"))
-        for netns, proc, text in procs:
-            _, err = proc.communicate(text)
-            if proc.returncode != 0:
-                errors.append(f"{netns}: {err.strip()}")
-    if errors:
-        raise DataplaneError("configuring pod namespaces failed: " + "; ".join(errors[:5]))
-
-
 def _node_links(slots: Sequence[PodSlot]) -> list[str]:
     commands = []
     for slot in slots:
@@ -246,18 +224,6 @@ def _node_links(slots: Sequence[PodSlot]) -> list[str]:
             f"route add {slot.ipv6}/128 dev {slot.node_if}",
         ]
     return commands
-
-
-def _pod_config(slot: PodSlot) -> list[str]:
-    return [
-        "link set lo up",
-        f"addr add {slot.ipv4}/32 dev eth0",
-        f"addr add {slot.ipv6}/128 dev eth0 nodad",
-        "link set eth0 up",
-        f"route add {GATEWAY_V4} dev eth0 scope link",
-        f"route add default via {GATEWAY_V4} dev eth0",
-        f"route add default via inet6 {GATEWAY_V6} dev eth0",
-    ]
 
 
 _POD_SYSCTLS = {
@@ -656,7 +622,16 @@ class Sandbox:
         for slot in slots:
             write_sysctl(slot.netns, _POD_SYSCTLS, required=False)
         _ip_batch(_node_links(slots), netns=self.state.node_netns)
-        _ip_batches_parallel({s.netns: _pod_config(s) for s in slots})
+        for slot in slots:  # in-process rtnetlink: no process per pod
+            try:
+                with entered(slot.netns):
+                    configure_pod(
+                        ipv4=slot.ipv4, ipv6=slot.ipv6, gateway_v4=GATEWAY_V4, gateway_v6=GATEWAY_V6
+                    )
+            except (OSError, DataplaneError) as exc:
+                raise DataplaneError(
+                    f"configuring {slot.key} in {slot.netns} failed: {exc}"
+                ) from exc
 
     def _server_alive(self) -> bool:
         server = self.state.server
