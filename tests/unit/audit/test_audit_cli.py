@@ -182,3 +182,28 @@ def test_kf013_other_invalid_input_still_exits_2(
     )
     assert main(["audit", "-f", str(tmp_path)]) == 2
     assert "Sideways" in capsys.readouterr().err
+
+
+def _readme_block(command: str) -> str:
+    """The output pasted under ``$ command`` in examples/multi-tenant/README.md."""
+    text = (EXAMPLE / "README.md").read_text()
+    start = text.index(f"$ {command}\n") + len(command) + 3
+    return text[start : text.index("```", start)]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "kubefence audit -f examples/multi-tenant --tenant-label tenant",
+        "kubefence isolate -n analytics --egress --allow-dns --allow-from-namespace monitoring",
+        "kubefence isolate -n analytics billing --egress --allow-dns --allow-from-namespace "
+        "monitoring --check -f examples/multi-tenant",
+    ],
+)
+def test_readme_walkthrough_shows_the_real_output(
+    command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outputs pasted in the example's README are what the commands print today."""
+    monkeypatch.chdir(ROOT)
+    assert main(command.split()[1:]) == 0
+    assert capsys.readouterr().out == _readme_block(command)
