@@ -12,6 +12,7 @@ the input contains pods: a repository of policies alone says nothing about which
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -582,15 +583,18 @@ def _no_default_deny(ctx: _Context) -> Iterator[Finding]:
                 )
             )
             coverage = f"; {isolated} of {len(pods)} pod(s) are isolated by narrower policies"
-            anchor = policies[0].source if not declared and policies else None
-            yield ctx.finding(
+            found = ctx.finding(
                 rule_id,
                 f"namespace {name} has no default-deny {direction.value} policy"
                 f"{coverage if pods else ''}",
                 namespace=namespace if declared else None,
                 namespace_name=name,
-                policy=anchor,
             )
+            anchor = policies[0].source.origin if policies else None
+            if found.file is None and anchor is not None:
+                # Not declared in the input: point at a policy of the namespace instead.
+                found = dataclasses.replace(found, file=anchor.file, line=anchor.line)
+            yield found
 
 
 def _allow_all_rule(ctx: _Context) -> Iterator[Finding]:

@@ -470,3 +470,10 @@ def test_kf005_each_blind_pod_is_reported_once_at_the_broadest_policy() -> None:
     deny = policy("zz-default-deny", types=EGR)
     found = ids(pods=[WEB], policies=[narrow, deny], rule="KF005")
     assert [f.object for f in found] == ["NetworkPolicy a/zz-default-deny"]
+
+
+def test_kf009_undeclared_namespace_points_at_one_of_its_policies() -> None:
+    """A namespace only known from pods and a policy is located at that policy's file."""
+    narrow = policy("web-only", selector=sel(app="web"), file="web.yaml", line=4)
+    found = ids(pods=[WEB, DB], policies=[narrow], rule="KF009")
+    assert [(f.object, f.file, f.line) for f in found] == [("Namespace a", "web.yaml", 4)]
