@@ -120,7 +120,9 @@ def render_json(matrices: Sequence[Matrix], *, as_list: bool) -> str:
     """DESIGN.md's ``matrix -o json`` object, or a list of them (one per port class)."""
     docs = [m.to_json() for m in matrices]
     payload: object = docs if as_list else docs[0]
-    return json.dumps(payload, indent=2) + "\n"
+    # Indented for people when small; compact (and C-encoded, much faster) when large.
+    small = all(len(m.endpoints) <= PER_POD_LIMIT for m in matrices)
+    return json.dumps(payload, indent=2 if small else None) + "\n"
 
 
 def render_csv(matrices: Sequence[Matrix]) -> str:

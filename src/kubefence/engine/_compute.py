@@ -69,6 +69,7 @@ class ReachabilityAnalysis:
         self._block_pos = {b: k for k, b in enumerate(self.classes.blocks)}
         self._peer_cache: dict[tuple[PeerMatcher, ...], BoolArray] = {}
         self._rule_cache: dict[int, BoolArray] = {}  # id(rule) of rules in self.policies
+        self._named_cache: dict[tuple[str, Protocol], IntArray] = {}
         self._by_namespace: dict[int, list[tuple[CompiledPolicy, BoolArray]]] = {}
         for policy in self.policies:
             k = self.classes.namespace_index(policy.namespace)
@@ -144,10 +145,9 @@ class ReachabilityAnalysis:
 
     # --- port-dependent vectors ----------------------------------------------------------
 
-    def _resolved(
-        self, name: str, protocol: Protocol, cache: dict[tuple[str, Protocol], IntArray]
-    ) -> IntArray:
+    def _resolved(self, name: str, protocol: Protocol) -> IntArray:
         """Per class: the number ``name``/``protocol`` resolves to (S21), -1 when undeclared."""
+        cache = self._named_cache  # port-independent: shared by every port asked
         hit = cache.get((name, protocol))
         if hit is None:
             memo: dict[tuple[ContainerPort, ...], int] = {}
@@ -169,7 +169,6 @@ class ReachabilityAnalysis:
         *,
         effective: IntArray,
         protocol: Protocol,
-        named: dict[tuple[str, Protocol], IntArray],
     ) -> BoolArray:
         """Destination classes where the connection's port matches any of ``matchers``."""
         out = np.zeros(self.classes.count, dtype=np.bool_)
@@ -180,7 +179,7 @@ class ReachabilityAnalysis:
             if m.protocol is not protocol:
                 continue
             if m.name is not None:  # S21: named, resolved at the destination pod
-                resolved = self._resolved(m.name, protocol, named)
+                resolved = self._resolved(m.name, protocol)
                 out |= (resolved == effective) & self._named_targets
             elif m.low is None:  # S19: protocol only, every port
                 out[:] = True
@@ -197,13 +196,12 @@ class ReachabilityAnalysis:
         classes = self.classes
         count = classes.count
         port = parse_port(port)
-        named: dict[tuple[str, Protocol], IntArray] = {}
         if isinstance(port, int):
             effective = np.full(count, port, dtype=np.int64)
         else:
             # A port name is resolved per destination; a destination that does not declare it
             # cannot be connected to on it.
-            effective = self._resolved(port, protocol, named)
+            effective = self._resolved(port, protocol)
         reachable = effective >= 0
         allowed = np.ones((count, count), dtype=np.bool_)
         allowed[:, ~reachable] = False
@@ -217,9 +215,7 @@ class ReachabilityAnalysis:
             hit = port_cache.get(rule.ports)
             if hit is None:
                 hit = (
-                    self._port_vector(
-                        rule.ports, effective=effective, protocol=protocol, named=named
-                    )
+                    self._port_vector(rule.ports, effective=effective, protocol=protocol)
                     & reachable
                 )
                 port_cache[rule.ports] = hit
@@ -280,8 +276,7 @@ class ReachabilityAnalysis:
         overrides = self._from_node
         if overrides and not isinstance(parse_port(port), int):
             # A name the destination does not declare stays unreachable, even from its node.
-            named: dict[tuple[str, Protocol], IntArray] = {}
-            declared = self._resolved(str(port), protocol, named)[self.classes.of_pod] >= 0
+            declared = self._resolved(str(port), protocol)[self.classes.of_pod] >= 0
             overrides = tuple(
                 (i, kept)
                 for i, dsts in overrides

@@ -89,11 +89,10 @@ class ReachabilityModel:
         analysis = ReachabilityAnalysis(inventory, settings=self.settings)
         of_pod = analysis.classes.of_pod
         n = len(self._pods)
-        named: dict[tuple[str, Protocol], npt.NDArray[np.int64]] = {}
         if isinstance(self.port, int):
             effective = np.full(analysis.classes.count, self.port, dtype=np.int64)
         else:
-            effective = analysis._resolved(self.port, self.protocol, named)
+            effective = analysis._resolved(self.port, self.protocol)
         reachable = effective >= 0
         for policy in analysis.policies:
             self._policies[policy.source.key] = policy
@@ -102,7 +101,7 @@ class ReachabilityModel:
             for rule in _rules(policy):
                 self._peer[id(rule)] = self._padded(analysis.rule_peers(rule)[of_pod], n)
                 ports = analysis._port_vector(
-                    rule.ports, effective=effective, protocol=self.protocol, named=named
+                    rule.ports, effective=effective, protocol=self.protocol
                 )
                 self._portok[id(rule)] = self._padded((ports & reachable)[of_pod], n)
         for i in range(n):
