@@ -184,6 +184,7 @@ def test_verify_reports_mismatch_with_explanation(
     assert main(["sandbox", "verify", "--name", name, "--timeout", "0.3"]) == 1
     out = capfd.readouterr().out
     assert "MISMATCH TCP/80 default/busybox -> test/nginx: predicted denied" in out
+    assert "DENIED: default/busybox -> test/nginx on 80/TCP" in out  # explain's own text
     assert "isolated by test/allow-policy" in out
 
 

@@ -14,14 +14,16 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
 from kubefence.api import Inventory, IPAddress, Protocol
 from kubefence.cli._inputs import add_input_arguments
+from kubefence.cli._render_decision import render_text
 from kubefence.dataplane import netns
 from kubefence.errors import InputError, KubefenceError
-from kubefence.semantics import Decision, decide
+from kubefence.semantics import decide
 
 NAME = "sandbox"
 HELP = "run the manifests on a network-namespace cluster and enforce the policies with nftables"
@@ -210,24 +212,6 @@ def _probe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _explain(decision: Decision) -> str:
-    """One line: why the reference evaluator decided as it did."""
-    parts = [f"reason: {decision.reason.value}"]
-    for side in (decision.egress, decision.ingress):
-        if side is None or not side.applicable:
-            continue
-        label = f"{side.direction.value} of {side.endpoint}"
-        if not side.isolated:
-            parts.append(f"{label}: not isolated")
-        elif side.allowed:
-            admitted = ", ".join(f"{a.policy.key} rule {a.rule}" for a in side.admitted_by)
-            parts.append(f"{label}: allowed by {admitted}")
-        else:
-            isolating = ", ".join(p.key for p in side.isolating)
-            parts.append(f"{label}: isolated by {isolating}, no rule admits it")
-    return "; ".join(parts)
-
-
 def _has_ip_blocks(inventory: Inventory) -> bool:
     return any(
         peer.ip_block is not None
@@ -297,8 +281,9 @@ def _verify(args: argparse.Namespace) -> int:
         print(
             f"MISMATCH {protocol.value}/{port} {src} -> {dst}: predicted "
             f"{'allowed' if expected else 'denied'}, packets {result.outcome.value} "
-            f"({result.detail}); {_explain(decision)}"
+            f"({result.detail}); the prediction:"
         )
+        print(textwrap.indent(render_text(decision), "    "))
     total = passed + mismatches + unprobed
     print(
         f"verify {args.name!r} (IPv{family}): {total} pairs on {len(specs)} port/protocol "
