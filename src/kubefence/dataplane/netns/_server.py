@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubefence.dataplane.netns._system import entered
+from kubefence.dataplane.netns._system import entered, raise_fd_limit
 
 __all__ = ["NGINX_WELCOME", "ServedPod", "main", "server_spec"]
 
@@ -199,6 +199,7 @@ def serve(pods: Sequence[ServedPod], *, ready: int | None = None) -> None:
         raise _Stopped  # interrupts select() at once (PEP 475 would otherwise resume it)
 
     signal.signal(signal.SIGTERM, _stop)
+    raise_fd_limit()  # one socket per (pod, port, protocol): thousands in a large sandbox
     try:
         count = _open_all(pods, sel)
     except Exception as exc:  # reported to the launcher, which prints it and exits 1
