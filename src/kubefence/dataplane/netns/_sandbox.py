@@ -65,7 +65,7 @@ from kubefence.dataplane.netns._system import (
     terminate,
     write_sysctl,
 )
-from kubefence.errors import DataplaneError, InputError
+from kubefence.errors import DataplaneError, EnvironmentProblem, InputError
 from kubefence.semantics import DEFAULT_SETTINGS, Settings, resolve_named_port
 
 __all__ = [
@@ -654,8 +654,14 @@ class Sandbox:
                 "kubefence.dataplane.netns._server",
                 str(spec),
                 str(self.directory / "server.log"),
-            ]
+            ],
+            check=False,
         )
+        if done.returncode != 0:
+            message = (done.stderr or done.stdout).strip() or f"exit status {done.returncode}"
+            if "Too many open files" in message:
+                message += " (raise the open-file limit: ulimit -n, one socket per pod port)"
+            raise EnvironmentProblem(f"the sandbox server did not start: {message}")
         words = done.stdout.split()
         if len(words) < 2 or words[0] != "ready":
             raise DataplaneError(f"the sandbox server did not start: {done.stdout.strip()}")
