@@ -7,10 +7,12 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.netns.conftest import QUICKSTART_PODS, SandboxMaker, inventory_of, unique_name
 
+from kubefence.api import Inventory
 from kubefence.cli.main import main
 from kubefence.dataplane.netns import RUN_DIR, Sandbox, down, status
 from kubefence.dataplane.netns._state import load_state, save_state
@@ -135,3 +137,49 @@ def test_two_sandboxes_coexist_and_go_down_independently(make_sandbox: SandboxMa
     assert status(second.name).healthy
     matrix = second.probe(port=80, timeout=0.3)
     assert matrix.results[("default/busybox", "test/nginx")].reachable is True
+
+
+def test_ruleset_is_installed_before_any_pod_link_or_forwarding(
+    sandbox_names: list[str],
+) -> None:
+    """When the ruleset is rendered for `up`, no pod link exists and the node does not forward,
+    so no packet can pass before the policies are in place."""
+    from kubefence.dataplane.nft import render_ruleset
+
+    name = unique_name()
+    sandbox_names.append(name)
+    seen: list[tuple[str, str]] = []
+
+    def spy(inventory: Inventory, **kwargs: Any) -> str:
+        node = f"kf-{name}-node"
+        links = subprocess.run(
+            ["ip", "-n", node, "-o", "link"], capture_output=True, text=True, check=True
+        ).stdout
+        forwarding = subprocess.run(
+            ["ip", "netns", "exec", node, "cat", "/proc/sys/net/ipv4/ip_forward"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        seen.append((links, forwarding))
+        return render_ruleset(inventory, **kwargs)
+
+    Sandbox.up(inventory_of(QUICKSTART_PODS), name=name, renderer=spy)
+    [(links, forwarding)] = seen
+    assert "kfp" not in links
+    assert forwarding == "0"
+
+
+def test_failed_up_leaves_nothing_behind(sandbox_names: list[str]) -> None:
+    """If `up` fails half-way (here: the ruleset cannot be rendered), everything it made is
+    removed again and the error reaches the caller."""
+    name = unique_name()
+    sandbox_names.append(name)
+
+    def broken(inventory: Inventory, **kwargs: Any) -> str:
+        raise RuntimeError("renderer exploded")
+
+    with pytest.raises(RuntimeError, match="renderer exploded"):
+        Sandbox.up(inventory_of(QUICKSTART_PODS), name=name, renderer=broken)
+    assert _owned(name) == set()
+    assert not (RUN_DIR / name).exists()
