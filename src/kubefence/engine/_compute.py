@@ -43,8 +43,6 @@ __all__ = ["ReachabilityAnalysis", "compute_matrix", "parse_port"]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
-_RULE_CHUNK = 512  # rules per matrix product; bounds the memory of one namespace's block
-
 
 def parse_port(port: int | str) -> int | str:
     """A port as given by a user: digits are a number, anything else a port name."""
@@ -222,6 +220,16 @@ class ReachabilityAnalysis:
             by_rule[id(rule)] = hit
             return hit
 
+        both: dict[tuple[int, int], BoolArray] = {}
+
+        def peer_and_port(rule: CompiledRule) -> BoolArray:
+            """Egress: destinations matched by peer AND port; one shared array per pair."""
+            peers, ports = self.rule_peers(rule), port_vector(rule)
+            hit = both.get((id(peers), id(ports)))
+            if hit is None:
+                hit = both[(id(peers), id(ports))] = peers & ports
+            return hit
+
         # Ingress is computed per destination, as rows of ``ingress[dst, src]`` (contiguous
         # row blocks), and folded into ``allowed`` by one cache-friendly tiled transpose.
         ingress: BoolArray | None = None
@@ -256,7 +264,7 @@ class ReachabilityAnalysis:
                 isolated |= selected
                 for rule in policy.egress:
                     sources.append(selected)
-                    targets.append(self.rule_peers(rule) & port_vector(rule))
+                    targets.append(peer_and_port(rule))
             if isolated.any():
                 rows = np.flatnonzero(isolated)
                 block = _or_of_outer([s[rows] for s in sources], targets, shape=(len(rows), count))
@@ -310,12 +318,24 @@ def _and_transposed(target: BoolArray, other: BoolArray) -> None:
 def _or_of_outer(
     left: Sequence[BoolArray], right: Sequence[BoolArray], *, shape: tuple[int, int]
 ) -> BoolArray:
-    """OR over k of outer(left[k], right[k]), as float32 matrix products in chunks."""
+    """OR over k of outer(left[k], right[k]).
+
+    ``left`` vectors are short (the isolated classes of one namespace) and ``right`` ones long
+    (every class) and often the very same object (a peer vector shared by many rules), so rules
+    with one ``right`` are merged first and each row is then ORed in place: the work is
+    proportional to the rows each distinct vector reaches, not to rules x classes.
+    """
+    merged: dict[int, tuple[BoolArray, BoolArray]] = {}
+    for rows, vector in zip(left, right, strict=True):
+        seen = merged.get(id(vector))
+        merged[id(vector)] = (rows if seen is None else seen[0] | rows, vector)
     out = np.zeros(shape, dtype=np.bool_)
-    for start in range(0, len(left), _RULE_CHUNK):
-        a = np.asarray(left[start : start + _RULE_CHUNK], dtype=np.float32)
-        b = np.asarray(right[start : start + _RULE_CHUNK], dtype=np.float32)
-        out |= (a.T @ b) > 0
+    for rows, vector in merged.values():
+        hit = np.flatnonzero(rows)
+        if len(hit) == 1:
+            out[hit[0]] |= vector
+        elif len(hit):
+            out[hit] |= vector
     return out
 
 
