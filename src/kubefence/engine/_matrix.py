@@ -25,6 +25,8 @@ __all__ = ["Matrix", "NamespaceSummary"]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
+_SUMMARY_CELLS = 8_000_000  # class-matrix cells summed per step of namespace_summary
+
 
 @dataclass(frozen=True, slots=True)
 class NamespaceSummary:
@@ -127,16 +129,24 @@ class Matrix:
         weight = np.bincount(self.class_of, minlength=n_cls).astype(np.float64)
         cls_ns = np.zeros(n_cls, dtype=np.int64)
         cls_ns[self.class_of] = self.endpoint_namespace
-        # W[c, ns(c)] = pods of class c
-        w = np.zeros((n_cls, n_ns), dtype=np.float64)
-        if n_cls:
-            w[np.arange(n_cls), cls_ns] = weight
         counts = np.zeros((n_ns, n_ns), dtype=np.float64)
-        step = 2048
-        for lo in range(0, n_cls, step):
-            block = self.class_allowed[lo : lo + step].astype(np.float64)
-            per_dst_ns = block @ w  # [class, dst ns]: allowed pods reached
-            counts += w[lo : lo + step].T @ per_dst_ns
+        if n_cls:
+            # Columns grouped by namespace (a stable sort), summed per group with reduceat:
+            # O(classes^2) additions, never a classes x namespaces product.
+            order = np.argsort(cls_ns, kind="stable")
+            grouped_ns = cls_ns[order]
+            starts = np.flatnonzero(np.r_[True, grouped_ns[1:] != grouped_ns[:-1]])
+            present = grouped_ns[starts]
+            col_weight = weight[order]
+            step = max(1, _SUMMARY_CELLS // n_cls)
+            for lo in range(0, n_cls, step):
+                rows = order[lo : lo + step]  # sources, also grouped by namespace
+                block = self.class_allowed[rows][:, order] * col_weight
+                per_ns = np.add.reduceat(block, starts, axis=1) * weight[rows, None]
+                row_ns = cls_ns[rows]
+                cuts = np.flatnonzero(np.r_[True, row_ns[1:] != row_ns[:-1]])
+                summed = np.add.reduceat(per_ns, cuts, axis=0)  # [src ns in chunk, dst ns]
+                counts[np.ix_(row_ns[cuts], present)] += summed
         if n_cls:
             diag = np.diagonal(self.class_allowed).astype(np.float64) * weight
             np.add.at(counts, (cls_ns, cls_ns), -diag)
