@@ -47,7 +47,7 @@ class PodClasses:
     ports: tuple[tuple[ContainerPort, ...], ...]
     host_network: BoolArray
     blocks: tuple[IPBlock, ...]  # every distinct ipBlock of every peer
-    in_block: BoolArray  # [class, block]: some IP of the class's pods is inside the block
+    block_classes: tuple[IntArray, ...]  # per block: classes with an IP inside it (sorted)
     namespaces: tuple[str, ...]
     namespace_labels: tuple[Mapping[str, str], ...]
     ns_range: tuple[tuple[int, int], ...]
@@ -104,16 +104,21 @@ def _inside(
         mask_hi, mask_lo = _split(int(net.netmask))
         net_hi, net_lo = _split(int(net.network_address))
         pairs = [(mask_hi, net_hi), (mask_lo, net_lo)]
-    hit = np.ones(len(halves[0]), dtype=np.bool_)
+    hit: BoolArray | None = None
     for half, (mask, network) in zip(halves, pairs, strict=True):
-        hit &= (half & np.uint64(mask)) == np.uint64(network)
+        inside = (half & np.uint64(mask)) == np.uint64(network)
+        hit = inside if hit is None else hit & inside
+    assert hit is not None
     return hit
 
 
-def _block_membership(pods: Sequence[Pod], blocks: Sequence[IPBlock]) -> BoolArray:
-    """[pod, block] membership (S15), vectorised per address family: an address is inside a
-    network when its masked bits equal the network's (IPv6 as two 64-bit halves)."""
-    member = np.zeros((len(pods), len(blocks)), dtype=np.bool_)
+def _block_membership(pods: Sequence[Pod], blocks: Sequence[IPBlock]) -> list[list[int]]:
+    """Per pod, the indices of the blocks some IP of it lies in (S15), sparse and sorted.
+
+    Vectorised per address family and block: an address is inside a network when its masked
+    bits equal the network's (IPv6 as two 64-bit halves).
+    """
+    member: list[list[int]] = [[] for _ in pods]
     if not blocks:
         return member
     owners: dict[int, list[int]] = {4: [], 6: []}
@@ -133,7 +138,6 @@ def _block_membership(pods: Sequence[Pod], blocks: Sequence[IPBlock]) -> BoolArr
                 np.asarray([v >> 64 for v in raw], dtype=np.uint64),
                 np.asarray([v & 0xFFFF_FFFF_FFFF_FFFF for v in raw], dtype=np.uint64),
             ]
-
         for b, block in enumerate(blocks):
             if block.cidr.version != version:
                 continue
@@ -141,9 +145,19 @@ def _block_membership(pods: Sequence[Pod], blocks: Sequence[IPBlock]) -> BoolArr
             for ex in block.except_:
                 if ex.version == version:
                     hit &= ~_inside(halves, ex)
-            if hit.any():
-                member[who[hit], b] = True
+            for i in who[hit].tolist():
+                if not member[i] or member[i][-1] != b:  # two IPs of one pod in one block
+                    member[i].append(b)
     return member
+
+
+def _block_classes(member: list[list[int]], reps: list[int], count: int) -> tuple[IntArray, ...]:
+    """Per block, the sorted ids of the classes whose pods lie in it."""
+    found: list[list[int]] = [[] for _ in range(count)]
+    for c, pod in enumerate(reps):
+        for b in member[pod]:
+            found[b].append(c)
+    return tuple(np.asarray(ids, dtype=np.int64) for ids in found)
 
 
 def classify(
@@ -168,7 +182,7 @@ def classify(
             pod.labels,
             pod.host_network,
             pod.ports,
-            member[i].tobytes() if pod.ips else b"",
+            tuple(member[i]),
         )
         cls = keys.get(key)
         if cls is None:
@@ -195,7 +209,7 @@ def classify(
         ports=tuple(p.ports for p in ordered),
         host_network=np.asarray([p.host_network for p in ordered], dtype=np.bool_),
         blocks=blocks,
-        in_block=member[rep_rows] if len(reps) else np.zeros((0, len(blocks)), np.bool_),
+        block_classes=_block_classes(member, rep_rows.tolist(), len(blocks)),
         namespaces=tuple(names),
         namespace_labels=tuple(inventory.namespace_labels(n) for n in names),
         ns_range=tuple((int(starts[k]), int(starts[k + 1])) for k in range(len(names))),

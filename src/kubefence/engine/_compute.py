@@ -118,10 +118,10 @@ class ReachabilityAnalysis:
             if peer.kind is PeerKind.IP_BLOCK:
                 # S15: pod IPs inside cidr minus excepts; a pod without IPs never matches.
                 assert peer.ip_block is not None
-                column = classes.in_block[:, self._block_pos[peer.ip_block]]
+                ids = classes.block_classes[self._block_pos[peer.ip_block]]
                 if not self.settings.ipblock_matches_pods:
-                    column = column & classes.host_network
-                vector |= column
+                    ids = ids[classes.host_network[ids]]
+                vector[ids] = True
                 continue
             # S11/S12/S13/S14: pod selector within the own namespace or selected namespaces.
             ids = self.index.select(
