@@ -2,9 +2,9 @@
 
 Why this module exists: the reference evaluator answers one pair at a time; auditing a cluster
 needs every pair. This module applies the same compiled policies (``semantics._algebra``) to
-boolean vectors over pod classes and combines them with matrix products, namespace by
+boolean vectors over pod classes and combines them as unions of outer products, namespace by
 namespace (a policy only selects pods of its own namespace, S01), so that the work grows with
-classes x rules of one namespace rather than pods x pods x policies:
+the classes each distinct rule vector reaches rather than pods x pods x policies:
 
     egress_ok[s, d]  = not egress_isolated[s]  or OR_rules(selected[s] and peer[d] and port[d])
     ingress_ok[s, d] = not ingress_isolated[d] or OR_rules(selected[d] and peer[s] and port[d])
@@ -13,7 +13,8 @@ classes x rules of one namespace rather than pods x pods x policies:
 The port of a connection is always judged at its destination (S21): for ingress the selected
 pod, for egress the peer pod. ``ReachabilityAnalysis`` keeps everything that does not depend on
 the port (classes, selector results, peer vectors), so asking for many ports costs little more
-than asking for one.
+than asking for one. Memory: two classes x classes boolean matrices (allowed, and ingress
+before it is folded in), 2.3 GB at 34,000 classes; pods are expanded only on request.
 """
 
 from __future__ import annotations
