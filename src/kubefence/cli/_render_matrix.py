@@ -35,10 +35,11 @@ def _heading(matrix: Matrix) -> str:
     allowed = sum(map(sum, summary.allowed))
     pairs = sum(map(sum, summary.pairs))
     share = f" ({100.0 * allowed / pairs:.1f}%)" if pairs else ""
+    pods, spaces = len(matrix.endpoints), len(summary.namespaces)
     return (
-        f"port {matrix.port}/{matrix.protocol}: {len(matrix.endpoints)} pods in "
-        f"{len(summary.namespaces)} namespaces; {allowed:,} of {pairs:,} connections between "
-        f"distinct pods allowed{share}"
+        f"port {matrix.port}/{matrix.protocol}: {pods} pod{'s' if pods != 1 else ''} in "
+        f"{spaces} namespace{'s' if spaces != 1 else ''}; {allowed:,} of {pairs:,} connections "
+        f"between distinct pods allowed{share}"
     )
 
 
