@@ -249,6 +249,7 @@ class ClassIndex:
             if settings.host_network_selectable
             else ~classes.host_network
         )
+        self._pod_like_list: list[bool] = self._pod_like.tolist()
         self._ns_sizes = np.asarray([hi - lo for lo, hi in classes.ns_range], dtype=np.int64)
         self._ns_cache: dict[LabelSelector, BoolArray] = {}
         self._cache: dict[tuple[object, LabelSelector | None], IntArray] = {}
@@ -320,7 +321,7 @@ class ClassIndex:
         if k is None:
             return self._none
         lo, hi = self.classes.ns_range[k]
-        pod_like = self._pod_like
+        pod_like = self._pod_like_list
         labels = self._labels
         keep = [
             c
@@ -328,6 +329,25 @@ class ClassIndex:
             if pod_like[c] and (everything or selector_matches(pod_selector, labels[c]))  # type: ignore[arg-type]
         ]
         return np.asarray(keep, dtype=np.int64)
+
+    def selected_in_namespace(self, pod_selector: LabelSelector, namespace: str) -> BoolArray:
+        """A policy's targets (S01, S23) as a boolean vector over its namespace's classes.
+
+        Not cached: policy selectors rarely repeat, and this is the hottest loop of a large
+        analysis, so it avoids the cache key and the id arrays of ``select``.
+        """
+        k = self.classes.namespace_index(namespace)
+        if k is None:
+            return np.zeros(0, dtype=np.bool_)
+        lo, hi = self.classes.ns_range[k]
+        if pod_selector.is_empty:
+            return self._pod_like[lo:hi].copy()
+        pod_like, labels = self._pod_like_list, self._labels
+        return np.fromiter(
+            (pod_like[c] and selector_matches(pod_selector, labels[c]) for c in range(lo, hi)),
+            dtype=np.bool_,
+            count=hi - lo,
+        )
 
     def select(
         self,

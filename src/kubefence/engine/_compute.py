@@ -73,10 +73,8 @@ class ReachabilityAnalysis:
         for policy in self.policies:
             k = self.classes.namespace_index(policy.namespace)
             assert k is not None  # classify() saw every policy namespace
-            lo, hi = self.classes.ns_range[k]
-            selected = np.zeros(hi - lo, dtype=np.bool_)
-            ids = self.index.select(policy.pod_selector, namespace=policy.namespace)
-            selected[ids - lo] = True  # S01 + S23 (hostNetwork never selected unless set)
+            # S01 + S23 (hostNetwork never selected unless set)
+            selected = self.index.selected_in_namespace(policy.pod_selector, policy.namespace)
             self._by_namespace.setdefault(k, []).append((policy, selected))
         self._endpoint_ns = self.classes.namespace_of[self.classes.of_pod]
         # S21 + S23: named policy ports resolve only against a selectable pod's ports; a
