@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from kubefence.api import ContainerPort, Inventory, Protocol
+from kubefence.api import Inventory, Protocol
 from kubefence.engine._classes import ClassIndex, PodClasses, classify, distinct_blocks
 from kubefence.engine._matrix import Matrix
 from kubefence.semantics import (
@@ -147,16 +147,11 @@ class ReachabilityAnalysis:
         cache = self._named_cache  # port-independent: shared by every port asked
         hit = cache.get((name, protocol))
         if hit is None:
-            memo: dict[tuple[ContainerPort, ...], int] = {}
-            values = []
-            for ports in self.classes.ports:
-                value = memo.get(ports)
-                if value is None:
-                    resolved = resolve_named_port(name, protocol, ports)
-                    value = -1 if resolved is None else resolved
-                    memo[ports] = value
-                values.append(value)
-            hit = np.asarray(values, dtype=np.int64)
+            # Resolving directly is cheaper than hashing the port tuples to share answers.
+            found = (resolve_named_port(name, protocol, ports) for ports in self.classes.ports)
+            hit = np.fromiter(
+                (-1 if n is None else n for n in found), dtype=np.int64, count=self.classes.count
+            )
             cache[(name, protocol)] = hit
         return hit
 
