@@ -174,3 +174,19 @@ def test_bad_port_or_protocol_exits_2(
     assert code == 2
     assert message in err
     assert "Traceback" not in err
+
+
+def test_per_pod_output_refuses_huge_clusters(
+    manifest: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond the per-pod limit, json/csv/dot exit 2 pointing at the namespace table, which
+    still works."""
+    from kubefence.cli.commands import matrix as command
+
+    monkeypatch.setattr(command, "PER_POD_MAX", 1)
+    code, _, err = run(capsys, "-f", str(manifest), "--port", "80", "-o", "json")
+    assert code == 2
+    assert "per-namespace summary" in err
+    code, out, _ = run(capsys, "-f", str(manifest), "--port", "80")
+    assert code == 0
+    assert "port 80/TCP" in out

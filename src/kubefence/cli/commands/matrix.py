@@ -21,6 +21,7 @@ from kubefence.cli._render_matrix import (
     render_table,
 )
 from kubefence.engine import Matrix, ReachabilityAnalysis, port_classes
+from kubefence.errors import InputError
 from kubefence.semantics import parse_port, parse_protocol
 
 NAME = "matrix"
@@ -66,10 +67,21 @@ def compute(
     return [analysis.matrix(c.port, c.protocol, label=c.label) for c in classes]
 
 
+# Per-pod output holds pods^2 cells; beyond this many pods it would not fit in memory or be
+# read by anyone, so those formats refuse and point at the per-namespace table.
+PER_POD_MAX = 20_000
+
+
 def run(args: argparse.Namespace) -> int:
     inventory = inventory_from_args(args)
-    matrices = compute(ReachabilityAnalysis(inventory), port=args.port, protocol=args.protocol)
     output: str = args.output
+    per_pod_output = output in ("json", "csv", "dot") or bool(args.per_pod)
+    if per_pod_output and len(inventory.pods) > PER_POD_MAX:
+        raise InputError(
+            f"{len(inventory.pods):,} pods are too many for per-pod output ({PER_POD_MAX:,} at "
+            "most): use -o table or -o md without --per-pod for the per-namespace summary"
+        )
+    matrices = compute(ReachabilityAnalysis(inventory), port=args.port, protocol=args.protocol)
     if output == "json":
         text = render_json(matrices, as_list=args.port is None)
     elif output == "csv":
