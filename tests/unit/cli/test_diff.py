@@ -125,6 +125,18 @@ def test_diff_missing_file_exits_2(
     assert "Traceback" not in capsys.readouterr().err
 
 
+def test_diff_refuses_clusters_beyond_the_pod_limit(
+    files: dict[str, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond the pod limit the diff exits 2 with a message instead of exhausting memory."""
+    from kubefence.cli.commands import diff as command
+
+    monkeypatch.setattr(command, "DIFF_MAX_PODS", 1)
+    code = main(["diff", "-f", str(files["allow"]), "--against", str(files["deny"])])
+    assert code == 2
+    assert "too many for a pod-by-pod diff" in capsys.readouterr().err
+
+
 @given(inventories(max_pods=4, max_policies=2), st.lists(policies("changed"), max_size=1))
 def test_diff_equals_reference_verdict_changes(
     old: Inventory, replacement: list[NetworkPolicy]

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from kubefence.cli._inputs import add_input_arguments, inventory_from_args
 from kubefence.engine import Change, ReachabilityDiff, diff_inventories
+from kubefence.errors import InputError
 from kubefence.semantics import parse_protocol
 
 NAME = "diff"
@@ -24,6 +25,7 @@ HELP = (
 )
 
 EXIT_CHANGED = 1
+DIFF_MAX_PODS = 20_000  # the diff compares pods^2 cells per port class
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,6 +95,12 @@ def run(args: argparse.Namespace) -> int:
     old = inventory_from_args(args)
     new_args = argparse.Namespace(filenames=args.against, namespace=args.namespace)
     new = inventory_from_args(new_args)
+    largest = max(len(old.pods), len(new.pods))
+    if largest > DIFF_MAX_PODS:
+        raise InputError(
+            f"{largest:,} pods are too many for a pod-by-pod diff ({DIFF_MAX_PODS:,} at most); "
+            "diff the namespaces that changed"
+        )
     protocols = [parse_protocol(args.protocol)] if args.protocol else None
     diff = diff_inventories(old, new, protocols=protocols)
     sys.stdout.write(render_json(diff) if args.output == "json" else render_table(diff))
