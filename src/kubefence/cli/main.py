@@ -42,20 +42,34 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_INPUT)
 
 
-def _commands() -> list[CommandModule]:
+def _command_names() -> list[str]:
+    """Subcommand module names, found without importing them (module name == command NAME)."""
     import kubefence.cli.commands as package
 
-    modules = []
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{package.__name__}.{info.name}")
-        if hasattr(module, "NAME") and hasattr(module, "run"):
-            modules.append(cast(CommandModule, module))
-    return modules
+    return sorted(
+        info.name
+        for info in pkgutil.iter_modules(package.__path__)
+        if not info.name.startswith("_")
+    )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _load_command(name: str) -> CommandModule:
+    module = importlib.import_module(f"kubefence.cli.commands.{name}")
+    return cast(CommandModule, module)
+
+
+def _requested_command(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line (its first positional word), if it is one."""
+    for word in argv:
+        if word.startswith("-"):
+            return None  # a global option (e.g. --help) first: build the full parser
+        return word if word in _command_names() else None
+    return None
+
+
+def build_parser(*, only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``only``, just that subcommand is imported and registered, so
+    a command does not pay for importing every other command's dependencies (numpy, ...)."""
     parser = _Parser(
         prog="kubefence",
         description="Kubernetes NetworkPolicy, exactly: validate, explain, compute reachability, "
@@ -63,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     subparsers.required = True
-    for module in _commands():
+    for name in [only] if only is not None else _command_names():
+        module = _load_command(name)
         sub = subparsers.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.add_arguments(sub)
         sub.set_defaults(_run=module.run)
@@ -73,8 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     import os
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only=_requested_command(words))
+    args = parser.parse_args(words)
     run = cast(Callable[[argparse.Namespace], int], args._run)
     try:
         return run(args)

@@ -53,3 +53,29 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
         cli_main.main(["no-such-command"])
     assert info.value.code == 2
     assert "usage" in capsys.readouterr().err
+
+
+def test_every_command_module_is_named_after_its_command() -> None:
+    """Lazy loading finds a command by module name, so each module's NAME must equal it."""
+    names = cli_main._command_names()
+    assert "validate" in names
+    for name in names:
+        assert name == cli_main._load_command(name).NAME
+
+
+def test_running_one_command_imports_only_that_command() -> None:
+    """`kubefence validate` does not import other commands or numpy (fast start-up)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from kubefence.cli.main import main; "
+        "rc = main(['validate', '-f', 'examples/quickstart']); "
+        "print(sorted(m for m in sys.modules if m.startswith('kubefence.cli.commands.'))); "
+        "print('numpy' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[-2] == "['kubefence.cli.commands.validate']"
+    assert out[-1] == "False"
