@@ -13,7 +13,12 @@ import json
 import sys
 from collections.abc import Sequence
 
-from kubefence.cli._inputs import add_input_arguments, inventory_from_args
+from kubefence.cli._inputs import (
+    add_input_arguments,
+    add_settings_arguments,
+    inventory_from_args,
+    settings_from_args,
+)
 from kubefence.engine import Change, ReachabilityDiff, diff_inventories
 from kubefence.errors import InputError
 from kubefence.semantics import parse_protocol
@@ -30,6 +35,7 @@ DIFF_MAX_PODS = 20_000  # the diff compares pods^2 cells per port class
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(parser)
+    add_settings_arguments(parser)
     parser.add_argument(
         "--against",
         action="append",
@@ -102,6 +108,6 @@ def run(args: argparse.Namespace) -> int:
             "diff the namespaces that changed"
         )
     protocols = [parse_protocol(args.protocol)] if args.protocol else None
-    diff = diff_inventories(old, new, protocols=protocols)
+    diff = diff_inventories(old, new, protocols=protocols, settings=settings_from_args(args))
     sys.stdout.write(render_json(diff) if args.output == "json" else render_table(diff))
     return EXIT_CHANGED if args.exit_code and diff.changed else 0

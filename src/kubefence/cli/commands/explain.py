@@ -11,7 +11,12 @@ import argparse
 import json
 import sys
 
-from kubefence.cli._inputs import add_input_arguments, inventory_from_args
+from kubefence.cli._inputs import (
+    add_input_arguments,
+    add_settings_arguments,
+    inventory_from_args,
+    settings_from_args,
+)
 from kubefence.cli._render_decision import decision_to_json, render_text
 from kubefence.semantics import decide
 
@@ -24,6 +29,7 @@ EXIT_MISMATCH = 1
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(parser)
+    add_settings_arguments(parser)
     parser.add_argument(
         "--from",
         dest="source",
@@ -55,7 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     inventory = inventory_from_args(args)
     decision = decide(
-        inventory, args.source, args.destination, port=args.port, protocol=args.protocol
+        inventory,
+        args.source,
+        args.destination,
+        port=args.port,
+        protocol=args.protocol,
+        settings=settings_from_args(args),
     )
     if args.output == "json":
         print(json.dumps(decision_to_json(decision), indent=2, sort_keys=False))

@@ -12,7 +12,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kubefence.cli._inputs import add_input_arguments, inventory_from_args
+from kubefence.cli._inputs import (
+    add_input_arguments,
+    add_settings_arguments,
+    inventory_from_args,
+    settings_from_args,
+)
 from kubefence.cli._render_matrix import (
     render_csv,
     render_dot,
@@ -35,6 +40,7 @@ FORMATS = ("table", "json", "csv", "md", "dot")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(parser)
+    add_settings_arguments(parser)
     parser.add_argument(
         "--port",
         help="destination port: a number or a container port name (resolved per destination); "
@@ -81,7 +87,11 @@ def run(args: argparse.Namespace) -> int:
             f"{len(inventory.pods):,} pods are too many for per-pod output ({PER_POD_MAX:,} at "
             "most): use -o table or -o md without --per-pod for the per-namespace summary"
         )
-    matrices = compute(ReachabilityAnalysis(inventory), port=args.port, protocol=args.protocol)
+    matrices = compute(
+        ReachabilityAnalysis(inventory, settings=settings_from_args(args)),
+        port=args.port,
+        protocol=args.protocol,
+    )
     if output == "json":
         text = render_json(matrices, as_list=args.port is None)
     elif output == "csv":

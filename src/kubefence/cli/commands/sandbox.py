@@ -19,7 +19,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kubefence.api import Inventory, IPAddress, Protocol
-from kubefence.cli._inputs import add_input_arguments
+from kubefence.cli._inputs import (
+    add_input_arguments,
+    add_settings_arguments,
+    settings_from_args,
+)
 from kubefence.cli._render_decision import render_text
 from kubefence.dataplane import netns
 from kubefence.errors import InputError, KubefenceError
@@ -52,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     up = _named("up", "create the sandbox: namespaces, nftables, servers")
     add_input_arguments(up)
+    add_settings_arguments(up)
     apply = _named("apply", "replace what runs (policies, labels, pods) in one nft transaction")
     add_input_arguments(apply)
     probe = _named("probe", "real-packet reachability between every pair of pods")
@@ -143,7 +148,11 @@ def _up(args: argparse.Namespace) -> int:
     netns.check_environment()
     inventory, contents = _read_manifests(args)
     sandbox = netns.Sandbox.up(
-        inventory, name=args.name, manifests=contents, default_namespace=args.namespace
+        inventory,
+        name=args.name,
+        manifests=contents,
+        default_namespace=args.namespace,
+        settings=settings_from_args(args),
     )
     pods = sandbox.state.pods
     print(
