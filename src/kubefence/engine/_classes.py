@@ -11,7 +11,7 @@ classes of one namespace form one contiguous range (a numpy slice, not a fancy i
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +51,9 @@ class PodClasses:
     namespaces: tuple[str, ...]
     namespace_labels: tuple[Mapping[str, str], ...]
     ns_range: tuple[tuple[int, int], ...]
+    # name -> index in ``namespaces``; a field, because hashing the names on every lookup (a
+    # memo keyed by the tuple) cost more than the lookups themselves.
+    namespace_position: Mapping[str, int]
 
     @property
     def count(self) -> int:
@@ -58,24 +61,6 @@ class PodClasses:
 
     def namespace_index(self, name: str) -> int | None:
         return self.namespace_position.get(name)
-
-    @property
-    def namespace_position(self) -> Mapping[str, int]:
-        return _positions(self.namespaces)
-
-
-_POSITIONS: dict[tuple[str, ...], dict[str, int]] = {}
-
-
-def _positions(names: tuple[str, ...]) -> dict[str, int]:
-    """name -> index, memoised on the (immutable) tuple of namespace names."""
-    found = _POSITIONS.get(names)
-    if found is None:
-        if len(_POSITIONS) > 8:
-            _POSITIONS.clear()
-        found = {n: k for k, n in enumerate(names)}
-        _POSITIONS[names] = found
-    return found
 
 
 def distinct_blocks(policies: Iterable[CompiledPolicy]) -> tuple[IPBlock, ...]:
@@ -213,6 +198,7 @@ def classify(
         namespaces=tuple(names),
         namespace_labels=tuple(inventory.namespace_labels(n) for n in names),
         ns_range=tuple((int(starts[k]), int(starts[k + 1])) for k in range(len(names))),
+        namespace_position=ns_index,
     )
 
 
@@ -238,8 +224,15 @@ class ClassIndex:
                 by_pair.setdefault((key, value), []).append(c)
                 by_key.setdefault(key, []).append(c)
         self._by_pair = {k: np.asarray(v, dtype=np.int64) for k, v in by_pair.items()}
+        # Classes of many namespaces share few label sets (Deployments): a selector is tested
+        # once per distinct label set (``selector_matches``, S17) and its verdicts are reused.
+        distinct: dict[Labels, int] = {}
+        self._label_of: list[int] = [
+            distinct.setdefault(labels, len(distinct)) for labels in classes.labels
+        ]
         # Plain dicts: the same labels, read faster by ``selector_matches`` than ``Labels``.
-        self._labels = tuple(dict(labels) for labels in classes.labels)
+        self._distinct_labels = tuple(dict(labels) for labels in distinct)
+        self._verdicts: dict[LabelSelector, dict[int, bool]] = {}
         self._namespace_labels = tuple(dict(lab) for lab in classes.namespace_labels)
         self._by_key = {k: np.asarray(v, dtype=np.int64) for k, v in by_key.items()}
         self._none = np.zeros(0, dtype=np.int64)
@@ -253,6 +246,19 @@ class ClassIndex:
         self._ns_sizes = np.asarray([hi - lo for lo, hi in classes.ns_range], dtype=np.int64)
         self._ns_cache: dict[LabelSelector, BoolArray] = {}
         self._cache: dict[tuple[object, LabelSelector | None], IntArray] = {}
+
+    def _matching(self, selector: LabelSelector, classes: Iterable[int]) -> Iterator[bool]:
+        """Does ``selector`` match each of ``classes``? (S17, memoised per distinct label set)"""
+        verdicts = self._verdicts.get(selector)
+        if verdicts is None:
+            verdicts = self._verdicts[selector] = {}
+        label_of, distinct = self._label_of, self._distinct_labels
+        for c in classes:
+            lid = label_of[c]
+            hit = verdicts.get(lid)
+            if hit is None:
+                hit = verdicts[lid] = selector_matches(selector, distinct[lid])
+            yield hit
 
     def namespaces_matching(self, selector: LabelSelector) -> BoolArray:
         """Boolean vector over namespaces (S12, S14)."""
@@ -322,12 +328,11 @@ class ClassIndex:
             return self._none
         lo, hi = self.classes.ns_range[k]
         pod_like = self._pod_like_list
-        labels = self._labels
-        keep = [
-            c
-            for c in range(lo, hi)
-            if pod_like[c] and (everything or selector_matches(pod_selector, labels[c]))  # type: ignore[arg-type]
-        ]
+        if everything:
+            return np.asarray([c for c in range(lo, hi) if pod_like[c]], dtype=np.int64)
+        assert pod_selector is not None
+        matching = self._matching(pod_selector, range(lo, hi))
+        keep = [c for c, hit in zip(range(lo, hi), matching, strict=True) if hit and pod_like[c]]
         return np.asarray(keep, dtype=np.int64)
 
     def selected_in_namespace(self, pod_selector: LabelSelector, namespace: str) -> BoolArray:
@@ -342,12 +347,8 @@ class ClassIndex:
         lo, hi = self.classes.ns_range[k]
         if pod_selector.is_empty:
             return self._pod_like[lo:hi].copy()
-        pod_like, labels = self._pod_like_list, self._labels
-        return np.fromiter(
-            (pod_like[c] and selector_matches(pod_selector, labels[c]) for c in range(lo, hi)),
-            dtype=np.bool_,
-            count=hi - lo,
-        )
+        found = np.fromiter(self._matching(pod_selector, range(lo, hi)), np.bool_, count=hi - lo)
+        return found & self._pod_like[lo:hi]
 
     def select(
         self,
@@ -386,9 +387,9 @@ class ClassIndex:
             )
             if not everything and len(ids):
                 assert pod_selector is not None
-                labels = self._labels
-                keep = [c for c in ids.tolist() if selector_matches(pod_selector, labels[c])]
-                ids = np.asarray(keep, dtype=np.int64)
+                listed = ids.tolist()
+                hits = np.fromiter(self._matching(pod_selector, listed), np.bool_, len(listed))
+                ids = ids[hits]
         if len(ids):
             ids = ids[self._pod_like[ids]]
         self._cache[cache_key] = ids
