@@ -19,7 +19,9 @@ before it is folded in), 2.3 GB at 34,000 classes; pods are expanded only on req
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import numpy.typing as npt
@@ -56,6 +58,10 @@ class ReachabilityAnalysis:
     """Port-independent preparation of one inventory; ``matrix(port=...)`` per port."""
 
     def __init__(self, inventory: Inventory, *, settings: Settings = DEFAULT_SETTINGS) -> None:
+        with _collector_paused():
+            self._prepare(inventory, settings)
+
+    def _prepare(self, inventory: Inventory, settings: Settings) -> None:
         self.inventory = inventory
         self.settings = settings
         self.policies: tuple[CompiledPolicy, ...] = compile_policies(inventory.policies)
@@ -185,6 +191,10 @@ class ReachabilityAnalysis:
 
     def class_matrix(self, port: int | str, protocol: Protocol = Protocol.TCP) -> BoolArray:
         """allowed[a, b] between distinct pods of classes a and b (no S07 diagonal)."""
+        with _collector_paused():
+            return self._class_matrix(port, protocol)
+
+    def _class_matrix(self, port: int | str, protocol: Protocol) -> BoolArray:
         classes = self.classes
         count = classes.count
         port = parse_port(port)
@@ -295,6 +305,23 @@ class ReachabilityAnalysis:
             self_allowed=self.settings.self_traffic_allowed,
             overrides=overrides,
         )
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while the analysis runs, as it was before afterwards.
+
+    The analysis allocates tens of thousands of small acyclic objects (compiled rules, lists
+    per pod), which trigger full collections that walk the whole inventory again and again:
+    at 10,000 pods that was half of the preparation time. Nothing made here forms a cycle.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 _TILE = 512  # a 512 x 512 tile of both operands stays in cache while it is transposed
