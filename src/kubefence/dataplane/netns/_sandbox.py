@@ -105,9 +105,10 @@ Verdict = Callable[[Inventory, str, str, int, Protocol], bool]
 
 
 def default_renderer() -> RulesetRenderer:
-    from kubefence.dataplane.nft import render_ruleset
+    """``render_ruleset`` remembering its previous call (a sandbox keeps one for its life)."""
+    from kubefence.dataplane.nft import MemoisedRenderer
 
-    return render_ruleset
+    return MemoisedRenderer()
 
 
 def reference_verdict(settings: Settings) -> Verdict:
@@ -268,6 +269,7 @@ class Sandbox:
         self.inventory = sandbox_inventory(inventory, state.pods, node=state.node_netns)
         self.settings = settings
         self.run_dir = run_dir
+        self._renderer = default_renderer()
 
     @property
     def name(self) -> str:
@@ -324,7 +326,6 @@ class Sandbox:
                 f"'kubefence sandbox down --name {name}' first"
             )
         down(name, run_dir=run_dir)
-        renderer = renderer or default_renderer()
         slots = plan_slots(name, inventory.pods)
         node = node_netns(name)
         state = SandboxState(
@@ -350,7 +351,7 @@ class Sandbox:
                 ],
                 netns=node,
             )
-            sandbox._install_ruleset(renderer)  # before any link exists
+            sandbox._install_ruleset(renderer or sandbox._renderer)  # before any link exists
             sandbox._add_pods(list(slots.values()))
             write_sysctl(node, {"net.ipv4.conf.all.rp_filter": "0"}, required=False)
             write_sysctl(node, {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"})
@@ -408,7 +409,7 @@ class Sandbox:
         manifests: Sequence[tuple[str, bytes]] | None,
     ) -> ApplyReport:
         strict = self.settings.cut_established_on_deny
-        renderer = renderer or default_renderer()
+        renderer = renderer or self._renderer
         old_slots = dict(self.state.pods)
         slots = plan_slots(self.name, inventory.pods, previous=old_slots)
         added = [s for k, s in slots.items() if k not in old_slots]

@@ -18,6 +18,7 @@ from kubefence.dataplane.nft._plan import (
     ClassSource,
     Dispatch,
     NamedPort,
+    PlanMemo,
     PodClass,
     RulesetPlan,
     plan_ruleset,
@@ -31,7 +32,9 @@ __all__ = [
     "AtomRange",
     "ClassSource",
     "Dispatch",
+    "MemoisedRenderer",
     "NamedPort",
+    "PlanMemo",
     "PodClass",
     "RulesetPlan",
     "plan_ruleset",
@@ -46,14 +49,46 @@ def render_ruleset(
     addresses: Mapping[str, Sequence[IPAddress]],
     settings: Settings = DEFAULT_SETTINGS,
     node_addresses: Sequence[IPAddress] = (),
+    memo: PlanMemo | None = None,
 ) -> str:
     """The whole text for one ``nft -f`` that atomically replaces table ``inet kubefence``.
 
     ``addresses`` maps "namespace/pod" to the addresses the sandbox assigned (used instead of
-    ``pod.ips``); ``node_addresses`` are the node namespace's own addresses (S24). Raises
+    ``pod.ips``); ``node_addresses`` are the node namespace's own addresses (S24); ``memo``
+    lets a later call reuse this one's work (the text does not depend on it). Raises
     ``DataplaneError`` when two non-hostNetwork pods share an address.
     """
     plan = plan_ruleset(
-        inventory, addresses=addresses, settings=settings, node_addresses=node_addresses
+        inventory,
+        addresses=addresses,
+        settings=settings,
+        node_addresses=node_addresses,
+        memo=memo,
     )
     return render_plan(plan)
+
+
+class MemoisedRenderer:
+    """``render_ruleset`` with one ``PlanMemo`` kept across calls: what a long-lived sandbox
+    uses, so that re-rendering after a small change only redoes what the change touches."""
+
+    __slots__ = ("memo",)
+
+    def __init__(self) -> None:
+        self.memo = PlanMemo()
+
+    def __call__(
+        self,
+        inventory: Inventory,
+        *,
+        addresses: Mapping[str, Sequence[IPAddress]],
+        settings: Settings = DEFAULT_SETTINGS,
+        node_addresses: Sequence[IPAddress] = (),
+    ) -> str:
+        return render_ruleset(
+            inventory,
+            addresses=addresses,
+            settings=settings,
+            node_addresses=node_addresses,
+            memo=self.memo,
+        )

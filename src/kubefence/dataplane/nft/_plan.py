@@ -69,7 +69,15 @@ import bisect
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from kubefence.api import Inventory, IPAddress, Labels, LabelSelector, Pod, Protocol
+from kubefence.api import (
+    Inventory,
+    IPAddress,
+    Labels,
+    LabelSelector,
+    NetworkPolicy,
+    Pod,
+    Protocol,
+)
 from kubefence.dataplane.nft._intervals import (
     FULL_PORTS,
     FULL_PROTOCOLS,
@@ -92,7 +100,7 @@ from kubefence.semantics import (
     PeerMatcher,
     PortMatcher,
     Settings,
-    compile_policies,
+    compile_policy,
     peer_matches_pod,
     resolve_named_port,
     selector_matches,
@@ -105,6 +113,7 @@ __all__ = [
     "ClassSource",
     "Dispatch",
     "NamedPort",
+    "PlanMemo",
     "PodClass",
     "RulesetPlan",
     "plan_ruleset",
@@ -400,6 +409,8 @@ def _port_spec(port: PortMatcher) -> tuple[Interval, Interval]:
 
 
 SymbolicBox = tuple[int, Interval, Interval]  # (address set id or _ANY, protocol, port)
+# (address set key or None for _ANY, its ranges, the policy field it comes from, protocol, port)
+_Entry = tuple[Hashable, "Ranges", str, Interval, Interval]
 
 
 class _AddressSets:
@@ -422,12 +433,6 @@ class _AddressSets:
         return found
 
 
-def _peer_set(context: _Context, sets: _AddressSets, peer: PeerMatcher, origin: str) -> int:
-    if peer.kind is PeerKind.ANY:
-        return _ANY  # S09: every pod and every address
-    return sets.id_of(peer, context.peer_intervals(peer), _peer_field(origin, peer))
-
-
 def _peer_field(origin: str, peer: PeerMatcher) -> str:
     """``ns/name egress[0].to[1]``, or ``... egress[0].to (absent: any)`` for the implicit peer."""
     if peer.kind is PeerKind.ANY:
@@ -435,15 +440,15 @@ def _peer_field(origin: str, peer: PeerMatcher) -> str:
     return f"{origin}[{peer.index}]"
 
 
-def _policy_boxes(
+def _policy_entries(
     context: _Context,
-    sets: _AddressSets,
     policy: CompiledPolicy,
     direction: Direction,
     named: Mapping[tuple[str, Protocol], int | None],
-) -> list[SymbolicBox]:
-    """Every (address set, protocol range, port range) one policy allows in ``direction``."""
-    boxes: list[SymbolicBox] = []
+) -> tuple[_Entry, ...]:
+    """Every (address set, protocol range, port range) one policy allows in ``direction``,
+    with each address set named by its key and ranges (``_AddressSets.id_of`` numbers them)."""
+    entries: list[_Entry] = []
     field_name = "from" if direction is Direction.INGRESS else "to"
     for rule in policy.rules(direction) or ():
         origin = f"{policy.namespace}/{policy.name} {direction.value}[{rule.index}].{field_name}"
@@ -451,7 +456,7 @@ def _policy_boxes(
         for port in rule.ports:
             if port.name is None:
                 spec = _port_spec(port)
-                boxes.extend((_peer_set(context, sets, peer, origin), *spec) for peer in rule.peers)
+                entries.extend((*_peer_entry(context, peer, origin), *spec) for peer in rule.peers)
                 continue
             assert port.protocol is not None
             number = PROTOCOL_NUMBERS[port.protocol]
@@ -459,8 +464,8 @@ def _policy_boxes(
                 # S21: an ingress name resolves against the selected pod's own ports.
                 value = named.get((port.name, port.protocol))
                 if value is not None:
-                    boxes.extend(
-                        (_peer_set(context, sets, peer, origin), (number, number), (value, value))
+                    entries.extend(
+                        (*_peer_entry(context, peer, origin), (number, number), (value, value))
                         for peer in rule.peers
                     )
                 continue
@@ -469,11 +474,42 @@ def _policy_boxes(
             for peer in rule.peers:
                 resolved = context.named_destinations(peer, port.name, port.protocol)
                 for value, ranges in resolved.items():
-                    key = ("named", peer, port.name, port.protocol, value)
+                    key = _SetKey(("named", peer, port.name, port.protocol, value))
                     where = f"{_peer_field(origin, peer)} where {port.name} is {value}"
-                    set_id = sets.id_of(key, ranges, where)
-                    boxes.append((set_id, (number, number), (value, value)))
-    return boxes
+                    entries.append((key, ranges, where, (number, number), (value, value)))
+    return tuple(entries)
+
+
+def _peer_entry(context: _Context, peer: PeerMatcher, origin: str) -> tuple[Hashable, Ranges, str]:
+    if peer.kind is PeerKind.ANY:
+        return (None, {}, "")  # S09: every pod and every address (``_ANY``)
+    return (_SetKey(peer), context.peer_intervals(peer), _peer_field(origin, peer))
+
+
+class _SetKey:
+    """An address set's defining value with its hash computed once: memoised entries are
+    numbered again on every call, and hashing a selector deep each time is what cost."""
+
+    __slots__ = ("hash", "value")
+
+    def __init__(self, value: Hashable) -> None:
+        self.value = value
+        self.hash = hash(value)
+
+    def __hash__(self) -> int:
+        return self.hash
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _SetKey):
+            return NotImplemented
+        return self.hash == other.hash and self.value == other.value
+
+
+def _boxes(sets: _AddressSets, entries: Iterable[_Entry]) -> list[SymbolicBox]:
+    return [
+        (_ANY if key is None else sets.id_of(key, ranges, origin), protocol, port)
+        for key, ranges, origin, protocol, port in entries
+    ]
 
 
 def _atoms(
@@ -558,10 +594,11 @@ class _ClassDraft:
 def _draft_classes(
     context: _Context,
     sets: _AddressSets,
-    compiled: Sequence[CompiledPolicy],
+    memos: Sequence[_PolicyMemo],
     direction: Direction,
 ) -> list[_ClassDraft]:
     settings = context.settings
+    compiled = [memo.compiled for memo in memos]
     # Pods that get a chain: addressed, not hostNetwork (see the module docstring), isolated.
     members: dict[tuple[tuple[int, ...], tuple[NamedPort, ...]], list[Pod]] = {}
     policies_of_namespace: dict[str, list[int]] = {}
@@ -577,7 +614,7 @@ def _draft_classes(
             selecting = tuple(
                 i
                 for i in policies_of_namespace.get(pod.namespace, ())
-                if selects_pod(compiled[i], pod, settings=settings)  # S01, S03
+                if memos[i].selects(pod, settings)  # S01, S03
             )
             selection[(pod.namespace, pod.labels)] = selecting
         if not selecting:
@@ -604,16 +641,14 @@ def _draft_classes(
         resolution = {(n.name, n.protocol): n.port for n in named}
         union: list[SymbolicBox] = []
         for i in selecting:
-            policy_names = {
-                (p.name, p.protocol)
-                for rule in compiled[i].rules(direction) or ()
-                for p in rule.ports
-                if p.name is not None
-            }
-            relevant = tuple(n for n in named if (n.name, n.protocol) in policy_names)
+            policy_names = memos[i].port_names(direction)
+            relevant = (
+                tuple(n for n in named if (n.name, n.protocol) in policy_names) if named else ()
+            )
             boxes = cache.get((i, relevant))
             if boxes is None:
-                boxes = _policy_boxes(context, sets, compiled[i], direction, resolution)
+                entries = memos[i].entries(context, direction, relevant, resolution)
+                boxes = _boxes(sets, entries)
                 cache[(i, relevant)] = boxes
             union.extend(boxes)
         drafts.append(
@@ -636,6 +671,7 @@ def _draft_classes(
 
 def _finish(
     context: _Context,
+    memo: PlanMemo,
     drafts: Iterable[_ClassDraft],
     direction: Direction,
     atoms_of: Mapping[int, tuple[Interval, ...]],
@@ -658,7 +694,7 @@ def _finish(
                 sources=draft.sources,
                 named_ports=draft.named_ports,
                 pods=tuple(p.key for p in draft.pods),
-                elements=disjoint_boxes(boxes),
+                elements=memo.disjoint(boxes),
             )
         )
         dispatch.extend(
@@ -668,6 +704,130 @@ def _finish(
         )
     dispatch.sort(key=lambda d: _address_key(d.address))
     return tuple(classes), tuple(dispatch)
+
+
+@dataclass(frozen=True, slots=True)
+class _PolicyMemo:
+    """One policy's compiled form and, for one ``_Context``, which pod labels it selects and
+    the address-set entries it allows per (direction, relevant named-port resolution)."""
+
+    compiled: CompiledPolicy
+    names: dict[Direction, frozenset[tuple[str, Protocol | None]]] = field(default_factory=dict)
+    selected: dict[Labels, bool] = field(default_factory=dict)
+    allowed: dict[tuple[Direction, tuple[NamedPort, ...]], tuple[_Entry, ...]] = field(
+        default_factory=dict
+    )
+
+    def port_names(self, direction: Direction) -> frozenset[tuple[str, Protocol | None]]:
+        """The (name, protocol) of every named port the policy uses in ``direction``."""
+        found = self.names.get(direction)
+        if found is None:
+            found = frozenset(
+                (p.name, p.protocol)
+                for rule in self.compiled.rules(direction) or ()
+                for p in rule.ports
+                if p.name is not None
+            )
+            self.names[direction] = found
+        return found
+
+    def selects(self, pod: Pod, settings: Settings) -> bool:
+        """``selects_pod`` for a pod of the policy's namespace that is not hostNetwork (only
+        its labels then matter)."""
+        found = self.selected.get(pod.labels)
+        if found is None:
+            found = selects_pod(self.compiled, pod, settings=settings)
+            self.selected[pod.labels] = found
+        return found
+
+    def entries(
+        self,
+        context: _Context,
+        direction: Direction,
+        relevant: tuple[NamedPort, ...],
+        resolution: Mapping[tuple[str, Protocol], int | None],
+    ) -> tuple[_Entry, ...]:
+        """``_policy_entries``, where ``relevant`` is the part of ``resolution`` it reads."""
+        key = (direction, relevant)
+        found = self.allowed.get(key)
+        if found is None:
+            found = _policy_entries(context, self.compiled, direction, resolution)
+            self.allowed[key] = found
+        return found
+
+
+class PlanMemo:
+    """What ``plan_ruleset`` may reuse from its previous call, so that a sandbox re-planned
+    after one policy changed does not redo the work for the thousand others.
+
+    Everything kept is a pure function of its key: the pod-side look-ups (``_Context``) of the
+    pods, their addresses, the namespaces and the settings, all compared by value; per policy
+    (compared by value, the same object found first by identity) its compiled form and, while
+    the pod side is unchanged, which labels it selects and what each direction allows. Only
+    the previous call's policies are kept, so the memo does not grow with the number of calls.
+    """
+
+    __slots__ = ("_context", "_context_key", "_disjoint", "_policies", "_previous_disjoint")
+
+    def __init__(self) -> None:
+        self._context_key: object = None
+        self._context: _Context | None = None
+        self._policies: dict[tuple[str, str], tuple[NetworkPolicy, _PolicyMemo]] = {}
+        self._disjoint: dict[tuple[Box, ...], tuple[Box, ...]] = {}
+        self._previous_disjoint: dict[tuple[Box, ...], tuple[Box, ...]] = {}
+
+    def begin(self) -> None:
+        """Start a call: keep the previous call's class elements, forget older ones."""
+        self._previous_disjoint, self._disjoint = self._disjoint, {}
+
+    def context(
+        self,
+        inventory: Inventory,
+        addresses: Mapping[str, Sequence[IPAddress]],
+        settings: Settings,
+    ) -> _Context:
+        key = (
+            inventory.pods,
+            inventory.namespaces,
+            tuple(tuple(addresses.get(pod.key, ())) for pod in inventory.pods),
+            settings,
+        )
+        if self._context is None or key != self._context_key:
+            self._context = _Context(inventory, addresses, settings)
+            self._context_key = key
+            # Selection and allowed entries were computed against the old pod side.
+            self._policies = {
+                name: (policy, _PolicyMemo(memo.compiled))
+                for name, (policy, memo) in self._policies.items()
+            }
+        return self._context
+
+    def policies(self, policies: Sequence[NetworkPolicy]) -> list[_PolicyMemo]:
+        """One memo per policy, in order; call after ``context`` for the same inventory."""
+        kept: dict[tuple[str, str], tuple[NetworkPolicy, _PolicyMemo]] = {}
+        found: list[_PolicyMemo] = []
+        for policy in policies:
+            name = (policy.namespace, policy.name)
+            known = self._policies.get(name)
+            if known is not None and (known[0] is policy or known[0] == policy):
+                memo = known[1]
+            else:
+                memo = _PolicyMemo(compile_policy(policy))
+            kept[name] = (policy, memo)
+            found.append(memo)
+        self._policies = kept
+        return found
+
+    def disjoint(self, boxes: Iterable[Box]) -> tuple[Box, ...]:
+        """``disjoint_boxes`` (a pure function of ``boxes``), remembered for two calls."""
+        key = tuple(boxes)
+        found = self._disjoint.get(key)
+        if found is None:
+            found = self._previous_disjoint.get(key)
+            if found is None:
+                found = disjoint_boxes(key)
+            self._disjoint[key] = found
+        return found
 
 
 def _check_unique_addresses(context: _Context) -> None:
@@ -690,26 +850,34 @@ def plan_ruleset(
     addresses: Mapping[str, Sequence[IPAddress]],
     settings: Settings = DEFAULT_SETTINGS,
     node_addresses: Sequence[IPAddress] = (),
+    memo: PlanMemo | None = None,
 ) -> RulesetPlan:
     """Reduce an inventory and the sandbox's pod addresses to the table's contents.
 
-    Raises ``DataplaneError`` when two pods that are not hostNetwork share an address (the
-    dispatch maps could not tell them apart).
+    ``memo`` carries what an earlier call computed (see ``PlanMemo``); the plan is the same
+    with or without it. Raises ``DataplaneError`` when two pods that are not hostNetwork share
+    an address (the dispatch maps could not tell them apart).
     """
-    context = _Context(inventory, addresses, settings)
+    memo = memo or PlanMemo()
+    memo.begin()
+    context = memo.context(inventory, addresses, settings)
     _check_unique_addresses(context)
-    compiled = compile_policies(inventory.policies)
+    memos = memo.policies(inventory.policies)
     sets = _AddressSets()
-    egress_drafts = _draft_classes(context, sets, compiled, Direction.EGRESS)
-    ingress_drafts = _draft_classes(context, sets, compiled, Direction.INGRESS)
+    egress_drafts = _draft_classes(context, sets, memos, Direction.EGRESS)
+    ingress_drafts = _draft_classes(context, sets, memos, Direction.INGRESS)
     pod_of: dict[tuple[int, int], str] = {}
     for pod in context.addressed:
         for address in context.addresses[pod.key]:
             pod_of.setdefault(_address_key(address), pod.key)
     atoms, atoms_of, legend = _atoms(sets, pod_of)
     count = max((r.atom for r in atoms), default=0)
-    egress, egress_dispatch = _finish(context, egress_drafts, Direction.EGRESS, atoms_of, count)
-    ingress, ingress_dispatch = _finish(context, ingress_drafts, Direction.INGRESS, atoms_of, count)
+    egress, egress_dispatch = _finish(
+        context, memo, egress_drafts, Direction.EGRESS, atoms_of, count
+    )
+    ingress, ingress_dispatch = _finish(
+        context, memo, ingress_drafts, Direction.INGRESS, atoms_of, count
+    )
     nodes = tuple(sorted(set(node_addresses), key=_address_key)) if settings.allow_from_node else ()
     return RulesetPlan(
         atoms=atoms,

@@ -37,7 +37,10 @@ _NEIGHBOUR_DISCOVERY = (
 
 def _quote(text: str) -> str:
     """A string nft accepts between double quotes (names are DNS labels; be safe anyway)."""
-    cleaned = "".join(c for c in text if c.isprintable() and c not in '"\\')
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        cleaned = text  # the usual case, without a pass over every character
+    else:
+        cleaned = "".join(c for c in text if c.isprintable() and c not in '"\\')
     if len(cleaned.encode()) > _COMMENT_MAX:
         cleaned = cleaned.encode()[: _COMMENT_MAX - 3].decode(errors="ignore") + "..."
     return f'"{cleaned}"'
