@@ -13,8 +13,8 @@ the classes each distinct rule vector reaches rather than pods x pods x policies
 The port of a connection is always judged at its destination (S21): for ingress the selected
 pod, for egress the peer pod. ``ReachabilityAnalysis`` keeps everything that does not depend on
 the port (classes, selector results, peer vectors), so asking for many ports costs little more
-than asking for one. Memory: two classes x classes boolean matrices (allowed, and ingress
-before it is folded in), 2.3 GB at 34,000 classes; pods are expanded only on request.
+than asking for one. Memory: one classes x classes boolean matrix (1.2 GB at 34,000 classes)
+plus a buffer of about 512 rows; pods are expanded only on request.
 """
 
 from __future__ import annotations
@@ -234,9 +234,11 @@ class ReachabilityAnalysis:
                 hit = both[(id(peers), id(ports))] = peers & ports
             return hit
 
-        # Ingress is computed per destination, as rows of ``ingress[dst, src]`` (contiguous
-        # row blocks), and folded into ``allowed`` by one cache-friendly tiled transpose.
-        ingress: BoolArray | None = None
+        # Ingress is computed per destination, as rows of ``ingress[dst, src]``, gathered for
+        # a span of consecutive namespaces (about ``_TILE`` destination classes) and folded
+        # into those columns of ``allowed`` by a cache-friendly tiled transpose: one extra
+        # span x classes buffer instead of a second classes x classes matrix.
+        ingress = _IngressSpans(allowed)
         for k, entries in sorted(self._by_namespace.items()):
             lo, hi = classes.ns_range[k]
             if lo == hi:
@@ -255,9 +257,7 @@ class ReachabilityAnalysis:
             if isolated.any():
                 rows = np.flatnonzero(isolated)
                 block = _or_of_outer([t[rows] for t in targets], sources, shape=(len(rows), count))
-                if ingress is None:
-                    ingress = np.ones((count, count), dtype=np.bool_)
-                ingress[rows + lo, :] = block
+                ingress.add(lo, hi, rows, block)
             # Egress of sources in this namespace.
             isolated = np.zeros(hi - lo, dtype=np.bool_)
             sources = []
@@ -273,8 +273,7 @@ class ReachabilityAnalysis:
                 rows = np.flatnonzero(isolated)
                 block = _or_of_outer([s[rows] for s in sources], targets, shape=(len(rows), count))
                 allowed[rows + lo, :] &= block
-        if ingress is not None:
-            _and_transposed(allowed, ingress)
+        ingress.flush()
         return allowed
 
     def matrix(
@@ -330,10 +329,38 @@ _TILE = 512  # a 512 x 512 tile of both operands stays in cache while it is tran
 def _and_transposed(target: BoolArray, other: BoolArray) -> None:
     """``target &= other.T`` in square tiles: a plain transposed operand walks memory with a
     stride of one row per element, which is several times slower at these sizes."""
-    n = target.shape[0]
+    n, m = target.shape
     for i in range(0, n, _TILE):
-        for j in range(0, n, _TILE):
+        for j in range(0, m, _TILE):
             target[i : i + _TILE, j : j + _TILE] &= other[j : j + _TILE, i : i + _TILE].T
+
+
+class _IngressSpans:
+    """Ingress rows (``[dst, src]``) of consecutive namespaces, ANDed into the columns of
+    ``allowed`` once they span about ``_TILE`` destination classes."""
+
+    def __init__(self, allowed: BoolArray) -> None:
+        self.allowed = allowed
+        self.lo = self.hi = 0
+        self.rows: list[tuple[IntArray, BoolArray]] = []
+
+    def add(self, lo: int, hi: int, rows: IntArray, block: BoolArray) -> None:
+        """Destinations ``lo + rows`` (classes of one namespace ``lo``..``hi``) get ``block``."""
+        if self.rows and hi - self.lo > _TILE:
+            self.flush()
+        if not self.rows:
+            self.lo = lo
+        self.hi = hi
+        self.rows.append((rows + lo, block))
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        span = np.ones((self.hi - self.lo, self.allowed.shape[1]), dtype=np.bool_)
+        for rows, block in self.rows:
+            span[rows - self.lo] = block
+        _and_transposed(self.allowed[:, self.lo : self.hi], span)
+        self.rows = []
 
 
 def _or_of_outer(
