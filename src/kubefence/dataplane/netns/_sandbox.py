@@ -145,6 +145,7 @@ class ApplyReport:
     removed: tuple[str, ...]
     cut: tuple[Flow, ...]  # established connections deleted because they are now denied (S25)
     server_restarted: bool
+    ruleset: str = "full"  # how the table changed: "full", "update" or "unchanged"
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +271,7 @@ class Sandbox:
         self.settings = settings
         self.run_dir = run_dir
         self._renderer = default_renderer()
+        self._installed: str | None = None  # the ruleset text this object installed last
 
     @property
     def name(self) -> str:
@@ -386,8 +388,12 @@ class Sandbox:
         renderer: RulesetRenderer | None = None,
         verdict: Verdict | None = None,
         manifests: Sequence[tuple[str, bytes]] | None = None,
+        whole_table: bool = False,
     ) -> ApplyReport:
         """Move the sandbox to ``inventory``: one atomic ruleset swap, then topology changes.
+
+        The swap replaces only what differs from the ruleset this object installed last
+        (``ApplyReport.ruleset``), or with ``whole_table`` the whole table.
 
         With ``settings.cut_established_on_deny`` (S25, the default) every tracked connection
         that the new policies deny is deleted from conntrack right after the swap, so its next
@@ -397,7 +403,11 @@ class Sandbox:
         check_environment(tools=("ip", "nft", "conntrack") if strict else ("ip", "nft"))
         with sandbox_lock(self.name, run_dir=self.run_dir):
             return self._apply_locked(
-                inventory, renderer=renderer, verdict=verdict, manifests=manifests
+                inventory,
+                renderer=renderer,
+                verdict=verdict,
+                manifests=manifests,
+                whole_table=whole_table,
             )
 
     def _apply_locked(
@@ -407,6 +417,7 @@ class Sandbox:
         renderer: RulesetRenderer | None,
         verdict: Verdict | None,
         manifests: Sequence[tuple[str, bytes]] | None,
+        whole_table: bool,
     ) -> ApplyReport:
         strict = self.settings.cut_established_on_deny
         renderer = renderer or self._renderer
@@ -423,7 +434,7 @@ class Sandbox:
         if added:  # record namespaces before they exist, so a crash leaves nothing unknown
             self._save()
         self.inventory = sandbox_inventory(inventory, slots, node=self.state.node_netns)
-        self._install_ruleset(renderer)
+        how = self._install_ruleset(renderer, whole=whole_table)
         cut: list[Flow] = []
         if strict:
             cut = self._cut_denied(verdict or reference_verdict(self.settings))
@@ -455,6 +466,7 @@ class Sandbox:
             removed=tuple(s.key for s in removed),
             cut=tuple(cut),
             server_restarted=restart,
+            ruleset=how,
         )
 
     def down(self) -> DownReport:
@@ -603,7 +615,16 @@ class Sandbox:
     def manifest_paths(self) -> list[str]:
         return [str(self.directory / m) for m in self.state.manifests]
 
-    def _install_ruleset(self, renderer: RulesetRenderer) -> None:
+    def _install_ruleset(self, renderer: RulesetRenderer, *, whole: bool = False) -> str:
+        """Render and install the ruleset; returns how: "full" (the whole table replaced),
+        "update" (only what differs from the text this object installed last, see
+        ``ruleset_update``) or "unchanged". Either way one atomic ``nft`` transaction.
+
+        An update is only tried while ``ruleset.nft`` still holds that text (no other process
+        installed one since); if ``nft`` refuses it, the whole table is installed instead.
+        """
+        from kubefence.dataplane.nft import ruleset_update
+
         addresses = {key: slot.addresses for key, slot in self.state.pods.items()}
         addresses = {k: v for k, v in addresses.items() if k in self.inventory.pod_by_key}
         text = renderer(
@@ -612,8 +633,22 @@ class Sandbox:
             settings=self.settings,
             node_addresses=(NODE_V4, NODE_V6),
         )
-        (self.directory / "ruleset.nft").write_text(text)
-        run(["nft", "-f", "-"], stdin=text, netns=self.state.node_netns)
+        path = self.directory / "ruleset.nft"
+        installed, self._installed = self._installed, None
+        update = None
+        if not whole and installed is not None and _read_text(path) == installed:
+            update = ruleset_update(installed, text)
+        how = "full"
+        if update == "":
+            how = "unchanged"
+        elif update is not None:
+            done = run(["nft", "-f", "-"], stdin=update, netns=self.state.node_netns, check=False)
+            how = "update" if done.returncode == 0 else "full"
+        if how == "full":
+            run(["nft", "-f", "-"], stdin=text, netns=self.state.node_netns)
+        path.write_text(text)  # only once installed: it names what the kernel holds
+        self._installed = text
+        return how
 
     def _add_pods(self, slots: Sequence[PodSlot]) -> None:
         if not slots:
@@ -697,6 +732,13 @@ class Sandbox:
 
 
 # --- module-level operations (work without a healthy sandbox) -------------------------------
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
 
 
 def _state_readable(name: str, run_dir: Path) -> bool:

@@ -24,6 +24,7 @@ from kubefence.dataplane.nft._plan import (
     plan_ruleset,
 )
 from kubefence.dataplane.nft._render import TABLE, render_plan
+from kubefence.dataplane.nft._update import ruleset_update
 from kubefence.semantics import DEFAULT_SETTINGS, Settings
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "plan_ruleset",
     "render_plan",
     "render_ruleset",
+    "ruleset_update",
 ]
 
 
