@@ -1,10 +1,10 @@
 """The engine's blocked steps give the same verdicts whatever their block sizes.
 
 Why this module exists: for speed and memory the engine folds ingress into the result in spans
-of about ``_TILE`` destination classes through tiled transposes. Clusters small enough for the
-reference evaluator fit in one span, so these tests shrink the tile to one, two and three
-classes to exercise span boundaries, rectangular tiles and namespaces wider than a span, and
-compare every pair with ``semantics.decide``.
+of about ``_TILE`` destination classes through bit-packed transposes. Clusters small enough for
+the reference evaluator fit in one span, so these tests shrink the span to one, two and three
+classes to exercise span boundaries, widths that are not a multiple of 8 and namespaces wider
+than a span, and compare every pair with ``semantics.decide``.
 """
 
 from __future__ import annotations

@@ -236,8 +236,8 @@ class ReachabilityAnalysis:
 
         # Ingress is computed per destination, as rows of ``ingress[dst, src]``, gathered for
         # a span of consecutive namespaces (about ``_TILE`` destination classes) and folded
-        # into those columns of ``allowed`` by a cache-friendly tiled transpose: one extra
-        # span x classes buffer instead of a second classes x classes matrix.
+        # into those columns of ``allowed`` by a bit-packed transpose: one extra span x
+        # classes buffer instead of a second classes x classes matrix.
         ingress = _IngressSpans(allowed)
         for k, entries in sorted(self._by_namespace.items()):
             lo, hi = classes.ns_range[k]
@@ -323,21 +323,12 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-_TILE = 512  # a 512 x 512 tile of both operands stays in cache while it is transposed
-
-
-def _and_transposed(target: BoolArray, other: BoolArray) -> None:
-    """``target &= other.T`` in square tiles: a plain transposed operand walks memory with a
-    stride of one row per element, which is several times slower at these sizes."""
-    n, m = target.shape
-    for i in range(0, n, _TILE):
-        for j in range(0, m, _TILE):
-            target[i : i + _TILE, j : j + _TILE] &= other[j : j + _TILE, i : i + _TILE].T
+_TILE = 512  # destination classes gathered before their ingress is folded into ``allowed``
 
 
 class _IngressSpans:
-    """Ingress rows (``[dst, src]``) of consecutive namespaces, ANDed into the columns of
-    ``allowed`` once they span about ``_TILE`` destination classes."""
+    """Ingress rows (``[dst, src]``) of consecutive namespaces, transposed and ANDed into the
+    columns of ``allowed`` once they span about ``_TILE`` destination classes."""
 
     def __init__(self, allowed: BoolArray) -> None:
         self.allowed = allowed
@@ -356,11 +347,27 @@ class _IngressSpans:
     def flush(self) -> None:
         if not self.rows:
             return
-        span = np.ones((self.hi - self.lo, self.allowed.shape[1]), dtype=np.bool_)
+        width = self.hi - self.lo
+        span = np.ones((-(-width // 8) * 8, self.allowed.shape[1]), dtype=np.bool_)
         for rows, block in self.rows:
             span[rows - self.lo] = block
-        _and_transposed(self.allowed[:, self.lo : self.hi], span)
+        self.allowed[:, self.lo : self.hi] &= _transposed(span, width)
         self.rows = []
+
+
+def _transposed(span: BoolArray, width: int) -> BoolArray:
+    """``span[:width].T`` as a contiguous array, for ``span`` with a multiple of 8 rows.
+
+    A byte matrix transposes slowly (every element is a strided access), so the rows are first
+    packed eight to a byte (eight contiguous shifts), the eight-times smaller byte matrix is
+    transposed, and the bits are unpacked along the now contiguous rows.
+    """
+    eighths = span.view(np.uint8).reshape(-1, 8, span.shape[1])
+    packed = eighths[:, 0, :] << np.uint8(7)
+    for bit in range(1, 8):
+        packed |= eighths[:, bit, :] << np.uint8(7 - bit)
+    flipped = np.ascontiguousarray(packed.T)
+    return np.unpackbits(flipped, axis=1, count=width).view(np.bool_)
 
 
 def _or_of_outer(
