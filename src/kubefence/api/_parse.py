@@ -56,6 +56,7 @@ from kubefence.api._models import (
     Service,
     ServicePort,
 )
+from kubefence.api._selectors import selector_matches
 from kubefence.api._tree import Document, member_line
 from kubefence.api._validate import (
     PROTOCOLS,
@@ -302,25 +303,6 @@ class _Object:
 
 def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
     return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
-    """Enough of S17 to check a workload's selector against its template (api cannot import
-    ``semantics``, whose ``selector_matches`` is the one evaluators use)."""
-    for key, value in selector.match_labels.items():
-        if labels.get(key) != value:
-            return False
-    for req in selector.match_expressions:
-        present = req.key in labels
-        if req.operator is Operator.IN and not (present and labels[req.key] in req.values):
-            return False
-        if req.operator is Operator.NOT_IN and present and labels[req.key] in req.values:
-            return False
-        if req.operator is Operator.EXISTS and not present:
-            return False
-        if req.operator is Operator.DOES_NOT_EXIST and present:
-            return False
-    return True
 
 
 def _label_selector(
@@ -923,7 +905,7 @@ def _check_workload_selector(
             f"empty selector is invalid for {kind.lower()}",
             member_line(spec, "selector"),
         )
-    elif not _selector_matches(selector, labels):
+    elif not selector_matches(selector, labels):
         obj.fail(
             f"{t_path}.metadata.labels", "`selector` does not match template `labels`", labels_line
         )
