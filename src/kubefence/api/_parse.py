@@ -172,6 +172,13 @@ class _Object:
         self.line = line
         self.label = label
 
+    def invalid(
+        self, path: str, value: object, problems: Iterable[str], line: int | None = None
+    ) -> None:
+        """One problem per message of a value checker (``dns1123_label_problems`` ...)."""
+        for message in problems:
+            self.fail(path, f"invalid value {_show(value)}: {message}", line)
+
     def fail(self, path: str, message: str, line: int | None = None) -> None:
         self.problems.append(
             FieldError(
@@ -335,12 +342,12 @@ def _label_selector(
             v = obj.item(values_raw or [], j, f"{req_path}.values[{j}]", str, "a string")
             if v is not None:
                 values.append(v)
-                for msg in label_value_problems(v):
-                    obj.fail(
-                        f"{req_path}.values[{j}]",
-                        f"invalid value {_show(v)}: {msg}",
-                        member_line(values_raw, j),
-                    )
+                obj.invalid(
+                    f"{req_path}.values[{j}]",
+                    v,
+                    label_value_problems(v),
+                    member_line(values_raw, j),
+                )
         line = member_line(expressions, i) if operator not in ("Exists", "DoesNotExist") else None
         if operator in ("In", "NotIn"):
             if not values_raw:
@@ -420,8 +427,7 @@ def _policy_port(obj: _Object, raw: Mapping[Any, Any], path: str) -> PolicyPort:
     elif isinstance(port, str):
         if end_port is not None:
             obj.fail(f"{path}.endPort", "may not be specified when `port` is non-numeric", end_line)
-        for msg in port_name_problems(port):
-            obj.fail(f"{path}.port", f"invalid value {_show(port)}: {msg}", port_line)
+        obj.invalid(f"{path}.port", port, port_name_problems(port), port_line)
     elif end_port is not None:
         obj.fail(f"{path}.endPort", "may not be specified when `port` is not specified", end_line)
     return PolicyPort(protocol=Protocol(protocol), port=port, end_port=end_port)
@@ -436,10 +442,7 @@ def _ip_block(obj: _Object, raw: Mapping[Any, Any], path: str, notes: list[str])
         if cidr_text is not None or raw.get("cidr") is None:
             obj.fail(f"{path}.cidr", "is required (e.g. 10.0.0.0/16)", member_line(raw, "cidr"))
         return None
-    for msg in cidr_problems(cidr_text):
-        obj.fail(
-            f"{path}.cidr", f"invalid value {_show(cidr_text)}: {msg}", member_line(raw, "cidr")
-        )
+    obj.invalid(f"{path}.cidr", cidr_text, cidr_problems(cidr_text), member_line(raw, "cidr"))
     cidr = parse_cidr(cidr_text)
     if cidr is None:
         return None
@@ -452,8 +455,7 @@ def _ip_block(obj: _Object, raw: Mapping[Any, Any], path: str, notes: list[str])
         if text is None:
             continue
         line = member_line(excepts_raw, i)
-        for msg in cidr_problems(text):
-            obj.fail(ex_path, f"invalid value {_show(text)}: {msg}", line)
+        obj.invalid(ex_path, text, cidr_problems(text), line)
         ex = parse_cidr(text)
         if ex is None:
             continue
@@ -661,12 +663,9 @@ def _pod_spec(obj: _Object, parent: Mapping[Any, Any], key: str, path: str) -> _
             if container.get("name") is None:
                 obj.fail(f"{c_path}.name", "is required", line)
         else:
-            for msg in dns1123_label_problems(name):
-                obj.fail(
-                    f"{c_path}.name",
-                    f"invalid value {_show(name)}: {msg}",
-                    member_line(container, "name"),
-                )
+            obj.invalid(
+                f"{c_path}.name", name, dns1123_label_problems(name), member_line(container, "name")
+            )
             if name in names:
                 obj.fail(
                     f"{c_path}.name", f"duplicate value {name!r}", member_line(container, "name")
@@ -687,12 +686,12 @@ def _pod_spec(obj: _Object, parent: Mapping[Any, Any], key: str, path: str) -> _
     result.host_network = bool(obj.boolean(spec, "hostNetwork", f"{path}.hostNetwork"))
     node = obj.string(spec, "nodeName", f"{path}.nodeName")
     if node:
-        for msg in dns1123_subdomain_problems(node):
-            obj.fail(
-                f"{path}.nodeName",
-                f"invalid value {_show(node)}: {msg}",
-                member_line(spec, "nodeName"),
-            )
+        obj.invalid(
+            f"{path}.nodeName",
+            node,
+            dns1123_subdomain_problems(node),
+            member_line(spec, "nodeName"),
+        )
     result.node = node or None
     result.images = tuple(images)
     return result
@@ -713,12 +712,7 @@ def _container_ports(obj: _Object, container: Mapping[Any, Any], path: str) -> l
         name = obj.string(entry, "name", f"{p_path}.name")
         if name:
             problems = port_name_problems(name)
-            for msg in problems:
-                obj.fail(
-                    f"{p_path}.name",
-                    f"invalid value {_show(name)}: {msg}",
-                    member_line(entry, "name"),
-                )
+            obj.invalid(f"{p_path}.name", name, problems, member_line(entry, "name"))
             if not problems and name in names:
                 obj.fail(f"{p_path}.name", f"duplicate value {name!r}", member_line(entry, "name"))
             names.add(name)
@@ -778,8 +772,7 @@ def _pod_ips(obj: _Object, raw: Mapping[Any, Any]) -> tuple[IPAddress, ...]:
     result: list[IPAddress] = []
     for text, path, line in texts:
         problems = ip_problems(text)
-        for msg in problems:
-            obj.fail(path, f"invalid value {_show(text)}: {msg}", line)
+        obj.invalid(path, text, problems, line)
         if not problems:
             address = ipaddress.ip_address(text)
             if address not in result:
@@ -934,12 +927,12 @@ def _service(
         line = member_line(raw_ports, i)
         port_name = obj.string(entry, "name", f"{p_path}.name")
         if port_name:
-            for msg in dns1123_label_problems(port_name):
-                obj.fail(
-                    f"{p_path}.name",
-                    f"invalid value {_show(port_name)}: {msg}",
-                    member_line(entry, "name"),
-                )
+            obj.invalid(
+                f"{p_path}.name",
+                port_name,
+                dns1123_label_problems(port_name),
+                member_line(entry, "name"),
+            )
             if port_name in names:
                 obj.fail(
                     f"{p_path}.name", f"duplicate value {port_name!r}", member_line(entry, "name")
@@ -963,8 +956,7 @@ def _service(
             for msg in port_number_problems(target):
                 obj.fail(f"{p_path}.targetPort", f"invalid value {target}: {msg}", t_line)
         elif isinstance(target, str):
-            for msg in port_name_problems(target):
-                obj.fail(f"{p_path}.targetPort", f"invalid value {_show(target)}: {msg}", t_line)
+            obj.invalid(f"{p_path}.targetPort", target, port_name_problems(target), t_line)
         protocol = obj.string(entry, "protocol", f"{p_path}.protocol") or "TCP"  # S18
         if protocol not in PROTOCOLS:
             obj.fail(
@@ -1117,12 +1109,12 @@ class _Builder:
             given = obj.string(metadata, "namespace", "metadata.namespace")
             if given:
                 namespace = given
-                for msg in dns1123_label_problems(given):
-                    obj.fail(
-                        "metadata.namespace",
-                        f"invalid value {_show(given)}: {msg}",
-                        member_line(metadata, "namespace"),
-                    )
+                obj.invalid(
+                    "metadata.namespace",
+                    given,
+                    dns1123_label_problems(given),
+                    member_line(metadata, "namespace"),
+                )
         shown = _clip(name) if name else "<unnamed>"
         obj.label = f"{kind} {_clip(namespace)}/{shown}" if namespaced else f"{kind} {shown}"
         if not name:
@@ -1140,12 +1132,7 @@ class _Builder:
             if kind == "Service"
             else (dns1123_label_problems if kind == "Namespace" else dns1123_subdomain_problems)
         )
-        for msg in name_check(name):
-            obj.fail(
-                "metadata.name",
-                f"invalid value {_show(name)}: {msg}",
-                member_line(metadata, "name"),
-            )
+        obj.invalid("metadata.name", name, name_check(name), member_line(metadata, "name"))
         origin = Origin(document.file, line or 0, document.index)
         self._claim(
             obj, kind, namespace if namespaced else "", name, origin, member_line(metadata, "name")
