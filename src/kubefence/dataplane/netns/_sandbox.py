@@ -436,7 +436,7 @@ class Sandbox:
         self.inventory = sandbox_inventory(inventory, slots, node=self.state.node_netns)
         how = self._install_ruleset(renderer, whole=whole_table)
         cut: list[Flow] = []
-        if strict:
+        if strict and how != "unchanged":  # unchanged: what it denies was cut when installed
             cut = self._cut_denied(verdict or reference_verdict(self.settings))
         if manifests is not None:
             self._store_manifests(manifests)

@@ -16,6 +16,7 @@ chains, the node sets, any map or set header) must be unchanged, or there is no 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -23,8 +24,8 @@ from kubefence.dataplane.nft._render import TABLE
 
 __all__ = ["ruleset_update"]
 
-_BLOCK_START = re.compile(r"^\t(set|map|chain) (\S+) \{$")
-_BLOCK_END = "\t}"
+_BLOCK = re.compile(r"^\t(set|map|chain) (\S+) \{\n.*?^\t\}$", re.MULTILINE | re.DOTALL)
+_STARTS = re.compile(r"^\t(?:set|map|chain) \S+ \{$", re.MULTILINE)
 _CLASS = re.compile(r"^(eg|in)_c\d+$")
 _MAPS = {f"{kind}_v{version}" for kind in ("atoms", "egress", "ingress") for version in (4, 6)}
 _DISPATCH = {"eg": ("egress_v4", "egress_v6"), "in": ("ingress_v4", "ingress_v6")}
@@ -56,31 +57,30 @@ def _replaceable(kind: str, name: str) -> bool:
     return _CLASS.match(name) is not None
 
 
+@functools.lru_cache(maxsize=4)  # the installed text was the wanted one of the call before
 def _parse(text: str) -> _Parsed | None:
     blocks: dict[tuple[str, str], _Block] = {}
     rest: list[str] = []
-    lines = text.split("\n")
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        found = _BLOCK_START.match(line)
-        if found is None:
-            if not line.lstrip().startswith("#") and line.strip():
-                rest.append(line)
-            index += 1
-            continue
-        try:
-            end = lines.index(_BLOCK_END, index)
-        except ValueError:
-            return None  # not text this package rendered
+    position = matched = 0
+    for found in _BLOCK.finditer(text):
+        matched += 1
         kind, name = found.group(1), found.group(2)
-        block_text = "\n".join(lines[index : end + 1])
+        between = text[position : found.start()]
         if _replaceable(kind, name):
-            blocks[(kind, name)] = _Block(kind, name, block_text)
+            blocks[(kind, name)] = _Block(kind, name, found.group(0))
         else:
-            rest.extend(lines[index : end + 1])
-        index = end + 1
+            between += found.group(0)
+        rest.extend(_kernel_lines(between))
+        position = found.end()
+    if len(_STARTS.findall(text)) != matched:
+        return None  # a block without its end: not text this package rendered
+    rest.extend(_kernel_lines(text[position:]))
     return _Parsed(blocks, tuple(rest))
+
+
+def _kernel_lines(text: str) -> list[str]:
+    """The lines nft reads (comments and blank lines are not part of the table)."""
+    return [line for line in text.split("\n") if line.strip() and not line.lstrip().startswith("#")]
 
 
 def ruleset_update(installed: str, wanted: str) -> str | None:
@@ -94,7 +94,12 @@ def ruleset_update(installed: str, wanted: str) -> str | None:
         return None
     for key, block in new.blocks.items():
         previous = old.blocks.get(key)
-        if key[0] != "chain" and previous is not None and previous.header != block.header:
+        if (
+            key[0] != "chain"
+            and previous is not None
+            and previous.text != block.text
+            and previous.header != block.header
+        ):
             return None  # a set's or map's type or flags changed
     changed = {k for k, b in new.blocks.items() if k in old.blocks and old.blocks[k] != b}
     added = {k for k in new.blocks if k not in old.blocks}
