@@ -11,6 +11,7 @@ classes of one namespace form one contiguous range (a numpy slice, not a fancy i
 from __future__ import annotations
 
 import ipaddress
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -75,64 +76,61 @@ def distinct_blocks(policies: Iterable[CompiledPolicy]) -> tuple[IPBlock, ...]:
     return tuple(seen)
 
 
-def _split(value: int) -> tuple[int, int]:
-    return value >> 64, value & 0xFFFF_FFFF_FFFF_FFFF
+def _span(
+    values: Sequence[int], net: ipaddress.IPv4Network | ipaddress.IPv6Network
+) -> tuple[int, int]:
+    """The positions in sorted ``values`` of the addresses inside ``net`` (a half-open range)."""
+    first = int(net.network_address)
+    return bisect_left(values, first), bisect_left(values, first + net.num_addresses)
 
 
-def _inside(
-    halves: Sequence[npt.NDArray[np.uint64]], net: ipaddress.IPv4Network | ipaddress.IPv6Network
-) -> BoolArray:
-    """Which addresses (one uint64 array for IPv4, two halves for IPv6) lie inside ``net``."""
-    if net.version == 4:
-        pairs = [(int(net.netmask), int(net.network_address))]
-    else:
-        mask_hi, mask_lo = _split(int(net.netmask))
-        net_hi, net_lo = _split(int(net.network_address))
-        pairs = [(mask_hi, net_hi), (mask_lo, net_lo)]
-    hit: BoolArray | None = None
-    for half, (mask, network) in zip(halves, pairs, strict=True):
-        inside = (half & np.uint64(mask)) == np.uint64(network)
-        hit = inside if hit is None else hit & inside
-    assert hit is not None
-    return hit
+def _without(ranges: list[tuple[int, int]], cut: tuple[int, int]) -> list[tuple[int, int]]:
+    """Half-open ``ranges`` minus the half-open range ``cut``."""
+    lo, hi = cut
+    if lo >= hi:
+        return ranges
+    out: list[tuple[int, int]] = []
+    for a, b in ranges:
+        if a < lo:
+            out.append((a, min(b, lo)))
+        if b > hi:
+            out.append((max(a, hi), b))
+    return out
 
 
 def _block_membership(pods: Sequence[Pod], blocks: Sequence[IPBlock]) -> list[list[int]]:
-    """Per pod, the indices of the blocks some IP of it lies in (S15), sparse and sorted.
+    """Per pod, the indices of the blocks some IP of it lies in (S15), sparse and sorted
+    within each address family.
 
-    Vectorised per address family and block: an address is inside a network when its masked
-    bits equal the network's (IPv6 as two 64-bit halves).
+    A network is a contiguous range of addresses, so with every pod address of one family
+    sorted once, a block (cidr minus its excepts) is a few ranges of positions found by binary
+    search: the work grows with blocks x log(addresses) plus the memberships found, not with
+    blocks x addresses.
     """
     member: list[list[int]] = [[] for _ in pods]
     if not blocks:
         return member
-    owners: dict[int, list[int]] = {4: [], 6: []}
-    values: dict[int, list[int]] = {4: [], 6: []}
+    found: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
     for i, pod in enumerate(pods):
         for ip in pod.ips:
-            owners[ip.version].append(i)
-            values[ip.version].append(int(ip))
-    for version, raw in values.items():
-        if not raw:
+            found[ip.version].append((int(ip), i))
+    for version, pairs in found.items():
+        if not pairs:
             continue
-        who = np.asarray(owners[version], dtype=np.int64)
-        if version == 4:
-            halves = [np.asarray(raw, dtype=np.uint64)]
-        else:
-            halves = [
-                np.asarray([v >> 64 for v in raw], dtype=np.uint64),
-                np.asarray([v & 0xFFFF_FFFF_FFFF_FFFF for v in raw], dtype=np.uint64),
-            ]
+        pairs.sort()
+        values = [v for v, _ in pairs]
+        owners = [i for _, i in pairs]
         for b, block in enumerate(blocks):
             if block.cidr.version != version:
                 continue
-            hit = _inside(halves, block.cidr)
+            ranges = [_span(values, block.cidr)]
             for ex in block.except_:
                 if ex.version == version:
-                    hit &= ~_inside(halves, ex)
-            for i in who[hit].tolist():
-                if not member[i] or member[i][-1] != b:  # two IPs of one pod in one block
-                    member[i].append(b)
+                    ranges = _without(ranges, _span(values, ex))
+            for lo, hi in ranges:
+                for i in owners[lo:hi]:
+                    if not member[i] or member[i][-1] != b:  # two IPs of one pod in one block
+                        member[i].append(b)
     return member
 
 
