@@ -209,6 +209,9 @@ class ReachabilityAnalysis:
         allowed[:, ~reachable] = False
         port_cache: dict[tuple[PortMatcher, ...], BoolArray] = {}
         by_rule: dict[int, BoolArray] = {}  # id(rule): rules live as long as ``self``
+        # ids of port vectors (kept in port_cache) that match no destination: their rules
+        # allow nothing on this port, so their peers need not be computed.
+        nowhere: set[int] = set()
 
         def port_vector(rule: CompiledRule) -> BoolArray:
             hit = by_rule.get(id(rule))
@@ -221,6 +224,8 @@ class ReachabilityAnalysis:
                     & reachable
                 )
                 port_cache[rule.ports] = hit
+                if not hit.any():
+                    nowhere.add(id(hit))
             by_rule[id(rule)] = hit
             return hit
 
@@ -252,8 +257,10 @@ class ReachabilityAnalysis:
                     continue
                 isolated |= selected
                 for rule in policy.ingress:
-                    targets.append(selected & port_vector(rule)[lo:hi])
-                    sources.append(self.rule_peers(rule))
+                    target = selected & port_vector(rule)[lo:hi]
+                    if target.any():
+                        targets.append(target)
+                        sources.append(self.rule_peers(rule))
             if isolated.any():
                 rows = np.flatnonzero(isolated)
                 block = _or_of_outer([t[rows] for t in targets], sources, shape=(len(rows), count))
@@ -267,8 +274,9 @@ class ReachabilityAnalysis:
                     continue
                 isolated |= selected
                 for rule in policy.egress:
-                    sources.append(selected)
-                    targets.append(peer_and_port(rule))
+                    if id(port_vector(rule)) not in nowhere:
+                        sources.append(selected)
+                        targets.append(peer_and_port(rule))
             if isolated.any():
                 rows = np.flatnonzero(isolated)
                 block = _or_of_outer([s[rows] for s in sources], targets, shape=(len(rows), count))
