@@ -26,7 +26,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from typing import Protocol as TypingProtocol
 
 from kubefence.api import Inventory, IPAddress, Pod, Protocol
@@ -100,6 +100,8 @@ class RulesetRenderer(TypingProtocol):
     ) -> str: ...
 
 
+RulesetChange = Literal["full", "update", "unchanged"]
+
 Verdict = Callable[[Inventory, str, str, int, Protocol], bool]
 """(inventory, "ns/pod" or IP, "ns/pod" or IP, port, protocol) -> allowed: the prediction."""
 
@@ -145,7 +147,7 @@ class ApplyReport:
     removed: tuple[str, ...]
     cut: tuple[Flow, ...]  # established connections deleted because they are now denied (S25)
     server_restarted: bool
-    ruleset: str = "full"  # how the table changed: "full", "update" or "unchanged"
+    ruleset: RulesetChange = "full"  # whole table, only what differed, or nothing to do
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,7 +395,8 @@ class Sandbox:
         """Move the sandbox to ``inventory``: one atomic ruleset swap, then topology changes.
 
         The swap replaces only what differs from the ruleset this object installed last
-        (``ApplyReport.ruleset``), or with ``whole_table`` the whole table.
+        (``ApplyReport.ruleset``), or with ``whole_table`` the whole table: the way to repair
+        a table changed behind kubefence's back (an unchanged ruleset is not sent again).
 
         With ``settings.cut_established_on_deny`` (S25, the default) every tracked connection
         that the new policies deny is deleted from conntrack right after the swap, so its next
@@ -615,7 +618,7 @@ class Sandbox:
     def manifest_paths(self) -> list[str]:
         return [str(self.directory / m) for m in self.state.manifests]
 
-    def _install_ruleset(self, renderer: RulesetRenderer, *, whole: bool = False) -> str:
+    def _install_ruleset(self, renderer: RulesetRenderer, *, whole: bool = False) -> RulesetChange:
         """Render and install the ruleset; returns how: "full" (the whole table replaced),
         "update" (only what differs from the text this object installed last, see
         ``ruleset_update``) or "unchanged". Either way one atomic ``nft`` transaction.
@@ -638,15 +641,17 @@ class Sandbox:
         update = None
         if not whole and installed is not None and _read_text(path) == installed:
             update = ruleset_update(installed, text)
-        how = "full"
+        how: RulesetChange = "full"
         if update == "":
             how = "unchanged"
         elif update is not None:
             done = run(["nft", "-f", "-"], stdin=update, netns=self.state.node_netns, check=False)
             how = "update" if done.returncode == 0 else "full"
+        # Written before a whole install, so that nft's complaint points into a file; a text
+        # nft refused is never ``self._installed``, so no update is ever computed from it.
+        path.write_text(text)
         if how == "full":
             run(["nft", "-f", "-"], stdin=text, netns=self.state.node_netns)
-        path.write_text(text)  # only once installed: it names what the kernel holds
         self._installed = text
         return how
 

@@ -3,8 +3,11 @@
 Why this package exists: the sandbox (``kubefence.dataplane.netns``) must enforce exactly what
 the reference evaluator decides. This package turns an ``Inventory`` and the addresses the sandbox
 gave each pod into the text of one ``nft -f`` transaction replacing table ``inet kubefence``. It
-does no I/O; ``netns`` runs ``nft``. How the table works and every implementation-defined choice
-are documented in ``_plan``'s module docstring.
+does no I/O; ``netns`` runs ``nft``. For a running sandbox, ``MemoisedRenderer`` re-renders
+after a change without redoing the untouched policies, and ``ruleset_update`` turns the
+installed text and the new one into a smaller transaction replacing only what differs. How
+the table works and every implementation-defined choice are documented in ``_plan``'s module
+docstring.
 """
 
 from __future__ import annotations
