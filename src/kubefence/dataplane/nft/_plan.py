@@ -242,7 +242,10 @@ class RulesetPlan:
 
 
 class _Context:
-    """Look-ups shared by every class: pod addresses, namespace labels, cached peer sets."""
+    """Look-ups shared by every class: pod addresses, namespace labels, cached peer sets.
+
+    Built from the pods, namespaces, addresses and settings only (``PlanMemo`` reuses it for
+    another inventory with the same ones), so it keeps no reference to the inventory."""
 
     def __init__(
         self,
@@ -250,7 +253,6 @@ class _Context:
         addresses: Mapping[str, Sequence[IPAddress]],
         settings: Settings,
     ) -> None:
-        self.inventory = inventory
         self.settings = settings
         self.addresses: dict[str, tuple[IPAddress, ...]] = {}
         for pod in inventory.pods:
