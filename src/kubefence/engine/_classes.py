@@ -18,10 +18,17 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from kubefence.api import ContainerPort, Inventory, IPBlock, Labels, LabelSelector, Operator, Pod
+from kubefence.api import (
+    ContainerPort,
+    Inventory,
+    IPBlock,
+    Labels,
+    LabelSelector,
+    NetworkPolicy,
+    Operator,
+    Pod,
+)
 from kubefence.semantics import (
-    CompiledPolicy,
-    PeerKind,
     Settings,
     selector_matches,
 )
@@ -64,14 +71,22 @@ class PodClasses:
         return self.namespace_position.get(name)
 
 
-def distinct_blocks(policies: Iterable[CompiledPolicy]) -> tuple[IPBlock, ...]:
-    """Every ipBlock any rule of ``policies`` names, in first-seen order."""
+def distinct_blocks(policies: Iterable[NetworkPolicy]) -> tuple[IPBlock, ...]:
+    """Every ipBlock any effective rule of ``policies`` names, in first-seen order.
+
+    Read from the policies as parsed (a direction outside policyTypes has no effect, S02), so
+    that only the policies that select some pod need compiling.
+    """
     seen: dict[IPBlock, None] = {}
     for policy in policies:
-        for rules in (policy.ingress, policy.egress):
-            for rule in rules or ():
+        directions = (
+            policy.ingress if policy.affects_ingress else (),
+            policy.egress if policy.affects_egress else (),
+        )
+        for rules in directions:
+            for rule in rules:
                 for peer in rule.peers:
-                    if peer.kind is PeerKind.IP_BLOCK and peer.ip_block is not None:
+                    if peer.ip_block is not None:
                         seen.setdefault(peer.ip_block, None)
     return tuple(seen)
 

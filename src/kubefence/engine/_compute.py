@@ -37,7 +37,7 @@ from kubefence.semantics import (
     PeerMatcher,
     PortMatcher,
     Settings,
-    compile_policies,
+    compile_policy,
     resolve_named_port,
 )
 
@@ -64,24 +64,29 @@ class ReachabilityAnalysis:
     def _prepare(self, inventory: Inventory, settings: Settings) -> None:
         self.inventory = inventory
         self.settings = settings
-        self.policies: tuple[CompiledPolicy, ...] = compile_policies(inventory.policies)
         self.classes: PodClasses = classify(
             inventory,
-            blocks=distinct_blocks(self.policies),
-            extra_namespaces={p.namespace for p in self.policies},
+            blocks=distinct_blocks(inventory.policies),
+            extra_namespaces={p.namespace for p in inventory.policies},
         )
         self.index = ClassIndex(self.classes, settings=settings)
         self._block_pos = {b: k for k, b in enumerate(self.classes.blocks)}
         self._peer_cache: dict[tuple[PeerMatcher, ...], BoolArray] = {}
         self._rule_cache: dict[int, BoolArray] = {}  # id(rule) of rules in self.policies
         self._named_cache: dict[tuple[str, Protocol], IntArray] = {}
+        # Only policies that select some class can allow or isolate anything; the others are
+        # compiled when ``policies`` is first read (about a third of them, in the benchmarks).
+        self._compiled: dict[int, CompiledPolicy] = {}
+        self._all_compiled: tuple[CompiledPolicy, ...] | None = None
         self._by_namespace: dict[int, list[tuple[CompiledPolicy, BoolArray]]] = {}
-        for policy in self.policies:
-            k = self.classes.namespace_index(policy.namespace)
+        for i, source in enumerate(inventory.policies):
+            k = self.classes.namespace_index(source.namespace)
             assert k is not None  # classify() saw every policy namespace
             # S01 + S23 (hostNetwork never selected unless set)
-            selected = self.index.selected_in_namespace(policy.pod_selector, policy.namespace)
-            self._by_namespace.setdefault(k, []).append((policy, selected))
+            selected = self.index.selected_in_namespace(source.pod_selector, source.namespace)
+            if selected.any():
+                policy = self._compiled[i] = compile_policy(source)
+                self._by_namespace.setdefault(k, []).append((policy, selected))
         self._endpoint_ns = self.classes.namespace_of[self.classes.of_pod]
         # S21 + S23: named policy ports resolve only against a selectable pod's ports; a
         # hostNetwork pod acts as its node's IP, where a named port matches nothing.
@@ -91,6 +96,17 @@ class ReachabilityAnalysis:
             else ~self.classes.host_network
         )
         self._from_node = self._node_overrides()
+
+    @property
+    def policies(self) -> tuple[CompiledPolicy, ...]:
+        """Every policy of the inventory, compiled, in inventory order."""
+        if self._all_compiled is None:
+            compiled = self._compiled
+            self._all_compiled = tuple(
+                compiled[i] if i in compiled else compile_policy(p)
+                for i, p in enumerate(self.inventory.policies)
+            )
+        return self._all_compiled
 
     def _node_overrides(self) -> tuple[tuple[int, tuple[int, ...]], ...]:
         """S24: (hostNetwork pod, pods on its node) pairs allowed whatever the policies say."""
@@ -253,7 +269,7 @@ class ReachabilityAnalysis:
             sources: list[BoolArray] = []
             targets: list[BoolArray] = []
             for policy, selected in entries:
-                if policy.ingress is None or not selected.any():
+                if policy.ingress is None:
                     continue
                 isolated |= selected
                 for rule in policy.ingress:
@@ -270,7 +286,7 @@ class ReachabilityAnalysis:
             sources = []
             targets = []
             for policy, selected in entries:
-                if policy.egress is None or not selected.any():
+                if policy.egress is None:
                     continue
                 isolated |= selected
                 for rule in policy.egress:
