@@ -358,6 +358,8 @@ class _IngressSpans:
         self.allowed = allowed
         self.lo = self.hi = 0
         self.rows: list[tuple[IntArray, BoolArray]] = []
+        # One buffer reused by every span (fresh ones would each be page-faulted in anew).
+        self.buffer = np.empty((0, allowed.shape[1]), dtype=np.bool_)
 
     def add(self, lo: int, hi: int, rows: IntArray, block: BoolArray) -> None:
         """Destinations ``lo + rows`` (classes of one namespace ``lo``..``hi``) get ``block``."""
@@ -372,7 +374,11 @@ class _IngressSpans:
         if not self.rows:
             return
         width = self.hi - self.lo
-        span = np.ones((-(-width // 8) * 8, self.allowed.shape[1]), dtype=np.bool_)
+        height = -(-width // 8) * 8
+        if len(self.buffer) < height:
+            self.buffer = np.empty((max(height, _TILE + 8), self.allowed.shape[1]), np.bool_)
+        span = self.buffer[:height]
+        span.fill(True)
         for rows, block in self.rows:
             span[rows - self.lo] = block
         self.allowed[:, self.lo : self.hi] &= _transposed(span, width)
