@@ -23,7 +23,7 @@ import dataclasses
 import json
 import shutil
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -274,6 +274,9 @@ class Sandbox:
         self.run_dir = run_dir
         self._renderer = default_renderer()
         self._installed: str | None = None  # the ruleset text this object installed last
+        self._sole_writer = False  # nobody else installed a ruleset since this object did
+        # The inventory the last conntrack check of this object judged every flow against.
+        self._checked: Inventory | None = None
 
     @property
     def name(self) -> str:
@@ -356,6 +359,7 @@ class Sandbox:
                 netns=node,
             )
             sandbox._install_ruleset(renderer or sandbox._renderer)  # before any link exists
+            sandbox._checked = sandbox.inventory  # every flow to come is admitted by it
             sandbox._add_pods(list(slots.values()))
             write_sysctl(node, {"net.ipv4.conf.all.rp_filter": "0"}, required=False)
             write_sysctl(node, {"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "1"})
@@ -440,7 +444,11 @@ class Sandbox:
         how = self._install_ruleset(renderer, whole=whole_table)
         cut: list[Flow] = []
         if strict and how != "unchanged":  # unchanged: what it denies was cut when installed
-            cut = self._cut_denied(verdict or reference_verdict(self.settings))
+            scope = None
+            if verdict is None and self._checked is not None and self._sole_writer:
+                scope = _PolicyChanges.of(self._checked, self.inventory)
+            cut = self._cut_denied(verdict or reference_verdict(self.settings), scope=scope)
+            self._checked = self.inventory
         if manifests is not None:
             self._store_manifests(manifests)
         if removed:  # deleting the node side removes the pair and its routes at once
@@ -638,8 +646,9 @@ class Sandbox:
         )
         path = self.directory / "ruleset.nft"
         installed, self._installed = self._installed, None
+        self._sole_writer = installed is not None and _read_text(path) == installed
         update = None
-        if not whole and installed is not None and _read_text(path) == installed:
+        if not whole and self._sole_writer and installed is not None:
             update = ruleset_update(installed, text)
         how: RulesetChange = "full"
         if update == "":
@@ -712,17 +721,32 @@ class Sandbox:
         )
         self._save()
 
-    def _cut_denied(self, verdict: Verdict) -> list[Flow]:
+    def _cut_denied(self, verdict: Verdict, *, scope: _PolicyChanges | None = None) -> list[Flow]:
         """Delete the tracked flows the new policies deny (S25), asking ``verdict`` once per
         (protocol, source, destination, port) about the addresses the packets carry, so an
-        ipBlock is judged on the family actually used."""
+        ipBlock is judged on the family actually used.
+
+        With ``scope`` (which namespaces' policies changed since the last check) only flows
+        from or to a pod of a changed namespace are judged: every other flow was
+        allowed at the last check or admitted since by the same table, and its verdict
+        depends on nothing that changed.
+        """
         node = self.state.node_netns
         if read_sysctl(node, "net.netfilter.nf_conntrack_count") == "0":
             return []  # nothing tracked: no process to start
         listing = run(["conntrack", "-L"], check=False, netns=node)
+        owners: dict[IPAddress, set[str]] = {}
+        if scope is not None:
+            for pod in self.inventory.pods:
+                for address in pod.ips:
+                    owners.setdefault(address, set()).add(pod.namespace)
         verdicts: dict[tuple[Protocol, IPAddress, IPAddress, int], bool] = {}
         cut = []
         for flow in parse_conntrack(listing.stdout.splitlines()):
+            if scope is not None and not scope.any_of(
+                owners.get(flow.src, set()) | owners.get(flow.dst, set())
+            ):
+                continue
             key = (flow.protocol, flow.src, flow.dst, flow.dport)
             if key not in verdicts:
                 allowed = verdict(
@@ -737,6 +761,38 @@ class Sandbox:
 
 
 # --- module-level operations (work without a healthy sandbox) -------------------------------
+
+
+class _PolicyChanges:
+    """Which namespaces' policies differ between two inventories, compared only for the
+    namespaces asked about (comparing every policy of a large inventory costs more than the
+    few verdicts it would save). ``None`` from ``of``: pods or namespaces differ as well."""
+
+    __slots__ = ("_after", "_before", "_known")
+
+    def __init__(self, before: Inventory, after: Inventory) -> None:
+        self._before = before.policies_by_namespace
+        self._after = after.policies_by_namespace
+        self._known: dict[str, bool] = {}
+
+    @classmethod
+    def of(cls, before: Inventory, after: Inventory) -> _PolicyChanges | None:
+        if before.pods != after.pods or before.namespaces != after.namespaces:
+            return None
+        return cls(before, after)
+
+    def any_of(self, namespaces: Iterable[str]) -> bool:
+        """Did the policies of any of ``namespaces`` change? A policy selects pods of its own
+        namespace only (S01), so a flow's verdict reads its endpoints' namespaces' policies
+        and nothing else of the policies."""
+        for namespace in namespaces:
+            changed = self._known.get(namespace)
+            if changed is None:
+                changed = self._before.get(namespace) != self._after.get(namespace)
+                self._known[namespace] = changed
+            if changed:
+                return True
+        return False
 
 
 def _read_text(path: Path) -> str | None:
