@@ -222,9 +222,10 @@ class ClassIndex:
     """Answers "which classes does this selector match, within these namespaces?" quickly.
 
     Small scopes (a policy's own namespace) are tested class by class with ``selector_matches``,
-    the single definition of S17, once per distinct label set and selector. Wide scopes (namespace selectors) use an inverted index from
-    ``key=value`` and ``key`` to sorted class ids and evaluate S17 as set algebra: matchLabels,
-    In and Exists intersect; NotIn and DoesNotExist subtract. Results are cached per selector.
+    the single definition of S17, once per distinct label set and selector. Wide scopes
+    (namespace selectors) use an inverted index from ``key=value`` and ``key`` to sorted class
+    ids and evaluate S17 as set algebra: matchLabels, In and Exists intersect; NotIn and
+    DoesNotExist subtract. Results are cached per selector.
     """
 
     def __init__(self, classes: PodClasses, *, settings: Settings) -> None:
