@@ -872,7 +872,7 @@ def _check_workload_selector(
     labels_line = member_line(metadata, "labels")
     if kind == "ReplicationController":
         selector_map = obj.labels(spec, "selector", "spec.selector")
-        if selector_map and any(labels.get(k) != v for k, v in selector_map.items()):
+        if selector_map and not selector_matches(LabelSelector(match_labels=selector_map), labels):
             obj.fail(
                 f"{t_path}.metadata.labels",
                 "`selector` does not match template `labels`",
