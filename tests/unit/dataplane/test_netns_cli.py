@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+import io
 import ipaddress
+import sys
 from pathlib import Path
+
+import pytest
 
 from kubefence.api import Protocol
 from kubefence.cli.commands import sandbox as command
@@ -62,17 +67,42 @@ def test_probe_table_lists_cells_and_reasons() -> None:
     assert "5 pairs unprobed (?):" in text
 
 
+def _pod_manifest(name: str) -> str:
+    return (
+        "apiVersion: v1\nkind: Pod\n"
+        f"metadata: {{name: '{name}', namespace: default}}\n"
+        "spec: {containers: [{name: c, image: x}]}\n"
+    )
+
+
+def _args(*filenames: str) -> argparse.Namespace:
+    return argparse.Namespace(filenames=list(filenames), namespace="default")
+
+
 def test_manifest_discovery_matches_kubectl_rules(tmp_path: Path) -> None:
-    """Directories are walked recursively for .yaml/.yml/.json, hidden entries skipped, sorted."""
+    """Directories are walked recursively for .yaml/.yml/.json, hidden entries skipped, sorted;
+    the stored copies are the files the inventory was loaded from, each once."""
     (tmp_path / "b").mkdir()
     (tmp_path / ".git").mkdir()
-    for name in ("b/2.yml", "a.yaml", "c.json", "notes.txt", ".hidden.yaml", ".git/x.yaml"):
-        (tmp_path / name).write_text("{}")
-    found = [
-        Path(f).relative_to(tmp_path).as_posix() for f in command._manifest_files(str(tmp_path))
-    ]
+    for name in ("b/2.yml", "a.yaml", "c.json", ".hidden.yaml", ".git/x.yaml"):
+        (tmp_path / name).write_text(_pod_manifest(Path(name).stem.strip(".") or "x"))
+    (tmp_path / "notes.txt").write_text("not a manifest")
+    inventory, contents = command._read_manifests(_args(str(tmp_path), str(tmp_path / "a.yaml")))
+    found = [Path(f).relative_to(tmp_path).as_posix() for f, _ in contents]
     assert found == ["a.yaml", "c.json", "b/2.yml"]
-    assert command._manifest_files("single.yaml") == ["single.yaml"]
+    assert [content for _, content in contents] == [
+        (tmp_path / name).read_bytes() for name in found
+    ]
+    assert sorted(pod.name for pod in inventory.pods) == ["2", "a", "c"]
+
+
+def test_stdin_named_twice_is_stored_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """'-' named twice is read once and stored once, as load_paths reads it once."""
+    stdin = io.TextIOWrapper(io.BytesIO(_pod_manifest("s").encode()))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    inventory, contents = command._read_manifests(_args("-", "-"))
+    assert contents == [("stdin.yaml", _pod_manifest("s").encode())]
+    assert [pod.name for pod in inventory.pods] == ["s"]
 
 
 def test_counts_are_pluralised() -> None:

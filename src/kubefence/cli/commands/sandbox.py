@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -31,8 +30,6 @@ from kubefence.semantics import decide
 
 NAME = "sandbox"
 HELP = "run the manifests on a network-namespace cluster and enforce the policies with nftables"
-
-_MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 def _timeout(text: str) -> float:
@@ -94,35 +91,19 @@ def run(args: argparse.Namespace) -> int:
 # --- manifests ------------------------------------------------------------------------------
 
 
-def _manifest_files(path: str) -> list[str]:
-    if not os.path.isdir(path):
-        return [path]
-    found = []
-    for root, dirs, names in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [
-            os.path.join(root, n)
-            for n in sorted(names)
-            if n.endswith(_MANIFEST_SUFFIXES) and not n.startswith(".")
-        ]
-    return found
-
-
 def _read_manifests(args: argparse.Namespace) -> tuple[Inventory, list[tuple[str, bytes]]]:
-    """Validate the ``-f`` inputs and keep their bytes, so the sandbox can store a copy."""
-    from kubefence.sources.files import load_paths
+    """Validate the ``-f`` inputs and keep their bytes, so the sandbox can store a copy: each
+    file that ``load_paths`` reads, once (a file named twice, or ``-`` twice, is one copy)."""
+    from kubefence.sources.files import STDIN, expand_paths, load_paths
 
     paths = list(args.filenames or [])
-    stdin_bytes = sys.stdin.buffer.read() if "-" in paths else b""
+    stdin_bytes = sys.stdin.buffer.read() if STDIN in paths else b""
     inventory = load_paths(paths, default_namespace=args.namespace, stdin=io.BytesIO(stdin_bytes))
-    contents: list[tuple[str, bytes]] = []
-    for path in paths:
-        if path == "-":
-            contents.append(("stdin.yaml", stdin_bytes))
-            continue
-        for file in _manifest_files(path):
-            contents.append((file, Path(file).read_bytes()))
-    return inventory, contents
+    files, _ = expand_paths(paths)  # no problems: load_paths would have raised them
+    return inventory, [
+        ("stdin.yaml", stdin_bytes) if file == STDIN else (file, Path(file).read_bytes())
+        for file in dict.fromkeys(files)
+    ]
 
 
 def _attach(args: argparse.Namespace) -> netns.Sandbox:
