@@ -26,7 +26,7 @@ from kubefence.cli._inputs import (
 from kubefence.cli._render_decision import render_text
 from kubefence.dataplane import netns
 from kubefence.errors import InputError, KubefenceError
-from kubefence.semantics import decide
+from kubefence.semantics import decide, parse_port
 
 NAME = "sandbox"
 HELP = "run the manifests on a network-namespace cluster and enforce the policies with nftables"
@@ -162,15 +162,6 @@ def _apply(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_port(text: str) -> int | str:
-    if text.isdigit():
-        port = int(text)
-        if not 1 <= port <= 65535:
-            raise InputError(f"--port {text}: expected 1-65535 or a port name")
-        return port
-    return text
-
-
 def _table(matrix: netns.ProbeMatrix) -> str:
     names = matrix.endpoints
     width = max((len(n) for n in names), default=4)
@@ -190,7 +181,7 @@ def _probe(args: argparse.Namespace) -> int:
     netns.check_environment()
     sandbox = _attach(args)
     matrix = sandbox.probe(
-        port=_parse_port(args.port),
+        port=parse_port(args.port),
         protocol=Protocol(args.protocol),
         timeout=args.timeout,
         family=6 if args.ipv6 else 4,
