@@ -413,8 +413,7 @@ def _policy_port(obj: _Object, raw: Mapping[Any, Any], path: str) -> PolicyPort:
     port_line = member_line(raw, "port")
     end_line = member_line(raw, "endPort")
     if isinstance(port, int):
-        for msg in port_number_problems(port):
-            obj.fail(f"{path}.port", f"invalid value {port}: {msg}", port_line)
+        obj.invalid(f"{path}.port", port, port_number_problems(port), port_line)
         if end_port is not None:
             if end_port < port:
                 obj.fail(
@@ -422,8 +421,7 @@ def _policy_port(obj: _Object, raw: Mapping[Any, Any], path: str) -> PolicyPort:
                     f"invalid value {end_port}: must be greater than or equal to `port` ({port})",
                     end_line,
                 )
-            for msg in port_number_problems(end_port):
-                obj.fail(f"{path}.endPort", f"invalid value {end_port}: {msg}", end_line)
+            obj.invalid(f"{path}.endPort", end_port, port_number_problems(end_port), end_line)
     elif isinstance(port, str):
         if end_port is not None:
             obj.fail(f"{path}.endPort", "may not be specified when `port` is non-numeric", end_line)
@@ -721,20 +719,20 @@ def _container_ports(obj: _Object, container: Mapping[Any, Any], path: str) -> l
             if number == 0 or entry.get("containerPort") is None:
                 obj.fail(f"{p_path}.containerPort", "is required (1-65535)", line)
         else:
-            for msg in port_number_problems(number):
-                obj.fail(
-                    f"{p_path}.containerPort",
-                    f"invalid value {number}: {msg}",
-                    member_line(entry, "containerPort"),
-                )
+            obj.invalid(
+                f"{p_path}.containerPort",
+                number,
+                port_number_problems(number),
+                member_line(entry, "containerPort"),
+            )
         host_port = obj.integer(entry, "hostPort", f"{p_path}.hostPort")
         if host_port:
-            for msg in port_number_problems(host_port):
-                obj.fail(
-                    f"{p_path}.hostPort",
-                    f"invalid value {host_port}: {msg}",
-                    member_line(entry, "hostPort"),
-                )
+            obj.invalid(
+                f"{p_path}.hostPort",
+                host_port,
+                port_number_problems(host_port),
+                member_line(entry, "hostPort"),
+            )
         protocol = obj.string(entry, "protocol", f"{p_path}.protocol") or "TCP"  # S18
         if protocol not in PROTOCOLS:
             obj.fail(
@@ -946,15 +944,13 @@ def _service(
                 obj.fail(f"{p_path}.port", "is required (1-65535)", line)
             continue
         bad = port_number_problems(number)
-        for msg in bad:
-            obj.fail(f"{p_path}.port", f"invalid value {number}: {msg}", member_line(entry, "port"))
+        obj.invalid(f"{p_path}.port", number, bad, member_line(entry, "port"))
         target: int | str | None = obj.get(
             entry, "targetPort", f"{p_path}.targetPort", (int, str), "a port number or a port name"
         )
         t_line = member_line(entry, "targetPort")
         if isinstance(target, int):
-            for msg in port_number_problems(target):
-                obj.fail(f"{p_path}.targetPort", f"invalid value {target}: {msg}", t_line)
+            obj.invalid(f"{p_path}.targetPort", target, port_number_problems(target), t_line)
         elif isinstance(target, str):
             obj.invalid(f"{p_path}.targetPort", target, port_name_problems(target), t_line)
         protocol = obj.string(entry, "protocol", f"{p_path}.protocol") or "TCP"  # S18
