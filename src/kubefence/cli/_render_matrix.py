@@ -14,6 +14,7 @@ import io
 import json
 from collections.abc import Sequence
 
+from kubefence.cli._render_table import aligned
 from kubefence.engine import Matrix, NamespaceSummary
 
 __all__ = [
@@ -94,14 +95,6 @@ def _summary_rows(summary: NamespaceSummary) -> list[list[str]]:
 _SUMMARY_HEADER = ["FROM NAMESPACE", "ALLOWED/PAIRS", "OPEN TO", "PARTIAL", "CLOSED TO"]
 
 
-def _aligned(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(r[k]) for r in [header, *rows]) for k in range(len(header))]
-    return [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in [header, *rows]
-    ]
-
-
 def render_table(matrices: Sequence[Matrix], *, per_pod: bool | None = None) -> str:
     """One block per matrix: a pod grid when small (or forced), else a namespace summary."""
     blocks = []
@@ -109,10 +102,10 @@ def render_table(matrices: Sequence[Matrix], *, per_pod: bool | None = None) -> 
         lines = [_heading(matrix)]
         if _per_pod(matrix, per_pod):
             header, body = _grid_rows(matrix)
-            lines.extend(_aligned(header, body))
+            lines.extend(aligned(header, body))
         else:
             lines.append(f"(more than {PER_POD_LIMIT} pods: per namespace; --per-pod for pods)")
-            lines.extend(_aligned(_SUMMARY_HEADER, _summary_rows(matrix.namespace_summary())))
+            lines.extend(aligned(_SUMMARY_HEADER, _summary_rows(matrix.namespace_summary())))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
 

@@ -32,6 +32,7 @@ from kubefence.audit import (
     split_duplicate_policies,
 )
 from kubefence.cli._inputs import add_input_arguments
+from kubefence.cli._render_table import aligned
 from kubefence.cli._sarif import sarif_log
 
 __all__ = ["HELP", "NAME", "add_arguments", "render_json", "render_table", "run"]
@@ -236,16 +237,6 @@ def render_json(findings: Sequence[Finding], report: AuditReport) -> dict[str, A
 # --- table ------------------------------------------------------------------------------------
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
-    widths = [len(h) for h in header]
-    for row in rows:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
-    lines = []
-    for row in (header, *rows):
-        lines.append(indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
-    return [line.rstrip() for line in lines]
-
-
 def _findings_table(findings: Sequence[Finding]) -> list[str]:
     counts = {s: sum(1 for f in findings if f.severity is s) for s in Severity}
     lines = [
@@ -321,7 +312,7 @@ def render_table(findings: Sequence[Finding], report: AuditReport) -> str:
                 _names([x for x in n.reaches if x != n.name]),
             ]
         rows.append(row)
-    lines += _table(header, rows)
+    lines += aligned(header, rows, indent="  ")
     lines.append("")
     lines.append("External address ranges (ingress: may connect in; egress: may be reached)")
     ext_rows = [
@@ -331,7 +322,7 @@ def render_table(findings: Sequence[Finding], report: AuditReport) -> str:
         for e in items
     ]
     if ext_rows:
-        lines += _table(["NAMESPACE", "DIRECTION", "RANGE", "PORTS", "VIA"], ext_rows)
+        lines += aligned(["NAMESPACE", "DIRECTION", "RANGE", "PORTS", "VIA"], ext_rows, indent="  ")
     else:
         lines.append("  none (no pods in the input)")
     if report.reachability and not any(n.pods for n in report.namespaces):
@@ -344,12 +335,13 @@ def render_table(findings: Sequence[Finding], report: AuditReport) -> str:
         lines.append("")
         lines.append("Namespace reachability on any port (row may connect to column)")
         names = report.names
-        lines += _table(
+        lines += aligned(
             ["FROM \\ TO", *names],
             [
                 [a, *("yes" if cell else "." for cell in row)]
                 for a, row in zip(names, report.matrix, strict=True)
             ],
+            indent="  ",
         )
         if report.tenant_label is not None:
             lines.append("")

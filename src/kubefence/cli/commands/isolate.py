@@ -17,6 +17,7 @@ import yaml
 
 from kubefence.api import Inventory
 from kubefence.audit import AuditReport, build_report, isolation_policies
+from kubefence.cli._render_table import aligned
 from kubefence.errors import InputError
 
 __all__ = ["HELP", "NAME", "add_arguments", "render_check", "run"]
@@ -141,13 +142,8 @@ def render_check(before: AuditReport, after: AuditReport, isolated: Sequence[str
             ]
         )
     header = ["NAMESPACE", "INGRESS ISOLATED", "EGRESS ISOLATED", "REACHABLE FROM", "REACHES"]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [
         "Namespace summary after adding the policies (* = given with -n; isolated pods "
         "before -> after; reachability on any port, (-lost, +gained))"
     ]
-    for row in (header, *rows):
-        lines.append(
-            ("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True))).rstrip()
-        )
-    return "\n".join(lines)
+    return "\n".join(lines + aligned(header, rows, indent="  "))
