@@ -398,14 +398,7 @@ def _label_selector(
 def _policy_port(obj: _Object, raw: Mapping[Any, Any], path: str) -> PolicyPort:
     """``NetworkPolicyPort``: protocol (default TCP, S18), port number or name, endPort (V03)."""
     obj.unknown_fields(raw, _PORT_FIELDS, path)
-    protocol = obj.string(raw, "protocol", f"{path}.protocol") or "TCP"
-    if protocol not in PROTOCOLS:
-        obj.fail(
-            f"{path}.protocol",
-            f'unsupported value {_show(protocol)}: supported values: "SCTP", "TCP", "UDP"',
-            member_line(raw, "protocol"),
-        )
-        protocol = "TCP"
+    protocol = _protocol(obj, raw, path) or Protocol.TCP
     port: int | str | None = obj.get(
         raw, "port", f"{path}.port", (int, str), "a port number or an IANA service name"
     )
@@ -428,7 +421,21 @@ def _policy_port(obj: _Object, raw: Mapping[Any, Any], path: str) -> PolicyPort:
         obj.invalid(f"{path}.port", port, port_name_problems(port), port_line)
     elif end_port is not None:
         obj.fail(f"{path}.endPort", "may not be specified when `port` is not specified", end_line)
-    return PolicyPort(protocol=Protocol(protocol), port=port, end_port=end_port)
+    return PolicyPort(protocol=protocol, port=port, end_port=end_port)
+
+
+def _protocol(obj: _Object, raw: Mapping[Any, Any], path: str) -> Protocol | None:
+    """The ``protocol`` of a policy, container or service port: TCP when absent (S18); None,
+    with a problem, when it is not one of TCP, UDP and SCTP."""
+    protocol = obj.string(raw, "protocol", f"{path}.protocol") or "TCP"
+    if protocol in PROTOCOLS:
+        return Protocol(protocol)
+    obj.fail(
+        f"{path}.protocol",
+        f'unsupported value {_show(protocol)}: supported values: "SCTP", "TCP", "UDP"',
+        member_line(raw, "protocol"),
+    )
+    return None
 
 
 def _ip_block(obj: _Object, raw: Mapping[Any, Any], path: str, notes: list[str]) -> IPBlock | None:
@@ -733,18 +740,11 @@ def _container_ports(obj: _Object, container: Mapping[Any, Any], path: str) -> l
                 port_number_problems(host_port),
                 member_line(entry, "hostPort"),
             )
-        protocol = obj.string(entry, "protocol", f"{p_path}.protocol") or "TCP"  # S18
-        if protocol not in PROTOCOLS:
-            obj.fail(
-                f"{p_path}.protocol",
-                f'unsupported value {_show(protocol)}: supported values: "SCTP", "TCP", "UDP"',
-                member_line(entry, "protocol"),
-            )
+        protocol = _protocol(obj, entry, p_path)
+        if protocol is None:
             continue
         if number is not None and 1 <= number <= 65535:
-            result.append(
-                ContainerPort(port=number, protocol=Protocol(protocol), name=name or None)
-            )
+            result.append(ContainerPort(port=number, protocol=protocol, name=name or None))
     return result
 
 
@@ -953,20 +953,13 @@ def _service(
             obj.invalid(f"{p_path}.targetPort", target, port_number_problems(target), t_line)
         elif isinstance(target, str):
             obj.invalid(f"{p_path}.targetPort", target, port_name_problems(target), t_line)
-        protocol = obj.string(entry, "protocol", f"{p_path}.protocol") or "TCP"  # S18
-        if protocol not in PROTOCOLS:
-            obj.fail(
-                f"{p_path}.protocol",
-                f'unsupported value {_show(protocol)}: supported values: "SCTP", "TCP", "UDP"',
-                member_line(entry, "protocol"),
-            )
-            protocol = "TCP"
+        protocol = _protocol(obj, entry, p_path) or Protocol.TCP
         if not bad:
             ports.append(
                 ServicePort(
                     port=number,
                     target_port=target if target is not None else number,
-                    protocol=Protocol(protocol),
+                    protocol=protocol,
                     name=port_name or None,
                 )
             )

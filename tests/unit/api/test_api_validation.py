@@ -154,6 +154,44 @@ def test_v03_protocol_must_be_tcp_udp_or_sctp(protocol: str) -> None:
     assert paths(ingress_port({"protocol": protocol})) == ["spec.ingress[0].ports[0].protocol"]
 
 
+def test_s18_container_and_service_ports_share_the_protocol_check() -> None:
+    """A pod's container port and a service port with protocol ICMP are rejected at their own
+    .protocol paths with the same message as a policy port; an absent protocol is TCP."""
+    pod: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "test"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "c",
+                    "image": "nginx",
+                    "ports": [{"containerPort": 80, "protocol": "ICMP"}],
+                }
+            ]
+        },
+    }
+    service: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "namespace": "test"},
+        "spec": {"ports": [{"port": 80, "protocol": "ICMP"}]},
+    }
+    found = problems(pod, service, ingress_port({"protocol": "ICMP"}))
+    assert sorted(p.path for p in found) == [
+        "spec.containers[0].ports[0].protocol",
+        "spec.ingress[0].ports[0].protocol",
+        "spec.ports[0].protocol",
+    ]
+    assert len({p.message for p in found}) == 1
+    assert "supported values" in found[0].message
+    pod["spec"]["containers"][0]["ports"][0].pop("protocol")
+    service["spec"]["ports"][0].pop("protocol")
+    inventory = inventory_from_objects([pod, service])
+    assert str(inventory.pods[0].ports[0].protocol) == "TCP"
+    assert str(inventory.services[0].ports[0].protocol) == "TCP"
+
+
 @pytest.mark.parametrize("port", [0, -1, 65536, 100000])
 def test_v03_numeric_port_range(port: int) -> None:
     """Numeric ports outside 1-65535 are rejected at .port."""
