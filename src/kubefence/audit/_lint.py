@@ -42,7 +42,7 @@ from kubefence.semantics import (
     PeerMatcher,
     PortMatcher,
     Settings,
-    compile_policy,
+    compile_policies,
     ip_in_block,
     peer_matches_ip,
     peer_matches_pod,
@@ -55,7 +55,9 @@ __all__ = [
     "DEFAULT_SERVICE_CIDRS",
     "NODE_LOCAL_DNS",
     "LintOptions",
+    "describe_block",
     "describe_selector",
+    "isolated_count",
     "lint",
     "split_duplicate_policies",
 ]
@@ -96,10 +98,29 @@ def describe_selector(selector: LabelSelector | None) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
-def _block_text(block: IPBlock) -> str:
+def describe_block(block: IPBlock) -> str:
+    """``10.0.0.0/8`` or ``10.0.0.0/8 except 10.1.0.0/16, 10.2.0.0/16``."""
     if not block.except_:
         return str(block.cidr)
     return f"{block.cidr} except {', '.join(str(e) for e in block.except_)}"
+
+
+def isolated_count(
+    pods: Sequence[Pod],
+    compiled: Sequence[CompiledPolicy],
+    direction: Direction,
+    *,
+    settings: Settings,
+) -> int:
+    """How many of ``pods`` some policy of ``compiled`` selects and isolates in ``direction``."""
+    return sum(
+        1
+        for pod in pods
+        if any(
+            c.rules(direction) is not None and selects_pod(c, pod, settings=settings)
+            for c in compiled
+        )
+    )
 
 
 def _field(direction: Direction) -> str:
@@ -486,7 +507,7 @@ def _ipblock_targets_service(ctx: _Context) -> Iterator[Finding]:
             )
             yield ctx.finding(
                 "KF006",
-                f"{path} {_block_text(block)} {what}: policies see traffic after Service "
+                f"{path} {describe_block(block)} {what}: policies see traffic after Service "
                 "address translation (S22), so this block never matches",
                 policy=compiled.source,
                 path=path,
@@ -501,7 +522,7 @@ def _ipblock_targets_service(ctx: _Context) -> Iterator[Finding]:
             )
             yield ctx.finding(
                 "KF006",
-                f"{path} {_block_text(block)} {what}; that part never matches after Service "
+                f"{path} {describe_block(block)} {what}; that part never matches after Service "
                 "address translation (S22)",
                 policy=compiled.source,
                 path=path,
@@ -529,7 +550,7 @@ def _ipblock_covers_pods(ctx: _Context) -> Iterator[Finding]:
             what = f"part of the pod range {', '.join(ranges)}"
         yield ctx.finding(
             "KF007",
-            f"{path} {_block_text(block)} covers {what}: it admits whichever pod holds those "
+            f"{path} {describe_block(block)} covers {what}: it admits whichever pod holds those "
             "IPs, regardless of labels",
             policy=compiled.source,
             path=path,
@@ -573,15 +594,7 @@ def _no_default_deny(ctx: _Context) -> Iterator[Finding]:
         for direction, rule_id in ((Direction.INGRESS, "KF009"), (Direction.EGRESS, "KF010")):
             if any(c.pod_selector.is_empty and c.rules(direction) is not None for c in policies):
                 continue
-            isolated = sum(
-                1
-                for p in pods
-                if any(
-                    c.rules(direction) is not None
-                    and selects_pod(c, p, settings=ctx.options.settings)
-                    for c in policies
-                )
-            )
+            isolated = isolated_count(pods, policies, direction, settings=ctx.options.settings)
             coverage = f"; {isolated} of {len(pods)} pod(s) are isolated by narrower policies"
             found = ctx.finding(
                 rule_id,
@@ -825,7 +838,7 @@ def lint(inventory: Inventory, *, options: LintOptions | None = None) -> tuple[F
     ctx = _Context(
         inventory=inventory,
         options=opts,
-        compiled=tuple(compile_policy(p) for p in inventory.policies),
+        compiled=compile_policies(inventory.policies),
         namespaces=tuple(sorted(known)),
     )
     found = {f for check in _CHECKS for f in check(ctx)}

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kubefence.api import Inventory, Pod, Protocol
+from kubefence.audit._lint import describe_block, isolated_count
 from kubefence.engine import Matrix, ReachabilityAnalysis
 from kubefence.semantics import (
     DEFAULT_SETTINGS,
@@ -34,7 +35,7 @@ from kubefence.semantics import (
     Reason,
     Settings,
     SideDecision,
-    compile_policy,
+    compile_policies,
     decide,
     selects_pod,
 )
@@ -224,10 +225,7 @@ def _external(
                     if peer.kind is PeerKind.ANY:
                         found[(_ANYWHERE, describe_ports(rule.ports), via)] = None
                     elif peer.kind is PeerKind.IP_BLOCK and peer.ip_block is not None:
-                        block = peer.ip_block
-                        text = str(block.cidr)
-                        if block.except_:
-                            text += " except " + ", ".join(str(e) for e in block.except_)
+                        text = describe_block(peer.ip_block)
                         found[(text, describe_ports(rule.ports), via)] = None
     if loose:
         found[(_ANYWHERE, "all ports", f"{loose} pod(s) not isolated")] = None
@@ -348,13 +346,11 @@ def build_report(
     Reachability is the engine's (pod classes, vectorised) at every candidate port; the
     cross-tenant paths it finds are then explained by the reference evaluator.
     """
-    compiled = tuple(compile_policy(p) for p in inventory.policies)
+    compiled = compile_policies(inventory.policies)
     pods = inventory.pods
     names = sorted({n.name for n in inventory.namespaces} | {p.namespace for p in pods})
     position = {n: i for i, n in enumerate(names)}
-    by_ns: dict[str, list[Pod]] = {n: [] for n in names}
-    for pod in pods:
-        by_ns[pod.namespace].append(pod)
+    by_ns = inventory.pods_by_namespace
     tenants: dict[str, str | None] = {
         n: inventory.namespace_labels(n).get(tenant_label) if tenant_label else None for n in names
     }
@@ -370,23 +366,26 @@ def build_report(
             counts = np.asarray(summary.allowed, dtype=np.int64) > 0
             reach[np.ix_(idx, idx)] |= counts
         if settings.self_traffic_allowed:  # S07: a pod may always reach itself
-            for n, ns_pods in by_ns.items():
-                if ns_pods:
-                    reach[position[n], position[n]] = True
+            for n in by_ns:
+                reach[position[n], position[n]] = True
         paths = _cross_tenant_paths(
             inventory, analysis, candidates, matrices, tenants, settings=settings
         )
     reports = []
     for name in names:
-        ns_pods = by_ns[name]
+        ns_pods = by_ns.get(name, ())
         i = position[name]
         reports.append(
             NamespaceReport(
                 name=name,
                 tenant=tenants[name],
                 pods=len(ns_pods),
-                ingress_isolated=_isolated(ns_pods, compiled, Direction.INGRESS, settings),
-                egress_isolated=_isolated(ns_pods, compiled, Direction.EGRESS, settings),
+                ingress_isolated=isolated_count(
+                    ns_pods, compiled, Direction.INGRESS, settings=settings
+                ),
+                egress_isolated=isolated_count(
+                    ns_pods, compiled, Direction.EGRESS, settings=settings
+                ),
                 reachable_from=tuple(a for a in names if reach[position[a], i]),
                 reaches=tuple(b for b in names if reach[i, position[b]]),
                 external_ingress=_external(name, ns_pods, compiled, Direction.INGRESS, settings),
@@ -400,20 +399,4 @@ def build_report(
         cross_tenant=tuple(paths),
         tenant_label=tenant_label,
         reachability=reachability,
-    )
-
-
-def _isolated(
-    pods: Sequence[Pod],
-    compiled: Sequence[CompiledPolicy],
-    direction: Direction,
-    settings: Settings,
-) -> int:
-    return sum(
-        1
-        for pod in pods
-        if any(
-            c.rules(direction) is not None and selects_pod(c, pod, settings=settings)
-            for c in compiled
-        )
     )
