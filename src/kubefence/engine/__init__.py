@@ -8,7 +8,7 @@ single changes without recomputing everything.
 
 from __future__ import annotations
 
-from kubefence.engine._compute import ReachabilityAnalysis, compute_matrix, parse_port
+from kubefence.engine._compute import ReachabilityAnalysis, compute_matrix
 from kubefence.engine._diff import Change, ReachabilityDiff, diff_inventories
 from kubefence.engine._incremental import ReachabilityModel
 from kubefence.engine._matrix import Matrix, NamespaceSummary
@@ -24,6 +24,5 @@ __all__ = [
     "ReachabilityModel",
     "compute_matrix",
     "diff_inventories",
-    "parse_port",
     "port_classes",
 ]

@@ -38,20 +38,14 @@ from kubefence.semantics import (
     PortMatcher,
     Settings,
     compile_policy,
+    parse_port,
     resolve_named_port,
 )
 
-__all__ = ["ReachabilityAnalysis", "compute_matrix", "parse_port"]
+__all__ = ["ReachabilityAnalysis", "compute_matrix"]
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
-
-
-def parse_port(port: int | str) -> int | str:
-    """A port as given by a user: digits are a number, anything else a port name."""
-    if isinstance(port, str) and port.isdigit():
-        return int(port)
-    return port
 
 
 class ReachabilityAnalysis:

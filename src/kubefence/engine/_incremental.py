@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kubefence.api import METADATA_NAME_LABEL, Inventory, Labels, NetworkPolicy, Pod, Protocol
-from kubefence.engine._compute import ReachabilityAnalysis, parse_port
+from kubefence.engine._compute import ReachabilityAnalysis
 from kubefence.engine._matrix import Matrix
 from kubefence.errors import InputError
 from kubefence.semantics import (
@@ -39,6 +39,7 @@ from kubefence.semantics import (
     PeerMatcher,
     Settings,
     compile_policy,
+    parse_port,
     peer_matches_pod,
     port_matches,
     resolve_named_port,
