@@ -30,6 +30,7 @@ their ``Origin.line`` is 0 and their problems carry no line.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -750,8 +751,6 @@ def _container_ports(obj: _Object, container: Mapping[Any, Any], path: str) -> l
 
 def _pod_ips(obj: _Object, raw: Mapping[Any, Any]) -> tuple[IPAddress, ...]:
     """``status.podIPs`` (or ``status.podIP``), IPv4 and IPv6, in order, without repeats."""
-    import ipaddress
-
     status = obj.mapping(raw, "status", "status")
     if status is None:
         return ()
@@ -767,15 +766,7 @@ def _pod_ips(obj: _Object, raw: Mapping[Any, Any]) -> tuple[IPAddress, ...]:
     pod_ip = obj.string(status, "podIP", "status.podIP")
     if pod_ip:
         texts.insert(0, (pod_ip, "status.podIP", member_line(status, "podIP")))
-    result: list[IPAddress] = []
-    for text, path, line in texts:
-        problems = ip_problems(text)
-        obj.invalid(path, text, problems, line)
-        if not problems:
-            address = ipaddress.ip_address(text)
-            if address not in result:
-                result.append(address)
-    return tuple(result)
+    return _addresses(obj, texts)
 
 
 def _replicas(obj: _Object, spec: Mapping[Any, Any], kind: str) -> int:
@@ -983,8 +974,6 @@ def _service(
 
 
 def _cluster_ips(obj: _Object, spec: Mapping[Any, Any]) -> tuple[IPAddress, ...]:
-    import ipaddress
-
     texts: list[tuple[str, str, int | None]] = []
     single = obj.string(spec, "clusterIP", "spec.clusterIP")
     if single:
@@ -994,15 +983,23 @@ def _cluster_ips(obj: _Object, spec: Mapping[Any, Any]) -> tuple[IPAddress, ...]
         text = obj.item(many, i, f"spec.clusterIPs[{i}]", str, "a string")
         if text:
             texts.append((text, f"spec.clusterIPs[{i}]", member_line(many, i)))
+    headless = [entry for entry in texts if entry[0] != "None"]
+    return _addresses(obj, headless, alternative=" or None")
+
+
+def _addresses(
+    obj: _Object, texts: Iterable[tuple[str, str, int | None]], *, alternative: str = ""
+) -> tuple[IPAddress, ...]:
+    """The addresses of ``(text, path, line)`` entries in order, without repeats; a problem for
+    each text that is not an IP address (``alternative`` names another accepted value)."""
     result: list[IPAddress] = []
     for text, path, line in texts:
-        if text == "None":
-            continue  # a headless service
         problems = ip_problems(text)
-        for msg in problems:
-            obj.fail(path, f"invalid value {_show(text)}: {msg} or None", line)
-        if not problems and ipaddress.ip_address(text) not in result:
-            result.append(ipaddress.ip_address(text))
+        obj.invalid(path, text, [m + alternative for m in problems], line)
+        if not problems:
+            address = ipaddress.ip_address(text)
+            if address not in result:
+                result.append(address)
     return tuple(result)
 
 

@@ -395,3 +395,31 @@ def test_v07_all_problems_are_reported_at_once() -> None:
         {**ingress_peer({}), "metadata": {"name": "c", "namespace": "test"}},
     )
     assert len(found) == 3
+
+
+def test_invalid_cluster_and_pod_ips_are_named_at_their_paths() -> None:
+    """A bad clusterIP is rejected saying None is also accepted; a bad pod IP is rejected
+    without that; a repeated valid address is kept once and "None" marks a headless service."""
+    service: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "web", "namespace": "test"},
+        "spec": {"clusterIP": "10.96.0.300", "clusterIPs": ["None"]},
+    }
+    pod: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "test"},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+        "status": {"podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}, {"ip": "fd00::zz"}]},
+    }
+    found = {p.path: p.message for p in problems(service, pod)}
+    assert set(found) == {"spec.clusterIP", "status.podIPs[1].ip"}
+    assert found["spec.clusterIP"].startswith("invalid value '10.96.0.300': ")
+    assert found["spec.clusterIP"].endswith(" or None")
+    assert not found["status.podIPs[1].ip"].endswith(" or None")
+    service["spec"] = {"clusterIP": "None"}
+    pod["status"]["podIPs"] = [{"ip": "10.0.0.1"}, {"ip": "fd00::1"}]
+    inventory = inventory_from_objects([service, pod])
+    assert inventory.services[0].cluster_ips == ()
+    assert [str(ip) for ip in inventory.pods[0].ips] == ["10.0.0.1", "fd00::1"]
