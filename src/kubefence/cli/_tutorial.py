@@ -30,8 +30,6 @@ from types import FrameType
 from typing import Protocol as TypingProtocol
 from typing import TextIO
 
-import yaml
-
 from kubefence.api import Inventory, Pod, Protocol, Service
 from kubefence.cli._render_decision import render_text
 from kubefence.dataplane.netns import (
@@ -43,7 +41,7 @@ from kubefence.dataplane.netns import (
 )
 from kubefence.errors import DataplaneError, EnvironmentProblem, InputError
 from kubefence.semantics import DEFAULT_SETTINGS, Decision, Settings, decide
-from kubefence.sources.files import load_paths
+from kubefence.sources.files import load_paths, read_documents
 
 __all__ = [
     "STEPS",
@@ -320,12 +318,12 @@ def examples_dir(explicit: str | None = None) -> Path:
 
 
 def _object_keys(path: Path) -> frozenset[tuple[str, str, str]]:
-    try:
-        documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"{path}: cannot read the tutorial manifest ({exc})") from exc
+    documents, problems = read_documents([str(path)])
+    if problems:
+        details = "; ".join(str(p) for p in problems)
+        raise InputError(f"{path}: cannot read the tutorial manifest ({details})")
     keys = set()
-    for doc in documents:
+    for doc in (d.content for d in documents):
         if not isinstance(doc, Mapping):
             continue
         meta = doc.get("metadata") or {}

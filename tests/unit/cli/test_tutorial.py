@@ -29,6 +29,7 @@ from kubefence.cli._tutorial import (
     run_tutorial,
 )
 from kubefence.cli.main import main
+from kubefence.errors import InputError
 from kubefence.semantics import decide
 from kubefence.sources.files import load_paths
 
@@ -188,6 +189,15 @@ def test_manifest_state_follows_kubectl_apply_and_delete(tmp_path: Path) -> None
     assert state.inventory().policies[0].ingress == (Rule(),)
     state.run(_tutorial.Action(_tutorial.Verb.DELETE, "a.yaml"))
     assert state.files == ["ns.yaml"]
+
+
+def test_manifest_state_rejects_an_unreadable_manifest(tmp_path: Path) -> None:
+    """A tutorial manifest that is not valid YAML is an input error naming the file, not a
+    traceback."""
+    (tmp_path / "bad.yaml").write_text("kind: [unclosed\n")
+    state = ManifestState(tmp_path)
+    with pytest.raises(InputError, match=r"bad\.yaml: cannot read the tutorial manifest"):
+        state.run(_tutorial.Action(_tutorial.Verb.APPLY, "bad.yaml"))
 
 
 def test_kubectl_command_goes_through_the_service_name() -> None:
