@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from kubefence.api._models import Namespace, NetworkPolicy, Pod, Service
+from kubefence.api._models import METADATA_NAME_LABEL, Namespace, NetworkPolicy, Pod, Service
 
 __all__ = ["Inventory"]
 
@@ -75,4 +75,4 @@ class Inventory:
         ns = self.namespace_by_name.get(name)
         if ns is not None:
             return ns.labels
-        return {"kubernetes.io/metadata.name": name}
+        return {METADATA_NAME_LABEL: name}
