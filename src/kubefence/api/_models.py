@@ -2,7 +2,7 @@
 
 Why this module exists: every layer above (semantics, engine, data plane, CLI) reads these and
 nothing else, so the YAML shape, defaulting and validation stay in ``api`` alone. Models carry
-data and where it came from (``Origin``), no behaviour: selector matching lives in ``semantics``.
+data and where it came from (``Origin``), no behaviour: selector matching is ``api._selectors``.
 
 Defaults of the API server are already applied when a model exists: ``policy_types`` is never
 empty (S02), ``protocol`` is always set (S18), every namespace has its
