@@ -452,7 +452,7 @@ def _ip_block(obj: _Object, raw: Mapping[Any, Any], path: str, notes: list[str])
     cidr = parse_cidr(cidr_text)
     if cidr is None:
         return None
-    if str(cidr) != cidr_text and "/" in cidr_text and cidr_text.lower() != str(cidr):
+    if cidr_text.lower() != str(cidr):  # str() is the canonical, masked form
         notes.append(f"{obj.label}: {path}.cidr {cidr_text} has host bits set; read as {cidr}")
     excepts: list[IPNetwork] = []
     for i in range(len(excepts_raw)):
