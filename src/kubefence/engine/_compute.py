@@ -26,7 +26,7 @@ from contextlib import contextmanager
 import numpy as np
 import numpy.typing as npt
 
-from kubefence.api import Inventory, Protocol
+from kubefence.api import Inventory, Pod, Protocol
 from kubefence.engine._classes import ClassIndex, PodClasses, classify, distinct_blocks
 from kubefence.engine._matrix import Matrix
 from kubefence.semantics import (
@@ -42,7 +42,7 @@ from kubefence.semantics import (
     resolve_named_port,
 )
 
-__all__ = ["ReachabilityAnalysis", "compute_matrix"]
+__all__ = ["ReachabilityAnalysis", "compute_matrix", "node_overrides"]
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
@@ -89,7 +89,7 @@ class ReachabilityAnalysis:
             if settings.host_network_selectable
             else ~self.classes.host_network
         )
-        self._from_node = self._node_overrides()
+        self._from_node = node_overrides(inventory.pods, settings)
 
     @property
     def policies(self) -> tuple[CompiledPolicy, ...]:
@@ -101,21 +101,6 @@ class ReachabilityAnalysis:
                 for i, p in enumerate(self.inventory.policies)
             )
         return self._all_compiled
-
-    def _node_overrides(self) -> tuple[tuple[int, tuple[int, ...]], ...]:
-        """S24: (hostNetwork pod, pods on its node) pairs allowed whatever the policies say."""
-        if not self.settings.allow_from_node or self.settings.host_network_selectable:
-            return ()
-        on_node: dict[str, list[int]] = {}
-        hosts: list[tuple[int, str]] = []
-        for i, pod in enumerate(self.inventory.pods):
-            if pod.node is None:
-                continue
-            if pod.host_network:
-                hosts.append((i, pod.node))
-            else:
-                on_node.setdefault(pod.node, []).append(i)
-        return tuple((i, tuple(on_node[node])) for i, node in hosts if on_node.get(node))
 
     # --- port-independent vectors --------------------------------------------------------
 
@@ -303,14 +288,11 @@ class ReachabilityAnalysis:
         a port class whose representative ``port`` is.
         """
         overrides = self._from_node
-        if overrides and not isinstance(parse_port(port), int):
+        wanted = parse_port(port)
+        if overrides and not isinstance(wanted, int):
             # A name the destination does not declare stays unreachable, even from its node.
-            declared = self._resolved(str(port), protocol)[self.classes.of_pod] >= 0
-            overrides = tuple(
-                (i, kept)
-                for i, dsts in overrides
-                if (kept := tuple(j for j in dsts if declared[j]))
-            )
+            declared = self._resolved(wanted, protocol)[self.classes.of_pod] >= 0
+            overrides = node_overrides(self.inventory.pods, self.settings, reachable=declared)
         return Matrix(
             port=str(port) if label is None else label,
             protocol=protocol,
@@ -322,6 +304,26 @@ class ReachabilityAnalysis:
             self_allowed=self.settings.self_traffic_allowed,
             overrides=overrides,
         )
+
+
+def node_overrides(
+    pods: Sequence[Pod | None], settings: Settings, *, reachable: BoolArray | None = None
+) -> tuple[tuple[int, tuple[int, ...]], ...]:
+    """S24: (hostNetwork pod, positions of the pods on its node) pairs allowed whatever the
+    policies say. ``pods[i]`` None is a retired slot; a destination whose ``reachable[i]`` is
+    False (a port name it does not declare) stays unreachable, even from its node."""
+    if not settings.allow_from_node or settings.host_network_selectable:
+        return ()
+    on_node: dict[str, list[int]] = {}
+    hosts: list[tuple[int, str]] = []
+    for i, pod in enumerate(pods):
+        if pod is None or pod.node is None:
+            continue
+        if pod.host_network:
+            hosts.append((i, pod.node))
+        elif reachable is None or reachable[i]:
+            on_node.setdefault(pod.node, []).append(i)
+    return tuple((i, tuple(on_node[node])) for i, node in hosts if on_node.get(node))
 
 
 @contextmanager

@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kubefence.api import METADATA_NAME_LABEL, Inventory, Labels, NetworkPolicy, Pod, Protocol
-from kubefence.engine._compute import ReachabilityAnalysis
+from kubefence.engine._compute import ReachabilityAnalysis, node_overrides
 from kubefence.engine._matrix import Matrix
 from kubefence.errors import InputError
 from kubefence.semantics import (
@@ -381,7 +381,7 @@ class ReachabilityModel:
             | {p.namespace for p in self._policies.values()}
         )
         position = {n: k for k, n in enumerate(names)}
-        overrides = _from_node(pods, reachable, self.settings)
+        overrides = node_overrides(pods, self.settings, reachable=reachable)
         return Matrix(
             port=str(self.port),
             protocol=self.protocol,
@@ -399,21 +399,3 @@ class ReachabilityModel:
 
 def _rules(policy: CompiledPolicy) -> tuple[CompiledRule, ...]:
     return (policy.ingress or ()) + (policy.egress or ())
-
-
-def _from_node(
-    pods: list[Pod | None], reachable: BoolArray, settings: Settings
-) -> tuple[tuple[int, tuple[int, ...]], ...]:
-    """S24 pairs, as ``ReachabilityAnalysis`` computes them."""
-    if not settings.allow_from_node or settings.host_network_selectable:
-        return ()
-    on_node: dict[str, list[int]] = {}
-    hosts: list[tuple[int, str]] = []
-    for i, pod in enumerate(pods):
-        if pod is None or pod.node is None:
-            continue
-        if pod.host_network:
-            hosts.append((i, pod.node))
-        elif reachable[i]:
-            on_node.setdefault(pod.node, []).append(i)
-    return tuple((i, tuple(on_node[node])) for i, node in hosts if on_node.get(node))

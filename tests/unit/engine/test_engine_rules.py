@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from kubefence.api import Inventory, Protocol
-from kubefence.engine import ReachabilityAnalysis, compute_matrix
+from kubefence.engine import ReachabilityAnalysis, ReachabilityModel, compute_matrix
 from kubefence.errors import InputError
 from kubefence.semantics import Settings
 from kubefence.sources.objects import inventory_from_objects
@@ -330,6 +330,24 @@ def test_s24_traffic_from_a_pods_own_node_is_allowed() -> None:
     summary = compute_matrix(inv, port=80).namespace_summary()
     assert summary.namespaces == ("a", "kube")
     assert summary.allowed[1][0] == 1
+
+
+def test_s24_s21_from_node_on_a_port_name_only_to_pods_declaring_it() -> None:
+    """On a port name, a hostNetwork pod reaches the pods of its node that declare the name,
+    not one that does not (an undeclared name stays unreachable even from the node); the
+    incremental model agrees."""
+    inv = cluster(
+        pod("kube/agent", host=True, node="n1", ip="192.168.1.1"),
+        pod("a/web", node="n1", ports=[(8080, "http", "TCP")]),
+        pod("a/db", node="n1"),
+        policy("a/deny", {"podSelector": {}}),
+    )
+    matrix = compute_matrix(inv, port="http")
+    assert matrix.allowed("kube/agent", "a/web")
+    assert not matrix.allowed("kube/agent", "a/db")
+    assert matrix.overrides == ((2, (1,)),)  # endpoints: a/db, a/web, kube/agent
+    model = ReachabilityModel(inv, port="http")
+    assert model.matrix().rows() == matrix.rows()
 
 
 def test_matrix_json_shape_matches_design() -> None:
