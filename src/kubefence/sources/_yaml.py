@@ -222,7 +222,7 @@ def gc_paused() -> Iterator[None]:
             gc.unfreeze()
 
 
-def decode_bytes(data: bytes, *, file: str) -> tuple[str | None, FieldError | None]:
+def decode_bytes(data: bytes, *, file: str) -> str | FieldError:
     """Bytes to text: UTF-8 (with or without BOM) or UTF-16/32 with a BOM, else a problem."""
     encoding = "utf-8"
     for bom, name in (
@@ -236,10 +236,10 @@ def decode_bytes(data: bytes, *, file: str) -> tuple[str | None, FieldError | No
             encoding = name
             break
     try:
-        return data.decode(encoding), None
+        return data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        return None, FieldError(
+        return FieldError(
             f"not valid {encoding.upper()} text (byte {exc.start}); manifests must be UTF-8",
             file=file,
             line=line,

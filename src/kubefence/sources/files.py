@@ -68,7 +68,7 @@ def _walk(directory: str) -> list[str]:
     return found
 
 
-def _read(file: str, stdin: BinaryIO | None) -> tuple[bytes | None, FieldError | None]:
+def _read(file: str, stdin: BinaryIO | None) -> bytes | FieldError:
     try:
         if file == STDIN:
             stream = stdin if stdin is not None else sys.stdin.buffer
@@ -77,10 +77,10 @@ def _read(file: str, stdin: BinaryIO | None) -> tuple[bytes | None, FieldError |
             with open(file, "rb") as handle:
                 data = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
-        return None, FieldError(f"cannot read: {exc.strerror or exc}", file=file)
+        return FieldError(f"cannot read: {exc.strerror or exc}", file=file)
     if len(data) > MAX_FILE_BYTES:
-        return None, FieldError(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB", file=file)
-    return data, None
+        return FieldError(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB", file=file)
+    return data
 
 
 def read_documents(
@@ -97,13 +97,13 @@ def read_documents(
             if stdin_read:
                 continue  # '-' twice: stdin can only be read once
             stdin_read = True
-        data, problem = _read(file, stdin)
-        if problem is not None or data is None:
-            problems.append(problem or FieldError("cannot read", file=file))
+        data = _read(file, stdin)
+        if isinstance(data, FieldError):
+            problems.append(data)
             continue
-        text, problem = decode_bytes(data, file=file)
-        if problem is not None or text is None:
-            problems.append(problem or FieldError("cannot decode", file=file))
+        text = decode_bytes(data, file=file)
+        if isinstance(text, FieldError):
+            problems.append(text)
             continue
         found, file_problems = parse_text(text, file=file)
         documents.extend(found)
