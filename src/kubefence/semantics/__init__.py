@@ -22,7 +22,7 @@ from kubefence.semantics._algebra import (
     resolve_named_port,
     selects_pod,
 )
-from kubefence.semantics._decide import decide, parse_port, parse_protocol
+from kubefence.semantics._decide import decide, is_backend, parse_port, parse_protocol
 from kubefence.semantics._decision import (
     Admission,
     Decision,
@@ -71,6 +71,7 @@ __all__ = [
     "decide",
     "index_for",
     "ip_in_block",
+    "is_backend",
     "parse_port",
     "parse_protocol",
     "peer_matches_ip",

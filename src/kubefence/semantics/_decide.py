@@ -34,9 +34,9 @@ from kubefence.api import (
     ContainerPort,
     Inventory,
     IPAddress,
-    Labels,
     LabelSelector,
     Operator,
+    Pod,
     Protocol,
     Service,
     ServicePort,
@@ -75,7 +75,7 @@ from kubefence.semantics._index import PolicyIndex, index_for
 from kubefence.semantics._selectors import requirement_holds, selector_matches
 from kubefence.semantics._settings import DEFAULT_SETTINGS, Settings
 
-__all__ = ["decide", "parse_port", "parse_protocol"]
+__all__ = ["decide", "is_backend", "parse_port", "parse_protocol"]
 
 
 def parse_protocol(value: Protocol | str) -> Protocol:
@@ -271,13 +271,8 @@ def _decide_service(
     )
     if service_port is None:
         return base
-    selector = service.selector
-    pods = index.pods_by_namespace.get(service.namespace, ()) if selector else ()
-    backends = tuple(
-        p
-        for p in pods
-        if selector is not None and selector_matches(_as_selector(selector), p.labels)
-    )
+    pods = index.pods_by_namespace.get(service.namespace, ())
+    backends = tuple(p for p in pods if is_backend(service, p))
     if not backends:
         return dataclasses.replace(base, reason=Reason.NO_BACKENDS)
     decisions = []
@@ -303,8 +298,12 @@ def _decide_service(
     )
 
 
-def _as_selector(labels: Labels) -> LabelSelector:
-    return LabelSelector(match_labels=labels)
+def is_backend(service: Service, pod: Pod) -> bool:
+    """Does ``service`` send its traffic to ``pod`` (S22)? Pods of its namespace that its
+    selector matches; a Service without a selector (or with an empty one) has none."""
+    if not service.selector or pod.namespace != service.namespace:
+        return False
+    return selector_matches(LabelSelector(match_labels=service.selector), pod.labels)
 
 
 # --- one side ----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import dataclasses
 import pytest
 from tests.unit.semantics.helpers import inventory, namespace, pod, policy
 
-from kubefence.api import Operator, Protocol
+from kubefence.api import Labels, Operator, Protocol
 from kubefence.errors import InputError
 from kubefence.semantics import (
     ANY_INDEX,
@@ -23,6 +23,7 @@ from kubefence.semantics import (
     Reason,
     Settings,
     decide,
+    is_backend,
 )
 
 HTTP = {"containerPort": 80, "name": "http"}
@@ -681,6 +682,22 @@ def test_s22_a_service_is_allowed_only_if_every_backend_is() -> None:
     assert [b.allowed for b in decision.backends] == [True, False]
     empty = inventory(SERVICE, pod("ns/client"))
     assert decide(empty, "ns/client", "svc:ns/web", port=80).reason is Reason.NO_BACKENDS
+
+
+def test_s22_is_backend_means_same_namespace_and_a_non_empty_selector_matching() -> None:
+    """``is_backend``: a Service sends to pods of its own namespace its selector matches; a
+    Service with no selector or an empty one has no backends (endpoints managed by hand)."""
+    inv = inventory(
+        SERVICE,
+        pod("ns/web", app="web"),
+        pod("ns/db", app="db"),
+        pod("other/web", app="web"),
+    )
+    (service,) = inv.services
+    assert [p.key for p in inv.pods if is_backend(service, p)] == ["ns/web"]
+    for selector in (None, Labels()):
+        bare = dataclasses.replace(service, selector=selector)
+        assert not any(is_backend(bare, p) for p in inv.pods)
 
 
 # --- special endpoints ---------------------------------------------------------------------------
