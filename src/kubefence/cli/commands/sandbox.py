@@ -211,7 +211,7 @@ def _verify(args: argparse.Namespace) -> int:
     is predicted by ``decide`` on the two addresses of the probed family instead.
     """
     netns.check_environment()
-    from kubefence.engine import compute_matrix
+    from kubefence.engine import ReachabilityAnalysis
 
     sandbox = _attach(args)
     inventory = sandbox.inventory
@@ -225,14 +225,12 @@ def _verify(args: argparse.Namespace) -> int:
         print("no pod declares a container port: nothing to verify")
         return 0
     matrices = sandbox.probe_many(specs, timeout=args.timeout, family=family)
+    # One port-independent preparation for every (port, protocol) of the prediction.
+    analysis = None if per_address else ReachabilityAnalysis(inventory, settings=sandbox.settings)
     mismatches = unprobed = passed = 0
     suspects: list[tuple[int, Protocol, str, str, tuple[str, str], bool, netns.ProbeResult]] = []
     for (port, protocol), probed in zip(specs, matrices, strict=True):
-        predicted = (
-            None
-            if per_address
-            else compute_matrix(inventory, port=port, protocol=protocol, settings=sandbox.settings)
-        )
+        predicted = None if analysis is None else analysis.matrix(port, protocol)
         for (src, dst), result in sorted(probed.results.items()):
             if result.reachable is None:
                 unprobed += 1
