@@ -18,6 +18,7 @@ from kubefence.dataplane.nft._intervals import (
     interval_text,
     merge,
     subtract,
+    sweep,
 )
 from kubefence.semantics import ip_in_block
 
@@ -57,6 +58,27 @@ def test_subtract_is_set_difference(base: list[Interval], holes: list[Interval])
     assert _is_normal(result)
     for value in range(SMALL + 2):
         assert _covered(result, value) == (_covered(base, value) and not _covered(holes, value))
+
+
+@given(
+    st.lists(st.lists(_interval(), max_size=3), max_size=4),
+    st.lists(st.integers(0, SMALL + 1), max_size=3),
+)
+def test_sweep_pieces_carry_exactly_the_covering_ids(
+    families: list[list[Interval]], cuts: list[int]
+) -> None:
+    """sweep yields ordered, disjoint pieces covering the union, each with the ids covering
+    every value in it, and cuts at every bound and every requested point."""
+    spans = [(span, ident) for ident, family in enumerate(families) for span in merge(family)]
+    pieces = list(sweep(spans, cuts=cuts))
+    assert all(a[0][1] < b[0][0] for a, b in itertools.pairwise(pieces))
+    for value in range(SMALL + 2):
+        expected = frozenset(i for i, family in enumerate(families) if _covered(family, value))
+        found = [ids for (low, high), ids in pieces if low <= value <= high]
+        assert found == ([expected] if expected else [])
+    bounds = {b for (low, high), _ in spans for b in (low, high + 1)} | set(cuts)
+    for (low, high), _ in pieces:
+        assert not any(low < b <= high for b in bounds)
 
 
 @given(st.lists(_interval(), max_size=6), st.integers(-1, SMALL + 1))

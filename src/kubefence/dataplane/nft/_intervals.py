@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 import functools
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TypeAlias, TypeVar
 
 from kubefence.api import IPAddress, IPBlock, IPNetwork
@@ -34,6 +34,7 @@ __all__ = [
     "merge",
     "network_interval",
     "subtract",
+    "sweep",
 ]
 
 Interval: TypeAlias = tuple[int, int]
@@ -127,6 +128,32 @@ def _coalesce(pieces: list[tuple[Interval, _C]]) -> list[tuple[Interval, _C]]:
     return out
 
 
+def sweep(
+    spans: Iterable[tuple[Interval, int]], *, cuts: Iterable[int] = ()
+) -> Iterator[tuple[Interval, frozenset[int]]]:
+    """The elementary pieces cut by every bound of ``spans`` (and at every point of ``cuts``),
+    in order, each with the ids of the spans covering it; pieces no span covers are skipped.
+
+    The spans of one id must be disjoint and non-adjacent (as ``merge`` returns them).
+    """
+    events: dict[int, list[tuple[bool, int]]] = {}  # point -> (starts?, span id)
+    for (low, high), ident in spans:
+        events.setdefault(low, []).append((True, ident))
+        events.setdefault(high + 1, []).append((False, ident))
+    for point in cuts:
+        events.setdefault(point, [])
+    points = sorted(events)
+    active: set[int] = set()
+    for index, point in enumerate(points[:-1]):
+        for starts, ident in events[point]:
+            if starts:
+                active.add(ident)
+            else:
+                active.discard(ident)
+        if active:
+            yield (point, points[index + 1] - 1), frozenset(active)
+
+
 Rectangle: TypeAlias = tuple[Interval, Interval]  # (protocol, port)
 
 
@@ -159,29 +186,15 @@ def disjoint_boxes(boxes: Iterable[Box]) -> tuple[Box, ...]:
     if not by_spec:
         return ()
     specs = sorted(by_spec)
-    events: dict[int, list[tuple[int, int]]] = {}  # point -> (+1 start | -1 end, spec number)
-    for number, spec in enumerate(specs):
-        for low, high in merge(by_spec[spec]):
-            events.setdefault(low, []).append((1, number))
-            events.setdefault(high + 1, []).append((-1, number))
-    points = sorted(events)
-    active: set[int] = set()
     contents: dict[frozenset[int], tuple[Rectangle, ...]] = {}
     pieces: list[tuple[Interval, tuple[Rectangle, ...]]] = []
-    for index, point in enumerate(points[:-1]):
-        for change, number in events[point]:
-            if change > 0:
-                active.add(number)
-            else:
-                active.discard(number)
-        if not active:
-            continue
-        key = frozenset(active)
+    spans = ((span, n) for n, spec in enumerate(specs) for span in merge(by_spec[spec]))
+    for piece, key in sweep(spans):
         content = contents.get(key)
         if content is None:
             content = disjoint_rectangles(specs[n] for n in key)
             contents[key] = content
-        pieces.append(((point, points[index + 1] - 1), content))
+        pieces.append((piece, content))
     return tuple(
         (address, protocol, port)
         for address, rectangles in _coalesce(pieces)

@@ -90,6 +90,7 @@ from kubefence.dataplane.nft._intervals import (
     family_range,
     merge,
     subtract,
+    sweep,
 )
 from kubefence.errors import DataplaneError
 from kubefence.semantics import (
@@ -526,28 +527,15 @@ def _atoms(
     numbers: dict[frozenset[int], int] = {}
     ranges: list[AtomRange] = []
     for version in VERSIONS:
-        events: dict[int, list[tuple[bool, int]]] = {}
-        for set_id, by_version in enumerate(sets.ranges):
-            for low, high in by_version.get(version, ()):
-                events.setdefault(low, []).append((True, set_id))
-                events.setdefault(high + 1, []).append((False, set_id))
-        for pod_version, value in pod_of:
-            if pod_version == version:  # cut at pod addresses too: one commented element each
-                events.setdefault(value, [])
-                events.setdefault(value + 1, [])
-        points = sorted(events)
-        active: set[int] = set()
-        for index, point in enumerate(points[:-1]):
-            for starts, set_id in events[point]:
-                if starts:
-                    active.add(set_id)
-                else:
-                    active.discard(set_id)
-            if not active:
-                continue
-            signature = frozenset(active)
+        spans = (
+            (span, set_id)
+            for set_id, by_version in enumerate(sets.ranges)
+            for span in by_version.get(version, ())
+        )
+        # Cut at pod addresses too: one commented element each.
+        cuts = (p for v, value in pod_of if v == version for p in (value, value + 1))
+        for (point, high), signature in sweep(spans, cuts=cuts):
             number = numbers.setdefault(signature, len(numbers) + 1)
-            high = points[index + 1] - 1
             pod = pod_of.get((version, point)) if point == high else None
             previous = ranges[-1] if ranges else None
             if (
