@@ -65,9 +65,9 @@ def diff_inventories(
     classes = port_classes([old, new], protocols=protocols)
     old_keys = [p.key for p in old.pods]
     new_keys = [p.key for p in new.pods]
-    common = sorted(set(old_keys) & set(new_keys), key=lambda k: tuple(k.split("/", 1)))
     old_pos = {k: i for i, k in enumerate(old_keys)}
     new_pos = {k: i for i, k in enumerate(new_keys)}
+    common = [k for k in new_keys if k in old_pos]  # inventory order: by namespace, then name
     pick_old = np.asarray([old_pos[k] for k in common], dtype=np.int64)
     pick_new = np.asarray([new_pos[k] for k in common], dtype=np.int64)
     before = ReachabilityAnalysis(old, settings=settings)
