@@ -174,11 +174,17 @@ class _Object:
         self.label = label
 
     def invalid(
-        self, path: str, value: object, problems: Iterable[str], line: int | None = None
+        self,
+        path: str,
+        value: object,
+        problems: Iterable[str],
+        line: int | None = None,
+        *,
+        what: str = "value",
     ) -> None:
         """One problem per message of a value checker (``dns1123_label_problems`` ...)."""
         for message in problems:
-            self.fail(path, f"invalid value {_show(value)}: {message}", line)
+            self.fail(path, f"invalid {what} {_show(value)}: {message}", line)
 
     def fail(self, path: str, message: str, line: int | None = None) -> None:
         self.problems.append(
@@ -298,14 +304,10 @@ class _Object:
         labels = self.string_map(parent, key, path)
         container = parent.get(key)
         for k, v in labels.items():
-            for msg in qualified_name_problems(k):
-                self.fail(path, f"invalid label key {_show(k)}: {msg}", member_line(container, k))
+            line = member_line(container, k)
+            self.invalid(path, k, qualified_name_problems(k), line, what="label key")
             for msg in label_value_problems(v):
-                self.fail(
-                    path,
-                    f"invalid label value {_show(v)} (key {k!r}): {msg}",
-                    member_line(container, k),
-                )
+                self.fail(path, f"invalid label value {_show(v)} (key {k!r}): {msg}", line)
         return Labels(labels)
 
 
@@ -380,12 +382,13 @@ def _label_selector(
             if req.get("key") is None:
                 obj.fail(f"{req_path}.key", "is required (a label key)", line)
         else:
-            for msg in qualified_name_problems(req_key):
-                obj.fail(
-                    f"{req_path}.key",
-                    f"invalid label key {_show(req_key)}: {msg}",
-                    member_line(req, "key"),
-                )
+            obj.invalid(
+                f"{req_path}.key",
+                req_key,
+                qualified_name_problems(req_key),
+                member_line(req, "key"),
+                what="label key",
+            )
         if req_key is not None and operator in ("In", "NotIn", "Exists", "DoesNotExist"):
             requirements.append(Requirement(req_key, Operator(operator), tuple(sorted(values))))
     if not ok or len(obj.problems) != before:

@@ -430,3 +430,16 @@ def test_invalid_cluster_and_pod_ips_are_named_at_their_paths() -> None:
     inventory = inventory_from_objects([service, pod])
     assert inventory.services[0].cluster_ips == ()
     assert [str(ip) for ip in inventory.pods[0].ips] == ["10.0.0.1", "fd00::1"]
+
+
+def test_v02_invalid_label_keys_are_named_as_label_keys() -> None:
+    """A bad label key in metadata.labels and in a matchExpressions key is reported as
+    "invalid label key '<key>': ..." at the map's path and at the expression's .key."""
+    obj = policy({"podSelector": {"matchExpressions": [{"key": "a/b/c", "operator": "Exists"}]}})
+    obj["metadata"]["labels"] = {"-bad": "x"}
+    found = {p.path: p.message for p in problems(obj)}
+    assert set(found) == {"metadata.labels", "spec.podSelector.matchExpressions[0].key"}
+    assert found["metadata.labels"].startswith("invalid label key '-bad': ")
+    assert found["spec.podSelector.matchExpressions[0].key"].startswith(
+        "invalid label key 'a/b/c': "
+    )
