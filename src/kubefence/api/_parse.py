@@ -324,7 +324,6 @@ def _label_selector(
         return None
     if strict:
         obj.unknown_fields(raw, _SELECTOR_FIELDS, path)
-    ok = True
     before = len(obj.problems)
     match_labels = obj.labels(raw, "matchLabels", f"{path}.matchLabels")
     requirements: list[Requirement] = []
@@ -333,8 +332,7 @@ def _label_selector(
         req_path = f"{path}.matchExpressions[{i}]"
         req = obj.item(expressions, i, req_path, Mapping, "an object")
         if req is None:
-            ok = False
-            continue
+            continue  # the problem is recorded: the selector below is never built
         if strict:
             obj.unknown_fields(req, _REQUIREMENT_FIELDS, req_path)
         req_key = obj.string(req, "key", f"{req_path}.key")
@@ -367,7 +365,7 @@ def _label_selector(
                     member_line(req, "values"),
                 )
         elif operator is None:
-            if "operator" not in req or req.get("operator") is None:
+            if req.get("operator") is None:
                 obj.fail(
                     f"{req_path}.operator", "is required: In, NotIn, Exists or DoesNotExist", line
                 )
@@ -391,7 +389,7 @@ def _label_selector(
             )
         if req_key is not None and operator in ("In", "NotIn", "Exists", "DoesNotExist"):
             requirements.append(Requirement(req_key, Operator(operator), tuple(sorted(values))))
-    if not ok or len(obj.problems) != before:
+    if len(obj.problems) != before:
         return LabelSelector()  # never used: the input set is rejected
     return LabelSelector(match_labels=match_labels, match_expressions=tuple(requirements))
 
