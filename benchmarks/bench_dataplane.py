@@ -55,10 +55,6 @@ from kubefence.sources.objects import inventory_from_objects
 Objects = list[dict[str, Any]]
 
 
-def _median(samples: Sequence[float]) -> float:
-    return statistics.median(samples)
-
-
 @contextmanager
 def _sandbox(
     inventory: Inventory, name: str, timings: list[float] | None = None
@@ -144,7 +140,7 @@ def bench_up(pods: int, repeat: int) -> dict[str, float]:
             started = time.perf_counter()
             down(name)
             downs.append(time.perf_counter() - started)
-    return {"up_s": _median(ups), "down_s": _median(downs)}
+    return {"up_s": statistics.median(ups), "down_s": statistics.median(downs)}
 
 
 def bench_render_apply(repeat: int) -> dict[str, float]:
@@ -185,9 +181,9 @@ def bench_render_apply(repeat: int) -> dict[str, float]:
         "pods": len(inventory.pods),
         "policies": len(inventory.policies),
         "ruleset_bytes": size,
-        "render_s": _median(renders),
-        "nft_apply_s": _median(applies),
-        "total_s": _median(totals),
+        "render_s": statistics.median(renders),
+        "nft_apply_s": statistics.median(applies),
+        "total_s": statistics.median(totals),
     }
 
 
@@ -224,7 +220,7 @@ def bench_one_change(repeat: int) -> dict[str, float]:
             )
             samples[way].append(time.perf_counter() - started)
     result: dict[str, float] = {"pods": len(base.pods), "policies": len(base.policies)}
-    result.update({way: _median(found) for way, found in samples.items()})
+    result.update({way: statistics.median(found) for way, found in samples.items()})
     result["speedup"] = result["apply_whole_table_unmemoised_s"] / result["apply_s"]
     return result
 
@@ -337,8 +333,8 @@ def bench_latency(count: int) -> dict[str, float]:
             down(f"bench-lat{size}")
     result: dict[str, float] = {}
     for size in sizes:
-        result[f"connect_median_us_{size}"] = _median(samples[size]) * 1e6
-        result[f"connections_per_s_{size}"] = _median(rates[size])
+        result[f"connect_median_us_{size}"] = statistics.median(samples[size]) * 1e6
+        result[f"connections_per_s_{size}"] = statistics.median(rates[size])
     result["latency_ratio_10_over_5000"] = (
         result["connect_median_us_10"] / result["connect_median_us_5000"]
     )
@@ -386,7 +382,7 @@ def bench_verify(repeat: int) -> dict[str, float]:
                     samples.append(time.perf_counter() - started)
         finally:
             down(name)
-    return {"pairs": 30 * 30 * 4, "verify_s": _median(samples), "exit_codes": max(codes)}
+    return {"pairs": 30 * 30 * 4, "verify_s": statistics.median(samples), "exit_codes": max(codes)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
