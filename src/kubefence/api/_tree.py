@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Document", "LineDict", "LineList", "line_of", "member_line"]
+__all__ = ["Document", "LineDict", "LineList", "member_line"]
 
 
 class LineDict(dict[Any, Any]):
@@ -35,13 +35,6 @@ class LineList(list[Any]):
         super().__init__()
         self.line = line
         self.item_lines: list[int] = []
-
-
-def line_of(value: object) -> int | None:
-    """The line where a container starts, or None when it was not read from a file."""
-    if isinstance(value, LineDict | LineList):
-        return value.line
-    return None
 
 
 def member_line(container: object, key: object) -> int | None:
