@@ -40,9 +40,10 @@ from kubefence.semantics import (
     Direction,
     PeerKind,
     PeerMatcher,
+    PolicyIndex,
     PortMatcher,
     Settings,
-    compile_policies,
+    index_for,
     ip_in_block,
     peer_matches_ip,
     peer_matches_pod,
@@ -150,8 +151,14 @@ def _directions(compiled: CompiledPolicy) -> Iterator[tuple[Direction, tuple[Com
 class _Context:
     inventory: Inventory
     options: LintOptions
-    compiled: tuple[CompiledPolicy, ...]
+    index: PolicyIndex  # the compiled policies by namespace, shared with ``decide``
     namespaces: tuple[str, ...]  # every namespace known: declared, implicit or holding pods
+
+    @property
+    def compiled(self) -> tuple[CompiledPolicy, ...]:
+        """Every policy, compiled, in the inventory's (namespace, name) order."""
+        by_ns = self.index.policies_by_namespace
+        return tuple(c for ns in sorted(by_ns) for c in by_ns[ns])
 
     @property
     def has_pods(self) -> bool:
@@ -413,10 +420,6 @@ def _egress_without_dns(ctx: _Context) -> Iterator[Finding]:
     """KF005: egress-isolated pods with no rule allowing UDP 53 to kube-dns or NodeLocal DNS."""
     targets = _dns_targets(ctx.inventory)
     settings = ctx.options.settings
-    by_namespace: dict[str, list[CompiledPolicy]] = {}
-    for compiled in ctx.compiled:
-        if compiled.egress is not None:
-            by_namespace.setdefault(compiled.namespace, []).append(compiled)
     reported: set[str] = set()  # pods already reported, so each is named by one policy only
     # Broadest first: a default deny (podSelector {}) is where the DNS rule belongs.
     ordered = sorted(ctx.compiled, key=lambda c: (not c.pod_selector.is_empty, c.namespace, c.name))
@@ -431,8 +434,8 @@ def _egress_without_dns(ctx: _Context) -> Iterator[Finding]:
                 continue
             policies = [
                 c
-                for c in by_namespace[compiled.namespace]
-                if selects_pod(c, pod, settings=settings)
+                for c in ctx.index.policies_in(compiled.namespace)
+                if c.egress is not None and selects_pod(c, pod, settings=settings)
             ]
             if synthetic and compiled not in policies:
                 policies.append(compiled)  # the synthetic pod may miss NotIn/DoesNotExist terms
@@ -590,7 +593,7 @@ def _no_default_deny(ctx: _Context) -> Iterator[Finding]:
         pods = inv.pods_by_namespace.get(name, ())
         if not declared and not pods:
             continue  # only referenced by a policy: not ours to judge
-        policies = [c for c in ctx.compiled if c.namespace == name]
+        policies = ctx.index.policies_in(name)
         for direction, rule_id in ((Direction.INGRESS, "KF009"), (Direction.EGRESS, "KF010")):
             if any(c.pod_selector.is_empty and c.rules(direction) is not None for c in policies):
                 continue
@@ -698,10 +701,7 @@ def _rule_covers(wide: CompiledRule, narrow: CompiledRule) -> bool:
 
 def _redundant_rule(ctx: _Context) -> Iterator[Finding]:
     """KF012: a rule whose peers and ports another rule (for at least the same pods) covers."""
-    by_namespace: dict[str, list[CompiledPolicy]] = {}
-    for compiled in ctx.compiled:
-        by_namespace.setdefault(compiled.namespace, []).append(compiled)
-    for policies in by_namespace.values():
+    for policies in ctx.index.policies_by_namespace.values():
         for direction in (Direction.INGRESS, Direction.EGRESS):
             entries = [
                 (order, c, rule)
@@ -838,7 +838,7 @@ def lint(inventory: Inventory, *, options: LintOptions | None = None) -> tuple[F
     ctx = _Context(
         inventory=inventory,
         options=opts,
-        compiled=compile_policies(inventory.policies),
+        index=index_for(inventory),
         namespaces=tuple(sorted(known)),
     )
     found = {f for check in _CHECKS for f in check(ctx)}

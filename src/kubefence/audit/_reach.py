@@ -35,8 +35,8 @@ from kubefence.semantics import (
     Reason,
     Settings,
     SideDecision,
-    compile_policies,
     decide,
+    index_for,
     selects_pod,
 )
 
@@ -199,21 +199,20 @@ def _openings(side: SideDecision | None, direction: str) -> list[Opening]:
 
 
 def _external(
-    namespace: str,
     pods: Sequence[Pod],
     compiled: Sequence[CompiledPolicy],
     direction: Direction,
     settings: Settings,
 ) -> tuple[ExternalAccess, ...]:
+    """The ranges ``pods`` (of one namespace) reach or are reached by; ``compiled``: the
+    namespace's policies."""
     found: dict[tuple[str, str, str], None] = {}
     loose = 0
     for pod in pods:
         selecting = [
             c
             for c in compiled
-            if c.namespace == namespace
-            and c.rules(direction) is not None
-            and selects_pod(c, pod, settings=settings)
+            if c.rules(direction) is not None and selects_pod(c, pod, settings=settings)
         ]
         if not selecting:
             loose += 1
@@ -346,7 +345,8 @@ def build_report(
     Reachability is the engine's (pod classes, vectorised) at every candidate port; the
     cross-tenant paths it finds are then explained by the reference evaluator.
     """
-    compiled = compile_policies(inventory.policies)
+    index = index_for(inventory)
+    compiled = [c for policies in index.policies_by_namespace.values() for c in policies]
     pods = inventory.pods
     names = sorted({n.name for n in inventory.namespaces} | {p.namespace for p in pods})
     position = {n: i for i, n in enumerate(names)}
@@ -374,22 +374,19 @@ def build_report(
     reports = []
     for name in names:
         ns_pods = by_ns.get(name, ())
+        own = index.policies_in(name)
         i = position[name]
         reports.append(
             NamespaceReport(
                 name=name,
                 tenant=tenants[name],
                 pods=len(ns_pods),
-                ingress_isolated=isolated_count(
-                    ns_pods, compiled, Direction.INGRESS, settings=settings
-                ),
-                egress_isolated=isolated_count(
-                    ns_pods, compiled, Direction.EGRESS, settings=settings
-                ),
+                ingress_isolated=isolated_count(ns_pods, own, Direction.INGRESS, settings=settings),
+                egress_isolated=isolated_count(ns_pods, own, Direction.EGRESS, settings=settings),
                 reachable_from=tuple(a for a in names if reach[position[a], i]),
                 reaches=tuple(b for b in names if reach[i, position[b]]),
-                external_ingress=_external(name, ns_pods, compiled, Direction.INGRESS, settings),
-                external_egress=_external(name, ns_pods, compiled, Direction.EGRESS, settings),
+                external_ingress=_external(ns_pods, own, Direction.INGRESS, settings),
+                external_egress=_external(ns_pods, own, Direction.EGRESS, settings),
             )
         )
     matrix = tuple(tuple(bool(x) for x in row) for row in reach) if reachability else ()
