@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from kubefence.api._tree import Document, LineDict, LineList
+from kubefence.api import Document, LineDict, LineList
 from kubefence.errors import FieldError
 
 __all__ = ["MAX_ALIAS_NODES", "MAX_DEPTH", "decode_bytes", "gc_paused", "parse_text"]
