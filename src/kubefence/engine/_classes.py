@@ -251,12 +251,12 @@ class ClassIndex:
         self._by_key = {k: np.asarray(v, dtype=np.int64) for k, v in by_key.items()}
         self._none = np.zeros(0, dtype=np.int64)
         # Pods that can be selected or matched as pod peers (S23).
-        self._pod_like = (
+        self.pod_like: BoolArray = (
             np.ones(classes.count, dtype=np.bool_)
             if settings.host_network_selectable
             else ~classes.host_network
         )
-        self._pod_like_list: list[bool] = self._pod_like.tolist()
+        self.pod_like_list: list[bool] = self.pod_like.tolist()
         self._ns_sizes = np.asarray([hi - lo for lo, hi in classes.ns_range], dtype=np.int64)
         self._ns_cache: dict[LabelSelector, BoolArray] = {}
         self._cache: dict[tuple[object, LabelSelector | None], IntArray] = {}
@@ -341,7 +341,7 @@ class ClassIndex:
         if k is None:
             return self._none
         lo, hi = self.classes.ns_range[k]
-        pod_like = self._pod_like_list
+        pod_like = self.pod_like_list
         if everything:
             return np.asarray([c for c in range(lo, hi) if pod_like[c]], dtype=np.int64)
         assert pod_selector is not None
@@ -360,9 +360,9 @@ class ClassIndex:
             return np.zeros(0, dtype=np.bool_)
         lo, hi = self.classes.ns_range[k]
         if pod_selector.is_empty:
-            return self._pod_like[lo:hi].copy()
+            return self.pod_like[lo:hi].copy()
         found = np.fromiter(self._matching(pod_selector, range(lo, hi)), np.bool_, count=hi - lo)
-        return found & self._pod_like[lo:hi]
+        return found & self.pod_like[lo:hi]
 
     def select(
         self,
@@ -405,6 +405,6 @@ class ClassIndex:
                 hits = np.fromiter(self._matching(pod_selector, listed), np.bool_, len(listed))
                 ids = ids[hits]
         if len(ids):
-            ids = ids[self._pod_like[ids]]
+            ids = ids[self.pod_like[ids]]
         self._cache[cache_key] = ids
         return ids

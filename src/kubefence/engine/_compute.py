@@ -82,13 +82,6 @@ class ReachabilityAnalysis:
                 policy = self._compiled[i] = compile_policy(source)
                 self._by_namespace.setdefault(k, []).append((policy, selected))
         self._endpoint_ns = self.classes.namespace_of[self.classes.of_pod]
-        # S21 + S23: named policy ports resolve only against a selectable pod's ports; a
-        # hostNetwork pod acts as its node's IP, where a named port matches nothing.
-        self._named_targets = (
-            np.ones(self.classes.count, dtype=np.bool_)
-            if settings.host_network_selectable
-            else ~self.classes.host_network
-        )
         self._from_node = node_overrides(inventory.pods, settings)
 
     @property
@@ -156,7 +149,15 @@ class ReachabilityAnalysis:
             cache[(name, protocol)] = hit
         return hit
 
-    def _port_vector(
+    def effective_ports(self, port: int | str, protocol: Protocol) -> IntArray:
+        """Per destination class: the number a connection to ``port`` uses, -1 when ``port``
+        is a name the class does not declare (it cannot be connected to on it, S21)."""
+        wanted = parse_port(port)
+        if isinstance(wanted, int):
+            return np.full(self.classes.count, wanted, dtype=np.int64)
+        return self._resolved(wanted, protocol)
+
+    def port_vector(
         self,
         matchers: tuple[PortMatcher, ...],
         *,
@@ -173,7 +174,8 @@ class ReachabilityAnalysis:
                 continue
             if m.name is not None:  # S21: named, resolved at the destination pod
                 resolved = self._resolved(m.name, protocol)
-                out |= (resolved == effective) & self._named_targets
+                # S23: a hostNetwork pod acts as its node's IP, where a name matches nothing.
+                out |= (resolved == effective) & self.index.pod_like
             elif m.low is None:  # S19: protocol only, every port
                 out[:] = True
                 break
@@ -192,13 +194,7 @@ class ReachabilityAnalysis:
     def _class_matrix(self, port: int | str, protocol: Protocol) -> BoolArray:
         classes = self.classes
         count = classes.count
-        port = parse_port(port)
-        if isinstance(port, int):
-            effective = np.full(count, port, dtype=np.int64)
-        else:
-            # A port name is resolved per destination; a destination that does not declare it
-            # cannot be connected to on it.
-            effective = self._resolved(port, protocol)
+        effective = self.effective_ports(port, protocol)
         reachable = effective >= 0
         allowed = np.ones((count, count), dtype=np.bool_)
         allowed[:, ~reachable] = False
@@ -208,15 +204,14 @@ class ReachabilityAnalysis:
         # allow nothing on this port, so their peers need not be computed.
         nowhere: set[int] = set()
 
-        def port_vector(rule: CompiledRule) -> BoolArray:
+        def rule_ports(rule: CompiledRule) -> BoolArray:
             hit = by_rule.get(id(rule))
             if hit is not None:
                 return hit
             hit = port_cache.get(rule.ports)
             if hit is None:
                 hit = (
-                    self._port_vector(rule.ports, effective=effective, protocol=protocol)
-                    & reachable
+                    self.port_vector(rule.ports, effective=effective, protocol=protocol) & reachable
                 )
                 port_cache[rule.ports] = hit
                 if not hit.any():
@@ -228,7 +223,7 @@ class ReachabilityAnalysis:
 
         def peer_and_port(rule: CompiledRule) -> BoolArray:
             """Egress: destinations matched by peer AND port; one shared array per pair."""
-            peers, ports = self.rule_peers(rule), port_vector(rule)
+            peers, ports = self.rule_peers(rule), rule_ports(rule)
             hit = both.get((id(peers), id(ports)))
             if hit is None:
                 hit = both[(id(peers), id(ports))] = peers & ports
@@ -252,7 +247,7 @@ class ReachabilityAnalysis:
                     continue
                 isolated |= selected
                 for rule in policy.ingress:
-                    target = selected & port_vector(rule)[lo:hi]
+                    target = selected & rule_ports(rule)[lo:hi]
                     if target.any():
                         targets.append(target)
                         sources.append(self.rule_peers(rule))
@@ -269,7 +264,7 @@ class ReachabilityAnalysis:
                     continue
                 isolated |= selected
                 for rule in policy.egress:
-                    if id(port_vector(rule)) not in nowhere:
+                    if id(rule_ports(rule)) not in nowhere:
                         sources.append(selected)
                         targets.append(peer_and_port(rule))
             if isolated.any():

@@ -92,10 +92,7 @@ class ReachabilityModel:
         analysis = ReachabilityAnalysis(inventory, settings=self.settings)
         of_pod = analysis.classes.of_pod
         n = len(self._pods)
-        if isinstance(self.port, int):
-            effective = np.full(analysis.classes.count, self.port, dtype=np.int64)
-        else:
-            effective = analysis._resolved(self.port, self.protocol)
+        effective = analysis.effective_ports(self.port, self.protocol)
         reachable = effective >= 0
         for policy in analysis.policies:
             self._policies[policy.source.key] = policy
@@ -103,7 +100,7 @@ class ReachabilityModel:
             self._selected[policy.source.key] = self._select(policy)
             for rule in _rules(policy):
                 self._peer[id(rule)] = self._padded(analysis.rule_peers(rule)[of_pod], n)
-                ports = analysis._port_vector(
+                ports = analysis.port_vector(
                     rule.ports, effective=effective, protocol=self.protocol
                 )
                 self._portok[id(rule)] = self._padded((ports & reachable)[of_pod], n)
