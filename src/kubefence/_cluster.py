@@ -11,7 +11,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kubefence.api import Inventory, Namespace, NetworkPolicy, Pod
-from kubefence.semantics import DEFAULT_SETTINGS, Decision, Settings, decide
+from kubefence.semantics import (
+    DEFAULT_SETTINGS,
+    Decision,
+    Settings,
+    decide,
+    parse_port,
+    parse_protocol,
+)
 
 if TYPE_CHECKING:
     from kubefence.engine import Matrix  # imported lazily: numpy only when a matrix is asked
@@ -98,7 +105,6 @@ class Cluster:
         """Whether each pod may connect to each pod on ``port`` (a number, or a port name
         resolved per destination); ``.to_json()`` gives the ``matrix -o json`` shape."""
         from kubefence.engine import compute_matrix
-        from kubefence.semantics import parse_port, parse_protocol
 
         return compute_matrix(
             self.inventory,
