@@ -514,13 +514,13 @@ def _rules(
     *,
     lines: dict[str, int],
     notes: list[str],
-) -> tuple[tuple[Rule, ...], int]:
-    """Ingress or egress rules, and how many were written (for S02 defaulting)."""
+) -> tuple[Rule, ...]:
+    """Ingress or egress rules; a rule that is not an object is a problem and is left out."""
     peer_key = "from" if direction == "ingress" else "to"
     allowed = _INGRESS_RULE_FIELDS if direction == "ingress" else _EGRESS_RULE_FIELDS
     raw_rules = obj.sequence(spec, direction, f"spec.{direction}")
     if raw_rules is None:
-        return (), 0
+        return ()
     rules: list[Rule] = []
     for i in range(len(raw_rules)):
         rule_path = f"spec.{direction}[{i}]"
@@ -546,7 +546,7 @@ def _rules(
             if port_raw is not None:
                 ports.append(_policy_port(obj, port_raw, port_path))
         rules.append(Rule(peers=tuple(peers), ports=tuple(ports)))
-    return tuple(rules), len(raw_rules)
+    return tuple(rules)
 
 
 def _record(lines: dict[str, int], path: str, line: int | None) -> None:
@@ -555,13 +555,13 @@ def _record(lines: dict[str, int], path: str, line: int | None) -> None:
 
 
 def _policy_types(
-    obj: _Object, spec: Mapping[Any, Any], egress_written: int
+    obj: _Object, spec: Mapping[Any, Any], egress: tuple[Rule, ...]
 ) -> tuple[PolicyType, ...]:
     """``policyTypes`` (V06), defaulted per S02 when absent or empty."""
     raw = obj.sequence(spec, "policyTypes", "spec.policyTypes")
     if not raw:
         # S02: [Ingress], plus Egress iff spec.egress has at least one rule.
-        if egress_written:
+        if egress:
             return (PolicyType.INGRESS, PolicyType.EGRESS)
         return (PolicyType.INGRESS,)
     if len(raw) > 2:
@@ -611,9 +611,10 @@ def _network_policy(
     lines: dict[str, int] = {}
     _record(lines, "spec.podSelector", member_line(spec, "podSelector"))
     pod_selector = _label_selector(obj, spec, "podSelector", "spec.podSelector")
-    ingress, _ = _rules(obj, spec, "ingress", lines=lines, notes=notes)
-    egress, egress_written = _rules(obj, spec, "egress", lines=lines, notes=notes)
-    policy_types = _policy_types(obj, spec, egress_written)
+    ingress = _rules(obj, spec, "ingress", lines=lines, notes=notes)
+    egress = _rules(obj, spec, "egress", lines=lines, notes=notes)
+    # A written rule missing from ``egress`` is a problem: the policy is never used then.
+    policy_types = _policy_types(obj, spec, egress)
     return NetworkPolicy(
         namespace=namespace,
         name=name,
