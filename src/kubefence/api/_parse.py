@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kubefence.api._inventory import Inventory
@@ -630,24 +631,23 @@ def _network_policy(
 # --- Pods and workloads ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
 class _PodSpec:
-    __slots__ = ("host_network", "images", "node", "ports")
+    """What a pod takes from its ``PodSpec`` (or a workload's template)."""
 
-    def __init__(self) -> None:
-        self.ports: tuple[ContainerPort, ...] = ()
-        self.host_network = False
-        self.node: str | None = None
-        self.images: tuple[str, ...] = ()
+    ports: tuple[ContainerPort, ...] = ()
+    host_network: bool = False
+    node: str | None = None
+    images: tuple[str, ...] = ()
 
 
 def _pod_spec(obj: _Object, parent: Mapping[Any, Any], key: str, path: str) -> _PodSpec:
     """``PodSpec``: containers (names, images, ports), hostNetwork, nodeName."""
-    result = _PodSpec()
     spec = obj.mapping(parent, key, path)
     if spec is None:
         if parent.get(key) is None:
             obj.fail(path, "is required (with at least one container)", member_line(parent, key))
-        return result
+        return _PodSpec()
     containers = obj.sequence(spec, "containers", f"{path}.containers")
     if not containers:
         if spec.get("containers") is None or containers is not None:
@@ -690,8 +690,7 @@ def _pod_spec(obj: _Object, parent: Mapping[Any, Any], key: str, path: str) -> _
         extra = obj.sequence(spec, kind, f"{path}.{kind}") or []
         for i in range(len(extra)):
             obj.item(extra, i, f"{path}.{kind}[{i}]", Mapping, "an object (a container)")
-    result.ports = tuple(ports)
-    result.host_network = bool(obj.boolean(spec, "hostNetwork", f"{path}.hostNetwork"))
+    host_network = bool(obj.boolean(spec, "hostNetwork", f"{path}.hostNetwork"))
     node = obj.string(spec, "nodeName", f"{path}.nodeName")
     if node:
         obj.invalid(
@@ -700,9 +699,9 @@ def _pod_spec(obj: _Object, parent: Mapping[Any, Any], key: str, path: str) -> _
             dns1123_subdomain_problems(node),
             member_line(spec, "nodeName"),
         )
-    result.node = node or None
-    result.images = tuple(images)
-    return result
+    return _PodSpec(
+        ports=tuple(ports), host_network=host_network, node=node or None, images=tuple(images)
+    )
 
 
 def _container_ports(obj: _Object, container: Mapping[Any, Any], path: str) -> list[ContainerPort]:
