@@ -6,16 +6,15 @@ it passed, failed or crashed half-way through ``up``.
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 
 from kubefence.api import Inventory
 from kubefence.dataplane.netns import Outcome, ProbeResult, Sandbox, down
@@ -31,11 +30,10 @@ def unique_name() -> str:
 
 
 def inventory_of(text: str) -> Inventory:
-    """Validated inventory from a multi-document YAML string."""
-    from kubefence.sources.objects import inventory_from_objects
+    """Validated inventory from a multi-document YAML string, read as ``-f -`` reads it."""
+    from kubefence.sources.files import STDIN, load_paths
 
-    docs: list[Mapping[str, Any]] = [d for d in yaml.safe_load_all(text) if d is not None]
-    return inventory_from_objects(docs)
+    return load_paths([STDIN], stdin=io.BytesIO(text.encode()))
 
 
 def _leftovers() -> list[str]:
