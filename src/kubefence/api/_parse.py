@@ -454,7 +454,7 @@ def _ip_block(obj: _Object, raw: Mapping[Any, Any], path: str, notes: list[str])
     cidr = parse_cidr(cidr_text)
     if cidr is None:
         return None
-    if cidr_text.lower() != str(cidr):  # str() is the canonical, masked form
+    if cidr.network_address != ipaddress.ip_address(cidr_text.partition("/")[0]):
         notes.append(f"{obj.label}: {path}.cidr {cidr_text} has host bits set; read as {cidr}")
     excepts: list[IPNetwork] = []
     for i in range(len(excepts_raw)):

@@ -304,9 +304,9 @@ def test_v05_host_bits_are_masked_with_a_note() -> None:
     assert any("host bits" in note for note in inv.notes)
 
 
-@pytest.mark.parametrize("cidr", ["10.1.0.0/16", "FD00::/48"])
+@pytest.mark.parametrize("cidr", ["10.1.0.0/16", "FD00::/48", "fd00:0:0::/48"])
 def test_v05_canonical_cidr_has_no_host_bits_note(cidr: str) -> None:
-    """A cidr already written as its network (IPv6 in any letter case) gets no note."""
+    """A cidr written as its network (IPv6 in any letter case or spelling) gets no note."""
     inv = inventory_from_objects([ingress_peer({"ipBlock": {"cidr": cidr}})])
     assert not any("host bits" in note for note in inv.notes)
 
