@@ -168,7 +168,7 @@ def port_name_problems(value: str) -> tuple[str, ...]:
 
 def parse_cidr(value: str) -> IPNetwork | None:
     """The network of a CIDR string with host bits masked, or None when it is not a CIDR."""
-    if "/" not in value or value != value.strip():
+    if "/" not in value or value != value.strip() or "%" in value:  # no IPv6 zones
         return None
     address, _, prefix = value.partition("/")
     if not prefix.isdigit() or (prefix != "0" and prefix.startswith("0")):
@@ -194,6 +194,8 @@ def cidr_problems(value: str) -> tuple[str, ...]:
 @lru_cache(maxsize=1 << 16)
 def ip_problems(value: str) -> tuple[str, ...]:
     try:
+        if "%" in value:  # an IPv6 zone: Go's net.ParseIP refuses it, Python would keep it
+            raise ValueError(value)
         ipaddress.ip_address(value)
     except ValueError:
         return ("must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",)

@@ -443,3 +443,19 @@ def test_v02_invalid_label_keys_are_named_as_label_keys() -> None:
     assert found["spec.podSelector.matchExpressions[0].key"].startswith(
         "invalid label key 'a/b/c': "
     )
+
+
+def test_v05_ipv6_zones_are_refused_in_cidrs_and_pod_ips() -> None:
+    """An IPv6 zone (``%eth0``) is neither a valid ipBlock cidr nor a valid pod IP, as for the
+    API server's parsers."""
+    pod: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "test"},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]},
+        "status": {"podIP": "fe80::1%eth0"},
+    }
+    assert sorted(paths(ingress_peer({"ipBlock": {"cidr": "fe80::%eth0/64"}}), pod)) == [
+        "spec.ingress[0].from[0].ipBlock.cidr",
+        "status.podIP",
+    ]
