@@ -70,7 +70,7 @@ from kubefence.semantics._decision import (
     SideDecision,
     Unmet,
 )
-from kubefence.semantics._endpoints import ResolvedEndpoint, resolve_endpoint
+from kubefence.semantics._endpoints import ResolvedEndpoint, pod_endpoint, resolve_endpoint
 from kubefence.semantics._index import PolicyIndex, index_for
 from kubefence.semantics._selectors import requirement_holds, selector_matches
 from kubefence.semantics._settings import DEFAULT_SETTINGS, Settings
@@ -277,7 +277,7 @@ def _decide_service(
         return dataclasses.replace(base, reason=Reason.NO_BACKENDS)
     decisions = []
     for pod in backends:
-        backend = resolve_endpoint(index, pod.key, settings=settings)
+        backend = pod_endpoint(pod, None, settings)
         if destination.public.address is not None:
             backend = _with_family(backend, destination.public.address.version)
         decisions.append(

@@ -28,7 +28,7 @@ from kubefence.semantics._decision import Endpoint, EndpointKind
 from kubefence.semantics._index import PolicyIndex
 from kubefence.semantics._settings import Settings
 
-__all__ = ["ResolvedEndpoint", "parse_address", "resolve_endpoint"]
+__all__ = ["ResolvedEndpoint", "parse_address", "pod_endpoint", "resolve_endpoint"]
 
 _NODE_PREFIX = "node:"
 _SERVICE_PREFIX = "svc:"
@@ -58,7 +58,8 @@ def parse_address(text: str) -> IPAddress | None:
         return None
 
 
-def _pod_endpoint(pod: Pod, address: IPAddress | None, settings: Settings) -> ResolvedEndpoint:
+def pod_endpoint(pod: Pod, address: IPAddress | None, settings: Settings) -> ResolvedEndpoint:
+    """``pod`` (reached at ``address`` when given); a hostNetwork pod acts as its node (S23)."""
     kind = (
         EndpointKind.HOST_NETWORK_POD
         if pod.host_network and not settings.host_network_selectable
@@ -97,7 +98,7 @@ def resolve_endpoint(index: PolicyIndex, text: str, *, settings: Settings) -> Re
     if address is not None:
         pod = index.pod_by_ip.get(address)
         if pod is not None:
-            return _pod_endpoint(pod, address, settings)
+            return pod_endpoint(pod, address, settings)
         service = index.service_by_ip.get(address)
         if service is not None:
             public = Endpoint(kind=EndpointKind.SERVICE, name=service.key, address=address)
@@ -122,4 +123,4 @@ def resolve_endpoint(index: PolicyIndex, text: str, *, settings: Settings) -> Re
     pod = index.pod_by_key.get(text)
     if pod is None:
         raise _unknown_pod(index, text)
-    return _pod_endpoint(pod, None, settings)
+    return pod_endpoint(pod, None, settings)
