@@ -14,6 +14,7 @@ import sys
 
 from kubefence.api import Inventory
 from kubefence.cli._inputs import add_input_arguments, inventory_from_args
+from kubefence.cli.main import EXIT_INPUT, EXIT_OK
 from kubefence.errors import FieldError, ValidationError
 
 NAME = "validate"
@@ -21,8 +22,6 @@ HELP = (
     "check manifests as strictly as the Kubernetes API server; list every problem with file, "
     "line and field path (exit 2), or print a summary (exit 0)"
 )
-
-EXIT_INVALID = 2
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,14 +94,14 @@ def run(args: argparse.Namespace) -> int:
                 print(problem)
             count = len(exc.problems)
             print(f"invalid: {_count(count, 'problem')}", file=sys.stderr)
-        return EXIT_INVALID
+        return EXIT_INPUT
     if args.output == "json":
         print(json.dumps(_inventory_json(inventory), indent=2))
-        return 0
+        return EXIT_OK
     print(summary(inventory))
     if args.verbose:
         for kind, count in inventory.skipped.items():
             print(f"skipped: {count} {kind} (kubefence does not read this kind)")
         for note in inventory.notes:
             print(f"note: {note}")
-    return 0
+    return EXIT_OK
