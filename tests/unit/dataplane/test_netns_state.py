@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kubefence.api import Pod
-from kubefence.dataplane.netns import SandboxState, ServerRecord, plan_slots
+from kubefence.dataplane.netns import SandboxState, ServerRecord, manifest_paths, plan_slots
 from kubefence.dataplane.netns._state import load_state, save_state
 from kubefence.errors import DataplaneError
 
@@ -35,6 +35,13 @@ def test_state_round_trips_through_the_file(tmp_path: Path) -> None:
     save_state(state, run_dir=tmp_path)
     assert load_state("demo", run_dir=tmp_path) == state
     assert not list((tmp_path / "demo").glob(".*.tmp"))
+
+
+def test_manifest_paths_point_into_the_state_directory(tmp_path: Path) -> None:
+    """The stored manifest copies are named relative to the sandbox's own state directory."""
+    assert manifest_paths(_state(), run_dir=tmp_path) == [
+        str(tmp_path / "demo" / "manifests" / "000-a.yaml")
+    ]
 
 
 def test_missing_state_is_none(tmp_path: Path) -> None:

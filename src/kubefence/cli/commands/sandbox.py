@@ -111,7 +111,7 @@ def _attach(args: argparse.Namespace) -> netns.Sandbox:
     from kubefence.sources.files import load_paths
 
     state = netns.require_state(args.name)
-    paths = [str(Path(netns.RUN_DIR, args.name, m)) for m in state.manifests]
+    paths = netns.manifest_paths(state)
     inventory = (
         load_paths(paths, default_namespace=state.default_namespace) if paths else Inventory.of()
     )

@@ -79,6 +79,7 @@ __all__ = [
     "Verdict",
     "down",
     "list_sandboxes",
+    "manifest_paths",
     "require_state",
     "sandbox_inventory",
     "status",
@@ -623,9 +624,6 @@ class Sandbox:
         self.state = self.state.with_changes(manifests=tuple(stored))
         self._save()
 
-    def manifest_paths(self) -> list[str]:
-        return [str(self.directory / m) for m in self.state.manifests]
-
     def _install_ruleset(self, renderer: RulesetRenderer, *, whole: bool = False) -> RulesetChange:
         """Render and install the ruleset; returns how: "full" (the whole table replaced),
         "update" (only what differs from the text this object installed last, see
@@ -808,6 +806,12 @@ def _state_readable(name: str, run_dir: Path) -> bool:
     except DataplaneError:
         return False
     return True
+
+
+def manifest_paths(state: SandboxState, *, run_dir: Path = RUN_DIR) -> list[str]:
+    """The stored copies of the manifests the sandbox enforces, to load them again."""
+    directory = state_dir(state.name, run_dir=run_dir)
+    return [str(directory / m) for m in state.manifests]
 
 
 def require_state(name: str, *, run_dir: Path = RUN_DIR) -> SandboxState:
