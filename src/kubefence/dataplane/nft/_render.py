@@ -17,7 +17,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from kubefence.dataplane.nft._intervals import Box, interval_text
-from kubefence.dataplane.nft._plan import AtomRange, Dispatch, PodClass, RulesetPlan
+from kubefence.dataplane.nft._plan import (
+    PROTOCOL_NUMBERS,
+    AtomRange,
+    Dispatch,
+    PodClass,
+    RulesetPlan,
+)
 from kubefence.semantics import Direction
 
 __all__ = ["TABLE", "render_plan"]
@@ -25,7 +31,7 @@ __all__ = ["TABLE", "render_plan"]
 TABLE = "inet kubefence"
 _COMMENT_MAX = 120  # nft refuses comments longer than 128 bytes
 _LEGEND_MAX = 4  # peers named per atom in the legend
-_PROTOCOL_NAMES = {6: "tcp", 17: "udp", 132: "sctp"}
+_PROTOCOL_NAMES = {number: protocol.value.lower() for protocol, number in PROTOCOL_NUMBERS.items()}
 _ADDRESS_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
 _FAMILY = {4: "ip", 6: "ip6"}
 _INDENT = "\t"
