@@ -211,9 +211,7 @@ class _Object:
         value = parent.get(key)
         if value is None:
             return None
-        if isinstance(value, kind) and not (
-            isinstance(value, bool) and bool not in _as_tuple(kind)
-        ):
+        if _has_type(value, kind):
             return value
         self.fail(path, f"must be {what}, not {_type_name(value)}", member_line(parent, key))
         return None
@@ -259,7 +257,7 @@ class _Object:
 
     def item(self, items: Sequence[Any], index: int, path: str, kind: type, what: str) -> Any:
         value = items[index]
-        if isinstance(value, kind) and not (isinstance(value, bool) and kind is not bool):
+        if _has_type(value, kind):
             return value
         self.fail(path, f"must be {what}, not {_type_name(value)}", member_line(items, index))
         return None
@@ -312,8 +310,11 @@ class _Object:
         return Labels(labels)
 
 
-def _as_tuple(kind: type | tuple[type, ...]) -> tuple[type, ...]:
-    return kind if isinstance(kind, tuple) else (kind,)
+def _has_type(value: object, kind: type | tuple[type, ...]) -> bool:
+    """``isinstance``, except that a boolean is not an integer unless ``bool`` is asked for."""
+    if isinstance(value, bool):
+        return bool in (kind if isinstance(kind, tuple) else (kind,))
+    return isinstance(value, kind)
 
 
 def _label_selector(

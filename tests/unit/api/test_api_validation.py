@@ -459,3 +459,17 @@ def test_v05_ipv6_zones_are_refused_in_cidrs_and_pod_ips() -> None:
         "spec.ingress[0].from[0].ipBlock.cidr",
         "status.podIP",
     ]
+
+
+def test_booleans_are_not_numbers_or_strings() -> None:
+    """YAML ``true`` where a port (number or name) or a policy type (string) belongs is a type
+    problem, not the number 1."""
+    obj = policy(
+        {"podSelector": {}, "policyTypes": [True], "ingress": [{"ports": [{"port": True}]}]}
+    )
+    found = {p.path: p.message for p in problems(obj)}
+    assert found == {
+        "spec.ingress[0].ports[0].port": "must be a port number or an IANA service name, "
+        "not a boolean",
+        "spec.policyTypes[0]": "must be a string, not a boolean",
+    }
