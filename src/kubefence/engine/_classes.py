@@ -10,8 +10,7 @@ classes of one namespace form one contiguous range (a numpy slice, not a fancy i
 
 from __future__ import annotations
 
-import ipaddress
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -28,10 +27,7 @@ from kubefence.api import (
     Operator,
     Pod,
 )
-from kubefence.semantics import (
-    Settings,
-    selector_matches,
-)
+from kubefence.semantics import Settings, block_intervals, selector_matches
 
 __all__ = ["ClassIndex", "PodClasses", "classify"]
 
@@ -91,36 +87,14 @@ def distinct_blocks(policies: Iterable[NetworkPolicy]) -> tuple[IPBlock, ...]:
     return tuple(seen)
 
 
-def _span(
-    values: Sequence[int], net: ipaddress.IPv4Network | ipaddress.IPv6Network
-) -> tuple[int, int]:
-    """The positions in sorted ``values`` of the addresses inside ``net`` (a half-open range)."""
-    first = int(net.network_address)
-    return bisect_left(values, first), bisect_left(values, first + net.num_addresses)
-
-
-def _without(ranges: list[tuple[int, int]], cut: tuple[int, int]) -> list[tuple[int, int]]:
-    """Half-open ``ranges`` minus the half-open range ``cut``."""
-    lo, hi = cut
-    if lo >= hi:
-        return ranges
-    out: list[tuple[int, int]] = []
-    for a, b in ranges:
-        if a < lo:
-            out.append((a, min(b, lo)))
-        if b > hi:
-            out.append((max(a, hi), b))
-    return out
-
-
 def _block_membership(pods: Sequence[Pod], blocks: Sequence[IPBlock]) -> list[list[int]]:
     """Per pod, the indices of the blocks some IP of it lies in (S15), sparse and sorted
     within each address family.
 
     A network is a contiguous range of addresses, so with every pod address of one family
-    sorted once, a block (cidr minus its excepts) is a few ranges of positions found by binary
-    search: the work grows with blocks x log(addresses) plus the memberships found, not with
-    blocks x addresses.
+    sorted once, a block (cidr minus its excepts, ``block_intervals``) is a few ranges of
+    positions found by binary search: the work grows with blocks x log(addresses) plus the
+    memberships found, not with blocks x addresses.
     """
     member: list[list[int]] = [[] for _ in pods]
     if not blocks:
@@ -138,12 +112,8 @@ def _block_membership(pods: Sequence[Pod], blocks: Sequence[IPBlock]) -> list[li
         for b, block in enumerate(blocks):
             if block.cidr.version != version:
                 continue
-            ranges = [_span(values, block.cidr)]
-            for ex in block.except_:
-                if ex.version == version:
-                    ranges = _without(ranges, _span(values, ex))
-            for lo, hi in ranges:
-                for i in owners[lo:hi]:
+            for first, last in block_intervals(block):
+                for i in owners[bisect_left(values, first) : bisect_right(values, last)]:
                     if not member[i] or member[i][-1] != b:  # two IPs of one pod in one block
                         member[i].append(b)
     return member

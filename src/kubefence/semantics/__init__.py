@@ -39,6 +39,7 @@ from kubefence.semantics._decision import (
     Unmet,
 )
 from kubefence.semantics._index import PolicyIndex, index_for
+from kubefence.semantics._intervals import block_intervals
 from kubefence.semantics._selectors import requirement_holds, selector_matches
 from kubefence.semantics._settings import DEFAULT_SETTINGS, Settings
 
@@ -66,6 +67,7 @@ __all__ = [
     "Settings",
     "SideDecision",
     "Unmet",
+    "block_intervals",
     "compile_policies",
     "compile_policy",
     "decide",

@@ -23,6 +23,7 @@ from kubefence.semantics import (
     ANY_INDEX,
     PeerKind,
     Settings,
+    block_intervals,
     compile_policy,
     ip_in_block,
     peer_matches_ip,
@@ -129,6 +130,26 @@ def test_s15_ipblock_except_and_family() -> None:
     with_ip = Pod(namespace="ns", name="ip", ips=(ipaddress.ip_address("198.18.9.9"),))
     assert peer_matches_pod(peer, with_ip, {})
     assert not peer_matches_pod(peer, with_ip, {}, settings=Settings(ipblock_matches_pods=False))
+
+
+def test_s15_block_intervals_are_cidr_minus_excepts_as_ip_in_block_says() -> None:
+    """``block_intervals``: disjoint inclusive ranges, overlapping and other-family excepts
+    handled, holding exactly the addresses ``ip_in_block`` admits."""
+    block = IPBlock(
+        cidr=ipaddress.ip_network("10.0.0.0/28"),
+        except_=(
+            ipaddress.ip_network("10.0.0.4/30"),
+            ipaddress.ip_network("10.0.0.6/31"),
+            ipaddress.ip_network("10.0.0.15/32"),
+            ipaddress.ip_network("fd00::/64"),
+        ),
+    )
+    base = int(ipaddress.ip_address("10.0.0.0"))
+    assert block_intervals(block) == ((base, base + 3), (base + 8, base + 14))
+    for offset in range(-2, 18):
+        address = ipaddress.ip_address(base + offset)
+        inside = any(lo <= int(address) <= hi for lo, hi in block_intervals(block))
+        assert inside == ip_in_block(address, block)
 
 
 def test_s17_selector_operators() -> None:
