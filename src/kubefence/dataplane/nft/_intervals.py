@@ -2,9 +2,10 @@
 
 Why this module exists: nftables rejects interval set elements that overlap ("File exists"), also
 in concatenated sets (``ipv4_addr . inet_proto . inet_service``), and it has no set difference
-for ``ipBlock.except``. So kubefence computes, in plain integers, ``cidr`` minus every ``except``,
-merges overlapping and adjacent ranges, and splits a union of boxes (address or atom range x
-protocol range x port range) into disjoint boxes before rendering a single element.
+for ``ipBlock.except``. So kubefence works in plain integers: a block is ``cidr`` minus every
+``except`` (``semantics.block_intervals``, re-exported here), and this module merges overlapping
+and adjacent ranges and splits a union of boxes (address or atom range x protocol range x port
+range) into disjoint boxes before rendering a single element.
 
 Every interval is a pair ``(low, high)`` of inclusive integer bounds, ``low <= high``.
 """
@@ -17,7 +18,8 @@ import ipaddress
 from collections.abc import Iterable, Iterator
 from typing import TypeAlias, TypeVar
 
-from kubefence.api import IPAddress, IPBlock, IPNetwork
+from kubefence.api import IPAddress, IPNetwork
+from kubefence.semantics import block_intervals  # S15, the one definition (re-exported)
 
 __all__ = [
     "FULL_PORTS",
@@ -100,13 +102,6 @@ def covers(intervals: tuple[Interval, ...], value: int) -> bool:
     """Is ``value`` inside one of ``intervals`` (sorted and disjoint, as ``merge`` returns)?"""
     index = bisect.bisect_right(intervals, (value, 1 << 129)) - 1
     return index >= 0 and intervals[index][0] <= value <= intervals[index][1]
-
-
-def block_intervals(block: IPBlock) -> tuple[Interval, ...]:
-    """S15: the addresses of ``cidr`` minus every ``except`` (excepts of another family are
-    ignored, as they can never contain an address of ``cidr``)."""
-    holes = (network_interval(ex) for ex in block.except_ if ex.version == block.cidr.version)
-    return subtract((network_interval(block.cidr),), holes)
 
 
 def _pieces(intervals: Iterable[Interval]) -> list[Interval]:
