@@ -39,7 +39,13 @@ from kubefence.semantics._decision import (
     Unmet,
 )
 from kubefence.semantics._index import PolicyIndex, index_for
-from kubefence.semantics._intervals import block_intervals
+from kubefence.semantics._intervals import (
+    Interval,
+    block_intervals,
+    merge,
+    network_interval,
+    subtract,
+)
 from kubefence.semantics._selectors import requirement_holds, selector_matches
 from kubefence.semantics._settings import DEFAULT_SETTINGS, Settings
 
@@ -53,6 +59,7 @@ __all__ = [
     "Direction",
     "Endpoint",
     "EndpointKind",
+    "Interval",
     "MissReason",
     "PeerKind",
     "PeerMatcher",
@@ -74,6 +81,8 @@ __all__ = [
     "index_for",
     "ip_in_block",
     "is_backend",
+    "merge",
+    "network_interval",
     "parse_port",
     "parse_protocol",
     "peer_matches_ip",
@@ -83,4 +92,5 @@ __all__ = [
     "resolve_named_port",
     "selector_matches",
     "selects_pod",
+    "subtract",
 ]

@@ -18,8 +18,13 @@ import ipaddress
 from collections.abc import Iterable, Iterator
 from typing import TypeAlias, TypeVar
 
-from kubefence.api import IPAddress, IPNetwork
-from kubefence.semantics import block_intervals  # S15, the one definition (re-exported)
+from kubefence.api import IPAddress
+from kubefence.semantics import (  # interval arithmetic and S15: the one definition, re-exported
+    block_intervals,
+    merge,
+    network_interval,
+    subtract,
+)
 
 __all__ = [
     "FULL_PORTS",
@@ -53,49 +58,10 @@ def family_range(version: int) -> Interval:
     return (0, (1 << bits) - 1)
 
 
-def network_interval(network: IPNetwork) -> Interval:
-    """The addresses of a CIDR as an interval."""
-    return (int(network.network_address), int(network.broadcast_address))
-
-
 def address_interval(address: IPAddress) -> Interval:
     """One address as an interval."""
     value = int(address)
     return (value, value)
-
-
-def merge(intervals: Iterable[Interval]) -> tuple[Interval, ...]:
-    """Sorted, disjoint, non-adjacent intervals covering exactly the union of ``intervals``."""
-    out: list[Interval] = []
-    for low, high in sorted(intervals):
-        if out and low <= out[-1][1] + 1:
-            if high > out[-1][1]:
-                out[-1] = (out[-1][0], high)
-        else:
-            out.append((low, high))
-    return tuple(out)
-
-
-def subtract(base: Iterable[Interval], holes: Iterable[Interval]) -> tuple[Interval, ...]:
-    """``base`` minus ``holes``, merged (sorted, disjoint)."""
-    merged_holes = merge(holes)
-    hole_highs = [high for _, high in merged_holes]
-    result: list[Interval] = []
-    for low, high in merge(base):
-        current = low
-        # First hole that could touch [current, high]: the first whose high end is >= current.
-        index = bisect.bisect_left(hole_highs, current)
-        while index < len(merged_holes) and current <= high:
-            hole_low, hole_high = merged_holes[index]
-            if hole_low > high:
-                break
-            if hole_low > current:
-                result.append((current, hole_low - 1))
-            current = max(current, hole_high + 1)
-            index += 1
-        if current <= high:
-            result.append((current, high))
-    return tuple(result)
 
 
 def covers(intervals: tuple[Interval, ...], value: int) -> bool:
