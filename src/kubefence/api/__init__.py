@@ -29,6 +29,7 @@ from kubefence.api._models import (
     ServicePort,
 )
 from kubefence.api._parse import API_VERSIONS, WORKLOAD_KINDS, build_inventory
+from kubefence.api._selectors import requirement_holds, selector_matches
 from kubefence.api._tree import Document, LineDict, LineList
 
 __all__ = [
@@ -59,4 +60,6 @@ __all__ = [
     "Service",
     "ServicePort",
     "build_inventory",
+    "requirement_holds",
+    "selector_matches",
 ]
