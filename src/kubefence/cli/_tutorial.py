@@ -30,7 +30,7 @@ from types import FrameType
 from typing import Protocol as TypingProtocol
 from typing import TextIO
 
-from kubefence.api import Inventory, LabelSelector, Pod, Protocol, Service
+from kubefence.api import Inventory, Pod, Protocol, Service
 from kubefence.cli._render_decision import render_text
 from kubefence.dataplane.netns import (
     RulesetRenderer,
@@ -40,7 +40,7 @@ from kubefence.dataplane.netns import (
     down,
 )
 from kubefence.errors import DataplaneError, EnvironmentProblem, InputError
-from kubefence.semantics import DEFAULT_SETTINGS, Decision, Settings, decide, selector_matches
+from kubefence.semantics import DEFAULT_SETTINGS, Decision, Settings, decide, is_backend
 from kubefence.sources.files import load_paths, read_documents
 
 __all__ = [
@@ -558,9 +558,7 @@ def _render_step_head(console: Console, step: Step, directory: Path, *, total: i
 
 def _service_for(inventory: Inventory, pod: Pod) -> Service | None:
     for service in inventory.services:
-        if service.namespace != pod.namespace or not service.selector:
-            continue
-        if selector_matches(LabelSelector(match_labels=service.selector), pod.labels):
+        if is_backend(service, pod):
             return service
     return None
 
