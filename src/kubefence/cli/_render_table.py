@@ -1,4 +1,4 @@
-"""Column-aligned text tables, shared by every command that prints one.
+"""Column-aligned text tables and counted nouns, shared by every command that prints them.
 
 Why this module exists: ``matrix``, ``audit`` and ``isolate`` all print a header and rows padded
 to the widest cell of each column; one routine keeps their layout identical (two spaces between
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["aligned"]
+__all__ = ["aligned", "counted"]
 
 
 def aligned(header: Sequence[str], rows: Sequence[Sequence[str]], *, indent: str = "") -> list[str]:
@@ -19,3 +19,8 @@ def aligned(header: Sequence[str], rows: Sequence[Sequence[str]], *, indent: str
         (indent + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))).rstrip()
         for row in [header, *rows]
     ]
+
+
+def counted(number: int, singular: str, plural: str | None = None) -> str:
+    """``1 pod``, ``3 pods``, ``2 policies`` (with ``plural`` given)."""
+    return f"{number} {singular if number == 1 else (plural or singular + 's')}"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kubefence.api import Protocol
+from kubefence.cli._render_table import counted
 from kubefence.cli.commands import sandbox as command
 from kubefence.dataplane.netns import Outcome, ProbeMatrix, ProbeResult, ProbeTarget
 
@@ -107,6 +108,6 @@ def test_stdin_named_twice_is_stored_once(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_counts_are_pluralised() -> None:
     """Summaries say '1 policy' and '2 policies'."""
-    assert command._count(1, "policy", "policies") == "1 policy"
-    assert command._count(2, "policy", "policies") == "2 policies"
-    assert command._count(0, "pod") == "0 pods"
+    assert counted(1, "policy", "policies") == "1 policy"
+    assert counted(2, "policy", "policies") == "2 policies"
+    assert counted(0, "pod") == "0 pods"

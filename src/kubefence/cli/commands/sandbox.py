@@ -24,6 +24,7 @@ from kubefence.cli._inputs import (
     settings_from_args,
 )
 from kubefence.cli._render_decision import render_text
+from kubefence.cli._render_table import counted
 from kubefence.dataplane import netns
 from kubefence.errors import InputError, KubefenceError
 from kubefence.semantics import decide, parse_port
@@ -118,10 +119,6 @@ def _attach(args: argparse.Namespace) -> netns.Sandbox:
     return netns.Sandbox.attach(args.name, inventory)  # with the settings of its 'up'
 
 
-def _count(number: int, singular: str, plural: str | None = None) -> str:
-    return f"{number} {singular if number == 1 else (plural or singular + 's')}"
-
-
 # --- actions ------------------------------------------------------------------------------
 
 
@@ -137,8 +134,8 @@ def _up(args: argparse.Namespace) -> int:
     )
     pods = sandbox.state.pods
     print(
-        f"sandbox {args.name!r} is up: {_count(len(pods), 'pod')}, "
-        f"{_count(len(inventory.policies), 'policy', 'policies')} enforced in "
+        f"sandbox {args.name!r} is up: {counted(len(pods), 'pod')}, "
+        f"{counted(len(inventory.policies), 'policy', 'policies')} enforced in "
         f"{sandbox.state.node_netns}"
     )
     for key, reason in sorted(sandbox.state.unprobed.items()):
@@ -152,10 +149,10 @@ def _apply(args: argparse.Namespace) -> int:
     sandbox = _attach(args)
     report = sandbox.apply(inventory, manifests=contents)
     print(
-        f"sandbox {args.name!r}: {_count(len(inventory.policies), 'policy', 'policies')} "
-        f"applied atomically; {_count(len(report.added), 'pod')} added, "
+        f"sandbox {args.name!r}: {counted(len(inventory.policies), 'policy', 'policies')} "
+        f"applied atomically; {counted(len(report.added), 'pod')} added, "
         f"{len(report.removed)} removed, "
-        f"{_count(len(report.cut), 'established connection')} cut (S25)"
+        f"{counted(len(report.cut), 'established connection')} cut (S25)"
     )
     for flow in report.cut:
         print(f"  cut {flow.protocol.value} {flow.src}:{flow.sport} -> {flow.dst}:{flow.dport}")

@@ -14,6 +14,7 @@ import sys
 
 from kubefence.api import Inventory
 from kubefence.cli._inputs import add_input_arguments, inventory_from_args
+from kubefence.cli._render_table import counted
 from kubefence.cli.main import EXIT_INPUT, EXIT_OK
 from kubefence.errors import FieldError, ValidationError
 
@@ -35,23 +36,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _count(number: int, singular: str, plural: str | None = None) -> str:
-    return f"{number} {singular if number == 1 else (plural or singular + 's')}"
-
-
 def summary(inventory: Inventory) -> str:
     """``ok: 3 namespaces, 5 pods, 2 policies (1 namespace created implicitly; skipped: ...)``."""
     parts = [
-        _count(len(inventory.namespaces), "namespace"),
-        _count(len(inventory.pods), "pod"),
-        _count(len(inventory.policies), "policy", "policies"),
+        counted(len(inventory.namespaces), "namespace"),
+        counted(len(inventory.pods), "pod"),
+        counted(len(inventory.policies), "policy", "policies"),
     ]
     if inventory.services:
-        parts.append(_count(len(inventory.services), "service"))
+        parts.append(counted(len(inventory.services), "service"))
     extras = []
     implicit = sum(1 for ns in inventory.namespaces if ns.implicit)
     if implicit:
-        extras.append(f"{_count(implicit, 'namespace')} created implicitly")
+        extras.append(f"{counted(implicit, 'namespace')} created implicitly")
     if inventory.skipped:
         kinds = ", ".join(f"{count} {kind}" for kind, count in inventory.skipped.items())
         extras.append(f"skipped: {kinds}")
@@ -93,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             for problem in exc.problems:
                 print(problem)
             count = len(exc.problems)
-            print(f"invalid: {_count(count, 'problem')}", file=sys.stderr)
+            print(f"invalid: {counted(count, 'problem')}", file=sys.stderr)
         return EXIT_INPUT
     if args.output == "json":
         print(json.dumps(_inventory_json(inventory), indent=2))
