@@ -27,6 +27,9 @@ from kubefence.api._models import (
     Rule,
     Service,
     ServicePort,
+    labels_of_namespace,
+    port_label,
+    rule_path,
 )
 from kubefence.api._parse import API_VERSIONS, WORKLOAD_KINDS, build_inventory
 from kubefence.api._selectors import requirement_holds, selector_matches
@@ -60,6 +63,9 @@ __all__ = [
     "Service",
     "ServicePort",
     "build_inventory",
+    "labels_of_namespace",
+    "port_label",
     "requirement_holds",
+    "rule_path",
     "selector_matches",
 ]

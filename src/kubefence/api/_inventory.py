@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from kubefence.api._models import METADATA_NAME_LABEL, Namespace, NetworkPolicy, Pod, Service
+from kubefence.api._models import Namespace, NetworkPolicy, Pod, Service, labels_of_namespace
 
 __all__ = ["Inventory"]
 
@@ -70,9 +70,10 @@ class Inventory:
             grouped.setdefault(pod.namespace, []).append(pod)
         return {ns: tuple(ps) for ns, ps in grouped.items()}
 
+    @cached_property
+    def labels_by_namespace(self) -> Mapping[str, Mapping[str, str]]:
+        return {n.name: n.labels for n in self.namespaces}
+
     def namespace_labels(self, name: str) -> Mapping[str, str]:
         """Labels of a namespace; an unknown namespace has only its metadata.name label (S16)."""
-        ns = self.namespace_by_name.get(name)
-        if ns is not None:
-            return ns.labels
-        return {METADATA_NAME_LABEL: name}
+        return labels_of_namespace(self.labels_by_namespace, name)

@@ -39,12 +39,32 @@ __all__ = [
     "Rule",
     "Service",
     "ServicePort",
+    "labels_of_namespace",
+    "port_label",
+    "rule_path",
 ]
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 METADATA_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def labels_of_namespace(known: Mapping[str, Mapping[str, str]], name: str) -> Mapping[str, str]:
+    """Labels of namespace ``name``; one ``known`` does not list has only its
+    ``kubernetes.io/metadata.name`` label (S16). The one definition of that fallback."""
+    labels = known.get(name)
+    return labels if labels is not None else {METADATA_NAME_LABEL: name}
+
+
+def rule_path(direction: str, index: int) -> str:
+    """API field path of a policy rule: ``rule_path("ingress", 0) == "spec.ingress[0]"``."""
+    return f"spec.{direction}[{index}]"
+
+
+def port_label(port: int | str, protocol: str) -> str:
+    """The one spelling of a port in kubefence's output: ``80/TCP``, ``http/TCP``, ``1-2/UDP``."""
+    return f"{port}/{protocol}"
 
 
 class Protocol(StrEnum):

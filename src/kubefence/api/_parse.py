@@ -57,6 +57,7 @@ from kubefence.api._models import (
     Rule,
     Service,
     ServicePort,
+    rule_path,
 )
 from kubefence.api._selectors import selector_matches
 from kubefence.api._tree import Document, member_line
@@ -525,24 +526,24 @@ def _rules(
         return ()
     rules: list[Rule] = []
     for i in range(len(raw_rules)):
-        rule_path = f"spec.{direction}[{i}]"
-        raw = obj.item(raw_rules, i, rule_path, Mapping, "an object (a rule)")
-        _record(lines, rule_path, member_line(raw_rules, i))
+        at = rule_path(direction, i)
+        raw = obj.item(raw_rules, i, at, Mapping, "an object (a rule)")
+        _record(lines, at, member_line(raw_rules, i))
         if raw is None:
             continue
-        obj.unknown_fields(raw, allowed, rule_path)
+        obj.unknown_fields(raw, allowed, at)
         peers: list[Peer] = []
-        raw_peers = obj.sequence(raw, peer_key, f"{rule_path}.{peer_key}") or []
+        raw_peers = obj.sequence(raw, peer_key, f"{at}.{peer_key}") or []
         for j in range(len(raw_peers)):
-            peer_path = f"{rule_path}.{peer_key}[{j}]"
+            peer_path = f"{at}.{peer_key}[{j}]"
             peer_raw = obj.item(raw_peers, j, peer_path, Mapping, "an object (a peer)")
             _record(lines, peer_path, member_line(raw_peers, j))
             if peer_raw is not None:
                 peers.append(_peer(obj, peer_raw, peer_path, notes, member_line(raw_peers, j)))
         ports: list[PolicyPort] = []
-        raw_ports = obj.sequence(raw, "ports", f"{rule_path}.ports") or []
+        raw_ports = obj.sequence(raw, "ports", f"{at}.ports") or []
         for k in range(len(raw_ports)):
-            port_path = f"{rule_path}.ports[{k}]"
+            port_path = f"{at}.ports[{k}]"
             port_raw = obj.item(raw_ports, k, port_path, Mapping, "an object (a port)")
             _record(lines, port_path, member_line(raw_ports, k))
             if port_raw is not None:

@@ -31,6 +31,7 @@ from kubefence.api import (
     Operator,
     Pod,
     Protocol,
+    rule_path,
 )
 from kubefence.audit._findings import RULES_BY_ID, Finding, Severity
 from kubefence.semantics import (
@@ -45,6 +46,7 @@ from kubefence.semantics import (
     Settings,
     index_for,
     ip_in_block,
+    isolating_policies,
     peer_matches_ip,
     peer_matches_pod,
     port_matches,
@@ -114,14 +116,7 @@ def isolated_count(
     settings: Settings,
 ) -> int:
     """How many of ``pods`` some policy of ``compiled`` selects and isolates in ``direction``."""
-    return sum(
-        1
-        for pod in pods
-        if any(
-            c.rules(direction) is not None and selects_pod(c, pod, settings=settings)
-            for c in compiled
-        )
-    )
+    return sum(1 for pod in pods if isolating_policies(compiled, pod, direction, settings=settings))
 
 
 def _field(direction: Direction) -> str:
@@ -129,7 +124,7 @@ def _field(direction: Direction) -> str:
 
 
 def _rule_path(direction: Direction, rule: int) -> str:
-    return f"spec.{direction.value}[{rule}]"
+    return rule_path(direction.value, rule)
 
 
 def _peer_path(direction: Direction, rule: int, peer: int) -> str:
@@ -432,11 +427,14 @@ def _egress_without_dns(ctx: _Context) -> Iterator[Finding]:
         for pod in pods:
             if pod.key in reported:
                 continue
-            policies = [
-                c
-                for c in ctx.index.policies_in(compiled.namespace)
-                if c.egress is not None and selects_pod(c, pod, settings=settings)
-            ]
+            policies = list(
+                isolating_policies(
+                    ctx.index.policies_in(compiled.namespace),
+                    pod,
+                    Direction.EGRESS,
+                    settings=settings,
+                )
+            )
             if synthetic and compiled not in policies:
                 policies.append(compiled)  # the synthetic pod may miss NotIn/DoesNotExist terms
             if not any(

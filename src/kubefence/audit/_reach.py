@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kubefence.api import Inventory, Pod, Protocol
+from kubefence.api import Inventory, Pod, Protocol, rule_path
 from kubefence.audit._lint import describe_block, isolated_count
 from kubefence.engine import Matrix, ReachabilityAnalysis
 from kubefence.semantics import (
@@ -37,7 +37,7 @@ from kubefence.semantics import (
     SideDecision,
     decide,
     index_for,
-    selects_pod,
+    isolating_policies,
 )
 
 __all__ = [
@@ -68,7 +68,8 @@ class Opening:
         if self.policy is None:
             return f"{self.direction}: not isolated"
         where = f" ({self.file}:{self.line})" if self.file and self.line else ""
-        return f"{self.direction}: {self.policy} spec.{self.direction}[{self.rule}]{where}"
+        path = rule_path(self.direction, self.rule if self.rule is not None else 0)
+        return f"{self.direction}: {self.policy} {path}{where}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,17 +210,13 @@ def _external(
     found: dict[tuple[str, str, str], None] = {}
     loose = 0
     for pod in pods:
-        selecting = [
-            c
-            for c in compiled
-            if c.rules(direction) is not None and selects_pod(c, pod, settings=settings)
-        ]
+        selecting = isolating_policies(compiled, pod, direction, settings=settings)
         if not selecting:
             loose += 1
             continue
         for policy in selecting:
             for rule in policy.rules(direction) or ():
-                via = f"{policy.namespace}/{policy.name} spec.{direction.value}[{rule.index}]"
+                via = f"{policy.namespace}/{policy.name} {rule_path(direction.value, rule.index)}"
                 for peer in rule.peers:
                     if peer.kind is PeerKind.ANY:
                         found[(_ANYWHERE, describe_ports(rule.ports), via)] = None

@@ -19,13 +19,12 @@ plus a buffer of about 512 rows; pods are expanded only on request.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
+from kubefence._collector import collector_paused
 from kubefence.api import Inventory, Pod, Protocol
 from kubefence.engine._classes import ClassIndex, PodClasses, classify, distinct_blocks
 from kubefence.engine._matrix import Matrix
@@ -52,7 +51,7 @@ class ReachabilityAnalysis:
     """Port-independent preparation of one inventory; ``matrix(port=...)`` per port."""
 
     def __init__(self, inventory: Inventory, *, settings: Settings = DEFAULT_SETTINGS) -> None:
-        with _collector_paused():
+        with collector_paused():
             self._prepare(inventory, settings)
 
     def _prepare(self, inventory: Inventory, settings: Settings) -> None:
@@ -188,7 +187,7 @@ class ReachabilityAnalysis:
 
     def class_matrix(self, port: int | str, protocol: Protocol = Protocol.TCP) -> BoolArray:
         """allowed[a, b] between distinct pods of classes a and b (no S07 diagonal)."""
-        with _collector_paused():
+        with collector_paused():
             return self._class_matrix(port, protocol)
 
     def _class_matrix(self, port: int | str, protocol: Protocol) -> BoolArray:
@@ -319,23 +318,6 @@ def node_overrides(
         elif reachable is None or reachable[i]:
             on_node.setdefault(pod.node, []).append(i)
     return tuple((i, tuple(on_node[node])) for i, node in hosts if on_node.get(node))
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Python's cycle collector off while the analysis runs, as it was before afterwards.
-
-    The analysis allocates tens of thousands of small acyclic objects (compiled rules, lists
-    per pod), which trigger full collections that walk the whole inventory again and again:
-    at 10,000 pods that was half of the preparation time. Nothing made here forms a cycle.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 _TILE = 512  # destination classes gathered before their ingress is folded into ``allowed``

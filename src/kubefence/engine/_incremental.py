@@ -27,7 +27,15 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 
-from kubefence.api import METADATA_NAME_LABEL, Inventory, Labels, NetworkPolicy, Pod, Protocol
+from kubefence.api import (
+    METADATA_NAME_LABEL,
+    Inventory,
+    Labels,
+    NetworkPolicy,
+    Pod,
+    Protocol,
+    labels_of_namespace,
+)
 from kubefence.engine._compute import ReachabilityAnalysis, node_overrides
 from kubefence.engine._matrix import Matrix
 from kubefence.errors import InputError
@@ -116,8 +124,7 @@ class ReachabilityModel:
     # --- per-pod primitives -----------------------------------------------------------------
 
     def _labels_of(self, namespace: str) -> Mapping[str, str]:
-        found = self._ns_labels.get(namespace)
-        return found if found is not None else {METADATA_NAME_LABEL: namespace}
+        return labels_of_namespace(self._ns_labels, namespace)
 
     def _effective(self, pod: Pod) -> int | None:
         if isinstance(self.port, int):

@@ -56,6 +56,7 @@ __all__ = [
     "compile_policies",
     "compile_policy",
     "ip_in_block",
+    "isolating_policies",
     "peer_matches_ip",
     "peer_matches_pod",
     "port_matches",
@@ -208,6 +209,22 @@ def selects_pod(policy: CompiledPolicy, pod: Pod, *, settings: Settings = DEFAUL
     if pod.host_network and not settings.host_network_selectable:
         return False
     return selector_matches(policy.pod_selector, pod.labels)
+
+
+def isolating_policies(
+    policies: Iterable[CompiledPolicy],
+    pod: Pod,
+    direction: Direction,
+    *,
+    settings: Settings = DEFAULT_SETTINGS,
+) -> tuple[CompiledPolicy, ...]:
+    """S03: the ``policies`` that isolate ``pod`` in ``direction`` (they select it and have that
+    policy type). The one definition of "which policies isolate this pod"."""
+    return tuple(
+        p
+        for p in policies
+        if p.rules(direction) is not None and selects_pod(p, pod, settings=settings)
+    )
 
 
 def ip_in_block(ip: IPAddress, block: IPBlock) -> bool:

@@ -40,6 +40,7 @@ from kubefence.api import (
     Protocol,
     Service,
     ServicePort,
+    rule_path,
 )
 from kubefence.errors import InputError
 from kubefence.semantics._algebra import (
@@ -50,11 +51,11 @@ from kubefence.semantics._algebra import (
     PeerMatcher,
     PortMatcher,
     ip_in_block,
+    isolating_policies,
     peer_matches_ip,
     peer_matches_pod,
     port_matches,
     resolve_named_port,
-    selects_pod,
 )
 from kubefence.semantics._decision import (
     Admission,
@@ -336,7 +337,7 @@ def _policy_ref(policy: CompiledPolicy) -> PolicyRef:
 
 
 def _rule_line(policy: CompiledPolicy, direction: Direction, rule: CompiledRule) -> int | None:
-    return policy.source.line_of(f"spec.{direction.value}[{rule.index}]")
+    return policy.source.line_of(rule_path(direction.value, rule.index))
 
 
 def _side(
@@ -355,10 +356,8 @@ def _side(
     pod = subject.pod
     if subject.kind is not EndpointKind.POD or pod is None:
         return SideDecision(direction, name, applicable=False, isolated=False, allowed=True)
-    selecting = tuple(
-        cp
-        for cp in index.policies_in(pod.namespace)
-        if cp.rules(direction) is not None and selects_pod(cp, pod, settings=settings)
+    selecting = isolating_policies(
+        index.policies_in(pod.namespace), pod, direction, settings=settings
     )  # S01, S03
     if not selecting:
         return SideDecision(direction, name, applicable=True, isolated=False, allowed=True)

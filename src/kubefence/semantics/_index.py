@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from kubefence.api import METADATA_NAME_LABEL, Inventory, IPAddress, Pod, Service
+from kubefence.api import Inventory, IPAddress, Pod, Service, labels_of_namespace
 from kubefence.semantics._algebra import CompiledPolicy, compile_policy
 
 __all__ = ["PolicyIndex", "index_for"]
@@ -40,8 +40,7 @@ class PolicyIndex:
 
     def labels_of_namespace(self, name: str) -> Mapping[str, str]:
         """Labels of a namespace; an unknown one has only its metadata.name label (S16)."""
-        labels = self.namespace_labels.get(name)
-        return labels if labels is not None else {METADATA_NAME_LABEL: name}
+        return labels_of_namespace(self.namespace_labels, name)
 
     @classmethod
     def build(cls, inventory: Inventory) -> PolicyIndex:
@@ -68,7 +67,7 @@ class PolicyIndex:
         return cls(
             pod_by_key=dict(inventory.pod_by_key),
             pods_by_namespace=dict(inventory.pods_by_namespace),
-            namespace_labels={n.name: n.labels for n in inventory.namespaces},
+            namespace_labels=inventory.labels_by_namespace,
             policies_by_namespace={ns: tuple(ps) for ns, ps in grouped.items()},
             pod_by_ip=pod_by_ip,
             service_by_ip=service_by_ip,

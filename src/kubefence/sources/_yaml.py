@@ -12,10 +12,8 @@ line; nothing here raises anything else.
 from __future__ import annotations
 
 import codecs
-import gc
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -24,7 +22,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from kubefence.api import Document, LineDict, LineList
 from kubefence.errors import FieldError
 
-__all__ = ["MAX_ALIAS_NODES", "MAX_DEPTH", "decode_bytes", "gc_paused", "parse_text"]
+__all__ = ["MAX_ALIAS_NODES", "MAX_DEPTH", "decode_bytes", "parse_text"]
 
 MAX_DEPTH = 100  # nesting levels; Kubernetes objects need about 20
 MAX_ALIAS_NODES = 1_000_000  # nodes built by re-expanding aliases, per file (billion laughs)
@@ -199,27 +197,6 @@ class _Builder:
             result.append(build(item, depth + 1))
             lines.append(item.start_mark.line + 1)
         return result
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building many small objects.
-
-    Loading allocates hundreds of thousands of dicts and lists that all stay alive; every
-    collection would walk all of them again for nothing (they hold no cycles), which made loading
-    the 10,000-pod benchmark about twice as slow.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            # Everything allocated meanwhile would be scanned by the next young collection;
-            # park it in the permanent generation first and hand it back as old objects.
-            gc.freeze()
-            gc.enable()
-            gc.unfreeze()
 
 
 def decode_bytes(data: bytes, *, file: str) -> str | FieldError:

@@ -14,9 +14,10 @@ import sys
 from collections.abc import Sequence
 from typing import BinaryIO
 
+from kubefence._collector import collector_paused
 from kubefence.api import Document, Inventory, build_inventory
 from kubefence.errors import FieldError, InputError
-from kubefence.sources._yaml import decode_bytes, gc_paused, parse_text
+from kubefence.sources._yaml import decode_bytes, parse_text
 
 __all__ = ["MANIFEST_SUFFIXES", "STDIN", "expand_paths", "load_paths", "read_documents"]
 
@@ -118,6 +119,6 @@ def load_paths(
 
     Raises ``kubefence.ValidationError`` listing every problem of the whole input set.
     """
-    with gc_paused():
+    with collector_paused():
         documents, problems = read_documents(paths, stdin=stdin)
         return build_inventory(documents, default_namespace=default_namespace, problems=problems)

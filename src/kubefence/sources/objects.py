@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from kubefence._collector import collector_paused
 from kubefence.api import Document, Inventory, build_inventory
-from kubefence.sources._yaml import gc_paused
 
 __all__ = ["OBJECTS_FILE", "inventory_from_objects"]
 
@@ -25,7 +25,7 @@ def inventory_from_objects(
 
     Raises ``kubefence.ValidationError`` listing every problem; nothing is half-loaded.
     """
-    with gc_paused():
+    with collector_paused():
         documents = [
             Document(content=obj, file=OBJECTS_FILE, line=None, index=index)
             for index, obj in enumerate(objects)
