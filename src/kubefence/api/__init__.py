@@ -33,7 +33,7 @@ from kubefence.api._models import (
 )
 from kubefence.api._parse import API_VERSIONS, WORKLOAD_KINDS, build_inventory
 from kubefence.api._selectors import requirement_holds, selector_matches
-from kubefence.api._tree import Document, LineDict, LineList
+from kubefence.api._tree import Document, LineDict, LineList, ObjectKey
 
 __all__ = [
     "API_VERSIONS",
@@ -51,6 +51,7 @@ __all__ = [
     "LineList",
     "Namespace",
     "NetworkPolicy",
+    "ObjectKey",
     "Operator",
     "Origin",
     "Peer",

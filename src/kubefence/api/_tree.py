@@ -9,10 +9,11 @@ plain containers simply have no lines. ``Document`` is one top-level object and 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["Document", "LineDict", "LineList", "member_line"]
+__all__ = ["Document", "LineDict", "LineList", "ObjectKey", "member_line"]
 
 
 class LineDict(dict[Any, Any]):
@@ -49,6 +50,26 @@ def member_line(container: object, key: object) -> int | None:
     return None
 
 
+class ObjectKey(NamedTuple):
+    """What identifies an object to the API server: kind, namespace ("" for cluster-scoped
+    kinds) and name. Two documents with one key describe one object; the later one replaces the
+    earlier, as ``kubectl apply`` would."""
+
+    kind: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.kind} {self.namespace}/{self.name}"
+            if self.namespace
+            else f"{self.kind} {self.name}"
+        )
+
+
+_CLUSTER_SCOPED = frozenset({"Namespace", "Node", "ClusterRole", "ClusterRoleBinding"})
+
+
 @dataclass(frozen=True, slots=True)
 class Document:
     """One top-level manifest object: decoded content, file (``-`` for stdin, ``<objects>`` for
@@ -59,3 +80,21 @@ class Document:
     file: str
     line: int | None
     index: int
+
+    def key(self, *, default_namespace: str = "default") -> ObjectKey | None:
+        """The document's ``ObjectKey``, or None when it has no string kind and name (the loader
+        reports those as problems). A namespaced object without ``metadata.namespace`` is in
+        ``default_namespace``, as kubectl places it."""
+        content = self.content
+        if not isinstance(content, Mapping):
+            return None
+        kind = content.get("kind")
+        metadata = content.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, Mapping) else None
+        if not isinstance(kind, str) or not isinstance(name, str):
+            return None
+        if kind in _CLUSTER_SCOPED:
+            return ObjectKey(kind, "", name)
+        assert isinstance(metadata, Mapping)
+        namespace = metadata.get("namespace")
+        return ObjectKey(kind, namespace if isinstance(namespace, str) else default_namespace, name)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from kubefence.api import (
@@ -777,19 +777,11 @@ def split_duplicate_policies(
     seen: dict[str, str] = {}
     meta = RULES_BY_ID["KF013"]
     for doc in documents:
-        content = doc.content
-        metadata = content.get("metadata") if isinstance(content, Mapping) else None
-        name = metadata.get("name") if isinstance(metadata, Mapping) else None
-        if (
-            not isinstance(content, Mapping)
-            or content.get("kind") != "NetworkPolicy"
-            or not isinstance(metadata, Mapping)
-            or not isinstance(name, str)
-        ):
+        object_key = doc.key(default_namespace=default_namespace)
+        if object_key is None or object_key.kind != "NetworkPolicy":
             kept.append(doc)
             continue
-        namespace = metadata.get("namespace")
-        key = f"{namespace if isinstance(namespace, str) else default_namespace}/{name}"
+        key = f"{object_key.namespace}/{object_key.name}"
         where = f"{doc.file}:{doc.line}" if doc.line is not None else doc.file
         first = seen.get(key)
         if first is None:

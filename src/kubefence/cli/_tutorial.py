@@ -30,7 +30,7 @@ from types import FrameType
 from typing import Protocol as TypingProtocol
 from typing import TextIO
 
-from kubefence.api import Inventory, Pod, Protocol, Service
+from kubefence.api import Inventory, ObjectKey, Pod, Protocol, Service
 from kubefence.cli._render_decision import render_text
 from kubefence.dataplane.netns import (
     RulesetRenderer,
@@ -317,20 +317,12 @@ def examples_dir(explicit: str | None = None) -> Path:
 # --- the cluster state, as kubectl apply/delete would leave it ------------------------------
 
 
-def _object_keys(path: Path) -> frozenset[tuple[str, str, str]]:
+def _object_keys(path: Path) -> frozenset[ObjectKey]:
     documents, problems = read_documents([str(path)])
     if problems:
         details = "; ".join(str(p) for p in problems)
         raise InputError(f"{path}: cannot read the tutorial manifest ({details})")
-    keys = set()
-    for doc in (d.content for d in documents):
-        if not isinstance(doc, Mapping):
-            continue
-        meta = doc.get("metadata") or {}
-        kind = str(doc.get("kind", ""))
-        namespace = "" if kind == "Namespace" else str(meta.get("namespace", "default"))
-        keys.add((kind, namespace, str(meta.get("name", ""))))
-    return frozenset(keys)
+    return frozenset(key for key in (d.key() for d in documents) if key is not None)
 
 
 @dataclass(slots=True)
