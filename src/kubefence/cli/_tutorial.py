@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -38,6 +37,7 @@ from kubefence.dataplane.netns import (
     check_environment,
     check_name,
     down,
+    run_in_pod,
 )
 from kubefence.errors import DataplaneError, EnvironmentProblem, InputError
 from kubefence.semantics import DEFAULT_SETTINGS, Decision, Settings, decide, is_backend
@@ -752,15 +752,8 @@ class NetnsObserver:
             f"{' '.join(curl)} from {check.src} (network namespace {source.netns}); "
             f"{destination.ipv4} is {check.dst}"
         )
-        try:
-            done = subprocess.run(
-                ["ip", "netns", "exec", source.netns, *curl],
-                capture_output=True,
-                text=True,
-                timeout=self.timeout + 10,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
+        done = run_in_pod(source, curl, timeout=self.timeout + 10)
+        if done.returncode is None:
             return Observation(None, shown, ("curl did not finish",))
         return curl_observation(shown, done.returncode, stdout=done.stdout, stderr=done.stderr)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import subprocess
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -288,15 +287,7 @@ def _exec(args: argparse.Namespace) -> int:
         command = command[1:]
     if not command:
         raise InputError("name a command after the pod: kubefence sandbox exec NS/POD -- CMD ...")
-    state = netns.require_state(args.name)
-    slot = state.pods.get(args.pod)
-    if slot is None:
-        reason = state.unprobed.get(args.pod, "no such pod in this sandbox")
-        raise InputError(f"pod {args.pod}: {reason}")
-    try:
-        return subprocess.call(["ip", "netns", "exec", slot.netns, *command])
-    except FileNotFoundError as exc:
-        raise InputError(f"cannot run {command[0]!r}: {exc.strerror}") from exc
+    return netns.exec_in_pod(args.name, args.pod, command)
 
 
 def _status_all() -> int:

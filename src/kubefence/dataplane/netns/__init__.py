@@ -58,3 +58,7 @@ __all__ = [
     "sandbox_inventory",
     "status",
 ]
+
+from kubefence.dataplane.netns._exec import PodRun, exec_in_pod, run_in_pod
+
+__all__ += ["PodRun", "exec_in_pod", "run_in_pod"]
