@@ -1,6 +1,6 @@
 """``kubefence tutorial`` without root: the walk-through's data, predictions, output and options.
 
-The real-packet run lives in ``tests/netns/test_tutorial.py``; here a fake observer stands in
+The real-packet run lives in ``tests/netns/test_tutorial_e2e.py``; here a fake observer stands in
 for the sandbox so the runner's agreement check, exit codes and rendering are tested anywhere.
 """
 
