@@ -5,6 +5,7 @@ The bottom layer above ``errors``: pure, no I/O. ``sources`` hands it decoded do
 
 from __future__ import annotations
 
+from kubefence.api._family import FAMILIES, restrict_to_family
 from kubefence.api._inventory import Inventory
 from kubefence.api._models import (
     METADATA_NAME_LABEL,
@@ -37,6 +38,7 @@ from kubefence.api._tree import Document, LineDict, LineList, ObjectKey
 
 __all__ = [
     "API_VERSIONS",
+    "FAMILIES",
     "METADATA_NAME_LABEL",
     "WORKLOAD_KINDS",
     "ContainerPort",
@@ -67,6 +69,7 @@ __all__ = [
     "labels_of_namespace",
     "port_label",
     "requirement_holds",
+    "restrict_to_family",
     "rule_path",
     "selector_matches",
 ]
