@@ -1,4 +1,5 @@
-"""The kubectl-like input options every command shares: ``-f`` (repeatable), ``-n``, ``-v``.
+"""The kubectl-like input options every command shares: ``-f`` (repeatable), ``-n``, ``-v``,
+and the evaluation options of the commands that decide: ``--setting``, ``--family``.
 
 Why this module exists: commands must read manifests the same way (files, directories, ``-``
 for stdin; the same default namespace rule), so they share one definition of the options.
@@ -9,13 +10,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from kubefence.api import Inventory
+from kubefence.api import Inventory, restrict_to_family
 from kubefence.errors import InputError
 from kubefence.semantics import DEFAULT_SETTINGS, Settings
 
 __all__ = [
+    "FAMILY_HELP",
+    "add_family_argument",
     "add_input_arguments",
     "add_settings_arguments",
+    "family_from_args",
     "inventory_from_args",
     "settings_from_args",
 ]
@@ -44,10 +48,35 @@ def add_input_arguments(parser: argparse.ArgumentParser, *, required: bool = Tru
 
 
 def inventory_from_args(args: argparse.Namespace) -> Inventory:
-    """Load and validate the manifests named by ``-f``; raises ValidationError (exit 2)."""
+    """Load and validate the manifests named by ``-f``; raises ValidationError (exit 2).
+
+    With ``--family`` (when the command has it), the inventory as packets of that family see
+    it (``kubefence.api.restrict_to_family``)."""
     from kubefence.sources.files import load_paths
 
-    return load_paths(list(args.filenames or []), default_namespace=args.namespace)
+    inventory = load_paths(list(args.filenames or []), default_namespace=args.namespace)
+    family = family_from_args(args)
+    return inventory if family is None else restrict_to_family(inventory, family)
+
+
+FAMILY_HELP = (
+    "decide for packets of this address family only: each pod and Service keeps just its "
+    "addresses of the family, so an ipBlock matches a dual-stack pod only by the address the "
+    "packet carries (default: both families at once, a pod matching an ipBlock when any of "
+    "its addresses does)"
+)
+_FAMILIES = {"ipv4": 4, "ipv6": 6}
+
+
+def add_family_argument(parser: argparse.ArgumentParser) -> None:
+    """``--family ipv4|ipv6``: results for packets of one address family (see ``FAMILY_HELP``)."""
+    parser.add_argument("--family", choices=tuple(_FAMILIES), help=FAMILY_HELP)
+
+
+def family_from_args(args: argparse.Namespace) -> int | None:
+    """The IP version ``--family`` names (4 or 6), or None without it."""
+    chosen = getattr(args, "family", None)
+    return None if chosen is None else _FAMILIES[str(chosen)]
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:

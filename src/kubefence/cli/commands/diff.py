@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from kubefence.cli._inputs import (
+    add_family_argument,
     add_input_arguments,
     add_settings_arguments,
     inventory_from_args,
@@ -36,6 +37,7 @@ DIFF_MAX_PODS = 20_000  # the diff compares pods^2 cells per port class
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(parser)
     add_settings_arguments(parser)
+    add_family_argument(parser)
     parser.add_argument(
         "--against",
         action="append",
@@ -99,7 +101,9 @@ def render_json(diff: ReachabilityDiff) -> str:
 
 def run(args: argparse.Namespace) -> int:
     old = inventory_from_args(args)
-    new_args = argparse.Namespace(filenames=args.against, namespace=args.namespace)
+    new_args = argparse.Namespace(
+        filenames=args.against, namespace=args.namespace, family=args.family
+    )
     new = inventory_from_args(new_args)
     largest = max(len(old.pods), len(new.pods))
     if largest > DIFF_MAX_PODS:

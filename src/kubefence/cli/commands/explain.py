@@ -8,16 +8,20 @@ and the file:line of each rule, as text or JSON, and with ``--expect`` it become
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import sys
 
 from kubefence.cli._inputs import (
+    add_family_argument,
     add_input_arguments,
     add_settings_arguments,
+    family_from_args,
     inventory_from_args,
     settings_from_args,
 )
 from kubefence.cli._render_decision import decision_to_json, render_text
+from kubefence.errors import InputError
 from kubefence.semantics import decide
 
 NAME = "explain"
@@ -30,6 +34,7 @@ EXIT_MISMATCH = 1
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(parser)
     add_settings_arguments(parser)
+    add_family_argument(parser)
     parser.add_argument(
         "--from",
         dest="source",
@@ -58,7 +63,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _check_family(endpoint: str, option: str, family: int | None) -> None:
+    """An address endpoint of the other family cannot be on a packet of ``--family``."""
+    text = endpoint.strip()
+    text = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        version = ipaddress.ip_address(text).version
+    except ValueError:
+        return
+    if family is not None and version != family:
+        raise InputError(
+            f"{option} {endpoint} is an IPv{version} address, but --family is ipv{family}"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
+    family = family_from_args(args)
+    _check_family(args.source, "--from", family)
+    _check_family(args.destination, "--to", family)
     inventory = inventory_from_args(args)
     decision = decide(
         inventory,

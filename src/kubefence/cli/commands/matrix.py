@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from kubefence.cli._inputs import (
+    add_family_argument,
     add_input_arguments,
     add_settings_arguments,
     inventory_from_args,
@@ -41,6 +42,7 @@ FORMATS = ("table", "json", "csv", "md", "dot")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(parser)
     add_settings_arguments(parser)
+    add_family_argument(parser)
     parser.add_argument(
         "--port",
         help="destination port: a number or a container port name (resolved per destination); "
