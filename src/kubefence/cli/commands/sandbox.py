@@ -2,8 +2,10 @@
 
 Why this module exists: it is the user's handle on the network-namespace sandbox
 (``kubefence.dataplane.netns``): it reads manifests, keeps a copy of them with the sandbox's state
-(so ``probe`` and ``verify`` in later processes know what is enforced), renders results as tables
-or DESIGN.md's matrix JSON, and compares real packets with the engine's prediction.
+(so ``probe`` and ``verify`` in later processes know what is enforced), and renders results as
+tables or DESIGN.md's matrix JSON. It starts no process: ``exec`` goes through
+``dataplane.netns.exec_in_pod``, and ``verify``'s comparison of real packets with the engine's
+prediction is ``kubefence.verify``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from kubefence.api import Inventory, IPAddress, Protocol
+from kubefence.api import Inventory, Protocol
 from kubefence.cli._inputs import (
     add_input_arguments,
     add_settings_arguments,
@@ -26,7 +28,7 @@ from kubefence.cli._render_decision import render_text
 from kubefence.cli._render_table import counted
 from kubefence.dataplane import netns
 from kubefence.errors import InputError, KubefenceError
-from kubefence.semantics import decide, parse_port
+from kubefence.semantics import parse_port
 
 NAME = "sandbox"
 HELP = "run the manifests on a network-namespace cluster and enforce the policies with nftables"
@@ -189,95 +191,33 @@ def _probe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _has_ip_blocks(inventory: Inventory) -> bool:
-    return any(
-        peer.ip_block is not None
-        for policy in inventory.policies
-        for rule in (*policy.ingress, *policy.egress)
-        for peer in rule.peers
-    )
-
-
 def _verify(args: argparse.Namespace) -> int:
-    """Probe every declared (port, protocol) and compare with the prediction.
-
-    The prediction is the engine's matrix. Every sandbox pod has an IPv4 and an IPv6 address,
-    and the engine (like ``decide`` on pod names) lets a pod match an ipBlock when any of its
-    addresses does; packets carry one family. So when a policy has an ipBlock peer, each pair
-    is predicted by ``decide`` on the two addresses of the probed family instead.
-    """
+    """Probe every declared (port, protocol) and compare with the prediction
+    (``kubefence.verify``); print each mismatch with the prediction's explanation."""
     netns.check_environment()
-    from kubefence.engine import ReachabilityAnalysis
+    from kubefence.verify import verify_sandbox
 
-    sandbox = _attach(args)
-    inventory = sandbox.inventory
-    family = 6 if args.ipv6 else 4
-    per_address = _has_ip_blocks(inventory)
-    specs = sorted(
-        {(p.port, p.protocol) for pod in inventory.pods for p in pod.ports},
-        key=lambda s: (s[1].value, s[0]),
-    )
-    if not specs:
+    report = verify_sandbox(_attach(args), timeout=args.timeout, family=6 if args.ipv6 else 4)
+    if not report.specs:
         print("no pod declares a container port: nothing to verify")
         return 0
-    matrices = sandbox.probe_many(specs, timeout=args.timeout, family=family)
-    # One port-independent preparation for every (port, protocol) of the prediction.
-    analysis = None if per_address else ReachabilityAnalysis(inventory, settings=sandbox.settings)
-    mismatches = unprobed = passed = 0
-    suspects: list[tuple[int, Protocol, str, str, tuple[str, str], bool, netns.ProbeResult]] = []
-    for (port, protocol), probed in zip(specs, matrices, strict=True):
-        predicted = None if analysis is None else analysis.matrix(port, protocol)
-        for (src, dst), result in sorted(probed.results.items()):
-            if result.reachable is None:
-                unprobed += 1
-                continue
-            ends = (src, dst)
-            if predicted is None:
-                ends = (str(_address(sandbox, src, family)), str(_address(sandbox, dst, family)))
-                expected = decide(
-                    inventory, *ends, port=port, protocol=protocol, settings=sandbox.settings
-                ).allowed
-            else:
-                expected = predicted.allowed(src, dst)
-            if expected == result.reachable:
-                passed += 1
-            else:
-                suspects.append((port, protocol, src, dst, ends, expected, result))
-        unprobed += len(probed.unprobed)
-    # A second look at each disagreement, with a longer timeout: a loaded machine can answer
-    # later than --timeout; a real drop stays a drop.
-    second = sandbox.confirm([s[-1] for s in suspects], timeout=max(3 * args.timeout, 2.0))
-    for (port, protocol, src, dst, ends, expected, _), result in zip(suspects, second, strict=True):
-        if result.reachable == expected:
-            passed += 1
-            continue
-        mismatches += 1
-        decision = decide(inventory, *ends, port=port, protocol=protocol, settings=sandbox.settings)
+    for m in report.mismatches:
         print(
-            f"MISMATCH {protocol.value}/{port} {src} -> {dst}: predicted "
-            f"{'allowed' if expected else 'denied'}, packets {result.outcome.value} "
-            f"({result.detail}); the prediction:"
+            f"MISMATCH {m.protocol.value}/{m.port} {m.src} -> {m.dst}: predicted "
+            f"{'allowed' if m.expected else 'denied'}, packets {m.observed.outcome.value} "
+            f"({m.observed.detail}); the prediction:"
         )
-        print(textwrap.indent(render_text(decision), "    "))
-    total = passed + mismatches + unprobed
+        print(textwrap.indent(render_text(m.decision), "    "))
     print(
-        f"verify {args.name!r} (IPv{family}): {total} pairs on {len(specs)} port/protocol "
-        f"combinations: {passed} agree, {mismatches} mismatch, {unprobed} unprobed "
+        f"verify {args.name!r} (IPv{report.family}): {report.total} pairs on "
+        f"{len(report.specs)} port/protocol combinations: {report.passed} agree, "
+        f"{len(report.mismatches)} mismatch, {report.unprobed} unprobed "
         "(not counted as passed)"
     )
-    if unprobed:
-        reasons = sorted(
-            {r.detail for m in matrices for r in m.results.values() if r.reachable is None}
-            | {reason for m in matrices for reason in m.unprobed.values()}
-        )
-        for reason in reasons:
+    if report.unprobed:
+        for reason in report.unprobed_reasons:
             print(f"  unprobed: {reason}")
-    return 1 if mismatches else 0
-
-
-def _address(sandbox: netns.Sandbox, key: str, family: int) -> IPAddress:
-    slot = sandbox.state.pods[key]
-    return slot.ipv4 if family == 4 else slot.ipv6
+    return 0 if report.ok else 1
 
 
 def _exec(args: argparse.Namespace) -> int:
