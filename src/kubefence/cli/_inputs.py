@@ -16,6 +16,7 @@ from kubefence.semantics import DEFAULT_SETTINGS, Settings
 
 __all__ = [
     "FAMILY_HELP",
+    "VERBOSE_HELP",
     "add_family_argument",
     "add_input_arguments",
     "add_settings_arguments",
@@ -25,7 +26,13 @@ __all__ = [
 ]
 
 
-def add_input_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+VERBOSE_HELP = "also list skipped kinds and notes"
+
+
+def add_input_arguments(
+    parser: argparse.ArgumentParser, *, required: bool = True, verbose_help: str = VERBOSE_HELP
+) -> None:
+    """``-f``, ``-n`` and ``-v``; each command says what ``-v`` adds (``verbose_help``)."""
     parser.add_argument(
         "-f",
         "--filename",
@@ -42,9 +49,7 @@ def add_input_arguments(parser: argparse.ArgumentParser, *, required: bool = Tru
         default="default",
         help="namespace for objects that name none (default: %(default)s)",
     )
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="also list skipped kinds and notes"
-    )
+    parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
 
 
 def inventory_from_args(args: argparse.Namespace) -> Inventory:

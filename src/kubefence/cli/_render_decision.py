@@ -168,16 +168,32 @@ def _rule_miss(policy: PolicyRef, rule: RuleMiss, *, to_pod: bool) -> list[str]:
     return lines
 
 
-def _policy_miss(miss: PolicyMiss, direction: Direction, *, to_pod: bool) -> list[str]:
+def _policy_miss(
+    miss: PolicyMiss, direction: Direction, *, to_pod: bool, verbose: bool = False
+) -> list[str]:
     head = f"{_policy(miss.policy)}"
     nearest = miss.nearest
     if nearest is None:
         return [f"{head}: no {direction.value} rules, so it allows nothing"]
+    if verbose:  # every rule, each with every port entry and whether it matched
+        count = len(miss.rules)
+        lines = [f"{head}: {count} rule{'s' if count != 1 else ''}, none allows it:"]
+        for rule in miss.rules:
+            lines += [f"{_INDENT}{line}" for line in _rule_miss(miss.policy, rule, to_pod=to_pod)]
+            lines.append(f"{_INDENT * 2}ports: {_entries_marked(rule.ports, to_pod=to_pod)}")
+        return lines
     others = len(miss.rules) - 1
     suffix = f" (nearest of {len(miss.rules)} rules)" if others else ""
     lines = [f"{head}{suffix}:"]
     lines += [f"{_INDENT}{line}" for line in _rule_miss(miss.policy, nearest, to_pod=to_pod)]
     return lines
+
+
+def _entries_marked(entries: tuple[PortEntry, ...], *, to_pod: bool) -> str:
+    """``80/TCP (matches), 443/TCP (no)``: each port entry of a rule and its verdict."""
+    return ", ".join(
+        f"{_entry(e, to_pod=to_pod)} ({'matches' if e.matched else 'no'})" for e in entries
+    )
 
 
 def _admission(admission: Admission) -> str:
@@ -196,9 +212,12 @@ _NOT_APPLICABLE = {
 }
 
 
-def _side(side: SideDecision, kind: EndpointKind, *, to_pod: bool) -> list[str]:
+def _side(
+    side: SideDecision, kind: EndpointKind, *, to_pod: bool, verbose: bool = False
+) -> list[str]:
     """One side; ``kind`` is its own endpoint's, ``to_pod`` whether the destination is a pod
-    (named ports resolve only there)."""
+    (named ports resolve only there). ``verbose``: every rule of every isolating policy of a
+    denial, and the isolating policies that admitted nothing on an allowed side."""
     where = "egress at" if side.direction is Direction.EGRESS else "ingress at"
     head = f"{where} {side.endpoint}"
     if not side.applicable:
@@ -209,10 +228,19 @@ def _side(side: SideDecision, kind: EndpointKind, *, to_pod: bool) -> list[str]:
     if side.allowed:
         lines = [f"{head}: isolated by {names}; allowed by"]
         lines += [f"{_INDENT}{_admission(a)}" for a in side.admitted_by]
+        if verbose:
+            admitting = {a.policy.key for a in side.admitted_by}
+            lines += [
+                f"{_INDENT}{_policy(ref)}: isolates it too, but no rule of it admits this "
+                "(one admitting rule of any policy is enough, S04)"
+                for ref in side.isolating
+                if ref.key not in admitting
+            ]
         return lines
     lines = [f"{head}: isolated by {names}; no rule allows it, denied"]
     for miss in side.misses:
-        lines += [f"{_INDENT}{line}" for line in _policy_miss(miss, side.direction, to_pod=to_pod)]
+        block = _policy_miss(miss, side.direction, to_pod=to_pod, verbose=verbose)
+        lines += [f"{_INDENT}{line}" for line in block]
     return lines
 
 
@@ -243,11 +271,24 @@ def _name(endpoint: Endpoint) -> str:
     return f"{prefix}{endpoint.name}"
 
 
-def _lines(decision: Decision) -> list[str]:
+def _endpoint_line(role: str, endpoint: Endpoint) -> str:
+    """``from: test/busybox (pod on node n1, at 198.18.0.3)``: how an endpoint was understood."""
+    facts = [endpoint.kind.value]
+    if endpoint.node is not None and endpoint.kind is not EndpointKind.NODE:
+        facts[0] += f" on node {endpoint.node}"
+    if endpoint.address is not None:
+        facts.append(f"at {endpoint.address}")
+    return f"{role}: {_name(endpoint)} ({', '.join(facts)})"
+
+
+def _lines(decision: Decision, *, verbose: bool = False) -> list[str]:
     verdict = "ALLOWED" if decision.allowed else "DENIED"
     lines = [
         f"{verdict}: {_name(decision.source)} -> {_name(decision.destination)} on {_port(decision)}"
     ]
+    if verbose:
+        lines.append(f"{_INDENT}{_endpoint_line('from', decision.source)}")
+        lines.append(f"{_INDENT}{_endpoint_line('to', decision.destination)}")
     special = _special(decision)
     if special is not None:
         lines.append(f"{_INDENT}{special}")
@@ -257,7 +298,7 @@ def _lines(decision: Decision) -> list[str]:
             "target port (S22); allowed only if every backend allows it"
         )
         for backend in decision.backends:
-            lines += [f"{_INDENT}{_INDENT}{line}" for line in _lines(backend)]
+            lines += [f"{_INDENT}{_INDENT}{line}" for line in _lines(backend, verbose=verbose)]
     if decision.reason is Reason.HOST_NETWORK:
         lines.append(
             f"{_INDENT}note: hostNetwork pods act as their node's address and are not selected "
@@ -265,14 +306,18 @@ def _lines(decision: Decision) -> list[str]:
         )
     to_pod = decision.destination.kind is EndpointKind.POD
     if decision.egress is not None:
-        egress = _side(decision.egress, decision.source.kind, to_pod=to_pod)
+        egress = _side(decision.egress, decision.source.kind, to_pod=to_pod, verbose=verbose)
         lines += [f"{_INDENT}{line}" for line in egress]
     if decision.ingress is not None:
-        ingress = _side(decision.ingress, decision.destination.kind, to_pod=to_pod)
+        ingress = _side(decision.ingress, decision.destination.kind, to_pod=to_pod, verbose=verbose)
         lines += [f"{_INDENT}{line}" for line in ingress]
     return lines
 
 
-def render_text(decision: Decision) -> str:
-    """A readable explanation: verdict, each side, and the policy, rule and file:line behind it."""
-    return "\n".join(_lines(decision))
+def render_text(decision: Decision, *, verbose: bool = False) -> str:
+    """A readable explanation: verdict, each side, and the policy, rule and file:line behind it.
+
+    ``verbose`` (``explain -v``) adds how each endpoint was understood, every rule of every
+    isolating policy of a denial (not only the nearest) with each port entry's verdict, and on
+    an allowed side the isolating policies that admitted nothing."""
+    return "\n".join(_lines(decision, verbose=verbose))

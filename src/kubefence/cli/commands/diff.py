@@ -3,7 +3,8 @@
 Why this module exists: the typical use is a pull request that edits policies. ``-f`` names the
 current manifests, ``--against`` the proposed ones (both repeatable); the output lists every
 (source, destination, port class) that becomes allowed (+) or denied (-), on every port, and
-the pods present in one version only. ``--exit-code`` makes any change exit 1, for CI.
+the pods present in one version only. ``--exit-code`` makes any change exit 1, for CI. ``-v``
+explains each changed connection before and after, as ``kubefence explain`` would.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import sys
 from collections.abc import Sequence
 
+from kubefence.api import Inventory
 from kubefence.cli._inputs import (
     add_family_argument,
     add_input_arguments,
@@ -20,9 +22,10 @@ from kubefence.cli._inputs import (
     inventory_from_args,
     settings_from_args,
 )
+from kubefence.cli._render_decision import render_text
 from kubefence.engine import Change, ReachabilityDiff, diff_inventories
 from kubefence.errors import InputError
-from kubefence.semantics import parse_protocol
+from kubefence.semantics import Settings, decide, parse_protocol
 
 NAME = "diff"
 HELP = (
@@ -35,7 +38,11 @@ DIFF_MAX_PODS = 20_000  # the diff compares pods^2 cells per port class
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_input_arguments(parser)
+    add_input_arguments(
+        parser,
+        verbose_help="explain each changed connection before and after (table output), as "
+        "'kubefence explain' would, on a port of its port class",
+    )
     add_settings_arguments(parser)
     add_family_argument(parser)
     parser.add_argument(
@@ -84,6 +91,38 @@ def render_table(diff: ReachabilityDiff) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_explanations(
+    diff: ReachabilityDiff, old: Inventory, new: Inventory, *, settings: Settings
+) -> str:
+    """``-v``: each change with the reference evaluator's explanation in both versions, on
+    the representative port of its port class (any port of the class answers the same)."""
+    classes = {(pc.protocol, pc.label): pc for pc in diff.port_classes}
+    lines: list[str] = []
+    for change in diff.changes:
+        pc = classes[(change.protocol, change.port)]
+        ports = (
+            f"every {pc.protocol} port no policy names, e.g. {pc.port}"
+            if pc.other
+            else f"{pc.label}/{pc.protocol}"
+        )
+        before, after = ("denied", "allowed") if change.allowed else ("allowed", "denied")
+        lines.append("")
+        lines.append(f"{change.src} -> {change.dst} on {ports}: {before} -> {after}")
+        for name, inventory in (("before", old), ("after", new)):
+            decision = decide(
+                inventory,
+                change.src,
+                change.dst,
+                port=pc.port,
+                protocol=pc.protocol,
+                settings=settings,
+            )
+            head, *rest = render_text(decision).splitlines()
+            lines.append(f"  {name}: {head}")
+            lines += [f"  {line}" for line in rest]
+    return "\n".join(lines) + "\n" if lines else ""
+
+
 def render_json(diff: ReachabilityDiff) -> str:
     def item(c: Change) -> dict[str, str]:
         return {"from": c.src, "to": c.dst, "port": c.port, "protocol": str(c.protocol)}
@@ -112,6 +151,12 @@ def run(args: argparse.Namespace) -> int:
             "diff the namespaces that changed"
         )
     protocols = [parse_protocol(args.protocol)] if args.protocol else None
-    diff = diff_inventories(old, new, protocols=protocols, settings=settings_from_args(args))
-    sys.stdout.write(render_json(diff) if args.output == "json" else render_table(diff))
+    settings = settings_from_args(args)
+    diff = diff_inventories(old, new, protocols=protocols, settings=settings)
+    if args.output == "json":
+        sys.stdout.write(render_json(diff))
+    else:
+        sys.stdout.write(render_table(diff))
+        if args.verbose:
+            sys.stdout.write(render_explanations(diff, old, new, settings=settings))
     return EXIT_CHANGED if args.exit_code and diff.changed else 0

@@ -32,7 +32,12 @@ EXIT_MISMATCH = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_input_arguments(parser)
+    add_input_arguments(
+        parser,
+        verbose_help="also show how each endpoint was understood, every rule of every "
+        "isolating policy of a denial (not only the nearest) with each port entry's verdict, "
+        "and the isolating policies that admit nothing on an allowed side",
+    )
     add_settings_arguments(parser)
     add_family_argument(parser)
     parser.add_argument(
@@ -93,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps(decision_to_json(decision), indent=2, sort_keys=False))
     else:
-        print(render_text(decision))
+        print(render_text(decision, verbose=args.verbose))
     verdict = "allow" if decision.allowed else "deny"
     if args.expect is not None and args.expect != verdict:
         print(f"kubefence: expected {args.expect}, but the verdict is {verdict}", file=sys.stderr)

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from kubefence.cli._inputs import (
     add_family_argument,
@@ -26,6 +29,7 @@ from kubefence.cli._render_matrix import (
     render_markdown,
     render_table,
 )
+from kubefence.cli._render_table import counted
 from kubefence.engine import Matrix, ReachabilityAnalysis, port_classes
 from kubefence.errors import InputError
 from kubefence.semantics import parse_port, parse_protocol
@@ -40,7 +44,11 @@ FORMATS = ("table", "json", "csv", "md", "dot")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_input_arguments(parser)
+    add_input_arguments(
+        parser,
+        verbose_help="report on stderr the pod classes and port classes computed and the time "
+        "each phase took (load, prepare, each matrix, render)",
+    )
     add_settings_arguments(parser)
     add_family_argument(parser)
     parser.add_argument(
@@ -64,15 +72,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def compute(
-    analysis: ReachabilityAnalysis, *, port: str | None, protocol: str | None
+    analysis: ReachabilityAnalysis,
+    *,
+    port: str | None,
+    protocol: str | None,
+    log: _Log | None = None,
 ) -> list[Matrix]:
     """The matrices the options ask for (one for ``port``, else one per port class)."""
     if port is not None:
         wanted = parse_port(port)
-        return [analysis.matrix(wanted, parse_protocol(protocol or "TCP"), label=str(wanted))]
+        proto = parse_protocol(protocol or "TCP")
+        with _timed(log, f"matrix {wanted}/{proto}"):
+            return [analysis.matrix(wanted, proto, label=str(wanted))]
     protocols = [parse_protocol(protocol)] if protocol else None
     classes = port_classes([analysis.inventory], protocols=protocols)
-    return [analysis.matrix(c.port, c.protocol, label=c.label) for c in classes]
+    if log is not None:
+        shown = counted(len(classes), "port class", "port classes")
+        log.line(f"{shown} (each answers for all its ports):")
+        for c in classes:
+            span = (
+                f"every {c.protocol} port no policy names, computed on {c.port}"
+                if c.other
+                else f"ports {c.low}-{c.high}"
+                if c.low != c.high
+                else f"port {c.low}"
+            )
+            log.line(f"  {c.label}/{c.protocol}: {span}")
+    matrices = []
+    for c in classes:
+        with _timed(log, f"matrix {c.label}/{c.protocol}"):
+            matrices.append(analysis.matrix(c.port, c.protocol, label=c.label))
+    return matrices
+
+
+class _Log:
+    """``-v``'s report: lines on stderr prefixed with the command, and the phases' times."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+
+    def line(self, text: str) -> None:
+        print(f"kubefence matrix: {text}", file=sys.stderr)
+
+
+@contextmanager
+def _timed(log: _Log | None, phase: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    if log is not None:
+        log.line(f"{phase}: {1000 * (time.perf_counter() - started):.1f} ms")
 
 
 # Per-pod output holds pods^2 cells; beyond this many pods it would not fit in memory or be
@@ -81,7 +129,16 @@ PER_POD_MAX = 20_000
 
 
 def run(args: argparse.Namespace) -> int:
-    inventory = inventory_from_args(args)
+    log = _Log() if args.verbose else None
+    with _timed(log, "load and validate the manifests"):
+        inventory = inventory_from_args(args)
+    if log is not None:
+        family = f" (IPv{args.family[-1]} addresses only)" if args.family else ""
+        log.line(
+            f"{counted(len(inventory.pods), 'pod')} in "
+            f"{counted(len(inventory.namespaces), 'namespace')}, "
+            f"{counted(len(inventory.policies), 'policy', 'policies')}{family}"
+        )
     output: str = args.output
     per_pod_output = output in ("json", "csv", "dot") or bool(args.per_pod)
     if per_pod_output and len(inventory.pods) > PER_POD_MAX:
@@ -89,11 +146,13 @@ def run(args: argparse.Namespace) -> int:
             f"{len(inventory.pods):,} pods are too many for per-pod output ({PER_POD_MAX:,} at "
             "most): use -o table or -o md without --per-pod for the per-namespace summary"
         )
-    matrices = compute(
-        ReachabilityAnalysis(inventory, settings=settings_from_args(args)),
-        port=args.port,
-        protocol=args.protocol,
-    )
+    with _timed(log, "prepare (pod classes, policies compiled)"):
+        analysis = ReachabilityAnalysis(inventory, settings=settings_from_args(args))
+    if log is not None:
+        shown = counted(analysis.classes.count, "pod class", "pod classes")
+        log.line(f"{shown} (pods every policy treats alike; the engine computes on classes)")
+    matrices = compute(analysis, port=args.port, protocol=args.protocol, log=log)
+    rendered = time.perf_counter()
     if output == "json":
         text = render_json(matrices, as_list=args.port is None)
     elif output == "csv":
@@ -104,5 +163,9 @@ def run(args: argparse.Namespace) -> int:
         text = render_dot(matrices)
     else:
         text = render_table(matrices, per_pod=args.per_pod)
+    if log is not None:
+        log.line(f"render {output}: {1000 * (time.perf_counter() - rendered):.1f} ms")
     sys.stdout.write(text)
+    if log is not None:
+        log.line(f"total: {1000 * (time.perf_counter() - log.started):.1f} ms")
     return 0
