@@ -83,7 +83,9 @@ def verify_sandbox(
     than ``timeout``; a real drop stays a drop) before it counts as a mismatch."""
     wanted = declared_ports(sandbox.inventory) if specs is None else tuple(specs)
     if not wanted:
-        return VerifyReport(family, (), 0, (), 0, ())
+        return VerifyReport(
+            family=family, specs=(), passed=0, mismatches=(), unprobed=0, unprobed_reasons=()
+        )
     inventory = restrict_to_family(sandbox.inventory, family)
     settings = sandbox.settings
     matrices = sandbox.probe_many(list(wanted), timeout=timeout, family=family)
@@ -109,7 +111,17 @@ def verify_sandbox(
             passed += 1
             continue
         decision = decide(inventory, src, dst, port=port, protocol=protocol, settings=settings)
-        mismatches.append(Mismatch(port, protocol, src, dst, expected, result, decision))
+        mismatches.append(
+            Mismatch(
+                port=port,
+                protocol=protocol,
+                src=src,
+                dst=dst,
+                expected=expected,
+                observed=result,
+                decision=decision,
+            )
+        )
     reasons = sorted(
         {r.detail for m in matrices for r in m.results.values() if r.reachable is None}
         | {reason for m in matrices for reason in m.unprobed.values()}

@@ -92,7 +92,7 @@ def render_table(diff: ReachabilityDiff) -> str:
 
 
 def render_explanations(
-    diff: ReachabilityDiff, old: Inventory, new: Inventory, *, settings: Settings
+    diff: ReachabilityDiff, *, old: Inventory, new: Inventory, settings: Settings
 ) -> str:
     """``-v``: each change with the reference evaluator's explanation in both versions, on
     the representative port of its port class (any port of the class answers the same)."""
@@ -158,5 +158,5 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(render_table(diff))
         if args.verbose:
-            sys.stdout.write(render_explanations(diff, old, new, settings=settings))
+            sys.stdout.write(render_explanations(diff, old=old, new=new, settings=settings))
     return EXIT_CHANGED if args.exit_code and diff.changed else 0

@@ -57,10 +57,17 @@ def run_in_pod(slot: PodSlot, command: Sequence[str], *, timeout: float) -> PodR
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
-        return PodRun(tuple(command), None, _text(exc.stdout), _text(exc.stderr))
+        return PodRun(
+            command=tuple(command),
+            returncode=None,
+            stdout=_text(exc.stdout),
+            stderr=_text(exc.stderr),
+        )
     except FileNotFoundError as exc:
         raise InputError(f"cannot run {argv[0]!r}: {exc.strerror}") from exc
-    return PodRun(tuple(command), done.returncode, done.stdout, done.stderr)
+    return PodRun(
+        command=tuple(command), returncode=done.returncode, stdout=done.stdout, stderr=done.stderr
+    )
 
 
 def exec_in_pod(name: str, pod: str, command: Sequence[str]) -> int:
