@@ -9,16 +9,15 @@ so it agrees with every execution of the semantics; rendering (table, JSON, SARI
 
 from __future__ import annotations
 
-from kubefence.audit._findings import RULES, RULES_BY_ID, Finding, LintRule, Severity
-from kubefence.audit._isolate import GENERATED_BY, isolation_policies
-from kubefence.audit._lint import (
+from kubefence.audit._common import (
     DEFAULT_SERVICE_CIDRS,
     NODE_LOCAL_DNS,
-    LintOptions,
+    describe_ports,
     describe_selector,
-    lint,
-    split_duplicate_policies,
 )
+from kubefence.audit._findings import RULES, RULES_BY_ID, Finding, LintRule, Severity
+from kubefence.audit._isolate import GENERATED_BY, isolation_policies
+from kubefence.audit._lint import LintOptions, lint, split_duplicate_policies
 from kubefence.audit._reach import (
     AuditReport,
     ExternalAccess,
@@ -26,7 +25,6 @@ from kubefence.audit._reach import (
     Opening,
     PodPath,
     build_report,
-    describe_ports,
 )
 
 __all__ = [

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kubefence.api import METADATA_NAME_LABEL, IPAddress
-from kubefence.audit._lint import NODE_LOCAL_DNS
+from kubefence.audit._common import NODE_LOCAL_DNS
 
 __all__ = ["GENERATED_BY", "isolation_policies"]
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kubefence.api import Inventory, Pod, Protocol, rule_path
-from kubefence.audit._lint import describe_block, isolated_count
+from kubefence.audit._common import describe_block, describe_ports, isolated_count
 from kubefence.engine import Matrix, ReachabilityAnalysis
 from kubefence.semantics import (
     DEFAULT_SETTINGS,
@@ -31,7 +31,6 @@ from kubefence.semantics import (
     Decision,
     Direction,
     PeerKind,
-    PortMatcher,
     Reason,
     Settings,
     SideDecision,
@@ -47,7 +46,6 @@ __all__ = [
     "Opening",
     "PodPath",
     "build_report",
-    "describe_ports",
 ]
 
 _ANYWHERE = "0.0.0.0/0, ::/0"
@@ -118,23 +116,6 @@ class AuditReport:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(n.name for n in self.namespaces)
-
-
-def describe_ports(ports: Sequence[PortMatcher]) -> str:
-    """``TCP/80, TCP/8000-9000, UDP/all``; ``all ports`` for the implicit entry."""
-    parts = []
-    for m in ports:
-        if m.protocol is None:
-            return "all ports"
-        if m.name is not None:
-            parts.append(f"{m.protocol}/{m.name}")
-        elif m.low is None:
-            parts.append(f"{m.protocol}/all")
-        elif m.low == m.high:
-            parts.append(f"{m.protocol}/{m.low}")
-        else:
-            parts.append(f"{m.protocol}/{m.low}-{m.high}")
-    return ", ".join(parts)
 
 
 # --- candidate ports --------------------------------------------------------------------------
