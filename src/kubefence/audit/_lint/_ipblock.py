@@ -14,9 +14,22 @@ from kubefence.api import IPBlock, IPNetwork
 from kubefence.audit._common import describe_block
 from kubefence.audit._findings import Finding, Severity
 from kubefence.audit._lint._context import LintContext, directions, peer_path
-from kubefence.semantics import CompiledPolicy, PeerKind, ip_in_block
+from kubefence.semantics import (
+    CompiledPolicy,
+    PeerKind,
+    block_intervals,
+    ip_in_block,
+    network_interval,
+    subtract,
+)
 
-__all__ = ["ipblock_covers_pods", "ipblock_targets_service"]
+__all__ = [
+    "block_covers",
+    "block_overlaps",
+    "block_within",
+    "ipblock_covers_pods",
+    "ipblock_targets_service",
+]
 
 
 def _ip_blocks(ctx: LintContext) -> Iterator[tuple[CompiledPolicy, str, IPBlock]]:
@@ -29,13 +42,30 @@ def _ip_blocks(ctx: LintContext) -> Iterator[tuple[CompiledPolicy, str, IPBlock]
                         yield compiled, f"{path}.ipBlock", peer.ip_block
 
 
-def _overlap_left(block: IPBlock, network: IPNetwork) -> bool:
+def block_overlaps(block: IPBlock, network: IPNetwork) -> bool:
     """Does ``block`` (cidr minus excepts) share an address with ``network``?"""
-    cidr = block.cidr
-    if cidr.version != network.version or not cidr.overlaps(network):
+    if block.cidr.version != network.version:
         return False
-    inner = network if network.subnet_of(cidr) else cidr  # type: ignore[arg-type]
-    return not any(inner.subnet_of(e) for e in block.except_)  # type: ignore[arg-type]
+    whole = network_interval(network)
+    return subtract((whole,), block_intervals(block)) != (whole,)
+
+
+def block_within(block: IPBlock, network: IPNetwork) -> bool:
+    """Does every address of ``block`` lie in ``network``? A block whose excepts remove every
+    address is within the networks that hold its CIDR."""
+    if block.cidr.version != network.version:
+        return False
+    addresses = block_intervals(block)
+    if not addresses:
+        return block.cidr.subnet_of(network)  # type: ignore[arg-type]
+    return not subtract(addresses, (network_interval(network),))
+
+
+def block_covers(wide: IPBlock, narrow: IPBlock) -> bool:
+    """Does ``wide`` match every address ``narrow`` matches?"""
+    if wide.cidr.version != narrow.cidr.version:
+        return False
+    return not subtract(block_intervals(narrow), block_intervals(wide))
 
 
 def ipblock_targets_service(ctx: LintContext) -> Iterator[Finding]:
@@ -47,11 +77,7 @@ def ipblock_targets_service(ctx: LintContext) -> Iterator[Finding]:
         cidr = block.cidr
         if cidr.prefixlen == 0:
             continue  # "anywhere" is deliberate; it also covers pods and the internet
-        inside = [
-            s
-            for s in ctx.options.service_cidrs
-            if s.version == cidr.version and cidr.subnet_of(s)  # type: ignore[arg-type]
-        ]
+        inside = [s for s in ctx.options.service_cidrs if block_within(block, s)]
         hits = [(svc, ip) for svc, ip in cluster_ips if ip_in_block(ip, block)]
         exact = [
             (svc, ip) for svc, ip in hits if cidr.num_addresses == 1 and cidr.network_address == ip
@@ -71,7 +97,7 @@ def ipblock_targets_service(ctx: LintContext) -> Iterator[Finding]:
                 path=path,
             )
             continue
-        overlapping = [s for s in ctx.options.service_cidrs if _overlap_left(block, s)]
+        overlapping = [s for s in ctx.options.service_cidrs if block_overlaps(block, s)]
         if overlapping or hits:
             what = (
                 f"covers the Service range {overlapping[0]}"
@@ -102,7 +128,7 @@ def ipblock_covers_pods(ctx: LintContext) -> Iterator[Finding]:
             names = ", ".join(covered[:3]) + (", ..." if len(covered) > 3 else "")
             what = f"the addresses of {len(covered)} pod(s) ({names})"
         else:
-            ranges = [str(c) for c in ctx.options.pod_cidrs if _overlap_left(block, c)]
+            ranges = [str(c) for c in ctx.options.pod_cidrs if block_overlaps(block, c)]
             if not ranges:
                 continue
             what = f"part of the pod range {', '.join(ranges)}"

@@ -1,17 +1,18 @@
 """Lint check KF012: a rule whose every peer and port another rule already allows.
 
 Why this module exists: subsumption between rules needs its own comparison of selectors
-(syntactic), ipBlocks (exact address intervals), port ranges and rule targets, which no other
-check shares.
+(syntactic), port ranges and rule targets, which no other check shares; ipBlocks are compared
+exactly, as address intervals, with the ipBlock checks' ``block_covers``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from kubefence.api import IPBlock, LabelSelector
+from kubefence.api import LabelSelector
 from kubefence.audit._findings import Finding
 from kubefence.audit._lint._context import LintContext, rule_path_of
+from kubefence.audit._lint._ipblock import block_covers
 from kubefence.semantics import CompiledRule, Direction, PeerKind, PeerMatcher, PortMatcher
 
 __all__ = ["redundant_rule"]
@@ -27,20 +28,6 @@ def _selector_covers(wide: LabelSelector | None, narrow: LabelSelector | None) -
     return labels_ok and set(wide.match_expressions) <= set(narrow.match_expressions)
 
 
-def _block_covers(wide: IPBlock, narrow: IPBlock) -> bool:
-    if wide.cidr.version != narrow.cidr.version:
-        return False
-    if not narrow.cidr.subnet_of(wide.cidr):  # type: ignore[arg-type]
-        return False
-    for hole in wide.except_:
-        if not hole.overlaps(narrow.cidr):
-            continue
-        part = narrow.cidr if narrow.cidr.subnet_of(hole) else hole  # type: ignore[arg-type]
-        if not any(part.subnet_of(e) for e in narrow.except_):  # type: ignore[arg-type]
-            return False
-    return True
-
-
 def _peer_covers(wide: PeerMatcher, narrow: PeerMatcher) -> bool:
     if wide.kind is PeerKind.ANY:
         return True
@@ -49,7 +36,7 @@ def _peer_covers(wide: PeerMatcher, narrow: PeerMatcher) -> bool:
     if wide.kind is PeerKind.IP_BLOCK:
         assert wide.ip_block is not None
         assert narrow.ip_block is not None
-        return _block_covers(wide.ip_block, narrow.ip_block)
+        return block_covers(wide.ip_block, narrow.ip_block)
     if wide.namespace is not None:
         scope_ok = narrow.namespace == wide.namespace
     elif narrow.namespace is not None:
