@@ -2,7 +2,8 @@
 ipBlocks and port lists, the isolation count, and the cluster facts both assume by default.
 
 Why this module exists: a selector, a block or a rule's ports must read the same in a finding
-and in the report (one spelling each), and "how many pods are isolated" must be counted one way
+and in the report (one spelling each; ports as ``80/TCP``, ``api.port_label``, like every other
+command), and "how many pods are isolated" must be counted one way
 (through ``isolating_policies``, the semantic core's single definition of S03) by KF009/KF010
 and by the coverage columns.
 """
@@ -12,7 +13,16 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from kubefence.api import IPAddress, IPBlock, IPNetwork, LabelSelector, Operator, Pod
+from kubefence.api import (
+    IPAddress,
+    IPBlock,
+    IPNetwork,
+    LabelSelector,
+    Operator,
+    Pod,
+    Protocol,
+    port_label,
+)
 from kubefence.semantics import CompiledPolicy, Direction, PortMatcher, Settings, isolating_policies
 
 __all__ = [
@@ -22,6 +32,7 @@ __all__ = [
     "describe_ports",
     "describe_selector",
     "isolated_count",
+    "range_label",
 ]
 
 DEFAULT_SERVICE_CIDRS: tuple[IPNetwork, ...] = (ipaddress.ip_network("10.96.0.0/12"),)
@@ -51,20 +62,23 @@ def describe_block(block: IPBlock) -> str:
     return f"{block.cidr} except {', '.join(str(e) for e in block.except_)}"
 
 
+def range_label(protocol: Protocol, low: int, high: int) -> str:
+    """``80/TCP`` or ``8000-9000/TCP``."""
+    return port_label(low if low == high else f"{low}-{high}", protocol.value)
+
+
 def describe_ports(ports: Sequence[PortMatcher]) -> str:
-    """``TCP/80, TCP/8000-9000, UDP/all``; ``all ports`` for the implicit entry."""
+    """``80/TCP, 8000-9000/TCP, http/TCP, all/UDP``; ``all ports`` for the implicit entry."""
     parts = []
     for m in ports:
         if m.protocol is None:
             return "all ports"
         if m.name is not None:
-            parts.append(f"{m.protocol}/{m.name}")
-        elif m.low is None:
-            parts.append(f"{m.protocol}/all")
-        elif m.low == m.high:
-            parts.append(f"{m.protocol}/{m.low}")
+            parts.append(port_label(m.name, m.protocol.value))
+        elif m.low is None or m.high is None:
+            parts.append(port_label("all", m.protocol.value))
         else:
-            parts.append(f"{m.protocol}/{m.low}-{m.high}")
+            parts.append(range_label(m.protocol, m.low, m.high))
     return ", ".join(parts)
 
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kubefence.api import Inventory, Pod, Protocol, rule_path
-from kubefence.audit._common import describe_block, describe_ports, isolated_count
+from kubefence.api import Inventory, Pod, Protocol, port_label, rule_path
+from kubefence.audit._common import describe_block, describe_ports, isolated_count, range_label
 from kubefence.engine import Matrix, PortClass, ReachabilityAnalysis, port_classes
 from kubefence.semantics import (
     DEFAULT_SETTINGS,
@@ -73,8 +73,8 @@ class Opening:
 
 @dataclass(frozen=True, slots=True)
 class PodPath:
-    """``source`` may connect to ``destination`` on ``ports``: "TCP/8080", "TCP/8000-9000"
-    (adjacent port classes merged); "TCP/other" (every port no policy names); "TCP/all"; or
+    """``source`` may connect to ``destination`` on ``ports``: "8080/TCP", "8000-9000/TCP"
+    (adjacent port classes merged); "other/TCP" (every port no policy names); "all/TCP"; or
     "all ports"."""
 
     source: str
@@ -124,8 +124,8 @@ class AuditReport:
 
 
 def _port_labels(allowed: Sequence[PortClass], classes: Sequence[PortClass]) -> list[str]:
-    """Labels of the allowed port classes: adjacent ranges merged (``TCP/8000-9000``), every port
-    no policy names as ``TCP/other``, a protocol open on all its classes as ``TCP/all``, and
+    """Labels of the allowed port classes: adjacent ranges merged (``8000-9000/TCP``), every port
+    no policy names as ``other/TCP``, a protocol open on all its classes as ``all/TCP``, and
     ``all ports`` when every protocol is."""
     labels: list[str] = []
     whole = 0
@@ -134,11 +134,11 @@ def _port_labels(allowed: Sequence[PortClass], classes: Sequence[PortClass]) -> 
         here = [c for c in allowed if c.protocol is protocol]
         if here and len(here) == len(tried):
             whole += 1
-            labels.append(f"{protocol}/all")
+            labels.append(port_label("all", protocol.value))
             continue
         for low, high in merge((c.low, c.high) for c in here if not c.other):
-            labels.append(f"{protocol}/{low}" if low == high else f"{protocol}/{low}-{high}")
-        labels += [f"{protocol}/other" for c in here if c.other]
+            labels.append(range_label(protocol, low, high))
+        labels += [port_label("other", protocol.value) for c in here if c.other]
     return ["all ports"] if whole == len(_PROTOCOLS) else labels
 
 

@@ -207,3 +207,25 @@ def test_readme_walkthrough_shows_the_real_output(
     monkeypatch.chdir(ROOT)
     assert main(command.split()[1:]) == 0
     assert capsys.readouterr().out == _readme_block(command)
+
+
+def test_ports_and_connections_are_spelled_as_explain_prints_them(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One spelling everywhere: ``80/TCP`` ports and ``a/x -> b/y on 80/TCP`` connections, in
+    the table, the JSON document and the SARIF messages (was ``TCP/8443`` and ``a/x -> b/y:``)."""
+    monkeypatch.chdir(ROOT)
+    table = run(capsys, "--tenant-label", "tenant")[1]
+    assert "    analytics/worker -> billing/ledger on 8443/TCP\n" in table
+    assert "10.0.0.0/8 except 10.96.0.0/12  8443/TCP" in table
+    doc = json.loads(run(capsys, "-o", "json", "--tenant-label", "tenant")[1])
+    ports = {(p["source"], p["destination"]): p["ports"] for p in doc["cross_tenant_paths"]}
+    assert ports[("analytics/worker", "billing/ledger")] == ["8443/TCP"]
+    assert ports[("shop-data/postgres", "analytics/worker")] == ["all ports"]
+    shop = next(n for n in doc["namespaces"] if n["name"] == "shop")
+    assert [e["ports"] for e in shop["external_ingress"]] == ["http/TCP"]
+    sarif = json.loads(run(capsys, "-o", "sarif")[1])
+    messages = {r["ruleId"]: r["message"]["text"] for r in sarif["runs"][0]["results"]}
+    assert "named port metrics/TCP is declared by none" in messages["KF004"]
+    assert "allows 53/UDP to kube-dns" in messages["KF005"]
+    assert "on 53/UDP and 53/TCP" in messages["KF005"]

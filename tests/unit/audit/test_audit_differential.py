@@ -121,5 +121,5 @@ def test_s20_reachability_only_through_a_later_port_range_is_found() -> None:
     check(inventory, 3)
     report = build_report(inventory, tenant_label="team")
     ports = {(p.source, p.destination): p.ports for p in report.cross_tenant}
-    assert ports[("c/p", "b/p")] == ("TCP/6000-6010",)
-    assert ports[("a/p", "b/p")] == ("TCP/5000",)
+    assert ports[("c/p", "b/p")] == ("6000-6010/TCP",)
+    assert ports[("a/p", "b/p")] == ("5000/TCP",)

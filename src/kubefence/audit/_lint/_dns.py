@@ -2,7 +2,7 @@
 
 Why this module exists: default-deny egress without a DNS allowance is the most common way a
 policy rollout breaks a namespace. The check asks the compiled matchers whether some egress rule
-of the policies isolating each pod (``isolating_policies``) admits UDP 53 to kube-dns (the pods
+of the policies isolating each pod (``isolating_policies``) admits 53/UDP to kube-dns (the pods
 in the input, or a stand-in with the usual labels and ports) or to NodeLocal DNS.
 """
 
@@ -82,7 +82,7 @@ def _rule_allows_dns(ctx: LintContext, rule: CompiledRule, targets: Sequence[Pod
 
 
 def egress_without_dns(ctx: LintContext) -> Iterator[Finding]:
-    """KF005: egress-isolated pods with no rule allowing UDP 53 to kube-dns or NodeLocal DNS."""
+    """KF005: egress-isolated pods with no rule allowing 53/UDP to kube-dns or NodeLocal DNS."""
     targets = _dns_targets(ctx.inventory)
     settings = ctx.options.settings
     reported: set[str] = set()  # pods already reported, so each is named by one policy only
@@ -121,7 +121,7 @@ def egress_without_dns(ctx: LintContext) -> Iterator[Finding]:
         )
         yield ctx.finding(
             "KF005",
-            f"isolates {who} for egress, and no egress rule selecting them allows UDP 53 to "
+            f"isolates {who} for egress, and no egress rule selecting them allows 53/UDP to "
             f"kube-dns ({_DNS_NAMESPACE}, k8s-app=kube-dns) or NodeLocal DNS "
             f"({', '.join(str(a) for a in ctx.options.node_local_dns)}): name resolution fails",
             policy=compiled.source,

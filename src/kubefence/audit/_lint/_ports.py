@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from kubefence.api import Pod, Protocol
+from kubefence.api import Pod, Protocol, port_label
 from kubefence.audit._findings import Finding
 from kubefence.audit._lint._context import LintContext, directions, port_path
 from kubefence.semantics import Direction, PeerKind
@@ -56,10 +56,11 @@ def named_port_undeclared(ctx: LintContext) -> Iterator[Finding]:
                     if _declares(candidates, matcher.name, matcher.protocol):
                         continue
                     path = port_path(direction, rule.index, matcher.index)
+                    port = port_label(matcher.name, matcher.protocol.value)
                     yield ctx.finding(
                         "KF004",
-                        f"{path}: port name '{matcher.name}' ({matcher.protocol}) is declared "
-                        f"by none of {where}; the entry matches nothing",
+                        f"{path}: named port {port} is declared by none of {where}; the entry "
+                        "matches nothing",
                         policy=compiled.source,
                         path=path,
                     )
