@@ -39,7 +39,9 @@ def test_sarif_output_is_valid_against_the_official_2_1_0_schema(
     run_ = log["runs"][0]
     rules = run_["tool"]["driver"]["rules"]
     assert [r["id"] for r in rules] == [r.id for r in RULES]
-    assert run_["results"], "the example has findings"
+    assert sorted({r["ruleId"] for r in run_["results"]}) == [f"KF{n:03}" for n in range(1, 13)]
+    assert len(run_["results"]) == 17  # 3 errors, 9 warnings, 5 notes (as in -o json)
+    assert sorted(r["level"] for r in run_["results"]).count("note") == 5
     for result in run_["results"]:
         assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
         physical = result["locations"][0]["physicalLocation"]
@@ -106,12 +108,18 @@ def test_json_report_of_the_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert rows["shop"][names.index("shop-data")] == "0"
     assert rows["shop"][names.index("kube-system")] == "1"  # DNS is allowed
     assert doc["tenant_label"] == "tenant"
-    pairs = {(p["source"], p["destination"]) for p in doc["cross_tenant_paths"]}
-    assert ("analytics/worker", "billing/ledger") in pairs  # the 10.0.0.0/8 ipBlock (KF007)
-    opened = next(
-        p["opened_by"] for p in doc["cross_tenant_paths"] if p["destination"] == "billing/ledger"
-    )
-    assert any("billing/ledger spec.ingress[1]" in o for o in opened)
+    pairs = [(p["source"], p["destination"]) for p in doc["cross_tenant_paths"]]
+    assert pairs == [
+        ("analytics/worker", "billing/ledger"),  # the 10.0.0.0/8 ipBlock (KF007)
+        ("analytics/worker", "shop/web"),
+        ("shop-data/postgres", "analytics/worker"),
+        ("shop-data/postgres", "billing/ledger"),
+    ]
+    opened = doc["cross_tenant_paths"][0]["opened_by"]
+    assert opened[0] == "egress: not isolated"
+    assert opened[1].startswith("ingress: billing/ledger spec.ingress[1] (")
+    assert opened[1].endswith("30-billing-policies.yaml:27)")
+    assert len(opened) == 2
 
 
 def test_table_report_has_every_section(capsys: pytest.CaptureFixture[str]) -> None:

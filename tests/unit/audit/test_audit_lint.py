@@ -440,8 +440,13 @@ def test_kf013_duplicate_policy_names_across_files_are_reported() -> None:
     first = policy("p", file="one.yaml", line=3)
     second = policy("p", file="two.yaml", line=7)
     found = ids(policies=[first, second], rule="KF013")
-    assert len(found) == 1
-    assert "one.yaml:3" in found[0].message or "two.yaml:7" in found[0].message
+    assert [(f.file, f.line, f.path) for f in found] == [("two.yaml", 7, "metadata.name")]
+    assert found[0].message == (
+        "NetworkPolicy a/p is also defined at one.yaml:3; applying both keeps only the last one"
+    )
+    (swapped,) = ids(policies=[second, first], rule="KF013")
+    assert (swapped.file, swapped.line) == ("one.yaml", 3)
+    assert "also defined at two.yaml:7" in swapped.message
 
 
 def test_kf013_same_name_in_different_namespaces_is_quiet() -> None:
@@ -450,12 +455,15 @@ def test_kf013_same_name_in_different_namespaces_is_quiet() -> None:
 
 
 def test_findings_are_sorted_and_deterministic() -> None:
-    """Findings come sorted by file and line, identical across runs."""
+    """Findings come sorted by file and line, identical across runs and input orders."""
     pols = [policy("z", ingress=[Rule()], file="b.yaml"), policy("y", types=EGR, file="a.yaml")]
-    inventory = Inventory.of(policies=pols)
-    first = lint(inventory)
-    assert first == lint(inventory)
-    assert [f.file for f in first] == sorted(f.file or "~" for f in first)
+    first = lint(Inventory.of(policies=pols))
+    assert [(f.file, f.line, f.rule, f.object) for f in first] == [
+        ("a.yaml", 1, "KF005", "NetworkPolicy a/y"),
+        ("b.yaml", 6, "KF011", "NetworkPolicy a/z"),
+    ]
+    assert lint(Inventory.of(policies=pols)) == first
+    assert lint(Inventory.of(policies=pols[::-1])) == first
 
 
 @pytest.mark.parametrize("rule", [r.id for r in RULES])
