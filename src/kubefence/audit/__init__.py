@@ -3,22 +3,22 @@ generator of isolation policies behind ``kubefence audit`` and ``kubefence isola
 
 Why this package exists: multi-tenant clusters need one report that says which namespaces are
 isolated, which tenants can reach each other, and which policy mistakes cause that. The analysis
-is pure (no I/O) and reads only the inventory, the compiled algebra and the reference evaluator,
-so it agrees with every execution of the semantics; rendering (table, JSON, SARIF) is in ``cli``.
+is pure (no I/O) and reads only the inventory, the compiled algebra, the engine's port classes
+and the reference evaluator, so it agrees with every execution of the semantics; rendering
+(table, JSON, SARIF) is in ``cli``.
+
+The contract (``__all__``): ``lint`` with its ``LintOptions`` (and their defaults) and
+``split_duplicate_policies``, returning ``Finding`` records of the ``RULES`` catalog;
+``build_report`` returning an ``AuditReport`` and the records it is made of; and
+``isolation_policies``. Everything else, e.g. the text forms of selectors and ports, is internal.
 """
 
 from __future__ import annotations
 
+from kubefence.audit._common import DEFAULT_SERVICE_CIDRS, NODE_LOCAL_DNS
 from kubefence.audit._findings import RULES, RULES_BY_ID, Finding, LintRule, Severity
-from kubefence.audit._isolate import GENERATED_BY, isolation_policies
-from kubefence.audit._lint import (
-    DEFAULT_SERVICE_CIDRS,
-    NODE_LOCAL_DNS,
-    LintOptions,
-    describe_selector,
-    lint,
-    split_duplicate_policies,
-)
+from kubefence.audit._isolate import isolation_policies
+from kubefence.audit._lint import LintOptions, lint, split_duplicate_policies
 from kubefence.audit._reach import (
     AuditReport,
     ExternalAccess,
@@ -26,12 +26,10 @@ from kubefence.audit._reach import (
     Opening,
     PodPath,
     build_report,
-    describe_ports,
 )
 
 __all__ = [
     "DEFAULT_SERVICE_CIDRS",
-    "GENERATED_BY",
     "NODE_LOCAL_DNS",
     "RULES",
     "RULES_BY_ID",
@@ -45,8 +43,6 @@ __all__ = [
     "PodPath",
     "Severity",
     "build_report",
-    "describe_ports",
-    "describe_selector",
     "isolation_policies",
     "lint",
     "split_duplicate_policies",

@@ -113,10 +113,10 @@ RULES: tuple[LintRule, ...] = (
         "egress-without-dns",
         Severity.ERROR,
         "egress isolation without a DNS allowance",
-        "Pods isolated for egress can resolve names only when some rule allows UDP 53 to "
+        "Pods isolated for egress can resolve names only when some rule allows 53/UDP to "
         "kube-dns (k8s-app=kube-dns in kube-system) or to NodeLocal DNS (169.254.20.10).",
         "add an egress rule to namespaceSelector kubernetes.io/metadata.name=kube-system + "
-        "podSelector k8s-app=kube-dns on UDP and TCP 53 (and ipBlock 169.254.20.10/32 with "
+        "podSelector k8s-app=kube-dns on 53/UDP and 53/TCP (and ipBlock 169.254.20.10/32 with "
         "NodeLocal DNS), or run `kubefence isolate --allow-dns --egress`",
     ),
     LintRule(

@@ -13,7 +13,7 @@ Generated per namespace (names prefixed ``kubefence-``):
 | default-deny         | always                       | isolates every pod (Ingress; and Egress   |
 |                      |                              | with ``egress``)                          |
 | allow-same-namespace | always                       | pods of the namespace reach each other    |
-| allow-dns            | ``allow_dns`` and ``egress`` | UDP/TCP 53 to kube-dns, NodeLocal DNS     |
+| allow-dns            | ``allow_dns`` and ``egress`` | 53/UDP, 53/TCP to kube-dns, NodeLocal DNS |
 | allow-from-<ns>      | each ``allow_from``          | every pod of <ns> may connect in          |
 
 DNS is only restricted by egress isolation, so ``allow_dns`` without ``egress`` adds nothing.
@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kubefence.api import METADATA_NAME_LABEL, IPAddress
-from kubefence.audit._lint import NODE_LOCAL_DNS
+from kubefence.audit._common import NODE_LOCAL_DNS
 
 __all__ = ["GENERATED_BY", "isolation_policies"]
 

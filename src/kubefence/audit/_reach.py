@@ -1,13 +1,13 @@
 """Namespace isolation report: coverage, namespace reachability "on any port", tenant paths.
 
 Why this module exists: "can tenant A reach tenant B?" is a question about every port, not one.
-The allowed ports of a connection are a union of intervals on each side (egress at the source,
-ingress at the destination, S05), so their intersection, when not empty, contains the low end of
-some interval a policy names, a port the destination declares (named ports resolve to those,
-S21), or any port when both sides allow a whole protocol. Asking at those candidate ports, plus
-one port nothing names, for every protocol is therefore exact. The engine answers every pair at
-each candidate port (pod classes, vectorised); the reference evaluator (``decide``) then names
-the policy and rule that open each cross-tenant path, so the report carries provenance.
+The engine's port classes (``kubefence.engine.port_classes``, the one definition shared with
+``matrix`` and ``diff``) split each protocol's ports into intervals on which every port matcher
+of every policy answers the same (named ports at the numbers they resolve to, S21), plus one
+class for the ports no policy names; asking once per class, for TCP, UDP and SCTP, is therefore
+exact. The engine answers every pair for every class (pod classes, vectorised); the reference
+evaluator (``decide``) then names the policy and rule that open each cross-tenant path, so the
+report carries provenance.
 
 A pod talking to itself is always allowed (S07), so a namespace with a pod reaches itself.
 External ranges come straight from the ipBlock peers of the rules that select the namespace's
@@ -22,22 +22,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kubefence.api import Inventory, Pod, Protocol, rule_path
-from kubefence.audit._lint import describe_block, isolated_count
-from kubefence.engine import Matrix, ReachabilityAnalysis
+from kubefence.api import Inventory, Pod, Protocol, port_label, rule_path
+from kubefence.audit._common import describe_block, describe_ports, isolated_count, range_label
+from kubefence.engine import Matrix, PortClass, ReachabilityAnalysis, port_classes
 from kubefence.semantics import (
     DEFAULT_SETTINGS,
     CompiledPolicy,
     Decision,
     Direction,
     PeerKind,
-    PortMatcher,
     Reason,
     Settings,
     SideDecision,
     decide,
     index_for,
     isolating_policies,
+    merge,
 )
 
 __all__ = [
@@ -47,7 +47,6 @@ __all__ = [
     "Opening",
     "PodPath",
     "build_report",
-    "describe_ports",
 ]
 
 _ANYWHERE = "0.0.0.0/0, ::/0"
@@ -74,8 +73,9 @@ class Opening:
 
 @dataclass(frozen=True, slots=True)
 class PodPath:
-    """``source`` may connect to ``destination`` on ``ports``: "TCP/8080"; "TCP/other" (every
-    port no policy or pod names); "TCP/all"; or "all ports"."""
+    """``source`` may connect to ``destination`` on ``ports``: "8080/TCP", "8000-9000/TCP"
+    (adjacent port classes merged); "other/TCP" (every port no policy names); "all/TCP"; or
+    "all ports"."""
 
     source: str
     destination: str
@@ -120,70 +120,26 @@ class AuditReport:
         return tuple(n.name for n in self.namespaces)
 
 
-def describe_ports(ports: Sequence[PortMatcher]) -> str:
-    """``TCP/80, TCP/8000-9000, UDP/all``; ``all ports`` for the implicit entry."""
-    parts = []
-    for m in ports:
-        if m.protocol is None:
-            return "all ports"
-        if m.name is not None:
-            parts.append(f"{m.protocol}/{m.name}")
-        elif m.low is None:
-            parts.append(f"{m.protocol}/all")
-        elif m.low == m.high:
-            parts.append(f"{m.protocol}/{m.low}")
-        else:
-            parts.append(f"{m.protocol}/{m.low}-{m.high}")
-    return ", ".join(parts)
+# --- port classes -----------------------------------------------------------------------------
 
 
-# --- candidate ports --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Candidate:
-    protocol: Protocol
-    port: int
-    other: bool  # stands for every port no policy or pod names
-
-    @property
-    def label(self) -> str:
-        return f"{self.protocol}/other" if self.other else f"{self.protocol}/{self.port}"
-
-
-def _candidates(compiled: Sequence[CompiledPolicy], pods: Sequence[Pod]) -> list[_Candidate]:
-    """Ports worth asking about, per protocol: every low end of a range a policy names, every
-    port a pod declares (named ports resolve to those, S21), and one port nothing names."""
-    lows: dict[Protocol, set[int]] = {p: set() for p in _PROTOCOLS}
-    spans: dict[Protocol, list[tuple[int, int]]] = {p: [] for p in _PROTOCOLS}
-    for policy in compiled:
-        for direction in (Direction.INGRESS, Direction.EGRESS):
-            for rule in policy.rules(direction) or ():
-                for m in rule.ports:
-                    if m.protocol is not None and m.low is not None and m.high is not None:
-                        lows[m.protocol].add(m.low)
-                        spans[m.protocol].append((m.low, m.high))
-    for pod in pods:
-        for cp in pod.ports:
-            lows[cp.protocol].add(cp.port)
-            spans[cp.protocol].append((cp.port, cp.port))
-    out = []
+def _port_labels(allowed: Sequence[PortClass], classes: Sequence[PortClass]) -> list[str]:
+    """Labels of the allowed port classes: adjacent ranges merged (``8000-9000/TCP``), every port
+    no policy names as ``other/TCP``, a protocol open on all its classes as ``all/TCP``, and
+    ``all ports`` when every protocol is."""
+    labels: list[str] = []
+    whole = 0
     for protocol in _PROTOCOLS:
-        out += [_Candidate(protocol, port, False) for port in sorted(lows[protocol])]
-        other = _first_free(spans[protocol])
-        if other is not None:
-            out.append(_Candidate(protocol, other, True))
-    return out
-
-
-def _first_free(spans: Sequence[tuple[int, int]]) -> int | None:
-    """The lowest port in 1..65535 outside every span (a port no policy or pod names)."""
-    port = 1
-    for low, high in sorted(spans):
-        if low > port:
-            return port
-        port = max(port, high + 1)
-    return port if port <= 65535 else None
+        tried = [c for c in classes if c.protocol is protocol]
+        here = [c for c in allowed if c.protocol is protocol]
+        if here and len(here) == len(tried):
+            whole += 1
+            labels.append(port_label("all", protocol.value))
+            continue
+        for low, high in merge((c.low, c.high) for c in here if not c.other):
+            labels.append(range_label(protocol, low, high))
+        labels += [port_label("other", protocol.value) for c in here if c.other]
+    return ["all ports"] if whole == len(_PROTOCOLS) else labels
 
 
 def _openings(side: SideDecision | None, direction: str) -> list[Opening]:
@@ -231,27 +187,12 @@ def _external(
 # --- the report -------------------------------------------------------------------------------
 
 
-def _port_labels(allowed: Sequence[_Candidate], candidates: Sequence[_Candidate]) -> list[str]:
-    """Labels of the allowed candidates, a protocol open on every candidate as ``TCP/all``."""
-    labels: list[str] = []
-    whole = 0
-    for protocol in _PROTOCOLS:
-        tried = [c for c in candidates if c.protocol is protocol]
-        here = [c for c in allowed if c.protocol is protocol]
-        if here and len(here) == len(tried) and tried[-1].other:
-            whole += 1
-            labels.append(f"{protocol}/all")
-        else:
-            labels += [c.label for c in here]
-    return ["all ports"] if whole == len(_PROTOCOLS) else labels
-
-
 def _explain(
     inventory: Inventory,
     src: str,
     dst: str,
-    allowed: Sequence[_Candidate],
-    candidates: Sequence[_Candidate],
+    allowed: Sequence[PortClass],
+    classes: Sequence[PortClass],
     settings: Settings,
 ) -> tuple[tuple[str, ...], tuple[Opening, ...]]:
     """Port labels of an allowed pair, and the rules the reference evaluator says open them."""
@@ -263,13 +204,13 @@ def _explain(
         if decision.reason is Reason.POLICIES:
             for o in _openings(decision.egress, "egress") + _openings(decision.ingress, "ingress"):
                 openings[o] = None
-    return tuple(_port_labels(allowed, candidates)), tuple(sorted(openings))
+    return tuple(_port_labels(allowed, classes)), tuple(sorted(openings))
 
 
 def _cross_tenant_paths(
     inventory: Inventory,
     analysis: ReachabilityAnalysis,
-    candidates: Sequence[_Candidate],
+    classes: Sequence[PortClass],
     matrices: Sequence[Matrix],
     tenants: Mapping[str, str | None],
     *,
@@ -278,7 +219,7 @@ def _cross_tenant_paths(
     """Every allowed pod pair whose namespaces belong to two different tenants.
 
     Pods of one engine class are alike to every policy (namespace, labels, ports, ipBlock
-    membership), so the candidate ports a pair may use are read from the class matrices, in
+    membership), so the port classes a pair may use are read from the class matrices, in
     blocks of source pods, and each class pair is explained by ``decide`` once. Traffic from a
     node (S24) is per pod, so hostNetwork sources are asked pod by pod.
     """
@@ -302,8 +243,8 @@ def _cross_tenant_paths(
         key = (int(of_pod[src]), int(of_pod[dst]))
         hit = None if pods[src].host_network else cache.get(key)
         if hit is None:
-            allowed = [candidates[k] for k in mask]
-            hit = _explain(inventory, pods[src].key, pods[dst].key, allowed, candidates, settings)
+            allowed = [classes[k] for k in mask]
+            hit = _explain(inventory, pods[src].key, pods[dst].key, allowed, classes, settings)
             if not pods[src].host_network:
                 cache[key] = hit
         return hit
@@ -339,11 +280,10 @@ def build_report(
 ) -> AuditReport:
     """Coverage, reachability and external ranges for every namespace of ``inventory``.
 
-    Reachability is the engine's (pod classes, vectorised) at every candidate port; the
+    Reachability is the engine's (pod classes, vectorised) for every port class; the
     cross-tenant paths it finds are then explained by the reference evaluator.
     """
     index = index_for(inventory)
-    compiled = [c for policies in index.policies_by_namespace.values() for c in policies]
     pods = inventory.pods
     names = sorted({n.name for n in inventory.namespaces} | {p.namespace for p in pods})
     position = {n: i for i, n in enumerate(names)}
@@ -354,9 +294,9 @@ def build_report(
     reach = np.zeros((len(names), len(names)), dtype=np.bool_)
     paths: list[PodPath] = []
     if reachability and pods:
-        candidates = _candidates(compiled, pods)
+        classes = port_classes([inventory], protocols=_PROTOCOLS)
         analysis = ReachabilityAnalysis(inventory, settings=settings)
-        matrices = [analysis.matrix(c.port, c.protocol) for c in candidates]
+        matrices = [analysis.matrix(c.port, c.protocol) for c in classes]
         for m in matrices:
             summary = m.namespace_summary()
             idx = [position[n] for n in summary.namespaces]
@@ -366,7 +306,7 @@ def build_report(
             for n in by_ns:
                 reach[position[n], position[n]] = True
         paths = _cross_tenant_paths(
-            inventory, analysis, candidates, matrices, tenants, settings=settings
+            inventory, analysis, classes, matrices, tenants, settings=settings
         )
     reports = []
     for name in names:

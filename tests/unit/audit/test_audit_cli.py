@@ -39,7 +39,9 @@ def test_sarif_output_is_valid_against_the_official_2_1_0_schema(
     run_ = log["runs"][0]
     rules = run_["tool"]["driver"]["rules"]
     assert [r["id"] for r in rules] == [r.id for r in RULES]
-    assert run_["results"], "the example has findings"
+    assert sorted({r["ruleId"] for r in run_["results"]}) == [f"KF{n:03}" for n in range(1, 13)]
+    assert len(run_["results"]) == 17  # 3 errors, 9 warnings, 5 notes (as in -o json)
+    assert sorted(r["level"] for r in run_["results"]).count("note") == 5
     for result in run_["results"]:
         assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
         physical = result["locations"][0]["physicalLocation"]
@@ -106,12 +108,18 @@ def test_json_report_of_the_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert rows["shop"][names.index("shop-data")] == "0"
     assert rows["shop"][names.index("kube-system")] == "1"  # DNS is allowed
     assert doc["tenant_label"] == "tenant"
-    pairs = {(p["source"], p["destination"]) for p in doc["cross_tenant_paths"]}
-    assert ("analytics/worker", "billing/ledger") in pairs  # the 10.0.0.0/8 ipBlock (KF007)
-    opened = next(
-        p["opened_by"] for p in doc["cross_tenant_paths"] if p["destination"] == "billing/ledger"
-    )
-    assert any("billing/ledger spec.ingress[1]" in o for o in opened)
+    pairs = [(p["source"], p["destination"]) for p in doc["cross_tenant_paths"]]
+    assert pairs == [
+        ("analytics/worker", "billing/ledger"),  # the 10.0.0.0/8 ipBlock (KF007)
+        ("analytics/worker", "shop/web"),
+        ("shop-data/postgres", "analytics/worker"),
+        ("shop-data/postgres", "billing/ledger"),
+    ]
+    opened = doc["cross_tenant_paths"][0]["opened_by"]
+    assert opened[0] == "egress: not isolated"
+    assert opened[1].startswith("ingress: billing/ledger spec.ingress[1] (")
+    assert opened[1].endswith("30-billing-policies.yaml:27)")
+    assert len(opened) == 2
 
 
 def test_table_report_has_every_section(capsys: pytest.CaptureFixture[str]) -> None:
@@ -207,3 +215,25 @@ def test_readme_walkthrough_shows_the_real_output(
     monkeypatch.chdir(ROOT)
     assert main(command.split()[1:]) == 0
     assert capsys.readouterr().out == _readme_block(command)
+
+
+def test_ports_and_connections_are_spelled_as_explain_prints_them(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One spelling everywhere: ``80/TCP`` ports and ``a/x -> b/y on 80/TCP`` connections, in
+    the table, the JSON document and the SARIF messages (was ``TCP/8443`` and ``a/x -> b/y:``)."""
+    monkeypatch.chdir(ROOT)
+    table = run(capsys, "--tenant-label", "tenant")[1]
+    assert "    analytics/worker -> billing/ledger on 8443/TCP\n" in table
+    assert "10.0.0.0/8 except 10.96.0.0/12  8443/TCP" in table
+    doc = json.loads(run(capsys, "-o", "json", "--tenant-label", "tenant")[1])
+    ports = {(p["source"], p["destination"]): p["ports"] for p in doc["cross_tenant_paths"]}
+    assert ports[("analytics/worker", "billing/ledger")] == ["8443/TCP"]
+    assert ports[("shop-data/postgres", "analytics/worker")] == ["all ports"]
+    shop = next(n for n in doc["namespaces"] if n["name"] == "shop")
+    assert [e["ports"] for e in shop["external_ingress"]] == ["http/TCP"]
+    sarif = json.loads(run(capsys, "-o", "sarif")[1])
+    messages = {r["ruleId"]: r["message"]["text"] for r in sarif["runs"][0]["results"]}
+    assert "named port metrics/TCP is declared by none" in messages["KF004"]
+    assert "allows 53/UDP to kube-dns" in messages["KF005"]
+    assert "on 53/UDP and 53/TCP" in messages["KF005"]

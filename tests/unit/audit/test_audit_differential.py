@@ -1,8 +1,9 @@
 """The audit's "reachable on any port" agrees with brute force over ``decide`` (S05, S20, S21).
 
-The report asks the engine at candidate ports only (low ends of named ranges, declared ports,
-one unnamed port); here the reference evaluator is asked at those ports and at random others,
-for every pod pair and protocol, on generated clusters and on the scenario corpus.
+The report asks the engine once per port class (``kubefence.engine.port_classes``: intervals on
+which every port matcher answers the same, plus the ports no policy names); here the reference
+evaluator is asked at every number a manifest names, every declared port and random others, for
+every pod pair and protocol, on generated clusters and on the scenario corpus.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def check(inventory: Inventory, seed: int) -> None:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_s05_namespace_reachability_matches_brute_force_on_generated_clusters(seed: int) -> None:
-    """Engine-at-candidate-ports == decide at candidate and random ports, every pair."""
+    """Engine-per-port-class == decide at named, declared and random ports, every pair."""
     objects = generate_cluster(pods=14, namespaces=4, policies=10, seed=seed)
     check(inventory_from_objects(objects), seed)
 
@@ -120,5 +121,5 @@ def test_s20_reachability_only_through_a_later_port_range_is_found() -> None:
     check(inventory, 3)
     report = build_report(inventory, tenant_label="team")
     ports = {(p.source, p.destination): p.ports for p in report.cross_tenant}
-    assert ports[("c/p", "b/p")] == ("TCP/6000",)
-    assert ports[("a/p", "b/p")] == ("TCP/5000",)
+    assert ports[("c/p", "b/p")] == ("6000-6010/TCP",)
+    assert ports[("a/p", "b/p")] == ("5000/TCP",)

@@ -440,8 +440,13 @@ def test_kf013_duplicate_policy_names_across_files_are_reported() -> None:
     first = policy("p", file="one.yaml", line=3)
     second = policy("p", file="two.yaml", line=7)
     found = ids(policies=[first, second], rule="KF013")
-    assert len(found) == 1
-    assert "one.yaml:3" in found[0].message or "two.yaml:7" in found[0].message
+    assert [(f.file, f.line, f.path) for f in found] == [("two.yaml", 7, "metadata.name")]
+    assert found[0].message == (
+        "NetworkPolicy a/p is also defined at one.yaml:3; applying both keeps only the last one"
+    )
+    (swapped,) = ids(policies=[second, first], rule="KF013")
+    assert (swapped.file, swapped.line) == ("one.yaml", 3)
+    assert "also defined at two.yaml:7" in swapped.message
 
 
 def test_kf013_same_name_in_different_namespaces_is_quiet() -> None:
@@ -450,12 +455,15 @@ def test_kf013_same_name_in_different_namespaces_is_quiet() -> None:
 
 
 def test_findings_are_sorted_and_deterministic() -> None:
-    """Findings come sorted by file and line, identical across runs."""
+    """Findings come sorted by file and line, identical across runs and input orders."""
     pols = [policy("z", ingress=[Rule()], file="b.yaml"), policy("y", types=EGR, file="a.yaml")]
-    inventory = Inventory.of(policies=pols)
-    first = lint(inventory)
-    assert first == lint(inventory)
-    assert [f.file for f in first] == sorted(f.file or "~" for f in first)
+    first = lint(Inventory.of(policies=pols))
+    assert [(f.file, f.line, f.rule, f.object) for f in first] == [
+        ("a.yaml", 1, "KF005", "NetworkPolicy a/y"),
+        ("b.yaml", 6, "KF011", "NetworkPolicy a/z"),
+    ]
+    assert lint(Inventory.of(policies=pols)) == first
+    assert lint(Inventory.of(policies=pols[::-1])) == first
 
 
 @pytest.mark.parametrize("rule", [r.id for r in RULES])
@@ -477,3 +485,40 @@ def test_kf009_undeclared_namespace_points_at_one_of_its_policies() -> None:
     narrow = policy("web-only", selector=sel(app="web"), file="web.yaml", line=4)
     found = ids(pods=[WEB, DB], policies=[narrow], rule="KF009")
     assert [(f.object, f.file, f.line) for f in found] == [("Namespace a", "web.yaml", 4)]
+
+
+# --- ipBlocks compared exactly, as address intervals (S15) ------------------------------------
+
+
+def test_kf006_s15_block_whose_excepts_remove_the_whole_service_range_is_quiet() -> None:
+    """10.0.0.0/8 except the two halves of 10.96.0.0/12 holds no Service address: no finding
+    (the CIDR-only comparison used to warn: neither except alone contains the range)."""
+    rule = Rule(peers=(block("10.0.0.0/8", "10.96.0.0/13", "10.104.0.0/13"),))
+    assert ids(policies=[policy("p", types=EGR, egress=[rule])], rule="KF006") == []
+
+
+def test_kf006_s15_block_trimmed_to_the_service_range_by_its_except_is_an_error() -> None:
+    """10.96.0.0/11 except 10.112.0.0/12 is exactly the Service range: it never matches (error;
+    the CIDR-only comparison called it a partial overlap)."""
+    rule = Rule(peers=(block("10.96.0.0/11", "10.112.0.0/12"),))
+    found = ids(policies=[policy("p", types=EGR, egress=[rule])], rule="KF006")
+    assert [f.severity for f in found] == [Severity.ERROR]
+    assert "lies inside the Service range 10.96.0.0/12" in found[0].message
+
+
+def test_kf007_s15_pod_cidr_excepted_in_two_halves_is_quiet() -> None:
+    """With --pod-cidr 10.244.0.0/16, a block excepting both /17 halves covers no pod address."""
+    rule = Rule(peers=(block("10.0.0.0/8", "10.244.0.0/17", "10.244.128.0/17"),))
+    inventory = Inventory.of(policies=[policy("p", ingress=[rule])])
+    options = LintOptions(pod_cidrs=(ipaddress.ip_network("10.244.0.0/16"),))
+    assert [f for f in lint(inventory, options=options) if f.rule == "KF007"] == []
+
+
+def test_kf012_s15_block_covered_once_its_excepts_are_counted_is_redundant() -> None:
+    """10.0.0.0/8 except 10.128.0.0/9 holds the same addresses as 10.0.0.0/9: a rule with it is
+    covered by a rule with 10.0.0.0/9 (the CIDR-only comparison missed it)."""
+    wide = Rule(peers=(block("10.0.0.0/9"),))
+    narrow = Rule(peers=(block("10.0.0.0/8", "10.128.0.0/9"),))
+    found = ids(policies=[policy("p", ingress=[wide, narrow])], rule="KF012")
+    assert [f.path for f in found] == ["spec.ingress[1]"]
+    assert "covered by spec.ingress[0] of the same policy" in found[0].message

@@ -20,7 +20,6 @@ from kubefence.api import (
     Rule,
 )
 from kubefence.audit import build_report
-from kubefence.audit._reach import _first_free
 
 ALL = LabelSelector()
 
@@ -73,7 +72,8 @@ def test_s07_single_pod_namespace_reaches_itself_even_under_default_deny() -> No
 
 
 def test_s20_any_port_reachability_finds_a_narrow_port_range_and_names_the_rule() -> None:
-    """Only TCP 8000-9000 from a is open at b: the path lists TCP/8000 and the admitting rule."""
+    """Only TCP 8000-9000 from a is open at b: the path lists that range and the admitting rule
+    (before port classes it listed only the range's low end)."""
     rule = Rule(peers=(from_namespace("a"),), ports=(PolicyPort(Protocol.TCP, 8000, 9000),))
     inventory = Inventory.of(
         namespaces=[ns("a", "t1"), ns("b", "t2")],
@@ -82,7 +82,7 @@ def test_s20_any_port_reachability_finds_a_narrow_port_range_and_names_the_rule(
     )
     report = build_report(inventory, tenant_label="tenant")
     (path,) = [p for p in report.cross_tenant if p.source == "a/x"]
-    assert path.ports == ("TCP/8000",)
+    assert path.ports == ("8000-9000/TCP",)
     assert [str(o) for o in path.opened_by] == [
         "egress: not isolated",
         "ingress: b/deny spec.ingress[0]",
@@ -99,7 +99,7 @@ def test_s21_named_port_reachability_uses_the_destination_declared_port() -> Non
     )
     report = build_report(inventory, tenant_label="tenant")
     (path,) = [p for p in report.cross_tenant if p.source == "a/x"]
-    assert path.ports == ("UDP/8125",)
+    assert path.ports == ("8125/UDP",)
 
 
 def test_unisolated_pair_is_open_on_all_ports_and_reported_compactly() -> None:
@@ -136,15 +136,47 @@ def test_s15_external_ranges_come_from_ipblocks_and_unisolated_pods() -> None:
     report = build_report(inventory, reachability=False)
     a, b = report.namespaces
     assert [(e.range, e.ports, e.via) for e in b.external_ingress] == [
-        ("203.0.113.0/24", "TCP/443", "b/deny spec.ingress[0]")
+        ("203.0.113.0/24", "443/TCP", "b/deny spec.ingress[0]")
     ]
     assert [e.via for e in a.external_ingress] == ["1 pod(s) not isolated"]
     assert report.matrix == ()
     assert report.cross_tenant == ()
 
 
-def test_first_free_port_skips_every_named_range() -> None:
-    """The 'other port' representative lies outside every range a policy or pod names."""
-    assert _first_free([]) == 1
-    assert _first_free([(1, 79), (80, 80), (82, 90)]) == 81
-    assert _first_free([(1, 65535)]) is None
+def ranges(*spans: tuple[int, int]) -> Rule:
+    """Ingress from namespace a on TCP ``low``-``high`` for each span."""
+    ports = tuple(PolicyPort(Protocol.TCP, low, high) for low, high in spans)
+    return Rule(peers=(from_namespace("a"),), ports=ports)
+
+
+def paths_to_b(*rules: Rule) -> dict[tuple[str, str], tuple[str, ...]]:
+    inventory = Inventory.of(
+        namespaces=[ns("a", "t1"), ns("b", "t2")],
+        pods=[pod("a", "x"), pod("b", "y")],
+        policies=[deny("b", ingress=rules)],
+    )
+    report = build_report(inventory, tenant_label="tenant")
+    return {(p.source, p.destination): p.ports for p in report.cross_tenant}
+
+
+def test_s20_the_port_nothing_names_is_not_taken_from_inside_a_named_range() -> None:
+    """Open on 1-79 and 81-90 only: 80 (nothing names it) is closed, so no 'other' label."""
+    assert paths_to_b(ranges((1, 79), (81, 90)))[("a/x", "b/y")] == ("1-79/TCP", "81-90/TCP")
+
+
+def test_s20_adjacent_open_port_classes_are_merged_into_one_range() -> None:
+    """1-79 and 80-90 in two rules: the classes touch, so the path shows 1-90/TCP."""
+    assert paths_to_b(ranges((1, 79)), ranges((80, 90)))[("a/x", "b/y")] == ("1-90/TCP",)
+
+
+def test_s20_a_protocol_open_on_every_port_class_is_all() -> None:
+    """1-65535 on TCP from a: every TCP class is open (all/TCP); UDP and SCTP stay closed."""
+    assert paths_to_b(ranges((1, 65535)))[("a/x", "b/y")] == ("all/TCP",)
+
+
+def test_s20_each_protocol_is_labelled_on_its_own() -> None:
+    """TCP 80-65535 leaves TCP 1-79 closed, so TCP shows the range; a UDP entry without a port
+    opens every UDP port (all/UDP); SCTP stays closed and is not listed."""
+    udp = Rule(peers=(from_namespace("a"),), ports=(PolicyPort(Protocol.UDP, None),))
+    ports = paths_to_b(ranges((80, 65535)), udp)[("a/x", "b/y")]
+    assert ports == ("80-65535/TCP", "all/UDP")

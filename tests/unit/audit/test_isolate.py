@@ -104,8 +104,20 @@ def test_cli_prints_yaml_that_loads_and_validates(capsys: pytest.CaptureFixture[
     code = main(["isolate", "-n", "team-a", "--egress", "--allow-dns"])
     assert code == 0
     documents = list(yaml.safe_load_all(capsys.readouterr().out))
-    assert len(documents) == 3
-    assert len(inventory_from_objects(documents).policies) == 3
+    assert [d["metadata"]["name"] for d in documents] == [
+        "kubefence-default-deny",
+        "kubefence-allow-same-namespace",
+        "kubefence-allow-dns",
+    ]
+    policies = inventory_from_objects(documents).policies
+    assert sorted(p.key for p in policies) == [
+        "team-a/kubefence-allow-dns",
+        "team-a/kubefence-allow-same-namespace",
+        "team-a/kubefence-default-deny",
+    ]
+    assert all(
+        d["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "kubefence"} for d in documents
+    )
 
 
 def test_cli_check_shows_before_and_after(capsys: pytest.CaptureFixture[str]) -> None:

@@ -282,7 +282,7 @@ def _cross_tenant_table(report: AuditReport) -> list[str]:
     for (a, b), members in sorted(groups.items()):
         lines.append(f"  {a} ({tenants[a]}) -> {b} ({tenants[b]}): {len(members)} pod pair(s)")
         for p in members[:_PAIRS_SHOWN]:
-            lines.append(f"    {p.source} -> {p.destination}: {', '.join(p.ports)}")
+            lines.append(f"    {p.source} -> {p.destination} on {', '.join(p.ports)}")
             lines += [f"        {opening}" for opening in p.opened_by]
         if len(members) > _PAIRS_SHOWN:
             lines.append(f"    ... {len(members) - _PAIRS_SHOWN} more (-o json lists every pair)")

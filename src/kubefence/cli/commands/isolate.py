@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--allow-dns",
         action="store_true",
-        help="with --egress: allow UDP/TCP 53 to kube-dns and NodeLocal DNS (169.254.20.10)",
+        help="with --egress: allow 53/UDP and 53/TCP to kube-dns and NodeLocal DNS (169.254.20.10)",
     )
     parser.add_argument(
         "--allow-from-namespace",

@@ -1,0 +1,155 @@
+"""What every lint check reads: the options, the inventory with its compiled policies, field paths
+and the one way to build a ``Finding`` located at a policy or namespace.
+
+Why this module exists: the checks live in one module per family (peers, selection, ports, DNS,
+ipBlocks, defaults, redundancy, duplicates), and each needs the same context and the same
+spelling of field paths (``spec.ingress[0].from[1]``), so that findings of different families
+point at objects and lines the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from kubefence.api import Inventory, IPAddress, IPNetwork, Namespace, NetworkPolicy, Pod, rule_path
+from kubefence.audit._common import DEFAULT_SERVICE_CIDRS, NODE_LOCAL_DNS
+from kubefence.audit._findings import RULES_BY_ID, Finding, Severity
+from kubefence.semantics import (
+    DEFAULT_SETTINGS,
+    CompiledPolicy,
+    CompiledRule,
+    Direction,
+    PeerMatcher,
+    PolicyIndex,
+    Settings,
+    peer_matches_pod,
+    selects_pod,
+)
+
+__all__ = [
+    "LintContext",
+    "LintOptions",
+    "directions",
+    "list_field",
+    "peer_path",
+    "port_path",
+    "rule_path_of",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class LintOptions:
+    """Cluster facts the manifests do not carry: Service and pod ranges, NodeLocal DNS."""
+
+    service_cidrs: tuple[IPNetwork, ...] = DEFAULT_SERVICE_CIDRS
+    node_local_dns: tuple[IPAddress, ...] = field(default=(NODE_LOCAL_DNS,))
+    pod_cidrs: tuple[IPNetwork, ...] = ()  # for KF007 when the input has no pod addresses
+    settings: Settings = DEFAULT_SETTINGS
+
+
+def list_field(direction: Direction) -> str:
+    """The peer list's field name: ``from`` (ingress) or ``to`` (egress)."""
+    return "from" if direction is Direction.INGRESS else "to"
+
+
+def rule_path_of(direction: Direction, rule: int) -> str:
+    """``spec.ingress[0]``."""
+    return rule_path(direction.value, rule)
+
+
+def peer_path(direction: Direction, rule: int, peer: int) -> str:
+    """``spec.ingress[0].from[1]``."""
+    return f"{rule_path_of(direction, rule)}.{list_field(direction)}[{peer}]"
+
+
+def port_path(direction: Direction, rule: int, port: int) -> str:
+    """``spec.egress[0].ports[2]``."""
+    return f"{rule_path_of(direction, rule)}.ports[{port}]"
+
+
+def directions(compiled: CompiledPolicy) -> Iterator[tuple[Direction, tuple[CompiledRule, ...]]]:
+    """The directions ``compiled`` isolates, each with its rules."""
+    for direction in (Direction.INGRESS, Direction.EGRESS):
+        rules = compiled.rules(direction)
+        if rules is not None:
+            yield direction, rules
+
+
+@dataclass(frozen=True, slots=True)
+class LintContext:
+    """The input of every check; built once per ``lint`` call."""
+
+    inventory: Inventory
+    options: LintOptions
+    index: PolicyIndex  # the compiled policies by namespace, shared with ``decide``
+    namespaces: tuple[str, ...]  # every namespace known: declared, implicit or holding pods
+
+    @property
+    def compiled(self) -> tuple[CompiledPolicy, ...]:
+        """Every policy, compiled, in the inventory's (namespace, name) order."""
+        by_ns = self.index.policies_by_namespace
+        return tuple(c for ns in sorted(by_ns) for c in by_ns[ns])
+
+    @property
+    def has_pods(self) -> bool:
+        return bool(self.inventory.pods)
+
+    def finding(
+        self,
+        rule: str,
+        message: str,
+        *,
+        policy: NetworkPolicy | None = None,
+        namespace: Namespace | None = None,
+        namespace_name: str | None = None,
+        path: str = "",
+        severity: Severity | None = None,
+        fix: str | None = None,
+    ) -> Finding:
+        """A finding of ``rule`` located at ``policy`` (line of ``path``) or at a namespace."""
+        meta = RULES_BY_ID[rule]
+        file: str | None = None
+        line: int | None = None
+        obj: str | None = None
+        ns_name = namespace_name
+        if policy is not None:
+            obj = f"NetworkPolicy {policy.key}"
+            ns_name = policy.namespace
+            if policy.origin is not None:
+                file = policy.origin.file
+                line = policy.line_of(path) if path else policy.origin.line
+        elif namespace is not None:
+            obj = f"Namespace {namespace.name}"
+            ns_name = namespace.name
+            if namespace.origin is not None:
+                file, line = namespace.origin.file, namespace.origin.line
+        elif ns_name is not None:
+            obj = f"Namespace {ns_name}"
+        return Finding(
+            rule=rule,
+            severity=severity or meta.severity,
+            message=message,
+            fix=fix or meta.fix,
+            namespace=ns_name,
+            object=obj,
+            path=path,
+            file=file,
+            line=line,
+        )
+
+    def selected_pods(self, compiled: CompiledPolicy) -> list[Pod]:
+        """The pods of the policy's namespace its podSelector selects."""
+        pods = self.inventory.pods_by_namespace.get(compiled.namespace, ())
+        return [p for p in pods if selects_pod(compiled, p, settings=self.options.settings)]
+
+    def peer_pods(self, peer: PeerMatcher) -> list[Pod]:
+        """Every pod of the input ``peer`` matches."""
+        inv = self.inventory
+        return [
+            p
+            for p in inv.pods
+            if peer_matches_pod(
+                peer, p, inv.namespace_labels(p.namespace), settings=self.options.settings
+            )
+        ]

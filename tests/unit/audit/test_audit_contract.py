@@ -1,0 +1,32 @@
+"""``kubefence.audit`` exports its contract only: lint, the report, isolation policies."""
+
+from __future__ import annotations
+
+import kubefence.audit
+
+
+def test_audit_exports_only_its_contract() -> None:
+    """Text helpers (describe_selector, describe_ports) and constants of the generated
+    manifests stay internal; every exported name exists."""
+    assert sorted(kubefence.audit.__all__) == sorted(
+        [
+            "DEFAULT_SERVICE_CIDRS",
+            "NODE_LOCAL_DNS",
+            "RULES",
+            "RULES_BY_ID",
+            "AuditReport",
+            "ExternalAccess",
+            "Finding",
+            "LintOptions",
+            "LintRule",
+            "NamespaceReport",
+            "Opening",
+            "PodPath",
+            "Severity",
+            "build_report",
+            "isolation_policies",
+            "lint",
+            "split_duplicate_policies",
+        ]
+    )
+    assert all(hasattr(kubefence.audit, name) for name in kubefence.audit.__all__)
