@@ -15,17 +15,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from kubefence.api import Inventory, IPAddress
-from kubefence.dataplane.nft._plan import (
+from kubefence.dataplane.nft._memo import PlanMemo
+from kubefence.dataplane.nft._model import (
     PROTOCOL_NUMBERS,
     AtomRange,
     ClassSource,
     Dispatch,
     NamedPort,
-    PlanMemo,
     PodClass,
     RulesetPlan,
-    plan_ruleset,
 )
+from kubefence.dataplane.nft._plan import plan_ruleset
 from kubefence.dataplane.nft._render import TABLE, render_plan
 from kubefence.dataplane.nft._update import ruleset_update
 from kubefence.semantics import DEFAULT_SETTINGS, Settings

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from kubefence.dataplane.nft._intervals import Box, interval_text
-from kubefence.dataplane.nft._plan import (
+from kubefence.dataplane.nft._model import (
     PROTOCOL_NUMBERS,
     AtomRange,
     Dispatch,
