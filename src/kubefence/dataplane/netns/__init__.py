@@ -2,31 +2,34 @@
 
 Public surface: ``Sandbox`` (``up``, ``attach``, ``apply``, ``probe``, ``probe_many``,
 ``down``), the module-level ``down``/``status``/``list_sandboxes`` that work from the recorded
-state alone, and the probe result types. See ``_sandbox`` for the topology.
+state alone, and the probe result types. See ``_sandbox`` for how the modules divide the work
+and ``_topology`` for the topology.
 """
 
 from __future__ import annotations
 
-from kubefence.dataplane.netns._plan import NODE_V4, NODE_V6, PodSlot, check_name, plan_slots
+from kubefence.dataplane.netns._apply import RulesetRenderer, Verdict
 from kubefence.dataplane.netns._probe import Outcome, ProbeResult, ProbeTarget, run_probes
-from kubefence.dataplane.netns._sandbox import (
-    HOST_NETWORK_REASON,
-    ApplyReport,
-    DownReport,
-    ProbeMatrix,
-    RulesetRenderer,
-    Sandbox,
+from kubefence.dataplane.netns._probing import ProbeMatrix
+from kubefence.dataplane.netns._sandbox import HOST_NETWORK_REASON, ApplyReport, Sandbox
+from kubefence.dataplane.netns._slots import (
+    NODE_V4,
+    NODE_V6,
+    PodSlot,
+    check_name,
+    plan_slots,
+    sandbox_inventory,
+)
+from kubefence.dataplane.netns._state import RUN_DIR, SandboxState, ServerRecord
+from kubefence.dataplane.netns._status import (
     SandboxStatus,
-    Verdict,
-    down,
     list_sandboxes,
     manifest_paths,
     require_state,
-    sandbox_inventory,
     status,
 )
-from kubefence.dataplane.netns._state import RUN_DIR, SandboxState, ServerRecord
 from kubefence.dataplane.netns._system import check_environment, entered
+from kubefence.dataplane.netns._topology import DownReport, down
 
 __all__ = [
     "HOST_NETWORK_REASON",

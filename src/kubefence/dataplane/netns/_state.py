@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kubefence.dataplane.netns._plan import PodSlot
+from kubefence.dataplane.netns._slots import PodSlot
 from kubefence.errors import DataplaneError
 
 __all__ = [
