@@ -1,7 +1,7 @@
 """Putting policies into force: the atomic ruleset swap and the S25 conntrack cut.
 
 Why this module exists: an ``apply`` must change what packets see in one step and then stop
-the connections the new policies deny. ``InstalledRuleset`` remembers the text it installed
+the connections the new policies deny. ``InstalledRuleset`` remembers the plan it installed
 last, so that the next install sends only what differs (``ruleset_update``) in one ``nft -f``
 transaction, or the whole table when the update cannot be trusted; ``cut_denied`` deletes the
 tracked flows the new policies deny (S25), asking the prediction (``Verdict``) once per flow
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from typing import Protocol as TypingProtocol
 
 from kubefence.api import Inventory, IPAddress, Protocol
@@ -20,6 +20,9 @@ from kubefence.dataplane.netns._conntrack import Flow, delete_argv, parse_conntr
 from kubefence.dataplane.netns._slots import NODE_V4, NODE_V6
 from kubefence.dataplane.netns._system import read_sysctl, run
 from kubefence.semantics import Settings
+
+if TYPE_CHECKING:
+    from kubefence.dataplane.nft import RulesetPlan
 
 __all__ = [
     "InstalledRuleset",
@@ -70,13 +73,15 @@ def reference_verdict(settings: Settings) -> Verdict:
 
 
 class InstalledRuleset:
-    """The ruleset one ``Sandbox`` object installed last, and whether nobody else installed
-    one since (``sole_writer``, known after each ``install``)."""
+    """The ruleset one ``Sandbox`` object installed last (its text and, when the renderer is
+    kubefence's own, its plan), and whether nobody else installed one since (``sole_writer``,
+    known after each ``install``)."""
 
-    __slots__ = ("sole_writer", "text")
+    __slots__ = ("plan", "sole_writer", "text")
 
     def __init__(self) -> None:
         self.text: str | None = None
+        self.plan: RulesetPlan | None = None
         self.sole_writer = False
 
     def install(
@@ -92,22 +97,35 @@ class InstalledRuleset:
     ) -> RulesetChange:
         """Render and install the ruleset into namespace ``node`` (a copy goes to ``path``);
         returns how: "full" (the whole table replaced), "update" (only what differs from the
-        text installed last, see ``ruleset_update``) or "unchanged". Either way one atomic
+        plan installed last, see ``ruleset_update``) or "unchanged". Either way one atomic
         ``nft`` transaction.
 
-        An update is only tried while ``path`` still holds that text (no other process
-        installed one since); if ``nft`` refuses it, the whole table is installed instead.
+        An update is only tried while ``path`` still holds the text installed last (no other
+        process installed one since) and both plans are known (a renderer other than
+        ``MemoisedRenderer`` gives text only: its text is installed whole unless it is the
+        same as before); if ``nft`` refuses the update, the whole table is installed instead.
         """
-        from kubefence.dataplane.nft import ruleset_update
+        from kubefence.dataplane.nft import MemoisedRenderer, render_plan, ruleset_update
 
-        text = renderer(
-            inventory, addresses=addresses, settings=settings, node_addresses=(NODE_V4, NODE_V6)
-        )
-        installed, self.text = self.text, None
+        plan = None
+        if isinstance(renderer, MemoisedRenderer):
+            plan = renderer.plan(
+                inventory, addresses=addresses, settings=settings, node_addresses=(NODE_V4, NODE_V6)
+            )
+            text = render_plan(plan)
+        else:
+            text = renderer(
+                inventory, addresses=addresses, settings=settings, node_addresses=(NODE_V4, NODE_V6)
+            )
+        installed, installed_plan = self.text, self.plan
+        self.text = self.plan = None
         self.sole_writer = installed is not None and _read_text(path) == installed
         update = None
-        if not whole and self.sole_writer and installed is not None:
-            update = ruleset_update(installed, text)
+        if not whole and self.sole_writer:
+            if text == installed:
+                update = ""
+            elif plan is not None and installed_plan is not None:
+                update = ruleset_update(installed_plan, plan)
         how: RulesetChange = "full"
         if update == "":
             how = "unchanged"
@@ -119,7 +137,7 @@ class InstalledRuleset:
         path.write_text(text)
         if how == "full":
             run(["nft", "-f", "-"], stdin=text, netns=node)
-        self.text = text
+        self.text, self.plan = text, plan
         return how
 
 
