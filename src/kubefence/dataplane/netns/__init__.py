@@ -14,12 +14,13 @@ the work and ``_topology`` for the topology.
 from __future__ import annotations
 
 from kubefence.dataplane.netns._apply import RulesetRenderer, Verdict
+from kubefence.dataplane.netns._matrix import ProbeMatrix
 from kubefence.dataplane.netns._probe import Outcome, ProbeResult, ProbeTarget
-from kubefence.dataplane.netns._probing import ProbeMatrix
 from kubefence.dataplane.netns._sandbox import ApplyReport, Sandbox
 from kubefence.dataplane.netns._slots import PodSlot, check_name
-from kubefence.dataplane.netns._state import RUN_DIR, SandboxState
-from kubefence.dataplane.netns._status import (
+from kubefence.dataplane.netns._state import (
+    RUN_DIR,
+    SandboxState,
     SandboxStatus,
     list_sandboxes,
     manifest_paths,

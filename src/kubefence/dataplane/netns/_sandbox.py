@@ -4,10 +4,10 @@ Why this module exists: it turns an ``Inventory`` into running network namespace
 is filtered by the rendered nftables ruleset, keeps them in step with ``apply``, and answers
 "what do real packets do?". ``Sandbox`` holds the sequence (what happens in which order, what
 is recorded first); the steps live beside it: topology and ``down`` in ``_topology``, the
-ruleset swap and the S25 conntrack cut in ``_apply``, probing in ``_probing``, the recorded
-state in ``_state`` and ``_status``, addresses in ``_slots``. It talks to the policy side
-through one narrow seam: the ruleset renderer (``render_ruleset``), a verdict function (the
-reference evaluator, for strict-mode conntrack cuts) and the ``Inventory`` itself.
+ruleset swap and the S25 conntrack cut in ``_apply``, probing in ``_matrix``, the recorded
+state in ``_state``, addresses in ``_slots``. It talks to the policy side through one narrow
+seam: the ruleset renderer (``render_ruleset``), a verdict function (the reference evaluator,
+for strict-mode conntrack cuts) and the ``Inventory`` itself.
 
 Order in ``up``: namespaces, then the ruleset, then links and routes, then forwarding, so that
 no packet is ever forwarded before the policies are in place. State is saved before each
@@ -33,8 +33,8 @@ from kubefence.dataplane.netns._apply import (
     reference_verdict,
 )
 from kubefence.dataplane.netns._conntrack import Flow
+from kubefence.dataplane.netns._matrix import ProbeMatrix, node_probes, probe_matrices
 from kubefence.dataplane.netns._probe import ProbeResult, run_probes
-from kubefence.dataplane.netns._probing import ProbeMatrix, node_probes, probe_matrices
 from kubefence.dataplane.netns._slots import (
     PodSlot,
     check_name,
@@ -46,12 +46,10 @@ from kubefence.dataplane.netns._state import (
     RUN_DIR,
     SandboxState,
     load_state,
+    require_state,
     sandbox_lock,
     save_state,
     state_dir,
-)
-from kubefence.dataplane.netns._status import (
-    require_state,
     state_readable,
     status,
     store_manifests,

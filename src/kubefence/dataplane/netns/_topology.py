@@ -45,6 +45,7 @@ from kubefence.dataplane.netns._state import (
 from kubefence.dataplane.netns._system import (
     check_environment,
     entered,
+    netns_list,
     process_alive,
     process_start_time,
     run,
@@ -59,7 +60,6 @@ __all__ = [
     "create_namespaces",
     "delete_namespaces",
     "down",
-    "netns_list",
     "remove_links",
     "served",
     "setup_node",
@@ -81,11 +81,6 @@ class DownReport:
     namespaces: tuple[str, ...]
     server_stopped: bool
     state_removed: bool
-
-
-def netns_list() -> list[str]:
-    done = run(["ip", "netns", "list"])
-    return [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
 
 
 def _ip_batch(commands: Sequence[str], *, netns: str | None = None) -> None:
