@@ -29,7 +29,13 @@ from tests.netns.conftest import (
 from tests.unit.dataplane.test_nft_plan import _clusters, addresses_of
 
 from kubefence.api import Inventory
-from kubefence.dataplane.nft import RulesetPlan, plan_ruleset, render_plan, ruleset_update
+from kubefence.dataplane.nft import (
+    RulesetPlan,
+    plan_ruleset,
+    render_plan,
+    render_ruleset,
+    ruleset_update,
+)
 
 pytestmark = pytest.mark.netns
 
@@ -121,3 +127,18 @@ def test_s25_sandbox_apply_updates_in_place_unless_another_installed(
     assert sandbox.apply(first).ruleset == "full"
     assert sandbox.apply(second, whole_table=True).ruleset == "full"
     assert sandbox.apply(first).ruleset == "update"
+
+
+def test_a_renderer_of_text_only_installs_the_whole_table_or_nothing(
+    make_sandbox: SandboxMaker,
+) -> None:
+    """A renderer other than ``MemoisedRenderer`` gives no plan to compare: a changed text is
+    installed whole, the same text not at all; the next apply with the sandbox's own renderer
+    has no installed plan to compare with (whole table), the one after updates again."""
+    first = inventory_of(QUICKSTART_PODS + ALLOW_POLICY)
+    second = inventory_of(QUICKSTART_PODS + DENY_ALL_INGRESS)
+    sandbox = make_sandbox(first)
+    assert sandbox.apply(second, renderer=render_ruleset).ruleset == "full"
+    assert sandbox.apply(second, renderer=render_ruleset).ruleset == "unchanged"
+    assert sandbox.apply(first).ruleset == "full"
+    assert sandbox.apply(second).ruleset == "update"
