@@ -38,16 +38,8 @@ from benchmarks.generate import generate_cluster, write_yaml
 
 from kubefence.api import Inventory
 from kubefence.cli.main import main as cli_main
-from kubefence.dataplane.netns import (
-    NODE_V4,
-    NODE_V6,
-    RulesetRenderer,
-    Sandbox,
-    down,
-    entered,
-    plan_slots,
-    sandbox_inventory,
-)
+from kubefence.dataplane.netns import RulesetRenderer, Sandbox, down, entered
+from kubefence.dataplane.netns._slots import NODE_V4, NODE_V6, plan_slots, sandbox_inventory
 from kubefence.dataplane.nft import render_ruleset
 from kubefence.semantics import DEFAULT_SETTINGS
 from kubefence.sources.objects import inventory_from_objects

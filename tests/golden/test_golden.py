@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from kubefence.api import Inventory, IPAddress, Protocol
-from kubefence.dataplane.nft import PROTOCOL_NUMBERS, plan_ruleset, render_ruleset
+from kubefence.dataplane.nft import PROTOCOL_NUMBERS, RulesetPlan, plan_ruleset, render_ruleset
 from kubefence.semantics import decide
 from kubefence.sources.files import load_paths
 
@@ -85,6 +85,15 @@ def sandbox_addresses(inventory: Inventory) -> dict[str, tuple[IPAddress, ...]]:
 
 def node_addresses(inventory: Inventory) -> tuple[IPAddress, ...]:
     return tuple(sorted({ip for p in inventory.pods if p.host_network for ip in p.ips}, key=str))
+
+
+def plan_case(name: str) -> RulesetPlan:
+    inventory = load_case(name)
+    return plan_ruleset(
+        inventory,
+        addresses=sandbox_addresses(inventory),
+        node_addresses=node_addresses(inventory),
+    )
 
 
 def render_case(name: str) -> str:

@@ -14,7 +14,7 @@ from tests.netns.conftest import (
 )
 
 from kubefence.api import Protocol
-from kubefence.dataplane.netns import sandbox_inventory
+from kubefence.dataplane.netns._slots import sandbox_inventory
 from kubefence.semantics import decide
 
 pytestmark = pytest.mark.netns

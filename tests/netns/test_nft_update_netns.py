@@ -1,8 +1,9 @@
 """A ruleset update leaves the kernel with exactly the table a whole install would (root).
 
-``ruleset_update(A, B)`` replaces only what differs; these tests load A, apply the update, and
-compare the kernel's listing, block by block, with B loaded whole in a second namespace: over
-every pair of golden rulesets, over random clusters, and through ``Sandbox.apply``. The
+``ruleset_update(A, B)`` replaces only what differs between two plans; these tests load A's
+text, apply the update, and compare the kernel's listing, block by block, with B's text loaded
+whole in a second namespace: over every pair of golden cases, over random clusters, and through
+``Sandbox.apply``. The
 namespaces (``kfupd-<random>``) are throwaway and removed whatever happens.
 """
 
@@ -13,11 +14,11 @@ import re
 import secrets
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.golden.test_golden import CASES, plan_case
 from tests.netns.conftest import (
     ALLOW_POLICY,
     DENY_ALL_INGRESS,
@@ -28,11 +29,16 @@ from tests.netns.conftest import (
 from tests.unit.dataplane.test_nft_plan import _clusters, addresses_of
 
 from kubefence.api import Inventory
-from kubefence.dataplane.nft import render_ruleset, ruleset_update
+from kubefence.dataplane.nft import (
+    RulesetPlan,
+    plan_ruleset,
+    render_plan,
+    render_ruleset,
+    ruleset_update,
+)
 
 pytestmark = pytest.mark.netns
 
-GOLDEN_FILES = sorted((Path(__file__).resolve().parent.parent / "golden").glob("*.nft"))
 _BLOCK = re.compile(r"(?ms)^\t(set|map|chain) (\S+) \{\n.*?^\t\}$")
 
 
@@ -67,26 +73,26 @@ def namespaces() -> Iterator[tuple[str, str]]:
             _run("ip", "netns", "delete", name)
 
 
-def _check_transition(namespaces: tuple[str, str], before: str, after: str) -> bool:
+def _check_transition(namespaces: tuple[str, str], before: RulesetPlan, after: RulesetPlan) -> bool:
     """Load ``before``, apply the update to ``after`` (if there is one) and compare with
     ``after`` loaded whole; False when ``ruleset_update`` declined (a whole install)."""
     updated, whole = namespaces
     update = ruleset_update(before, after)
     if update is None:
         return False
-    _nft(updated, "-f", "-", stdin=before)
+    _nft(updated, "-f", "-", stdin=render_plan(before))
     if update:
         _nft(updated, "-f", "-", stdin=update)
-    _nft(whole, "-f", "-", stdin=after)
+    _nft(whole, "-f", "-", stdin=render_plan(after))
     assert _listing(updated) == _listing(whole)
     return True
 
 
 def test_golden_pairs_update_to_the_same_kernel_table(namespaces: tuple[str, str]) -> None:
-    """For every ordered pair of golden rulesets the update (when there is one) yields the
+    """For every ordered pair of golden cases the update (when there is one) yields the
     kernel table the second one yields whole; most pairs do have an update."""
-    texts = [path.read_text(encoding="utf-8") for path in GOLDEN_FILES]
-    updated = [_check_transition(namespaces, a, b) for a, b in itertools.permutations(texts, 2)]
+    plans = [plan_case(case) for case in sorted(CASES)]
+    updated = [_check_transition(namespaces, a, b) for a, b in itertools.permutations(plans, 2)]
     assert sum(updated) >= len(updated) // 2
 
 
@@ -97,8 +103,8 @@ def test_s04_random_cluster_changes_update_to_the_same_kernel_table(
 ) -> None:
     """Random clusters rendered one after the other: each step's update leaves the kernel
     with the table the step's whole text gives."""
-    texts = [render_ruleset(c, addresses=addresses_of(c)) for c in clusters]
-    for before, after in itertools.pairwise(texts):
+    plans = [plan_ruleset(c, addresses=addresses_of(c)) for c in clusters]
+    for before, after in itertools.pairwise(plans):
         _check_transition(namespaces, before, after)
 
 
@@ -121,3 +127,18 @@ def test_s25_sandbox_apply_updates_in_place_unless_another_installed(
     assert sandbox.apply(first).ruleset == "full"
     assert sandbox.apply(second, whole_table=True).ruleset == "full"
     assert sandbox.apply(first).ruleset == "update"
+
+
+def test_a_renderer_of_text_only_installs_the_whole_table_or_nothing(
+    make_sandbox: SandboxMaker,
+) -> None:
+    """A renderer other than ``MemoisedRenderer`` gives no plan to compare: a changed text is
+    installed whole, the same text not at all; the next apply with the sandbox's own renderer
+    has no installed plan to compare with (whole table), the one after updates again."""
+    first = inventory_of(QUICKSTART_PODS + ALLOW_POLICY)
+    second = inventory_of(QUICKSTART_PODS + DENY_ALL_INGRESS)
+    sandbox = make_sandbox(first)
+    assert sandbox.apply(second, renderer=render_ruleset).ruleset == "full"
+    assert sandbox.apply(second, renderer=render_ruleset).ruleset == "unchanged"
+    assert sandbox.apply(first).ruleset == "full"
+    assert sandbox.apply(second).ruleset == "update"

@@ -8,7 +8,8 @@ import pytest
 
 from kubefence.api import Protocol
 from kubefence.cli import main as cli_main
-from kubefence.dataplane.netns import Outcome, ProbeTarget, _system, check_environment, run_probes
+from kubefence.dataplane.netns import Outcome, ProbeTarget, _system, check_environment
+from kubefence.dataplane.netns._probe import run_probes
 from kubefence.dataplane.netns._sctp import crc32c, init_packet, parse_init
 from kubefence.dataplane.netns._server import is_nginx_image
 from kubefence.errors import EnvironmentProblem

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from kubefence.api import Pod
-from kubefence.dataplane.netns import SandboxState, ServerRecord, manifest_paths, plan_slots
-from kubefence.dataplane.netns._state import load_state, save_state
+from kubefence.dataplane.netns import SandboxState, manifest_paths
+from kubefence.dataplane.netns._slots import plan_slots
+from kubefence.dataplane.netns._state import ServerRecord, load_state, save_state
 from kubefence.errors import DataplaneError
 
 

@@ -23,7 +23,7 @@ from tests.unit.dataplane.test_nft_plan import (
     sel,
 )
 
-import kubefence.dataplane.nft._plan as plan_module
+import kubefence.dataplane.nft._memo as memo_module
 from kubefence.api import ContainerPort, Inventory, Peer, PolicyPort, Protocol, Rule
 from kubefence.dataplane.nft import MemoisedRenderer, PlanMemo, render_plan, render_ruleset
 from kubefence.dataplane.nft._plan import plan_ruleset
@@ -130,12 +130,12 @@ def test_memo_compiles_only_the_changed_policy(monkeypatch: pytest.MonkeyPatch) 
     memo = PlanMemo()
     plan_ruleset(first, addresses=addresses_of(first), memo=memo)
     compiled: list[str] = []
-    original = plan_module.compile_policy
+    original = memo_module.compile_policy
 
-    def counting(policy_: plan_module.NetworkPolicy) -> plan_module.CompiledPolicy:
+    def counting(policy_: memo_module.NetworkPolicy) -> memo_module.CompiledPolicy:
         compiled.append(policy_.key)
         return original(policy_)
 
-    monkeypatch.setattr(plan_module, "compile_policy", counting)
+    monkeypatch.setattr(memo_module, "compile_policy", counting)
     plan_ruleset(second, addresses=addresses_of(second), memo=memo)
     assert compiled == ["a/allow-db"]

@@ -1,37 +1,36 @@
 """The sandbox cluster on Linux network namespaces: the only code that runs ip/nft/conntrack.
 
-Public surface: ``Sandbox`` (``up``, ``attach``, ``apply``, ``probe``, ``probe_many``,
-``down``), the module-level ``down``/``status``/``list_sandboxes`` that work from the recorded
-state alone, and the probe result types. See ``_sandbox`` for the topology.
+Public surface (the contract with ``kubefence.cli``, the end-to-end tests and the benchmarks):
+``Sandbox`` (``up``, ``attach``, ``apply``, ``probe``, ``probe_many``, ``probe_from_node``,
+``confirm``, ``slot``, ``down``) and what is passed to it (``RulesetRenderer``, ``Verdict``);
+the module-level ``down``/``status``/``list_sandboxes``/``require_state``/``manifest_paths``
+that work from the recorded state alone; ``check_environment``, ``check_name``, ``entered``
+(run code inside a pod's namespace) and ``RUN_DIR``; and the types those return, so callers can
+name them. Address planning, the probe runner and the state records are internals: tests of
+them import the private module that defines them. See ``_sandbox`` for how the modules divide
+the work and ``_topology`` for the topology.
 """
 
 from __future__ import annotations
 
-from kubefence.dataplane.netns._plan import NODE_V4, NODE_V6, PodSlot, check_name, plan_slots
-from kubefence.dataplane.netns._probe import Outcome, ProbeResult, ProbeTarget, run_probes
-from kubefence.dataplane.netns._sandbox import (
-    HOST_NETWORK_REASON,
-    ApplyReport,
-    DownReport,
-    ProbeMatrix,
-    RulesetRenderer,
-    Sandbox,
+from kubefence.dataplane.netns._apply import RulesetRenderer, Verdict
+from kubefence.dataplane.netns._matrix import ProbeMatrix
+from kubefence.dataplane.netns._probe import Outcome, ProbeResult, ProbeTarget
+from kubefence.dataplane.netns._sandbox import ApplyReport, Sandbox
+from kubefence.dataplane.netns._slots import PodSlot, check_name
+from kubefence.dataplane.netns._state import (
+    RUN_DIR,
+    SandboxState,
     SandboxStatus,
-    Verdict,
-    down,
     list_sandboxes,
     manifest_paths,
     require_state,
-    sandbox_inventory,
     status,
 )
-from kubefence.dataplane.netns._state import RUN_DIR, SandboxState, ServerRecord
 from kubefence.dataplane.netns._system import check_environment, entered
+from kubefence.dataplane.netns._topology import DownReport, down
 
 __all__ = [
-    "HOST_NETWORK_REASON",
-    "NODE_V4",
-    "NODE_V6",
     "RUN_DIR",
     "ApplyReport",
     "DownReport",
@@ -44,7 +43,6 @@ __all__ = [
     "Sandbox",
     "SandboxState",
     "SandboxStatus",
-    "ServerRecord",
     "Verdict",
     "check_environment",
     "check_name",
@@ -52,10 +50,7 @@ __all__ = [
     "entered",
     "list_sandboxes",
     "manifest_paths",
-    "plan_slots",
     "require_state",
-    "run_probes",
-    "sandbox_inventory",
     "status",
 ]
 

@@ -4,6 +4,8 @@ Why this module exists: every sandbox command is a separate process, and ``down`
 every namespace, link and process even after the sandbox's processes were killed. The state is a
 small JSON document under ``/run/kubefence/<name>/state.json``, written atomically (temporary
 file + rename) *before* each resource is created, so a crash never leaves something unrecorded.
+It is read back here too: ``status``, ``list_sandboxes``, ``require_state`` and the stored
+manifest copies need no ``Sandbox`` object, only the state and what the machine shows.
 """
 
 from __future__ import annotations
@@ -12,25 +14,34 @@ import fcntl
 import ipaddress
 import json
 import os
+import shutil
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from kubefence.dataplane.netns._plan import PodSlot
-from kubefence.errors import DataplaneError
+from kubefence.dataplane.netns._slots import PodSlot, check_name
+from kubefence.dataplane.netns._system import netns_list, process_alive
+from kubefence.errors import DataplaneError, InputError
 
 __all__ = [
     "RUN_DIR",
     "SandboxState",
+    "SandboxStatus",
     "ServerRecord",
+    "list_sandboxes",
     "load_state",
+    "manifest_paths",
     "release_lock_file",
+    "require_state",
     "sandbox_lock",
     "save_state",
     "state_dir",
+    "state_readable",
+    "status",
+    "store_manifests",
 ]
 
 RUN_DIR = Path("/run/kubefence")
@@ -222,3 +233,82 @@ def release_lock_file(name: str, *, run_dir: Path = RUN_DIR) -> None:
     """Remove the lock file (``down``, while holding the lock): nothing of the sandbox stays."""
     with suppress(FileNotFoundError):
         _lock_path(name, run_dir).unlink()
+
+
+# --- read back: what is up, for commands that have no Sandbox object -----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxStatus:
+    name: str
+    phase: str
+    pods: tuple[PodSlot, ...]
+    missing_namespaces: tuple[str, ...]
+    server: ServerRecord | None
+    server_alive: bool
+    unprobed: Mapping[str, str]
+
+    @property
+    def healthy(self) -> bool:
+        return self.phase == "ready" and not self.missing_namespaces and self.server_alive
+
+
+def state_readable(name: str, run_dir: Path) -> bool:
+    try:
+        load_state(name, run_dir=run_dir)
+    except DataplaneError:
+        return False
+    return True
+
+
+def store_manifests(directory: Path, manifests: Sequence[tuple[str, bytes]]) -> tuple[str, ...]:
+    """Keep a copy of ``manifests`` (label, content) under ``directory``/manifests, replacing
+    any earlier copies; returns their paths relative to ``directory``, for the state."""
+    stored_in = directory / "manifests"
+    if stored_in.exists():
+        shutil.rmtree(stored_in)
+    stored_in.mkdir(parents=True)
+    stored = []
+    for number, (label, content) in enumerate(manifests):
+        stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(label).name)
+        relative = f"manifests/{number:03d}-{stem or 'stdin'}"
+        if not relative.endswith((".yaml", ".yml", ".json")):
+            relative += ".yaml"
+        (directory / relative).write_bytes(content)
+        stored.append(relative)
+    return tuple(stored)
+
+
+def manifest_paths(state: SandboxState, *, run_dir: Path = RUN_DIR) -> list[str]:
+    """The stored copies of the manifests the sandbox enforces, to load them again."""
+    directory = state_dir(state.name, run_dir=run_dir)
+    return [str(directory / m) for m in state.manifests]
+
+
+def require_state(name: str, *, run_dir: Path = RUN_DIR) -> SandboxState:
+    check_name(name)
+    state = load_state(name, run_dir=run_dir)
+    if state is None:
+        raise InputError(f"no sandbox named {name!r} is up (start one with 'kubefence sandbox up')")
+    return state
+
+
+def status(name: str, *, run_dir: Path = RUN_DIR) -> SandboxStatus:
+    state = require_state(name, run_dir=run_dir)
+    present = set(netns_list())
+    server = state.server
+    return SandboxStatus(
+        name=state.name,
+        phase=state.phase,
+        pods=tuple(state.pods.values()),
+        missing_namespaces=tuple(n for n in state.namespaces if n not in present),
+        server=server,
+        server_alive=server is not None and process_alive(server.pid, server.start_time),
+        unprobed=state.unprobed,
+    )
+
+
+def list_sandboxes(*, run_dir: Path = RUN_DIR) -> list[str]:
+    if not run_dir.is_dir():
+        return []
+    return sorted(p.name for p in run_dir.iterdir() if (p / "state.json").is_file())

@@ -26,6 +26,7 @@ __all__ = [
     "check_environment",
     "entered",
     "netns_exists",
+    "netns_list",
     "process_alive",
     "process_start_time",
     "raise_fd_limit",
@@ -90,6 +91,12 @@ def run(
         message = (done.stderr or done.stdout).strip() or f"exit status {done.returncode}"
         raise DataplaneError(f"'{' '.join(argv[:6])}' failed: {message}")
     return done
+
+
+def netns_list() -> list[str]:
+    """The names of the network namespaces ``ip netns`` knows."""
+    done = run(["ip", "netns", "list"])
+    return [line.split()[0] for line in done.stdout.splitlines() if line.strip()]
 
 
 def netns_exists(name: str) -> bool:

@@ -4,10 +4,10 @@ Why this package exists: the sandbox (``kubefence.dataplane.netns``) must enforc
 the reference evaluator decides. This package turns an ``Inventory`` and the addresses the sandbox
 gave each pod into the text of one ``nft -f`` transaction replacing table ``inet kubefence``. It
 does no I/O; ``netns`` runs ``nft``. For a running sandbox, ``MemoisedRenderer`` re-renders
-after a change without redoing the untouched policies, and ``ruleset_update`` turns the
-installed text and the new one into a smaller transaction replacing only what differs. How
-the table works and every implementation-defined choice are documented in ``_plan``'s module
-docstring.
+after a change without redoing the untouched policies (``MemoisedRenderer.plan`` gives the plan
+behind the text), and ``ruleset_update`` compares the installed plan with the new one and writes
+a smaller transaction replacing only what differs. How the table works and every
+implementation-defined choice are documented in ``_plan``'s module docstring.
 """
 
 from __future__ import annotations
@@ -15,19 +15,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from kubefence.api import Inventory, IPAddress
-from kubefence.dataplane.nft._plan import (
+from kubefence.dataplane.nft._memo import PlanMemo
+from kubefence.dataplane.nft._model import (
     PROTOCOL_NUMBERS,
     AtomRange,
     ClassSource,
     Dispatch,
     NamedPort,
-    PlanMemo,
     PodClass,
     RulesetPlan,
-    plan_ruleset,
 )
+from kubefence.dataplane.nft._plan import plan_ruleset
 from kubefence.dataplane.nft._render import TABLE, render_plan
-from kubefence.dataplane.nft._update import ruleset_update
+from kubefence.dataplane.nft._update import TableChange, ruleset_update, table_change
 from kubefence.semantics import DEFAULT_SETTINGS, Settings
 
 __all__ = [
@@ -41,10 +41,12 @@ __all__ = [
     "PlanMemo",
     "PodClass",
     "RulesetPlan",
+    "TableChange",
     "plan_ruleset",
     "render_plan",
     "render_ruleset",
     "ruleset_update",
+    "table_change",
 ]
 
 
@@ -82,6 +84,23 @@ class MemoisedRenderer:
     def __init__(self) -> None:
         self.memo = PlanMemo()
 
+    def plan(
+        self,
+        inventory: Inventory,
+        *,
+        addresses: Mapping[str, Sequence[IPAddress]],
+        settings: Settings = DEFAULT_SETTINGS,
+        node_addresses: Sequence[IPAddress] = (),
+    ) -> RulesetPlan:
+        """``plan_ruleset`` with this renderer's memo: the plan behind ``__call__``'s text."""
+        return plan_ruleset(
+            inventory,
+            addresses=addresses,
+            settings=settings,
+            node_addresses=node_addresses,
+            memo=self.memo,
+        )
+
     def __call__(
         self,
         inventory: Inventory,
@@ -90,10 +109,7 @@ class MemoisedRenderer:
         settings: Settings = DEFAULT_SETTINGS,
         node_addresses: Sequence[IPAddress] = (),
     ) -> str:
-        return render_ruleset(
-            inventory,
-            addresses=addresses,
-            settings=settings,
-            node_addresses=node_addresses,
-            memo=self.memo,
+        plan = self.plan(
+            inventory, addresses=addresses, settings=settings, node_addresses=node_addresses
         )
+        return render_plan(plan)

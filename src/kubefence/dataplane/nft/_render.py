@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from kubefence.dataplane.nft._intervals import Box, interval_text
-from kubefence.dataplane.nft._plan import (
+from kubefence.dataplane.nft._model import (
     PROTOCOL_NUMBERS,
     AtomRange,
     Dispatch,
@@ -26,9 +26,10 @@ from kubefence.dataplane.nft._plan import (
 )
 from kubefence.semantics import Direction
 
-__all__ = ["TABLE", "render_plan"]
+__all__ = ["MAPS", "TABLE", "class_chain_block", "class_set_block", "map_block", "render_plan"]
 
 TABLE = "inet kubefence"
+MAPS = tuple(f"{kind}_v{version}" for kind in ("atoms", "egress", "ingress") for version in (4, 6))
 _COMMENT_MAX = 120  # nft refuses comments longer than 128 bytes
 _LEGEND_MAX = 4  # peers named per atom in the legend
 _PROTOCOL_NAMES = {number: protocol.value.lower() for protocol, number in PROTOCOL_NUMBERS.items()}
@@ -122,23 +123,44 @@ def _class_comment(cls: PodClass) -> list[str]:
     return lines
 
 
-def _class_lines(cls: PodClass) -> list[str]:
+def class_set_block(cls: PodClass) -> list[str]:
+    """The class's set: what the class may talk to (no lines when it may talk to nothing)."""
+    if not cls.elements:
+        return []
+    lines = [f"{_INDENT}set {cls.chain} {{"]
+    lines.append(f"{_INDENT * 2}type mark . inet_proto . inet_service")
+    lines.append(f"{_INDENT * 2}flags interval")
+    lines.extend(_elements_block([_element(b) for b in cls.elements], _INDENT * 2))
+    lines.append(f"{_INDENT}}}")
+    return lines
+
+
+def class_chain_block(cls: PodClass) -> list[str]:
+    """The class's chain: one lookup in its set, then drop. Its text depends on the direction,
+    number, the names of the isolating policies and whether there is a set, nothing else."""
     word = _direction_word(cls.direction)
-    lines: list[str] = ["", *_class_comment(cls)]
-    if cls.elements:
-        lines.append(f"{_INDENT}set {cls.chain} {{")
-        lines.append(f"{_INDENT * 2}type mark . inet_proto . inet_service")
-        lines.append(f"{_INDENT * 2}flags interval")
-        lines.extend(_elements_block([_element(b) for b in cls.elements], _INDENT * 2))
-        lines.append(f"{_INDENT}}}")
     policies = ", ".join(s.policy for s in cls.sources)
-    lines.append(f"{_INDENT}chain {cls.chain} {{")
+    lines = [f"{_INDENT}chain {cls.chain} {{"]
     lines.append(f"{_INDENT * 2}comment {_quote(f'{word} class {cls.number}: {policies}')}")
     if cls.elements:
         lines.append(f"{_INDENT * 2}meta mark . meta l4proto . th dport @{cls.chain} return")
     lines.append(f"{_INDENT * 2}drop")
     lines.append(f"{_INDENT}}}")
     return lines
+
+
+def _class_lines(cls: PodClass) -> list[str]:
+    return ["", *_class_comment(cls), *class_set_block(cls), *class_chain_block(cls)]
+
+
+def map_block(plan: RulesetPlan, name: str) -> list[str]:
+    """One of the six maps (``atoms_v4``, ``egress_v6``, ...) with its elements."""
+    kind, version = name.split("_v")
+    if kind == "atoms":
+        return _atom_map_lines(plan, int(version))
+    if kind == "egress":
+        return _map_lines(kind, int(version), plan.egress_dispatch, "eg")
+    return _map_lines(kind, int(version), plan.ingress_dispatch, "in")
 
 
 def _atom_lookup(side: str) -> list[str]:
@@ -204,12 +226,8 @@ def render_plan(plan: RulesetPlan) -> str:
         f"{_INDENT}# Peer atoms: addresses no policy peer tells apart share a number (0: none).",
     ]
     lines.extend(_legend_lines(plan))
-    lines.extend(_atom_map_lines(plan, 4))
-    lines.extend(_atom_map_lines(plan, 6))
-    lines.extend(_map_lines("egress", 4, plan.egress_dispatch, "eg"))
-    lines.extend(_map_lines("egress", 6, plan.egress_dispatch, "eg"))
-    lines.extend(_map_lines("ingress", 4, plan.ingress_dispatch, "in"))
-    lines.extend(_map_lines("ingress", 6, plan.ingress_dispatch, "in"))
+    for name in MAPS:
+        lines.extend(map_block(plan, name))
     node = {v: [str(a) for a in plan.node_addresses if a.version == v] for v in (4, 6)}
     for version in (4, 6):
         if node[version]:

@@ -1,127 +1,162 @@
-"""The smaller ``nft -f`` transaction that turns one rendered ruleset into the next.
+"""The smaller ``nft -f`` transaction that turns one planned table into the next.
 
 Why this module exists: replacing the whole table costs ``nft`` time in proportion to its size,
 although a policy change usually touches one class chain or set and the dispatch maps. Given the
-text that is installed and the text that should be, ``ruleset_update`` writes one transaction
-that replaces only the sets, maps and class chains that differ; ``nft -f`` commits it as a
-whole, so packets still see the old table or the new one, never a mixture.
+plan that is installed and the plan that should be, ``table_change`` compares them part by part
+(each map's elements, each class's set elements and what its chain is made of) and
+``ruleset_update`` writes one transaction that replaces only the parts that differ, each
+rendered by ``_render`` exactly as in the whole text; ``nft -f`` commits it as a whole, so
+packets still see the old table or the new one, never a mixture.
 
 What it may replace: the atom and dispatch maps (flushed, then declared again with their new
 elements), the class sets and class chains (``eg_cN``/``in_cN``). A chain is deleted and added
 again rather than edited (nft cannot change a chain's comment in place); the dispatch maps of
 its direction are flushed first, as their elements jump to it. Everything else (the hook
-chains, the node sets, any map or set header) must be unchanged, or there is no update
-(``None``) and the caller installs the full text. Text that is identical gives ``""``.
+chains and the node sets, made of the node addresses and ``allow_from_node``) must be unchanged,
+or there is no update (``None``) and the caller installs the full text. Plans that differ only
+in what the text shows as ``#`` comments (the legend, the pods of a class) give ``""``.
 """
 
 from __future__ import annotations
 
-import functools
-import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from kubefence.dataplane.nft._render import TABLE
+from kubefence.dataplane.nft._intervals import Box
+from kubefence.dataplane.nft._model import PodClass, RulesetPlan
+from kubefence.dataplane.nft._render import (
+    MAPS,
+    TABLE,
+    class_chain_block,
+    class_set_block,
+    map_block,
+)
 
-__all__ = ["ruleset_update"]
+__all__ = ["TableChange", "ruleset_update", "table_change"]
 
-_BLOCK = re.compile(r"^\t(set|map|chain) (\S+) \{\n.*?^\t\}$", re.MULTILINE | re.DOTALL)
-_STARTS = re.compile(r"^\t(?:set|map|chain) \S+ \{$", re.MULTILINE)
-_CLASS = re.compile(r"^(eg|in)_c\d+$")
-_MAPS = {f"{kind}_v{version}" for kind in ("atoms", "egress", "ingress") for version in (4, 6)}
 _DISPATCH = {"eg": ("egress_v4", "egress_v6"), "in": ("ingress_v4", "ingress_v6")}
 
 
 @dataclass(frozen=True, slots=True)
-class _Block:
-    kind: str  # set | map | chain
-    name: str
-    text: str  # the block as rendered, first to last line
+class TableChange:
+    """Which blocks of table ``inet kubefence`` differ between two plans, by name."""
 
-    @property
-    def header(self) -> tuple[str, ...]:
-        """A set's or map's declaration without its elements (type, flags)."""
-        return tuple(
-            line for line in self.text.split("\n") if line.startswith(("\t\ttype ", "\t\tflags "))
+    maps: frozenset[str]  # elements differ
+    sets: frozenset[str]  # in both, elements differ
+    added_sets: frozenset[str]
+    removed_sets: frozenset[str]
+    chains: frozenset[str]  # in both, text differs
+    added_chains: frozenset[str]
+    removed_chains: frozenset[str]
+
+    def __bool__(self) -> bool:
+        return any(
+            (
+                self.maps,
+                self.sets,
+                self.added_sets,
+                self.removed_sets,
+                self.chains,
+                self.added_chains,
+                self.removed_chains,
+            )
         )
 
 
-@dataclass(frozen=True, slots=True)
-class _Parsed:
-    blocks: dict[tuple[str, str], _Block]  # the replaceable ones
-    rest: tuple[str, ...]  # every other line that reaches the kernel, in order
-
-
-def _replaceable(kind: str, name: str) -> bool:
-    if kind == "map":
-        return name in _MAPS
-    return _CLASS.match(name) is not None
-
-
-@functools.lru_cache(maxsize=4)  # the installed text was the wanted one of the call before
-def _parse(text: str) -> _Parsed | None:
-    blocks: dict[tuple[str, str], _Block] = {}
-    rest: list[str] = []
-    position = matched = 0
-    for found in _BLOCK.finditer(text):
-        matched += 1
-        kind, name = found.group(1), found.group(2)
-        between = text[position : found.start()]
-        if _replaceable(kind, name):
-            blocks[(kind, name)] = _Block(kind, name, found.group(0))
-        else:
-            between += found.group(0)
-        rest.extend(_kernel_lines(between))
-        position = found.end()
-    if len(_STARTS.findall(text)) != matched:
-        return None  # a block without its end: not text this package rendered
-    rest.extend(_kernel_lines(text[position:]))
-    return _Parsed(blocks, tuple(rest))
-
-
-def _kernel_lines(text: str) -> list[str]:
-    """The lines nft reads (comments and blank lines are not part of the table)."""
-    return [line for line in text.split("\n") if line.strip() and not line.lstrip().startswith("#")]
-
-
-def ruleset_update(installed: str, wanted: str) -> str | None:
-    """One ``nft -f`` transaction turning table ``inet kubefence`` as ``installed`` (a text of
-    ``render_ruleset``) into ``wanted``; ``""`` if they are the same, ``None`` when the change
-    reaches beyond maps, class sets and class chains (install ``wanted`` whole instead)."""
-    if installed == wanted:
-        return ""
-    old, new = _parse(installed), _parse(wanted)
-    if old is None or new is None or old.rest != new.rest:
-        return None
-    for key, block in new.blocks.items():
-        previous = old.blocks.get(key)
-        if (
-            key[0] != "chain"
-            and previous is not None
-            and previous.text != block.text
-            and previous.header != block.header
+def _map_elements(plan: RulesetPlan) -> dict[str, tuple[object, ...]]:
+    """Each map's elements, in render order (the pod comments are part of them)."""
+    found: dict[str, tuple[object, ...]] = {}
+    for version in (4, 6):
+        found[f"atoms_v{version}"] = tuple(a for a in plan.atoms if a.version == version)
+        for kind, dispatch in (
+            ("egress", plan.egress_dispatch),
+            ("ingress", plan.ingress_dispatch),
         ):
-            return None  # a set's or map's type or flags changed
-    changed = {k for k, b in new.blocks.items() if k in old.blocks and old.blocks[k] != b}
-    added = {k for k in new.blocks if k not in old.blocks}
-    removed = {k for k in old.blocks if k not in new.blocks}
-    if any(kind == "map" for kind, _ in added | removed):
+            found[f"{kind}_v{version}"] = tuple(d for d in dispatch if d.address.version == version)
+    return found
+
+
+def _classes(plan: RulesetPlan) -> dict[str, PodClass]:
+    return {cls.chain: cls for cls in (*plan.egress, *plan.ingress)}
+
+
+def _chain_key(cls: PodClass) -> tuple[object, ...]:
+    """What ``class_chain_block`` renders from (the name is the dictionary key)."""
+    return (tuple(s.policy for s in cls.sources), bool(cls.elements))
+
+
+def _set_elements(classes: Mapping[str, PodClass]) -> dict[str, tuple[Box, ...]]:
+    """Each class set's elements; a class that may talk to nothing has no set."""
+    return {name: cls.elements for name, cls in classes.items() if cls.elements}
+
+
+def _fixed(plan: RulesetPlan) -> tuple[object, ...]:
+    """What the hook chains and node sets are rendered from: never part of an update."""
+    return (plan.node_addresses, plan.allow_from_node)
+
+
+def _compared(
+    old: Mapping[str, object], new: Mapping[str, object]
+) -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(in both but different, only in ``new``, only in ``old``)."""
+    changed = frozenset(k for k in old.keys() & new.keys() if old[k] != new[k])
+    return changed, frozenset(new.keys() - old.keys()), frozenset(old.keys() - new.keys())
+
+
+def table_change(installed: RulesetPlan, wanted: RulesetPlan) -> TableChange | None:
+    """The blocks that differ between the tables of two plans; ``None`` when the difference
+    reaches beyond maps, class sets and class chains (the hook chains or node sets)."""
+    if _fixed(installed) != _fixed(wanted):
         return None
-    chains = sorted(name for kind, name in changed | removed if kind == "chain")
-    maps = {name for kind, name in changed if kind == "map"}
+    old_maps, new_maps = _map_elements(installed), _map_elements(wanted)
+    old_classes, new_classes = _classes(installed), _classes(wanted)
+    sets = _compared(_set_elements(old_classes), _set_elements(new_classes))
+    chains = _compared(
+        {name: _chain_key(cls) for name, cls in old_classes.items()},
+        {name: _chain_key(cls) for name, cls in new_classes.items()},
+    )
+    return TableChange(
+        maps=frozenset(name for name in MAPS if old_maps[name] != new_maps[name]),
+        sets=sets[0],
+        added_sets=sets[1],
+        removed_sets=sets[2],
+        chains=chains[0],
+        added_chains=chains[1],
+        removed_chains=chains[2],
+    )
+
+
+def _text(blocks: Iterable[list[str]]) -> list[str]:
+    return ["\n".join(lines) for lines in blocks]
+
+
+def ruleset_update(installed: RulesetPlan, wanted: RulesetPlan) -> str | None:
+    """One ``nft -f`` transaction turning table ``inet kubefence`` as ``render_plan(installed)``
+    made it into what ``render_plan(wanted)`` makes; ``""`` if the kernel's table would be the
+    same, ``None`` when the change reaches beyond maps, class sets and class chains (install
+    ``render_plan(wanted)`` whole instead)."""
+    change = table_change(installed, wanted)
+    if change is None:
+        return None
+    if not change:
+        return ""
+    classes = _classes(wanted)
+    chains = sorted(change.chains | change.removed_chains)
+    maps = set(change.maps)
     for chain in chains:
         maps.update(_DISPATCH[chain[:2]])  # their elements jump to a chain about to go
     lines = [f"# kubefence: update of table {TABLE} (one transaction)"]
     lines += [f"flush map {TABLE} {name}" for name in sorted(maps)]
     for chain in chains:
         lines += [f"flush chain {TABLE} {chain}", f"delete chain {TABLE} {chain}"]
-    lines += [f"flush set {TABLE} {name}" for kind, name in sorted(changed) if kind == "set"]
-    lines += [f"delete set {TABLE} {name}" for kind, name in sorted(removed) if kind == "set"]
-    declared = [new.blocks[k] for k in sorted(changed | added) if k[0] == "set"]
-    declared += [new.blocks[("chain", name)] for name in chains if ("chain", name) in new.blocks]
-    declared += [new.blocks[k] for k in sorted(added) if k[0] == "chain"]
-    declared += [new.blocks[("map", name)] for name in sorted(maps)]
+    lines += [f"flush set {TABLE} {name}" for name in sorted(change.sets)]
+    lines += [f"delete set {TABLE} {name}" for name in sorted(change.removed_sets)]
+    declared = _text(class_set_block(classes[n]) for n in sorted(change.sets | change.added_sets))
+    declared += _text(class_chain_block(classes[n]) for n in chains if n in classes)
+    declared += _text(class_chain_block(classes[n]) for n in sorted(change.added_chains))
+    declared += _text(map_block(wanted, name) for name in sorted(maps))
     if declared:
         lines.append(f"table {TABLE} {{")
-        lines += [block.text for block in declared]
+        lines += declared
         lines.append("}")
     return "\n".join(lines) + "\n"

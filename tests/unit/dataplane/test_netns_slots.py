@@ -7,8 +7,8 @@ import ipaddress
 import pytest
 
 from kubefence.api import Pod
-from kubefence.dataplane.netns import NODE_V4, check_name, plan_slots
-from kubefence.dataplane.netns._plan import owned_netns_pattern
+from kubefence.dataplane.netns import check_name
+from kubefence.dataplane.netns._slots import NODE_V4, owned_netns_pattern, plan_slots
 from kubefence.errors import InputError
 
 V4 = ipaddress.IPv4Address

@@ -3,7 +3,8 @@
 Why this module exists: the sandbox's topology must be deterministic (the same manifests give
 the same namespaces and addresses, so probes and rulesets are reproducible) and stable across
 ``apply`` (a pod that stays keeps its namespace and address while others come and go). Both are
-decided here, without touching the machine, so they can be unit-tested.
+decided here, without touching the machine, so they can be unit-tested; so is the inventory
+as the sandbox runs it (``sandbox_inventory``: each pod with the addresses it was given).
 
 Address plan (all inside the ranges the sandbox may use):
 
@@ -21,12 +22,13 @@ share the node's address, so the sandbox does not run them and reports them as u
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from kubefence.api import Pod
+from kubefence.api import Inventory, Pod
 from kubefence.errors import InputError
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "node_netns",
     "plan_slots",
     "pod_netns",
+    "sandbox_inventory",
 ]
 
 POD_NETWORK_V4 = ipaddress.IPv4Network("198.18.0.0/15")
@@ -176,3 +179,21 @@ def plan_slots(
         )
         next_index += 1
     return dict(sorted(slots.items()))
+
+
+def sandbox_inventory(
+    inventory: Inventory, slots: Mapping[str, PodSlot], *, node: str | None = None
+) -> Inventory:
+    """The inventory as the sandbox runs it: each running pod carries the addresses it was
+    given and, with ``node``, that node's name: every sandbox pod lives behind the one node
+    namespace, which is therefore "the pod's own node" of S24."""
+    pods = []
+    for pod in inventory.pods:
+        slot = slots.get(pod.key)
+        if slot is None:
+            pods.append(pod)  # a hostNetwork pod: not run, keeps its manifest node and IPs
+        elif node is None:
+            pods.append(dataclasses.replace(pod, ips=slot.addresses))
+        else:
+            pods.append(dataclasses.replace(pod, ips=slot.addresses, node=node))
+    return dataclasses.replace(inventory, pods=tuple(pods))

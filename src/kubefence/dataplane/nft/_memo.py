@@ -1,0 +1,151 @@
+"""The memoised parts of planning: per-policy work and the pod side, kept across calls.
+
+Why this module exists: a running sandbox re-plans after every ``apply``, and with a thousand
+policies recompiling and re-matching all of them for one changed policy is most of the cost.
+``PlanMemo`` keeps what is a pure function of its key (see its docstring); ``PolicyMemo`` is one
+policy's share. ``plan_ruleset`` gives the same plan with or without a memo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from kubefence.api import Inventory, IPAddress, Labels, NetworkPolicy, Pod, Protocol
+from kubefence.dataplane.nft._entries import Entry, policy_entries
+from kubefence.dataplane.nft._intervals import Box, disjoint_boxes
+from kubefence.dataplane.nft._model import NamedPort
+from kubefence.dataplane.nft._peers import Context
+from kubefence.semantics import (
+    CompiledPolicy,
+    Direction,
+    Settings,
+    compile_policy,
+    selects_pod,
+)
+
+__all__ = ["PlanMemo", "PolicyMemo"]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyMemo:
+    """One policy's compiled form and, for one ``Context``, which pod labels it selects and
+    the address-set entries it allows per (direction, relevant named-port resolution)."""
+
+    compiled: CompiledPolicy
+    names: dict[Direction, frozenset[tuple[str, Protocol | None]]] = field(default_factory=dict)
+    selected: dict[Labels, bool] = field(default_factory=dict)
+    allowed: dict[tuple[Direction, tuple[NamedPort, ...]], tuple[Entry, ...]] = field(
+        default_factory=dict
+    )
+
+    def port_names(self, direction: Direction) -> frozenset[tuple[str, Protocol | None]]:
+        """The (name, protocol) of every named port the policy uses in ``direction``."""
+        found = self.names.get(direction)
+        if found is None:
+            found = frozenset(
+                (p.name, p.protocol)
+                for rule in self.compiled.rules(direction) or ()
+                for p in rule.ports
+                if p.name is not None
+            )
+            self.names[direction] = found
+        return found
+
+    def selects(self, pod: Pod, settings: Settings) -> bool:
+        """``selects_pod`` for a pod of the policy's namespace that is not hostNetwork (only
+        its labels then matter)."""
+        found = self.selected.get(pod.labels)
+        if found is None:
+            found = selects_pod(self.compiled, pod, settings=settings)
+            self.selected[pod.labels] = found
+        return found
+
+    def entries(
+        self,
+        context: Context,
+        direction: Direction,
+        relevant: tuple[NamedPort, ...],
+        resolution: Mapping[tuple[str, Protocol], int | None],
+    ) -> tuple[Entry, ...]:
+        """``policy_entries``, where ``relevant`` is the part of ``resolution`` it reads."""
+        key = (direction, relevant)
+        found = self.allowed.get(key)
+        if found is None:
+            found = policy_entries(context, self.compiled, direction, resolution)
+            self.allowed[key] = found
+        return found
+
+
+class PlanMemo:
+    """What ``plan_ruleset`` may reuse from its previous call, so that a sandbox re-planned
+    after one policy changed does not redo the work for the thousand others.
+
+    Everything kept is a pure function of its key: the pod-side look-ups (``Context``) of the
+    pods, their addresses, the namespaces and the settings, all compared by value; per policy
+    (compared by value, the same object found first by identity) its compiled form and, while
+    the pod side is unchanged, which labels it selects and what each direction allows. Only
+    the previous call's policies are kept, so the memo does not grow with the number of calls.
+    """
+
+    __slots__ = ("_context", "_context_key", "_disjoint", "_policies", "_previous_disjoint")
+
+    def __init__(self) -> None:
+        self._context_key: object = None
+        self._context: Context | None = None
+        self._policies: dict[tuple[str, str], tuple[NetworkPolicy, PolicyMemo]] = {}
+        self._disjoint: dict[tuple[Box, ...], tuple[Box, ...]] = {}
+        self._previous_disjoint: dict[tuple[Box, ...], tuple[Box, ...]] = {}
+
+    def begin(self) -> None:
+        """Start a call: keep the previous call's class elements, forget older ones."""
+        self._previous_disjoint, self._disjoint = self._disjoint, {}
+
+    def context(
+        self,
+        inventory: Inventory,
+        addresses: Mapping[str, Sequence[IPAddress]],
+        settings: Settings,
+    ) -> Context:
+        key = (
+            inventory.pods,
+            inventory.namespaces,
+            tuple(tuple(addresses.get(pod.key, ())) for pod in inventory.pods),
+            settings,
+        )
+        if self._context is None or key != self._context_key:
+            self._context = Context(inventory, addresses, settings)
+            self._context_key = key
+            # Selection and allowed entries were computed against the old pod side.
+            self._policies = {
+                name: (policy, PolicyMemo(memo.compiled))
+                for name, (policy, memo) in self._policies.items()
+            }
+        return self._context
+
+    def policies(self, policies: Sequence[NetworkPolicy]) -> list[PolicyMemo]:
+        """One memo per policy, in order; call after ``context`` for the same inventory."""
+        kept: dict[tuple[str, str], tuple[NetworkPolicy, PolicyMemo]] = {}
+        found: list[PolicyMemo] = []
+        for policy in policies:
+            name = (policy.namespace, policy.name)
+            known = self._policies.get(name)
+            if known is not None and (known[0] is policy or known[0] == policy):
+                memo = known[1]
+            else:
+                memo = PolicyMemo(compile_policy(policy))
+            kept[name] = (policy, memo)
+            found.append(memo)
+        self._policies = kept
+        return found
+
+    def disjoint(self, boxes: Iterable[Box]) -> tuple[Box, ...]:
+        """``disjoint_boxes`` (a pure function of ``boxes``), remembered for two calls."""
+        key = tuple(boxes)
+        found = self._disjoint.get(key)
+        if found is None:
+            found = self._previous_disjoint.get(key)
+            if found is None:
+                found = disjoint_boxes(key)
+            self._disjoint[key] = found
+        return found

@@ -1,0 +1,191 @@
+"""Peers as addresses: which pods a peer matches, its address ranges, and the atoms they cut.
+
+Why this module exists: every peer of every policy denotes a set of addresses (pods a selector
+matches, an ipBlock's ranges minus its excepts, the pods where an egress named port resolves to
+one number). ``Context`` answers those questions for one inventory's pod side, cached per peer
+so that a thousand policies sharing a selector pay once (``_atoms`` then cuts the address
+families along those ranges).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from kubefence.api import Inventory, IPAddress, Labels, LabelSelector, Pod, Protocol
+from kubefence.dataplane.nft._intervals import (
+    Interval,
+    address_interval,
+    block_intervals,
+    covers,
+    family_range,
+    merge,
+    subtract,
+)
+from kubefence.dataplane.nft._model import VERSIONS
+from kubefence.semantics import (
+    PeerKind,
+    PeerMatcher,
+    Settings,
+    peer_matches_pod,
+    resolve_named_port,
+    selector_matches,
+)
+
+__all__ = ["Context", "Ranges", "address_key"]
+
+Ranges = dict[int, tuple[Interval, ...]]  # IP version -> merged address intervals
+
+
+def address_key(address: IPAddress) -> tuple[int, int]:
+    return (address.version, int(address))
+
+
+class Context:
+    """Look-ups shared by every class: pod addresses, namespace labels, cached peer sets.
+
+    Built from the pods, namespaces, addresses and settings only (``PlanMemo`` reuses it for
+    another inventory with the same ones), so it keeps no reference to the inventory."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        addresses: Mapping[str, Sequence[IPAddress]],
+        settings: Settings,
+    ) -> None:
+        self.settings = settings
+        self.addresses: dict[str, tuple[IPAddress, ...]] = {}
+        for pod in inventory.pods:
+            found = addresses.get(pod.key, ())
+            if found:
+                self.addresses[pod.key] = tuple(sorted(set(found), key=address_key))
+        self.addressed: tuple[Pod, ...] = tuple(
+            p for p in inventory.pods if p.key in self.addresses
+        )
+        self.by_namespace: dict[str, list[Pod]] = {}
+        for pod in self.addressed:
+            self.by_namespace.setdefault(pod.namespace, []).append(pod)
+        # Pods a pod peer cannot tell apart (same namespace, labels, hostNetwork), grouped once.
+        self.shapes: dict[str, list[tuple[Pod, ...]]] = {}
+        for namespace, pods in self.by_namespace.items():
+            grouped: dict[tuple[Labels, bool], list[Pod]] = {}
+            for pod in pods:
+                grouped.setdefault((pod.labels, pod.host_network), []).append(pod)
+            self.shapes[namespace] = [tuple(group) for group in grouped.values()]
+        self.labels = {ns: inventory.namespace_labels(ns) for ns in self.by_namespace}
+        self._peer_cache: dict[PeerMatcher, dict[int, tuple[Interval, ...]]] = {}
+        self._pods_cache: dict[PeerMatcher, tuple[Pod, ...]] = {}
+        self._destination_cache: dict[PeerMatcher, tuple[tuple[IPAddress, Pod], ...]] = {}
+        self._namespace_cache: dict[LabelSelector, tuple[str, ...]] = {}
+        self._named_cache: dict[tuple[PeerMatcher, str, Protocol], dict[int, Ranges]] = {}
+        self._selectable = tuple(
+            p for p in self.addressed if not p.host_network or settings.host_network_selectable
+        )
+
+    def _candidate_namespaces(self, peer: PeerMatcher) -> Sequence[str]:
+        """A pruning pre-check of a pod peer's namespace part (``peer_matches_pod`` decides)."""
+        if peer.namespace is not None:
+            return (peer.namespace,) if peer.namespace in self.shapes else ()
+        if peer.namespace_selector is None:
+            return tuple(self.shapes)
+        found = self._namespace_cache.get(peer.namespace_selector)
+        if found is None:
+            found = tuple(
+                ns
+                for ns in self.shapes
+                if selector_matches(peer.namespace_selector, self.labels[ns])
+            )
+            self._namespace_cache[peer.namespace_selector] = found
+        return found
+
+    def matching_pods(self, peer: PeerMatcher) -> tuple[Pod, ...]:
+        """Addressed pods a pod peer matches (S11-S14; S23 via ``peer_matches_pod``)."""
+        cached = self._pods_cache.get(peer)
+        if cached is None:
+            found: list[Pod] = []
+            for namespace in self._candidate_namespaces(peer):
+                labels = self.labels[namespace]
+                for group in self.shapes[namespace]:
+                    if peer_matches_pod(peer, group[0], labels, settings=self.settings):
+                        found.extend(group)
+            cached = tuple(found)
+            self._pods_cache[peer] = cached
+        return cached
+
+    def peer_intervals(self, peer: PeerMatcher) -> dict[int, tuple[Interval, ...]]:
+        """Address ranges of a peer, per IP version."""
+        cached = self._peer_cache.get(peer)
+        if cached is not None:
+            return cached
+        result: dict[int, tuple[Interval, ...]]
+        if peer.kind is PeerKind.ANY:
+            # S09: an absent or empty from/to is every pod and every address.
+            result = {v: (family_range(v),) for v in VERSIONS}
+        elif peer.kind is PeerKind.IP_BLOCK:
+            # S15: cidr minus every except; pod addresses included unless the setting says not.
+            assert peer.ip_block is not None
+            intervals = block_intervals(peer.ip_block)
+            if not self.settings.ipblock_matches_pods:
+                intervals = subtract(
+                    intervals,
+                    (
+                        address_interval(a)
+                        for pod in self.addressed
+                        if not pod.host_network
+                        for a in self.addresses[pod.key]
+                    ),
+                )
+            result = {peer.ip_block.cidr.version: intervals}
+        else:
+            # S11-S14: the addresses of every pod the selectors match.
+            found: dict[int, list[Interval]] = {v: [] for v in VERSIONS}
+            for pod in self.matching_pods(peer):
+                for a in self.addresses[pod.key]:
+                    found[a.version].append(address_interval(a))
+            result = {v: merge(ivs) for v, ivs in found.items() if ivs}
+        self._peer_cache[peer] = result
+        return result
+
+    def destinations(self, peer: PeerMatcher) -> tuple[tuple[IPAddress, Pod], ...]:
+        """Every (address, pod) the peer matches, for egress named ports (S21): only pods
+        policies can select, as a hostNetwork pod acts as its node's address (S23)."""
+        cached = self._destination_cache.get(peer)
+        if cached is not None:
+            return cached
+        candidates = self.matching_pods(peer) if peer.kind is PeerKind.PODS else self._selectable
+        if peer.kind is PeerKind.IP_BLOCK:
+            # The block's ranges already follow S15 and its setting (see peer_intervals), so
+            # membership in them is what peer_matches_pod(address=a) answers, only faster.
+            assert peer.ip_block is not None
+            version = peer.ip_block.cidr.version
+            ranges = self.peer_intervals(peer).get(version, ())
+            cached = tuple(
+                (a, pod)
+                for pod in candidates
+                for a in self.addresses[pod.key]
+                if a.version == version and covers(ranges, int(a))
+            )
+        else:
+            cached = tuple((a, pod) for pod in candidates for a in self.addresses[pod.key])
+        self._destination_cache[peer] = cached
+        return cached
+
+    def named_destinations(
+        self, peer: PeerMatcher, name: str, protocol: Protocol
+    ) -> dict[int, Ranges]:
+        """Where an egress named port leads through ``peer`` (S21): resolved number -> the
+        addresses of the destination pods that declare ``name`` with that number, sorted."""
+        key = (peer, name, protocol)
+        cached = self._named_cache.get(key)
+        if cached is None:
+            by_value: dict[int, dict[int, list[Interval]]] = {}
+            for address, pod in self.destinations(peer):
+                value = resolve_named_port(name, protocol, pod.ports)
+                if value is not None:
+                    found = by_value.setdefault(value, {v: [] for v in VERSIONS})
+                    found[address.version].append(address_interval(address))
+            cached = {
+                value: {v: merge(ivs) for v, ivs in found.items() if ivs}
+                for value, found in sorted(by_value.items())
+            }
+            self._named_cache[key] = cached
+        return cached
