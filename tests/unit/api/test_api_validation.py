@@ -1,4 +1,4 @@
-"""Validation rules V01-V07 of SEMANTICS.md, each pinned to its exact API-server field path.
+"""Validation rules V01-V07 of docs/semantics.md, each pinned to its exact API-server field path.
 
 Objects are built in memory (``inventory_from_objects``) so each test shows the whole manifest it
 is about; the file corpus (``test_corpus_invalid``) covers the same rules with line numbers.

@@ -1,4 +1,4 @@
-"""One or more tests per SEMANTICS.md rule S01-S25, through ``decide`` and its ``Decision``.
+"""One or more tests per rule S01-S25 of docs/semantics.md, through ``decide`` and its ``Decision``.
 
 Why this module exists: each rule of the checklist is pinned by a test that names it, on the
 smallest cluster that shows it, and where the rule is about *why* (isolation, misses), the test
