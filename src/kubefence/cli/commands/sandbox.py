@@ -3,7 +3,7 @@
 Why this module exists: it is the user's handle on the network-namespace sandbox
 (``kubefence.dataplane.netns``): it reads manifests, keeps a copy of them with the sandbox's state
 (so ``probe`` and ``verify`` in later processes know what is enforced), renders results as tables
-or DESIGN.md's matrix JSON, and compares real packets with the engine's prediction.
+or the matrix JSON of docs/matrix-json.md, and compares real packets with the prediction.
 """
 
 from __future__ import annotations

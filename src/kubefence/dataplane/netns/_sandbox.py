@@ -175,7 +175,7 @@ class SandboxStatus:
 
 @dataclass(frozen=True, slots=True)
 class ProbeMatrix:
-    """Real-packet reachability for one (port, protocol), in DESIGN.md's matrix shape."""
+    """Real-packet reachability for one (port, protocol), as docs/matrix-json.md shapes it."""
 
     port: str
     protocol: Protocol
