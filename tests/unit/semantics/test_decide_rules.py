@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from tests.unit.semantics.helpers import inventory, namespace, pod, policy
+from tests.builders import inventory, namespace, pod, policy
 
 from kubefence.api import Labels, Operator, Protocol
 from kubefence.errors import InputError
