@@ -9,6 +9,7 @@ name the rule it is listed under. The test suite is read with ``ast``, not impor
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -19,6 +20,7 @@ TESTS = ROOT / "tests"
 
 RULE_HEADING = re.compile(r"^### ([SV]\d\d) ", re.MULTILINE)
 TEST_ID = re.compile(r"`(tests/[\w/]+\.py)::(test_\w+)`")
+ONE_HOME = re.compile(r"^\| [^|]+ \| `(kubefence\.[\w.]+)` \|", re.MULTILINE)
 EXPECTED_RULES = [f"S{i:02d}" for i in range(1, 26)] + [f"V{i:02d}" for i in range(1, 8)]
 
 
@@ -88,6 +90,28 @@ def test_every_rule_is_named_by_a_test_function() -> None:
 def test_every_listed_test_exists_and_names_its_rule() -> None:
     sections = rule_sections(DOC.read_text(encoding="utf-8"))
     assert bad_listings(sections, collect_test_functions(TESTS)) == []
+
+
+def resolve(dotted: str) -> object:
+    """The object a dotted name such as ``kubefence.api.Document.key`` names."""
+    parts = dotted.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: object = importlib.import_module(".".join(parts[:cut]))
+        except ModuleNotFoundError:
+            continue
+        for attribute in parts[cut:]:
+            found = getattr(found, attribute)
+        return found
+    raise ModuleNotFoundError(dotted)
+
+
+def test_every_one_home_definition_exists() -> None:
+    """The "one home" table names real, importable definitions (at least the eleven)."""
+    names = ONE_HOME.findall(DOC.read_text(encoding="utf-8"))
+    assert len(names) >= 11
+    for name in names:
+        assert callable(resolve(name)), name
 
 
 def test_the_checks_can_fail() -> None:
