@@ -12,14 +12,15 @@ is the same explanation ``kubefence explain`` prints (policies, rules, file:line
         assert_reachable(cluster, "shop/frontend", "shop/api", port=8080)
         assert_isolated(cluster, "default/debug", "shop/db", port=5432)
 
-This module sits above every layer (like ``kubefence.Cluster``), so it may use the CLI's
-renderer.
+This module is the top layer of the import-linter contract, above ``cli``, because its
+messages are the CLI's rendering of a ``Decision`` (``cli._render_decision``); no kubefence
+module imports it.
 """
 
 from __future__ import annotations
 
-from kubefence._cluster import Cluster
 from kubefence.cli._render_decision import render_text
+from kubefence.cluster import Cluster
 from kubefence.semantics import Decision
 
 __all__ = ["assert_isolated", "assert_reachable"]

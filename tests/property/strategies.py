@@ -1,15 +1,30 @@
-"""Hypothesis strategies for random clusters that use every NetworkPolicy feature.
+"""Hypothesis strategies: the test suite's one generator of random clusters.
 
 Why this module exists: the reference evaluator, the engine and the data plane are all checked
-against random clusters, and they must draw from the same distribution so that "engine ==
-reference" means something. Import as ``from tests.property.strategies import inventories``.
+against random clusters, and "engine == reference" only means something if every test draws
+from one distribution that uses every feature. (It replaces two generators, one written for the
+semantics laws and one for the engine, whose features are all kept here.)
 
-The pools are small on purpose, so that random selectors and peers actually hit pods: a few
-namespaces with ``env``/``team`` labels, pods with ``app``/``tier`` labels, container ports that
-include the same name with different numbers on different pods (``http`` = 80 or 8080) and UDP
-and SCTP ports, pod IPs in 198.18.0.0/24 (and sometimes fd00::/64), and policies with
-matchLabels and matchExpressions (all four operators), AND and OR peers, ipBlock with except,
-endPort ranges, named ports, absent/empty lists, and policyTypes both defaulted and explicit.
+What a cluster may contain, on purpose small pools so that selectors and peers actually hit:
+
+- namespaces ``alpha``/``beta``/``gamma`` with ``env``/``team`` labels; either every namespace
+  in use is declared, or a random non-empty subset (unused ones declared, used ones missing:
+  S16's fallback);
+- pods with ``app``/``tier`` labels, on node ``node-1``, ``node-2`` or none, about one in four
+  on the host network (S23, S24); container ports with one name on two numbers (``http`` = 80
+  or 8080, S21), UDP, SCTP and an unnamed port; addresses in 198.18.0.0/24, unique per cluster,
+  IPv4 only, dual-stack, IPv6 only or unknown (S15: an unknown address never matches);
+- selectors ``{}`` (S14), matchLabels with valid or crossed key/value pairs, and one or two
+  matchExpressions of all four operators (S17); namespace selectors may also select by
+  ``kubernetes.io/metadata.name``;
+- peers podSelector only (S11), namespaceSelector only (S12), both (S13), ipBlock (S15):
+  random CIDRs with random excepts, fixed blocks (the whole pod range with two excepts,
+  ``0.0.0.0/0`` minus a range, one matching no pod), IPv6 blocks with and without except;
+- port entries: protocol only (S19), a number, a range with ``endPort`` narrow or wide (S20), a
+  name, declared or not (S21), for every protocol (S18); absent/empty lists (S08, S09);
+- policyTypes defaulted (S02) or explicit, 0-2 rules per direction, 0-2 peers and ports each.
+
+Import as ``from tests.property.strategies import inventories``.
 """
 
 from __future__ import annotations
@@ -17,6 +32,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from hypothesis import reject
 from hypothesis import strategies as st
 
 from kubefence.api import (
@@ -40,23 +56,34 @@ from kubefence.api import (
 )
 
 __all__ = [
+    "CONTAINER_PORTS",
     "EXTERNAL_ADDRESSES",
+    "NAMESPACES",
+    "NAMESPACE_LABELS",
     "NAMESPACE_NAMES",
+    "NS_LABELS",
+    "POD_LABELS",
     "PORT_QUERIES",
     "Query",
     "inventories",
     "label_selectors",
+    "labels",
     "network_policies",
     "peers",
     "pods",
+    "policies",
     "policy_ports",
+    "port_queries",
     "queries",
     "rules",
 ]
 
 NAMESPACE_NAMES = ("alpha", "beta", "gamma")
+NAMESPACES = NAMESPACE_NAMES
 NAMESPACE_LABELS = {"env": ("prod", "staging"), "team": ("red", "blue")}
+NS_LABELS = NAMESPACE_LABELS
 POD_LABELS = {"app": ("web", "db", "api"), "tier": ("front", "back")}
+NODES = (None, "node-1", "node-2")
 CONTAINER_PORTS = (
     ContainerPort(80, Protocol.TCP, "http"),
     ContainerPort(8080, Protocol.TCP, "http"),  # same name, another number: S21 per destination
@@ -64,53 +91,93 @@ CONTAINER_PORTS = (
     ContainerPort(53, Protocol.UDP, "dns"),
     ContainerPort(53, Protocol.TCP, "dns-tcp"),
     ContainerPort(5000, Protocol.SCTP, "sig"),
+    ContainerPort(9090, Protocol.TCP, None),  # unnamed: only numbers and ranges reach it
 )
-NUMBERS = (53, 80, 443, 5000, 8080)
+NUMBERS = (53, 80, 443, 5000, 8080, 9090)
+RANGE_STARTS = (53, 80, 443, 5000, 8000, 8080)
 NAMES = ("http", "https", "dns", "dns-tcp", "sig", "missing")
 PORT_QUERIES: tuple[int | str, ...] = (*NUMBERS, 81, "http", "dns", "https")
-EXTERNAL_ADDRESSES = ("203.0.113.7", "198.18.0.200", "198.18.1.9", "fd00::99")
+EXTERNAL_ADDRESSES = ("198.19.0.7", "198.18.0.200", "198.18.1.9", "fd00::99")
+HOSTS = st.one_of(st.integers(2, 60), st.sampled_from((130, 200)))  # pod i gets 198.18.0.<host>
 _CIDRS = ("198.18.0.0/24", "198.18.0.0/26", "198.18.0.32/27", "198.18.0.0/15", "0.0.0.0/0")
 _EXCEPTS = ("198.18.0.0/28", "198.18.0.16/28", "198.18.0.40/29", "198.18.1.0/24")
 _V6_CIDRS = ("fd00::/64", "fd00::/120")
 
 
-def _selector(pool: dict[str, tuple[str, ...]]) -> st.SearchStrategy[LabelSelector]:
-    keys = sorted(pool)
-    values = sorted({v for vs in pool.values() for v in vs})
-    labels = st.dictionaries(st.sampled_from(keys), st.sampled_from(values), max_size=2)
-    requirement = st.one_of(
+def _block(cidr: str, *excepts: str) -> IPBlock:
+    return IPBlock(ipaddress.ip_network(cidr), tuple(ipaddress.ip_network(e) for e in excepts))
+
+
+FIXED_BLOCKS = (
+    _block("198.18.0.0/24", "198.18.0.0/28", "198.18.0.128/25"),
+    _block("0.0.0.0/0", "198.18.0.16/28"),
+    _block("198.19.0.0/16"),  # no pod lives there
+    _block("fd00::/120"),
+)
+
+
+# --- labels and selectors -----------------------------------------------------------------------
+
+
+def labels(pool: dict[str, tuple[str, ...]]) -> st.SearchStrategy[dict[str, str]]:
+    """A label map drawn from ``pool``: each key present or not, with one of its values."""
+    return st.fixed_dictionaries({}, optional={k: st.sampled_from(v) for k, v in pool.items()}).map(
+        dict
+    )
+
+
+def _requirements(pool: dict[str, tuple[str, ...]]) -> st.SearchStrategy[Requirement]:
+    keys = st.sampled_from(sorted(pool))
+    values = st.sampled_from(sorted({v for vs in pool.values() for v in vs}))
+    return st.one_of(
         st.builds(
-            Requirement,
-            key=st.sampled_from(keys),
-            operator=st.sampled_from([Operator.IN, Operator.NOT_IN]),
-            values=st.lists(st.sampled_from(values), min_size=1, max_size=2, unique=True).map(
-                lambda vs: tuple(sorted(vs))
-            ),
+            lambda k, vs, op: Requirement(k, op, tuple(sorted(set(vs)))),
+            keys,
+            st.lists(values, min_size=1, max_size=2),
+            st.sampled_from((Operator.IN, Operator.NOT_IN)),
         ),
         st.builds(
-            Requirement,
-            key=st.sampled_from(keys),
-            operator=st.sampled_from([Operator.EXISTS, Operator.DOES_NOT_EXIST]),
+            lambda k, op: Requirement(k, op),
+            keys,
+            st.sampled_from((Operator.EXISTS, Operator.DOES_NOT_EXIST)),
         ),
     )
-    return st.builds(
-        LabelSelector,
-        match_labels=labels.map(Labels),
-        match_expressions=st.lists(requirement, max_size=1).map(tuple),
+
+
+def _selectors(pool: dict[str, tuple[str, ...]]) -> st.SearchStrategy[LabelSelector]:
+    """``{}`` (S14) about a third of the time; matchLabels valid per key or crossed (a value of
+    another key: matches nothing); with one or two expressions of all four operators (S17)."""
+    keys = sorted(pool)
+    values = sorted({v for vs in pool.values() for v in vs})
+    match_labels = st.one_of(
+        labels(pool),
+        st.dictionaries(st.sampled_from(keys), st.sampled_from(values), max_size=2),
+    )
+    return st.one_of(
+        st.just(LabelSelector()),
+        st.builds(lambda ml: LabelSelector(Labels(ml)), match_labels),
+        st.builds(
+            lambda ml, me: LabelSelector(Labels(ml), tuple(me)),
+            match_labels,
+            st.lists(_requirements(pool), min_size=1, max_size=2),
+        ),
     )
 
 
 # Strategies are built once: rebuilding them per draw costs hypothesis more than the tests.
-_POD_SELECTORS = st.one_of(st.just(LabelSelector()), _selector(POD_LABELS))
-_NAMESPACE_SELECTORS = st.one_of(st.just(LabelSelector()), _selector(NAMESPACE_LABELS))
+_POD_SELECTORS = _selectors(POD_LABELS)
+_NAMESPACE_SELECTORS = _selectors({**NAMESPACE_LABELS, METADATA_NAME_LABEL: NAMESPACE_NAMES})
 
 
 def label_selectors(*, for_namespaces: bool = False) -> st.SearchStrategy[LabelSelector]:
-    """Selectors over the pod (or namespace) label pool; ``{}`` is drawn often."""
+    """Selectors over the pod (or namespace) label pool."""
     return _NAMESPACE_SELECTORS if for_namespaces else _POD_SELECTORS
 
 
-def _ip_blocks() -> st.SearchStrategy[IPBlock]:
+# --- peers, ports, rules, policies --------------------------------------------------------------
+
+
+def _random_blocks() -> st.SearchStrategy[IPBlock]:
     def build(cidr: str, excepts: list[str]) -> IPBlock:
         network = ipaddress.ip_network(cidr)
         inside = tuple(
@@ -126,11 +193,12 @@ def _ip_blocks() -> st.SearchStrategy[IPBlock]:
     return st.one_of(v4, v6)
 
 
+_IP_BLOCKS = st.one_of(_random_blocks(), st.sampled_from(FIXED_BLOCKS))
 _PEERS = st.one_of(
     st.builds(Peer, pod_selector=_POD_SELECTORS),
     st.builds(Peer, namespace_selector=_NAMESPACE_SELECTORS),
     st.builds(Peer, pod_selector=_POD_SELECTORS, namespace_selector=_NAMESPACE_SELECTORS),
-    st.builds(Peer, ip_block=_ip_blocks()),
+    st.builds(Peer, ip_block=_IP_BLOCKS),
 )
 
 
@@ -140,26 +208,33 @@ def peers() -> st.SearchStrategy[Peer]:
 
 
 @st.composite
-def policy_ports(draw: st.DrawFn) -> PolicyPort:
-    """A port entry: protocol only (S19), a number with optional endPort (S20), or a name (S21)."""
+def _policy_port(draw: st.DrawFn) -> PolicyPort:
     protocol = draw(st.sampled_from(list(Protocol)))
     kind = draw(st.sampled_from(["all", "number", "range", "name"]))
     if kind == "all":
         return PolicyPort(protocol=protocol)
     if kind == "name":
         return PolicyPort(protocol=protocol, port=draw(st.sampled_from(NAMES)))
-    number = draw(st.sampled_from(NUMBERS))
     if kind == "range":
-        return PolicyPort(
-            protocol=protocol, port=number, end_port=number + draw(st.integers(0, 600))
-        )
-    return PolicyPort(protocol=protocol, port=number)
+        low = draw(st.sampled_from(RANGE_STARTS))
+        width = draw(st.one_of(st.integers(0, 600), st.integers(0, 9000)))
+        return PolicyPort(protocol=protocol, port=low, end_port=low + width)
+    return PolicyPort(protocol=protocol, port=draw(st.sampled_from(NUMBERS)))
+
+
+_POLICY_PORTS = _policy_port()
+
+
+def policy_ports() -> st.SearchStrategy[PolicyPort]:
+    """A port entry: protocol only (S19), a number, a range with endPort (S20), or a name that
+    some pods declare and some do not (S21), for any protocol (S18)."""
+    return _POLICY_PORTS
 
 
 _RULES = st.builds(
     Rule,
     peers=st.lists(_PEERS, max_size=2).map(tuple),
-    ports=st.lists(policy_ports(), max_size=2).map(tuple),
+    ports=st.lists(_POLICY_PORTS, max_size=2).map(tuple),
 )
 _RULE_LISTS = st.lists(_RULES, max_size=2).map(tuple)
 _POLICY_TYPES = st.sampled_from(
@@ -173,76 +248,110 @@ def rules() -> st.SearchStrategy[Rule]:
 
 
 @st.composite
-def network_policies(draw: st.DrawFn, *, namespace: str, name: str) -> NetworkPolicy:
-    """A policy with defaulted (S02) or explicit policyTypes and 0-2 rules per direction."""
+def network_policies(draw: st.DrawFn, *, name: str, namespace: str | None = None) -> NetworkPolicy:
+    """A policy with defaulted (S02) or explicit policyTypes and 0-2 rules per direction, in
+    ``namespace`` (default: any of the pool)."""
     ingress = draw(_RULE_LISTS)
     egress = draw(_RULE_LISTS)
     explicit = draw(_POLICY_TYPES)
     if explicit is None:  # S02: [Ingress] + Egress when egress has at least one rule
         explicit = (PolicyType.INGRESS, PolicyType.EGRESS) if egress else (PolicyType.INGRESS,)
     return NetworkPolicy(
-        namespace=namespace,
+        namespace=namespace or draw(st.sampled_from(NAMESPACE_NAMES)),
         name=name,
-        pod_selector=draw(label_selectors()),
+        pod_selector=draw(_POD_SELECTORS),
         policy_types=explicit,
         ingress=ingress,
         egress=egress,
     )
 
 
-_POD_LABEL_MAPS = st.fixed_dictionaries(
-    {}, optional={k: st.sampled_from(v) for k, v in POD_LABELS.items()}
-)
-_NAMESPACE_LABEL_MAPS = st.fixed_dictionaries(
-    {}, optional={k: st.sampled_from(v) for k, v in NAMESPACE_LABELS.items()}
-)
+def policies(name: str) -> st.SearchStrategy[NetworkPolicy]:
+    """``network_policies(name=name)``: a policy in any namespace of the pool."""
+    return network_policies(name=name)
+
+
+# --- pods and clusters --------------------------------------------------------------------------
+
+
+@st.composite
+def _addresses(draw: st.DrawFn, host: int, *, dual_stack: bool = True) -> tuple[IPAddress, ...]:
+    """Unknown (S15), IPv4, dual-stack or IPv6-only addresses for pod number ``host``; the
+    IPv6 address lies inside or outside ``fd00::/120``."""
+    kinds = ["none", "v4", "v4", "v4", "dual", "v6"] if dual_stack else ["none", "v4"]
+    kind = draw(st.sampled_from(kinds))
+    v4 = ipaddress.IPv4Address(f"198.18.0.{host}")
+    v6 = ipaddress.IPv6Address(f"fd00::{'1:' if draw(st.booleans()) else ''}{host:x}")
+    return {"none": (), "v4": (v4,), "dual": (v4, v6), "v6": (v6,)}[kind]
+
+
+_POD_LABEL_MAPS = labels(POD_LABELS)
 _CONTAINER_PORT_LISTS = st.lists(st.sampled_from(CONTAINER_PORTS), max_size=3, unique=True)
 
 
 @st.composite
-def pods(draw: st.DrawFn, *, namespace: str, name: str, ips: tuple[IPAddress, ...]) -> Pod:
-    labels = draw(_POD_LABEL_MAPS)
-    ports = draw(_CONTAINER_PORT_LISTS)
+def pods(
+    draw: st.DrawFn,
+    name: str,
+    *,
+    namespace: str | None = None,
+    ips: tuple[IPAddress, ...] | None = None,
+) -> Pod:
+    """A pod named ``name`` in ``namespace`` (default: any of the pool) with ``ips`` (default:
+    drawn for a random host); about one in four on the host network."""
+    host_network = draw(st.booleans()) and draw(st.booleans())
     return Pod(
-        namespace=namespace,
+        namespace=namespace or draw(st.sampled_from(NAMESPACE_NAMES)),
         name=name,
-        labels=Labels(labels),
-        ports=tuple(ports),
-        ips=ips,
-        node="node-1",
+        labels=Labels(draw(_POD_LABEL_MAPS)),
+        ports=tuple(draw(_CONTAINER_PORT_LISTS)),
+        ips=draw(_addresses(draw(HOSTS))) if ips is None else ips,
+        host_network=host_network,
+        node=draw(st.sampled_from(NODES)),
     )
 
 
 @st.composite
 def inventories(
-    draw: st.DrawFn, *, max_pods: int = 6, max_policies: int = 4, dual_stack: bool = True
+    draw: st.DrawFn,
+    *,
+    max_pods: int = 7,
+    max_policies: int = 4,
+    dual_stack: bool = True,
 ) -> Inventory:
-    """A random cluster: 1-3 namespaces, 1..max_pods pods with unique IPs, 0..max_policies
-    policies. Some pods have no IP (ipBlocks never match them, S15)."""
-    names = draw(
+    """A random cluster: 0..max_pods pods with unique addresses and 0..max_policies policies
+    in 1-3 namespaces, declared all or in part (see the module docstring)."""
+    used = draw(
         st.lists(st.sampled_from(NAMESPACE_NAMES), min_size=1, max_size=3, unique=True).map(sorted)
     )
-    namespaces = []
-    for ns in names:
-        labels = draw(_NAMESPACE_LABEL_MAPS)
-        namespaces.append(Namespace(name=ns, labels=Labels({**labels, METADATA_NAME_LABEL: ns})))
-    count = draw(st.integers(1, max_pods))
-    hosts = draw(st.lists(st.integers(2, 60), min_size=count, max_size=count, unique=True))
-    pod_list = []
-    for i, host in enumerate(hosts):
-        ips: tuple[IPAddress, ...] = ()
-        if draw(st.integers(0, 9)) > 0:
-            ips = (ipaddress.IPv4Address(f"198.18.0.{host}"),)
-            if dual_stack and draw(st.booleans()):
-                ips = (*ips, ipaddress.IPv6Address(f"fd00::{host:x}"))
-        ns = draw(st.sampled_from(names))
-        pod_list.append(draw(pods(namespace=ns, name=f"pod-{i}", ips=ips)))
-    policy_count = draw(st.integers(0, max_policies))
-    policies = [
-        draw(network_policies(namespace=draw(st.sampled_from(names)), name=f"policy-{i}"))
-        for i in range(policy_count)
+    if draw(st.booleans()):
+        declared = used
+    else:
+        declared = draw(st.lists(st.sampled_from(NAMESPACE_NAMES), min_size=1, unique=True))
+    namespaces = [
+        Namespace(ns, Labels({**draw(labels(NAMESPACE_LABELS)), METADATA_NAME_LABEL: ns}))
+        for ns in declared
     ]
-    return Inventory.of(namespaces=namespaces, pods=pod_list, policies=policies)
+    count = draw(st.integers(0, max_pods))
+    hosts = draw(st.lists(HOSTS, min_size=count, max_size=count, unique=True))
+    pod_list = [
+        draw(
+            pods(
+                f"p{i}",
+                namespace=draw(st.sampled_from(used)),
+                ips=draw(_addresses(host, dual_stack=dual_stack)),
+            )
+        )
+        for i, host in enumerate(hosts)
+    ]
+    policy_list = [
+        draw(network_policies(name=f"np{i}", namespace=draw(st.sampled_from(used))))
+        for i in range(draw(st.integers(0, max_policies)))
+    ]
+    return Inventory.of(namespaces=namespaces, pods=pod_list, policies=policy_list)
+
+
+# --- questions ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,16 +364,24 @@ class Query:
 
 @st.composite
 def queries(draw: st.DrawFn, inventory: Inventory, *, externals: bool = True) -> Query:
-    """A connection to ask about: pod or external address at each end, a number or a name."""
+    """A connection to ask about: a pod or an outside address at each end (never both outside),
+    a port number or name, any protocol. A cluster without pods has nothing to ask: rejected."""
     endpoints = [p.key for p in inventory.pods]
+    if not endpoints:
+        reject()
     choices = [*endpoints, *EXTERNAL_ADDRESSES] if externals else endpoints
     src = draw(st.sampled_from(choices))
     dst = draw(st.sampled_from(endpoints if src not in endpoints else choices))
-    if src in EXTERNAL_ADDRESSES and dst in EXTERNAL_ADDRESSES:
-        dst = draw(st.sampled_from(endpoints))
     return Query(
         src=src,
         dst=dst,
         port=draw(st.sampled_from(PORT_QUERIES)),
         protocol=draw(st.sampled_from(list(Protocol))),
     )
+
+
+port_queries = st.tuples(
+    st.sampled_from(PORT_QUERIES),
+    st.sampled_from((Protocol.TCP, Protocol.TCP, Protocol.UDP, Protocol.SCTP)),
+)
+"""(port, protocol) to compute a whole matrix for; TCP drawn most often."""

@@ -13,7 +13,8 @@ from unittest.mock import patch
 
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.property.engine_strategies import inventories, queries
+from tests.property.strategies import inventories
+from tests.property.strategies import port_queries as queries
 
 from kubefence.api import Inventory, Protocol
 from kubefence.engine import _compute as engine_compute

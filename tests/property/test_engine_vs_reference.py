@@ -2,7 +2,7 @@
 
 Why this module exists: the engine re-implements evaluation on classes and matrix products; the
 only way to trust it is to compare it, pair by pair, with ``semantics.decide`` on random
-clusters that use every feature (see ``engine_strategies``) and under every setting.
+clusters that use every feature (see ``tests/property/strategies.py``) and under every setting.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from unittest.mock import patch
 
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.property.engine_strategies import inventories, queries
-from tests.property.strategies import PORT_QUERIES
+from tests.property.strategies import PORT_QUERIES, inventories
 from tests.property.strategies import inventories as shared_inventories
+from tests.property.strategies import port_queries as queries
 
 from kubefence.api import Inventory, Protocol
 from kubefence.engine import ReachabilityAnalysis, compute_matrix

@@ -6,7 +6,7 @@ is type-checked, validated (``_validate``) and defaulted as the API server would
 problem is recorded as a ``FieldError`` with the file, line, object and API-server field path.
 Only when the whole input set is clean does an ``Inventory`` exist (nothing is half-loaded).
 
-Defaulting applied here (see SEMANTICS.md):
+Defaulting applied here (rule ids as in docs/semantics.md):
 
 - S02: ``policyTypes`` absent or empty -> ``[Ingress]``, plus ``Egress`` when ``spec.egress`` has
   at least one rule (``egress: []`` adds nothing). Explicit values win.
@@ -20,7 +20,7 @@ Defaulting applied here (see SEMANTICS.md):
 - Objects without a namespace go to the default namespace; a namespace that is referenced but
   not declared is created (``implicit=True``) with a note. Unknown kinds are counted and skipped.
 
-Validation (SEMANTICS V01-V07, as ``pkg/apis/networking/validation`` does it, with the
+Validation (docs/semantics.md V01-V07, as ``pkg/apis/networking/validation`` does it, with the
 deliberate differences listed in ``_validate``): names, label selectors, ports, peers, ipBlocks,
 policyTypes; strict fields for the whole NetworkPolicy, for ``metadata`` of every kind and for
 pod templates, container ports and service ports; wrong types anywhere; apiVersion per kind;

@@ -9,8 +9,8 @@ keys, values and names recur across thousands of objects.
 
 Where we differ from the API server, on purpose:
 
-- ``policyTypes`` with a duplicate entry (``[Ingress, Ingress]``) is rejected (SEMANTICS V06);
-  the API server only rejects more than two entries.
+- ``policyTypes`` with a duplicate entry (``[Ingress, Ingress]``) is rejected (docs/semantics.md
+  V06); the API server only rejects more than two entries.
 - An ``ipBlock.cidr`` with host bits set (``10.0.0.1/8``) is accepted and masked, as the API
   server does (it only warns since KEP-4858); the loader adds a note. IPv4 addresses with leading
   zeros (``010.0.0.0/8``), which the API server reads "sloppily", are rejected as ambiguous.

@@ -111,7 +111,7 @@ def render_table(matrices: Sequence[Matrix], *, per_pod: bool | None = None) -> 
 
 
 def render_json(matrices: Sequence[Matrix], *, as_list: bool) -> str:
-    """DESIGN.md's ``matrix -o json`` object, or a list of them (one per port class)."""
+    """The ``matrix -o json`` object (docs/matrix-json.md), or a list of them, one per class."""
     docs = [m.to_json() for m in matrices]
     payload: object = docs if as_list else docs[0]
     # Indented for people when small; compact (and C-encoded, much faster) when large.

@@ -4,7 +4,7 @@ Why this module exists: a 100,000-pod matrix has 10^10 cells, but only as many d
 there are pod classes. ``Matrix`` stores the class matrix and the pod-to-class map, answers
 single pairs and per-namespace counts from them, and expands to pods (``dense``, ``rows``,
 ``to_json``) only when a caller wants every cell. The JSON shape is the contract of
-``kubefence matrix -o json`` in DESIGN.md.
+``kubefence matrix -o json`` in docs/matrix-json.md.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class Matrix:
         return [row.tobytes().decode("ascii") for row in chars]
 
     def to_json(self) -> dict[str, Any]:
-        """The stable ``matrix -o json`` object of DESIGN.md."""
+        """The stable ``matrix -o json`` object of docs/matrix-json.md."""
         return {
             "port": self.port,
             "protocol": str(self.protocol),

@@ -1,6 +1,11 @@
 """The semantic core: selector matching, the compiled policy algebra, decisions with reasons.
 
 Pure (no I/O). Every other evaluator (engine, data plane) must agree with this one.
+
+``__all__`` is the package's contract: what the layers above (engine, dataplane, audit, cli,
+``kubefence.cluster``) and the tests use. ``requirement_holds`` is not re-exported here (only
+this package uses it; its home is ``kubefence.api``); ``Interval`` stays, as the type
+``block_intervals`` returns.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from kubefence.semantics._intervals import (
     network_interval,
     subtract,
 )
-from kubefence.semantics._selectors import requirement_holds, selector_matches
+from kubefence.semantics._selectors import selector_matches
 from kubefence.semantics._settings import DEFAULT_SETTINGS, Settings
 
 __all__ = [
@@ -90,7 +95,6 @@ __all__ = [
     "peer_matches_ip",
     "peer_matches_pod",
     "port_matches",
-    "requirement_holds",
     "resolve_named_port",
     "selector_matches",
     "selects_pod",

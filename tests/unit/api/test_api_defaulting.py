@@ -7,19 +7,11 @@ import ipaddress
 from typing import Any
 
 import pytest
+from tests.builders import policy_of as policy
 
 from kubefence.api import ContainerPort, PolicyType, Protocol
 from kubefence.errors import ValidationError
 from kubefence.sources.objects import inventory_from_objects
-
-
-def policy(spec: dict[str, Any], *, name: str = "p", namespace: str = "test") -> dict[str, Any]:
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
 
 
 def pod_spec(**extra: Any) -> dict[str, Any]:

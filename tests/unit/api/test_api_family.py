@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from tests.unit.semantics.helpers import pod, policy
+from tests.builders import pod, policy
 
 from kubefence.api import Inventory, restrict_to_family
 from kubefence.semantics import decide

@@ -1,4 +1,4 @@
-"""Validation rules V01-V07 of SEMANTICS.md, each pinned to its exact API-server field path.
+"""Validation rules V01-V07 of docs/semantics.md, each pinned to its exact API-server field path.
 
 Objects are built in memory (``inventory_from_objects``) so each test shows the whole manifest it
 is about; the file corpus (``test_corpus_invalid``) covers the same rules with line numbers.
@@ -9,18 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.builders import policy_of as policy
 
 from kubefence.errors import FieldError, ValidationError
 from kubefence.sources.objects import OBJECTS_FILE, inventory_from_objects
-
-
-def policy(spec: dict[str, Any], *, name: str = "p", namespace: str = "test") -> dict[str, Any]:
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": spec,
-    }
 
 
 def problems(*objects: dict[str, Any]) -> list[FieldError]:

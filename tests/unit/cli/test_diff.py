@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.property.engine_strategies import inventories, policies
+from tests.property.strategies import inventories, policies
 
 from kubefence.api import Inventory, NetworkPolicy
 from kubefence.cli.main import main

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.unit.semantics.helpers import inventory, pod, policy
+from tests.builders import inventory, pod, policy
 
 from kubefence.cli._render_decision import render_text
 from kubefence.cli.main import main

@@ -1,7 +1,7 @@
 """``kubefence matrix``: formats, port classes, the per-namespace switch and exit codes.
 
-Why this module exists: scripts depend on ``matrix -o json`` (DESIGN.md) and people read the
-table; these pin both, and that bad options exit 2 without a traceback.
+Why this module exists: scripts depend on ``matrix -o json`` (docs/matrix-json.md) and people
+read the table; these pin both, and that bad options exit 2 without a traceback.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_json_with_port_is_the_design_object(
     manifest: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """``--port 80 -o json`` prints exactly DESIGN.md's object; nginx only admits default."""
+    """``--port 80 -o json`` prints the object of docs/matrix-json.md; nginx only admits default."""
     code, out, _ = run(capsys, "-f", str(manifest), "--port", "80", "-o", "json")
     assert code == 0
     assert json.loads(out) == {

@@ -5,24 +5,14 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from tests.builders import pod_model as _pod
 
-from kubefence.api import Pod
 from kubefence.dataplane.netns import check_name
 from kubefence.dataplane.netns._slots import NODE_V4, owned_netns_pattern, plan_slots
 from kubefence.errors import InputError
 
 V4 = ipaddress.IPv4Address
 V6 = ipaddress.IPv6Address
-
-
-def _pod(key: str, *ips: str, host_network: bool = False) -> Pod:
-    ns, name = key.split("/")
-    return Pod(
-        namespace=ns,
-        name=name,
-        ips=tuple(ipaddress.ip_address(ip) for ip in ips),
-        host_network=host_network,
-    )
 
 
 def test_fresh_pods_get_sorted_indices_and_lowest_addresses() -> None:

@@ -7,23 +7,25 @@ clusters, without root.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.builders import namespace_model as namespace
+from tests.builders import pod_model
+from tests.builders import policy_model as policy
+from tests.builders import selector as sel
 
 from kubefence.api import (
-    METADATA_NAME_LABEL,
     ContainerPort,
     Inventory,
     IPAddress,
     IPBlock,
-    Labels,
     LabelSelector,
-    Namespace,
     NetworkPolicy,
     Operator,
     Peer,
@@ -45,50 +47,8 @@ INGRESS = (PolicyType.INGRESS,)
 EGRESS = (PolicyType.EGRESS,)
 
 
-def sel(**labels: str) -> LabelSelector:
-    return LabelSelector(match_labels=Labels(labels))
-
-
-def namespace(name: str, **labels: str) -> Namespace:
-    return Namespace(name=name, labels=Labels({**labels, METADATA_NAME_LABEL: name}))
-
-
-def pod(
-    key: str,
-    *ips: str,
-    labels: Mapping[str, str] | None = None,
-    ports: Sequence[ContainerPort] = (),
-    host_network: bool = False,
-) -> Pod:
-    ns, name = key.split("/")
-    return Pod(
-        namespace=ns,
-        name=name,
-        labels=Labels(labels or {}),
-        ports=tuple(ports),
-        ips=tuple(ipaddress.ip_address(ip) for ip in ips),
-        host_network=host_network,
-        node="n1",
-    )
-
-
-def policy(
-    key: str,
-    selector: LabelSelector,
-    types: tuple[PolicyType, ...],
-    *,
-    ingress: Sequence[Rule] = (),
-    egress: Sequence[Rule] = (),
-) -> NetworkPolicy:
-    ns, name = key.split("/")
-    return NetworkPolicy(
-        namespace=ns,
-        name=name,
-        pod_selector=selector,
-        policy_types=types,
-        ingress=tuple(ingress),
-        egress=tuple(egress),
-    )
+# Every pod of these tests runs on node n1 (S24: NODE_IP is that node's address).
+pod = functools.partial(pod_model, node="n1")
 
 
 def addresses_of(inventory: Inventory) -> dict[str, tuple[IPAddress, ...]]:

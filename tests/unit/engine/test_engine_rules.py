@@ -12,16 +12,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests.builders import inventory as cluster
+from tests.builders import namespace as ns
+from tests.builders import policy
 
 from kubefence.api import Inventory, Protocol
 from kubefence.engine import ReachabilityAnalysis, ReachabilityModel, compute_matrix
 from kubefence.errors import InputError
 from kubefence.semantics import Settings
-from kubefence.sources.objects import inventory_from_objects
-
-
-def ns(name: str, **labels: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
 
 
 def pod(
@@ -52,20 +50,6 @@ def pod(
     if ip:
         obj["status"] = {"podIP": ip}
     return obj
-
-
-def policy(key: str, spec: Mapping[str, Any]) -> dict[str, Any]:
-    namespace, name = key.split("/")
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": dict(spec),
-    }
-
-
-def cluster(*objects: dict[str, Any]) -> Inventory:
-    return inventory_from_objects(objects)
 
 
 def allowed(inv: Inventory, src: str, dst: str, port: int | str = 80, **kw: Any) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.property.engine_strategies import (
+from tests.property.strategies import (
     NAMESPACES,
     NS_LABELS,
     inventories,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.property.engine_strategies import inventories
+from tests.property.strategies import inventories
 
 from kubefence.api import Inventory, Protocol
 from kubefence.engine import PortClass, ReachabilityAnalysis, port_classes

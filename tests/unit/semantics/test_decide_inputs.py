@@ -12,7 +12,7 @@ import gc
 from pathlib import Path
 
 import pytest
-from tests.unit.semantics.helpers import inventory, pod, policy
+from tests.builders import inventory, pod, policy
 
 from kubefence.api import Inventory
 from kubefence.errors import InputError

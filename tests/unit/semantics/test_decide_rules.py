@@ -1,4 +1,4 @@
-"""One or more tests per SEMANTICS.md rule S01-S25, through ``decide`` and its ``Decision``.
+"""One or more tests per rule S01-S25 of docs/semantics.md, through ``decide`` and its ``Decision``.
 
 Why this module exists: each rule of the checklist is pinned by a test that names it, on the
 smallest cluster that shows it, and where the rule is about *why* (isolation, misses), the test
@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from tests.unit.semantics.helpers import inventory, namespace, pod, policy
+from tests.builders import inventory, namespace, pod, policy
 
 from kubefence.api import Labels, Operator, Protocol
 from kubefence.errors import InputError

@@ -8,7 +8,7 @@ label), and the cluster's settings must reach every question.
 from __future__ import annotations
 
 import pytest
-from tests.unit.semantics.helpers import namespace, pod, policy
+from tests.builders import namespace, pod, policy
 
 import kubefence
 from kubefence.semantics import Reason, Settings

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import cast
 
 import pytest
-from tests.unit.semantics.helpers import pod, policy
+from tests.builders import pod, policy
 
 from kubefence.api import Inventory, Protocol
 from kubefence.dataplane.netns import Outcome, ProbeMatrix, ProbeResult, ProbeTarget, Sandbox

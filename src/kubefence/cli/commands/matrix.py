@@ -1,7 +1,7 @@
 """``kubefence matrix``: who may connect to whom, for every pod pair, on one port or all of them.
 
 Why this module exists: it is the command-line face of the vectorised engine. With ``--port`` it
-prints one matrix (``-o json``: DESIGN.md's object); without, it prints one matrix per port
+prints one matrix (``-o json``: docs/matrix-json.md); without, it prints one matrix per port
 class the policies mention plus "other" (``-o json``: a list of those objects), which together
 answer for every port. Tables switch to a per-namespace summary beyond 40 pods unless
 ``--per-pod``.

@@ -3,7 +3,7 @@
 Why this module exists: it is the user's handle on the network-namespace sandbox
 (``kubefence.dataplane.netns``): it reads manifests, keeps a copy of them with the sandbox's state
 (so ``probe`` and ``verify`` in later processes know what is enforced), and renders results as
-tables or DESIGN.md's matrix JSON. It starts no process: ``exec`` goes through
+tables or the matrix JSON of docs/matrix-json.md. It starts no process: ``exec`` goes through
 ``dataplane.netns.exec_in_pod``, and ``verify``'s comparison of real packets with the engine's
 prediction is ``kubefence.verify``.
 """

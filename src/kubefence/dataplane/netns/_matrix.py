@@ -23,7 +23,7 @@ __all__ = ["ProbeMatrix", "node_probes", "probe_matrices"]
 
 @dataclass(frozen=True, slots=True)
 class ProbeMatrix:
-    """Real-packet reachability for one (port, protocol), in DESIGN.md's matrix shape."""
+    """Real-packet reachability for one (port, protocol), as docs/matrix-json.md shapes it."""
 
     port: str
     protocol: Protocol

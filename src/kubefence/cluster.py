@@ -1,8 +1,9 @@
 """``kubefence.Cluster``: the Python API users call from their own scripts and CI tests.
 
-Why this module exists: it sits above every layer and wires them together (sources to load,
-semantics to decide and explain, engine for matrices), so the layers themselves never import
-each other sideways.
+Why this module exists: it wires the layers below it together (sources to load, semantics to
+decide and explain, engine for matrices), so those layers never import each other sideways. In
+the import-linter layers it sits above ``audit`` and below ``cli``; ``kubefence.Cluster`` and
+``kubefence.load`` re-export it.
 """
 
 from __future__ import annotations
