@@ -5,6 +5,7 @@ The bottom layer above ``errors``: pure, no I/O. ``sources`` hands it decoded do
 
 from __future__ import annotations
 
+from kubefence.api._build_inventory import API_VERSIONS, build_inventory
 from kubefence.api._inventory import Inventory
 from kubefence.api._models import (
     METADATA_NAME_LABEL,
@@ -31,7 +32,7 @@ from kubefence.api._models import (
     port_label,
     rule_path,
 )
-from kubefence.api._parse import API_VERSIONS, WORKLOAD_KINDS, build_inventory
+from kubefence.api._parse_pods import WORKLOAD_KINDS
 from kubefence.api._selectors import requirement_holds, selector_matches
 from kubefence.api._tree import Document, LineDict, LineList, ObjectKey
 
