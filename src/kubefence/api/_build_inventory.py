@@ -9,6 +9,11 @@ Only when the whole input set is clean does an ``Inventory`` exist (nothing is h
 This module reads what every kind shares (apiVersion and kind, lists, ``metadata``), hands each
 object to the parser of its kind (``_parse_policy``, ``_parse_pods``, ``_parse_service``), and
 checks what spans objects: duplicates (also pods generated from workloads) and namespaces.
+Lists: the items of ``kind: List`` name their own kinds; the items of a typed list as the API
+server returns it (``PodList``, ``NetworkPolicyList``, ...) name none: their kind is the list's
+without ``List`` and their apiVersion the list's, and one that names either must agree. A typed
+list of a kind kubefence does not read counts its items as skipped objects of that kind.
+
 Defaulting applied here (see SEMANTICS.md):
 
 - S16: every namespace carries ``kubernetes.io/metadata.name=<name>`` (set, as the API server
@@ -109,21 +114,25 @@ class _Builder:
                 if raw.get(field) is None:
                     obj.fail(field, f"is required (e.g. {field}: {example})", line)
             return
-        if kind == "List" or (kind.endswith("List") and "items" in raw):
+        if kind == "List":
             items = obj.sequence(raw, "items", "items") or []
-            for i in range(len(items)):
-                item = obj.item(items, i, f"items[{i}]", Mapping, "an object")
-                if item is not None:
-                    self._add_object(
-                        item,
-                        document,
-                        label=f"{label}, items[{i}]",
-                        line=member_line(items, i) or line,
-                    )
+            for at, item, item_line in obj.entries(items, "items", Mapping, "an object"):
+                self._add_object(item, document, label=f"{label}, {at}", line=item_line or line)
+            return
+        item_kind = kind.removesuffix("List") if kind.endswith("List") else ""
+        if item_kind in API_VERSIONS:
+            self._add_typed_list(
+                obj, raw, document, kind=kind, api_version=api_version, label=label, line=line
+            )
             return
         expected = API_VERSIONS.get(kind)
         if expected is None:
-            self.skipped[kind] = self.skipped.get(kind, 0) + 1
+            listed = raw.get("items")
+            if item_kind and isinstance(listed, list | tuple):
+                if listed:  # an unknown typed list: its items are counted as what they are
+                    self.skipped[item_kind] = self.skipped.get(item_kind, 0) + len(listed)
+            else:
+                self.skipped[kind] = self.skipped.get(kind, 0) + 1
             return
         if api_version != expected:
             obj.fail(
@@ -133,6 +142,57 @@ class _Builder:
             )
             return
         self._add_known(obj, raw, kind=kind, document=document, line=line)
+
+    def _add_typed_list(
+        self,
+        obj: ObjectReader,
+        raw: Mapping[Any, Any],
+        document: Document,
+        *,
+        kind: str,
+        api_version: str,
+        label: str,
+        line: int | None,
+    ) -> None:
+        """A ``PodList``, ``NetworkPolicyList``, ... as the API server returns them: the items
+        carry no apiVersion and kind; they are the list's, without ``List`` for the kind. An item
+        that names its own must agree with the list (``decodeToList`` in apimachinery infers them
+        the same way)."""
+        item_kind = kind.removesuffix("List")
+        expected = API_VERSIONS[item_kind]
+        if api_version != expected:
+            obj.fail(
+                "apiVersion",
+                f"no kind {kind!r} in {api_version!r}: use apiVersion: {expected}",
+                member_line(raw, "apiVersion"),
+            )
+            return
+        items = obj.sequence(raw, "items", "items") or []
+        for at, item, item_line in obj.entries(items, "items", Mapping, "an object"):
+            given_kind = obj.string(item, "kind", f"{at}.kind")
+            given_version = obj.string(item, "apiVersion", f"{at}.apiVersion")
+            if given_kind not in (None, item_kind):
+                obj.fail(
+                    f"{at}.kind",
+                    f"invalid value {show(given_kind)}: an item of a {kind} must be a "
+                    f"{item_kind} (or name no kind)",
+                    member_line(item, "kind"),
+                )
+            elif given_version not in (None, api_version):
+                obj.fail(
+                    f"{at}.apiVersion",
+                    f"invalid value {show(given_version)}: an item of a {kind} must have "
+                    f"apiVersion {api_version} (or name none)",
+                    member_line(item, "apiVersion"),
+                )
+            else:
+                item_label = f"{label}, {at}"
+                reader = ObjectReader(
+                    self.problems, file=document.file, line=item_line or line, label=item_label
+                )
+                self._add_known(
+                    reader, item, kind=item_kind, document=document, line=item_line or line
+                )
 
     def _add_known(
         self,
