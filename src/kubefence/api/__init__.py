@@ -1,11 +1,15 @@
 """Typed models of Kubernetes objects, manifest parsing with API-server defaulting, validation.
 
 The bottom layer above ``errors``: pure, no I/O. ``sources`` hands it decoded documents.
+``__all__`` is the contract other packages use: the models, ``Inventory``, ``build_inventory``
+with ``Document`` and the line-carrying containers ``sources`` builds, selector matching, and
+the one spelling of a rule path, a port and the S16 namespace-label fallback. How parsing is
+split into modules is private (``_parse_*``, ``_build_inventory``).
 """
 
 from __future__ import annotations
 
-from kubefence.api._build_inventory import API_VERSIONS, build_inventory
+from kubefence.api._build_inventory import build_inventory
 from kubefence.api._inventory import Inventory
 from kubefence.api._models import (
     METADATA_NAME_LABEL,
@@ -32,14 +36,11 @@ from kubefence.api._models import (
     port_label,
     rule_path,
 )
-from kubefence.api._parse_pods import WORKLOAD_KINDS
 from kubefence.api._selectors import requirement_holds, selector_matches
 from kubefence.api._tree import Document, LineDict, LineList, ObjectKey
 
 __all__ = [
-    "API_VERSIONS",
     "METADATA_NAME_LABEL",
-    "WORKLOAD_KINDS",
     "ContainerPort",
     "Document",
     "IPAddress",

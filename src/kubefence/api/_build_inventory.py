@@ -54,7 +54,7 @@ from kubefence.api._validate import (
 )
 from kubefence.errors import FieldError, ValidationError
 
-__all__ = ["API_VERSIONS", "build_inventory"]
+__all__ = ["build_inventory"]
 
 # The kinds kubefence reads, and the apiVersion each must carry.
 API_VERSIONS: Mapping[str, str] = {

@@ -32,19 +32,8 @@ from kubefence.api._validate import (
     port_number_problems,
 )
 
-__all__ = ["MAX_REPLICAS", "WORKLOAD_KINDS", "pod", "workload_pods"]
+__all__ = ["pod", "workload_pods"]
 
-WORKLOAD_KINDS = frozenset(
-    {
-        "Deployment",
-        "ReplicaSet",
-        "StatefulSet",
-        "DaemonSet",
-        "Job",
-        "CronJob",
-        "ReplicationController",
-    }
-)
 MAX_REPLICAS = 100_000  # each replica becomes a pod in memory; a typo must not exhaust it
 _ONE_POD_KINDS = frozenset({"DaemonSet", "Job", "CronJob"})
 _SELECTOR_REQUIRED = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"})
