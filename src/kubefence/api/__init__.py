@@ -10,6 +10,15 @@ split into modules is private (``_parse_*``, ``_build_inventory``).
 from __future__ import annotations
 
 from kubefence.api._build_inventory import build_inventory
+from kubefence.api._cnp_models import (
+    AdminAction,
+    AdminPeer,
+    AdminPeerKind,
+    AdminPort,
+    AdminRule,
+    ClusterNetworkPolicy,
+    Tier,
+)
 from kubefence.api._inventory import Inventory
 from kubefence.api._models import (
     METADATA_NAME_LABEL,
@@ -41,6 +50,12 @@ from kubefence.api._tree import Document, LineDict, LineList, ObjectKey
 
 __all__ = [
     "METADATA_NAME_LABEL",
+    "AdminAction",
+    "AdminPeer",
+    "AdminPeerKind",
+    "AdminPort",
+    "AdminRule",
+    "ClusterNetworkPolicy",
     "ContainerPort",
     "Document",
     "IPAddress",
@@ -65,6 +80,7 @@ __all__ = [
     "Rule",
     "Service",
     "ServicePort",
+    "Tier",
     "build_inventory",
     "labels_of_namespace",
     "port_label",

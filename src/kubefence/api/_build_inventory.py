@@ -32,6 +32,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from kubefence.api._cnp_models import ClusterNetworkPolicy
+from kubefence.api._cnp_parse import TIER_API_VERSIONS, tiered_policy
 from kubefence.api._inventory import Inventory
 from kubefence.api._models import (
     METADATA_NAME_LABEL,
@@ -69,6 +71,7 @@ API_VERSIONS: Mapping[str, str] = {
     "DaemonSet": "apps/v1",
     "Job": "batch/v1",
     "CronJob": "batch/v1",
+    **TIER_API_VERSIONS,  # cluster-scoped tiered policies (``_cnp_parse``)
 }
 
 
@@ -83,6 +86,7 @@ class _Builder:
         self.pods: list[Pod] = []
         self.services: list[Service] = []
         self.policies: list[NetworkPolicy] = []
+        self.admin_policies: list[ClusterNetworkPolicy] = []
         self.skipped: dict[str, int] = {}
         self.seen: dict[tuple[str, str, str], str] = {}  # (kind, ns, name) -> where first seen
         self.referenced: dict[str, str] = {}  # namespace -> first object naming it
@@ -210,7 +214,7 @@ class _Builder:
             return
         metadata_line = member_line(raw, "metadata")
         name = obj.string(metadata, "name", "metadata.name")
-        namespaced = kind != "Namespace"
+        namespaced = kind != "Namespace" and kind not in TIER_API_VERSIONS
         namespace = self.default_namespace
         if namespaced:
             given = obj.string(metadata, "namespace", "metadata.namespace")
@@ -273,6 +277,8 @@ class _Builder:
                     obj, raw, namespace=namespace, name=name, origin=origin, notes=self.notes
                 )
             )
+        elif kind in TIER_API_VERSIONS:
+            self.admin_policies.append(tiered_policy(obj, raw, kind=kind, name=name, origin=origin))
         elif kind == "Service":
             self.services.append(service(obj, raw, namespace=namespace, name=name, origin=origin))
         else:
@@ -336,6 +342,7 @@ class _Builder:
             policies=self.policies,
             notes=[*notes, *self.notes],
             skipped=self.skipped,
+            admin_policies=self.admin_policies,
         )
 
 
