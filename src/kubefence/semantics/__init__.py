@@ -37,6 +37,8 @@ from kubefence.semantics._decision import (
     Reason,
     RuleMiss,
     SideDecision,
+    TierRule,
+    Unevaluated,
     Unmet,
 )
 from kubefence.semantics._index import PolicyIndex, index_for
@@ -49,6 +51,12 @@ from kubefence.semantics._intervals import (
 )
 from kubefence.semantics._selectors import requirement_holds, selector_matches
 from kubefence.semantics._settings import DEFAULT_SETTINGS, Settings
+from kubefence.semantics._tiers import (
+    admin_peer_matches,
+    admin_port_matches,
+    admin_selects,
+    require_no_tiers,
+)
 
 __all__ = [
     "ANY_INDEX",
@@ -74,7 +82,12 @@ __all__ = [
     "RuleMiss",
     "Settings",
     "SideDecision",
+    "TierRule",
+    "Unevaluated",
     "Unmet",
+    "admin_peer_matches",
+    "admin_port_matches",
+    "admin_selects",
     "block_intervals",
     "compile_policies",
     "compile_policy",
@@ -90,6 +103,7 @@ __all__ = [
     "peer_matches_ip",
     "peer_matches_pod",
     "port_matches",
+    "require_no_tiers",
     "requirement_holds",
     "resolve_named_port",
     "selector_matches",

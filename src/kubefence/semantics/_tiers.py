@@ -39,11 +39,13 @@ from kubefence.api import (
     AdminRule,
     ClusterNetworkPolicy,
     ContainerPort,
+    Inventory,
     IPAddress,
     Pod,
     Protocol,
     rule_path,
 )
+from kubefence.errors import InputError
 from kubefence.semantics._algebra import ANY_INDEX, Direction, resolve_named_port
 from kubefence.semantics._decision import EndpointKind, SideDecision, TierRule, Unevaluated
 from kubefence.semantics._endpoints import ResolvedEndpoint
@@ -56,6 +58,7 @@ __all__ = [
     "admin_port_matches",
     "admin_selects",
     "first_match",
+    "require_no_tiers",
     "tiered_side",
 ]
 
@@ -282,3 +285,18 @@ def tiered_side(
     if baseline.rule is not None:
         passed += (baseline.rule,)
     return dataclasses.replace(np_side, tier="Default", passed=passed, unevaluated=unevaluated)
+
+
+def require_no_tiers(inventory: Inventory, *, by: str) -> None:
+    """Refuse (``InputError``, exit 2) to analyse tiered policies with an execution that does
+    not evaluate them yet (the engine, the data plane): ignoring them would be silently wrong."""
+    found = inventory.admin_policies
+    if not found:
+        return
+    kinds = sorted({p.kind for p in found})
+    names = ", ".join(p.name for p in found[:5]) + (", ..." if len(found) > 5 else "")
+    raise InputError(
+        f"{by} does not evaluate admin tiers yet, and the input has {len(found)} "
+        f"{'/'.join(kinds)} object{'s' if len(found) != 1 else ''} ({names}); "
+        "'kubefence explain' evaluates them, or remove them from the input"
+    )
