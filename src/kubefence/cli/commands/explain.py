@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    inventory = inventory_from_args(args)
+    inventory = inventory_from_args(args, command="explain")
     decision = decide(
         inventory,
         args.source,

@@ -79,7 +79,7 @@ PER_POD_MAX = 20_000
 
 
 def run(args: argparse.Namespace) -> int:
-    inventory = inventory_from_args(args)
+    inventory = inventory_from_args(args, command="matrix", engine=True)
     output: str = args.output
     per_pod_output = output in ("json", "csv", "dot") or bool(args.per_pod)
     if per_pod_output and len(inventory.pods) > PER_POD_MAX:
