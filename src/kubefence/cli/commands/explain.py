@@ -15,6 +15,7 @@ from kubefence.cli._inputs import (
     add_input_arguments,
     add_settings_arguments,
     inventory_from_args,
+    not_evaluated,
     settings_from_args,
 )
 from kubefence.cli._render_decision import decision_to_json, render_text
@@ -69,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
         settings=settings_from_args(args),
     )
     if args.output == "json":
-        print(json.dumps(decision_to_json(decision), indent=2, sort_keys=False))
+        data = decision_to_json(decision)
+        data["not_evaluated"] = not_evaluated(inventory)  # kinds in the input no answer reads
+        print(json.dumps(data, indent=2, sort_keys=False))
     else:
         print(render_text(decision))
     verdict = "allow" if decision.allowed else "deny"
