@@ -145,11 +145,14 @@ class _Reader:
     ) -> str | None:
         """The one field of ``fields`` set in ``raw`` (min/maxProperties 1); a problem if none
         or several are."""
+        before = len(self.obj.problems)
         self.obj.unknown_fields(raw, frozenset(fields), path)
         present = [f for f in fields if raw.get(f) is not None]
         if len(present) == 1:
             return present[0]
-        if not present:
+        if not present and len(self.obj.problems) > before:
+            pass  # an unknown field (a peer kind of another version?) is the one problem
+        elif not present:
             self.obj.fail(path, f"must set exactly one of: {', '.join(fields)}; none is set", line)
         else:
             self.obj.fail(
