@@ -19,6 +19,9 @@ spells actions ``Accept``/``Deny``/``Pass``, has ``spec.tier`` and ``protocols``
 - CEL: ``isCIDR`` on every network ("Invalid CIDR format provided"), ``start < end`` (v1alpha2),
   no named port in a rule with a networks/nodes/domainNames peer, BANP named ``default``;
 - ``domainNames`` match the CRD's pattern (a ``*.`` prefix at most).
+
+Longer than most modules (about 480 lines) because it is one walk over three kinds' schemas:
+the dialect table and the reader that consults it are read together.
 """
 
 from __future__ import annotations
