@@ -160,3 +160,9 @@ def test_explain_json_lists_kinds_not_evaluated(
     code, out, _ = _run(capsys, *argv, "--port", "80", "-o", "json")
     assert code == 0
     assert json.loads(out)["not_evaluated"] == {"CiliumNetworkPolicy": 1, "ConfigMap": 1}
+
+
+def test_validate_counts_cluster_policies(capsys: pytest.CaptureFixture[str], tiers: str) -> None:
+    code, out, _ = _run(capsys, "validate", "-f", tiers)
+    assert code == 0
+    assert out.startswith("ok: 1 namespace, 2 pods, 0 policies, 1 cluster policy (")
