@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from kubefence.api._cnp_models import ClusterNetworkPolicy
+from kubefence.api._cnp_nodes import node
 from kubefence.api._cnp_parse import TIER_API_VERSIONS, tiered_policy
 from kubefence.api._inventory import Inventory
 from kubefence.api._models import (
@@ -40,6 +41,7 @@ from kubefence.api._models import (
     Labels,
     Namespace,
     NetworkPolicy,
+    Node,
     Origin,
     Pod,
     Service,
@@ -72,6 +74,7 @@ API_VERSIONS: Mapping[str, str] = {
     "Job": "batch/v1",
     "CronJob": "batch/v1",
     **TIER_API_VERSIONS,  # cluster-scoped tiered policies (``_cnp_parse``)
+    "Node": "v1",  # for the tiers' ``nodes`` peer (``_cnp_nodes``)
 }
 
 
@@ -87,6 +90,7 @@ class _Builder:
         self.services: list[Service] = []
         self.policies: list[NetworkPolicy] = []
         self.admin_policies: list[ClusterNetworkPolicy] = []
+        self.nodes: list[Node] = []
         self.skipped: dict[str, int] = {}
         self.seen: dict[tuple[str, str, str], str] = {}  # (kind, ns, name) -> where first seen
         self.referenced: dict[str, str] = {}  # namespace -> first object naming it
@@ -214,7 +218,7 @@ class _Builder:
             return
         metadata_line = member_line(raw, "metadata")
         name = obj.string(metadata, "name", "metadata.name")
-        namespaced = kind != "Namespace" and kind not in TIER_API_VERSIONS
+        namespaced = kind not in ("Namespace", "Node") and kind not in TIER_API_VERSIONS
         namespace = self.default_namespace
         if namespaced:
             given = obj.string(metadata, "namespace", "metadata.namespace")
@@ -277,6 +281,8 @@ class _Builder:
                     obj, raw, namespace=namespace, name=name, origin=origin, notes=self.notes
                 )
             )
+        elif kind == "Node":
+            self.nodes.append(node(obj, raw, name=name, labels=labels, origin=origin))
         elif kind in TIER_API_VERSIONS:
             self.admin_policies.append(tiered_policy(obj, raw, kind=kind, name=name, origin=origin))
         elif kind == "Service":
@@ -343,6 +349,7 @@ class _Builder:
             notes=[*notes, *self.notes],
             skipped=self.skipped,
             admin_policies=self.admin_policies,
+            nodes=self.nodes,
         )
 
 
