@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kubefence.api import (
     ClusterNetworkPolicy,
@@ -44,6 +44,9 @@ class PolicyIndex:
     node_by_ip: Mapping[IPAddress, str]
     admin_tier: tuple[ClusterNetworkPolicy, ...] = ()  # in evaluation order (``_tiers``)
     baseline_tier: tuple[ClusterNetworkPolicy, ...] = ()
+    # From Node objects, read only by the tiers' ``nodes`` peer (``_tiers``):
+    node_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    node_by_address: Mapping[IPAddress, str] = field(default_factory=dict)
 
     @property
     def has_tiers(self) -> bool:
@@ -90,6 +93,8 @@ class PolicyIndex:
             node_by_ip=node_by_ip,
             admin_tier=_in_order(inventory.admin_policies, Tier.ADMIN),
             baseline_tier=_in_order(inventory.admin_policies, Tier.BASELINE),
+            node_labels={n.name: n.labels for n in inventory.nodes},
+            node_by_address={ip: n.name for n in reversed(inventory.nodes) for ip in n.addresses},
         )
 
 

@@ -15,8 +15,10 @@ Matching (facts of the upstream API):
 - subjects and ``namespaces``/``pods`` peers select pods by namespace labels AND pod labels;
   hostNetwork pods are never subjects nor pod peers (whatever ``Settings`` say);
 - ``networks`` match any address in a CIDR, pods' IPs included;
-- ``nodes`` match nodes (``node:NAME``, node IPs, hostNetwork pods); manifests carry no node
-  labels, so only an empty selector (every node) is evaluable, any other is ``None``;
+- ``nodes`` match nodes (``node:NAME``, node IPs, hostNetwork pods) by the labels of the
+  input's Node objects (and an address in a Node's ``status.addresses`` is that node); a node
+  without a Node object has no known labels: only an empty selector is evaluable for it,
+  any other is ``None``;
 - ``domainNames`` cannot be resolved offline: ``None`` towards an external address, no match
   towards pods, nodes and Services;
 - no ``protocols`` matches every port; a number/range matches its protocol; a named port
@@ -83,10 +85,16 @@ def _addresses(other: ResolvedEndpoint) -> tuple[IPAddress, ...]:
 
 
 def admin_peer_matches(
-    peer: AdminPeer, other: ResolvedEndpoint, namespace_labels: Mapping[str, str] | None
+    peer: AdminPeer,
+    other: ResolvedEndpoint,
+    namespace_labels: Mapping[str, str] | None,
+    *,
+    node_labels: Mapping[str, Mapping[str, str]] | None = None,
+    node_by_address: Mapping[IPAddress, str] | None = None,
 ) -> bool | None:
     """Does ``peer`` match the other endpoint? None when it cannot be told offline.
-    ``namespace_labels`` are those of the other endpoint's pod's namespace (None: not a pod)."""
+    ``namespace_labels`` are those of the other endpoint's pod's namespace (None: not a pod);
+    ``node_labels``/``node_by_address`` come from the input's Node objects."""
     kind = peer.kind
     if kind in (AdminPeerKind.NAMESPACES, AdminPeerKind.PODS):
         pod = other.pod
@@ -100,9 +108,17 @@ def admin_peer_matches(
     if kind is AdminPeerKind.NETWORKS:
         return any(ip in net for ip in _addresses(other) for net in peer.networks)
     if kind is AdminPeerKind.NODES:
-        if other.kind not in (EndpointKind.NODE, EndpointKind.HOST_NETWORK_POD):
-            return False
         assert peer.node_selector is not None
+        node = other.public.node
+        if other.kind is EndpointKind.EXTERNAL and other.public.address is not None:
+            node = (node_by_address or {}).get(other.public.address)
+        elif other.kind not in (EndpointKind.NODE, EndpointKind.HOST_NETWORK_POD):
+            return False
+        labels = (node_labels or {}).get(node) if node is not None else None
+        if labels is not None:
+            return selector_matches(peer.node_selector, labels)
+        if node is None:
+            return False  # an address of no known node
         return True if peer.node_selector.is_empty else None
     return None if other.kind is EndpointKind.EXTERNAL else False  # domainNames
 
@@ -159,7 +175,7 @@ def _tier_rule(
 def _why(peer: AdminPeer) -> str:
     if peer.kind is AdminPeerKind.DOMAIN_NAMES:
         return "domain names cannot be resolved offline"
-    return "manifests carry no node labels, so only an empty node selector is evaluable"
+    return "no Node object gives this node's labels, so only an empty node selector is evaluable"
 
 
 def first_match(
@@ -173,6 +189,8 @@ def first_match(
     port: int,
     protocol: Protocol,
     destination_ports: Sequence[ContainerPort] | None,
+    node_labels: Mapping[str, Mapping[str, str]] | None = None,
+    node_by_address: Mapping[IPAddress, str] | None = None,
 ) -> TierMatch:
     """The first rule, in ``policies`` order then rule order, whose peer AND port match."""
     skipped: list[Unevaluated] = []
@@ -197,7 +215,13 @@ def first_match(
                 continue
             unknown: list[AdminPeer] = []
             for peer in rule.peers:
-                verdict = admin_peer_matches(peer, other, other_namespace_labels)
+                verdict = admin_peer_matches(
+                    peer,
+                    other,
+                    other_namespace_labels,
+                    node_labels=node_labels,
+                    node_by_address=node_by_address,
+                )
                 if verdict:
                     return TierMatch(
                         _tier_rule(policy, direction, rule, peer.index, entry), tuple(skipped)
@@ -250,6 +274,8 @@ def tiered_side(
             port=port,
             protocol=protocol,
             destination_ports=destination_ports,
+            node_labels=index.node_labels,
+            node_by_address=index.node_by_address,
         )
 
     admin = match(index.admin_tier)

@@ -176,3 +176,31 @@ def test_unevaluable_peers_are_reported_and_do_not_match() -> None:
     assert node.egress is not None
     assert [(u.peer_kind, u.rule, u.peer) for u in node.egress.unevaluated] == [("nodes", 0, 1)]
     assert _ask(inventory, "a/x", "a/y", 443).allowed  # neither peer matches a pod
+
+
+NODES = """
+---
+apiVersion: v1
+kind: Node
+metadata: {name: n1, labels: {role: infra}}
+status: {addresses: [{type: InternalIP, address: 198.19.0.1}, {type: Hostname, address: n1}]}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: n2, labels: {role: worker}}
+status: {addresses: [{type: InternalIP, address: 198.19.0.2}]}
+"""
+
+
+def test_node_objects_make_node_selectors_evaluable() -> None:
+    rules = "  egress:\n  - {action: Deny, to: [{nodes: {matchLabels: {role: infra}}}]}\n"
+    inventory = _inventory(NODES, _cnp("infra", "Admin", 1, rules))
+    assert [n.name for n in inventory.nodes] == ["n1", "n2"]
+    assert not _ask(inventory, "a/x", "node:n1", 22).allowed
+    assert not _ask(inventory, "a/x", "198.19.0.1", 22).allowed  # a hostNetwork pod's IP too
+    assert _ask(inventory, "a/x", "node:n2", 22).allowed
+    worker = _ask(inventory, "a/x", "198.19.0.2", 22)  # known only from the Node object
+    assert worker.allowed
+    assert worker.egress is not None
+    assert worker.egress.unevaluated == ()
+    assert _ask(inventory, "a/x", "node:n3", 22).allowed  # no Node object: not evaluated
