@@ -139,11 +139,14 @@ def render_json(diff: ReachabilityDiff) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    old = inventory_from_args(args)
+    old = inventory_from_args(args, command="diff", engine=True)
     new_args = argparse.Namespace(
-        filenames=args.against, namespace=args.namespace, family=args.family
+        filenames=args.against,
+        namespace=args.namespace,
+        family=args.family,
+        no_strict=args.no_strict,
     )
-    new = inventory_from_args(new_args)
+    new = inventory_from_args(new_args, command="diff", engine=True)
     largest = max(len(old.pods), len(new.pods))
     if largest > DIFF_MAX_PODS:
         raise InputError(

@@ -131,7 +131,7 @@ PER_POD_MAX = 20_000
 def run(args: argparse.Namespace) -> int:
     log = _Log() if args.verbose else None
     with _timed(log, "load and validate the manifests"):
-        inventory = inventory_from_args(args)
+        inventory = inventory_from_args(args, command="matrix", engine=True)
     if log is not None:
         family = f" (IPv{args.family[-1]} addresses only)" if args.family else ""
         log.line(
