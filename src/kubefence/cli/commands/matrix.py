@@ -4,7 +4,10 @@ Why this module exists: it is the command-line face of the vectorised engine. Wi
 prints one matrix (``-o json``: DESIGN.md's object); without, it prints one matrix per port
 class the policies mention plus "other" (``-o json``: a list of those objects), which together
 answer for every port. Tables switch to a per-namespace summary beyond 40 pods unless
-``--per-pod``.
+``--per-pod``. ``-o connlist`` (and ``connlist-csv``, ``-json``, ``-md``) prints one line per
+workload pair in np-guard netpol-analyzer's format (``kubefence.report``); without ``--port``
+and ``--protocol`` it covers every port of all three protocols, so it can say
+``All Connections``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from kubefence.api import Inventory
 from kubefence.cli._inputs import (
     add_family_argument,
     add_input_arguments,
@@ -40,7 +44,13 @@ HELP = (
     "class the policies mention"
 )
 
-FORMATS = ("table", "json", "csv", "md", "dot")
+CONNLIST_FORMATS = {
+    "connlist": "txt",
+    "connlist-csv": "csv",
+    "connlist-json": "json",
+    "connlist-md": "md",
+}
+FORMATS = ("table", "json", "csv", "md", "dot", *CONNLIST_FORMATS)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -140,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
             f"{counted(len(inventory.policies), 'policy', 'policies')}{family}"
         )
     output: str = args.output
+    if output in CONNLIST_FORMATS:
+        return _run_connlist(args, inventory, log=log)
     per_pod_output = output in ("json", "csv", "dot") or bool(args.per_pod)
     if per_pod_output and len(inventory.pods) > PER_POD_MAX:
         raise InputError(
@@ -168,4 +180,20 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(text)
     if log is not None:
         log.line(f"total: {1000 * (time.perf_counter() - log.started):.1f} ms")
+    return 0
+
+
+def _run_connlist(args: argparse.Namespace, inventory: Inventory, *, log: _Log | None) -> int:
+    """``-o connlist*``: the workload pairs and their allowed ports (``kubefence.report``)."""
+    from kubefence.report import connlist, render_connlist
+
+    analysis = ReachabilityAnalysis(inventory, settings=settings_from_args(args))
+    with _timed(log, "connection list (every port class, per workload pair)"):
+        conns = connlist(
+            inventory,
+            port=parse_port(args.port) if args.port is not None else None,
+            protocols=[parse_protocol(args.protocol)] if args.protocol else None,
+            analysis=analysis,
+        )
+    sys.stdout.write(render_connlist(conns, CONNLIST_FORMATS[args.output]))
     return 0
