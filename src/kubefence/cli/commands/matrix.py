@@ -7,7 +7,8 @@ answer for every port. Tables switch to a per-namespace summary beyond 40 pods u
 ``--per-pod``. ``-o connlist`` (and ``connlist-csv``, ``-json``, ``-md``) prints one line per
 workload pair in np-guard netpol-analyzer's format (``kubefence.report``); without ``--port``
 and ``--protocol`` it covers every port of all three protocols, so it can say
-``All Connections``.
+``All Connections``. On a terminal, a run that takes over half a second shows a progress bar
+over the port classes on stderr (not with ``-o json`` or ``-v``; ``cli._progress``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from kubefence.cli._inputs import (
     inventory_from_args,
     settings_from_args,
 )
+from kubefence.cli._progress import Progress
 from kubefence.cli._render_matrix import (
     render_csv,
     render_dot,
@@ -87,8 +89,10 @@ def compute(
     port: str | None,
     protocol: str | None,
     log: _Log | None = None,
+    progress: Progress | None = None,
 ) -> list[Matrix]:
-    """The matrices the options ask for (one for ``port``, else one per port class)."""
+    """The matrices the options ask for (one for ``port``, else one per port class);
+    ``progress`` counts the port classes done."""
     if port is not None:
         wanted = parse_port(port)
         proto = parse_protocol(protocol or "TCP")
@@ -109,9 +113,15 @@ def compute(
             )
             log.line(f"  {c.label}/{c.protocol}: {span}")
     matrices = []
+    if progress is not None:
+        progress.total = len(classes)
     for c in classes:
+        if progress is not None:
+            progress.phase(f"port class {c.label}/{c.protocol}")
         with _timed(log, f"matrix {c.label}/{c.protocol}"):
             matrices.append(analysis.matrix(c.port, c.protocol, label=c.label))
+        if progress is not None:
+            progress.advance()
     return matrices
 
 
@@ -163,7 +173,11 @@ def run(args: argparse.Namespace) -> int:
     if log is not None:
         shown = counted(analysis.classes.count, "pod class", "pod classes")
         log.line(f"{shown} (pods every policy treats alike; the engine computes on classes)")
-    matrices = compute(analysis, port=args.port, protocol=args.protocol, log=log)
+    # A bar on a TTY only, never with machine output (-o json) or -v's own log lines.
+    with Progress("kubefence matrix", enabled=output != "json" and log is None) as progress:
+        matrices = compute(
+            analysis, port=args.port, protocol=args.protocol, log=log, progress=progress
+        )
     rendered = time.perf_counter()
     if output == "json":
         text = render_json(matrices, as_list=args.port is None)
