@@ -180,11 +180,12 @@ def test_500_pod_cluster_renders_and_opens_in_seconds(browser: Any, tmp_path: Pa
     try:
         assert problems == []
         assert page.evaluate("kfGraph.nodes('.namespace').length") == 50
+        in_page = page.evaluate("window.kfReadyMs") / 1000
     finally:
         page.close()
     print(
-        f"500 pods: render {rendered:.2f} s, open {opened_in:.2f} s, "
-        f"{path.stat().st_size // 1024} KiB"
+        f"500 pods: render {rendered:.2f} s, open {opened_in:.2f} s "
+        f"({in_page:.2f} s from navigation to drawn), {path.stat().st_size // 1024} KiB"
     )
     assert rendered < 60
     assert opened_in < 60
