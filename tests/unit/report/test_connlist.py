@@ -51,3 +51,26 @@ def test_connlist_agrees_with_the_engine(path: Path) -> None:
             if any(lo <= pc.port <= hi for lo, hi in spans):
                 found.add(pair)
         assert found == expected, (pc, found ^ expected)
+
+
+def test_diff_connlist_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    from kubefence.cli.main import main
+
+    cluster = str(ROOT / "tests" / "unit" / "report" / "inputs" / "connlist.yaml")
+    change = str(ROOT / "tests" / "unit" / "report" / "inputs" / "connlist-change.yaml")
+    same = ["diff", "-f", cluster, "--against", cluster, "-o", "connlist", "--exit-code"]
+    assert main(same) == 0
+    assert main([*same, "--against", change]) == 1
+    capsys.readouterr()
+
+
+def test_too_many_workloads_is_an_input_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kubefence.cli.commands import matrix
+    from kubefence.cli.main import main
+
+    monkeypatch.setattr(matrix, "PER_POD_MAX", 2)
+    cluster = str(ROOT / "tests" / "unit" / "report" / "inputs" / "connlist.yaml")
+    assert main(["matrix", "-f", cluster, "-o", "connlist"]) == 2
+    assert "too many for a connection list" in capsys.readouterr().err

@@ -199,8 +199,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_connlist(args: argparse.Namespace, inventory: Inventory, *, log: _Log | None) -> int:
     """``-o connlist*``: the workload pairs and their allowed ports (``kubefence.report``)."""
-    from kubefence.report import connlist, render_connlist
+    from kubefence.report import connlist, render_connlist, workload_of
 
+    workloads = len({workload_of(p) for p in inventory.pods})
+    if workloads > PER_POD_MAX:
+        raise InputError(
+            f"{workloads:,} workloads are too many for a connection list ({PER_POD_MAX:,} at "
+            "most): use -o table or -o md for the per-namespace summary"
+        )
     analysis = ReachabilityAnalysis(inventory, settings=settings_from_args(args))
     with _timed(log, "connection list (every port class, per workload pair)"):
         conns = connlist(
