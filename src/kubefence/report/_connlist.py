@@ -7,10 +7,12 @@ diff -o connlist`` print the same shape so they can switch, and compare the two 
 line by line. A line is ``src => dst : conns`` where an endpoint is ``namespace/name[Kind]``:
 pods made from a workload template collapse to the workload (``Pod.owner``, e.g.
 ``shop/web[Deployment]``), a pod declared on its own is ``namespace/name[Pod]``. ``conns`` is
-``All Connections``, ``TCP 80,8080-8090,UDP 53`` or ``All but: TCP 80`` (whichever of the last
-two is shorter). A workload pair lists a port when some pod of the source may connect to some
-pod of the destination on it (replicas share a template, so they normally agree); connections
-within one workload and pairs with no connection are not listed, as in netpol-analyzer.
+``All Connections`` or the allowed ports per protocol, protocols in alphabetical order, e.g.
+``SCTP 1-65535,TCP 1-79,81-65535,UDP 53`` (netpol-analyzer's form since it dropped
+``All but: ...``; checked against its test outputs at commit e54a334, 2025-10). A workload
+pair lists a port when some pod of the source may connect to some pod of the destination on
+it (replicas share a template, so they normally agree); connections within one workload and
+pairs with no connection are not listed, as in netpol-analyzer.
 
 Pure: the engine computes, this module groups and formats.
 """
@@ -76,18 +78,12 @@ class ConnSet:
             return NO_CONNECTIONS
         if self.named is not None:
             return ",".join(f"{p} {self.named}" for p, _ in self.ports)
-        everything = set(self.protocols) == set(Protocol)
         allowed = dict(self.ports)
-        if everything and all(allowed.get(p) == ((1, _MAX_PORT),) for p in Protocol):
+        if set(self.protocols) == set(Protocol) and all(
+            allowed.get(p) == ((1, _MAX_PORT),) for p in Protocol
+        ):
             return ALL_CONNECTIONS
-        direct = _ports_text(self.ports)
-        if not everything:
-            return direct
-        denied = tuple(
-            (p, spans) for p in _ALL_PROTOCOLS if (spans := _complement(allowed.get(p, ())))
-        )
-        but = f"All but: {_ports_text(denied)}"
-        return but if len(but) < len(direct) else direct
+        return _ports_text(self.ports)
 
 
 def _ports_text(ports: Iterable[tuple[Protocol, Spans]]) -> str:
@@ -209,7 +205,7 @@ def _workload_matrix(
 class ConnListDiff:
     """netpol-analyzer's diff: per workload pair, changed / added / removed connections."""
 
-    rows: tuple[tuple[str, str, str, str, str, str], ...]  # type, src, dst, dir1, dir2, info
+    rows: tuple[tuple[str, str, str, str, str, str], ...]  # type, src, dst, ref1, ref2, info
 
 
 def connlist_diff(
@@ -235,14 +231,12 @@ def connlist_diff(
         if a_text == b_text:
             continue
         kind = "changed" if a and b else "added" if b else "removed"
-        info = []
-        for w in (src, dst):
-            if w not in old_workloads:
-                info.append(f"workload {w} added")
-            elif w not in new_workloads:
-                info.append(f"workload {w} removed")
-        rows.append((kind, src, dst, a_text, b_text, ", ".join(info)))
-    order = {"changed": 0, "added": 1, "removed": 2}
+        # "workload A added", "workload A and B removed": the endpoints that exist in one
+        # version only (netpol-analyzer's wording)
+        changed = [w for w in (src, dst) if (w in old_workloads) != (w in new_workloads)]
+        info = f"workload {' and '.join(changed)} {kind}" if changed else ""
+        rows.append((kind, src, dst, a_text, b_text, info))
+    order = {"changed": 0, "added": 1, "removed": 2}  # netpol-analyzer's order
     rows.sort(key=lambda r: (order[r[0]], r[1], r[2]))
     return ConnListDiff(rows=tuple(rows))
 
@@ -260,11 +254,13 @@ def render_connlist(conns: ConnList, fmt: str = "txt") -> str:
     return "".join(f"{s} => {d} : {c}\n" for s, d, c in rows)
 
 
-_DIFF_HEADER = ("diff-type", "source", "destination", "dir1", "dir2", "workloads-diff-info")
+_DIFF_HEADER = ("diff-type", "source", "destination", "ref1", "ref2", "workloads-diff-info")
 
 
 def render_connlist_diff(diff: ConnListDiff, fmt: str = "txt") -> str:
-    """``txt``: netpol-analyzer's ``Connectivity diff:`` lines; csv, md and json: one row each."""
+    """``txt``: netpol-analyzer's ``Connectivity diff:`` lines (``ref1`` the -f manifests,
+    ``ref2`` the --against ones; only the header when nothing changed); csv, md and json:
+    one row each."""
     if fmt == "json":
         doc = [dict(zip(_DIFF_HEADER, row, strict=True)) for row in diff.rows]
         return json.dumps(doc, indent=2) + "\n"
@@ -274,10 +270,8 @@ def render_connlist_diff(diff: ConnListDiff, fmt: str = "txt") -> str:
         return _markdown(_DIFF_HEADER, diff.rows)
     lines = ["Connectivity diff:"]
     for kind, src, dst, dir1, dir2, info in diff.rows:
-        line = f"diff-type: {kind}, source: {src}, destination: {dst}, dir1:  {dir1}, dir2: {dir2}"
+        line = f"diff-type: {kind}, source: {src}, destination: {dst}, ref1: {dir1}, ref2: {dir2}"
         lines.append(f"{line}, workloads-diff-info: {info}" if info else line)
-    if not diff.rows:
-        lines.append("No connections diff")
     return "\n".join(lines) + "\n"
 
 
