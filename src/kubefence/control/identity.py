@@ -10,9 +10,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ANONYMOUS", "AUTHENTICATED_GROUP", "RequestAttributes", "UserInfo"]
+__all__ = [
+    "ADMIN_USER",
+    "AGENT_USER",
+    "ANONYMOUS",
+    "AUTHENTICATED_GROUP",
+    "MASTERS_GROUP",
+    "NODES_GROUP",
+    "RequestAttributes",
+    "UserInfo",
+    "node_user",
+]
 
+# The well-known names the PKI writes into certificates and the bootstrap RBAC objects bind.
 AUTHENTICATED_GROUP = "system:authenticated"
+MASTERS_GROUP = "system:masters"  # bound to cluster-admin
+NODES_GROUP = "system:nodes"
+ADMIN_USER = "kubefence:admin"
+AGENT_USER = "kubefence:agent"  # the policy agent, bound to the kubefence:agent ClusterRole
+
+
+def node_user(node: str) -> str:
+    """The user name a node's client certificate carries (as kubelets use)."""
+    return f"system:node:{node}"
 
 
 @dataclass(frozen=True, slots=True)
