@@ -50,19 +50,19 @@ class StoreError(Exception):
     """Base of the store's expected failures (the server maps each to an HTTP status)."""
 
 
-class KeyExists(StoreError):
+class KeyExists(StoreError):  # noqa: N818 - names fixed by the shared interface
     """create() on a key that already exists (HTTP 409 AlreadyExists)."""
 
 
-class KeyMissing(StoreError):
+class KeyMissing(StoreError):  # noqa: N818 - names fixed by the shared interface
     """update()/delete() on a key that does not exist (HTTP 404 NotFound)."""
 
 
-class Conflict(StoreError):
+class Conflict(StoreError):  # noqa: N818 - names fixed by the shared interface
     """The key's revision is not the expected one (HTTP 409 Conflict)."""
 
 
-class RevisionCompacted(StoreError):
+class RevisionCompacted(StoreError):  # noqa: N818 - names fixed by the shared interface
     """A watch asked for a revision older than the store still remembers (HTTP 410 Gone)."""
 
 
