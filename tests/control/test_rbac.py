@@ -368,3 +368,17 @@ def test_rules_for_lists_what_a_user_may_do() -> None:
 )  # fmt: skip
 def test_forbidden_messages(attrs: RequestAttributes, message: str) -> None:
     assert forbidden_message(attrs) == message
+
+
+def test_generation_hook_controls_rebuilds() -> None:
+    objects = Objects()
+    generation = [1]
+    authz = Authorizer(objects, generation=lambda: generation[0])
+    assert not allowed(authz, req(DEV, "list", "pods", "test"))
+    objects.add(binding("b", "test", "ClusterRole", "view", user("dev")))
+    assert not allowed(authz, req(DEV, "list", "pods", "test"))  # same generation: cached
+    generation[0] = 2
+    assert allowed(authz, req(DEV, "list", "pods", "test"))
+    objects.items.pop()
+    authz.invalidate()
+    assert not allowed(authz, req(DEV, "list", "pods", "test"))

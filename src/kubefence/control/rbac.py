@@ -25,7 +25,7 @@ subject, roles by name) that it rebuilds only when an object's resourceVersion c
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -235,17 +235,19 @@ def _build(list_objects: ListObjects) -> _Index:
     return index
 
 
-def _fingerprint(list_objects: ListObjects) -> tuple[tuple[str, str, str, str], ...] | None:
-    """The (kind, namespace, name, resourceVersion) of every RBAC object; None if one has none."""
-    out: list[tuple[str, str, str, str]] = []
+def _fingerprint(list_objects: ListObjects) -> tuple[tuple[int, int], ...] | None:
+    """Per kind, the number of objects and their highest resourceVersion; None if one has none.
+
+    Enough to notice every change because resourceVersions are store-wide and increase: a create
+    or update raises the highest, a delete alone lowers the count.
+    """
+    out: list[tuple[int, int]] = []
     for kind in RBAC_KINDS:
-        for obj in list_objects(kind):
-            meta = _meta(obj)
-            rv = meta.get("resourceVersion")
-            if not rv:
-                return None
-            out.append((kind, str(meta.get("namespace", "")), str(meta.get("name", "")), str(rv)))
-    out.sort()
+        try:
+            versions = [int(o["metadata"]["resourceVersion"]) for o in list_objects(kind)]
+        except (KeyError, TypeError, ValueError):
+            return None
+        out.append((len(versions), max(versions, default=0)))
     return tuple(out)
 
 
@@ -254,20 +256,28 @@ class Authorizer:
 
     ``list_objects`` receives "Role", "ClusterRole", "RoleBinding" or "ClusterRoleBinding" and
     returns the stored objects of that kind as JSON-like dicts. The index built from them is
-    reused while their resourceVersions are unchanged; :meth:`invalidate` forces a rebuild.
+    reused while their count and highest resourceVersion are unchanged (resourceVersions are
+    store-wide revisions), or, when ``generation`` is given, while it returns an equal value
+    (e.g. the revision of the last RBAC write: then nothing is scanned per request; None means
+    "unknown", always rebuild); :meth:`invalidate` forces a rebuild.
     """
 
-    def __init__(self, list_objects: ListObjects) -> None:
+    def __init__(
+        self, list_objects: ListObjects, *, generation: Callable[[], Hashable] | None = None
+    ) -> None:
         self._list = list_objects
+        self._generation = generation
         self._index: _Index | None = None
-        self._fingerprint: tuple[tuple[str, str, str, str], ...] | None = None
+        self._fingerprint: Hashable = None
 
     def invalidate(self) -> None:
         """Forget the index (call after writing an RBAC object, if convenient)."""
         self._index = None
 
     def _current(self) -> _Index:
-        fingerprint = _fingerprint(self._list)
+        fingerprint = (
+            self._generation() if self._generation is not None else _fingerprint(self._list)
+        )
         if self._index is None or fingerprint is None or fingerprint != self._fingerprint:
             self._index = _build(self._list)
             self._fingerprint = fingerprint
