@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import signal
 import ssl
 import urllib.error
 import urllib.request
@@ -347,3 +348,79 @@ def test_unreachable_etcd_is_a_store_error(pki: ClusterPKI, etcd: EtcdProcess) -
             await other.get(f"{p}x")
 
     run(pki, etcd, body)
+
+
+def test_open_with_pem_files(pki: ClusterPKI, etcd: EtcdProcess) -> None:
+    async def main() -> int:
+        store = await EtcdStore.open(
+            etcd.client_url,
+            ca_cert=pki.etcd_ca_cert,
+            client_cert=pki.etcd_client_cert,
+            client_key=pki.etcd_client_key,
+        )
+        try:
+            return await store.revision()
+        finally:
+            await store.close()
+
+    assert asyncio.run(main()) > 0
+
+
+# -- crash --------------------------------------------------------------------------------------
+
+
+def test_sigkill_during_concurrent_writes_loses_no_acknowledged_write(
+    pki: ClusterPKI, tmp_path: Path
+) -> None:
+    data, log = tmp_path / "data", tmp_path / "etcd.log"
+    acked: dict[str, int] = {}
+
+    async def write_until_killed(proc: EtcdProcess) -> int:
+        store = await EtcdStore.open(proc.client_url, client_ssl_context(pki))
+        gate = asyncio.Semaphore(10)
+        failed = 0
+
+        async def one(i: int) -> None:
+            nonlocal failed
+            async with gate:
+                try:
+                    acked[f"/crash/{i:04d}"] = await store.create(f"/crash/{i:04d}", b"v" * 200)
+                except EtcdStoreError:
+                    failed += 1
+                if len(acked) == 300:
+                    os.kill(proc.pid, signal.SIGKILL)
+
+        try:
+            await asyncio.gather(*(one(i) for i in range(1000)))
+        finally:
+            await store.close()
+        return failed
+
+    async def check(proc: EtcdProcess) -> None:
+        store = await EtcdStore.open(proc.client_url, client_ssl_context(pki))
+        try:
+            items, at = await store.list("/crash/")
+            stored = {i.key: i.revision for i in items}
+            assert all(stored.get(k) == r for k, r in acked.items()), (
+                "an acknowledged write is lost"
+            )
+            assert at >= max(acked.values())
+            assert await store.create("/crash/after", b"x") > at
+            resumed = await take(store.watch("/crash/", after=max(acked.values()) - 1), 1)
+            assert resumed[0].revision == max(acked.values())
+        finally:
+            await store.close()
+
+    first = start_etcd(pki, data, log_path=log)
+    try:
+        failed = asyncio.run(write_until_killed(first))
+    finally:
+        stop_etcd(data, pid=first.pid)
+    assert len(acked) >= 300
+    assert failed > 0  # the kill really happened mid-stream
+    assert len(set(acked.values())) == len(acked)
+    second = start_etcd(pki, data, log_path=log)
+    try:
+        asyncio.run(check(second))
+    finally:
+        stop_etcd(data, pid=second.pid)

@@ -21,6 +21,7 @@ import io
 import json
 import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -87,8 +88,27 @@ class EtcdStore:
         self._closed = False
 
     @classmethod
-    async def open(cls, url: str, ssl_context: ssl.SSLContext) -> EtcdStore:
-        """Connect to etcd at ``url`` (``https://127.0.0.1:<port>``) and check it answers."""
+    async def open(
+        cls,
+        url: str,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        ca_cert: Path | None = None,
+        client_cert: Path | None = None,
+        client_key: Path | None = None,
+    ) -> EtcdStore:
+        """Connect to etcd at ``url`` (``https://127.0.0.1:<port>``) and check it answers.
+
+        TLS comes from ``ssl_context`` or is built from the three PEM files (etcd CA, the API
+        server's etcd client certificate and key).
+        """
+        if ssl_context is None:
+            if ca_cert is None or client_cert is None or client_key is None:
+                raise ValueError(
+                    "EtcdStore.open needs ssl_context or ca_cert+client_cert+client_key"
+                )
+            ssl_context = ssl.create_default_context(cafile=str(ca_cert))
+            ssl_context.load_cert_chain(client_cert, client_key)
         connector = aiohttp.TCPConnector(ssl=ssl_context, limit=0, enable_cleanup_closed=True)
         session = aiohttp.ClientSession(connector=connector, timeout=_TIMEOUT)
         store = cls(url, session)
