@@ -83,9 +83,10 @@ def table(
     for obj in objects:
         metadata = obj.get("metadata", {})
         cells: list[Any] = [metadata.get("name", "")]
-        cells.extend(column.cell(obj) for column in rt.columns)
+        cells.extend(column.cell(obj) for column in rt.columns if column.priority == 0)
         if rt.age_column:
             cells.append(age(metadata.get("creationTimestamp"), now=now))
+        cells.extend(column.cell(obj) for column in rt.columns if column.priority != 0)
         rows.append({"cells": cells, "object": _partial(obj, include_object)})
     body: Obj = {
         "kind": "Table",
@@ -109,7 +110,8 @@ def _columns(rt: ResourceType) -> list[Obj]:
             "priority": 0,
         }
     ]
-    for column in rt.columns:
+    ordered = [c for c in rt.columns if c.priority == 0]
+    for column in ordered:
         defs.append(
             {
                 "name": column.name,
@@ -130,4 +132,15 @@ def _columns(rt: ResourceType) -> list[Obj]:
                 "priority": 0,
             }
         )
+    defs.extend(
+        {
+            "name": column.name,
+            "type": column.type,
+            "format": column.format,
+            "description": column.description or column.name,
+            "priority": column.priority,
+        }
+        for column in rt.columns
+        if column.priority != 0
+    )
     return defs
