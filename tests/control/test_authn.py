@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from cryptography.x509.oid import NameOID
 from kubefence.control.authn import Authenticator, load_token_file
 from kubefence.control.identity import ANONYMOUS, UserInfo
 from kubefence.control.pki import ClusterPKI, ensure_pki, issue_client_cert, load_certificate
-from kubefence.control.tokens import DEFAULT_AUDIENCE, ServiceAccountTokens
+from kubefence.control.tokens import DEFAULT_AUDIENCE, InvalidTokenError, ServiceAccountTokens
 
 
 @pytest.fixture(scope="module")
@@ -249,3 +250,27 @@ def test_deleted_service_account_token_refused(pki: ClusterPKI) -> None:
     gone = authn.issue_token("test", "gone")
     assert authn.authenticate(peer_cert_der=None, authorization=f"Bearer {kept}") is not None
     assert authn.authenticate(peer_cert_der=None, authorization=f"Bearer {gone}") is None
+
+
+def test_cached_token_still_expires(pki: ClusterPKI) -> None:
+    now = [time.time()]
+    tokens = ServiceAccountTokens.from_files(pki.sa_key, pki.sa_public)
+    tokens = dataclasses.replace(tokens, clock=lambda: now[0])
+    token = tokens.issue("test", "builder", expires_in=60)
+    assert tokens.verify(token).name == "system:serviceaccount:test:builder"
+    assert tokens.verify(token).name == "system:serviceaccount:test:builder"  # from the cache
+    now[0] += 3600
+    with pytest.raises(InvalidTokenError, match="expired"):
+        tokens.verify(token)
+    fresh = dataclasses.replace(tokens)  # an empty cache: the full check says the same
+    with pytest.raises(InvalidTokenError, match="expired"):
+        fresh.verify(token)
+
+
+def test_cached_token_of_a_deleted_account_is_refused(pki: ClusterPKI) -> None:
+    existing = {("test", "kept")}
+    authn = Authenticator(pki, service_account_lookup=lambda ns, n, _uid: (ns, n) in existing)
+    header = f"Bearer {authn.issue_token('test', 'kept')}"
+    assert authn.authenticate(peer_cert_der=None, authorization=header) is not None
+    existing.clear()
+    assert authn.authenticate(peer_cert_der=None, authorization=header) is None

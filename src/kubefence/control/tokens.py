@@ -15,7 +15,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ DEFAULT_AUDIENCE = DEFAULT_ISSUER
 SA_PREFIX = "system:serviceaccount:"
 _ALGORITHM = "ES256"
 _LEEWAY_SECONDS = 5
+_CACHE_SIZE = 4096
 
 # (namespace, name, uid) -> does that service account exist (with that uid, when uid != "")?
 ServiceAccountLookup = Callable[[str, str, str], bool]
@@ -71,6 +72,11 @@ class ServiceAccountTokens:
     issuer: str = DEFAULT_ISSUER
     audiences: tuple[str, ...] = (DEFAULT_AUDIENCE,)
     lookup: ServiceAccountLookup | None = None
+    clock: Callable[[], float] = time.time
+    # token -> (namespace, name, uid, exp) of tokens already verified (not part of equality)
+    _verified: dict[str, tuple[str, str, str, float]] = field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     @classmethod
     def from_files(
@@ -135,7 +141,31 @@ class ServiceAccountTokens:
         )
 
     def verify(self, token: str) -> UserInfo:
-        """The service account's user for a valid token; raises InvalidTokenError otherwise."""
+        """The service account's user for a valid token; raises InvalidTokenError otherwise.
+
+        A token whose signature and claims were verified before is recognised from a small
+        cache until it expires (ES256 verification costs about a millisecond); whether its
+        service account still exists is asked every time.
+        """
+        now = self.clock()
+        hit = self._verified.get(token)
+        if hit is not None and now < hit[3] + _LEEWAY_SECONDS:
+            return self._existing(*hit[:3])
+        claims = self._decode(token)
+        if not now < float(claims["exp"]) + _LEEWAY_SECONDS:  # also by our clock, not only jwt's
+            raise InvalidTokenError("service account token has expired")
+        namespace, name, uid = self._subject(claims)
+        if len(self._verified) >= _CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = (namespace, name, uid, float(claims["exp"]))
+        return self._existing(namespace, name, uid)
+
+    def _existing(self, namespace: str, name: str, uid: str) -> UserInfo:
+        if self.lookup is not None and not self.lookup(namespace, name, uid):
+            raise InvalidTokenError(f"service account {namespace}/{name} does not exist (any more)")
+        return service_account_user(namespace, name, uid)
+
+    def _decode(self, token: str) -> dict[str, Any]:
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
@@ -156,9 +186,10 @@ class ServiceAccountTokens:
             raise InvalidTokenError("service account token signature is invalid") from exc
         except jwt.PyJWTError as exc:
             raise InvalidTokenError(f"invalid service account token: {exc}") from exc
-        return self._user(claims)
+        return claims
 
-    def _user(self, claims: dict[str, Any]) -> UserInfo:
+    @staticmethod
+    def _subject(claims: dict[str, Any]) -> tuple[str, str, str]:
         sub = claims.get("sub")
         k8s = claims.get("kubernetes.io")
         if not isinstance(sub, str) or not sub.startswith(SA_PREFIX) or not isinstance(k8s, dict):
@@ -170,6 +201,4 @@ class ServiceAccountTokens:
         uid = sa.get("uid", "")
         if k8s.get("namespace") != namespace or sa.get("name") != name or not isinstance(uid, str):
             raise InvalidTokenError("token's kubernetes.io claim does not match its subject")
-        if self.lookup is not None and not self.lookup(namespace, name, uid):
-            raise InvalidTokenError(f"service account {namespace}/{name} does not exist (any more)")
-        return service_account_user(namespace, name, uid)
+        return namespace, name, uid
