@@ -40,6 +40,9 @@ __all__ = [
 ]
 
 DEFAULT_ROOT = Path("/run/kubefence/clusters")
+# The server outlives the Popen that started it by design; keeping the object lets `down` reap it
+# when it is our child (and keeps Python from warning that it was dropped while running).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
 class ClusterError(Exception):
@@ -152,6 +155,7 @@ def cluster_up(
         close_fds=True,
     )  # fmt: skip
     log.close()
+    _CHILDREN[process.pid] = process
     (directory / "server.pid").write_text(str(process.pid))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -178,14 +182,17 @@ def _stop(pid: int | None, directory: Path, *, timeout: float = 5.0) -> bool:
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and _ours(pid, directory):
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
+        child = _CHILDREN.get(pid)
+        if child is not None and child.poll() is not None:
+            break
         time.sleep(0.02)
     if _ours(pid, directory):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+    child = _CHILDREN.pop(pid, None)
+    if child is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=timeout)
     return True
 
 

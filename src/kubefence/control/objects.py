@@ -227,14 +227,23 @@ class Objects:
         )
         metadata["managedFields"] = entries
 
-    async def create(self, rt: ResourceType, namespace: str, body: Any, opts: WriteOptions) -> Obj:
+    async def create(
+        self,
+        rt: ResourceType,
+        namespace: str,
+        body: Any,
+        opts: WriteOptions,
+        *,
+        operation: str = "Update",
+        applied: Any = None,
+    ) -> Obj:
         obj = self._prepare_new(rt, namespace, body)
         name = obj["metadata"].get("name", "")
         self._check(rt, obj, strict=opts.strict)
         await self._require_namespace(rt, namespace)
         if rt.kind == "Service":
             await self._allocate_cluster_ip(obj)
-        self._record_manager(obj, opts.manager, "Update", body)
+        self._record_manager(obj, opts.manager, operation, body if applied is None else applied)
         key = rt.key(namespace, name)
         if opts.dry_run:
             if await self.store.get(key) is not None:
@@ -380,11 +389,7 @@ class Objects:
         body = dict(patch)
         body.setdefault("metadata", {})
         body["metadata"] = {**body["metadata"], "name": name}
-        obj = await self.create(rt, namespace, body, WriteOptions(dry_run=opts.dry_run))
-        self._record_manager(obj, opts.manager, "Apply", patch)
-        if opts.dry_run:
-            return obj
-        return await self._replace(rt, obj, obj, WriteOptions(), operation="Apply", applied=patch)
+        return await self.create(rt, namespace, body, opts, operation="Apply", applied=patch)
 
     async def _patch_once(
         self, rt: ResourceType, current: Obj, patch_type: str, patch: Any, opts: WriteOptions
