@@ -424,3 +424,23 @@ def test_sigkill_during_concurrent_writes_loses_no_acknowledged_write(
         asyncio.run(check(second))
     finally:
         stop_etcd(data, pid=second.pid)
+
+
+def test_start_again_reuses_the_running_etcd(pki: ClusterPKI, tmp_path: Path) -> None:
+    """After an API server crash etcd still runs; starting it again must not start a second."""
+    data, log, pid_file = tmp_path / "data", tmp_path / "etcd.log", tmp_path / "etcd.pid"
+    first = start_etcd(pki, data, log_path=log, pid_file=pid_file)
+    try:
+        again = start_etcd(pki, data, log_path=log, pid_file=pid_file)
+        assert (again.pid, again.client_url, again.peer_url) == (
+            first.pid, first.client_url, first.peer_url,
+        )  # fmt: skip
+    finally:
+        assert stop_etcd(data, pid_file=pid_file)
+    assert not etcd_running(first.pid, data)
+    pid_file.write_text(f"{first.pid}\n")  # stale: that etcd is gone
+    third = start_etcd(pki, data, log_path=log, pid_file=pid_file)
+    try:
+        assert third.pid != first.pid
+    finally:
+        stop_etcd(data, pid_file=pid_file)

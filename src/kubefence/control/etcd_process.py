@@ -134,8 +134,11 @@ def start_etcd(
 ) -> EtcdProcess:
     """Start etcd detached and return once ``/health`` answers true over mutual TLS.
 
-    Raises EtcdError (with the log's tail) when etcd is missing, exits, or stays unhealthy; the
-    process is stopped again in that case.
+    Idempotent with a ``pid_file``: when it names an etcd that still serves ``data_dir`` (the API
+    server was restarted, or SIGKILLed, while etcd kept running) and that etcd is healthy, it is
+    returned as is (a second etcd on the same data directory would block on its lock). Raises
+    EtcdError (with the log's tail) when etcd is missing, exits, or stays unhealthy; the process
+    is stopped again in that case.
     """
     binary = etcd_binary()
     if binary is None:
@@ -144,6 +147,10 @@ def start_etcd(
     os.chmod(data_dir, 0o700)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     ctx = client_ssl_context(pki)
+    if pid_file is not None:
+        running = _already_running(pid_file, data_dir, log_path, ctx)
+        if running is not None:
+            return running
     problem = ""
     for _attempt in range(_START_ATTEMPTS):  # a free port can be taken before etcd binds it
         client, peer = _free_port(), _free_port()
@@ -183,17 +190,47 @@ def start_etcd(
     raise EtcdError(f"{problem}; last lines of {log_path}:\n{_log_tail(log_path)}")
 
 
-def _cmdline(pid: int) -> str:
+def _already_running(
+    pid_file: Path, data_dir: Path, log_path: Path, ctx: ssl.SSLContext
+) -> EtcdProcess | None:
+    """The etcd ``pid_file`` names if it serves ``data_dir`` and is healthy; an unhealthy one
+    is stopped (it is ours: its command line names our data directory)."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if not etcd_running(pid, data_dir):
+        return None
+    flags = dict(
+        arg.removeprefix("--").split("=", 1)
+        for arg in _argv(pid)
+        if arg.startswith("--") and "=" in arg
+    )
+    found = EtcdProcess(
+        pid, flags.get("listen-client-urls", ""), flags.get("listen-peer-urls", ""),
+        data_dir, log_path,
+    )  # fmt: skip
+    deadline = time.monotonic() + 3.0
+    while time.monotonic() < deadline:
+        if found.client_url and _healthy(found.client_url, ctx):
+            return found
+        time.sleep(0.1)
+    _terminate(pid, timeout=5.0)
+    return None
+
+
+def _argv(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
-        return ""
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
 
 
 def etcd_running(pid: int, data_dir: Path) -> bool:
     """Whether ``pid`` is an etcd serving ``data_dir`` (and not a recycled pid)."""
-    cmd = _cmdline(pid)
-    return "etcd" in cmd.split(" ", 1)[0] and f"--data-dir={data_dir}" in cmd
+    argv = _argv(pid)
+    return bool(argv) and Path(argv[0]).name == "etcd" and f"--data-dir={data_dir}" in argv
 
 
 def _terminate(pid: int, *, timeout: float) -> None:
