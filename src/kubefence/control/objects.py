@@ -159,8 +159,15 @@ class Objects:
             raise ApiError.not_found("namespaces", namespace)
 
     def _check(self, rt: ResourceType, obj: Obj, *, strict: bool) -> None:
-        rt.default(obj)
-        name = obj.get("metadata", {}).get("name", "")
+        metadata = obj.get("metadata")
+        name = metadata.get("name", "") if isinstance(metadata, dict) else ""
+        problems = _shape_problems(obj)
+        if problems:
+            raise ApiError.invalid(rt.kind, str(name), problems, group=rt.group)
+        try:
+            rt.default(obj)
+        except (AttributeError, TypeError, ValueError, KeyError):
+            pass  # a malformed field: the validator below names it
         problems = name_problems(name, style=NAME_STYLE.get(rt.kind, "subdomain"))
         if not problems:
             problems = _problems_outside_unknown(rt.validate(obj), strict)
@@ -469,6 +476,29 @@ class Objects:
                 await self.create(ns_type, "", {"metadata": {"name": name}}, WriteOptions())
             else:
                 await self._namespace_created(name)
+
+
+def _shape_problems(obj: Obj) -> list[FieldError]:
+    """The shape every object has: metadata an object with string name and string maps."""
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        return [FieldError("Invalid value: must be an object", "metadata")]
+    problems = []
+    for field in ("name", "namespace", "generateName"):
+        if field in metadata and not isinstance(metadata[field], str):
+            problems.append(FieldError("Invalid value: must be a string", f"metadata.{field}"))
+    for field in ("labels", "annotations"):
+        value = metadata.get(field)
+        if value is not None and not (
+            isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+        ):
+            problems.append(
+                FieldError("Invalid value: must be a map of strings", f"metadata.{field}")
+            )
+    for field in ("spec", "status"):
+        if field in obj and obj[field] is not None and not isinstance(obj[field], dict):
+            problems.append(FieldError("Invalid value: must be an object", field))
+    return problems
 
 
 def _pinned(patch: Any) -> bool:
