@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-
 from tests.control.conftest import Cluster
 
 NETPOL = "/apis/networking.k8s.io/v1/namespaces/default/networkpolicies"

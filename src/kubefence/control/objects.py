@@ -10,6 +10,7 @@ then validation (422 with field paths, nothing stored), dryRun, namespaces that 
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import secrets
@@ -164,10 +165,8 @@ class Objects:
         problems = _shape_problems(obj)
         if problems:
             raise ApiError.invalid(rt.kind, str(name), problems, group=rt.group)
-        try:
-            rt.default(obj)
-        except (AttributeError, TypeError, ValueError, KeyError):
-            pass  # a malformed field: the validator below names it
+        with contextlib.suppress(AttributeError, TypeError, ValueError, KeyError):
+            rt.default(obj)  # a malformed field fails here: the validator below names it
         problems = name_problems(name, style=NAME_STYLE.get(rt.kind, "subdomain"))
         if not problems:
             problems = _problems_outside_unknown(rt.validate(obj), strict)
