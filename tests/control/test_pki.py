@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kubefence.control.pki import (
@@ -184,3 +186,31 @@ def test_check_certs_flags_a_foreign_cert(tmp_path: Path) -> None:
     bad = next(r for r in check_certs(pki.directory) if r.path == pki.admin_cert)
     assert not bad.chain_ok
     assert bad.problem
+
+
+def test_leaf_expiring_within_30_days_is_reissued(tmp_path: Path) -> None:
+    pki = ensure_pki(tmp_path)
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    key = serialization.load_pem_private_key(pki.admin_key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    old = load_certificate(pki.admin_cert)
+    now = dt.datetime.now(dt.UTC)
+    short = (
+        x509.CertificateBuilder()
+        .subject_name(old.subject)
+        .issuer_name(old.issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=340))
+        .not_valid_after(now + dt.timedelta(days=10))
+        .sign(ca_key, hashes.SHA256())
+    )
+    pki.admin_cert.write_bytes(short.public_bytes(serialization.Encoding.PEM))
+    report = next(r for r in check_certs(tmp_path) if r.path == pki.admin_cert)
+    assert report.chain_ok
+    assert report.days_left in (9, 10)
+    ensure_pki(tmp_path)
+    renewed = load_certificate(pki.admin_cert)
+    assert renewed.not_valid_after_utc - now > dt.timedelta(days=360)
+    assert renewed.subject == old.subject
