@@ -17,7 +17,12 @@ from cryptography.x509.oid import NameOID
 from kubefence.control.authn import Authenticator, load_token_file
 from kubefence.control.identity import ANONYMOUS, UserInfo
 from kubefence.control.pki import ClusterPKI, ensure_pki, issue_client_cert, load_certificate
-from kubefence.control.tokens import DEFAULT_AUDIENCE, InvalidTokenError, ServiceAccountTokens
+from kubefence.control.tokens import (
+    DEFAULT_AUDIENCE,
+    InvalidTokenError,
+    ServiceAccountTokens,
+    token_request,
+)
 
 
 @pytest.fixture(scope="module")
@@ -274,3 +279,50 @@ def test_cached_token_of_a_deleted_account_is_refused(pki: ClusterPKI) -> None:
     assert authn.authenticate(peer_cert_der=None, authorization=header) is not None
     existing.clear()
     assert authn.authenticate(peer_cert_der=None, authorization=header) is None
+
+
+# -- TokenRequest (kubectl create token) --------------------------------------------------------
+
+
+def test_token_request_issues_a_token_the_authenticator_accepts(authn: Authenticator) -> None:
+    answer, problems = token_request(
+        authn.tokens, namespace="test", service_account="builder", uid="u-1",
+        body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+              "spec": {"expirationSeconds": 900}}, now=1_800_000_000,
+    )  # fmt: skip
+    assert problems == []
+    assert answer is not None
+    assert answer["kind"] == "TokenRequest"
+    assert answer["spec"]["expirationSeconds"] == 900
+    assert answer["status"]["expirationTimestamp"] == "2027-01-15T08:15:00Z"
+    claims = jwt.decode(answer["status"]["token"], options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] == 900
+    fresh, _ = token_request(authn.tokens, namespace="test", service_account="builder", body={})
+    assert fresh is not None
+    assert fresh["spec"]["expirationSeconds"] == 3600
+    user = authn.authenticate(
+        peer_cert_der=None, authorization=f"Bearer {fresh['status']['token']}"
+    )
+    assert user is not None
+    assert user.name == "system:serviceaccount:test:builder"
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"expirationSeconds": 60}, "less than 10 minutes"),
+        ({"expirationSeconds": 2**33}, "larger than 2^32"),
+        ({"expirationSeconds": "1h"}, "integer"),
+        ({"audiences": "api"}, "list"),
+    ],
+)
+def test_token_request_validation(
+    authn: Authenticator, spec: dict[str, object], message: str
+) -> None:
+    answer, problems = token_request(
+        authn.tokens, namespace="test", service_account="builder", body={"spec": spec}
+    )
+    assert answer is None
+    assert len(problems) == 1
+    assert problems[0][0].startswith("spec.")
+    assert message in problems[0][1]

@@ -11,10 +11,11 @@ or whose ``sub`` disagrees with its ``kubernetes.io`` claim.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ __all__ = [
     "ServiceAccountLookup",
     "ServiceAccountTokens",
     "service_account_user",
+    "token_request",
 ]
 
 DEFAULT_ISSUER = "https://kubernetes.default.svc.cluster.local"
@@ -202,3 +204,60 @@ class ServiceAccountTokens:
         if k8s.get("namespace") != namespace or sa.get("name") != name or not isinstance(uid, str):
             raise InvalidTokenError("token's kubernetes.io claim does not match its subject")
         return namespace, name, uid
+
+
+MIN_EXPIRATION_SECONDS = 600
+DEFAULT_EXPIRATION_SECONDS = 3600
+
+
+def token_request(
+    tokens: ServiceAccountTokens,
+    *,
+    namespace: str,
+    service_account: str,
+    uid: str = "",
+    body: Mapping[str, Any] | None = None,
+    now: float | None = None,
+) -> tuple[dict[str, Any] | None, list[tuple[str, str]]]:
+    """Answer a TokenRequest (``POST .../serviceaccounts/<name>/token``, ``kubectl create
+    token``): (the TokenRequest with ``status.token`` and ``status.expirationTimestamp``, []), or
+    (None, [(field path, message), ...]) for a 422 as kube-apiserver words it.
+
+    ``spec.expirationSeconds`` defaults to 3600 and must be at least 600; ``spec.audiences``
+    defaults to the cluster's audiences. ``spec.boundObjectRef`` is accepted and ignored (this
+    cluster does not bind tokens to pods).
+    """
+    spec_raw = (body or {}).get("spec") or {}
+    spec: Mapping[str, Any] = spec_raw if isinstance(spec_raw, Mapping) else {}
+    problems: list[tuple[str, str]] = []
+    seconds = spec.get("expirationSeconds", DEFAULT_EXPIRATION_SECONDS)
+    if not isinstance(seconds, int) or isinstance(seconds, bool):
+        problems.append(("spec.expirationSeconds", "must be an integer"))
+    elif seconds < MIN_EXPIRATION_SECONDS:
+        problems.append(
+            ("spec.expirationSeconds", "may not specify a duration less than 10 minutes")
+        )
+    elif seconds > 2**32:
+        problems.append(
+            ("spec.expirationSeconds", "may not specify a duration larger than 2^32 seconds")
+        )
+    audiences = spec.get("audiences") or list(tokens.audiences)
+    if not isinstance(audiences, list) or not all(isinstance(a, str) and a for a in audiences):
+        problems.append(("spec.audiences", "must be a list of non-empty strings"))
+    if problems:
+        return None, problems
+    issued = time.time() if now is None else now
+    assert isinstance(seconds, int)
+    token = tokens.issue(
+        namespace, service_account, expires_in=seconds, uid=uid, audiences=audiences, now=issued
+    )
+    expires = dt.datetime.fromtimestamp(int(issued) + seconds, dt.UTC)
+    answer: dict[str, Any] = {
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": service_account, "namespace": namespace,
+                     "creationTimestamp": None},
+        "spec": {**spec, "audiences": audiences, "expirationSeconds": seconds},
+        "status": {"token": token, "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ")},
+    }  # fmt: skip
+    return answer, []
