@@ -68,6 +68,7 @@ class SqliteStore:
         self._log: deque[WatchEvent] = deque(maxlen=history)
         self._log_lock = threading.Lock()
         self._floor = 0  # watches must start at or after this revision
+        self._revision = 0  # the last committed revision (read at open)
         self._watchers: set[asyncio.Queue[WatchEvent]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -90,7 +91,8 @@ class SqliteStore:
         db.execute(f"PRAGMA synchronous={'FULL' if self._durable else 'NORMAL'}")
         db.executescript(_SCHEMA)
         self._db = db
-        return self._current()
+        self._revision = self._current()
+        return self._revision
 
     async def _run(self, fn: Callable[[], T]) -> T:
         if self._closed:
@@ -112,13 +114,15 @@ class SqliteStore:
         """Run fn(db, new_revision) in one IMMEDIATE transaction; publish its event."""
         db = self._conn()
         db.execute("BEGIN IMMEDIATE")
+        revision = self._revision + 1  # this connection is the file's only writer
         try:
-            db.execute("UPDATE meta SET value = value + 1 WHERE name='revision'")
-            event = fn(db, self._current())
+            db.execute("UPDATE meta SET value = ? WHERE name='revision'", (revision,))
+            event = fn(db, revision)
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
+        self._revision = revision
         with self._log_lock:
             self._log.append(event)
         loop = self._loop
