@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -28,6 +29,22 @@ def test_the_walk_through(cluster: Cluster) -> None:
     assert "Namespace:        test" in described
     assert "app=nginx" in described
     assert "Events:" in described
+    uid = k("get", "pod", "nginx", "-n", "test", "-o", "jsonpath={.metadata.uid}").stdout
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "nginx.1", "namespace": "test"},
+        "involvedObject": {"kind": "Pod", "name": "nginx", "namespace": "test", "uid": uid},
+        "reason": "Scheduled",
+        "message": "assigned test/nginx to node-1",
+        "type": "Normal",
+        "source": {"component": "default-scheduler"},
+    }
+    k("create", "-f", "-", input=json.dumps(event))
+    described = k("describe", "pod", "nginx", "-n", "test").stdout
+    assert "assigned test/nginx to node-1" in described.split("Events:")[1]
+    header = k("get", "events", "-n", "test").stdout.splitlines()[0].split()
+    assert header[:3] == ["LAST", "SEEN", "TYPE"]
 
     policy = str(TUTORIAL / "deny-all-policy.yaml")
     assert k("apply", "-f", policy).stdout.strip() == (

@@ -14,6 +14,7 @@ from typing import Any
 
 from kubefence.api import METADATA_NAME_LABEL, Document, build_inventory
 from kubefence.control.registry import Column, Registry, ResourceType
+from kubefence.control.tables import age
 from kubefence.errors import FieldError, ValidationError
 
 __all__ = ["REGISTRY", "name_problems"]
@@ -289,6 +290,11 @@ def _node_roles(obj: Obj) -> str:
     return ",".join(roles) or "<none>"
 
 
+def _event_age(obj: Obj) -> str:
+    when = obj.get("lastTimestamp") or obj.get("eventTime")
+    return age(when or _get(obj, "metadata", "creationTimestamp"))
+
+
 def _s(*path: str, none: str = "<none>") -> Any:
     def cell(obj: Obj) -> Any:
         value = _get(obj, *path)
@@ -473,7 +479,10 @@ _TYPES = (
         short_names=("ev",),
         has_spec=False,
         validate=_validate_event,
+        age_column=False,
+        name_column=False,
         columns=(
+            Column("Last Seen", "string", _event_age),
             Column("Type", "string", _s("type")),
             Column("Reason", "string", _s("reason")),
             Column(

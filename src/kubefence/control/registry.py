@@ -61,6 +61,7 @@ class ResourceType:
     has_spec: bool = True  # generation is bumped when spec changes
     stored: bool = True  # False for virtual kinds (access reviews): create only, never stored
     age_column: bool = True
+    name_column: bool = True
 
     @property
     def singular(self) -> str:

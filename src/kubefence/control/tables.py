@@ -82,7 +82,7 @@ def table(
     rows = []
     for obj in objects:
         metadata = obj.get("metadata", {})
-        cells: list[Any] = [metadata.get("name", "")]
+        cells: list[Any] = [metadata.get("name", "")] if rt.name_column else []
         cells.extend(column.cell(obj) for column in rt.columns if column.priority == 0)
         if rt.age_column:
             cells.append(age(metadata.get("creationTimestamp"), now=now))
@@ -109,7 +109,7 @@ def _columns(rt: ResourceType) -> list[Obj]:
             "description": "Name must be unique within a namespace.",
             "priority": 0,
         }
-    ]
+    ][: 1 if rt.name_column else 0]
     ordered = [c for c in rt.columns if c.priority == 0]
     for column in ordered:
         defs.append(
