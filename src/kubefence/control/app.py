@@ -19,11 +19,12 @@ from typing import TextIO
 from aiohttp import web
 
 from kubefence.control.authn import Authenticator
+from kubefence.control.context import ServerConfig
 from kubefence.control.kinds import REGISTRY
 from kubefence.control.objects import Objects, WriteOptions, decode
 from kubefence.control.pki import ClusterPKI, ensure_pki
 from kubefence.control.rbac import BOOTSTRAP_OBJECTS, Authorizer
-from kubefence.control.server import ServerConfig, make_app, rbac_cache
+from kubefence.control.server import make_app, rbac_cache
 from kubefence.control.status import ApiError
 from kubefence.control.store import Store
 from kubefence.control.store.sqlite import SqliteStore

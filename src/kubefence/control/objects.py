@@ -5,6 +5,9 @@ every rule the API server applies to objects lives here once: server-set metadat
 creationTimestamp, resourceVersion = store revision, generation, managedFields), defaulting
 then validation (422 with field paths, nothing stored), dryRun, namespaces that must exist, the
 `default` ServiceAccount of each namespace, and the cascade when a namespace is deleted.
+
+Longer than 400 lines on purpose: the write paths (create, update, patch, apply, delete) share
+the metadata rules and the no-op check, and reading them side by side is the point.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """The HTTPS API server: one aiohttp app, routes declared in `make_app`, middlewares for errors,
-authentication, audit; authorization per request from its `RequestAttributes`.
+authentication (with impersonation) and the audit log; authorization per request from its
+`RequestAttributes` (`context.authorize`).
 
-Why this split: URL parsing and rendering live here; object semantics live in `objects.py`;
-watch streaming and access reviews in `watching.py` and `reviews.py`. Every error leaves as a
+Why this split: the app, its non-resource routes and middlewares live here; resource requests in
+`handlers.py`; object semantics in `objects.py`; watch streaming and access reviews in
+`watching.py` and `reviews.py`. Every error leaves as a
 `Status` (never a traceback); bodies over 3 MiB get 413, malformed JSON/YAML 400.
 """
 
@@ -12,56 +14,28 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any
 
-import yaml
 from aiohttp import web
 
 from kubefence.control import discovery, openapi
-from kubefence.control.authn import Authenticator
+from kubefence.control.context import (
+    MAX_BODY,
+    ServerConfig,
+    authorize,
+    impersonate,
+    json_response,
+)
+from kubefence.control.handlers import resource_request
 from kubefence.control.identity import ANONYMOUS, RequestAttributes, UserInfo
-from kubefence.control.objects import Objects, WriteOptions
-from kubefence.control.protobuf import decode_body
-from kubefence.control.rbac import Authorizer, forbidden_message
 from kubefence.control.registry import ResourceType
-from kubefence.control.reviews import review
-from kubefence.control.selectors import parse_field_selector, parse_label_selector
 from kubefence.control.status import ApiError, status_body
-from kubefence.control.tables import table, wants_table
-from kubefence.control.watching import watch_response
 
-__all__ = ["MAX_BODY", "ServerConfig", "make_app"]
+__all__ = ["make_app", "rbac_cache"]
 
-MAX_BODY = 3 * 1024 * 1024
 log = logging.getLogger("kubefence.control")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Obj = dict[str, Any]
-
-_PATCH_TYPES = {
-    "application/json-patch+json": "json",
-    "application/merge-patch+json": "merge",
-    "application/strategic-merge-patch+json": "strategic",
-    "application/apply-patch+yaml": "apply",
-    "application/apply-patch+cbor": "apply",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class ServerConfig:
-    objects: Objects
-    authenticator: Authenticator | None  # None: everyone is system:masters (tests only)
-    authorizer: Authorizer | None
-    audit: TextIO | None = None
-    server_address: str = "127.0.0.1:6443"
-
-
-def _json(body: Any, status: int = 200, content_type: str = "application/json") -> web.Response:
-    data = json.dumps(body, separators=(",", ":")).encode()
-    if ";" in content_type:
-        return web.Response(body=data, status=status, headers={"Content-Type": content_type})
-    return web.Response(body=data, status=status, content_type=content_type)
-
 
 # -- middlewares ----------------------------------------------------------------------------
 
@@ -71,21 +45,21 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as error:
-        return _json(error.body(), error.code)
+        return json_response(error.body(), error.code)
     except web.HTTPRequestEntityTooLarge:
-        return _json(
+        return json_response(
             status_body(413, "RequestEntityTooLarge", "the request body is too large (> 3 MiB)"),
             413,
         )
     except web.HTTPException as error:
         if error.status < 400:
             raise
-        return _json(
+        return json_response(
             status_body(error.status, error.reason, error.text or error.reason), error.status
         )
     except Exception:
         log.exception("internal error on %s %s", request.method, request.path)
-        return _json(status_body(500, "InternalError", "an internal error occurred"), 500)
+        return json_response(status_body(500, "InternalError", "an internal error occurred"), 500)
 
 
 def _peer_cert(request: web.Request) -> bytes | None:
@@ -112,13 +86,13 @@ def _authn(config: ServerConfig) -> Any:
             )
         response: web.StreamResponse
         if user is None:
-            response = _json(status_body(401, "Unauthorized", "Unauthorized"), 401)
+            response = json_response(status_body(401, "Unauthorized", "Unauthorized"), 401)
             user = ANONYMOUS
         else:
             try:
-                user = _impersonate(config, request, user)
+                user = impersonate(config, request, user)
             except ApiError as error:
-                return _json(error.body(), error.code)
+                return json_response(error.body(), error.code)
             request["user"] = user
             response = await handler(request)
         if config.audit is not None:
@@ -143,266 +117,6 @@ def _authn(config: ServerConfig) -> Any:
     return middleware
 
 
-def _impersonate(config: ServerConfig, request: web.Request, user: UserInfo) -> UserInfo:
-    """`Impersonate-User`/`-Group`/`-Uid` headers (kubectl --as/--as-group), allowed by RBAC's
-    `impersonate` verb on users/groups/uids as the API server does."""
-    name = request.headers.get("Impersonate-User")
-    groups = tuple(request.headers.getall("Impersonate-Group", []))
-    if name is None:
-        if groups:
-            raise ApiError(400, "BadRequest", "requested impersonation of groups without a user")
-        return user
-    uid = request.headers.get("Impersonate-Uid", "")
-    checks = [("users", name)] + [("groups", g) for g in groups] + ([("uids", uid)] if uid else [])
-    for resource, value in checks:
-        attrs = RequestAttributes(
-            user=user,
-            verb="impersonate",
-            api_group="",
-            resource=resource,
-            name=value,
-            path=request.path,
-        )
-        if config.authorizer is not None and not config.authorizer.authorize(attrs)[0]:
-            raise ApiError(403, "Forbidden", forbidden_message(attrs))
-    if name == "system:anonymous":
-        return UserInfo(name, groups or ("system:unauthenticated",), uid)
-    return UserInfo(name, (*groups, "system:authenticated"), uid)
-
-
-def _authorize(config: ServerConfig, request: web.Request, attrs: RequestAttributes) -> None:
-    request["attrs"] = attrs
-    if config.authorizer is None:
-        return
-    allowed, reason = config.authorizer.authorize(attrs)
-    if not allowed:
-        raise ApiError(
-            403,
-            "Forbidden",
-            forbidden_message(attrs, reason),
-            kind=attrs.resource,
-            name=attrs.name,
-            group=attrs.api_group,
-        )
-
-
-# -- bodies ---------------------------------------------------------------------------------
-
-
-async def _body(request: web.Request) -> Any:
-    raw = await request.read()
-    if len(raw) > MAX_BODY:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=len(raw))
-    content_type = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
-    if content_type == "application/vnd.kubernetes.protobuf":
-        return decode_body(raw)
-    if "protobuf" in content_type or "cbor" in content_type:
-        raise ApiError(415, "UnsupportedMediaType", f"unsupported media type {content_type!r}")
-    try:
-        if content_type.endswith("yaml"):
-            return yaml.safe_load(raw.decode()) if raw.strip() else None
-        return json.loads(raw) if raw.strip() else None
-    except (ValueError, yaml.YAMLError) as error:
-        kind = "YAML" if content_type.endswith("yaml") else "JSON"
-        raise ApiError.bad_request(f"error decoding {kind}: {str(error).splitlines()[0]}") from None
-
-
-def _int_param(text: str, name: str) -> int:
-    try:
-        return max(int(text or 0), 0)
-    except ValueError:
-        raise ApiError.bad_request(f"invalid {name}: {text!r}") from None
-
-
-def _write_options(request: web.Request, subresource: str) -> WriteOptions:
-    query = request.query
-    dry_run = query.getall("dryRun", [])
-    if any(v != "All" for v in dry_run):
-        raise ApiError.bad_request(f"unsupported dryRun value {dry_run!r}")
-    validation = query.get("fieldValidation", "Strict")
-    manager = query.get("fieldManager") or request.headers.get("User-Agent", "").split("/")[0]
-    return WriteOptions(
-        dry_run=bool(dry_run),
-        manager=manager,
-        strict=validation == "Strict",
-        subresource=subresource,
-    )
-
-
-# -- resource routing -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Target:
-    rt: ResourceType
-    namespace: str
-    name: str
-    subresource: str
-
-
-def _target(config: ServerConfig, group: str, version: str, rest: str) -> _Target:
-    parts = [p for p in rest.split("/") if p]
-    registry = config.objects.registry
-    namespace = ""
-    if (
-        parts
-        and parts[0] == "namespaces"
-        and len(parts) >= 3
-        and parts[2] not in ("status", "finalize")
-    ):
-        namespace, parts = parts[1], parts[2:]
-    if not parts or len(parts) > 3:
-        raise ApiError(404, "NotFound", "the server could not find the requested resource")
-    rt = registry.find(group, version, parts[0])
-    if rt is None or (namespace and not rt.namespaced):
-        raise ApiError(404, "NotFound", "the server could not find the requested resource")
-    name = parts[1] if len(parts) > 1 else ""
-    sub = parts[2] if len(parts) > 2 else ""
-    if sub and sub not in rt.subresources:
-        raise ApiError(404, "NotFound", "the server could not find the requested resource")
-    return _Target(rt, namespace, name, sub)
-
-
-_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
-
-
-def _verb(request: web.Request, target: _Target) -> str:
-    if request.method == "GET":
-        if not target.name:
-            return "watch" if request.query.get("watch") in ("true", "1") else "list"
-        return "get"
-    if request.method == "DELETE" and not target.name:
-        return "deletecollection"
-    return _VERBS.get(request.method, request.method.lower())
-
-
-async def _resource(config: ServerConfig, request: web.Request, group: str, version: str) -> Any:
-    target = _target(config, group, version, request.match_info.get("rest", ""))
-    rt = target.rt
-    verb = _verb(request, target)
-    attrs = RequestAttributes(
-        user=request["user"],
-        verb=verb,
-        namespace=target.namespace,
-        api_group=rt.group,
-        resource=rt.plural,
-        subresource=target.subresource,
-        name=target.name,
-        path=request.path,
-    )
-    _authorize(config, request, attrs)
-    if verb not in rt.verbs:
-        raise ApiError(405, "MethodNotAllowed", f"{verb} is not supported on {rt.qualified}")
-    objects = config.objects
-    query = request.query
-    if verb == "get":
-        return _json(await objects.get(rt, target.namespace, target.name))
-    if verb in ("list", "watch"):
-        labels = parse_label_selector(query.get("labelSelector"))
-        fields = parse_field_selector(query.get("fieldSelector"))
-        if verb == "watch":
-            return await watch_response(request, objects, rt, target.namespace, labels, fields)
-        limit = _int_param(query.get("limit", "0"), "limit")
-        table_wanted = wants_table(request.headers.get("Accept", ""))
-        if not (labels.requirements or fields.terms or limit or table_wanted):
-            raw, at = await objects.list_raw(rt, target.namespace)
-            head = json.dumps(
-                {"kind": f"{rt.kind}List", "apiVersion": rt.group_version,
-                 "metadata": {"resourceVersion": str(at)}}, separators=(",", ":")
-            ).encode()  # fmt: skip
-            body = head[:-1] + b',"items":[' + b",".join(raw) + b"]}"
-            return web.Response(body=body, content_type="application/json")
-        items, revision, token = await objects.list(
-            rt,
-            target.namespace,
-            labels=labels,
-            fields=fields,
-            limit=limit,
-            continue_token=query.get("continue", ""),
-        )
-        if table_wanted:
-            return _json(
-                table(
-                    rt,
-                    items,
-                    resource_version=str(revision),
-                    include_object=query.get("includeObject", "Metadata"),
-                    continue_token=token,
-                )
-            )
-        metadata: Obj = {"resourceVersion": str(revision)}
-        if token:
-            metadata["continue"] = token
-        return _json(
-            {
-                "kind": f"{rt.kind}List",
-                "apiVersion": rt.group_version,
-                "metadata": metadata,
-                "items": items,
-            }
-        )
-    body = await _body(request)
-    options = _write_options(request, target.subresource)
-    if verb == "create":
-        if not rt.stored:
-            return _json(review(config.authorizer, request["user"], rt, body), 201)
-        new = await objects.create(rt, target.namespace, body, options)
-        return _json(new, 201)
-    if verb == "update":
-        return _json(await objects.update(rt, target.namespace, target.name, body, options))
-    if verb == "patch":
-        content_type = request.headers.get("Content-Type", "").split(";")[0].strip()
-        patch_type = _PATCH_TYPES.get(content_type)
-        if patch_type is None:
-            raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {content_type!r}")
-        if patch_type == "apply" and not query.get("fieldManager"):
-            raise ApiError.bad_request(
-                "PATCH, application/apply-patch+yaml requires fieldManager to be set"
-            )
-        patched, was_created = await objects.patch(
-            rt,
-            target.namespace,
-            target.name,
-            patch_type,
-            body,
-            options,
-            force=query.get("force") == "true",
-        )
-        return _json(patched, 201 if was_created else 200)
-    if verb == "delete":
-        preconditions = (body or {}).get("preconditions") or {} if isinstance(body, dict) else {}
-        deleted = await objects.delete(
-            rt,
-            target.namespace,
-            target.name,
-            dry_run=options.dry_run,
-            precondition_rv=preconditions.get("resourceVersion", ""),
-            precondition_uid=preconditions.get("uid", ""),
-        )
-        return _json(deleted)
-    # deletecollection
-    labels = parse_label_selector(query.get("labelSelector"))
-    fields = parse_field_selector(query.get("fieldSelector"))
-    items, revision, _ = await objects.list(rt, target.namespace, labels=labels, fields=fields)
-    for item in items:
-        meta = item["metadata"]
-        try:
-            await objects.delete(
-                rt, meta.get("namespace", ""), meta["name"], dry_run=options.dry_run
-            )
-        except ApiError as error:
-            if error.code != 404:
-                raise
-    return _json(
-        {
-            "kind": f"{rt.kind}List",
-            "apiVersion": rt.group_version,
-            "metadata": {"resourceVersion": str(revision)},
-            "items": items,
-        }
-    )
-
-
 # -- the app --------------------------------------------------------------------------------
 
 
@@ -416,13 +130,13 @@ def make_app(config: ServerConfig) -> web.Application:
             attrs = RequestAttributes(
                 user=request["user"], verb=request.method.lower(), path=request.path
             )
-            _authorize(config, request, attrs)
+            authorize(config, request, attrs)
             result = produce(request)
             if isinstance(result, web.StreamResponse):
                 return result
             if result is None:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
-            return _json(result)
+            return json_response(result)
 
         return handler
 
@@ -446,12 +160,16 @@ def make_app(config: ServerConfig) -> web.Application:
 
     def api(request: web.Request) -> Any:
         if discovery.wants_aggregated(request.headers.get("Accept", "")):
-            return _json(discovery.aggregated(registry, core=True), 200, discovery.AGGREGATED_TYPE)
+            return json_response(
+                discovery.aggregated(registry, core=True), 200, discovery.AGGREGATED_TYPE
+            )
         return discovery.api_versions(config.server_address)
 
     def apis(request: web.Request) -> Any:
         if discovery.wants_aggregated(request.headers.get("Accept", "")):
-            return _json(discovery.aggregated(registry, core=False), 200, discovery.AGGREGATED_TYPE)
+            return json_response(
+                discovery.aggregated(registry, core=False), 200, discovery.AGGREGATED_TYPE
+            )
         return discovery.api_group_list(registry)
 
     def api_group(request: web.Request) -> Any:
@@ -475,14 +193,14 @@ def make_app(config: ServerConfig) -> web.Application:
             version = request.match_info["version"]
             if not request.match_info.get("rest"):
                 attrs = RequestAttributes(user=request["user"], verb="get", path=request.path)
-                _authorize(config, request, attrs)
+                authorize(config, request, attrs)
                 found = discovery.resource_list(registry, g, version)
                 if found is None:
                     raise ApiError(
                         404, "NotFound", "the server could not find the requested resource"
                     )
-                return _json(found)
-            response: web.StreamResponse = await _resource(config, request, g, version)
+                return json_response(found)
+            response: web.StreamResponse = await resource_request(config, request, g, version)
             return response
 
         return handler
@@ -491,7 +209,7 @@ def make_app(config: ServerConfig) -> web.Application:
         attrs = RequestAttributes(
             user=request["user"], verb=request.method.lower(), path=request.path
         )
-        _authorize(config, request, attrs)
+        authorize(config, request, attrs)
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
     routes = [
