@@ -17,10 +17,19 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--store", choices=("sqlite", "etcd"), default="sqlite")
     parser.add_argument("--etcd-endpoint", default="", help="https://127.0.0.1:PORT")
+    parser.add_argument(
+        "--token-file", type=Path, default=None, help='static tokens: token,user,uid,"groups"'
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     asyncio.run(
-        serve(args.state, port=args.port, store_kind=args.store, etcd_endpoint=args.etcd_endpoint)
+        serve(
+            args.state,
+            port=args.port,
+            store_kind=args.store,
+            etcd_endpoint=args.etcd_endpoint,
+            token_file=args.token_file,
+        )
     )
 
 

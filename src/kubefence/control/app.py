@@ -134,9 +134,22 @@ async def start(
     return Running(bound, runner, store, audit_file)
 
 
-async def serve(state: Path, *, port: int, store_kind: str, etcd_endpoint: str = "") -> None:
+async def serve(
+    state: Path,
+    *,
+    port: int,
+    store_kind: str,
+    etcd_endpoint: str = "",
+    token_file: Path | None = None,
+) -> None:
     """Run until SIGTERM/SIGINT; the bound port is written to `<state>/port` once serving."""
-    running = await start(state, port=port, store_kind=store_kind, etcd_endpoint=etcd_endpoint)
+    running = await start(
+        state,
+        port=port,
+        store_kind=store_kind,
+        etcd_endpoint=etcd_endpoint,
+        token_file=token_file,
+    )
     (state / "port.tmp").write_text(str(running.port))
     (state / "port.tmp").replace(state / "port")
     log.info("serving on https://127.0.0.1:%d", running.port)

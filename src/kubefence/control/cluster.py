@@ -127,6 +127,7 @@ def cluster_up(
     store: str = "sqlite",
     port: int = 0,
     server_addresses: tuple[str, ...] = (),
+    token_file: Path | None = None,
     timeout: float = 30.0,
 ) -> ClusterInfo:
     """Start the cluster (or return it if it already runs); returns once /readyz answers."""
@@ -140,6 +141,8 @@ def cluster_up(
     (directory / "port").unlink(missing_ok=True)
     command = [sys.executable, "-m", "kubefence.control", "--state", str(directory),
                "--port", str(port), "--store", store]  # fmt: skip
+    if token_file is not None:
+        command += ["--token-file", str(token_file.resolve())]
     if store == "etcd":
         from kubefence.control.etcd_process import start_etcd
 

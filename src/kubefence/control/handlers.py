@@ -7,6 +7,7 @@ a `<Kind>List` (spliced from stored bytes when unfiltered) or a Table; watches s
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from kubefence.control.selectors import parse_field_selector, parse_label_select
 from kubefence.control.status import ApiError
 from kubefence.control.tables import table, wants_table
 from kubefence.control.watching import watch_response
+from kubefence.errors import FieldError
 
 __all__ = ["resource_request"]
 
@@ -62,6 +64,33 @@ async def _body(request: web.Request) -> Any:
     except (ValueError, yaml.YAMLError) as error:
         kind = "YAML" if content_type.endswith("yaml") else "JSON"
         raise ApiError.bad_request(f"error decoding {kind}: {str(error).splitlines()[0]}") from None
+
+
+async def _token(config: ServerConfig, target: _Target, body: Any) -> Obj:
+    """TokenRequest (`kubectl create token`): a service-account JWT signed by the cluster."""
+    account = await config.objects.get(target.rt, target.namespace, target.name)
+    if config.authenticator is None:
+        raise ApiError(503, "ServiceUnavailable", "this server issues no tokens")
+    spec = (body or {}).get("spec") or {} if isinstance(body, dict) else {}
+    seconds = spec.get("expirationSeconds") or 3600
+    if not isinstance(seconds, int) or not 600 <= seconds <= 2**32:
+        short = FieldError(
+            "may not specify a duration less than 10 minutes", "spec.expirationSeconds"
+        )
+        raise ApiError.invalid("TokenRequest", target.name, [short], group="authentication.k8s.io")
+    audiences = [str(a) for a in spec.get("audiences") or []]
+    token = config.authenticator.issue_token(
+        target.namespace, target.name, expires_in=seconds,
+        uid=account["metadata"].get("uid", ""), audiences=audiences,
+    )  # fmt: skip
+    expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
+    return {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenRequest",
+        "metadata": {"name": target.name, "namespace": target.namespace},
+        "spec": {**spec, "expirationSeconds": seconds},
+        "status": {"token": token, "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ")},
+    }
 
 
 def _int_param(text: str, name: str) -> int:
@@ -202,6 +231,8 @@ async def resource_request(
         )
     body = await _body(request)
     options = _write_options(request, target.subresource)
+    if verb == "create" and target.subresource == "token":
+        return json_response(await _token(config, target, body), 201)
     if verb == "create":
         if not rt.stored:
             return json_response(review(config.authorizer, request["user"], rt, body), 201)

@@ -456,6 +456,7 @@ _TYPES = (
         "ServiceAccount",
         "serviceaccounts",
         short_names=("sa",),
+        subresources=("token",),
         has_spec=False,
         columns=(Column("Secrets", "integer", lambda o: len(o.get("secrets") or [])),),
     ),

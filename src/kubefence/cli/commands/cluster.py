@@ -40,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="extra IP or DNS name for the server certificate (repeatable)",
     )
+    up.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        help='static bearer tokens, one per line: token,user,uid,"group1,group2"',
+    )
     named("down", "stop the cluster and remove its state")
     named("status", "is it running, where, on which store")
     config = named("kubeconfig", "print the admin kubeconfig, or --merge it into ~/.kube/config")
@@ -69,7 +75,11 @@ def _up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         info = cluster_up(
-            args.name, store=args.store, port=args.port, server_addresses=tuple(args.address)
+            args.name,
+            store=args.store,
+            port=args.port,
+            server_addresses=tuple(args.address),
+            token_file=args.token_file,
         )
     except (ClusterError, EtcdError) as error:
         print(f"error: {error}", file=sys.stderr)
