@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.control.conftest import Cluster
 
-from kubefence.control.cluster import cluster_down
+from kubefence.control.cluster import cluster_down, cluster_up
 
 REVIEW = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 SELF_REVIEW = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
@@ -48,8 +48,6 @@ def test_static_token_file(tmp_path: Path) -> None:
     tokens.write_text('s3cret-token,carol,1001,"ops,dev"\n')
     previous = os.environ.get("KUBEFENCE_STATE")
     try:
-        from kubefence.control.cluster import cluster_up
-
         os.environ["KUBEFENCE_STATE"] = str(tmp_path)
         info = cluster_up("tok", token_file=tokens)
         running = Cluster(info, info.directory / "kubeconfig", tmp_path / "cache")
