@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -159,7 +160,7 @@ def main() -> int:
                 ups.append(time.perf_counter() - started)
                 cluster_down(f"up{i}")
             info = cluster_up("bench", store=args.store)
-            results = asyncio.run(_measure(info, args.rounds))
+            results = uvloop.run(_measure(info, args.rounds))
             results["up_s"] = statistics.median(ups)
         finally:
             for i in range(args.rounds):

@@ -4,9 +4,10 @@ process in the foreground (what `kubefence cluster up` starts in the background)
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 from pathlib import Path
+
+import uvloop
 
 from kubefence.control.app import serve
 
@@ -22,7 +23,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    asyncio.run(
+    uvloop.run(
         serve(
             args.state,
             port=args.port,
