@@ -277,6 +277,8 @@ def stop_etcd(data_dir: Path, *, pid: int | None = None, pid_file: Path | None =
         with contextlib.suppress(OSError, ValueError):
             pid = int(pid_file.read_text().strip())
     stopped = False
+    if pid is not None:
+        _alive(pid)  # reaps it if it is our child and already dead (e.g. SIGKILLed)
     if pid is not None and etcd_running(pid, data_dir):
         _terminate(pid, timeout=timeout)
         stopped = True
