@@ -126,6 +126,12 @@ def test_server_side_apply_diff_and_explain(cluster: Cluster) -> None:
     )
     assert changed.returncode == 1, changed.stderr
     assert "+      app: other" in changed.stdout
+    labelled = manifest.replace("  namespace: ssa\n", "  namespace: ssa\n  labels: {team: a}\n")
+    k("apply", "--server-side", "-f", "-", input=labelled)
+    labels = "jsonpath={.metadata.labels}"
+    assert k("get", "netpol", "allow-policy", "-n", "ssa", "-o", labels).stdout == '{"team":"a"}'
+    k("apply", "--server-side", "-f", "-", input=manifest)  # the label is no longer applied
+    assert k("get", "netpol", "allow-policy", "-n", "ssa", "-o", labels).stdout == ""
     explained = k("explain", "networkpolicy.spec").stdout
     assert "podSelector" in explained
     assert "policyTypes" in explained

@@ -28,7 +28,9 @@ from kubefence.control.patch import (
     apply_json_patch,
     fields_v1,
     merge_patch,
+    prune_unapplied,
     strategic_merge,
+    union_fields,
 )
 from kubefence.control.registry import Registry, ResourceType
 from kubefence.control.selectors import FieldSelector, LabelSelector
@@ -432,6 +434,8 @@ class Objects:
             if not isinstance(patch, dict):
                 raise ApiError.bad_request("patch body must be an object")
             patched = strategic_merge(base, patch)
+            if patch_type == "apply" and isinstance(patched, dict):
+                _prune_for_apply(patched, current, patch, opts.manager)
         else:
             raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {patch_type!r}")
         if not isinstance(patched, dict):
@@ -498,6 +502,16 @@ class Objects:
                 await self.create(ns_type, "", {"metadata": {"name": name}}, WriteOptions())
             else:
                 await self._namespace_created(name)
+
+
+def _prune_for_apply(patched: Obj, current: Obj, applied: Obj, manager: str) -> None:
+    """Remove what `manager` applied before but applies no longer (unless others own it)."""
+    entries = current.get("metadata", {}).get("managedFields") or []
+    mine = [e for e in entries if e.get("manager") == manager and e.get("operation") == "Apply"]
+    if not mine:
+        return
+    others = union_fields([e.get("fieldsV1") or {} for e in entries if e not in mine])
+    prune_unapplied(patched, mine[0].get("fieldsV1") or {}, fields_v1(applied), others)
 
 
 def _shape_problems(obj: Obj) -> list[FieldError]:

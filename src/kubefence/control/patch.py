@@ -5,8 +5,8 @@ Strategic merge follows the API's patch strategy for the lists our kinds have: l
 with a merge key (containers, ports, env, volumes, ...) merge item by item; `$patch`,
 `$retainKeys`, `$setElementOrder/...` and `$deleteFromPrimitiveList/...` directives (which
 `kubectl apply` sends) are honoured. Server-side apply merges the applied configuration the same
-way and records the applier's field set; it does not detect conflicts between managers (noted
-in docs/architecture.md).
+way, records the applier's field set, and removes fields the applier set before but applies no
+longer (unless another manager owns them); it does not detect conflicts between managers.
 """
 
 from __future__ import annotations
@@ -237,3 +237,50 @@ def fields_v1(obj: Any, *, field: str = "") -> dict[str, Any]:
             elif not isinstance(item, dict | list):
                 out["v:" + json.dumps(item, separators=(",", ":"))] = {}
     return out
+
+
+def union_fields(sets: list[dict[str, Any]]) -> dict[str, Any]:
+    """The union of FieldsV1 sets."""
+    out: dict[str, Any] = {}
+    for fields in sets:
+        for name, sub in fields.items():
+            out[name] = union_fields([out.get(name, {}), sub]) if isinstance(sub, dict) else sub
+    return out
+
+
+def _item_matches(item: Any, name: str) -> bool:
+    if name.startswith("k:"):
+        wanted = json.loads(name[2:])
+        return isinstance(item, dict) and all(item.get(k) == v for k, v in wanted.items())
+    return name.startswith("v:") and item == json.loads(name[2:])
+
+
+def _child(obj: Any, name: str) -> Any:
+    if name.startswith("f:"):
+        return obj.get(name[2:]) if isinstance(obj, dict) else None
+    if isinstance(obj, list):
+        return next((item for item in obj if _item_matches(item, name)), None)
+    return None
+
+
+def _drop(obj: Any, name: str) -> None:
+    if name.startswith("f:") and isinstance(obj, dict):
+        obj.pop(name[2:], None)
+    elif isinstance(obj, list):
+        obj[:] = [item for item in obj if not _item_matches(item, name)]
+
+
+def prune_unapplied(
+    obj: Any, previous: dict[str, Any], applied: dict[str, Any], others: dict[str, Any]
+) -> None:
+    """Server-side apply's removal rule: a field the applier set last time, that it no longer
+    applies and no other manager owns, is removed from obj (in place)."""
+    for name, sub in previous.items():
+        if name == ".":
+            continue
+        child = _child(obj, name)
+        if name in applied or name in others:
+            if isinstance(sub, dict) and sub and child is not None:
+                prune_unapplied(child, sub, applied.get(name, {}), others.get(name, {}))
+            continue
+        _drop(obj, name)
