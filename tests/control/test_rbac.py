@@ -382,3 +382,15 @@ def test_generation_hook_controls_rebuilds() -> None:
     objects.items.pop()
     authz.invalidate()
     assert not allowed(authz, req(DEV, "list", "pods", "test"))
+
+
+def test_a_namespace_object_is_in_its_own_namespace() -> None:
+    """As upstream's request info: GET /api/v1/namespaces/test is "in the namespace test"."""
+    authz = Authorizer(Objects(binding("v", "test", "ClusterRole", "view", user("dev"))))
+    assert allowed(authz, req(DEV, "get", "namespaces", name="test"))
+    assert not allowed(authz, req(DEV, "get", "namespaces", name="other"))
+    assert not allowed(authz, req(DEV, "list", "namespaces"))
+    assert forbidden_message(req(DEV, "delete", "namespaces", name="test")) == (
+        'namespaces "test" is forbidden: User "dev" cannot delete resource "namespaces" in API '
+        'group "" in the namespace "test"'
+    )

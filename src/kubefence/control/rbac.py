@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kubefence.api import Labels, LabelSelector, Operator, Requirement, selector_matches
@@ -286,6 +286,7 @@ class Authorizer:
     def authorize(self, attrs: RequestAttributes) -> tuple[bool, str]:
         """(allowed, reason). The reason names the binding that allowed; on a denial it is ""
         (kube-apiserver's RBAC gives none) unless a binding refers to a role that is missing."""
+        attrs = _effective(attrs)
         index = self._current()
         missing: list[str] = []
         scopes = (
@@ -340,12 +341,26 @@ def _missing(binding: _Binding) -> str:
     return f'{kind}.rbac.authorization.k8s.io "{binding.role_name}" not found'
 
 
+def _effective(attrs: RequestAttributes) -> RequestAttributes:
+    """As kube-apiserver's request info: a request on one Namespace object is "in" that
+    namespace, so a RoleBinding there can grant ``get namespaces`` on it."""
+    if (
+        attrs.resource == "namespaces"
+        and not attrs.api_group
+        and attrs.name
+        and not attrs.namespace
+    ):
+        return replace(attrs, namespace=attrs.name)
+    return attrs
+
+
 def forbidden_message(attrs: RequestAttributes, reason: str = "") -> str:
     """The Status message kube-apiserver sends with a 403, word for word.
 
     ``pods "x" is forbidden: User "u" cannot get resource "pods" in API group "" in the
     namespace "ns"``; for a non-resource path: ``forbidden: User "u" cannot get path "/"``.
     """
+    attrs = _effective(attrs)
     user = attrs.user.name
     if not attrs.is_resource_request:
         what = f"User {_q(user)} cannot {attrs.verb} path {_q(attrs.path)}"
