@@ -51,84 +51,44 @@ _NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 Key = ec.EllipticCurvePrivateKey
 
 
+class _File:
+    """A path under the PKI directory, read as an attribute (``pki.ca_cert``)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __get__(self, pki: ClusterPKI, owner: type | None = None) -> Path:
+        return pki.directory / self._name
+
+
 @dataclass(frozen=True, slots=True)
 class ClusterPKI:
     """Where each certificate and key of one cluster lives (all under ``directory``)."""
 
     directory: Path
 
-    def _p(self, name: str) -> Path:
-        return self.directory / name
-
-    @property
-    def ca_cert(self) -> Path:
-        return self._p("ca.crt")
-
-    @property
-    def ca_key(self) -> Path:
-        return self._p("ca.key")
-
-    @property
-    def server_cert(self) -> Path:
-        return self._p("apiserver.crt")
-
-    @property
-    def server_key(self) -> Path:
-        return self._p("apiserver.key")
-
-    @property
-    def admin_cert(self) -> Path:
-        return self._p("admin.crt")
-
-    @property
-    def admin_key(self) -> Path:
-        return self._p("admin.key")
-
-    @property
-    def agent_cert(self) -> Path:
-        return self._p("agent.crt")
-
-    @property
-    def agent_key(self) -> Path:
-        return self._p("agent.key")
+    ca_cert = _File("ca.crt")
+    ca_key = _File("ca.key")
+    server_cert = _File("apiserver.crt")
+    server_key = _File("apiserver.key")
+    admin_cert = _File("admin.crt")
+    admin_key = _File("admin.key")
+    agent_cert = _File("agent.crt")
+    agent_key = _File("agent.key")
+    sa_key = _File("sa.key")
+    sa_public = _File("sa.pub")
+    etcd_ca_cert = _File("etcd/ca.crt")
+    etcd_ca_key = _File("etcd/ca.key")
+    etcd_server_cert = _File("etcd/server.crt")
+    etcd_server_key = _File("etcd/server.key")
+    etcd_client_cert = _File("etcd/apiserver-client.crt")
+    etcd_client_key = _File("etcd/apiserver-client.key")
 
     def node_cert(self, name: str) -> Path:
-        return self._p(f"nodes/{_checked_node(name)}.crt")
+        return self.directory / f"nodes/{_checked_node(name)}.crt"
 
     def node_key(self, name: str) -> Path:
-        return self._p(f"nodes/{_checked_node(name)}.key")
-
-    @property
-    def sa_key(self) -> Path:
-        return self._p("sa.key")
-
-    @property
-    def sa_public(self) -> Path:
-        return self._p("sa.pub")
-
-    @property
-    def etcd_ca_cert(self) -> Path:
-        return self._p("etcd/ca.crt")
-
-    @property
-    def etcd_ca_key(self) -> Path:
-        return self._p("etcd/ca.key")
-
-    @property
-    def etcd_server_cert(self) -> Path:
-        return self._p("etcd/server.crt")
-
-    @property
-    def etcd_server_key(self) -> Path:
-        return self._p("etcd/server.key")
-
-    @property
-    def etcd_client_cert(self) -> Path:
-        return self._p("etcd/apiserver-client.crt")
-
-    @property
-    def etcd_client_key(self) -> Path:
-        return self._p("etcd/apiserver-client.key")
+        return self.directory / f"nodes/{_checked_node(name)}.key"
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +108,21 @@ def _checked_node(name: str) -> str:
     if not _NODE_NAME.fullmatch(name) or len(name) > 253:
         raise ValueError(f"invalid node name {name!r}: must be a DNS subdomain")
     return name
+
+
+def _key_usage(*, ca: bool) -> x509.KeyUsage:
+    """Signing only (EC keys do not encipher); a CA also signs certificates and CRLs."""
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
+        encipher_only=False,
+        decipher_only=False,
+    )
 
 
 def _now() -> dt.datetime:
@@ -233,20 +208,7 @@ def _ca(path_cert: Path, path_key: Path, common_name: str) -> tuple[x509.Certifi
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=CA_DAYS))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(ca=True), critical=True)
         .add_extension(ski, critical=False)
         .sign(key, hashes.SHA256())
     )
@@ -326,20 +288,7 @@ def _issue(
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(min(now + dt.timedelta(days=LEAF_DAYS), ca_cert.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_key_usage(ca=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
