@@ -394,3 +394,20 @@ def test_a_namespace_object_is_in_its_own_namespace() -> None:
         'namespaces "test" is forbidden: User "dev" cannot delete resource "namespaces" in API '
         'group "" in the namespace "test"'
     )
+
+
+def test_malformed_stored_objects_never_raise() -> None:
+    junk: list[dict[str, Any]] = [
+        {"kind": "ClusterRole", "metadata": {"name": "odd", "labels": ["x"]}, "rules": {"a": 1},
+         "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": "x"},
+                                                      {"matchExpressions": [{"key": "k"}]}]}},
+        {"kind": "ClusterRoleBinding", "metadata": {"name": "b1"}, "roleRef": "odd",
+         "subjects": {"kind": "User"}},
+        {"kind": "RoleBinding", "metadata": {"name": "b2", "namespace": "t"},
+         "roleRef": {"kind": "Role", "name": "x"}, "subjects": [{"kind": "User"}, "dev", None]},
+        {"kind": "Role", "metadata": {"name": "x", "namespace": "t"},
+         "rules": [{"verbs": "get", "resources": ["pods"]}, None]},
+    ]  # fmt: skip
+    authz = Authorizer(Objects(*junk))
+    assert not allowed(authz, req(DEV, "get", "pods", "t"))
+    assert allowed(authz, req(ADMIN, "get", "pods", "t"))

@@ -150,23 +150,31 @@ def _rules(obj: Mapping[str, Any]) -> tuple[Rule, ...]:
 
 
 def _selector(raw: Mapping[str, Any]) -> LabelSelector:
-    labels = raw.get("matchLabels") or {}
+    labels = _string_map(raw.get("matchLabels"))
     exprs = []
     for e in raw.get("matchExpressions") or ():
         try:
-            exprs.append(
-                Requirement(e["key"], Operator(e["operator"]), tuple(e.get("values") or ()))
-            )
+            values = tuple(str(v) for v in e.get("values") or ())
+            exprs.append(Requirement(str(e["key"]), Operator(e["operator"]), values))
         except (KeyError, ValueError, TypeError):
             continue
-    return LabelSelector(Labels({str(k): str(v) for k, v in labels.items()}), tuple(exprs))
+    return LabelSelector(Labels(labels), tuple(exprs))
+
+
+def _string_map(value: object) -> dict[str, str]:
+    """A label map as stored; anything malformed counts as no labels (never an exception)."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def _aggregated(cluster_roles: Sequence[Mapping[str, Any]]) -> dict[str, tuple[Rule, ...]]:
     """Each ClusterRole's rules plus those aggregated into it, transitively (as the aggregation
     controller converges: admin <- edit <- view)."""
     own = {str(_meta(r).get("name", "")): _rules(r) for r in cluster_roles}
-    labels = {str(_meta(r).get("name", "")): _meta(r).get("labels") or {} for r in cluster_roles}
+    labels = {
+        str(_meta(r).get("name", "")): _string_map(_meta(r).get("labels")) for r in cluster_roles
+    }
     selectors: dict[str, list[LabelSelector]] = {}
     for role in cluster_roles:
         agg = role.get("aggregationRule")
