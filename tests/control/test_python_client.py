@@ -89,3 +89,32 @@ def test_watch_streams_changes(api: client.ApiClient) -> None:
     core.delete_namespaced_config_map("c", "pyw")
     thread.join(timeout=15)
     assert seen == [("ADDED", "c"), ("MODIFIED", "c"), ("DELETED", "c")]
+
+
+def test_watch_with_selector_sees_objects_enter_and_leave(api: client.ApiClient) -> None:
+    core = client.CoreV1Api(api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="pysel")))
+    start = core.list_namespaced_config_map("pysel").metadata.resource_version
+    seen: list[tuple[str, str]] = []
+    watcher = watch.Watch()
+
+    def consume() -> None:
+        stream = watcher.stream(
+            core.list_namespaced_config_map, "pysel", label_selector="app=a",
+            resource_version=start, timeout_seconds=10,
+        )  # fmt: skip
+        for event in stream:
+            seen.append((event["type"], event["object"].metadata.labels.get("app", "")))
+            if len(seen) == 4:
+                watcher.stop()
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    meta = client.V1ObjectMeta(name="c", labels={"app": "a"})
+    core.create_namespaced_config_map("pysel", client.V1ConfigMap(metadata=meta))
+    core.patch_namespaced_config_map("c", "pysel", {"metadata": {"labels": {"app": "b"}}})
+    core.patch_namespaced_config_map("c", "pysel", {"data": {"k": "v"}})  # unseen: not selected
+    core.patch_namespaced_config_map("c", "pysel", {"metadata": {"labels": {"app": "a"}}})
+    core.patch_namespaced_config_map("c", "pysel", {"data": {"k": "w"}})
+    thread.join(timeout=15)
+    assert seen == [("ADDED", "a"), ("DELETED", "b"), ("ADDED", "a"), ("MODIFIED", "a")]

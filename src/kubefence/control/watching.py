@@ -5,7 +5,8 @@ current objects as ADDED, then changes; "N" sends changes after N, or one ERROR 
 410 `Expired` Status when N is older than the store remembers (the client re-lists).
 `sendInitialEvents=true` ends the initial ADDED events with a BOOKMARK annotated
 `k8s.io/initial-events-end`; `allowWatchBookmarks=true` adds periodic BOOKMARKs;
-`timeoutSeconds` ends the stream. Label and field selectors filter by the object's new state.
+`timeoutSeconds` ends the stream. With label or field selectors, an object that starts matching
+arrives as ADDED and one that stops matching as DELETED, as the API server's watch cache does.
 """
 
 from __future__ import annotations
@@ -71,9 +72,12 @@ async def watch_response(
         meta = obj.get("metadata", {})
         return labels.matches(meta.get("labels") or {}) and fields.matches(obj)
 
+    filtered = bool(labels.requirements or fields.terms)
+    known: set[str] = set()  # keys of selected objects, so leaving the selection is DELETED
     if requested in ("", "0") or initial_end:
         items, after, _ = await objects.list(rt, namespace, labels=labels, fields=fields)
         for obj in items:
+            known.add(_name_key(obj))
             await send("ADDED", obj)
         if initial_end:
             await send("BOOKMARK", bookmark(after, end=True))
@@ -85,6 +89,9 @@ async def watch_response(
                 "ERROR", status_body(400, "BadRequest", f"invalid resourceVersion {requested!r}")
             )
             return response
+        if filtered:  # what is selected now stands in for what was selected at `after`
+            items, _, _ = await objects.list(rt, namespace, labels=labels, fields=fields)
+            known = {_name_key(obj) for obj in items}
 
     events = objects.watch(rt, namespace, after=after).__aiter__()
     last = after
@@ -114,8 +121,21 @@ async def watch_response(
                 break
             last = event.revision
             obj = decode(StoredValue(event.key, event.value, event.revision))
-            if selected(obj):
+            if not filtered:
                 await send(event.type, obj)
+                continue
+            key = _name_key(obj)
+            if event.type == "DELETED":
+                if key in known:
+                    known.discard(key)
+                    await send("DELETED", obj)
+            elif selected(obj):
+                added = event.type == "ADDED" or key not in known
+                await send("ADDED" if added else "MODIFIED", obj)
+                known.add(key)
+            elif key in known:  # it no longer matches: gone from this watcher's view
+                known.discard(key)
+                await send("DELETED", obj)
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
@@ -124,3 +144,8 @@ async def watch_response(
     with contextlib.suppress(ConnectionResetError):
         await response.write_eof()
     return response
+
+
+def _name_key(obj: Obj) -> str:
+    meta = obj.get("metadata", {})
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
