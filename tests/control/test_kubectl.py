@@ -132,6 +132,15 @@ def test_server_side_apply_diff_and_explain(cluster: Cluster) -> None:
     assert k("get", "netpol", "allow-policy", "-n", "ssa", "-o", labels).stdout == '{"team":"a"}'
     k("apply", "--server-side", "-f", "-", input=manifest)  # the label is no longer applied
     assert k("get", "netpol", "allow-policy", "-n", "ssa", "-o", labels).stdout == ""
+    other = manifest.replace("name: allow-policy", "name: taken")
+    k("create", "-f", "-", input=other)  # kubectl-create owns every field
+    changed_value = other.replace("app: nginx", "app: mine")
+    refused = k("apply", "--server-side", "-f", "-", input=changed_value, check=False)
+    assert refused.returncode != 0
+    assert 'conflict with "kubectl-create"' in refused.stderr
+    assert ".spec.podSelector.matchLabels.app" in refused.stderr
+    forced = k("apply", "--server-side", "--force-conflicts", "-f", "-", input=changed_value)
+    assert "serverside-applied" in forced.stdout
     explained = k("explain", "networkpolicy.spec").stdout
     assert "podSelector" in explained
     assert "policyTypes" in explained

@@ -6,11 +6,14 @@ from __future__ import annotations
 import pytest
 
 from kubefence.control.patch import (
+    apply_conflicts,
     apply_json_patch,
+    dotted,
     fields_v1,
     merge_patch,
     prune_unapplied,
     strategic_merge,
+    without_paths,
 )
 from kubefence.control.status import ApiError
 
@@ -75,3 +78,13 @@ def test_fields_v1_and_apply_pruning() -> None:
     others = {"f:spec": {"f:y": {}}}  # another manager owns spec.y
     prune_unapplied(live, owned, fields_v1(second), others)
     assert live == {"metadata": {"name": "n", "labels": {"a": "1"}}, "spec": {"x": 1, "y": 2}}
+
+
+def test_apply_conflicts_only_on_changed_values_owned_by_others() -> None:
+    before = {"spec": {"x": 1, "y": 2}}
+    after = {"spec": {"x": 5, "y": 2}}
+    applied = fields_v1({"spec": {"x": 5, "y": 2}})
+    owned = {"f:spec": {"f:x": {}, "f:y": {}}}
+    found = apply_conflicts(applied, owned, before, after)
+    assert [dotted(path) for path in found] == [".spec.x"]
+    assert without_paths(owned, found) == {"f:spec": {"f:y": {}}}

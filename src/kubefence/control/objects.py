@@ -25,16 +25,19 @@ from typing import Any
 
 from kubefence.control.kinds import NAME_STYLE, REGISTRY, name_problems
 from kubefence.control.patch import (
+    apply_conflicts,
     apply_json_patch,
+    dotted,
     fields_v1,
     merge_patch,
     prune_unapplied,
     strategic_merge,
     union_fields,
+    without_paths,
 )
 from kubefence.control.registry import Registry, ResourceType
 from kubefence.control.selectors import FieldSelector, LabelSelector
-from kubefence.control.status import ApiError
+from kubefence.control.status import ApiError, Cause
 from kubefence.control.store import (
     Conflict,
     KeyExists,
@@ -406,9 +409,10 @@ class Objects:
                     return created, True
                 raise
             try:
-                return await self._patch_once(rt, current, patch_type, patch, opts), False
+                patched = await self._patch_once(rt, current, patch_type, patch, opts, force=force)
+                return patched, False
             except ApiError as error:
-                if error.reason != "Conflict" or _pinned(patch):
+                if error.reason != "Conflict" or error.causes or _pinned(patch):
                     raise
         raise ApiError.conflict(rt.plural, name, group=rt.group)
 
@@ -423,7 +427,14 @@ class Objects:
         return await self.create(rt, namespace, body, opts, operation="Apply", applied=patch)
 
     async def _patch_once(
-        self, rt: ResourceType, current: Obj, patch_type: str, patch: Any, opts: WriteOptions
+        self,
+        rt: ResourceType,
+        current: Obj,
+        patch_type: str,
+        patch: Any,
+        opts: WriteOptions,
+        *,
+        force: bool = False,
     ) -> Obj:
         base = current
         if patch_type == "json":
@@ -436,6 +447,7 @@ class Objects:
             patched = strategic_merge(base, patch)
             if patch_type == "apply" and isinstance(patched, dict):
                 _prune_for_apply(patched, current, patch, opts.manager)
+                _check_conflicts(rt, patched, current, patch, opts.manager, force=force)
         else:
             raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {patch_type!r}")
         if not isinstance(patched, dict):
@@ -512,6 +524,46 @@ def _prune_for_apply(patched: Obj, current: Obj, applied: Obj, manager: str) -> 
         return
     others = union_fields([e.get("fieldsV1") or {} for e in entries if e not in mine])
     prune_unapplied(patched, mine[0].get("fieldsV1") or {}, fields_v1(applied), others)
+
+
+def _check_conflicts(
+    rt: ResourceType, patched: Obj, current: Obj, applied: Obj, manager: str, *, force: bool
+) -> None:
+    """409 when the apply changes fields another manager owns; with force, take them over."""
+    entries = patched.get("metadata", {}).get("managedFields") or []
+    wanted = fields_v1(applied)
+    found: list[tuple[str, tuple[str, ...]]] = []
+    for entry in entries:
+        if entry.get("manager") == manager and entry.get("operation") == "Apply":
+            continue
+        for path in apply_conflicts(wanted, entry.get("fieldsV1") or {}, current, patched):
+            found.append((str(entry.get("manager", "")), path))
+    if not found:
+        return
+    if force:
+        for entry in entries:
+            taken = [path for owner, path in found if owner == entry.get("manager")]
+            if taken:
+                entry["fieldsV1"] = without_paths(entry.get("fieldsV1") or {}, taken)
+        return
+    causes = [
+        Cause(
+            reason="FieldManagerConflict",
+            field=dotted(path),
+            message=f'conflict with "{owner}" using {rt.group_version}',
+        )
+        for owner, path in found
+    ]
+    listed = "\n".join(f"- {c.message}: {c.field}" for c in causes)
+    raise ApiError(
+        409,
+        "Conflict",
+        f"Apply failed with {len(causes)} conflict{'s' if len(causes) != 1 else ''}:\n{listed}",
+        kind=rt.plural,
+        name=str(current.get("metadata", {}).get("name", "")),
+        group=rt.group,
+        causes=causes,
+    )
 
 
 def _shape_problems(obj: Obj) -> list[FieldError]:

@@ -5,8 +5,9 @@ Strategic merge follows the API's patch strategy for the lists our kinds have: l
 with a merge key (containers, ports, env, volumes, ...) merge item by item; `$patch`,
 `$retainKeys`, `$setElementOrder/...` and `$deleteFromPrimitiveList/...` directives (which
 `kubectl apply` sends) are honoured. Server-side apply merges the applied configuration the same
-way, records the applier's field set, and removes fields the applier set before but applies no
-longer (unless another manager owns them); it does not detect conflicts between managers.
+way, records the applier's field set, removes fields the applier set before but applies no
+longer (unless another manager owns them), and refuses (409) to change a field another manager
+owns unless forced, which moves the ownership.
 """
 
 from __future__ import annotations
@@ -284,3 +285,64 @@ def prune_unapplied(
                 prune_unapplied(child, sub, applied.get(name, {}), others.get(name, {}))
             continue
         _drop(obj, name)
+
+
+def _leaves(fields: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for name, sub in fields.items():
+        if name == ".":
+            continue
+        children = {k: v for k, v in sub.items() if k != "."} if isinstance(sub, dict) else {}
+        out.extend(_leaves(children, (*prefix, name)) if children else [(*prefix, name)])
+    return out
+
+
+def _has(fields: dict[str, Any], path: tuple[str, ...]) -> bool:
+    node: Any = fields
+    for name in path:
+        if not isinstance(node, dict) or name not in node:
+            return False
+        node = node[name]
+    return True
+
+
+def _value(obj: Any, path: tuple[str, ...]) -> Any:
+    for name in path:
+        obj = _child(obj, name)
+        if obj is None:
+            return None
+    return obj
+
+
+def dotted(path: tuple[str, ...]) -> str:
+    """`.spec.podSelector.matchLabels.app`, as the API server names a managed field."""
+    parts = []
+    for name in path:
+        if name.startswith("f:"):
+            parts.append(f".{name[2:]}")
+        else:
+            parts.append(f"[{name[2:]}]")
+    return "".join(parts)
+
+
+def apply_conflicts(
+    applied: dict[str, Any], owned: dict[str, Any], before: Any, after: Any
+) -> list[tuple[str, ...]]:
+    """Leaf fields the apply sets to a new value although another manager owns them."""
+    return [
+        path
+        for path in _leaves(applied)
+        if _has(owned, path) and _value(before, path) != _value(after, path)
+    ]
+
+
+def without_paths(fields: dict[str, Any], paths: list[tuple[str, ...]]) -> dict[str, Any]:
+    """A copy of a field set without the given leaves (ownership moved by a forced apply)."""
+    out = copy.deepcopy(fields)
+    for path in paths:
+        node: Any = out
+        for name in path[:-1]:
+            node = node.get(name) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(path[-1], None)
+    return out
