@@ -41,6 +41,9 @@ def test_service_account_token_from_kubectl(cluster: Cluster) -> None:
     assert code == 200
     short = k("create", "token", "robot", "-n", "robots", "--duration=1m", check=False)
     assert short.returncode != 0
+    assert "may not specify a duration less than 10 minutes" in short.stderr
+    k("delete", "serviceaccount", "robot", "-n", "robots")
+    assert _whoami(cluster, token)[0] == 401  # the account's tokens die with it
 
 
 def test_static_token_file(tmp_path: Path) -> None:

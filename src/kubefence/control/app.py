@@ -19,12 +19,13 @@ from typing import TextIO
 from aiohttp import web
 
 from kubefence.control.authn import Authenticator
+from kubefence.control.cache import CACHED_KINDS, ObjectCache
 from kubefence.control.context import ServerConfig
 from kubefence.control.kinds import REGISTRY
 from kubefence.control.objects import Objects, WriteOptions, decode
 from kubefence.control.pki import ClusterPKI, ensure_pki
 from kubefence.control.rbac import BOOTSTRAP_OBJECTS, Authorizer
-from kubefence.control.server import make_app, rbac_cache
+from kubefence.control.server import make_app
 from kubefence.control.status import ApiError
 from kubefence.control.store import Store
 from kubefence.control.store.sqlite import SqliteStore
@@ -34,17 +35,17 @@ __all__ = ["Running", "bootstrap", "open_objects", "serve", "start"]
 log = logging.getLogger("kubefence.control")
 
 
-async def open_objects(store: Store) -> tuple[Objects, Authorizer]:
-    """Objects over a store with the RBAC cache filled from it, plus its authorizer."""
-    list_objects, on_write = rbac_cache()
-    objects = Objects(store, on_write=on_write)
-    for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"):
+async def open_objects(store: Store) -> tuple[Objects, ObjectCache]:
+    """Objects over a store, with the cache of RBAC objects and ServiceAccounts filled from it."""
+    cache = ObjectCache()
+    objects = Objects(store, on_write=cache.on_write)
+    for kind in CACHED_KINDS:
         rt = REGISTRY.by_kind(kind)
         assert rt is not None
         items, _ = await store.list(rt.prefix())
         for stored in items:
-            on_write(rt, decode(stored), False)
-    return objects, Authorizer(list_objects)
+            cache.on_write(rt, decode(stored), False)
+    return objects, cache
 
 
 async def bootstrap(objects: Objects) -> None:
@@ -112,13 +113,15 @@ async def start(
 ) -> Running:
     pki = ensure_pki(state / "pki")
     store = await open_store(state, store_kind, pki, etcd_endpoint)
-    objects, authorizer = await open_objects(store)
+    objects, cache = await open_objects(store)
     await bootstrap(objects)
     audit_file = (state / "audit.log").open("a", encoding="utf-8") if audit else None
     config = ServerConfig(
         objects=objects,
-        authenticator=Authenticator(pki, token_file=token_file),
-        authorizer=authorizer,
+        authenticator=Authenticator(
+            pki, token_file=token_file, service_account_lookup=cache.service_account_exists
+        ),
+        authorizer=Authorizer(cache.list_objects, generation=cache.rbac_generation),
         audit=audit_file,
         server_address=f"{host}:{port}",
     )

@@ -7,7 +7,6 @@ a `<Kind>List` (spliced from stored bytes when unfiltered) or a Table; watches s
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from kubefence.control.reviews import review
 from kubefence.control.selectors import parse_field_selector, parse_label_selector
 from kubefence.control.status import ApiError
 from kubefence.control.tables import table, wants_table
+from kubefence.control.tokens import token_request
 from kubefence.control.watching import watch_response
 from kubefence.errors import FieldError
 
@@ -71,26 +71,17 @@ async def _token(config: ServerConfig, target: _Target, body: Any) -> Obj:
     account = await config.objects.get(target.rt, target.namespace, target.name)
     if config.authenticator is None:
         raise ApiError(503, "ServiceUnavailable", "this server issues no tokens")
-    spec = (body or {}).get("spec") or {} if isinstance(body, dict) else {}
-    seconds = spec.get("expirationSeconds") or 3600
-    if not isinstance(seconds, int) or not 600 <= seconds <= 2**32:
-        short = FieldError(
-            "may not specify a duration less than 10 minutes", "spec.expirationSeconds"
-        )
-        raise ApiError.invalid("TokenRequest", target.name, [short], group="authentication.k8s.io")
-    audiences = [str(a) for a in spec.get("audiences") or []]
-    token = config.authenticator.issue_token(
-        target.namespace, target.name, expires_in=seconds,
-        uid=account["metadata"].get("uid", ""), audiences=audiences,
-    )  # fmt: skip
-    expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds)
-    return {
-        "apiVersion": "authentication.k8s.io/v1",
-        "kind": "TokenRequest",
-        "metadata": {"name": target.name, "namespace": target.namespace},
-        "spec": {**spec, "expirationSeconds": seconds},
-        "status": {"token": token, "expirationTimestamp": expires.strftime("%Y-%m-%dT%H:%M:%SZ")},
-    }
+    answer, problems = token_request(
+        config.authenticator.tokens,
+        namespace=target.namespace,
+        service_account=target.name,
+        uid=str(account["metadata"].get("uid", "")),
+        body=body if isinstance(body, dict) else None,
+    )
+    if answer is None:
+        found = [FieldError(message, path) for path, message in problems]
+        raise ApiError.invalid("TokenRequest", target.name, found, group="authentication.k8s.io")
+    return answer
 
 
 def _int_param(text: str, name: str) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -28,10 +28,9 @@ from kubefence.control.context import (
 )
 from kubefence.control.handlers import resource_request
 from kubefence.control.identity import ANONYMOUS, RequestAttributes, UserInfo
-from kubefence.control.registry import ResourceType
 from kubefence.control.status import ApiError, status_body
 
-__all__ = ["make_app", "rbac_cache"]
+__all__ = ["make_app"]
 
 log = logging.getLogger("kubefence.control")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -234,25 +233,3 @@ def make_app(config: ServerConfig) -> web.Application:
     routes.append(web.route("*", "/{tail:.*}", not_found))
     app.add_routes(routes)
     return app
-
-
-def rbac_cache() -> tuple[Callable[[str], Iterable[Mapping[str, Any]]], Callable[..., None]]:
-    """(list_objects for the Authorizer, on_write hook for Objects): RBAC objects kept in memory
-    from the server's own writes (this server is their only writer)."""
-    cache: dict[str, dict[tuple[str, str], Obj]] = {}
-
-    def list_objects(kind: str) -> Iterable[Mapping[str, Any]]:
-        return list(cache.get(kind, {}).values())
-
-    def on_write(rt: ResourceType, obj: Obj, deleted: bool) -> None:
-        if rt.group != "rbac.authorization.k8s.io":
-            return
-        meta = obj.get("metadata", {})
-        key = (meta.get("namespace", ""), meta.get("name", ""))
-        bucket = cache.setdefault(rt.kind, {})
-        if deleted:
-            bucket.pop(key, None)
-        else:
-            bucket[key] = obj
-
-    return list_objects, on_write
