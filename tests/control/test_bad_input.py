@@ -130,3 +130,13 @@ def test_audit_log_records_user_verb_resource_and_code(cluster: Cluster) -> None
         and e["code"] == 200
         for e in entries
     )  # fmt: skip
+
+
+def test_policy_defaulting_matches_kubefence(cluster: Cluster) -> None:
+    rules = [{"ports": [{"port": 80}]}, {"ports": [{"port": 443}]}]
+    code, created = cluster.request("POST", NETPOL, _policy("two-rules", ingress=rules, egress=[]))
+    assert code == 201, created
+    assert created["spec"]["policyTypes"] == ["Ingress"]  # an empty egress list adds nothing
+    assert [r["ports"][0]["protocol"] for r in created["spec"]["ingress"]] == ["TCP", "TCP"]
+    code, created = cluster.request("POST", NETPOL, _policy("out", egress=[{}]))
+    assert created["spec"]["policyTypes"] == ["Ingress", "Egress"]

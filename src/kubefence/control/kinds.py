@@ -100,18 +100,13 @@ def _default_policy(obj: Obj) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("podSelector", {})
     if not spec.get("policyTypes"):
-        types = ["Ingress"]
-        if "egress" in spec:
-            types.append("Egress")
-        spec["policyTypes"] = types
-    for direction, peers in (("ingress", "from"), ("egress", "to")):
+        # S02, as kubefence.api defaults it: Ingress, plus Egress iff there is an egress rule.
+        spec["policyTypes"] = ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
+    for direction in ("ingress", "egress"):
         for rule in spec.get(direction) or []:
-            if not isinstance(rule, dict):
-                continue
-            for port in rule.get("ports") or []:
+            for port in (rule.get("ports") or []) if isinstance(rule, dict) else []:
                 if isinstance(port, dict):
                     port.setdefault("protocol", "TCP")
-            del peers
 
 
 def _default_pod(obj: Obj) -> None:
