@@ -190,6 +190,9 @@ class Objects:
     def _check(self, rt: ResourceType, obj: Obj, *, strict: bool) -> None:
         metadata = obj.get("metadata")
         name = metadata.get("name", "") if isinstance(metadata, dict) else ""
+        for field in ("spec", "status"):
+            if field in obj and obj[field] is None:
+                del obj[field]  # null is absent
         problems = _shape_problems(obj)
         if problems:
             raise ApiError.invalid(rt.kind, str(name), problems, group=rt.group)
@@ -296,6 +299,8 @@ class Objects:
     async def _allocate_cluster_ip(self, service: Obj) -> None:
         """A free address in SERVICE_RANGE (198.19.0.0/16, inside the test range 198.18/15)."""
         spec = service.setdefault("spec", {})
+        if not isinstance(spec, dict):
+            return  # the validator has reported it
         if spec.get("type") == "ExternalName" or spec.get("clusterIP"):
             spec.setdefault("clusterIPs", [spec["clusterIP"]] if spec.get("clusterIP") else [])
             return
