@@ -93,3 +93,49 @@ def test_any_body_is_an_object_or_a_4xx(
     codes: list[int] = []
     loop.run_until_complete(run())
     assert all(400 <= code < 500 for code in codes), codes
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    patch_type=st.sampled_from(["json", "merge", "strategic", "apply"]),
+    patch=_json
+    | st.lists(
+        st.fixed_dictionaries(
+            {
+                "op": st.sampled_from(["add", "remove", "replace", "move", "copy", "test"]),
+                "path": st.sampled_from(
+                    ["", "/spec", "/spec/containers/0", "/metadata/labels/a", "/x/-", "bad"]
+                ),
+                "value": _json,
+                "from": st.sampled_from(["/spec", "/nope"]),
+            }
+        ),
+        max_size=3,
+    ),
+)
+def test_any_patch_is_an_object_or_a_4xx(
+    service: tuple[asyncio.AbstractEventLoop, Objects], patch_type: str, patch: Any
+) -> None:
+    loop, objects = service
+    rt = REGISTRY.by_kind("Pod")
+    assert rt is not None
+    pod = {
+        "metadata": {"name": "target", "labels": {"a": "b"}},
+        "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]}]},
+    }
+    codes: list[int] = []
+
+    async def run() -> None:
+        try:
+            await objects.get(rt, "default", "target")
+        except ApiError:
+            await objects.create(rt, "default", pod, WriteOptions())
+        try:
+            await objects.patch(
+                rt, "default", "target", patch_type, patch, WriteOptions(manager="m")
+            )
+        except ApiError as error:
+            codes.append(error.code)
+
+    loop.run_until_complete(run())
+    assert all(400 <= code < 500 for code in codes), codes

@@ -332,6 +332,9 @@ class Objects:
         if not isinstance(body, dict):
             raise ApiError.bad_request("the request body must be an object")
         self._check_type(rt, body)
+        problems = _shape_problems(body)
+        if problems:
+            raise ApiError.invalid(rt.kind, name, problems, group=rt.group)
         body_name = (body.get("metadata") or {}).get("name")
         if body_name and body_name != name:
             raise ApiError.bad_request(
@@ -457,6 +460,10 @@ class Objects:
             raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {patch_type!r}")
         if not isinstance(patched, dict):
             raise ApiError.bad_request("the patched object is not an object")
+        problems = _shape_problems(patched)
+        if problems:
+            name = current["metadata"]["name"]
+            raise ApiError.invalid(rt.kind, name, problems, group=rt.group)
         patched_meta = patched.get("metadata") or {}
         wanted = patched_meta.get("resourceVersion")
         if wanted and wanted != current["metadata"]["resourceVersion"]:

@@ -201,7 +201,7 @@ def _merge_list(field: str, current: list[Any], patch: list[Any]) -> list[Any]:
         if not isinstance(item, dict):
             continue
         if item.get("$patch") == "replace":
-            return [copy.deepcopy(i) for i in patch if i.get("$patch") != "replace"]
+            return [copy.deepcopy(i) for i in patch if not _is_directive(i)]
         index = next((i for i, c in enumerate(out) if c.get(key) == item.get(key)), None)
         if item.get("$patch") == "delete":
             if index is not None:
