@@ -131,6 +131,7 @@ def cluster_up(
     timeout: float = 30.0,
 ) -> ClusterInfo:
     """Start the cluster (or return it if it already runs); returns once /readyz answers."""
+    _reap_dead_children()
     current = cluster_status(name)
     if current.running:
         return current
@@ -177,7 +178,16 @@ def cluster_up(
     raise ClusterError(f"the API server did not become ready in {timeout:g}s")
 
 
+def _reap_dead_children() -> None:
+    """Wait for our server children that already exited (e.g. SIGKILLed): no zombies, and no
+    'still running' warning from a dropped Popen."""
+    for pid, child in list(_CHILDREN.items()):
+        if child.poll() is not None:
+            del _CHILDREN[pid]
+
+
 def _stop(pid: int | None, directory: Path, *, timeout: float = 5.0) -> bool:
+    _reap_dead_children()
     if not _ours(pid, directory):
         return False
     assert pid is not None
