@@ -83,6 +83,14 @@ async def _create_many(
     return time.perf_counter() - started, latencies
 
 
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of the server process (to judge results on a loaded machine)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _namespace(session: aiohttp.ClientSession, url: str, name: str) -> None:
     async with session.post(f"{url}/api/v1/namespaces", json={"metadata": {"name": name}}) as a:
         await a.read()
@@ -93,25 +101,31 @@ async def _measure(info: ClusterInfo, rounds: int) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(ssl=_context(info), limit=0)
     results: dict[str, Any] = {}
     async with aiohttp.ClientSession(connector=connector) as session:
-        rates, p99s = [], []
+        rates, p99s, cpu = [], [], []
         for r in range(rounds):
             await _namespace(session, url, f"w{r}")
+            before = _cpu_seconds(info.pid)
             seconds, latencies = await _create_many(session, url, f"w{r}", 1000, 10)
+            cpu.append((_cpu_seconds(info.pid) - before) / 1000 * 1000)
             rates.append(1000 / seconds)
             p99s.append(_p99(latencies) * 1000)
         results["creates_per_s"] = statistics.median(rates)
         results["create_p99_ms"] = statistics.median(p99s)
+        results["server_cpu_ms_per_create"] = statistics.median(cpu)
 
         await _namespace(session, url, "big")
         await _create_many(session, url, "big", 10_000, 20)
-        list_times = []
+        list_times, list_cpu = [], []
         for _ in range(max(rounds, 3)):
+            before = _cpu_seconds(info.pid)
             started = time.perf_counter()
             async with session.get(f"{url}/api/v1/namespaces/big/pods") as answer:
                 body = await answer.read()
             list_times.append((time.perf_counter() - started) * 1000)
+            list_cpu.append((_cpu_seconds(info.pid) - before) * 1000)
             assert len(json.loads(body)["items"]) == 10_000
         results["list_10k_ms"] = statistics.median(list_times)
+        results["server_cpu_ms_per_list_10k"] = statistics.median(list_cpu)
 
         await _namespace(session, url, "watch")
         async with session.get(f"{url}/api/v1/namespaces/watch/configmaps") as answer:
@@ -177,7 +191,7 @@ def main() -> int:
     if args.output == "json":
         print(json.dumps({"store": args.store, **results}, indent=2))
         return 0
-    print(f"store: {args.store}")
+    print(f"store: {args.store}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'measurement':<18} {'value':>10}  target")
     for key, value in results.items():
         op, target = targets.get(key, ("", None))
