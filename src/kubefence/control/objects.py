@@ -535,7 +535,8 @@ def _prune_for_apply(patched: Obj, current: Obj, applied: Obj, manager: str) -> 
     if not mine:
         return
     others = union_fields([e.get("fieldsV1") or {} for e in entries if e not in mine])
-    prune_unapplied(patched, mine[0].get("fieldsV1") or {}, fields_v1(applied), others)
+    wanted = {"f:metadata": {}, **fields_v1(applied)}  # metadata itself is never removed
+    prune_unapplied(patched, mine[0].get("fieldsV1") or {}, wanted, others)
 
 
 def _check_conflicts(

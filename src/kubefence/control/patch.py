@@ -202,7 +202,10 @@ def _merge_list(field: str, current: list[Any], patch: list[Any]) -> list[Any]:
             continue
         if item.get("$patch") == "replace":
             return [copy.deepcopy(i) for i in patch if not _is_directive(i)]
-        index = next((i for i, c in enumerate(out) if c.get(key) == item.get(key)), None)
+        index = next(
+            (i for i, c in enumerate(out) if isinstance(c, dict) and c.get(key) == item.get(key)),
+            None,
+        )
         if item.get("$patch") == "delete":
             if index is not None:
                 del out[index]
