@@ -167,3 +167,19 @@ def test_auth_can_i_whoami_and_cluster_info(cluster: Cluster) -> None:
     )
     info = k("cluster-info").stdout
     assert f"Kubernetes control plane is running at https://127.0.0.1:{cluster.port}" in info
+
+
+def test_deployment_scale_and_api_resources(cluster: Cluster) -> None:
+    k = cluster.kubectl
+    k("create", "namespace", "apps")
+    assert k("create", "deployment", "web", "--image=nginx", "-n", "apps").stdout.strip() == (
+        "deployment.apps/web created"
+    )
+    assert k("scale", "deployment", "web", "--replicas=3", "-n", "apps").stdout.strip() == (
+        "deployment.apps/web scaled"
+    )
+    replicas = k("get", "deploy", "web", "-n", "apps", "-o", "jsonpath={.spec.replicas}").stdout
+    assert replicas == "3"
+    resources = k("api-resources").stdout
+    assert "networkpolicies" in resources
+    assert "netpol" in resources

@@ -66,8 +66,19 @@ def api_group_list(registry: Registry) -> Obj:
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
+#: subresources whose objects are of another kind: (group, version, kind)
+_SUB_KINDS = {
+    "token": ("authentication.k8s.io", "v1", "TokenRequest"),
+    "scale": ("autoscaling", "v1", "Scale"),
+}
+
+
 def _sub_verbs(subresource: str) -> list[str]:
-    return ["get", "patch", "update"] if subresource == "status" else ["create"]
+    return ["create"] if subresource == "token" else ["get", "patch", "update"]
+
+
+def _sub_kind(rt: ResourceType, subresource: str) -> tuple[str, str, str]:
+    return _SUB_KINDS.get(subresource, (rt.group, rt.version, rt.kind))
 
 
 def resource_list(registry: Registry, group: str, version: str) -> Obj | None:
@@ -89,15 +100,17 @@ def resource_list(registry: Registry, group: str, version: str) -> Obj | None:
             entry["categories"] = list(rt.categories)
         resources.append(entry)
         for sub in rt.subresources:
-            resources.append(
-                {
-                    "name": f"{rt.plural}/{sub}",
-                    "singularName": "",
-                    "namespaced": rt.namespaced,
-                    "kind": rt.kind,
-                    "verbs": _sub_verbs(sub),
-                }
-            )
+            group, version, kind = _sub_kind(rt, sub)
+            sub_entry: Obj = {
+                "name": f"{rt.plural}/{sub}",
+                "singularName": "",
+                "namespaced": rt.namespaced,
+                "kind": kind,
+                "verbs": _sub_verbs(sub),
+            }
+            if sub in _SUB_KINDS:
+                sub_entry["group"], sub_entry["version"] = group, version
+            resources.append(sub_entry)
     return {
         "kind": "APIResourceList",
         "apiVersion": "v1",
@@ -121,7 +134,13 @@ def _aggregated_resource(rt: ResourceType) -> Obj:
         entry["categories"] = list(rt.categories)
     if rt.subresources:
         entry["subresources"] = [
-            {"subresource": sub, "responseKind": kind, "verbs": _sub_verbs(sub)}
+            {
+                "subresource": sub,
+                "responseKind": dict(
+                    zip(("group", "version", "kind"), _sub_kind(rt, sub), strict=True)
+                ),
+                "verbs": _sub_verbs(sub),
+            }
             for sub in rt.subresources
         ]
     return entry

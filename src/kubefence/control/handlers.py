@@ -22,6 +22,7 @@ from kubefence.control.context import (
 )
 from kubefence.control.identity import RequestAttributes
 from kubefence.control.objects import WriteOptions
+from kubefence.control.patch import apply_json_patch, merge_patch
 from kubefence.control.protobuf import decode_body
 from kubefence.control.registry import ResourceType
 from kubefence.control.reviews import review
@@ -82,6 +83,52 @@ async def _token(config: ServerConfig, target: _Target, body: Any) -> Obj:
         found = [FieldError(message, path) for path, message in problems]
         raise ApiError.invalid("TokenRequest", target.name, found, group="authentication.k8s.io")
     return answer
+
+
+def _as_scale(obj: Obj) -> Obj:
+    meta = obj["metadata"]
+    selector = (obj.get("spec") or {}).get("selector") or {}
+    labels = selector.get("matchLabels") or {} if isinstance(selector, dict) else {}
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        },
+        "spec": {"replicas": int((obj.get("spec") or {}).get("replicas") or 0)},
+        "status": {
+            "replicas": int((obj.get("status") or {}).get("replicas") or 0),
+            "selector": ",".join(f"{k}={v}" for k, v in sorted(labels.items())),
+        },
+    }
+
+
+async def _scale(config: ServerConfig, request: web.Request, target: _Target, verb: str) -> Obj:
+    """The scale subresource (`kubectl scale`): an autoscaling/v1 Scale view of spec.replicas."""
+    objects = config.objects
+    current = await objects.get(target.rt, target.namespace, target.name)
+    if verb == "get":
+        return _as_scale(current)
+    body = await _body(request)
+    if verb == "patch":
+        kind = request.headers.get("Content-Type", "").split(";")[0].strip()
+        patch_type = _PATCH_TYPES.get(kind)
+        if patch_type is None:
+            raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {kind!r}")
+        if patch_type == "json":
+            body = apply_json_patch(_as_scale(current), body)
+        else:
+            body = merge_patch(_as_scale(current), body)
+    replicas = ((body or {}).get("spec") or {}).get("replicas") if isinstance(body, dict) else None
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+        invalid = FieldError("must be greater than or equal to 0", "spec.replicas")
+        raise ApiError.invalid("Scale", target.name, [invalid], group="autoscaling")
+    updated = {**current, "spec": {**(current.get("spec") or {}), "replicas": replicas}}
+    options = _write_options(request, "")
+    saved = await objects.update(target.rt, target.namespace, target.name, updated, options)
+    return _as_scale(saved)
 
 
 def _int_param(text: str, name: str) -> int:
@@ -174,6 +221,8 @@ async def resource_request(
         raise ApiError(405, "MethodNotAllowed", f"{verb} is not supported on {rt.qualified}")
     objects = config.objects
     query = request.query
+    if target.subresource == "scale":
+        return json_response(await _scale(config, request, target, verb))
     if verb == "get":
         return json_response(await objects.get(rt, target.namespace, target.name))
     if verb in ("list", "watch"):

@@ -550,7 +550,7 @@ _TYPES = (
         "deployments",
         short_names=("deploy",),
         categories=("all",),
-        subresources=("status",),
+        subresources=("status", "scale"),
         validate=_validate_deployment,
         default=_default_deployment,
         columns=(
@@ -572,7 +572,7 @@ _TYPES = (
         "replicasets",
         short_names=("rs",),
         categories=("all",),
-        subresources=("status",),
+        subresources=("status", "scale"),
         validate=_validate_deployment,
         columns=(
             Column("Desired", "integer", lambda o: _get(o, "spec", "replicas") or 0),
