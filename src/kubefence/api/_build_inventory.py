@@ -36,6 +36,7 @@ from kubefence.api._inventory import Inventory
 from kubefence.api._models import (
     METADATA_NAME_LABEL,
     Labels,
+    LabelSelector,
     Namespace,
     NetworkPolicy,
     Origin,
@@ -86,6 +87,7 @@ class _Builder:
         self.skipped: dict[str, int] = {}
         self.seen: dict[tuple[str, str, str], str] = {}  # (kind, ns, name) -> where first seen
         self.referenced: dict[str, str] = {}  # namespace -> first object naming it
+        self.selectors: dict[tuple[bool, str], LabelSelector] = {}  # see ObjectReader
 
     def add(self, document: Document) -> None:
         content = document.content
@@ -106,7 +108,9 @@ class _Builder:
     def _add_object(
         self, raw: Mapping[Any, Any], document: Document, *, label: str, line: int | None
     ) -> None:
-        obj = ObjectReader(self.problems, file=document.file, line=line, label=label)
+        obj = ObjectReader(
+            self.problems, file=document.file, line=line, label=label, selectors=self.selectors
+        )
         kind = obj.string(raw, "kind", "kind")
         api_version = obj.string(raw, "apiVersion", "apiVersion")
         if kind is None or api_version is None:
@@ -188,7 +192,11 @@ class _Builder:
             else:
                 item_label = f"{label}, {at}"
                 reader = ObjectReader(
-                    self.problems, file=document.file, line=item_line or line, label=item_label
+                    self.problems,
+                    file=document.file,
+                    line=item_line or line,
+                    label=item_label,
+                    selectors=self.selectors,
                 )
                 self._add_known(
                     reader, item, kind=item_kind, document=document, line=item_line or line
