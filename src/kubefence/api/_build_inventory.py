@@ -124,12 +124,8 @@ class _Builder:
                 self._add_object(item, document, label=f"{label}, {at}", line=item_line or line)
             return
         item_kind = kind.removesuffix("List") if kind.endswith("List") else ""
-        if item_kind in API_VERSIONS:
-            self._add_typed_list(
-                obj, raw, document, kind=kind, api_version=api_version, label=label, line=line
-            )
-            return
-        expected = API_VERSIONS.get(kind)
+        typed_list = item_kind in API_VERSIONS  # its apiVersion is its items'
+        expected = API_VERSIONS.get(item_kind if typed_list else kind)
         if expected is None:
             listed = raw.get("items")
             if item_kind and isinstance(listed, list | tuple):
@@ -144,8 +140,10 @@ class _Builder:
                 f"no kind {kind!r} in {api_version!r}: use apiVersion: {expected}",
                 member_line(raw, "apiVersion"),
             )
-            return
-        self._add_known(obj, raw, kind=kind, document=document, line=line)
+        elif typed_list:
+            self._add_typed_list(obj, raw, document, kind=kind, label=label, line=line)
+        else:
+            self._add_known(obj, raw, kind=kind, document=document, line=line)
 
     def _add_typed_list(
         self,
@@ -154,23 +152,15 @@ class _Builder:
         document: Document,
         *,
         kind: str,
-        api_version: str,
         label: str,
         line: int | None,
     ) -> None:
         """A ``PodList``, ``NetworkPolicyList``, ... as the API server returns them: the items
         carry no apiVersion and kind; they are the list's, without ``List`` for the kind. An item
         that names its own must agree with the list (``decodeToList`` in apimachinery infers them
-        the same way)."""
+        the same way); the list's own apiVersion is checked like an object's."""
         item_kind = kind.removesuffix("List")
-        expected = API_VERSIONS[item_kind]
-        if api_version != expected:
-            obj.fail(
-                "apiVersion",
-                f"no kind {kind!r} in {api_version!r}: use apiVersion: {expected}",
-                member_line(raw, "apiVersion"),
-            )
-            return
+        api_version = API_VERSIONS[item_kind]
         items = obj.sequence(raw, "items", "items") or []
         for at, item, item_line in obj.entries(items, "items", Mapping, "an object"):
             given_kind = obj.string(item, "kind", f"{at}.kind")
