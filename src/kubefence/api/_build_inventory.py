@@ -39,6 +39,7 @@ from kubefence.api._inventory import Inventory
 from kubefence.api._models import (
     METADATA_NAME_LABEL,
     Labels,
+    LabelSelector,
     Namespace,
     NetworkPolicy,
     Node,
@@ -94,6 +95,7 @@ class _Builder:
         self.skipped: dict[str, int] = {}
         self.seen: dict[tuple[str, str, str], str] = {}  # (kind, ns, name) -> where first seen
         self.referenced: dict[str, str] = {}  # namespace -> first object naming it
+        self.selectors: dict[tuple[bool, str], LabelSelector] = {}  # see ObjectReader
 
     def add(self, document: Document) -> None:
         content = document.content
@@ -114,7 +116,9 @@ class _Builder:
     def _add_object(
         self, raw: Mapping[Any, Any], document: Document, *, label: str, line: int | None
     ) -> None:
-        obj = ObjectReader(self.problems, file=document.file, line=line, label=label)
+        obj = ObjectReader(
+            self.problems, file=document.file, line=line, label=label, selectors=self.selectors
+        )
         kind = obj.string(raw, "kind", "kind")
         api_version = obj.string(raw, "apiVersion", "apiVersion")
         if kind is None or api_version is None:
@@ -128,12 +132,8 @@ class _Builder:
                 self._add_object(item, document, label=f"{label}, {at}", line=item_line or line)
             return
         item_kind = kind.removesuffix("List") if kind.endswith("List") else ""
-        if item_kind in API_VERSIONS:
-            self._add_typed_list(
-                obj, raw, document, kind=kind, api_version=api_version, label=label, line=line
-            )
-            return
-        expected = API_VERSIONS.get(kind)
+        typed_list = item_kind in API_VERSIONS  # its apiVersion is its items'
+        expected = API_VERSIONS.get(item_kind if typed_list else kind)
         if expected is None:
             listed = raw.get("items")
             if item_kind and isinstance(listed, list | tuple):
@@ -148,8 +148,10 @@ class _Builder:
                 f"no kind {kind!r} in {api_version!r}: use apiVersion: {expected}",
                 member_line(raw, "apiVersion"),
             )
-            return
-        self._add_known(obj, raw, kind=kind, document=document, line=line)
+        elif typed_list:
+            self._add_typed_list(obj, raw, document, kind=kind, label=label, line=line)
+        else:
+            self._add_known(obj, raw, kind=kind, document=document, line=line)
 
     def _add_typed_list(
         self,
@@ -158,23 +160,15 @@ class _Builder:
         document: Document,
         *,
         kind: str,
-        api_version: str,
         label: str,
         line: int | None,
     ) -> None:
         """A ``PodList``, ``NetworkPolicyList``, ... as the API server returns them: the items
         carry no apiVersion and kind; they are the list's, without ``List`` for the kind. An item
         that names its own must agree with the list (``decodeToList`` in apimachinery infers them
-        the same way)."""
+        the same way); the list's own apiVersion is checked like an object's."""
         item_kind = kind.removesuffix("List")
-        expected = API_VERSIONS[item_kind]
-        if api_version != expected:
-            obj.fail(
-                "apiVersion",
-                f"no kind {kind!r} in {api_version!r}: use apiVersion: {expected}",
-                member_line(raw, "apiVersion"),
-            )
-            return
+        api_version = API_VERSIONS[item_kind]
         items = obj.sequence(raw, "items", "items") or []
         for at, item, item_line in obj.entries(items, "items", Mapping, "an object"):
             given_kind = obj.string(item, "kind", f"{at}.kind")
@@ -196,7 +190,11 @@ class _Builder:
             else:
                 item_label = f"{label}, {at}"
                 reader = ObjectReader(
-                    self.problems, file=document.file, line=item_line or line, label=item_label
+                    self.problems,
+                    file=document.file,
+                    line=item_line or line,
+                    label=item_label,
+                    selectors=self.selectors,
                 )
                 self._add_known(
                     reader, item, kind=item_kind, document=document, line=item_line or line

@@ -15,7 +15,7 @@ import ipaddress
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from kubefence.api._models import IPAddress, Labels, Protocol
+from kubefence.api._models import IPAddress, Labels, LabelSelector, Protocol
 from kubefence.api._tree import member_line
 from kubefence.api._validate import (
     PROTOCOLS,
@@ -77,15 +77,28 @@ def _has_type(value: object, kind: type | tuple[type, ...]) -> bool:
 
 
 class ObjectReader:
-    """Problem collection for one object: knows its file, label and fallback line."""
+    """Problem collection for one object: knows its file, label and fallback line.
 
-    __slots__ = ("file", "label", "line", "problems")
+    ``selectors`` is shared by every object of one input set: the label selectors already read
+    without a problem, by their text (``_parse_selector``).
+    """
 
-    def __init__(self, problems: list[FieldError], *, file: str, line: int | None, label: str):
+    __slots__ = ("file", "label", "line", "problems", "selectors")
+
+    def __init__(
+        self,
+        problems: list[FieldError],
+        *,
+        file: str,
+        line: int | None,
+        label: str,
+        selectors: dict[tuple[bool, str], LabelSelector] | None = None,
+    ):
         self.problems = problems
         self.file = file
         self.line = line
         self.label = label
+        self.selectors = selectors if selectors is not None else {}
 
     def invalid(
         self,

@@ -14,7 +14,7 @@ from typing import Any
 
 from kubefence.api._models import LabelSelector, Operator, Requirement
 from kubefence.api._parse_fields import ObjectReader, show
-from kubefence.api._tree import member_line
+from kubefence.api._tree import LineDict, member_line
 from kubefence.api._validate import label_value_problems, qualified_name_problems
 
 __all__ = ["label_selector"]
@@ -27,10 +27,29 @@ _REQUIREMENT_FIELDS = frozenset({"key", "operator", "values"})
 def label_selector(
     obj: ObjectReader, parent: Mapping[Any, Any], key: str, path: str, *, strict: bool = True
 ) -> LabelSelector | None:
-    """``metav1.LabelSelector`` validated as ``ValidateLabelSelector`` (V02); None if absent."""
+    """``metav1.LabelSelector`` validated as ``ValidateLabelSelector`` (V02); None if absent.
+
+    The same selectors recur across thousands of policies. One read from a file (a ``LineDict``,
+    whose values are only strings, numbers, booleans, null and more of the same) without a
+    problem is remembered by its text, ``repr`` being exact for those types; whatever else is
+    read afresh. Lines only matter for problems, so a remembered selector is the same answer.
+    """
     raw = obj.mapping(parent, key, path)
     if raw is None:
         return None
+    text = (strict, repr(raw)) if type(raw) is LineDict else None
+    if text is not None:
+        known = obj.selectors.get(text)
+        if known is not None:
+            return known
+    start = len(obj.problems)
+    selector = _read(obj, raw, path, strict=strict)
+    if text is not None and len(obj.problems) == start:
+        obj.selectors[text] = selector
+    return selector
+
+
+def _read(obj: ObjectReader, raw: Mapping[Any, Any], path: str, *, strict: bool) -> LabelSelector:
     if strict:
         obj.unknown_fields(raw, _SELECTOR_FIELDS, path)
     before = len(obj.problems)

@@ -174,8 +174,10 @@ def port_problems(value: int | str) -> tuple[str, ...]:
     return port_name_problems(value)
 
 
+@lru_cache(maxsize=1 << 16)
 def parse_cidr(value: str) -> IPNetwork | None:
-    """The network of a CIDR string with host bits masked, or None when it is not a CIDR."""
+    """The network of a CIDR string with host bits masked, or None when it is not a CIDR.
+    Cached like the checks (networks are immutable): each ipBlock text is parsed once."""
     if "/" not in value or value != value.strip() or "%" in value:  # no IPv6 zones
         return None
     address, _, prefix = value.partition("/")

@@ -24,6 +24,7 @@ __all__ = ["STDIN", "expand_paths", "load_paths", "read_documents"]
 STDIN = "-"
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 MAX_FILE_BYTES = 256 * 1024 * 1024  # a manifest set bigger than this is a mistake
+_CHUNK_BYTES = 1024 * 1024
 
 
 def expand_paths(paths: Sequence[str]) -> tuple[list[str], list[FieldError]]:
@@ -72,16 +73,33 @@ def _walk(directory: str) -> list[str]:
 def _read(file: str, stdin: BinaryIO | None) -> bytes | FieldError:
     try:
         if file == STDIN:
-            stream = stdin if stdin is not None else sys.stdin.buffer
-            data = stream.read(MAX_FILE_BYTES + 1)
+            data = _read_limited(stdin if stdin is not None else sys.stdin.buffer)
         else:
             with open(file, "rb") as handle:
-                data = handle.read(MAX_FILE_BYTES + 1)
+                data = _read_limited(handle, expected=os.fstat(handle.fileno()).st_size)
     except OSError as exc:
         return FieldError(f"cannot read: {exc.strerror or exc}", file=file)
     if len(data) > MAX_FILE_BYTES:
         return FieldError(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB", file=file)
     return data
+
+
+def _read_limited(stream: BinaryIO, *, expected: int = 0) -> bytes:
+    """At most ``MAX_FILE_BYTES + 1`` bytes of ``stream``, in chunks: one ``read`` of that many
+    allocates all of it up front (256 MiB for any input, a third of the memory budget of a large
+    load). The first read asks for the ``expected`` size (a regular file's), the others for a MiB
+    (pipes, stdin, files that grow)."""
+    chunks: list[bytes] = []
+    size = 0
+    want = max(expected + 1, _CHUNK_BYTES)
+    while size <= MAX_FILE_BYTES:
+        chunk = stream.read(min(want, MAX_FILE_BYTES + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        want = _CHUNK_BYTES
+    return b"".join(chunks)
 
 
 def read_documents(

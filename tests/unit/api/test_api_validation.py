@@ -6,12 +6,14 @@ is about; the file corpus (``test_corpus_invalid``) covers the same rules with l
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.builders import policy_of as policy
 
 from kubefence.errors import FieldError, ValidationError
+from kubefence.sources.files import load_paths
 from kubefence.sources.objects import OBJECTS_FILE, inventory_from_objects
 
 
@@ -469,3 +471,33 @@ def test_booleans_are_not_numbers_or_strings() -> None:
         "not a boolean",
         "spec.policyTypes[0]": "must be a string, not a boolean",
     }
+
+
+def test_repeated_selectors_in_a_file_are_each_checked(tmp_path: Path) -> None:
+    """Selectors read from files are remembered by their text once read without a problem: a
+    repeated valid one gives equal selectors, a repeated invalid one a problem at each place."""
+    document = (
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+        "metadata: {{name: {name}, namespace: test}}\n"
+        "spec:\n  podSelector: {{matchLabels: {{app: {app}}}}}\n"
+    )
+    text = "---\n".join(
+        document.format(name=name, app=app)
+        for name, app in (("a", "web"), ("b", "web"), ("c", "-x"), ("d", "-x"))
+    )
+    path = tmp_path / "policies.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValidationError) as caught:
+        load_paths([str(path)])
+    assert [(p.object, p.path, p.line) for p in caught.value.problems] == [
+        ("NetworkPolicy test/c", "spec.podSelector.matchLabels", 17),
+        ("NetworkPolicy test/d", "spec.podSelector.matchLabels", 23),
+    ]
+    path.write_text(text.replace("-x", "api"), encoding="utf-8")
+    policies = load_paths([str(path)]).policies
+    assert [dict(p.pod_selector.match_labels) for p in policies] == [
+        {"app": "web"},
+        {"app": "web"},
+        {"app": "api"},
+        {"app": "api"},
+    ]

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import io
 import json
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from kubefence.errors import InputError, ValidationError
+from kubefence.sources import files
 from kubefence.sources.files import load_paths
 
 NS = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"
@@ -282,3 +284,43 @@ def test_top_level_scalar_is_not_an_object() -> None:
     [problem] = caught.value.problems
     assert problem.object == "document 1"
     assert "not a string" in problem.message
+
+
+# --- reading limits ------------------------------------------------------------------------------
+
+
+def test_reading_a_small_file_does_not_allocate_the_size_limit(tmp_path: Path) -> None:
+    """A file is read at its size, not with one read of the 256 MiB limit (which would allocate
+    the whole limit at once, whatever the input)."""
+    path = write(tmp_path / "ns.yaml", NS.format(name="team-a"))
+    tracemalloc.start()
+    try:
+        load_paths([path])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 1024 * 1024
+
+
+@pytest.mark.parametrize("source", ["file", "stdin"])
+def test_size_limit_holds_for_files_and_stdin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    """Input over the limit is refused, read in chunks; input at the limit is read whole."""
+    monkeypatch.setattr(files, "MAX_FILE_BYTES", 3 * 1024 * 1024)
+    monkeypatch.setattr(files, "_CHUNK_BYTES", 1024 * 1024)
+    at_limit = NS.format(name="team-a").encode()
+    at_limit += b"#" * (files.MAX_FILE_BYTES - len(at_limit) - 1) + b"\n"
+    assert len(at_limit) == files.MAX_FILE_BYTES
+    over = at_limit + b"#"
+    if source == "file":
+        assert [n.name for n in load_paths([write(tmp_path / "a.yaml", at_limit)]).namespaces] == [
+            "team-a"
+        ]
+        assert rejected(write(tmp_path / "b.yaml", over)) == [
+            (str(tmp_path / "b.yaml"), None, "larger than 3 MiB")
+        ]
+    else:
+        cluster = load_paths(["-"], stdin=io.BytesIO(at_limit))
+        assert [n.name for n in cluster.namespaces] == ["team-a"]
+        assert rejected("-", stdin=over) == [("-", None, "larger than 3 MiB")]
