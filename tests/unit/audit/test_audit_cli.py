@@ -120,6 +120,25 @@ def test_json_report_of_the_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert opened[1].startswith("ingress: billing/ledger spec.ingress[1] (")
     assert opened[1].endswith("30-billing-policies.yaml:27)")
     assert len(opened) == 2
+    (first, *_) = doc["cross_tenant_namespace_pairs"]
+    assert first == {
+        "source": "analytics",
+        "destination": "billing",
+        "source_tenant": "initech",
+        "destination_tenant": "globex",
+        "pod_pairs": 1,
+        "workload_pairs": 1,
+        "ports": ["8443/TCP"],
+        "workloads": [
+            {
+                "source": "analytics/worker",  # bare pods: the pod is its workload
+                "destination": "billing/ledger",
+                "pod_pairs": 1,
+                "ports": ["8443/TCP"],
+                "example": doc["cross_tenant_paths"][0],
+            }
+        ],
+    }
 
 
 def test_table_report_has_every_section(capsys: pytest.CaptureFixture[str]) -> None:
