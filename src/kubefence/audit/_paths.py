@@ -151,7 +151,6 @@ class PortMasks:
         for k, m in enumerate(matrices):
             word = self.code[:, :, k // self.bits]
             np.bitwise_or(word, self.bit(k), out=word, where=m.class_allowed)
-        self._labels: dict[bytes, tuple[str, ...]] = {}
 
     def bit(self, k: int) -> MaskArray:
         return np.asarray(1 << (k % self.bits), dtype=self.dtype)
@@ -164,12 +163,25 @@ class PortMasks:
             if int(mask[k // self.bits]) >> (k % self.bits) & 1
         ]
 
-    def labels(self, mask: MaskArray) -> tuple[str, ...]:
-        key = mask.tobytes()
-        hit = self._labels.get(key)
-        if hit is None:
-            hit = self._labels[key] = port_labels(self.allowed(mask), self.classes)
-        return hit
+    def ids(self, rows: MaskArray) -> list[int]:
+        """A small integer per distinct mask of ``rows`` (one mask per row)."""
+        flat = np.ascontiguousarray(rows).view(
+            np.dtype((np.void, rows.dtype.itemsize * self.words))
+        )
+        _, inverse = np.unique(flat.ravel(), return_inverse=True)
+        ids: list[int] = inverse.ravel().tolist()
+        return ids
+
+    def labels_of(self, rows: MaskArray) -> list[tuple[str, ...]]:
+        """``port_labels`` of each row, computed once per distinct mask."""
+        if not len(rows):
+            return []
+        flat = np.ascontiguousarray(rows).view(
+            np.dtype((np.void, rows.dtype.itemsize * self.words))
+        )
+        _, first, inverse = np.unique(flat.ravel(), return_index=True, return_inverse=True)
+        labels = [port_labels(self.allowed(rows[i]), self.classes) for i in first.tolist()]
+        return [labels[k] for k in inverse.ravel().tolist()]
 
 
 # --- explanations -----------------------------------------------------------------------------
@@ -331,49 +343,64 @@ def cross_tenant_paths(
         rank += 1
 
     pods = inventory.pods
-    cache: dict[tuple[int, int, bytes], tuple[Opening, ...]] = {}
+    pods_keys = [p.key for p in pods]
+    ex_at = wl_start.tolist()  # the first unit pair of each workload pair: its example
+    ex_src = units.first[us[wl_start]].tolist()
+    ex_dst = units.first[ud[wl_start]].tolist()
+    ex_cls = list(
+        zip(units.cls[us[wl_start]].tolist(), units.cls[ud[wl_start]].tolist(), strict=True)
+    )
+    ex_labels = masks.labels_of(pair_masks[wl_start])
+    ex_ids = masks.ids(pair_masks[wl_start])
+    wl_labels = masks.labels_of(wl_masks)
+    ns_labels = masks.labels_of(ns_masks)
+    wl_src = units.workload[us[wl_start]].tolist()
+    wl_dst = units.workload[ud[wl_start]].tolist()
+    wl_count = wl_pairs.tolist()
+    ns_count = ns_pairs.tolist()
+    ns_src = units.namespace[us[wl_start[ns_start]]].tolist()
+    ns_dst = units.namespace[ud[wl_start[ns_start]]].tolist()
+    cache: dict[tuple[int, int, int], tuple[Opening, ...]] = {}
 
     def example(g: int, r: int, w: int) -> PodPath:
-        u, v = int(us[wl_start[w]]), int(ud[wl_start[w]])
-        src, dst = int(units.first[u]), int(units.first[v])
-        mask = pair_masks[wl_start[w]]
+        src, dst = ex_src[w], ex_dst[w]
         opened: tuple[Opening, ...] = ()
         if (g, r) in explained:
-            ck = (int(units.cls[u]), int(units.cls[v]), mask.tobytes())
-            hit = None if pods[src].host_network else cache.get(ck)
+            host = pods[src].host_network
+            ck = (*ex_cls[w], ex_ids[w])
+            hit = None if host else cache.get(ck)
             if hit is None:
-                allowed = masks.allowed(mask)
-                hit = explain_pair(inventory, pods[src].key, pods[dst].key, allowed, settings)
-                if not pods[src].host_network:
+                allowed = masks.allowed(pair_masks[ex_at[w]])
+                hit = explain_pair(inventory, pods_keys[src], pods_keys[dst], allowed, settings)
+                if not host:
                     cache[ck] = hit
             opened = hit
-        return PodPath(pods[src].key, pods[dst].key, masks.labels(mask), opened)
+        return PodPath(pods_keys[src], pods_keys[dst], ex_labels[w], opened)
 
     out: list[NamespacePath] = []
     wl_names = units.workload_names
     for g, (s, e) in enumerate(zip(ns_start.tolist(), ns_ends.tolist(), strict=True)):
-        first_pair = wl_start[s]
-        a, b = int(units.namespace[us[first_pair]]), int(units.namespace[ud[first_pair]])
+        a, b = names[ns_src[g]], names[ns_dst[g]]
         workloads = tuple(
             WorkloadPath(
-                source=wl_names[units.workload[us[wl_start[w]]]],
-                destination=wl_names[units.workload[ud[wl_start[w]]]],
-                pod_pairs=int(wl_pairs[w]),
-                ports=masks.labels(wl_masks[w]),
-                example=example(g, r, w),
+                wl_names[wl_src[w]],
+                wl_names[wl_dst[w]],
+                wl_count[w],
+                wl_labels[w],
+                example(g, r, w),
             )
             for r, w in enumerate(range(s, s + shown[g]))
         )
         out.append(
             NamespacePath(
-                source=names[a],
-                destination=names[b],
-                source_tenant=tenants[names[a]] or "",
-                destination_tenant=tenants[names[b]] or "",
-                pod_pairs=int(ns_pairs[g]),
-                workload_pairs=e - s,
-                ports=masks.labels(ns_masks[g]),
-                workloads=workloads,
+                a,
+                b,
+                tenants[a] or "",
+                tenants[b] or "",
+                ns_count[g],
+                e - s,
+                ns_labels[g],
+                workloads,
             )
         )
     return tuple(out)

@@ -117,8 +117,14 @@ def _external(
     namespace's policies."""
     found: dict[tuple[str, str, str], None] = {}
     loose = 0
+    seen: dict[tuple[object, ...], bool] = {}  # S01/S23: only these decide what selects a pod
     for pod in pods:
+        key = (pod.namespace, pod.labels, pod.host_network)
+        if key in seen:
+            loose += seen[key]
+            continue
         selecting = isolating_policies(compiled, pod, direction, settings=settings)
+        seen[key] = not selecting
         if not selecting:
             loose += 1
             continue
