@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -163,25 +164,21 @@ class PortMasks:
             if int(mask[k // self.bits]) >> (k % self.bits) & 1
         ]
 
-    def ids(self, rows: MaskArray) -> list[int]:
-        """A small integer per distinct mask of ``rows`` (one mask per row)."""
-        flat = np.ascontiguousarray(rows).view(
-            np.dtype((np.void, rows.dtype.itemsize * self.words))
-        )
-        _, inverse = np.unique(flat.ravel(), return_inverse=True)
-        ids: list[int] = inverse.ravel().tolist()
-        return ids
-
-    def labels_of(self, rows: MaskArray) -> list[tuple[str, ...]]:
-        """``port_labels`` of each row, computed once per distinct mask."""
+    def labels_of(self, rows: MaskArray) -> tuple[list[tuple[str, ...]], list[int]]:
+        """``port_labels`` of each row (one mask per row), computed once per distinct mask, and
+        a small integer naming each row's mask."""
         if not len(rows):
-            return []
-        flat = np.ascontiguousarray(rows).view(
-            np.dtype((np.void, rows.dtype.itemsize * self.words))
-        )
-        _, first, inverse = np.unique(flat.ravel(), return_index=True, return_inverse=True)
+            return [], []
+        flat: npt.NDArray[Any]
+        if self.words == 1:
+            flat = rows[:, 0]
+        else:
+            size = rows.dtype.itemsize * self.words
+            flat = np.ascontiguousarray(rows).view(np.dtype((np.void, size))).ravel()
+        _, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
         labels = [port_labels(self.allowed(rows[i]), self.classes) for i in first.tolist()]
-        return [labels[k] for k in inverse.ravel().tolist()]
+        ids: list[int] = inverse.ravel().tolist()
+        return [labels[k] for k in ids], ids
 
 
 # --- explanations -----------------------------------------------------------------------------
@@ -330,67 +327,74 @@ def cross_tenant_paths(
     ns_masks = np.bitwise_or.reduceat(wl_masks, ns_start, axis=0)
     ns_ends = np.r_[ns_start[1:], len(wl_start)]
 
-    # Which examples are explained: one per namespace pair first, the largest pairs first.
-    shown = [min(examples, int(e - s)) for s, e in zip(ns_start, ns_ends, strict=True)]
-    budget = sum(shown) if explain is None else explain
-    by_size = np.lexsort((np.arange(len(ns_start)), -ns_pairs))
-    explained: set[tuple[int, int]] = set()
-    rank = 0
-    while len(explained) < budget and rank < max(shown, default=0):
-        for g in by_size.tolist():
-            if rank < shown[g] and len(explained) < budget:
-                explained.add((g, rank))
-        rank += 1
+    # Shown: the first ``examples`` workload pairs of each namespace pair. Explained: rank 0 of
+    # every namespace pair first (the largest first), then rank 1, ..., up to ``explain``.
+    n_groups = len(ns_start)
+    shown = np.minimum(ns_ends - ns_start, examples)
+    total = int(shown.sum())
+    offsets = np.cumsum(shown) - shown
+    shown_w = np.repeat(ns_start, shown) + (np.arange(total) - np.repeat(offsets, shown))
+    budget = total if explain is None else min(explain, total)
+    by_size = np.lexsort((np.arange(n_groups), -ns_pairs))
+    n_explained = np.zeros(n_groups, dtype=np.int64)
+    for rank in range(int(shown.max(initial=0))):
+        if budget <= 0:
+            break
+        take = by_size[shown[by_size] > rank][:budget]
+        n_explained[take] += 1
+        budget -= len(take)
 
     pods = inventory.pods
-    pods_keys = [p.key for p in pods]
-    ex_at = wl_start.tolist()  # the first unit pair of each workload pair: its example
-    ex_src = units.first[us[wl_start]].tolist()
-    ex_dst = units.first[ud[wl_start]].tolist()
-    ex_cls = list(
-        zip(units.cls[us[wl_start]].tolist(), units.cls[ud[wl_start]].tolist(), strict=True)
-    )
-    ex_labels = masks.labels_of(pair_masks[wl_start])
-    ex_ids = masks.ids(pair_masks[wl_start])
-    wl_labels = masks.labels_of(wl_masks)
-    ns_labels = masks.labels_of(ns_masks)
-    wl_src = units.workload[us[wl_start]].tolist()
-    wl_dst = units.workload[ud[wl_start]].tolist()
-    wl_count = wl_pairs.tolist()
+    first_pair = wl_start[shown_w]  # the first unit pair of a workload pair is its example
+    ex_src = units.first[us[first_pair]].tolist()
+    ex_dst = units.first[ud[first_pair]].tolist()
+    ex_cls_s = units.cls[us[first_pair]].tolist()
+    ex_cls_d = units.cls[ud[first_pair]].tolist()
+    ex_masks = pair_masks[first_pair]
+    ex_labels, ex_ids = masks.labels_of(ex_masks)
+    wl_labels, _ = masks.labels_of(wl_masks[shown_w])
+    ns_labels, _ = masks.labels_of(ns_masks)
+    wl_src = units.workload[us[first_pair]].tolist()
+    wl_dst = units.workload[ud[first_pair]].tolist()
+    wl_count = wl_pairs[shown_w].tolist()
     ns_count = ns_pairs.tolist()
     ns_src = units.namespace[us[wl_start[ns_start]]].tolist()
     ns_dst = units.namespace[ud[wl_start[ns_start]]].tolist()
+    n_wl = (ns_ends - ns_start).tolist()
     cache: dict[tuple[int, int, int], tuple[Opening, ...]] = {}
 
-    def example(g: int, r: int, w: int) -> PodPath:
-        src, dst = ex_src[w], ex_dst[w]
-        opened: tuple[Opening, ...] = ()
-        if (g, r) in explained:
-            host = pods[src].host_network
-            ck = (*ex_cls[w], ex_ids[w])
-            hit = None if host else cache.get(ck)
-            if hit is None:
-                allowed = masks.allowed(pair_masks[ex_at[w]])
-                hit = explain_pair(inventory, pods_keys[src], pods_keys[dst], allowed, settings)
-                if not host:
-                    cache[ck] = hit
-            opened = hit
-        return PodPath(pods_keys[src], pods_keys[dst], ex_labels[w], opened)
+    def opened_by(x: int) -> tuple[Opening, ...]:
+        src, dst = ex_src[x], ex_dst[x]
+        host = pods[src].host_network
+        key = (ex_cls_s[x], ex_cls_d[x], ex_ids[x])
+        hit = None if host else cache.get(key)
+        if hit is None:
+            allowed = masks.allowed(ex_masks[x])
+            hit = explain_pair(inventory, pods[src].key, pods[dst].key, allowed, settings)
+            if not host:
+                cache[key] = hit
+        return hit
 
-    out: list[NamespacePath] = []
+    keys = [p.key for p in pods]
     wl_names = units.workload_names
-    for g, (s, e) in enumerate(zip(ns_start.tolist(), ns_ends.tolist(), strict=True)):
-        a, b = names[ns_src[g]], names[ns_dst[g]]
-        workloads = tuple(
-            WorkloadPath(
-                wl_names[wl_src[w]],
-                wl_names[wl_dst[w]],
-                wl_count[w],
-                wl_labels[w],
-                example(g, r, w),
+    out: list[NamespacePath] = []
+    x = 0
+    for g, (count, explained) in enumerate(zip(shown.tolist(), n_explained.tolist(), strict=True)):
+        workloads = []
+        for r in range(count):
+            example = PodPath(
+                keys[ex_src[x]],
+                keys[ex_dst[x]],
+                ex_labels[x],
+                opened_by(x) if r < explained else (),
             )
-            for r, w in enumerate(range(s, s + shown[g]))
-        )
+            workloads.append(
+                WorkloadPath(
+                    wl_names[wl_src[x]], wl_names[wl_dst[x]], wl_count[x], wl_labels[x], example
+                )
+            )
+            x += 1
+        a, b = names[ns_src[g]], names[ns_dst[g]]
         out.append(
             NamespacePath(
                 a,
@@ -398,9 +402,9 @@ def cross_tenant_paths(
                 tenants[a] or "",
                 tenants[b] or "",
                 ns_count[g],
-                e - s,
+                n_wl[g],
                 ns_labels[g],
-                workloads,
+                tuple(workloads),
             )
         )
     return tuple(out)
