@@ -99,7 +99,7 @@ class NamespacePath:
     """Pods of namespace ``source`` may connect to pods of ``destination``, two namespaces of
     different tenants: ``pod_pairs`` ordered pod pairs between ``workload_pairs`` workload
     pairs, on ``ports`` (the union over those pairs); ``workloads``: the first few workload
-    pairs (by name), each with an example pod pair."""
+    pairs (by name), each with an example pod pair (none beyond the report's example limit)."""
 
     source: str
     destination: str
@@ -279,6 +279,21 @@ def _units(
     )
 
 
+def _first_ranks(wanted: IntArray, order: IntArray, budget: int | None) -> IntArray:
+    """How many of its ``wanted`` items each group gets when ``budget`` items are handed out
+    rank by rank (every group's first item, then every second one, ...) in ``order``."""
+    if budget is None:
+        return wanted.copy()
+    got = np.zeros(len(wanted), dtype=np.int64)
+    rank = 0
+    while budget > 0 and rank < int(wanted.max(initial=0)):
+        take = order[wanted[order] > rank][:budget]
+        got[take] += 1
+        budget -= len(take)
+        rank += 1
+    return got
+
+
 def cross_tenant_paths(
     inventory: Inventory,
     analysis: ReachabilityAnalysis,
@@ -288,6 +303,7 @@ def cross_tenant_paths(
     names: Sequence[str],
     *,
     examples: int,
+    limit: int | None,
     explain: int | None,
     settings: Settings,
 ) -> tuple[NamespacePath, ...]:
@@ -327,22 +343,17 @@ def cross_tenant_paths(
     ns_masks = np.bitwise_or.reduceat(wl_masks, ns_start, axis=0)
     ns_ends = np.r_[ns_start[1:], len(wl_start)]
 
-    # Shown: the first ``examples`` workload pairs of each namespace pair. Explained: rank 0 of
-    # every namespace pair first (the largest first), then rank 1, ..., up to ``explain``.
+    # Shown: the first ``examples`` workload pairs of each namespace pair, rank by rank over
+    # the namespace pairs (the largest first) up to ``limit`` in all; explained likewise, the
+    # first ``explain`` of them.
     n_groups = len(ns_start)
-    shown = np.minimum(ns_ends - ns_start, examples)
+    by_size = np.lexsort((np.arange(n_groups), -ns_pairs))
+    wanted = np.minimum(ns_ends - ns_start, examples)
+    shown = _first_ranks(wanted, by_size, limit)
+    n_explained = _first_ranks(shown, by_size, explain)
     total = int(shown.sum())
     offsets = np.cumsum(shown) - shown
     shown_w = np.repeat(ns_start, shown) + (np.arange(total) - np.repeat(offsets, shown))
-    budget = total if explain is None else min(explain, total)
-    by_size = np.lexsort((np.arange(n_groups), -ns_pairs))
-    n_explained = np.zeros(n_groups, dtype=np.int64)
-    for rank in range(int(shown.max(initial=0))):
-        if budget <= 0:
-            break
-        take = by_size[shown[by_size] > rank][:budget]
-        n_explained[take] += 1
-        budget -= len(take)
 
     pods = inventory.pods
     first_pair = wl_start[shown_w]  # the first unit pair of a workload pair is its example

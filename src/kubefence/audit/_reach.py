@@ -59,6 +59,7 @@ __all__ = [
 
 _ANYWHERE = "0.0.0.0/0, ::/0"
 EXAMPLES = 3  # workload pairs (each with an example pod pair) listed per namespace pair
+EXAMPLE_LIMIT = 5_000  # workload pairs listed in all, the largest namespace pairs first
 EXPLAINED = 100  # example pod pairs explained by ``decide``, the largest namespace pairs first
 
 
@@ -181,6 +182,7 @@ def build_report(
     tenant_label: str | None = None,
     reachability: bool = True,
     examples: int = EXAMPLES,
+    example_limit: int | None = EXAMPLE_LIMIT,
     explain: int | None = EXPLAINED,
     settings: Settings = DEFAULT_SETTINGS,
 ) -> AuditReport:
@@ -188,9 +190,9 @@ def build_report(
 
     Reachability is the engine's (pod classes, vectorised) for every port class. Cross-tenant
     paths are counted per namespace pair and workload pair; each namespace pair lists its
-    first ``examples`` workload pairs with an example pod pair, and ``explain`` of those
-    examples (None: all), the largest namespace pairs first, are explained by the reference
-    evaluator.
+    first ``examples`` workload pairs with an example pod pair, ``example_limit`` in all (None:
+    no limit), and ``explain`` of those examples (None: all) are explained by the reference
+    evaluator; both limits are handed out rank by rank, the largest namespace pairs first.
     """
     index = index_for(inventory)
     pods = inventory.pods
@@ -220,6 +222,7 @@ def build_report(
                 tenants,
                 names,
                 examples=examples,
+                limit=example_limit,
                 explain=explain,
                 settings=settings,
             )

@@ -241,3 +241,11 @@ def test_examples_and_explanations_are_bounded() -> None:
     none = build_report(inventory, tenant_label="tenant", explain=0)
     assert not any(p.explained for p in none.cross_tenant)
     assert [p.pod_pairs for p in none.tenant_paths] == [p.pod_pairs for p in report.tenant_paths]
+    capped = build_report(inventory, tenant_label="tenant", examples=1, example_limit=2)
+    assert [(p.source, p.destination, len(p.workloads)) for p in capped.tenant_paths] == [
+        ("a", "b", 1),
+        ("b", "a", 1),
+        ("c", "a", 0),  # as large as the first two, but sorts after them
+        ("c", "b", 0),
+    ]
+    assert [p.pod_pairs for p in capped.tenant_paths] == [4, 4, 4, 1]

@@ -328,7 +328,7 @@ def _cross_tenant_table(report: AuditReport) -> list[str]:
             f"  {p.source} ({p.source_tenant}) -> {p.destination} ({p.destination_tenant}): "
             f"{p.pod_pairs} pod pair(s)"
             + (f" in {p.workload_pairs} workload pair(s)" if p.workload_pairs > 1 else "")
-            + (f" on {', '.join(p.ports)}" if p.workload_pairs > 1 else "")
+            + (f" on {', '.join(p.ports)}" if p.workload_pairs > len(p.workloads) else "")
         )
         for w in p.workloads:
             ex = w.example
