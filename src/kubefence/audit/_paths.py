@@ -4,8 +4,8 @@ Why this module exists: "which pods of tenant A may connect to pods of tenant B"
 answers in a large cluster (17 million pod pairs at 10,000 pods), so listing them pair by pair
 and asking the reference evaluator why for each made the report unusable (136 s at 2,000 pods).
 Pods of one engine class are alike to every policy, and the engine answers every class pair at
-once per port class; so the report folds the class matrices of all port classes into one bit
-mask per class pair (bit k: port class k is open), expands it to *units* (the pods of one
+once per port class; so the report takes all port classes at once as one bit mask per class
+pair (``engine.port_masks``) (bit k: port class k is open), expands it to *units* (the pods of one
 workload that share a class, and a node when traffic from a node is allowed, S24) and sums pod
 pairs and ORs port masks per workload pair and per namespace pair with numpy. Only the few
 example pod pairs shown per namespace pair become records, and only a bounded number of them
@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from kubefence.api import Inventory, Protocol, port_label, rule_path
 from kubefence.audit._common import range_label
-from kubefence.engine import Matrix, PortClass, ReachabilityAnalysis
+from kubefence.engine import PortClass, ReachabilityAnalysis, mask_bits
 from kubefence.semantics import Decision, Reason, Settings, SideDecision, decide, merge
 
 __all__ = [
@@ -135,26 +135,19 @@ def port_labels(allowed: Sequence[PortClass], classes: Sequence[PortClass]) -> t
 
 class PortMasks:
     """``code[a, b]``: the port classes open between distinct pods of classes a and b, as bits
-    (bit k of word k // bits: ``classes[k]``), folded from the engine's class matrices.
-
-    One classes x classes x words array of the smallest unsigned type that holds the bits
-    (uint16 for up to 16 port classes), instead of one boolean matrix per port class.
+    (bit k of word k // bits: ``classes[k]``), from ``engine.port_masks``: one classes x
+    classes x words array of the smallest unsigned type that holds the bits (uint16 for up to
+    16 port classes) instead of one boolean matrix per port class.
     """
 
-    def __init__(self, classes: Sequence[PortClass], matrices: Sequence[Matrix]) -> None:
+    def __init__(self, classes: Sequence[PortClass], code: MaskArray) -> None:
         self.classes = tuple(classes)
-        count = len(classes)
-        self.bits = next(b for b in (8, 16, 32, 64) if count <= b or b == 64)
-        self.dtype = np.dtype(f"uint{self.bits}")
-        self.words = max(1, -(-count // self.bits))
-        size = matrices[0].class_allowed.shape[0] if matrices else 0
-        self.code: MaskArray = np.zeros((size, size, self.words), dtype=self.dtype)
-        for k, m in enumerate(matrices):
-            word = self.code[:, :, k // self.bits]
-            np.bitwise_or(word, self.bit(k), out=word, where=m.class_allowed)
-
-    def bit(self, k: int) -> MaskArray:
-        return np.asarray(1 << (k % self.bits), dtype=self.dtype)
+        self.bits = mask_bits(len(classes))
+        self.words = code.shape[2]
+        self.code = code
+        self.every = np.zeros(self.words, dtype=code.dtype)  # every port class open
+        for k in range(len(classes)):
+            self.every[k // self.bits] |= code.dtype.type(1 << (k % self.bits))
 
     def allowed(self, mask: MaskArray) -> list[PortClass]:
         """The port classes of one mask (a vector of ``words``)."""
@@ -298,7 +291,7 @@ def cross_tenant_paths(
     inventory: Inventory,
     analysis: ReachabilityAnalysis,
     masks: PortMasks,
-    matrices: Sequence[Matrix],
+    overrides: Sequence[tuple[int, Sequence[int]]],
     tenants: Mapping[str, str | None],
     names: Sequence[str],
     *,
@@ -311,17 +304,15 @@ def cross_tenant_paths(
     counted and ORed over unit pairs; see the module docstring."""
     position = {n: i for i, n in enumerate(names)}
     hosts = {p.node for p in inventory.pods if p.host_network and p.node}
-    nodes = hosts if any(m.overrides for m in matrices) else set()
+    nodes = hosts if overrides else set()
     units = _units(inventory, analysis, tenants, position, nodes)
     if not len(units.first):
         return ()
     code = masks.code[np.ix_(units.cls, units.cls)]
-    for k, m in enumerate(matrices):  # S24: traffic from a pod's own node, per pod
-        for src, dsts in m.overrides:
-            u, targets = units.of_pod[src], units.of_pod[list(dsts)]
-            if u >= 0:
-                word = code[u, targets[targets >= 0], k // masks.bits]
-                code[u, targets[targets >= 0], k // masks.bits] = word | masks.bit(k)
+    for src, dsts in overrides:  # S24: traffic from a pod's own node, on every port
+        u, targets = units.of_pod[src], units.of_pod[list(dsts)]
+        if u >= 0:
+            code[u, targets[targets >= 0]] = masks.every
     open_any = (code != 0).any(axis=2)
     open_any &= units.tenant[:, None] != units.tenant[None, :]
     us, ud = np.nonzero(open_any)

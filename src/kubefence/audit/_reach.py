@@ -35,7 +35,7 @@ from kubefence.audit._paths import (
     WorkloadPath,
     cross_tenant_paths,
 )
-from kubefence.engine import Matrix, ReachabilityAnalysis, port_classes
+from kubefence.engine import ReachabilityAnalysis, node_pairs, port_classes, port_masks
 from kubefence.semantics import (
     DEFAULT_SETTINGS,
     CompiledPolicy,
@@ -149,7 +149,7 @@ def _external(
 def _namespace_reach(
     analysis: ReachabilityAnalysis,
     masks: PortMasks,
-    matrices: Sequence[Matrix],
+    overrides: Sequence[tuple[int, Sequence[int]]],
     position: dict[str, int],
     size: int,
 ) -> npt.NDArray[np.bool_]:
@@ -167,12 +167,11 @@ def _namespace_reach(
     idx = [position[classes.namespaces[k]] for k, _ in spans]
     reach[np.ix_(idx, idx)] = by_ns
     ns_of_pod = classes.namespace_of[classes.of_pod]
-    for m in matrices:  # S24: traffic from a pod's own node
-        for src, dsts in m.overrides:
-            for dst in dsts:
-                if dst != src:
-                    a = position[classes.namespaces[ns_of_pod[src]]]
-                    reach[a, position[classes.namespaces[ns_of_pod[dst]]]] = True
+    for src, dsts in overrides:  # S24: traffic from a pod's own node
+        for dst in dsts:
+            if dst != src:
+                a = position[classes.namespaces[ns_of_pod[src]]]
+                reach[a, position[classes.namespaces[ns_of_pod[dst]]]] = True
     return reach
 
 
@@ -207,9 +206,9 @@ def build_report(
     if reachability and pods:
         classes = port_classes([inventory], protocols=PROTOCOLS)
         analysis = ReachabilityAnalysis(inventory, settings=settings)
-        matrices = [analysis.matrix(c.port, c.protocol) for c in classes]
-        masks = PortMasks(classes, matrices)
-        reach = _namespace_reach(analysis, masks, matrices, position, len(names))
+        masks = PortMasks(classes, port_masks(analysis, classes))
+        overrides = node_pairs(analysis)
+        reach = _namespace_reach(analysis, masks, overrides, position, len(names))
         if settings.self_traffic_allowed:  # S07: a pod may always reach itself
             for n in by_ns:
                 reach[position[n], position[n]] = True
@@ -218,7 +217,7 @@ def build_report(
                 inventory,
                 analysis,
                 masks,
-                matrices,
+                overrides,
                 tenants,
                 names,
                 examples=examples,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from kubefence.engine._compute import ReachabilityAnalysis, compute_matrix
 from kubefence.engine._diff import Change, ReachabilityDiff, diff_inventories
 from kubefence.engine._incremental import ReachabilityModel
-from kubefence.engine._masks import mask_bits, port_masks
+from kubefence.engine._masks import mask_bits, node_pairs, port_masks
 from kubefence.engine._matrix import Matrix, NamespaceSummary
 from kubefence.engine._ports import PortClass, port_classes
 
@@ -26,6 +26,7 @@ __all__ = [
     "compute_matrix",
     "diff_inventories",
     "mask_bits",
+    "node_pairs",
     "port_classes",
     "port_masks",
 ]

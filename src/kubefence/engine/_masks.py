@@ -28,7 +28,7 @@ from kubefence.engine._compute import ReachabilityAnalysis
 from kubefence.engine._ports import PortClass
 from kubefence.semantics import CompiledRule
 
-__all__ = ["mask_bits", "port_masks"]
+__all__ = ["mask_bits", "node_pairs", "port_masks"]
 
 MaskArray = npt.NDArray[np.unsignedinteger[npt.NBitBase]]
 
@@ -37,6 +37,12 @@ def mask_bits(count: int) -> int:
     """Bits per word for ``count`` port classes: the smallest of 8, 16, 32, 64 that holds
     them, else 64 (several words)."""
     return next(b for b in (8, 16, 32, 64) if count <= b or b == 64)
+
+
+def node_pairs(analysis: ReachabilityAnalysis) -> tuple[tuple[int, tuple[int, ...]], ...]:
+    """S24: ``Matrix.overrides`` of every numbered port (every port class's representative):
+    (hostNetwork pod, pods on its node) pairs allowed whatever the policies say."""
+    return analysis._from_node
 
 
 def port_masks(analysis: ReachabilityAnalysis, classes: Sequence[PortClass]) -> MaskArray:
