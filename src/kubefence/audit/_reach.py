@@ -237,13 +237,13 @@ def build_report(
                 pods=len(ns_pods),
                 ingress_isolated=isolated_count(ns_pods, own, Direction.INGRESS, settings=settings),
                 egress_isolated=isolated_count(ns_pods, own, Direction.EGRESS, settings=settings),
-                reachable_from=tuple(a for a in names if reach[position[a], i]),
-                reaches=tuple(b for b in names if reach[i, position[b]]),
+                reachable_from=tuple(names[a] for a in np.flatnonzero(reach[:, i]).tolist()),
+                reaches=tuple(names[b] for b in np.flatnonzero(reach[i]).tolist()),
                 external_ingress=_external(ns_pods, own, Direction.INGRESS, settings),
                 external_egress=_external(ns_pods, own, Direction.EGRESS, settings),
             )
         )
-    matrix = tuple(tuple(bool(x) for x in row) for row in reach) if reachability else ()
+    matrix = tuple(map(tuple, reach.tolist())) if reachability else ()
     shown = (w.example for p in tenant_paths for w in p.workloads)
     return AuditReport(
         namespaces=tuple(reports),
