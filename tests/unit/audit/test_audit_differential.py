@@ -3,7 +3,9 @@
 The report asks the engine once per port class (``kubefence.engine.port_classes``: intervals on
 which every port matcher answers the same, plus the ports no policy names); here the reference
 evaluator is asked at every number a manifest names, every declared port and random others, for
-every pod pair and protocol, on generated clusters and on the scenario corpus.
+every pod pair and protocol, on generated clusters and on the scenario corpus. The namespace
+matrix, and per cross-tenant namespace pair the pod pairs and workload pairs counted and the
+ports (against ``decide`` per port class), of the pairs and of every example, must agree.
 """
 
 from __future__ import annotations
