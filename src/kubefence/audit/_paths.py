@@ -14,6 +14,9 @@ example pod pairs shown per namespace pair become records, and only a bounded nu
 A port mask is exact for every pod pair of a unit pair: both units' pods share namespace,
 labels, declared ports and ipBlock membership (a class) and, where node traffic matters, the
 node, which is all any verdict reads.
+
+The records, the mask bookkeeping and the aggregation that fills the records are kept in one
+module (a little over 400 lines): each is only meaningful with the others.
 """
 
 from __future__ import annotations
