@@ -322,7 +322,7 @@ def _cross_tenant_table(report: AuditReport) -> list[str]:
     ]
     if not paths:
         lines.append("  none: no pod of one tenant may connect to a pod of another")
-    unexplained = False
+    unexplained = 0
     for p in paths:
         lines.append(
             f"  {p.source} ({p.source_tenant}) -> {p.destination} ({p.destination_tenant}): "
@@ -337,17 +337,17 @@ def _cross_tenant_table(report: AuditReport) -> list[str]:
                 line += f" (1 of {w.pod_pairs}: {w.source} -> {w.destination})"
             lines.append(line)
             lines += [f"        {opening}" for opening in ex.opened_by]
-            if not ex.explained:
-                unexplained = True
-                lines.append("        (rules not listed: see `kubefence explain`)")
+            unexplained += not ex.explained
         hidden = p.workload_pairs - len(p.workloads)
         if hidden:
             rest = p.pod_pairs - sum(w.pod_pairs for w in p.workloads)
             lines.append(f"    ... {hidden} more workload pair(s), {rest} pod pair(s)")
     if unexplained:
+        shown = sum(len(p.workloads) for p in paths)
         lines.append(
-            "  (the rules are listed for the examples of the largest namespace pairs; "
-            "--explain N lists more)"
+            f"  (rules listed for {shown - unexplained} of {shown} examples, those of the "
+            "namespace pairs with the most pod pairs: --explain N or all lists more, "
+            "`kubefence explain` any pair)"
         )
     return lines
 
