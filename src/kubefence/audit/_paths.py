@@ -72,17 +72,15 @@ class Opening:
 class PodPath:
     """``source`` may connect to ``destination`` on ``ports``: "8080/TCP", "8000-9000/TCP"
     (adjacent port classes merged); "other/TCP" (every port no policy names); "all/TCP"; or
-    "all ports". ``opened_by`` is empty when the pair was not explained (beyond the report's
-    ``explain`` budget; ``kubefence explain`` answers for one pair)."""
+    "all ports". ``explained`` False: the report's ``explain`` budget was spent, so
+    ``opened_by`` was not asked (``kubefence explain`` answers for one pair); when True,
+    ``opened_by`` may still be empty where no policy decides (e.g. node traffic, S24)."""
 
     source: str
     destination: str
     ports: tuple[str, ...]
     opened_by: tuple[Opening, ...]
-
-    @property
-    def explained(self) -> bool:
-        return bool(self.opened_by)
+    explained: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,6 +391,7 @@ def cross_tenant_paths(
                 keys[ex_dst[x]],
                 ex_labels[x],
                 opened_by(x) if r < explained else (),
+                r < explained,
             )
             workloads.append(
                 WorkloadPath(

@@ -172,3 +172,43 @@ def test_s20_reachability_only_through_a_later_port_range_is_found() -> None:
     ports = {(p.source, p.destination): p.ports for p in report.cross_tenant}
     assert ports[("c/p", "b/p")] == ("6000-6010/TCP",)
     assert ports[("a/p", "b/p")] == ("5000/TCP",)
+
+
+def test_s24_traffic_from_a_node_counts_per_pod_on_that_node() -> None:
+    """A hostNetwork pod of tenant a on node-1 reaches b's pod on node-1 despite b's default
+    deny (S24), but not the identical pod on node-2: counts and ports agree with decide."""
+
+    def pod(namespace: str, name: str, node: str, host: bool = False) -> dict[str, object]:
+        spec: dict[str, object] = {"nodeName": node, "containers": [{"name": "c", "image": "i"}]}
+        if host:
+            spec["hostNetwork"] = True
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": {"app": "x"}},
+            "spec": spec,
+        }
+
+    objects: list[dict[str, object]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": {"team": n}}}
+        for n in ("a", "b")
+    ]
+    objects += [
+        pod("a", "agent", "node-1", host=True),
+        pod("b", "p1", "node-1"),
+        pod("b", "p2", "node-2"),
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "deny", "namespace": "b"},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+        },
+    ]
+    inventory = inventory_from_objects(objects)
+    check(inventory, 5)
+    report = build_report(inventory, tenant_label="team")
+    ab = next(p for p in report.tenant_paths if (p.source, p.destination) == ("a", "b"))
+    assert ab.pod_pairs == 1
+    assert [(w.example.source, w.example.destination) for w in ab.workloads] == [
+        ("a/agent", "b/p1")
+    ]

@@ -240,6 +240,7 @@ def _pod_path_json(p: PodPath) -> dict[str, Any]:
         "destination": p.destination,
         "ports": list(p.ports),
         "opened_by": [str(o) for o in p.opened_by],
+        "explained": p.explained,
     }
 
 
