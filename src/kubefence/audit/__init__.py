@@ -22,9 +22,11 @@ from kubefence.audit._lint import LintOptions, lint, split_duplicate_policies
 from kubefence.audit._reach import (
     AuditReport,
     ExternalAccess,
+    NamespacePath,
     NamespaceReport,
     Opening,
     PodPath,
+    WorkloadPath,
     build_report,
 )
 
@@ -38,10 +40,12 @@ __all__ = [
     "Finding",
     "LintOptions",
     "LintRule",
+    "NamespacePath",
     "NamespaceReport",
     "Opening",
     "PodPath",
     "Severity",
+    "WorkloadPath",
     "build_report",
     "isolation_policies",
     "lint",

@@ -89,5 +89,14 @@ def isolated_count(
     *,
     settings: Settings,
 ) -> int:
-    """How many of ``pods`` some policy of ``compiled`` selects and isolates in ``direction``."""
-    return sum(1 for pod in pods if isolating_policies(compiled, pod, direction, settings=settings))
+    """How many of ``pods`` some policy of ``compiled`` selects and isolates in ``direction``
+    (asked once per namespace, label set and hostNetwork flag: all that selecting reads)."""
+    seen: dict[tuple[object, ...], bool] = {}
+    count = 0
+    for pod in pods:
+        key = (pod.namespace, pod.labels, pod.host_network)
+        hit = seen.get(key)
+        if hit is None:
+            hit = seen[key] = bool(isolating_policies(compiled, pod, direction, settings=settings))
+        count += hit
+    return count

@@ -120,6 +120,25 @@ def test_json_report_of_the_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert opened[1].startswith("ingress: billing/ledger spec.ingress[1] (")
     assert opened[1].endswith("30-billing-policies.yaml:27)")
     assert len(opened) == 2
+    (first, *_) = doc["cross_tenant_namespace_pairs"]
+    assert first == {
+        "source": "analytics",
+        "destination": "billing",
+        "source_tenant": "initech",
+        "destination_tenant": "globex",
+        "pod_pairs": 1,
+        "workload_pairs": 1,
+        "ports": ["8443/TCP"],
+        "workloads": [
+            {
+                "source": "analytics/worker",  # bare pods: the pod is its workload
+                "destination": "billing/ledger",
+                "pod_pairs": 1,
+                "ports": ["8443/TCP"],
+                "example": doc["cross_tenant_paths"][0],
+            }
+        ],
+    }
 
 
 def test_table_report_has_every_section(capsys: pytest.CaptureFixture[str]) -> None:
@@ -237,3 +256,20 @@ def test_ports_and_connections_are_spelled_as_explain_prints_them(
     assert "named port metrics/TCP is declared by none" in messages["KF004"]
     assert "allows 53/UDP to kube-dns" in messages["KF005"]
     assert "on 53/UDP and 53/TCP" in messages["KF005"]
+
+
+def test_explain_bounds_the_examples_whose_rules_are_listed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """--explain 1: rules for one example and a footer saying so; 'all' and the default list
+    them for all four; a negative count is an input error."""
+    code, out = run(capsys, "--tenant-label", "tenant", "--explain", "1")
+    assert code == 0
+    assert out.count("egress: not isolated") == 1
+    assert "rules listed for 1 of 4 examples" in out
+    for argv in (("--explain", "all"), ()):
+        _, out = run(capsys, "--tenant-label", "tenant", *argv)
+        assert out.count("egress: not isolated") == 4
+        assert "rules listed for" not in out
+    with pytest.raises(SystemExit):
+        main(["audit", "-f", str(EXAMPLE), "--explain", "-3"])

@@ -180,3 +180,72 @@ def test_s20_each_protocol_is_labelled_on_its_own() -> None:
     udp = Rule(peers=(from_namespace("a"),), ports=(PolicyPort(Protocol.UDP, None),))
     ports = paths_to_b(ranges((80, 65535)), udp)[("a/x", "b/y")]
     assert ports == ("80-65535/TCP", "all/UDP")
+
+
+def replica(namespace: str, name: str, owner: str) -> Pod:
+    app = owner.split("/", 1)[1]
+    return Pod(namespace=namespace, name=name, labels=Labels({"app": app}), owner=owner)
+
+
+def test_paths_are_counted_per_namespace_pair_and_workload_pair_with_examples() -> None:
+    """3 web replicas and 2 api replicas in a, one bare pod in b, no policies: a -> b has 5
+    pod pairs in 2 workload pairs (one example each); b -> a has 5 pod pairs too."""
+    inventory = Inventory.of(
+        namespaces=[ns("a", "t1"), ns("b", "t2")],
+        pods=[
+            *(replica("a", f"web-{i}", "Deployment/web") for i in range(3)),
+            *(replica("a", f"api-{i}", "Deployment/api") for i in range(2)),
+            pod("b", "y"),
+        ],
+    )
+    report = build_report(inventory, tenant_label="tenant")
+    ab, ba = report.tenant_paths
+    assert (ab.source, ab.destination, ab.source_tenant, ab.destination_tenant) == (
+        "a",
+        "b",
+        "t1",
+        "t2",
+    )
+    assert (ab.pod_pairs, ab.workload_pairs, ab.ports) == (5, 2, ("all ports",))
+    assert [(w.source, w.destination, w.pod_pairs) for w in ab.workloads] == [
+        ("a/Deployment/api", "b/y", 2),
+        ("a/Deployment/web", "b/y", 3),
+    ]
+    assert [(w.example.source, w.example.destination) for w in ab.workloads] == [
+        ("a/api-0", "b/y"),
+        ("a/web-0", "b/y"),
+    ]
+    assert (ba.pod_pairs, ba.workload_pairs) == (5, 2)
+    assert len(report.cross_tenant) == 4  # the examples, not every pod pair
+
+
+def test_examples_and_explanations_are_bounded() -> None:
+    """examples=1 lists one workload pair per namespace pair; explain=1 explains one example,
+    that of the namespace pair with the most pod pairs; explain=0 none."""
+    inventory = Inventory.of(
+        namespaces=[ns("a", "t1"), ns("b", "t2"), ns("c", "t3")],
+        pods=[
+            *(replica("a", f"web-{i}", "Deployment/web") for i in range(3)),
+            pod("a", "x"),
+            pod("b", "y"),
+            pod("c", "z"),
+        ],
+        policies=[deny("c")],
+    )
+    report = build_report(inventory, tenant_label="tenant", examples=1, explain=1)
+    assert all(len(p.workloads) == 1 for p in report.tenant_paths)
+    explained = [
+        (p.source, p.destination) for p in report.tenant_paths if p.workloads[0].example.explained
+    ]
+    assert explained == [("a", "b")]  # 4 pod pairs; b -> a also has 4, but a sorts first
+    none = build_report(inventory, tenant_label="tenant", explain=0)
+    assert not any(p.explained for p in none.cross_tenant)
+    assert [p.pod_pairs for p in none.tenant_paths] == [p.pod_pairs for p in report.tenant_paths]
+    capped = build_report(inventory, tenant_label="tenant", examples=1, example_limit=2)
+    assert [(p.source, p.destination, len(p.workloads)) for p in capped.tenant_paths] == [
+        ("a", "b", 1),
+        ("b", "a", 1),
+        ("c", "a", 0),  # as large as the first two, but sorts after them
+        ("c", "b", 0),
+    ]
+    assert [p.pod_pairs for p in capped.tenant_paths] == [4, 4, 4, 1]

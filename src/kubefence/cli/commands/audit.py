@@ -58,6 +58,21 @@ def _address(text: str) -> IPAddress:
         raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from exc
 
 
+_LIBRARY_DEFAULT = -1  # --explain not given: build_report's own default
+
+
+def _count(text: str) -> int | None:
+    if text.strip().lower() == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"not a count: {text!r} (a number >= 0, or 'all')")
+    return value
+
+
 def _rule_id(text: str) -> str:
     rule = text.strip().upper()
     if rule not in RULES_BY_ID:
@@ -118,6 +133,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="leave out findings with this id (e.g. KF010); repeatable",
     )
     parser.add_argument(
+        "--explain",
+        type=_count,
+        default=_LIBRARY_DEFAULT,
+        metavar="N",
+        help="list the opening policy rules for N example pod pairs, those of the largest "
+        "cross-tenant namespace pairs first (default: 100; 'all' for every example)",
+    )
+    parser.add_argument(
         "--no-reachability",
         action="store_true",
         help="findings and coverage only: skip the pairwise reachability analysis",
@@ -137,8 +160,12 @@ def run(args: argparse.Namespace) -> int:
     if args.output == "sarif":
         out = json.dumps(sarif_log(findings, version=__version__), indent=2)
     else:
+        explain = {} if args.explain == _LIBRARY_DEFAULT else {"explain": args.explain}
         report = build_report(
-            inventory, tenant_label=args.tenant_label, reachability=not args.no_reachability
+            inventory,
+            tenant_label=args.tenant_label,
+            reachability=not args.no_reachability,
+            **explain,
         )
         if args.output == "json":
             out = json.dumps(render_json(findings, report), indent=2)
@@ -208,6 +235,16 @@ def _namespace_json(n: NamespaceReport, reachability: bool) -> dict[str, Any]:
     return out
 
 
+def _pod_path_json(p: PodPath) -> dict[str, Any]:
+    return {
+        "source": p.source,
+        "destination": p.destination,
+        "ports": list(p.ports),
+        "opened_by": [str(o) for o in p.opened_by],
+        "explained": p.explained,
+    }
+
+
 def render_json(findings: Sequence[Finding], report: AuditReport) -> dict[str, Any]:
     """The stable JSON document of ``audit -o json``."""
     counts = {s.value: sum(1 for f in findings if f.severity is s) for s in Severity}
@@ -223,14 +260,28 @@ def render_json(findings: Sequence[Finding], report: AuditReport) -> dict[str, A
         }
     if report.tenant_label is not None:
         doc["tenant_label"] = report.tenant_label
-        doc["cross_tenant_paths"] = [
+        doc["cross_tenant_paths"] = [_pod_path_json(p) for p in report.cross_tenant]
+        doc["cross_tenant_namespace_pairs"] = [
             {
                 "source": p.source,
                 "destination": p.destination,
+                "source_tenant": p.source_tenant,
+                "destination_tenant": p.destination_tenant,
+                "pod_pairs": p.pod_pairs,
+                "workload_pairs": p.workload_pairs,
                 "ports": list(p.ports),
-                "opened_by": [str(o) for o in p.opened_by],
+                "workloads": [
+                    {
+                        "source": w.source,
+                        "destination": w.destination,
+                        "pod_pairs": w.pod_pairs,
+                        "ports": list(w.ports),
+                        "example": _pod_path_json(w.example),
+                    }
+                    for w in p.workloads
+                ],
             }
-            for p in report.cross_tenant
+            for p in report.tenant_paths
         ]
     return doc
 
@@ -264,29 +315,42 @@ def _names(items: Sequence[str]) -> str:
     return ", ".join(items) if items else "-"
 
 
-_PAIRS_SHOWN = 5  # pod pairs listed per namespace pair in the table; -o json lists all
-
-
 def _cross_tenant_table(report: AuditReport) -> list[str]:
-    paths = report.cross_tenant
-    tenants = {n.name: n.tenant for n in report.namespaces}
-    groups: dict[tuple[str, str], list[PodPath]] = {}
-    for p in paths:
-        key = (p.source.split("/", 1)[0], p.destination.split("/", 1)[0])
-        groups.setdefault(key, []).append(p)
+    paths = report.tenant_paths
+    total = sum(p.pod_pairs for p in paths)
     lines = [
-        f"Cross-tenant paths (tenant label {report.tenant_label}): {len(paths)} pod pair(s) "
-        f"between {len(groups)} namespace pair(s)"
+        f"Cross-tenant paths (tenant label {report.tenant_label}): {total} pod pair(s) "
+        f"between {len(paths)} namespace pair(s)"
     ]
     if not paths:
         lines.append("  none: no pod of one tenant may connect to a pod of another")
-    for (a, b), members in sorted(groups.items()):
-        lines.append(f"  {a} ({tenants[a]}) -> {b} ({tenants[b]}): {len(members)} pod pair(s)")
-        for p in members[:_PAIRS_SHOWN]:
-            lines.append(f"    {p.source} -> {p.destination} on {', '.join(p.ports)}")
-            lines += [f"        {opening}" for opening in p.opened_by]
-        if len(members) > _PAIRS_SHOWN:
-            lines.append(f"    ... {len(members) - _PAIRS_SHOWN} more (-o json lists every pair)")
+    unexplained = 0
+    for p in paths:
+        lines.append(
+            f"  {p.source} ({p.source_tenant}) -> {p.destination} ({p.destination_tenant}): "
+            f"{p.pod_pairs} pod pair(s)"
+            + (f" in {p.workload_pairs} workload pair(s)" if p.workload_pairs > 1 else "")
+            + (f" on {', '.join(p.ports)}" if p.workload_pairs > len(p.workloads) else "")
+        )
+        for w in p.workloads:
+            ex = w.example
+            line = f"    {ex.source} -> {ex.destination} on {', '.join(ex.ports)}"
+            if w.pod_pairs > 1:
+                line += f" (1 of {w.pod_pairs}: {w.source} -> {w.destination})"
+            lines.append(line)
+            lines += [f"        {opening}" for opening in ex.opened_by]
+            unexplained += not ex.explained
+        hidden = p.workload_pairs - len(p.workloads)
+        if hidden:
+            rest = p.pod_pairs - sum(w.pod_pairs for w in p.workloads)
+            lines.append(f"    ... {hidden} more workload pair(s), {rest} pod pair(s)")
+    if unexplained:
+        shown = sum(len(p.workloads) for p in paths)
+        lines.append(
+            f"  (rules listed for {shown - unexplained} of {shown} examples, those of the "
+            "namespace pairs with the most pod pairs: --explain N or all lists more, "
+            "`kubefence explain` any pair)"
+        )
     return lines
 
 
