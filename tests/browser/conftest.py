@@ -46,7 +46,7 @@ def browser_required() -> bool:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     reason = browser_missing()
     if reason is not None:
