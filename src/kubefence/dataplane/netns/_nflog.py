@@ -81,10 +81,13 @@ def config_request(group: int, attributes: bytes, *, sequence: int, family: int 
     return header + body
 
 
-def bind_request(group: int, *, copy_bytes: int = 128) -> list[bytes]:
+def bind_request(
+    group: int, *, copy_bytes: int = 128, batch: int = 64, flush_centiseconds: int = 10
+) -> list[bytes]:
     """The requests that bind ``group`` to the socket: bind, copy the first ``copy_bytes`` of
-    each packet (enough for any IP and transport header we read), deliver each message at
-    once (queue threshold 1, flush timeout 10 ms)."""
+    each packet (enough for any IP and transport header we read), and let the kernel gather
+    up to ``batch`` messages or ``flush_centiseconds`` (default 0.1 s) into one datagram, so a
+    busy log wakes the reader ten times a second rather than once per connection."""
     return [
         config_request(group, _attribute(_CFG_CMD, bytes([_CMD_BIND])), sequence=1),
         config_request(
@@ -92,8 +95,10 @@ def bind_request(group: int, *, copy_bytes: int = 128) -> list[bytes]:
             _attribute(_CFG_MODE, struct.pack("!IBB", copy_bytes, _COPY_PACKET, 0)),
             sequence=2,
         ),
-        config_request(group, _attribute(_CFG_QTHRESH, struct.pack("!I", 1)), sequence=3),
-        config_request(group, _attribute(_CFG_TIMEOUT, struct.pack("!I", 1)), sequence=4),
+        config_request(group, _attribute(_CFG_QTHRESH, struct.pack("!I", batch)), sequence=3),
+        config_request(
+            group, _attribute(_CFG_TIMEOUT, struct.pack("!I", flush_centiseconds)), sequence=4
+        ),
     ]
 
 
