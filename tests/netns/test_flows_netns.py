@@ -163,3 +163,23 @@ def test_without_a_flow_log_the_command_says_so(sandbox_names: list[str]) -> Non
     )
     assert done.returncode == 2
     assert "without a flow log" in done.stderr
+
+
+def test_tutorial_shows_the_flow_line_under_each_timed_out_curl(
+    sandbox_names: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kubefence.cli.main import main
+
+    name = unique_name()
+    sandbox_names.append(name)
+    assert main(["tutorial", "--name", name, "--no-color", "--step", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    timed_out = [i for i, line in enumerate(lines) if "curl: (28)" in line]
+    assert timed_out
+    for index in timed_out:
+        flow = lines[index + 1].strip()
+        assert flow.startswith("kubefence flows: "), lines[index - 2 : index + 3]
+        assert flow.endswith(
+            "-> test/nginx 80/TCP  ingress at test/nginx: isolated by "
+            "test/deny-all-policy, no rule allows it"
+        )
