@@ -18,7 +18,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from tests.netns.conftest import ALLOW_POLICY, QUICKSTART_PODS, inventory_of, unique_name
+from tests.netns.conftest import (
+    ALLOW_POLICY,
+    DENY_ALL_INGRESS,
+    QUICKSTART_PODS,
+    inventory_of,
+    unique_name,
+)
 
 from kubefence.dataplane.netns import Sandbox, entered
 from kubefence.dataplane.nft import FlowLog
@@ -183,3 +189,15 @@ def test_tutorial_shows_the_flow_line_under_each_timed_out_curl(
             "-> test/nginx 80/TCP  ingress at test/nginx: isolated by "
             "test/deny-all-policy, no rule allows it"
         )
+
+
+def test_apply_keeps_the_flow_log(flow_sandbox: Sandbox) -> None:
+    """The flow log recorded by ``up`` is in every later ruleset, whole or updated."""
+    flow_sandbox.apply(inventory_of(QUICKSTART_PODS + DENY_ALL_INGRESS))
+    again = Sandbox.attach(flow_sandbox.name, inventory_of(QUICKSTART_PODS + ALLOW_POLICY))
+    assert again.flow_log == FlowLog(rate=100, burst=50)
+    again.apply(inventory_of(QUICKSTART_PODS + ALLOW_POLICY), whole_table=True)
+    text = (flow_sandbox.directory / "ruleset.nft").read_text()
+    assert 'log prefix "kf deny in_c1" group 17' in text
+    assert "ct state new jump flow_allow" in text
+    assert not _tcp(flow_sandbox, "default/busybox", "test/nginx", 80)

@@ -207,6 +207,23 @@ def _report_drops(args: argparse.Namespace, over: int, overruns: int, rate: int)
     _emit(args, {"notLogged": over, "rateLimit": rate, "readerOverruns": overruns}, text)
 
 
+class _OverCounter:
+    """nft's over-limit counter as a count since this command started; a whole-table install
+    (``sandbox apply``) starts the counter again from 0, which is added, not subtracted."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.last = netns.flows_over_limit(node) or 0
+        self.total = 0
+
+    def since_start(self) -> int:
+        current = netns.flows_over_limit(self.node)
+        if current is not None:
+            self.total += current - self.last if current >= self.last else current
+            self.last = current
+        return self.total
+
+
 def _attach(name: str) -> netns.Sandbox:
     from kubefence.sources.files import load_paths
 
@@ -235,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
         )
     node = sandbox.state.node_netns
     explainer = FlowExplainer(sandbox.inventory, settings=sandbox.settings, names=_names(sandbox))
-    start = netns.flows_over_limit(node) or 0
+    counter = _OverCounter(node)
     reported_over, reported_overruns = 0, 0
     deadline = None if args.follow else time.monotonic() + args.duration
     with netns.FlowReader(node, group=flow_log.group) as reader:
@@ -255,7 +272,7 @@ def run(args: argparse.Namespace) -> int:
                     _emit(args, record, render_line(record))
             if time.monotonic() >= next_count or (deadline and time.monotonic() >= deadline):
                 next_count = time.monotonic() + _COUNTER_EVERY
-                over = (netns.flows_over_limit(node) or start) - start
+                over = counter.since_start()
                 if over != reported_over or reader.overruns != reported_overruns:
                     reported_over, reported_overruns = over, reader.overruns
                     _report_drops(args, over, reader.overruns, flow_log.rate)
