@@ -201,3 +201,18 @@ def test_apply_keeps_the_flow_log(flow_sandbox: Sandbox) -> None:
     assert 'log prefix "kf deny in_c1" group 17' in text
     assert "ct state new jump flow_allow" in text
     assert not _tcp(flow_sandbox, "default/busybox", "test/nginx", 80)
+
+
+def test_ipv6_connections_are_logged_and_named(flow_sandbox: Sandbox) -> None:
+    with _flows(flow_sandbox.name, duration=2.0) as process:
+        with entered(flow_sandbox.slot("default/busybox").netns):
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        with sock:
+            sock.settimeout(0.5)
+            with pytest.raises(OSError):
+                sock.connect((str(flow_sandbox.slot("test/nginx").ipv6), 80))
+    records = [r for r in _records(process) if "verdict" in r]
+    assert [(r["source"], r["destination"], r["verdict"]) for r in records] == [
+        ("default/busybox", "test/nginx", "denied")
+    ]
+    assert str(records[0]["destinationAddress"]).startswith("fd00:")
