@@ -9,7 +9,7 @@ reading it in its own process (the case users run). Batches of TCP connections a
 between them, the first of a round rotating, so the machine's drift and the position in the
 round affect all equally; medians of the per-batch rates.
 
-    sudo .venv/bin/python benchmarks/bench_flows.py [--connections 3000] [-o json]
+    sudo .venv/bin/python benchmarks/bench_flows.py [--connections 20000] [-o json]
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def bench(connections: int, batch: int = 100) -> dict[str, float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--connections", type=int, default=3000, help="per variant")
+    parser.add_argument("--connections", type=int, default=20_000, help="per variant")
     parser.add_argument("-o", "--output", choices=["table", "json"], default="table")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
