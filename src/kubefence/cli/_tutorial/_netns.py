@@ -4,6 +4,8 @@ Why this module exists: it is the one data plane of ``kubefence tutorial`` (the 
 the command picks as root). It starts no process itself: the sandbox comes from
 ``kubefence.dataplane.netns`` and so does ``run_in_pod``, which runs curl inside the source
 pod's network namespace; this module chooses what to run and reads the result as a user would.
+The sandbox carries a flow log, read while the checks run, so a timed-out curl is shown with
+the line ``kubefence flows`` prints for it: which policy dropped it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from kubefence.api import Inventory
 from kubefence.cli._tutorial._results import Observation
 from kubefence.cli._tutorial._script import Check
 from kubefence.dataplane.netns import (
+    FlowEvent,
+    FlowReader,
     RulesetRenderer,
     Sandbox,
     check_environment,
@@ -28,6 +32,7 @@ from kubefence.dataplane.netns import (
     down,
     run_in_pod,
 )
+from kubefence.dataplane.nft import FlowLog
 from kubefence.errors import DataplaneError, EnvironmentProblem, InputError
 from kubefence.semantics import DEFAULT_SETTINGS, Settings
 
@@ -87,6 +92,50 @@ def curl_observation(shown: str, returncode: int, *, stdout: str, stderr: str) -
     return Observation(None, shown, errors)
 
 
+_FLOW_WAIT = 0.3  # seconds to wait for the flow log's records after the checks
+
+
+def _flow_reader(sandbox: Sandbox) -> FlowReader | None:
+    """The sandbox's flow log, bound; None when there is none or someone else reads it (then
+    the tutorial runs as before, without flow lines)."""
+    flow_log = sandbox.flow_log
+    if flow_log is None:
+        return None
+    try:
+        return FlowReader(sandbox.state.node_netns, group=flow_log.group).open()
+    except (DataplaneError, OSError):
+        return None
+
+
+def _with_flow_line(
+    observation: Observation,
+    check: Check,
+    sandbox: Sandbox,
+    inventory: Inventory,
+    events: Sequence[FlowEvent],
+) -> Observation:
+    """A timed-out curl with the ``kubefence flows`` line of its dropped connection added."""
+    if observation.allowed is not False:
+        return observation
+    from kubefence.cli.commands.flows import FlowExplainer, render_line
+
+    source, destination = sandbox.slot(check.src), sandbox.slot(check.dst)
+    for event in events:
+        if (
+            not event.allowed
+            and event.source in source.addresses
+            and event.destination in destination.addresses
+            and event.destination_port == check.port
+        ):
+            names = {
+                str(a): key for key, slot in sandbox.state.pods.items() for a in slot.addresses
+            }
+            explainer = FlowExplainer(inventory, settings=sandbox.settings, names=names)
+            line = f"kubefence flows: {render_line(explainer.record(event))}"
+            return Observation(observation.allowed, observation.command, (*observation.lines, line))
+    return observation
+
+
 class NetnsObserver:
     """Real packets: the kubefence sandbox (network namespaces filtered by nftables) and the
     machine's own ``curl`` run inside the source pod's namespace.
@@ -125,6 +174,7 @@ class NetnsObserver:
                     settings=self.settings,
                     manifests=manifests,
                     renderer=self.renderer,
+                    flow_log=FlowLog(),
                 )
             else:
                 self._sandbox.apply(inventory, manifests=manifests, renderer=self.renderer)
@@ -133,9 +183,21 @@ class NetnsObserver:
         sandbox = self._sandbox
         if sandbox is None:
             raise DataplaneError("the tutorial's sandbox is not up")
-        with ThreadPoolExecutor(max_workers=max(1, len(checks))) as pool:
-            futures = [pool.submit(self._observe_one, sandbox, check) for check in checks]
-            return [future.result() for future in futures]
+        reader = _flow_reader(sandbox)
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, len(checks))) as pool:
+                futures = [pool.submit(self._observe_one, sandbox, check) for check in checks]
+                observed = [future.result() for future in futures]
+            events = reader.read(_FLOW_WAIT) if reader is not None else []
+            if reader is not None and any(o.allowed is False for o in observed):
+                events += reader.read(_FLOW_WAIT)  # the kernel sends a batch every 0.1 s
+        finally:
+            if reader is not None:
+                reader.close()
+        return [
+            _with_flow_line(o, check, sandbox, inventory, events)
+            for o, check in zip(observed, checks, strict=True)
+        ]
 
     def _observe_one(self, sandbox: Sandbox, check: Check) -> Observation:
         try:
@@ -187,6 +249,7 @@ class NetnsObserver:
             f"The sandbox {self.name!r} is still up (--keep). Explore it:",
             f"  kubefence sandbox exec{name} {source} -- curl -sS -m 1 {target}",
             f"  kubefence sandbox probe{name} --port 80 -o table",
+            f"  kubefence flows{name} -f      # each new connection and the policy behind it",
             f"  kubefence sandbox status{name}",
             f"Remove it with: kubefence sandbox down{name}",
         ]

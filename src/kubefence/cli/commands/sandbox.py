@@ -29,6 +29,7 @@ from kubefence.cli._progress import Progress
 from kubefence.cli._render_decision import render_text
 from kubefence.cli._render_table import counted
 from kubefence.dataplane import netns
+from kubefence.dataplane.nft import FlowLog
 from kubefence.errors import InputError, KubefenceError
 from kubefence.semantics import parse_port
 
@@ -58,6 +59,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     up = _named("up", "create the sandbox: namespaces, nftables, servers")
     add_input_arguments(up)
     add_settings_arguments(up)
+    up.add_argument(
+        "--no-flow-log",
+        dest="flow_log",
+        action="store_false",
+        help="no flow log rules in the ruleset (then 'kubefence flows' has nothing to read)",
+    )
     apply = _named("apply", "replace what runs (policies, labels, pods) in one nft transaction")
     add_input_arguments(apply)
     probe = _named("probe", "real-packet reachability between every pair of pods")
@@ -135,6 +142,7 @@ def _up(args: argparse.Namespace) -> int:
         manifests=contents,
         default_namespace=args.namespace,
         settings=settings_from_args(args),
+        flow_log=FlowLog() if args.flow_log else None,
     )
     pods = sandbox.state.pods
     print(

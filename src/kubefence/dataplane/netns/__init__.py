@@ -3,6 +3,7 @@
 Public surface (the contract with ``kubefence.cli``, the end-to-end tests and the benchmarks):
 ``Sandbox`` (``up``, ``attach``, ``apply``, ``probe``, ``probe_many``, ``probe_from_node``,
 ``confirm``, ``slot``, ``down``) and what is passed to it (``RulesetRenderer``, ``Verdict``);
+the flow log reader (``FlowReader``, ``FlowEvent``, ``flows_over_limit``) of ``kubefence flows``;
 the module-level ``down``/``status``/``list_sandboxes``/``require_state``/``manifest_paths``
 that work from the recorded state alone; ``check_environment``, ``check_name``, ``entered``
 (run code inside a pod's namespace) and ``RUN_DIR``; and the types those return, so callers can
@@ -14,6 +15,7 @@ the work and ``_topology`` for the topology.
 from __future__ import annotations
 
 from kubefence.dataplane.netns._apply import RulesetRenderer, Verdict
+from kubefence.dataplane.netns._flows import FlowEvent, FlowReader, flows_over_limit
 from kubefence.dataplane.netns._matrix import ProbeMatrix
 from kubefence.dataplane.netns._probe import Outcome, ProbeResult, ProbeTarget
 from kubefence.dataplane.netns._sandbox import ApplyReport, Sandbox
@@ -34,6 +36,8 @@ __all__ = [
     "RUN_DIR",
     "ApplyReport",
     "DownReport",
+    "FlowEvent",
+    "FlowReader",
     "Outcome",
     "PodSlot",
     "ProbeMatrix",
@@ -48,6 +52,7 @@ __all__ = [
     "check_name",
     "down",
     "entered",
+    "flows_over_limit",
     "list_sandboxes",
     "manifest_paths",
     "require_state",

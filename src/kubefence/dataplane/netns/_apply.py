@@ -22,7 +22,7 @@ from kubefence.dataplane.netns._system import read_sysctl, run
 from kubefence.semantics import Settings
 
 if TYPE_CHECKING:
-    from kubefence.dataplane.nft import RulesetPlan
+    from kubefence.dataplane.nft import FlowLog, RulesetPlan
 
 __all__ = [
     "InstalledRuleset",
@@ -94,6 +94,7 @@ class InstalledRuleset:
         node: str,
         path: Path,
         whole: bool = False,
+        flow_log: FlowLog | None = None,
     ) -> RulesetChange:
         """Render and install the ruleset into namespace ``node`` (a copy goes to ``path``);
         returns how: "full" (the whole table replaced), "update" (only what differs from the
@@ -104,13 +105,19 @@ class InstalledRuleset:
         process installed one since) and both plans are known (a renderer other than
         ``MemoisedRenderer`` gives text only: its text is installed whole unless it is the
         same as before); if ``nft`` refuses the update, the whole table is installed instead.
+        ``flow_log`` adds the flow log rules; only ``MemoisedRenderer`` renders them (another
+        renderer's text is installed as it is).
         """
         from kubefence.dataplane.nft import MemoisedRenderer, render_plan, ruleset_update
 
         plan = None
         if isinstance(renderer, MemoisedRenderer):
             plan = renderer.plan(
-                inventory, addresses=addresses, settings=settings, node_addresses=(NODE_V4, NODE_V6)
+                inventory,
+                addresses=addresses,
+                settings=settings,
+                node_addresses=(NODE_V4, NODE_V6),
+                flow_log=flow_log,
             )
             text = render_plan(plan)
         else:

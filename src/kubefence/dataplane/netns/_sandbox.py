@@ -20,6 +20,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kubefence.api import Inventory, Protocol
 from kubefence.dataplane.netns._apply import (
@@ -70,6 +71,9 @@ from kubefence.dataplane.netns._topology import (
 from kubefence.errors import InputError
 from kubefence.semantics import DEFAULT_SETTINGS, Settings
 
+if TYPE_CHECKING:
+    from kubefence.dataplane.nft import FlowLog
+
 __all__ = [
     "HOST_NETWORK_REASON",
     "ApplyReport",
@@ -115,6 +119,14 @@ class Sandbox:
         return self.state.name
 
     @property
+    def flow_log(self) -> FlowLog | None:
+        """The flow log its ruleset carries (recorded by ``up``), None when it has none."""
+        from kubefence.dataplane.nft import FlowLog
+
+        recorded = self.state.flow_log
+        return None if recorded is None else FlowLog(**recorded)
+
+    @property
     def directory(self) -> Path:
         return state_dir(self.name, run_dir=self.run_dir)
 
@@ -131,8 +143,11 @@ class Sandbox:
         manifests: Sequence[tuple[str, bytes]] = (),
         default_namespace: str = "default",
         run_dir: Path = RUN_DIR,
+        flow_log: FlowLog | None = None,
     ) -> Sandbox:
-        """Create the sandbox; leftovers of a crashed sandbox of the same name are removed."""
+        """Create the sandbox; leftovers of a crashed sandbox of the same name are removed.
+        With ``flow_log`` its ruleset (now and after every ``apply``) logs each new connection's
+        verdict for ``kubefence flows`` (``FlowReader``)."""
         check_name(name)
         check_environment()
         with sandbox_lock(name, run_dir=run_dir):
@@ -144,6 +159,7 @@ class Sandbox:
                 manifests=manifests,
                 default_namespace=default_namespace,
                 run_dir=run_dir,
+                flow_log=flow_log,
             )
 
     @classmethod
@@ -157,6 +173,7 @@ class Sandbox:
         manifests: Sequence[tuple[str, bytes]],
         default_namespace: str,
         run_dir: Path,
+        flow_log: FlowLog | None,
     ) -> Sandbox:
         existing = load_state(name, run_dir=run_dir) if state_readable(name, run_dir) else None
         if existing is not None and status(name, run_dir=run_dir).healthy:
@@ -175,6 +192,7 @@ class Sandbox:
             default_namespace=default_namespace,
             unprobed={p.key: HOST_NETWORK_REASON for p in inventory.pods if p.host_network},
             settings=dataclasses.asdict(settings),
+            flow_log=None if flow_log is None else dataclasses.asdict(flow_log),
         )
         save_state(state, run_dir=run_dir)
         sandbox = cls(state, inventory, settings=settings, run_dir=run_dir)
@@ -393,6 +411,7 @@ class Sandbox:
             node=self.state.node_netns,
             path=self.directory / "ruleset.nft",
             whole=whole,
+            flow_log=self.flow_log,
         )
 
     def _server_alive(self) -> bool:

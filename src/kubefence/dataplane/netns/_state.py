@@ -71,6 +71,7 @@ class SandboxState:
     manifests: tuple[str, ...] = ()  # copies of the applied manifests, relative to the state dir
     unprobed: Mapping[str, str] = field(default_factory=dict)  # pod key -> why it does not run
     settings: Mapping[str, bool] = field(default_factory=dict)  # kubefence.Settings fields
+    flow_log: Mapping[str, int] | None = None  # nft.FlowLog fields; None: no flow log rules
 
     def with_changes(self, **changes: Any) -> SandboxState:
         return replace(self, **changes)
@@ -102,6 +103,7 @@ class SandboxState:
             "manifests": list(self.manifests),
             "unprobed": dict(self.unprobed),
             "settings": dict(self.settings),
+            "flowLog": None if self.flow_log is None else dict(self.flow_log),
         }
 
     @classmethod
@@ -142,6 +144,11 @@ class SandboxState:
                 manifests=tuple(str(m) for m in data.get("manifests", ())),
                 unprobed={str(k): str(v) for k, v in dict(data.get("unprobed", {})).items()},
                 settings={str(k): bool(v) for k, v in dict(data.get("settings", {})).items()},
+                flow_log=(
+                    None
+                    if data.get("flowLog") is None
+                    else {str(k): int(v) for k, v in dict(data["flowLog"]).items()}
+                ),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DataplaneError(f"unreadable sandbox state ({exc})") from exc

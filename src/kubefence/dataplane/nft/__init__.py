@@ -21,21 +21,32 @@ from kubefence.dataplane.nft._model import (
     AtomRange,
     ClassSource,
     Dispatch,
+    FlowLog,
     NamedPort,
     PodClass,
     RulesetPlan,
 )
 from kubefence.dataplane.nft._plan import plan_ruleset
-from kubefence.dataplane.nft._render import TABLE, render_plan
+from kubefence.dataplane.nft._render import (
+    FLOW_ALLOW_PREFIX,
+    FLOW_DENY_PREFIX,
+    FLOW_OVER,
+    TABLE,
+    render_plan,
+)
 from kubefence.dataplane.nft._update import TableChange, ruleset_update, table_change
 from kubefence.semantics import DEFAULT_SETTINGS, Settings
 
 __all__ = [
+    "FLOW_ALLOW_PREFIX",
+    "FLOW_DENY_PREFIX",
+    "FLOW_OVER",
     "PROTOCOL_NUMBERS",
     "TABLE",
     "AtomRange",
     "ClassSource",
     "Dispatch",
+    "FlowLog",
     "MemoisedRenderer",
     "NamedPort",
     "PlanMemo",
@@ -57,12 +68,14 @@ def render_ruleset(
     settings: Settings = DEFAULT_SETTINGS,
     node_addresses: Sequence[IPAddress] = (),
     memo: PlanMemo | None = None,
+    flow_log: FlowLog | None = None,
 ) -> str:
     """The whole text for one ``nft -f`` that atomically replaces table ``inet kubefence``.
 
     ``addresses`` maps "namespace/pod" to the addresses the sandbox assigned (used instead of
     ``pod.ips``); ``node_addresses`` are the node namespace's own addresses (S24); ``memo``
-    lets a later call reuse this one's work (the text does not depend on it). Raises
+    lets a later call reuse this one's work (the text does not depend on it); ``flow_log``
+    adds the log rules ``kubefence flows`` reads (``FlowLog``). Raises
     ``DataplaneError`` when two non-hostNetwork pods share an address.
     """
     plan = plan_ruleset(
@@ -71,6 +84,7 @@ def render_ruleset(
         settings=settings,
         node_addresses=node_addresses,
         memo=memo,
+        flow_log=flow_log,
     )
     return render_plan(plan)
 
@@ -91,6 +105,7 @@ class MemoisedRenderer:
         addresses: Mapping[str, Sequence[IPAddress]],
         settings: Settings = DEFAULT_SETTINGS,
         node_addresses: Sequence[IPAddress] = (),
+        flow_log: FlowLog | None = None,
     ) -> RulesetPlan:
         """``plan_ruleset`` with this renderer's memo: the plan behind ``__call__``'s text."""
         return plan_ruleset(
@@ -99,6 +114,7 @@ class MemoisedRenderer:
             settings=settings,
             node_addresses=node_addresses,
             memo=self.memo,
+            flow_log=flow_log,
         )
 
     def __call__(
@@ -108,8 +124,13 @@ class MemoisedRenderer:
         addresses: Mapping[str, Sequence[IPAddress]],
         settings: Settings = DEFAULT_SETTINGS,
         node_addresses: Sequence[IPAddress] = (),
+        flow_log: FlowLog | None = None,
     ) -> str:
         plan = self.plan(
-            inventory, addresses=addresses, settings=settings, node_addresses=node_addresses
+            inventory,
+            addresses=addresses,
+            settings=settings,
+            node_addresses=node_addresses,
+            flow_log=flow_log,
         )
         return render_plan(plan)

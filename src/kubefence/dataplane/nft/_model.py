@@ -23,6 +23,7 @@ __all__ = [
     "AtomRange",
     "ClassSource",
     "Dispatch",
+    "FlowLog",
     "NamedPort",
     "PodClass",
     "RulesetPlan",
@@ -97,6 +98,22 @@ class Dispatch:
 
 
 @dataclass(frozen=True, slots=True)
+class FlowLog:
+    """The table's optional flow log: the first packet of each new connection is sent to NFLOG
+    ``group`` with its verdict in the prefix (``kf allow`` / ``kf deny eg_c3``), at most
+    ``rate`` per second plus a ``burst`` (one named limit shared by every log rule); packets
+    over the limit are counted in the named counter ``flow_over`` instead."""
+
+    group: int = 17
+    rate: int = 200
+    burst: int = 200
+
+    def __post_init__(self) -> None:
+        if not 0 < self.group < 65536 or self.rate <= 0 or self.burst <= 0:
+            raise ValueError(f"invalid flow log settings {self}")
+
+
+@dataclass(frozen=True, slots=True)
 class RulesetPlan:
     """Everything the table holds, in render order."""
 
@@ -108,6 +125,7 @@ class RulesetPlan:
     ingress_dispatch: tuple[Dispatch, ...]
     node_addresses: tuple[IPAddress, ...]  # accepted as sources (S24); empty when not wanted
     allow_from_node: bool = True  # False: an output chain applies ingress to node traffic
+    flow_log: FlowLog | None = None  # None: no log rules (the text is as before flow logs)
 
     @property
     def atom_count(self) -> int:

@@ -74,7 +74,7 @@ from kubefence.dataplane.nft._atoms import cut_atoms
 from kubefence.dataplane.nft._classes import draft_classes, finish
 from kubefence.dataplane.nft._entries import AddressSets
 from kubefence.dataplane.nft._memo import PlanMemo
-from kubefence.dataplane.nft._model import RulesetPlan
+from kubefence.dataplane.nft._model import FlowLog, RulesetPlan
 from kubefence.dataplane.nft._peers import Context, address_key
 from kubefence.errors import DataplaneError
 from kubefence.semantics import DEFAULT_SETTINGS, Direction, Settings
@@ -103,12 +103,14 @@ def plan_ruleset(
     settings: Settings = DEFAULT_SETTINGS,
     node_addresses: Sequence[IPAddress] = (),
     memo: PlanMemo | None = None,
+    flow_log: FlowLog | None = None,
 ) -> RulesetPlan:
     """Reduce an inventory and the sandbox's pod addresses to the table's contents.
 
     ``memo`` carries what an earlier call computed (see ``PlanMemo``); the plan is the same
     with or without it. Raises ``DataplaneError`` when two pods that are not hostNetwork share
-    an address (the dispatch maps could not tell them apart).
+    an address (the dispatch maps could not tell them apart). ``flow_log`` adds the log rules
+    of ``kubefence flows`` (see ``FlowLog``); without it the text is byte-identical to before.
     """
     memo = memo or PlanMemo()
     memo.begin()
@@ -140,4 +142,5 @@ def plan_ruleset(
         ingress_dispatch=ingress_dispatch,
         node_addresses=nodes,
         allow_from_node=settings.allow_from_node,
+        flow_log=flow_log,
     )

@@ -21,15 +21,31 @@ from kubefence.dataplane.nft._model import (
     PROTOCOL_NUMBERS,
     AtomRange,
     Dispatch,
+    FlowLog,
     PodClass,
     RulesetPlan,
 )
 from kubefence.semantics import Direction
 
-__all__ = ["MAPS", "TABLE", "class_chain_block", "class_set_block", "map_block", "render_plan"]
+__all__ = [
+    "FLOW_ALLOW_PREFIX",
+    "FLOW_DENY_PREFIX",
+    "FLOW_LIMIT",
+    "FLOW_OVER",
+    "MAPS",
+    "TABLE",
+    "class_chain_block",
+    "class_set_block",
+    "map_block",
+    "render_plan",
+]
 
 TABLE = "inet kubefence"
 MAPS = tuple(f"{kind}_v{version}" for kind in ("atoms", "egress", "ingress") for version in (4, 6))
+FLOW_LIMIT = "flow_log"  # the named limit every log rule shares
+FLOW_OVER = "flow_over"  # the named counter of new connections over that limit (not logged)
+FLOW_ALLOW_PREFIX = "kf allow"
+FLOW_DENY_PREFIX = "kf deny"  # followed by the class chain that dropped the packet
 _COMMENT_MAX = 120  # nft refuses comments longer than 128 bytes
 _LEGEND_MAX = 4  # peers named per atom in the legend
 _PROTOCOL_NAMES = {number: protocol.value.lower() for protocol, number in PROTOCOL_NUMBERS.items()}
@@ -135,22 +151,56 @@ def class_set_block(cls: PodClass) -> list[str]:
     return lines
 
 
-def class_chain_block(cls: PodClass) -> list[str]:
+def class_chain_block(cls: PodClass, *, flow_log: FlowLog | None = None) -> list[str]:
     """The class's chain: one lookup in its set, then drop. Its text depends on the direction,
-    number, the names of the isolating policies and whether there is a set, nothing else."""
+    number, the names of the isolating policies, whether there is a set and ``flow_log``
+    (which logs the drop, or counts it when over the limit), nothing else."""
     word = _direction_word(cls.direction)
     policies = ", ".join(s.policy for s in cls.sources)
     lines = [f"{_INDENT}chain {cls.chain} {{"]
     lines.append(f"{_INDENT * 2}comment {_quote(f'{word} class {cls.number}: {policies}')}")
     if cls.elements:
         lines.append(f"{_INDENT * 2}meta mark . meta l4proto . th dport @{cls.chain} return")
-    lines.append(f"{_INDENT * 2}drop")
+    if flow_log is not None:
+        prefix = f"{FLOW_DENY_PREFIX} {cls.chain}"
+        lines.append(f"{_INDENT * 2}{_flow_log_statement(flow_log, prefix)} drop")
+        lines.append(f'{_INDENT * 2}counter name "{FLOW_OVER}" drop')
+    else:
+        lines.append(f"{_INDENT * 2}drop")
     lines.append(f"{_INDENT}}}")
     return lines
 
 
-def _class_lines(cls: PodClass) -> list[str]:
-    return ["", *_class_comment(cls), *class_set_block(cls), *class_chain_block(cls)]
+def _flow_log_statement(flow_log: FlowLog, prefix: str) -> str:
+    return f'limit name "{FLOW_LIMIT}" log prefix "{prefix}" group {flow_log.group}'
+
+
+def _flow_log_objects(flow_log: FlowLog) -> list[str]:
+    """The named limit and counter, and the chain that logs an accepted new connection."""
+    return [
+        "",
+        f"{_INDENT}# Flow log (kubefence flows): the first packet of each new connection goes to",
+        f"{_INDENT}# NFLOG group {flow_log.group} with its verdict, at most {flow_log.rate}/s "
+        f"+ {flow_log.burst}; the rest is counted.",
+        f"{_INDENT}limit {FLOW_LIMIT} {{",
+        f"{_INDENT * 2}rate {flow_log.rate}/second burst {flow_log.burst} packets",
+        f"{_INDENT}}}",
+        f"{_INDENT}counter {FLOW_OVER} {{",
+        f"{_INDENT}}}",
+        f"{_INDENT}chain flow_allow {{",
+        f"{_INDENT * 2}{_flow_log_statement(flow_log, FLOW_ALLOW_PREFIX)} return",
+        f'{_INDENT * 2}counter name "{FLOW_OVER}"',
+        f"{_INDENT}}}",
+    ]
+
+
+def _class_lines(cls: PodClass, flow_log: FlowLog | None) -> list[str]:
+    return [
+        "",
+        *_class_comment(cls),
+        *class_set_block(cls),
+        *class_chain_block(cls, flow_log=flow_log),
+    ]
 
 
 def map_block(plan: RulesetPlan, name: str) -> list[str]:
@@ -235,8 +285,10 @@ def render_plan(plan: RulesetPlan) -> str:
             lines.append(f"{_INDENT * 2}type {_ADDRESS_TYPE[version]}")
             lines.extend(_elements_block(node[version], _INDENT * 2))
             lines.append(f"{_INDENT}}}")
+    if plan.flow_log is not None:
+        lines.extend(_flow_log_objects(plan.flow_log))
     for cls in (*plan.egress, *plan.ingress):
-        lines.extend(_class_lines(cls))
+        lines.extend(_class_lines(cls, plan.flow_log))
     node_accept = [
         f"{_INDENT * 2}{_FAMILY[version]} saddr @node_v{version} accept"
         for version in (4, 6)
@@ -252,6 +304,7 @@ def render_plan(plan: RulesetPlan) -> str:
                 *_dispatch("egress", "saddr"),
                 *_atom_lookup("saddr"),
                 *_dispatch("ingress", "daddr"),
+                *([f"{_INDENT * 2}ct state new jump flow_allow"] if plan.flow_log else []),
             ],
         )
     )

@@ -12,9 +12,10 @@ What it may replace: the atom and dispatch maps (flushed, then declared again wi
 elements), the class sets and class chains (``eg_cN``/``in_cN``). A chain is deleted and added
 again rather than edited (nft cannot change a chain's comment in place); the dispatch maps of
 its direction are flushed first, as their elements jump to it. Everything else (the hook
-chains and the node sets, made of the node addresses and ``allow_from_node``) must be unchanged,
-or there is no update (``None``) and the caller installs the full text. Plans that differ only
-in what the text shows as ``#`` comments (the legend, the pods of a class) give ``""``.
+chains and the node sets, made of the node addresses and ``allow_from_node``; the flow log)
+must be unchanged, or there is no update (``None``) and the caller installs the full text.
+Plans that differ only in what the text shows as ``#`` comments (the legend, the pods of a
+class) give ``""``.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def _set_elements(classes: Mapping[str, PodClass]) -> dict[str, tuple[Box, ...]]
 
 def _fixed(plan: RulesetPlan) -> tuple[object, ...]:
     """What the hook chains and node sets are rendered from: never part of an update."""
-    return (plan.node_addresses, plan.allow_from_node)
+    return (plan.node_addresses, plan.allow_from_node, plan.flow_log)
 
 
 def _compared(
@@ -152,8 +153,13 @@ def ruleset_update(installed: RulesetPlan, wanted: RulesetPlan) -> str | None:
     lines += [f"flush set {TABLE} {name}" for name in sorted(change.sets)]
     lines += [f"delete set {TABLE} {name}" for name in sorted(change.removed_sets)]
     declared = _text(class_set_block(classes[n]) for n in sorted(change.sets | change.added_sets))
-    declared += _text(class_chain_block(classes[n]) for n in chains if n in classes)
-    declared += _text(class_chain_block(classes[n]) for n in sorted(change.added_chains))
+    flow_log = wanted.flow_log
+    declared += _text(
+        class_chain_block(classes[n], flow_log=flow_log) for n in chains if n in classes
+    )
+    declared += _text(
+        class_chain_block(classes[n], flow_log=flow_log) for n in sorted(change.added_chains)
+    )
     declared += _text(map_block(wanted, name) for name in sorted(maps))
     if declared:
         lines.append(f"table {TABLE} {{")
