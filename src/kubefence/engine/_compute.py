@@ -13,8 +13,10 @@ the classes each distinct rule vector reaches rather than pods x pods x policies
 The port of a connection is always judged at its destination (S21): for ingress the selected
 pod, for egress the peer pod. ``ReachabilityAnalysis`` keeps everything that does not depend on
 the port (classes, selector results, peer vectors), so asking for many ports costs little more
-than asking for one. Memory: one classes x classes boolean matrix (1.2 GB at 34,000 classes)
-plus a buffer of about 512 rows; pods are expanded only on request.
+than asking for one. Memory: one classes x classes bit matrix (145 MB at 34,000 classes, packed
+along destinations, see ``Matrix.class_bits``) plus a packed buffer of about 512 rows; pods are
+expanded only on request. Ingress verdicts are computed as rows ``[dst, src]`` and folded into
+the destination columns through 8 x 8 bit-block transposes.
 """
 
 from __future__ import annotations
@@ -204,7 +206,8 @@ class ReachabilityAnalysis:
         reachable = effective >= 0
         # Packed along destinations: bit b of row a is allowed[a, b]; the padding bits of the
         # last byte are kept 0 by the reachable mask (packbits pads with 0).
-        allowed = np.empty((count, -(-count // 8)), dtype=np.uint8)
+        width = -(-count // 8)
+        allowed = np.empty((count, width), dtype=np.uint8)
         allowed[:] = np.packbits(reachable)
         packed: dict[int, tuple[ByteArray, BoolArray]] = {}  # id(vector): (its bits, vector)
         port_cache: dict[tuple[PortMatcher, ...], BoolArray] = {}
@@ -262,8 +265,9 @@ class ReachabilityAnalysis:
                         sources.append(self.rule_peers(rule))
             if isolated.any():
                 rows = np.flatnonzero(isolated)
-                block = _or_of_outer([t[rows] for t in targets], sources, shape=(len(rows), count))
-                ingress.add(lo, hi, rows, block)
+                left = [t[rows] for t in targets]
+                bits = _packed_or_of_outer(left, sources, packed, shape=(len(rows), width))
+                ingress.add(lo, hi, rows, bits)
             # Egress of sources in this namespace.
             isolated = np.zeros(hi - lo, dtype=np.bool_)
             sources = []
@@ -337,57 +341,71 @@ _TILE = 512  # destination classes gathered before their ingress is folded into 
 
 
 class _IngressSpans:
-    """Ingress rows (``[dst, src]``) of consecutive namespaces, transposed and ANDed into the
-    bit columns of ``allowed`` once they span about ``_TILE`` destination classes.
+    """Ingress rows (``[dst, src]``, packed along sources) of consecutive namespaces,
+    transposed and ANDed into the bit columns of ``allowed`` once they span about ``_TILE``
+    destination classes.
 
     A span starts at a multiple of 8 so that its destinations are whole bytes of ``allowed``;
     destinations of the span without ingress rows (e.g. of the previous span, sharing its first
-    byte) keep their all-True row, which leaves their bits as they are.
+    byte) keep an all-ones row, which leaves their bits as they are.
     """
 
     def __init__(self, allowed: ByteArray) -> None:
         self.allowed = allowed
         self.lo = self.hi = 0
-        self.rows: list[tuple[IntArray, BoolArray]] = []
+        self.rows: list[tuple[IntArray, ByteArray]] = []
         # One buffer reused by every span (fresh ones would each be page-faulted in anew).
-        self.buffer = np.empty((0, allowed.shape[0]), dtype=np.bool_)
+        self.buffer = np.empty((0, allowed.shape[1]), dtype=np.uint8)
 
-    def add(self, lo: int, hi: int, rows: IntArray, block: BoolArray) -> None:
-        """Destinations ``lo + rows`` (classes of one namespace ``lo``..``hi``) get ``block``."""
+    def add(self, lo: int, hi: int, rows: IntArray, bits: ByteArray) -> None:
+        """Destinations ``lo + rows`` (classes of one namespace ``lo``..``hi``) get ``bits``."""
         if self.rows and hi - self.lo > _TILE:
             self.flush()
         if not self.rows:
             self.lo = lo - lo % 8
         self.hi = hi
-        self.rows.append((rows + lo, block))
+        self.rows.append((rows + lo, bits))
 
     def flush(self) -> None:
         if not self.rows:
             return
         height = -(-(self.hi - self.lo) // 8) * 8
         if len(self.buffer) < height:
-            self.buffer = np.empty((max(height, _TILE + 16), self.allowed.shape[0]), np.bool_)
+            self.buffer = np.empty((max(height, _TILE + 16), self.allowed.shape[1]), np.uint8)
         span = self.buffer[:height]
-        span.fill(True)
-        for rows, block in self.rows:
-            span[rows - self.lo] = block
+        span.fill(0xFF)
+        for rows, bits in self.rows:
+            span[rows - self.lo] = bits
         first = self.lo // 8
-        self.allowed[:, first : first + height // 8] &= _transposed_bits(span)
+        columns = _transposed_bits(span)[: len(self.allowed)]
+        self.allowed[:, first : first + height // 8] &= columns
         self.rows = []
 
 
-def _transposed_bits(span: BoolArray) -> ByteArray:
-    """``np.packbits(span.T, axis=1)`` for ``span`` with a multiple of 8 rows, contiguous.
+_M1, _M2, _M3 = (np.uint64(m) for m in (0x00AA00AA00AA00AA, 0x0000CCCC0000CCCC, 0xF0F0F0F0))
+_S1, _S2, _S3 = np.uint64(7), np.uint64(14), np.uint64(28)
 
-    A byte matrix transposes slowly (every element is a strided access), so the rows are first
-    packed eight to a byte (eight contiguous shifts) and the eight-times smaller byte matrix is
-    transposed.
+
+def _transposed_bits(packed: ByteArray) -> ByteArray:
+    """The bit matrix ``packed`` (rows packed with ``np.packbits(.., axis=1)``, a multiple of
+    8 rows) transposed, packed the same way: ``packbits(unpackbits(packed, axis=1).T, axis=1)``.
+
+    Each 8 x 8 block of bits (eight rows of one byte column) is read as one 64-bit word and
+    transposed in three swaps of bit groups (the classic delta swaps of 1, 2 and 4 bits), so the
+    work is a few numpy passes over the packed bytes, never over one byte per bit.
     """
-    eighths = span.view(np.uint8).reshape(-1, 8, span.shape[1])
-    packed = eighths[:, 0, :] << np.uint8(7)
-    for bit in range(1, 8):
-        packed |= eighths[:, bit, :] << np.uint8(7 - bit)
-    return np.ascontiguousarray(packed.T)
+    height, width = packed.shape
+    # Rows reversed so that, read as little-endian words, row 0 lands in the top byte.
+    blocks = packed.reshape(height // 8, 8, width)[:, ::-1, :].transpose(0, 2, 1)
+    x = np.ascontiguousarray(blocks).view(np.uint64).reshape(height // 8, width)
+    t = (x ^ (x >> _S1)) & _M1
+    x ^= t ^ (t << _S1)
+    t = (x ^ (x >> _S2)) & _M2
+    x ^= t ^ (t << _S2)
+    t = (x ^ (x >> _S3)) & _M3
+    x ^= t ^ (t << _S3)
+    out = x.view(np.uint8).reshape(height // 8, width, 8)[:, :, ::-1].transpose(1, 2, 0)
+    return out.reshape(width * 8, height // 8)
 
 
 def _packed_or_of_outer(
@@ -397,8 +415,12 @@ def _packed_or_of_outer(
     *,
     shape: tuple[int, ...],
 ) -> ByteArray:
-    """``np.packbits(_or_of_outer(left, right), axis=1)``, ORing packed rows (8x less work).
+    """OR over k of outer(left[k], right[k]), packed along ``right`` (``np.packbits`` order).
 
+    ``left`` vectors are short (the isolated classes of one namespace) and ``right`` ones long
+    (every class) and often the very same object (a peer vector shared by many rules), so rules
+    with one ``right`` are merged first and its packed bits are then ORed into each row it
+    reaches: the work is the rows each distinct vector reaches times classes / 8 bytes.
     ``packed`` memoises the bits of each ``right`` vector by identity (the vector is kept
     alongside so that its id stays unique for the memo's lifetime).
     """
@@ -418,30 +440,6 @@ def _packed_or_of_outer(
             out[hit[0]] |= bits[0]
         else:
             out[hit] |= bits[0]
-    return out
-
-
-def _or_of_outer(
-    left: Sequence[BoolArray], right: Sequence[BoolArray], *, shape: tuple[int, int]
-) -> BoolArray:
-    """OR over k of outer(left[k], right[k]).
-
-    ``left`` vectors are short (the isolated classes of one namespace) and ``right`` ones long
-    (every class) and often the very same object (a peer vector shared by many rules), so rules
-    with one ``right`` are merged first and each row is then ORed in place: the work is
-    proportional to the rows each distinct vector reaches, not to rules x classes.
-    """
-    merged: dict[int, tuple[BoolArray, BoolArray]] = {}
-    for rows, vector in zip(left, right, strict=True):
-        seen = merged.get(id(vector))
-        merged[id(vector)] = (rows if seen is None else seen[0] | rows, vector)
-    out = np.zeros(shape, dtype=np.bool_)
-    for rows, vector in merged.values():
-        hit = np.flatnonzero(rows)
-        if len(hit) == 1:
-            out[hit[0]] |= vector
-        elif len(hit):
-            out[hit] |= vector
     return out
 
 
