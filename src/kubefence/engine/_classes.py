@@ -27,6 +27,7 @@ from kubefence.api import (
     Operator,
     Pod,
 )
+from kubefence.engine._combine import sorted_unique
 from kubefence.semantics import Settings, block_intervals, selector_matches
 
 __all__ = ["ClassIndex", "PodClasses", "classify"]
@@ -132,19 +133,8 @@ def _block_membership(pods: Sequence[Pod], blocks: Sequence[IPBlock]) -> tuple[I
         keys.append(owners[positions] * len(blocks) + blocks_of)
     if not keys:
         return none, none
-    pairs_key = _sorted_unique(np.concatenate(keys))  # two IPs of a pod in one block: once
+    pairs_key = sorted_unique(np.concatenate(keys))  # two IPs of a pod in one block: once
     return pairs_key // len(blocks), pairs_key % len(blocks)
-
-
-def _sorted_unique(values: IntArray) -> IntArray:
-    """``np.unique(values)`` by sorting (numpy 2's ``unique`` is ~50x slower on 10^6 ints)."""
-    ordered = np.sort(values)
-    if len(ordered) < 2:
-        return ordered
-    keep = np.empty(len(ordered), dtype=np.bool_)
-    keep[0] = True
-    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
-    return ordered[keep]
 
 
 def _membership_keys(count: int, pod_of: IntArray, block_of: IntArray) -> list[bytes]:
@@ -163,7 +153,7 @@ def _block_classes(
     pod_of: IntArray, block_of: IntArray, of_pod: IntArray, blocks: int, classes: int
 ) -> tuple[IntArray, ...]:
     """Per block, the sorted ids of the classes whose pods lie in it."""
-    key = _sorted_unique(block_of * max(1, classes) + of_pod[pod_of])
+    key = sorted_unique(block_of * max(1, classes) + of_pod[pod_of])
     bounds = np.searchsorted(key, np.arange(blocks + 1) * max(1, classes)).tolist()
     ids = key % max(1, classes)
     return tuple(ids[bounds[b] : bounds[b + 1]] for b in range(blocks))

@@ -29,6 +29,7 @@ import numpy.typing as npt
 from kubefence._collector import collector_paused
 from kubefence.api import Inventory, Pod, Protocol
 from kubefence.engine._classes import ClassIndex, PodClasses, classify, distinct_blocks
+from kubefence.engine._combine import Occurrences, apply_egress, apply_ingress, padded
 from kubefence.engine._matrix import Matrix
 from kubefence.semantics import (
     DEFAULT_SETTINGS,
@@ -74,15 +75,38 @@ class ReachabilityAnalysis:
         # compiled when ``policies`` is first read (about a third of them, in the benchmarks).
         self._compiled: dict[int, CompiledPolicy] = {}
         self._all_compiled: tuple[CompiledPolicy, ...] | None = None
-        self._by_namespace: dict[int, list[tuple[CompiledPolicy, BoolArray]]] = {}
+        # Every rule of a selecting policy, as (selected classes, peer id, port id) entries.
+        self._peer_keys: dict[tuple[PeerMatcher, ...], int] = {}
+        self._port_keys: dict[tuple[PortMatcher, ...], int] = {}
+        self._peer_bits: dict[int, ByteArray] = {}
+        count = self.classes.count
+        found: dict[bool, tuple[list[IntArray], list[int], list[int]]] = {
+            True: ([], [], []),
+            False: ([], [], []),
+        }
+        isolated = {True: np.zeros(count, np.bool_), False: np.zeros(count, np.bool_)}
+        peer_keys, port_keys = self._peer_keys, self._port_keys
         for i, source in enumerate(inventory.policies):
             k = self.classes.namespace_index(source.namespace)
             assert k is not None  # classify() saw every policy namespace
             # S01 + S23 (hostNetwork never selected unless set)
             selected = self.index.selected_in_namespace(source.pod_selector, source.namespace)
-            if selected.any():
-                policy = self._compiled[i] = compile_policy(source)
-                self._by_namespace.setdefault(k, []).append((policy, selected))
+            if not selected.any():
+                continue
+            policy = self._compiled[i] = compile_policy(source)
+            ids = np.flatnonzero(selected) + self.classes.ns_range[k][0]
+            for ingress, rules in ((True, policy.ingress), (False, policy.egress)):
+                if rules is None:
+                    continue
+                isolated[ingress][ids] = True  # S03
+                lists = found[ingress]
+                for rule in rules:
+                    lists[0].append(ids)
+                    lists[1].append(peer_keys.setdefault(rule.peers, len(peer_keys)))
+                    lists[2].append(port_keys.setdefault(rule.ports, len(port_keys)))
+        self._ingress, self._egress = (
+            Occurrences.build(*found[d], count=count, isolated=isolated[d]) for d in (True, False)
+        )
         self._endpoint_ns = self.classes.namespace_of[self.classes.of_pod]
         self._from_node = node_overrides(inventory.pods, settings)
 
@@ -102,8 +126,27 @@ class ReachabilityAnalysis:
     def peer_vector(self, peers: tuple[PeerMatcher, ...]) -> BoolArray:
         """Classes matched by any of ``peers`` (S10: peers of one rule are ORed)."""
         hit = self._peer_cache.get(peers)
-        if hit is not None:
-            return hit
+        if hit is None:
+            hit = self._peer_cache[peers] = self._peer_vector(peers)
+        return hit
+
+    def _packed_peers(self, ids: IntArray) -> ByteArray:
+        """Packed peer vectors of peer ids ``ids``, rows padded to whole 64-bit words
+        (memoised packed only: 8x less memory)."""
+        cache = self._peer_bits
+        width = -(-self.classes.count // 64) * 8
+        out = np.zeros((len(ids), width), dtype=np.uint8)
+        keys: list[tuple[PeerMatcher, ...]] | None = None
+        for row, pid in enumerate(ids.tolist()):
+            bits = cache.get(pid)
+            if bits is None:
+                if keys is None:
+                    keys = list(self._peer_keys)
+                bits = cache[pid] = np.packbits(self._peer_vector(keys[pid]))
+            out[row, : len(bits)] = bits
+        return out
+
+    def _peer_vector(self, peers: tuple[PeerMatcher, ...]) -> BoolArray:
         classes = self.classes
         vector = np.zeros(classes.count, dtype=np.bool_)
         for peer in peers:
@@ -125,7 +168,6 @@ class ReachabilityAnalysis:
                 namespace_selector=peer.namespace_selector,
             )
             vector[ids] = True
-        self._peer_cache[peers] = vector
         return vector
 
     def rule_peers(self, rule: CompiledRule) -> BoolArray:
@@ -200,94 +242,37 @@ class ReachabilityAnalysis:
             return self._class_bits(port, protocol)
 
     def _class_bits(self, port: int | str, protocol: Protocol) -> ByteArray:
-        classes = self.classes
-        count = classes.count
+        count = self.classes.count
+        width = -(-count // 8)
         effective = self.effective_ports(port, protocol)
         reachable = effective >= 0
         # Packed along destinations: bit b of row a is allowed[a, b]; the padding bits of the
-        # last byte are kept 0 by the reachable mask (packbits pads with 0).
-        width = -(-count // 8)
+        # last byte stay 0 (packbits pads with 0, every vector ANDed in is packed alike).
         allowed = np.empty((count, width), dtype=np.uint8)
+        if not count:
+            return allowed
         allowed[:] = np.packbits(reachable)
-        packed: dict[int, tuple[ByteArray, BoolArray]] = {}  # id(vector): (its bits, vector)
-        port_cache: dict[tuple[PortMatcher, ...], BoolArray] = {}
-        by_rule: dict[int, BoolArray] = {}  # id(rule): rules live as long as ``self``
-        # ids of port vectors (kept in port_cache) that match no destination: their rules
-        # allow nothing on this port, so their peers need not be computed.
-        nowhere: set[int] = set()
-
-        def rule_ports(rule: CompiledRule) -> BoolArray:
-            hit = by_rule.get(id(rule))
-            if hit is not None:
-                return hit
-            hit = port_cache.get(rule.ports)
-            if hit is None:
-                hit = (
-                    self.port_vector(rule.ports, effective=effective, protocol=protocol) & reachable
-                )
-                port_cache[rule.ports] = hit
-                if not hit.any():
-                    nowhere.add(id(hit))
-            by_rule[id(rule)] = hit
-            return hit
-
-        both: dict[tuple[int, int], BoolArray] = {}
-
-        def peer_and_port(rule: CompiledRule) -> BoolArray:
-            """Egress: destinations matched by peer AND port; one shared array per pair."""
-            peers, ports = self.rule_peers(rule), rule_ports(rule)
-            hit = both.get((id(peers), id(ports)))
-            if hit is None:
-                hit = both[(id(peers), id(ports))] = peers & ports
-            return hit
-
-        # Ingress is computed per destination, as rows of ``ingress[dst, src]``, gathered for
-        # a span of consecutive namespaces (about ``_TILE`` destination classes) and folded
-        # into those columns of ``allowed`` by a bit-packed transpose: one extra span x
-        # classes buffer instead of a second classes x classes matrix.
-        ingress = _IngressSpans(allowed)
-        for k, entries in sorted(self._by_namespace.items()):
-            lo, hi = classes.ns_range[k]
-            if lo == hi:
-                continue
-            # Ingress of destinations in this namespace (S03, S04, S08).
-            isolated = np.zeros(hi - lo, dtype=np.bool_)
-            sources: list[BoolArray] = []
-            targets: list[BoolArray] = []
-            for policy, selected in entries:
-                if policy.ingress is None:
-                    continue
-                isolated |= selected
-                for rule in policy.ingress:
-                    target = selected & rule_ports(rule)[lo:hi]
-                    if target.any():
-                        targets.append(target)
-                        sources.append(self.rule_peers(rule))
-            if isolated.any():
-                rows = np.flatnonzero(isolated)
-                left = [t[rows] for t in targets]
-                bits = _packed_or_of_outer(left, sources, packed, shape=(len(rows), width))
-                ingress.add(lo, hi, rows, bits)
-            # Egress of sources in this namespace.
-            isolated = np.zeros(hi - lo, dtype=np.bool_)
-            sources = []
-            targets = []
-            for policy, selected in entries:
-                if policy.egress is None:
-                    continue
-                isolated |= selected
-                for rule in policy.egress:
-                    if id(rule_ports(rule)) not in nowhere:
-                        sources.append(selected)
-                        targets.append(peer_and_port(rule))
-            if isolated.any():
-                rows = np.flatnonzero(isolated)
-                left = [s[rows] for s in sources]
-                bits = _packed_or_of_outer(
-                    left, targets, packed, shape=(len(rows), allowed.shape[1])
-                )
-                allowed[rows + lo, :] &= bits
-        ingress.flush()
+        port_at = np.empty((len(self._port_keys), count), dtype=np.bool_)
+        for t, ports in enumerate(self._port_keys):
+            port_at[t] = self.port_vector(ports, effective=effective, protocol=protocol)
+        port_at &= reachable
+        peers = len(self._peer_keys)
+        apply_egress(
+            allowed,
+            self._egress,
+            port_ok=padded(np.packbits(port_at, axis=1)),
+            port_any=np.asarray(port_at.any(axis=1), dtype=np.bool_),
+            peer_bits=self._packed_peers,
+            peers=peers,
+        )
+        apply_ingress(
+            allowed,
+            self._ingress,
+            port_at=port_at,
+            peer_bits=self._packed_peers,
+            peers=peers,
+            tile=_TILE,
+        )
         return allowed
 
     def matrix(
@@ -338,109 +323,6 @@ def node_overrides(
 
 
 _TILE = 512  # destination classes gathered before their ingress is folded into ``allowed``
-
-
-class _IngressSpans:
-    """Ingress rows (``[dst, src]``, packed along sources) of consecutive namespaces,
-    transposed and ANDed into the bit columns of ``allowed`` once they span about ``_TILE``
-    destination classes.
-
-    A span starts at a multiple of 8 so that its destinations are whole bytes of ``allowed``;
-    destinations of the span without ingress rows (e.g. of the previous span, sharing its first
-    byte) keep an all-ones row, which leaves their bits as they are.
-    """
-
-    def __init__(self, allowed: ByteArray) -> None:
-        self.allowed = allowed
-        self.lo = self.hi = 0
-        self.rows: list[tuple[IntArray, ByteArray]] = []
-        # One buffer reused by every span (fresh ones would each be page-faulted in anew).
-        self.buffer = np.empty((0, allowed.shape[1]), dtype=np.uint8)
-
-    def add(self, lo: int, hi: int, rows: IntArray, bits: ByteArray) -> None:
-        """Destinations ``lo + rows`` (classes of one namespace ``lo``..``hi``) get ``bits``."""
-        if self.rows and hi - self.lo > _TILE:
-            self.flush()
-        if not self.rows:
-            self.lo = lo - lo % 8
-        self.hi = hi
-        self.rows.append((rows + lo, bits))
-
-    def flush(self) -> None:
-        if not self.rows:
-            return
-        height = -(-(self.hi - self.lo) // 8) * 8
-        if len(self.buffer) < height:
-            self.buffer = np.empty((max(height, _TILE + 16), self.allowed.shape[1]), np.uint8)
-        span = self.buffer[:height]
-        span.fill(0xFF)
-        for rows, bits in self.rows:
-            span[rows - self.lo] = bits
-        first = self.lo // 8
-        columns = _transposed_bits(span)[: len(self.allowed)]
-        self.allowed[:, first : first + height // 8] &= columns
-        self.rows = []
-
-
-_M1, _M2, _M3 = (np.uint64(m) for m in (0x00AA00AA00AA00AA, 0x0000CCCC0000CCCC, 0xF0F0F0F0))
-_S1, _S2, _S3 = np.uint64(7), np.uint64(14), np.uint64(28)
-
-
-def _transposed_bits(packed: ByteArray) -> ByteArray:
-    """The bit matrix ``packed`` (rows packed with ``np.packbits(.., axis=1)``, a multiple of
-    8 rows) transposed, packed the same way: ``packbits(unpackbits(packed, axis=1).T, axis=1)``.
-
-    Each 8 x 8 block of bits (eight rows of one byte column) is read as one 64-bit word and
-    transposed in three swaps of bit groups (the classic delta swaps of 1, 2 and 4 bits), so the
-    work is a few numpy passes over the packed bytes, never over one byte per bit.
-    """
-    height, width = packed.shape
-    # Rows reversed so that, read as little-endian words, row 0 lands in the top byte.
-    blocks = packed.reshape(height // 8, 8, width)[:, ::-1, :].transpose(0, 2, 1)
-    x = np.ascontiguousarray(blocks).view(np.uint64).reshape(height // 8, width)
-    t = (x ^ (x >> _S1)) & _M1
-    x ^= t ^ (t << _S1)
-    t = (x ^ (x >> _S2)) & _M2
-    x ^= t ^ (t << _S2)
-    t = (x ^ (x >> _S3)) & _M3
-    x ^= t ^ (t << _S3)
-    out = x.view(np.uint8).reshape(height // 8, width, 8)[:, :, ::-1].transpose(1, 2, 0)
-    return out.reshape(width * 8, height // 8)
-
-
-def _packed_or_of_outer(
-    left: Sequence[BoolArray],
-    right: Sequence[BoolArray],
-    packed: dict[int, tuple[ByteArray, BoolArray]],
-    *,
-    shape: tuple[int, ...],
-) -> ByteArray:
-    """OR over k of outer(left[k], right[k]), packed along ``right`` (``np.packbits`` order).
-
-    ``left`` vectors are short (the isolated classes of one namespace) and ``right`` ones long
-    (every class) and often the very same object (a peer vector shared by many rules), so rules
-    with one ``right`` are merged first and its packed bits are then ORed into each row it
-    reaches: the work is the rows each distinct vector reaches times classes / 8 bytes.
-    ``packed`` memoises the bits of each ``right`` vector by identity (the vector is kept
-    alongside so that its id stays unique for the memo's lifetime).
-    """
-    merged: dict[int, tuple[BoolArray, BoolArray]] = {}
-    for rows, vector in zip(left, right, strict=True):
-        seen = merged.get(id(vector))
-        merged[id(vector)] = (rows if seen is None else seen[0] | rows, vector)
-    out = np.zeros(shape, dtype=np.uint8)
-    for rows, vector in merged.values():
-        hit = np.flatnonzero(rows)
-        if not len(hit):
-            continue
-        bits = packed.get(id(vector))
-        if bits is None:
-            bits = packed[id(vector)] = (np.packbits(vector), vector)
-        if len(hit) == 1:
-            out[hit[0]] |= bits[0]
-        else:
-            out[hit] |= bits[0]
-    return out
 
 
 def compute_matrix(
