@@ -132,34 +132,68 @@ class ReachabilityAnalysis:
 
     def _packed_peers(self, ids: IntArray) -> ByteArray:
         """Packed peer vectors of peer ids ``ids``, rows padded to whole 64-bit words
-        (memoised packed only: 8x less memory)."""
+        (memoised packed only: 8x less memory than booleans).
+
+        The vectors not yet known are built together: their class ids are scattered as bits
+        into one zeroed block (one ``bitwise_or.at``), not one boolean vector each.
+        """
         cache = self._peer_bits
-        width = -(-self.classes.count // 64) * 8
-        out = np.zeros((len(ids), width), dtype=np.uint8)
-        keys: list[tuple[PeerMatcher, ...]] | None = None
-        for row, pid in enumerate(ids.tolist()):
-            bits = cache.get(pid)
-            if bits is None:
-                if keys is None:
-                    keys = list(self._peer_keys)
-                bits = cache[pid] = np.packbits(self._peer_vector(keys[pid]))
-            out[row, : len(bits)] = bits
+        count = self.classes.count
+        width = -(-count // 64) * 8
+        wanted = ids.tolist()
+        missing = [pid for pid in dict.fromkeys(wanted) if pid not in cache]
+        if missing:
+            keys = list(self._peer_keys)
+            block = np.zeros((len(missing), width), dtype=np.uint8)
+            every = np.zeros(width, dtype=np.uint8)
+            every[: count // 8] = 0xFF
+            if count % 8:
+                every[count // 8] = (0xFF << (8 - count % 8)) & 0xFF
+            rows: list[IntArray] = []
+            hits: list[IntArray] = []
+            for row, pid in enumerate(missing):
+                found = self._peer_ids(keys[pid])
+                if found is None:
+                    block[row] = every
+                elif len(found):
+                    hits.append(found)
+                    rows.append(np.full(len(found), row, dtype=np.int64))
+            if hits:
+                at = np.concatenate(hits)
+                flat = np.concatenate(rows) * width + (at >> 3)
+                np.bitwise_or.at(
+                    block.reshape(-1), flat, np.uint8(0x80) >> (at & 7).astype(np.uint8)
+                )
+            for row, pid in enumerate(missing):
+                cache[pid] = block[row]
+        out = np.empty((len(wanted), width), dtype=np.uint8)
+        for row, pid in enumerate(wanted):
+            out[row] = cache[pid]
         return out
 
     def _peer_vector(self, peers: tuple[PeerMatcher, ...]) -> BoolArray:
+        vector = np.zeros(self.classes.count, dtype=np.bool_)
+        found = self._peer_ids(peers)
+        if found is None:
+            vector[:] = True
+        else:
+            vector[found] = True
+        return vector
+
+    def _peer_ids(self, peers: tuple[PeerMatcher, ...]) -> IntArray | None:
+        """Ids of the classes any of ``peers`` matches (repeats possible), None for all."""
         classes = self.classes
-        vector = np.zeros(classes.count, dtype=np.bool_)
+        found: list[IntArray] = []
         for peer in peers:
             if peer.kind is PeerKind.ANY:  # S09: every pod (and every IP)
-                vector[:] = True
-                break
+                return None
             if peer.kind is PeerKind.IP_BLOCK:
                 # S15: pod IPs inside cidr minus excepts; a pod without IPs never matches.
                 assert peer.ip_block is not None
                 ids = classes.block_classes[self._block_pos[peer.ip_block]]
                 if not self.settings.ipblock_matches_pods:
                     ids = ids[classes.host_network[ids]]
-                vector[ids] = True
+                found.append(ids)
                 continue
             # S11/S12/S13/S14: pod selector within the own namespace or selected namespaces.
             ids = self.index.select(
@@ -167,8 +201,10 @@ class ReachabilityAnalysis:
                 namespace=peer.namespace,
                 namespace_selector=peer.namespace_selector,
             )
-            vector[ids] = True
-        return vector
+            found.append(ids)
+        if len(found) == 1:
+            return found[0]
+        return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
     def rule_peers(self, rule: CompiledRule) -> BoolArray:
         """``peer_vector`` of one rule of ``self.policies``, memoised by identity."""
