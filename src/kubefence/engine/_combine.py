@@ -57,13 +57,17 @@ class Occurrences:
         selected: list[IntArray],
         peers: list[int],
         ports: list[int],
+        isolating: list[IntArray],
         *,
         count: int,
-        isolated: BoolArray,
     ) -> Occurrences:
-        """From per rule: its policy's selected classes, its peer and port ids."""
+        """From per rule: its policy's selected classes, its peer and port ids; and the
+        selected classes of every policy of the direction (with or without rules)."""
         lengths = np.asarray([len(s) for s in selected], dtype=np.int64)
         none = np.zeros(0, dtype=np.int64)
+        isolated = np.zeros(count, dtype=np.bool_)
+        if isolating:
+            isolated[np.concatenate(isolating)] = True
         return cls(
             cls=np.concatenate(selected) if selected else none,
             peer=np.repeat(np.asarray(peers, dtype=np.int64), lengths),

@@ -79,33 +79,33 @@ class ReachabilityAnalysis:
         self._peer_keys: dict[tuple[PeerMatcher, ...], int] = {}
         self._port_keys: dict[tuple[PortMatcher, ...], int] = {}
         self._peer_bits: dict[int, ByteArray] = {}
-        count = self.classes.count
-        found: dict[bool, tuple[list[IntArray], list[int], list[int]]] = {
-            True: ([], [], []),
-            False: ([], [], []),
+        classes = self.classes
+        count = classes.count
+        found: dict[bool, tuple[list[IntArray], list[int], list[int], list[IntArray]]] = {
+            True: ([], [], [], []),
+            False: ([], [], [], []),
         }
-        isolated = {True: np.zeros(count, np.bool_), False: np.zeros(count, np.bool_)}
         peer_keys, port_keys = self._peer_keys, self._port_keys
+        selected_in = self.index.selected_in_namespace
+        position, ns_range = classes.namespace_position, classes.ns_range
         for i, source in enumerate(inventory.policies):
-            k = self.classes.namespace_index(source.namespace)
-            assert k is not None  # classify() saw every policy namespace
             # S01 + S23 (hostNetwork never selected unless set)
-            selected = self.index.selected_in_namespace(source.pod_selector, source.namespace)
-            if not selected.any():
+            ids = np.flatnonzero(selected_in(source.pod_selector, source.namespace))
+            if not len(ids):
                 continue
             policy = self._compiled[i] = compile_policy(source)
-            ids = np.flatnonzero(selected) + self.classes.ns_range[k][0]
+            ids += ns_range[position[source.namespace]][0]
             for ingress, rules in ((True, policy.ingress), (False, policy.egress)):
                 if rules is None:
                     continue
-                isolated[ingress][ids] = True  # S03
-                lists = found[ingress]
+                selected, peers, ports, isolating = found[ingress]
+                isolating.append(ids)  # S03
                 for rule in rules:
-                    lists[0].append(ids)
-                    lists[1].append(peer_keys.setdefault(rule.peers, len(peer_keys)))
-                    lists[2].append(port_keys.setdefault(rule.ports, len(port_keys)))
+                    selected.append(ids)
+                    peers.append(peer_keys.setdefault(rule.peers, len(peer_keys)))
+                    ports.append(port_keys.setdefault(rule.ports, len(port_keys)))
         self._ingress, self._egress = (
-            Occurrences.build(*found[d], count=count, isolated=isolated[d]) for d in (True, False)
+            Occurrences.build(*found[d], count=count) for d in (True, False)
         )
         self._endpoint_ns = self.classes.namespace_of[self.classes.of_pod]
         self._from_node = node_overrides(inventory.pods, settings)
@@ -134,8 +134,9 @@ class ReachabilityAnalysis:
         """Packed peer vectors of peer ids ``ids``, rows padded to whole 64-bit words
         (memoised packed only: 8x less memory than booleans).
 
-        The vectors not yet known are built together: their class ids are scattered as bits
-        into one zeroed block (one ``bitwise_or.at``), not one boolean vector each.
+        The vectors not yet known are built together: the class ids of those matching few
+        classes (most: a selector in the policy's own namespace) are scattered as bits into
+        one zeroed block by one ``bitwise_or.at``; the others are packed from a boolean vector.
         """
         cache = self._peer_bits
         count = self.classes.count
@@ -155,6 +156,10 @@ class ReachabilityAnalysis:
                 found = self._peer_ids(keys[pid])
                 if found is None:
                     block[row] = every
+                elif len(found) > _SCATTER:  # many classes: one boolean vector, packed
+                    vector = np.zeros(8 * width, dtype=np.bool_)
+                    vector[found] = True
+                    block[row] = np.packbits(vector)
                 elif len(found):
                     hits.append(found)
                     rows.append(np.full(len(found), row, dtype=np.int64))
@@ -358,6 +363,7 @@ def node_overrides(
     return tuple((i, tuple(on_node[node])) for i, node in hosts if on_node.get(node))
 
 
+_SCATTER = 256  # peers matching more classes are packed from a boolean vector
 _TILE = 512  # destination classes gathered before their ingress is folded into ``allowed``
 
 
