@@ -64,13 +64,14 @@ def _measure(size: str, repeat: int, seed: int, incremental: bool) -> dict[str, 
     walls, cpus = [], []
     analysis = None
     for _ in range(repeat):
+        analysis = matrix = None  # the previous repetition's result is not part of this one
         gc.collect()
         wall, cpu = time.perf_counter(), time.process_time()
         analysis = ReachabilityAnalysis(inventory)
         matrix = analysis.matrix(PORT)
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
-    assert analysis is not None
+    assert analysis is not None and matrix is not None
     second = time.perf_counter()
     analysis.matrix(5432)
     second_port = time.perf_counter() - second
