@@ -13,8 +13,10 @@ the classes each distinct rule vector reaches rather than pods x pods x policies
 The port of a connection is always judged at its destination (S21): for ingress the selected
 pod, for egress the peer pod. ``ReachabilityAnalysis`` keeps everything that does not depend on
 the port (classes, selector results, peer vectors), so asking for many ports costs little more
-than asking for one. Memory: one classes x classes boolean matrix (1.2 GB at 34,000 classes)
-plus a buffer of about 512 rows; pods are expanded only on request.
+than asking for one. Memory: one classes x classes bit matrix (145 MB at 34,000 classes, packed
+along destinations, see ``Matrix.class_bits``) plus a packed buffer of about 512 rows; pods are
+expanded only on request. Ingress verdicts are computed as rows ``[dst, src]`` and folded into
+the destination columns through 8 x 8 bit-block transposes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy.typing as npt
 from kubefence._collector import collector_paused
 from kubefence.api import Inventory, Pod, Protocol
 from kubefence.engine._classes import ClassIndex, PodClasses, classify, distinct_blocks
+from kubefence.engine._combine import Occurrences, apply_egress, apply_ingress, padded
 from kubefence.engine._matrix import Matrix
 from kubefence.semantics import (
     DEFAULT_SETTINGS,
@@ -44,6 +47,7 @@ from kubefence.semantics import (
 __all__ = ["ReachabilityAnalysis", "compute_matrix", "node_overrides"]
 
 BoolArray = npt.NDArray[np.bool_]
+ByteArray = npt.NDArray[np.uint8]
 IntArray = npt.NDArray[np.int64]
 
 
@@ -71,15 +75,38 @@ class ReachabilityAnalysis:
         # compiled when ``policies`` is first read (about a third of them, in the benchmarks).
         self._compiled: dict[int, CompiledPolicy] = {}
         self._all_compiled: tuple[CompiledPolicy, ...] | None = None
-        self._by_namespace: dict[int, list[tuple[CompiledPolicy, BoolArray]]] = {}
+        # Every rule of a selecting policy, as (selected classes, peer id, port id) entries.
+        self._peer_keys: dict[tuple[PeerMatcher, ...], int] = {}
+        self._port_keys: dict[tuple[PortMatcher, ...], int] = {}
+        self._peer_bits: dict[int, ByteArray] = {}
+        classes = self.classes
+        count = classes.count
+        found: dict[bool, tuple[list[IntArray], list[int], list[int], list[IntArray]]] = {
+            True: ([], [], [], []),
+            False: ([], [], [], []),
+        }
+        peer_keys, port_keys = self._peer_keys, self._port_keys
+        selected_in = self.index.selected_in_namespace
+        position, ns_range = classes.namespace_position, classes.ns_range
         for i, source in enumerate(inventory.policies):
-            k = self.classes.namespace_index(source.namespace)
-            assert k is not None  # classify() saw every policy namespace
             # S01 + S23 (hostNetwork never selected unless set)
-            selected = self.index.selected_in_namespace(source.pod_selector, source.namespace)
-            if selected.any():
-                policy = self._compiled[i] = compile_policy(source)
-                self._by_namespace.setdefault(k, []).append((policy, selected))
+            ids = np.flatnonzero(selected_in(source.pod_selector, source.namespace))
+            if not len(ids):
+                continue
+            policy = self._compiled[i] = compile_policy(source)
+            ids += ns_range[position[source.namespace]][0]
+            for ingress, rules in ((True, policy.ingress), (False, policy.egress)):
+                if rules is None:
+                    continue
+                selected, peers, ports, isolating = found[ingress]
+                isolating.append(ids)  # S03
+                for rule in rules:
+                    selected.append(ids)
+                    peers.append(peer_keys.setdefault(rule.peers, len(peer_keys)))
+                    ports.append(port_keys.setdefault(rule.ports, len(port_keys)))
+        self._ingress, self._egress = (
+            Occurrences.build(*found[d], count=count) for d in (True, False)
+        )
         self._endpoint_ns = self.classes.namespace_of[self.classes.of_pod]
         self._from_node = node_overrides(inventory.pods, settings)
 
@@ -99,21 +126,79 @@ class ReachabilityAnalysis:
     def peer_vector(self, peers: tuple[PeerMatcher, ...]) -> BoolArray:
         """Classes matched by any of ``peers`` (S10: peers of one rule are ORed)."""
         hit = self._peer_cache.get(peers)
-        if hit is not None:
-            return hit
+        if hit is None:
+            hit = self._peer_cache[peers] = self._peer_vector(peers)
+        return hit
+
+    def _packed_peers(self, ids: IntArray) -> ByteArray:
+        """Packed peer vectors of peer ids ``ids``, rows padded to whole 64-bit words
+        (memoised packed only: 8x less memory than booleans).
+
+        The vectors not yet known are built together: the class ids of those matching few
+        classes (most: a selector in the policy's own namespace) are scattered as bits into
+        one zeroed block by one ``bitwise_or.at``; the others are packed from a boolean vector.
+        """
+        cache = self._peer_bits
+        count = self.classes.count
+        width = -(-count // 64) * 8
+        wanted = ids.tolist()
+        missing = [pid for pid in dict.fromkeys(wanted) if pid not in cache]
+        if missing:
+            keys = list(self._peer_keys)
+            block = np.zeros((len(missing), width), dtype=np.uint8)
+            every = np.zeros(width, dtype=np.uint8)
+            every[: count // 8] = 0xFF
+            if count % 8:
+                every[count // 8] = (0xFF << (8 - count % 8)) & 0xFF
+            rows: list[IntArray] = []
+            hits: list[IntArray] = []
+            for row, pid in enumerate(missing):
+                found = self._peer_ids(keys[pid])
+                if found is None:
+                    block[row] = every
+                elif len(found) > _SCATTER:  # many classes: one boolean vector, packed
+                    vector = np.zeros(8 * width, dtype=np.bool_)
+                    vector[found] = True
+                    block[row] = np.packbits(vector)
+                elif len(found):
+                    hits.append(found)
+                    rows.append(np.full(len(found), row, dtype=np.int64))
+            if hits:
+                at = np.concatenate(hits)
+                flat = np.concatenate(rows) * width + (at >> 3)
+                np.bitwise_or.at(
+                    block.reshape(-1), flat, np.uint8(0x80) >> (at & 7).astype(np.uint8)
+                )
+            for row, pid in enumerate(missing):
+                cache[pid] = block[row]
+        out = np.empty((len(wanted), width), dtype=np.uint8)
+        for row, pid in enumerate(wanted):
+            out[row] = cache[pid]
+        return out
+
+    def _peer_vector(self, peers: tuple[PeerMatcher, ...]) -> BoolArray:
+        vector = np.zeros(self.classes.count, dtype=np.bool_)
+        found = self._peer_ids(peers)
+        if found is None:
+            vector[:] = True
+        else:
+            vector[found] = True
+        return vector
+
+    def _peer_ids(self, peers: tuple[PeerMatcher, ...]) -> IntArray | None:
+        """Ids of the classes any of ``peers`` matches (repeats possible), None for all."""
         classes = self.classes
-        vector = np.zeros(classes.count, dtype=np.bool_)
+        found: list[IntArray] = []
         for peer in peers:
             if peer.kind is PeerKind.ANY:  # S09: every pod (and every IP)
-                vector[:] = True
-                break
+                return None
             if peer.kind is PeerKind.IP_BLOCK:
                 # S15: pod IPs inside cidr minus excepts; a pod without IPs never matches.
                 assert peer.ip_block is not None
                 ids = classes.block_classes[self._block_pos[peer.ip_block]]
                 if not self.settings.ipblock_matches_pods:
                     ids = ids[classes.host_network[ids]]
-                vector[ids] = True
+                found.append(ids)
                 continue
             # S11/S12/S13/S14: pod selector within the own namespace or selected namespaces.
             ids = self.index.select(
@@ -121,9 +206,10 @@ class ReachabilityAnalysis:
                 namespace=peer.namespace,
                 namespace_selector=peer.namespace_selector,
             )
-            vector[ids] = True
-        self._peer_cache[peers] = vector
-        return vector
+            found.append(ids)
+        if len(found) == 1:
+            return found[0]
+        return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
     def rule_peers(self, rule: CompiledRule) -> BoolArray:
         """``peer_vector`` of one rule of ``self.policies``, memoised by identity."""
@@ -187,90 +273,47 @@ class ReachabilityAnalysis:
 
     def class_matrix(self, port: int | str, protocol: Protocol = Protocol.TCP) -> BoolArray:
         """allowed[a, b] between distinct pods of classes a and b (no S07 diagonal)."""
-        with collector_paused():
-            return self._class_matrix(port, protocol)
+        count = self.classes.count
+        bits = self.class_bits(port, protocol)
+        return np.unpackbits(bits, axis=1, count=count).view(np.bool_)
 
-    def _class_matrix(self, port: int | str, protocol: Protocol) -> BoolArray:
-        classes = self.classes
-        count = classes.count
+    def class_bits(self, port: int | str, protocol: Protocol = Protocol.TCP) -> ByteArray:
+        """``class_matrix`` bit-packed along destinations (``np.packbits(.., axis=1)``)."""
+        with collector_paused():
+            return self._class_bits(port, protocol)
+
+    def _class_bits(self, port: int | str, protocol: Protocol) -> ByteArray:
+        count = self.classes.count
+        width = -(-count // 8)
         effective = self.effective_ports(port, protocol)
         reachable = effective >= 0
-        allowed = np.ones((count, count), dtype=np.bool_)
-        allowed[:, ~reachable] = False
-        port_cache: dict[tuple[PortMatcher, ...], BoolArray] = {}
-        by_rule: dict[int, BoolArray] = {}  # id(rule): rules live as long as ``self``
-        # ids of port vectors (kept in port_cache) that match no destination: their rules
-        # allow nothing on this port, so their peers need not be computed.
-        nowhere: set[int] = set()
-
-        def rule_ports(rule: CompiledRule) -> BoolArray:
-            hit = by_rule.get(id(rule))
-            if hit is not None:
-                return hit
-            hit = port_cache.get(rule.ports)
-            if hit is None:
-                hit = (
-                    self.port_vector(rule.ports, effective=effective, protocol=protocol) & reachable
-                )
-                port_cache[rule.ports] = hit
-                if not hit.any():
-                    nowhere.add(id(hit))
-            by_rule[id(rule)] = hit
-            return hit
-
-        both: dict[tuple[int, int], BoolArray] = {}
-
-        def peer_and_port(rule: CompiledRule) -> BoolArray:
-            """Egress: destinations matched by peer AND port; one shared array per pair."""
-            peers, ports = self.rule_peers(rule), rule_ports(rule)
-            hit = both.get((id(peers), id(ports)))
-            if hit is None:
-                hit = both[(id(peers), id(ports))] = peers & ports
-            return hit
-
-        # Ingress is computed per destination, as rows of ``ingress[dst, src]``, gathered for
-        # a span of consecutive namespaces (about ``_TILE`` destination classes) and folded
-        # into those columns of ``allowed`` by a bit-packed transpose: one extra span x
-        # classes buffer instead of a second classes x classes matrix.
-        ingress = _IngressSpans(allowed)
-        for k, entries in sorted(self._by_namespace.items()):
-            lo, hi = classes.ns_range[k]
-            if lo == hi:
-                continue
-            # Ingress of destinations in this namespace (S03, S04, S08).
-            isolated = np.zeros(hi - lo, dtype=np.bool_)
-            sources: list[BoolArray] = []
-            targets: list[BoolArray] = []
-            for policy, selected in entries:
-                if policy.ingress is None:
-                    continue
-                isolated |= selected
-                for rule in policy.ingress:
-                    target = selected & rule_ports(rule)[lo:hi]
-                    if target.any():
-                        targets.append(target)
-                        sources.append(self.rule_peers(rule))
-            if isolated.any():
-                rows = np.flatnonzero(isolated)
-                block = _or_of_outer([t[rows] for t in targets], sources, shape=(len(rows), count))
-                ingress.add(lo, hi, rows, block)
-            # Egress of sources in this namespace.
-            isolated = np.zeros(hi - lo, dtype=np.bool_)
-            sources = []
-            targets = []
-            for policy, selected in entries:
-                if policy.egress is None:
-                    continue
-                isolated |= selected
-                for rule in policy.egress:
-                    if id(rule_ports(rule)) not in nowhere:
-                        sources.append(selected)
-                        targets.append(peer_and_port(rule))
-            if isolated.any():
-                rows = np.flatnonzero(isolated)
-                block = _or_of_outer([s[rows] for s in sources], targets, shape=(len(rows), count))
-                allowed[rows + lo, :] &= block
-        ingress.flush()
+        # Packed along destinations: bit b of row a is allowed[a, b]; the padding bits of the
+        # last byte stay 0 (packbits pads with 0, every vector ANDed in is packed alike).
+        allowed = np.empty((count, width), dtype=np.uint8)
+        if not count:
+            return allowed
+        allowed[:] = np.packbits(reachable)
+        port_at = np.empty((len(self._port_keys), count), dtype=np.bool_)
+        for t, ports in enumerate(self._port_keys):
+            port_at[t] = self.port_vector(ports, effective=effective, protocol=protocol)
+        port_at &= reachable
+        peers = len(self._peer_keys)
+        apply_egress(
+            allowed,
+            self._egress,
+            port_ok=padded(np.packbits(port_at, axis=1)),
+            port_any=np.asarray(port_at.any(axis=1), dtype=np.bool_),
+            peer_bits=self._packed_peers,
+            peers=peers,
+        )
+        apply_ingress(
+            allowed,
+            self._ingress,
+            port_at=port_at,
+            peer_bits=self._packed_peers,
+            peers=peers,
+            tile=_TILE,
+        )
         return allowed
 
     def matrix(
@@ -292,7 +335,7 @@ class ReachabilityAnalysis:
             protocol=protocol,
             endpoints=tuple(p.key for p in self.inventory.pods),
             class_of=self.classes.of_pod,
-            class_allowed=self.class_matrix(port, protocol),
+            class_bits=self.class_bits(port, protocol),
             endpoint_namespace=self._endpoint_ns,
             namespaces=self.classes.namespaces,
             self_allowed=self.settings.self_traffic_allowed,
@@ -320,81 +363,8 @@ def node_overrides(
     return tuple((i, tuple(on_node[node])) for i, node in hosts if on_node.get(node))
 
 
+_SCATTER = 256  # peers matching more classes are packed from a boolean vector
 _TILE = 512  # destination classes gathered before their ingress is folded into ``allowed``
-
-
-class _IngressSpans:
-    """Ingress rows (``[dst, src]``) of consecutive namespaces, transposed and ANDed into the
-    columns of ``allowed`` once they span about ``_TILE`` destination classes."""
-
-    def __init__(self, allowed: BoolArray) -> None:
-        self.allowed = allowed
-        self.lo = self.hi = 0
-        self.rows: list[tuple[IntArray, BoolArray]] = []
-        # One buffer reused by every span (fresh ones would each be page-faulted in anew).
-        self.buffer = np.empty((0, allowed.shape[1]), dtype=np.bool_)
-
-    def add(self, lo: int, hi: int, rows: IntArray, block: BoolArray) -> None:
-        """Destinations ``lo + rows`` (classes of one namespace ``lo``..``hi``) get ``block``."""
-        if self.rows and hi - self.lo > _TILE:
-            self.flush()
-        if not self.rows:
-            self.lo = lo
-        self.hi = hi
-        self.rows.append((rows + lo, block))
-
-    def flush(self) -> None:
-        if not self.rows:
-            return
-        width = self.hi - self.lo
-        height = -(-width // 8) * 8
-        if len(self.buffer) < height:
-            self.buffer = np.empty((max(height, _TILE + 8), self.allowed.shape[1]), np.bool_)
-        span = self.buffer[:height]
-        span.fill(True)
-        for rows, block in self.rows:
-            span[rows - self.lo] = block
-        self.allowed[:, self.lo : self.hi] &= _transposed(span, width)
-        self.rows = []
-
-
-def _transposed(span: BoolArray, width: int) -> BoolArray:
-    """``span[:width].T`` as a contiguous array, for ``span`` with a multiple of 8 rows.
-
-    A byte matrix transposes slowly (every element is a strided access), so the rows are first
-    packed eight to a byte (eight contiguous shifts), the eight-times smaller byte matrix is
-    transposed, and the bits are unpacked along the now contiguous rows.
-    """
-    eighths = span.view(np.uint8).reshape(-1, 8, span.shape[1])
-    packed = eighths[:, 0, :] << np.uint8(7)
-    for bit in range(1, 8):
-        packed |= eighths[:, bit, :] << np.uint8(7 - bit)
-    flipped = np.ascontiguousarray(packed.T)
-    return np.unpackbits(flipped, axis=1, count=width).view(np.bool_)
-
-
-def _or_of_outer(
-    left: Sequence[BoolArray], right: Sequence[BoolArray], *, shape: tuple[int, int]
-) -> BoolArray:
-    """OR over k of outer(left[k], right[k]).
-
-    ``left`` vectors are short (the isolated classes of one namespace) and ``right`` ones long
-    (every class) and often the very same object (a peer vector shared by many rules), so rules
-    with one ``right`` are merged first and each row is then ORed in place: the work is
-    proportional to the rows each distinct vector reaches, not to rules x classes.
-    """
-    merged: dict[int, tuple[BoolArray, BoolArray]] = {}
-    for rows, vector in zip(left, right, strict=True):
-        seen = merged.get(id(vector))
-        merged[id(vector)] = (rows if seen is None else seen[0] | rows, vector)
-    out = np.zeros(shape, dtype=np.bool_)
-    for rows, vector in merged.values():
-        hit = np.flatnonzero(rows)
-        if len(hit) == 1:
-            out[hit[0]] |= vector
-        elif len(hit):
-            out[hit] |= vector
-    return out
 
 
 def compute_matrix(
