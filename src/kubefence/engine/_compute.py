@@ -21,7 +21,7 @@ the destination columns through 8 x 8 bit-block transposes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -75,6 +75,7 @@ class ReachabilityAnalysis:
         # compiled when ``policies`` is first read (about a third of them, in the benchmarks).
         self._compiled: dict[int, CompiledPolicy] = {}
         self._all_compiled: tuple[CompiledPolicy, ...] | None = None
+        self._selecting: dict[int, list[tuple[CompiledPolicy, BoolArray]]] | None = None
         # Every rule of a selecting policy, as (selected classes, peer id, port id) entries.
         self._peer_keys: dict[tuple[PeerMatcher, ...], int] = {}
         self._port_keys: dict[tuple[PortMatcher, ...], int] = {}
@@ -109,6 +110,26 @@ class ReachabilityAnalysis:
         )
         self._endpoint_ns = self.classes.namespace_of[self.classes.of_pod]
         self._from_node = node_overrides(inventory.pods, settings)
+
+    @property
+    def from_node(self) -> tuple[tuple[int, tuple[int, ...]], ...]:
+        """S24 pairs: (hostNetwork pod, pods on its node) allowed whatever the policies say."""
+        return self._from_node
+
+    def selecting_policies(self) -> Mapping[int, list[tuple[CompiledPolicy, BoolArray]]]:
+        """Per namespace index ``k``: each policy of that namespace that selects some class,
+        with the classes it selects as a boolean vector over ``classes.ns_range[k]`` (S01, S23).
+        Computed on first use (audit's port masks read it; the matrix itself does not)."""
+        if self._selecting is None:
+            found: dict[int, list[tuple[CompiledPolicy, BoolArray]]] = {}
+            position = self.classes.namespace_position
+            policies = self.policies
+            for i, source in enumerate(self.inventory.policies):
+                selected = self.index.selected_in_namespace(source.pod_selector, source.namespace)
+                if selected.any():
+                    found.setdefault(position[source.namespace], []).append((policies[i], selected))
+            self._selecting = found
+        return self._selecting
 
     @property
     def policies(self) -> tuple[CompiledPolicy, ...]:

@@ -42,7 +42,7 @@ def mask_bits(count: int) -> int:
 def node_pairs(analysis: ReachabilityAnalysis) -> tuple[tuple[int, tuple[int, ...]], ...]:
     """S24: ``Matrix.overrides`` of every numbered port (every port class's representative):
     (hostNetwork pod, pods on its node) pairs allowed whatever the policies say."""
-    return analysis._from_node
+    return analysis.from_node
 
 
 def port_masks(analysis: ReachabilityAnalysis, classes: Sequence[PortClass]) -> MaskArray:
@@ -88,7 +88,7 @@ def _word(
             by_ports[rule.ports] = hit
         return hit
 
-    by_namespace = analysis._by_namespace  # the engine's own preparation, shared
+    by_namespace = analysis.selecting_policies()
     for k, entries in sorted(by_namespace.items()):
         lo, hi = classes.ns_range[k]
         if lo == hi:
