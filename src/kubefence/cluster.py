@@ -19,6 +19,7 @@ from kubefence.semantics import (
     decide,
     parse_port,
     parse_protocol,
+    require_no_tiers,
 )
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ class Cluster:
         resolved per destination); ``.to_json()`` gives the ``matrix -o json`` shape."""
         from kubefence.engine import compute_matrix
 
+        require_no_tiers(self.inventory, by="Cluster.matrix (the engine)")
         return compute_matrix(
             self.inventory,
             port=parse_port(port),

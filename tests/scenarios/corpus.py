@@ -20,6 +20,12 @@ A scenario file (``tests/scenarios/*.yaml``) holds one mapping:
 
 ``from``/``to`` are ``ns/pod`` or IP addresses; ``protocol`` defaults to TCP; ``port`` is a
 number or a port name.
+
+Scenarios with admin tiers (ClusterNetworkPolicy and its v1alpha1 kinds) live in
+``tests/scenarios/tiers/`` and are read by ``load_tier_scenarios``, not ``load_scenarios``: only
+the reference evaluator knows tiers so far, and the engine and data-plane runs read
+``load_scenarios``. The engine's scenario test lists each tier scenario as a skip with the
+reason, so the exclusion is counted in every run.
 """
 
 from __future__ import annotations
@@ -34,9 +40,19 @@ import yaml
 
 from kubefence.api import Inventory
 
-__all__ = ["SCENARIO_DIR", "Check", "Scenario", "all_checks", "load_scenario", "load_scenarios"]
+__all__ = [
+    "SCENARIO_DIR",
+    "TIER_SCENARIO_DIR",
+    "Check",
+    "Scenario",
+    "all_checks",
+    "load_scenario",
+    "load_scenarios",
+    "load_tier_scenarios",
+]
 
 SCENARIO_DIR = Path(__file__).resolve().parent
+TIER_SCENARIO_DIR = SCENARIO_DIR / "tiers"
 _KEYS = {"name", "description", "source", "manifests", "checks"}
 _CHECK_KEYS = {"from", "to", "port", "protocol", "expect"}
 
@@ -142,6 +158,11 @@ def load_scenarios(directory: Path = SCENARIO_DIR) -> list[Scenario]:
     if duplicates := sorted({n for n in names if names.count(n) > 1}):
         raise ValueError(f"duplicate scenario names: {duplicates}")
     return scenarios
+
+
+def load_tier_scenarios() -> list[Scenario]:
+    """The scenarios with admin tiers (``tests/scenarios/tiers``); see the module docstring."""
+    return load_scenarios(TIER_SCENARIO_DIR)
 
 
 def all_checks(scenarios: Sequence[Scenario]) -> list[tuple[Scenario, Check]]:

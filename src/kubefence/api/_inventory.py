@@ -11,7 +11,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from kubefence.api._models import Namespace, NetworkPolicy, Pod, Service, labels_of_namespace
+from kubefence.api._cnp_models import ClusterNetworkPolicy
+from kubefence.api._models import (
+    Namespace,
+    NetworkPolicy,
+    Node,
+    Pod,
+    Service,
+    labels_of_namespace,
+)
 
 __all__ = ["Inventory"]
 
@@ -26,6 +34,9 @@ class Inventory:
     policies: tuple[NetworkPolicy, ...] = ()
     notes: tuple[str, ...] = ()  # e.g. "namespace test was created implicitly (referenced by ...)"
     skipped: Mapping[str, int] = field(default_factory=dict)  # unknown kinds and their counts
+    # ClusterNetworkPolicy (and v1alpha1 Admin/BaselineAdminNetworkPolicy), by (name, kind)
+    admin_policies: tuple[ClusterNetworkPolicy, ...] = ()
+    nodes: tuple[Node, ...] = ()  # by name; only the tiers' ``nodes`` peer reads them
 
     @classmethod
     def of(
@@ -37,6 +48,8 @@ class Inventory:
         policies: tuple[NetworkPolicy, ...] | list[NetworkPolicy] = (),
         notes: tuple[str, ...] | list[str] = (),
         skipped: Mapping[str, int] | None = None,
+        admin_policies: tuple[ClusterNetworkPolicy, ...] | list[ClusterNetworkPolicy] = (),
+        nodes: tuple[Node, ...] | list[Node] = (),
     ) -> Inventory:
         """Build an inventory with every collection in its canonical order."""
         return cls(
@@ -46,6 +59,8 @@ class Inventory:
             policies=tuple(sorted(policies, key=lambda p: (p.namespace, p.name))),
             notes=tuple(notes),
             skipped=dict(sorted((skipped or {}).items())),
+            admin_policies=tuple(sorted(admin_policies, key=lambda p: (p.name, p.kind))),
+            nodes=tuple(sorted(nodes, key=lambda n: n.name)),
         )
 
     @cached_property

@@ -28,6 +28,7 @@ __all__ = [
     "Labels",
     "Namespace",
     "NetworkPolicy",
+    "Node",
     "Operator",
     "Origin",
     "Peer",
@@ -310,3 +311,13 @@ class NetworkPolicy:
             cut = max(probe.rfind("."), probe.rfind("["))
             probe = probe[:cut] if cut > 0 else ""
         return self.origin.line if self.origin else None
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A node: labels for the tiers' ``nodes`` peer, InternalIP/ExternalIP ``addresses``."""
+
+    name: str
+    labels: Labels = field(default_factory=Labels)
+    addresses: tuple[IPAddress, ...] = ()
+    origin: Origin | None = None

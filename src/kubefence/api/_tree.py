@@ -67,7 +67,12 @@ class ObjectKey(NamedTuple):
         )
 
 
-_CLUSTER_SCOPED = frozenset({"Namespace", "Node", "ClusterRole", "ClusterRoleBinding"})
+_CLUSTER_SCOPED = frozenset(
+    {
+        "Namespace", "Node", "ClusterRole", "ClusterRoleBinding",
+        "ClusterNetworkPolicy", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

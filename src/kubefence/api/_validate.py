@@ -35,6 +35,7 @@ __all__ = [
     "parse_cidr",
     "port_name_problems",
     "port_number_problems",
+    "port_problems",
     "qualified_name_problems",
 ]
 
@@ -164,6 +165,13 @@ def port_name_problems(value: str) -> tuple[str, ...]:
     if value.startswith("-") or value.endswith("-"):
         problems.append("must not begin or end with a hyphen")
     return tuple(problems)
+
+
+def port_problems(value: int | str) -> tuple[str, ...]:
+    """A port given as a number or as a name (policy ports, service ``targetPort``)."""
+    if isinstance(value, int):
+        return port_number_problems(value)
+    return port_name_problems(value)
 
 
 def parse_cidr(value: str) -> IPNetwork | None:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 
 from kubefence.api import Inventory, restrict_to_family
 from kubefence.errors import InputError
-from kubefence.semantics import DEFAULT_SETTINGS, Settings
+from kubefence.semantics import DEFAULT_SETTINGS, Settings, require_no_tiers
 
 __all__ = [
     "FAMILY_HELP",
@@ -20,8 +21,10 @@ __all__ = [
     "add_family_argument",
     "add_input_arguments",
     "add_settings_arguments",
+    "check_kinds",
     "family_from_args",
     "inventory_from_args",
+    "not_evaluated",
     "settings_from_args",
 ]
 
@@ -50,16 +53,28 @@ def add_input_arguments(
         help="namespace for objects that name none (default: %(default)s)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
+    parser.add_argument(
+        "--no-strict",
+        dest="no_strict",
+        action="store_true",
+        help="analyse even when the input has policy kinds kubefence does not read (Calico, "
+        "Cilium, ... network policies); they are reported as not evaluated",
+    )
 
 
-def inventory_from_args(args: argparse.Namespace) -> Inventory:
-    """Load and validate the manifests named by ``-f``; raises ValidationError (exit 2).
+def inventory_from_args(
+    args: argparse.Namespace, *, command: str | None = None, engine: bool = False
+) -> Inventory:
+    """Load and validate the manifests named by ``-f``; raises ValidationError (exit 2). With
+    ``command`` (an analysis command), ``check_kinds`` also runs.
 
     With ``--family`` (when the command has it), the inventory as packets of that family see
     it (``kubefence.api.restrict_to_family``)."""
     from kubefence.sources.files import load_paths
 
     inventory = load_paths(list(args.filenames or []), default_namespace=args.namespace)
+    if command is not None:
+        check_kinds(inventory, args, command=command, engine=engine)
     family = family_from_args(args)
     return inventory if family is None else restrict_to_family(inventory, family)
 
@@ -82,6 +97,39 @@ def family_from_args(args: argparse.Namespace) -> int | None:
     """The IP version ``--family`` names (4 or 6), or None without it."""
     chosen = getattr(args, "family", None)
     return None if chosen is None else _FAMILIES[str(chosen)]
+
+
+def not_evaluated(inventory: Inventory) -> dict[str, int]:
+    """The kinds in the input no analysis evaluates, and their counts (``Inventory.skipped``)."""
+    return dict(inventory.skipped)
+
+
+def _is_policy_kind(kind: str) -> bool:
+    """A kind that carries network policy (``CiliumNetworkPolicy``, Calico's
+    ``GlobalNetworkPolicy``, ...): ignoring it changes answers, so it is refused by default."""
+    return "networkpolicy" in kind.lower()
+
+
+def check_kinds(
+    inventory: Inventory, args: argparse.Namespace, *, command: str, engine: bool
+) -> None:
+    """What every analysis command does with kinds it does not evaluate: list them on stderr;
+    refuse (exit 2) policy-carrying ones unless ``--no-strict``; and, for commands run by the
+    engine or the data plane (``engine``), refuse admin tiers, which only ``explain``
+    evaluates so far."""
+    if engine:
+        require_no_tiers(inventory, by=command)
+    skipped = not_evaluated(inventory)
+    policy_kinds = sorted(k for k in skipped if _is_policy_kind(k))
+    if policy_kinds and not getattr(args, "no_strict", False):
+        raise InputError(
+            f"the input has policy kinds kubefence does not evaluate: "
+            f"{', '.join(f'{skipped[k]} {k}' for k in policy_kinds)}; the answers would ignore "
+            "them (use --no-strict to analyse anyway)"
+        )
+    if skipped:
+        kinds = ", ".join(f"{count} {kind}" for kind, count in skipped.items())
+        print(f"kubefence {command}: not evaluated: {kinds}", file=sys.stderr)
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:

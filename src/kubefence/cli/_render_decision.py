@@ -27,6 +27,8 @@ from kubefence.semantics import (
     Reason,
     RuleMiss,
     SideDecision,
+    TierRule,
+    Unevaluated,
     Unmet,
 )
 
@@ -212,6 +214,64 @@ _NOT_APPLICABLE = {
 }
 
 
+def _tier_rule(rule: TierRule) -> str:
+    """``ClusterNetworkPolicy tenants (Baseline, priority 10) rule 1 'other' (f:12): peer 0,
+    protocols entry 1``."""
+    priority = "" if rule.priority is None else f", priority {rule.priority}"
+    name = f" {rule.rule_name!r}" if rule.rule_name else ""
+    entries = "protocols" if rule.kind == "ClusterNetworkPolicy" else "ports"
+    port = "any port" if rule.port < 0 else f"{entries} entry {rule.port}"
+    return (
+        f"{rule.kind} {rule.policy} ({rule.tier}{priority}) rule {rule.rule}{name}"
+        f"{_where(rule.file, rule.line)}: peer {rule.peer}, {port}"
+    )
+
+
+_NEXT_TIER = {"Admin": "the NetworkPolicy tier", "Baseline": "the default (allow)"}
+
+
+def _unevaluated(item: Unevaluated) -> str:
+    return (
+        f"note: {item.kind} {item.policy} rule {item.rule} peer {item.peer} ({item.peer_kind}) "
+        f"not evaluated: {item.why}; treated as not matching"
+    )
+
+
+def _tiered(side: SideDecision, head: str, lines: list[str]) -> list[str]:
+    """The tier that decided a side, the Pass rules before it, and unevaluated peers; ``lines``
+    are the NetworkPolicy tier's own lines (used when it decided)."""
+    rule = side.tier_rule
+    verdict = "allowed" if side.allowed else "denied"
+    passes = [
+        f"{_INDENT}{p.tier} tier passes it to {_NEXT_TIER[p.tier]}: {_tier_rule(p)}"
+        for p in side.passed
+    ]
+    notes = [f"{_INDENT}{_unevaluated(u)}" for u in side.unevaluated]
+    if side.tier == "Admin" and rule is not None:
+        return [
+            f"{head}: Admin tier, {rule.action} ({verdict}) by",
+            f"{_INDENT}{_tier_rule(rule)}",
+            *notes,
+        ]
+    if side.tier == "NetworkPolicy":
+        return [lines[0], *passes, *lines[1:], *notes]
+    direction = side.direction.value
+    if side.tier == "Baseline" and rule is not None:
+        return [
+            f"{head}: no NetworkPolicy selects it for {direction}; Baseline tier, {rule.action} "
+            f"({verdict}) by",
+            f"{_INDENT}{_tier_rule(rule)}",
+            *passes,
+            *notes,
+        ]
+    return [
+        f"{head}: not isolated (no policy selects it for {direction}) and no Admin or Baseline "
+        "rule decides, allowed",
+        *passes,
+        *notes,
+    ]
+
+
 def _side(
     side: SideDecision, kind: EndpointKind, *, to_pod: bool, verbose: bool = False
 ) -> list[str]:
@@ -222,6 +282,12 @@ def _side(
     head = f"{where} {side.endpoint}"
     if not side.applicable:
         return [f"{head}: {_NOT_APPLICABLE[kind]}"]
+    if side.tier is not None:
+        return _tiered(side, head, _np_side(side, head, to_pod=to_pod, verbose=verbose))
+    return _np_side(side, head, to_pod=to_pod, verbose=verbose)
+
+
+def _np_side(side: SideDecision, head: str, *, to_pod: bool, verbose: bool) -> list[str]:
     if not side.isolated:
         return [f"{head}: not isolated (no policy selects it for {side.direction.value}), allowed"]
     names = ", ".join(p.key for p in side.isolating)

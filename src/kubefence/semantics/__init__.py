@@ -42,6 +42,8 @@ from kubefence.semantics._decision import (
     Reason,
     RuleMiss,
     SideDecision,
+    TierRule,
+    Unevaluated,
     Unmet,
 )
 from kubefence.semantics._index import PolicyIndex, index_for
@@ -54,6 +56,12 @@ from kubefence.semantics._intervals import (
 )
 from kubefence.semantics._selectors import selector_matches
 from kubefence.semantics._settings import DEFAULT_SETTINGS, Settings
+from kubefence.semantics._tiers import (
+    admin_peer_matches,
+    admin_port_matches,
+    admin_selects,
+    require_no_tiers,
+)
 
 __all__ = [
     "ANY_INDEX",
@@ -79,7 +87,12 @@ __all__ = [
     "RuleMiss",
     "Settings",
     "SideDecision",
+    "TierRule",
+    "Unevaluated",
     "Unmet",
+    "admin_peer_matches",
+    "admin_port_matches",
+    "admin_selects",
     "block_intervals",
     "compile_policies",
     "compile_policy",
@@ -95,6 +108,7 @@ __all__ = [
     "peer_matches_ip",
     "peer_matches_pod",
     "port_matches",
+    "require_no_tiers",
     "resolve_named_port",
     "selector_matches",
     "selects_pod",

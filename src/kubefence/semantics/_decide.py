@@ -18,7 +18,8 @@ Order of the checks for one connection ``src -> dst`` on ``port``/``protocol``:
 5. otherwise egress at the source AND ingress at the destination (S05), each side isolated iff
    a policy of its type selects the pod (S01-S03) and then allowed iff some rule of some such
    policy matches peer and port (S04, S08-S21). Sides that are not selectable pods (external
-   addresses, nodes, hostNetwork pods, S23) impose nothing.
+   addresses, nodes, hostNetwork pods, S23) impose nothing. With tiered policies
+   (ClusterNetworkPolicy), each side is Admin tier, then that, then Baseline tier (``_tiers``).
 
 Address families: when either endpoint is given as an address, pods named ``ns/pod`` on the
 other side are reached at their first IP of that family; otherwise a named pod matches an
@@ -75,6 +76,7 @@ from kubefence.semantics._endpoints import ResolvedEndpoint, pod_endpoint, resol
 from kubefence.semantics._index import PolicyIndex, index_for
 from kubefence.semantics._selectors import requirement_holds, selector_matches
 from kubefence.semantics._settings import DEFAULT_SETTINGS, Settings
+from kubefence.semantics._tiers import tiered_side
 
 __all__ = ["decide", "is_backend", "parse_port", "parse_protocol"]
 
@@ -351,7 +353,48 @@ def _side(
     destination_ports: Sequence[ContainerPort] | None,
     settings: Settings,
 ) -> SideDecision:
-    """Egress of ``subject`` towards ``other``, or ingress of ``subject`` from ``other``."""
+    """Egress of ``subject`` towards ``other``, or ingress of ``subject`` from ``other``:
+    Admin tier, then NetworkPolicy, then Baseline tier, then allowed (``_tiers``). Without
+    tiered policies in the inventory, NetworkPolicy alone, exactly as before tiers existed."""
+
+    def decide_np() -> SideDecision:
+        return _np_side(
+            index,
+            direction,
+            subject,
+            other,
+            port=port,
+            protocol=protocol,
+            destination_ports=destination_ports,
+            settings=settings,
+        )
+
+    if not index.has_tiers:
+        return decide_np()
+    return tiered_side(
+        index,
+        direction,
+        subject,
+        other,
+        port=port,
+        protocol=protocol,
+        destination_ports=destination_ports,
+        decide_np=decide_np,
+    )
+
+
+def _np_side(
+    index: PolicyIndex,
+    direction: Direction,
+    subject: ResolvedEndpoint,
+    other: ResolvedEndpoint,
+    *,
+    port: int,
+    protocol: Protocol,
+    destination_ports: Sequence[ContainerPort] | None,
+    settings: Settings,
+) -> SideDecision:
+    """The NetworkPolicy tier alone (S01-S21)."""
     name = subject.public.name
     pod = subject.pod
     if subject.kind is not EndpointKind.POD or pod is None:

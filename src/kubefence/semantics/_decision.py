@@ -32,6 +32,8 @@ __all__ = [
     "Reason",
     "RuleMiss",
     "SideDecision",
+    "TierRule",
+    "Unevaluated",
     "Unmet",
 ]
 
@@ -175,6 +177,40 @@ class PolicyMiss:
 
 
 @dataclass(frozen=True, slots=True)
+class TierRule:
+    """The rule of a tiered policy (ClusterNetworkPolicy, AdminNetworkPolicy,
+    BaselineAdminNetworkPolicy) that matched one side of a connection, and what it did.
+
+    ``port`` is ``ANY_INDEX`` when the rule lists no ``protocols``/``ports``."""
+
+    tier: str  # "Admin" or "Baseline"
+    kind: str  # the manifest kind
+    policy: str
+    priority: int | None  # None: a BaselineAdminNetworkPolicy (it has none)
+    rule: int
+    rule_name: str | None
+    action: str  # "Accept", "Deny" or "Pass"
+    peer: int
+    port: int
+    file: str | None = None
+    line: int | None = None  # source line of the rule
+
+
+@dataclass(frozen=True, slots=True)
+class Unevaluated:
+    """A peer kubefence cannot evaluate offline (``domainNames``; ``nodes`` with a selector,
+    since manifests carry no node labels), skipped as if it did not match."""
+
+    tier: str
+    kind: str
+    policy: str
+    rule: int
+    peer: int
+    peer_kind: str  # "domainNames" or "nodes"
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class SideDecision:
     """Egress at the source or ingress at the destination.
 
@@ -189,6 +225,14 @@ class SideDecision:
     isolating: tuple[PolicyRef, ...] = ()
     admitted_by: tuple[Admission, ...] = ()  # one per admitting (policy, rule), policy order
     misses: tuple[PolicyMiss, ...] = ()  # when denied: one per isolating policy
+    # Admin tiers (only when the inventory has tiered policies; None/() otherwise):
+    # ``tier`` is the tier that decided: "Admin", "NetworkPolicy", "Baseline" or "Default".
+    # ``isolated``/``isolating``/``admitted_by``/``misses`` describe NetworkPolicy and are only
+    # evaluated when the Admin tier did not decide.
+    tier: str | None = None
+    tier_rule: TierRule | None = None  # the Accept/Deny rule that decided (Admin, Baseline)
+    passed: tuple[TierRule, ...] = ()  # Pass rules that handed the decision to the next tier
+    unevaluated: tuple[Unevaluated, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

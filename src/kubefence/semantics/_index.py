@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from kubefence.api import Inventory, IPAddress, Pod, Service, labels_of_namespace
+from kubefence.api import (
+    ClusterNetworkPolicy,
+    Inventory,
+    IPAddress,
+    Pod,
+    Service,
+    Tier,
+    labels_of_namespace,
+)
 from kubefence.semantics._algebra import CompiledPolicy, compile_policy
 
 __all__ = ["PolicyIndex", "index_for"]
@@ -34,6 +42,15 @@ class PolicyIndex:
     service_by_key: Mapping[str, Service]
     node_ips: Mapping[str, tuple[IPAddress, ...]]
     node_by_ip: Mapping[IPAddress, str]
+    admin_tier: tuple[ClusterNetworkPolicy, ...] = ()  # in evaluation order (``_tiers``)
+    baseline_tier: tuple[ClusterNetworkPolicy, ...] = ()
+    # From Node objects, read only by the tiers' ``nodes`` peer (``_tiers``):
+    node_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    node_by_address: Mapping[IPAddress, str] = field(default_factory=dict)
+
+    @property
+    def has_tiers(self) -> bool:
+        return bool(self.admin_tier or self.baseline_tier)
 
     def policies_in(self, namespace: str) -> tuple[CompiledPolicy, ...]:
         return self.policies_by_namespace.get(namespace, ())
@@ -74,7 +91,18 @@ class PolicyIndex:
             service_by_key={s.key: s for s in inventory.services},
             node_ips={node: tuple(ips) for node, ips in sorted(node_ips.items())},
             node_by_ip=node_by_ip,
+            admin_tier=_in_order(inventory.admin_policies, Tier.ADMIN),
+            baseline_tier=_in_order(inventory.admin_policies, Tier.BASELINE),
+            node_labels={n.name: n.labels for n in inventory.nodes},
+            node_by_address={ip: n.name for n in reversed(inventory.nodes) for ip in n.addresses},
         )
+
+
+def _in_order(
+    policies: tuple[ClusterNetworkPolicy, ...], tier: Tier
+) -> tuple[ClusterNetworkPolicy, ...]:
+    """The policies of ``tier`` in evaluation order (priority, then name: ``order``)."""
+    return tuple(sorted((p for p in policies if p.tier is tier), key=lambda p: p.order))
 
 
 # Keyed by ``id``: inventories are not hashable (they hold dicts). The index keeps no reference

@@ -22,7 +22,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from kubefence.api import Document, LineDict, LineList
 from kubefence.errors import FieldError
 
-__all__ = ["MAX_ALIAS_NODES", "MAX_DEPTH", "decode_bytes", "parse_text"]
+__all__ = ["decode_bytes", "parse_text"]
 
 MAX_DEPTH = 100  # nesting levels; Kubernetes objects need about 20
 MAX_ALIAS_NODES = 1_000_000  # nodes built by re-expanding aliases, per file (billion laughs)

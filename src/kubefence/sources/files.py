@@ -19,7 +19,7 @@ from kubefence.api import Document, Inventory, build_inventory
 from kubefence.errors import FieldError, InputError
 from kubefence.sources._yaml import decode_bytes, parse_text
 
-__all__ = ["MANIFEST_SUFFIXES", "STDIN", "expand_paths", "load_paths", "read_documents"]
+__all__ = ["STDIN", "expand_paths", "load_paths", "read_documents"]
 
 STDIN = "-"
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")

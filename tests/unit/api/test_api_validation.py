@@ -388,12 +388,16 @@ def test_v07_missing_kind_and_api_version() -> None:
 
 def test_v07_all_problems_are_reported_at_once() -> None:
     """Problems across rules and objects are collected, not stopped at the first."""
-    found = paths(
+    found = problems(
         policy({"podSelector": {}, "policyTypes": ["ingress"]}, name="a"),
         {**ingress_port({"port": 0}), "metadata": {"name": "b", "namespace": "test"}},
         {**ingress_peer({}), "metadata": {"name": "c", "namespace": "test"}},
     )
-    assert len(found) == 3
+    assert [(p.object, p.path) for p in found] == [
+        ("NetworkPolicy test/a", "spec.policyTypes[0]"),
+        ("NetworkPolicy test/b", "spec.ingress[0].ports[0].port"),
+        ("NetworkPolicy test/c", "spec.ingress[0].from[0]"),
+    ]
 
 
 def test_invalid_cluster_and_pod_ips_are_named_at_their_paths() -> None:

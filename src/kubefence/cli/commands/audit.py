@@ -31,7 +31,7 @@ from kubefence.audit import (
     lint,
     split_duplicate_policies,
 )
-from kubefence.cli._inputs import add_input_arguments
+from kubefence.cli._inputs import add_input_arguments, check_kinds
 from kubefence.cli._render_table import aligned
 from kubefence.cli._sarif import sarif_log
 
@@ -159,6 +159,7 @@ def _load(args: argparse.Namespace) -> tuple[Inventory, list[Finding]]:
     documents, problems = read_documents(list(args.filenames or []))
     kept, duplicates = split_duplicate_policies(documents, default_namespace=args.namespace)
     inventory = build_inventory(kept, default_namespace=args.namespace, problems=problems)
+    check_kinds(inventory, args, command="audit", engine=True)
     return inventory, duplicates
 
 

@@ -5,6 +5,8 @@ current manifests, ``--against`` the proposed ones (both repeatable); the output
 (source, destination, port class) that becomes allowed (+) or denied (-), on every port, and
 the pods present in one version only. ``--exit-code`` makes any change exit 1, for CI. ``-v``
 explains each changed connection before and after, as ``kubefence explain`` would.
+``-o connlist`` (and ``connlist-csv``, ``-json``, ``-md``) compares per workload pair in np-guard
+netpol-analyzer's diff format (``kubefence.report``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ HELP = (
 )
 
 EXIT_CHANGED = 1
+CONNLIST_FORMATS = {
+    "connlist": "txt",
+    "connlist-csv": "csv",
+    "connlist-json": "json",
+    "connlist-md": "md",
+}
 DIFF_MAX_PODS = 20_000  # the diff compares pods^2 cells per port class
 
 
@@ -57,7 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="only this protocol (default: TCP and every protocol the policies mention)",
     )
     parser.add_argument(
-        "-o", "--output", choices=("table", "json"), default="table", help="default: table"
+        "-o",
+        "--output",
+        choices=("table", "json", *CONNLIST_FORMATS),
+        default="table",
+        help="default: table; connlist, connlist-csv, connlist-json, connlist-md: changed, "
+        "added and removed connections per workload pair, as netpol-analyzer's diff prints them",
     )
     parser.add_argument(
         "--exit-code", action="store_true", help="exit 1 when anything changed (like git diff)"
@@ -139,11 +152,14 @@ def render_json(diff: ReachabilityDiff) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    old = inventory_from_args(args)
+    old = inventory_from_args(args, command="diff", engine=True)
     new_args = argparse.Namespace(
-        filenames=args.against, namespace=args.namespace, family=args.family
+        filenames=args.against,
+        namespace=args.namespace,
+        family=args.family,
+        no_strict=args.no_strict,
     )
-    new = inventory_from_args(new_args)
+    new = inventory_from_args(new_args, command="diff", engine=True)
     largest = max(len(old.pods), len(new.pods))
     if largest > DIFF_MAX_PODS:
         raise InputError(
@@ -152,6 +168,12 @@ def run(args: argparse.Namespace) -> int:
         )
     protocols = [parse_protocol(args.protocol)] if args.protocol else None
     settings = settings_from_args(args)
+    if args.output in CONNLIST_FORMATS:
+        from kubefence.report import connlist_diff, render_connlist_diff
+
+        wl = connlist_diff(old, new, protocols=protocols, settings=settings)
+        sys.stdout.write(render_connlist_diff(wl, CONNLIST_FORMATS[args.output]))
+        return EXIT_CHANGED if args.exit_code and wl.rows else 0
     diff = diff_inventories(old, new, protocols=protocols, settings=settings)
     if args.output == "json":
         sys.stdout.write(render_json(diff))

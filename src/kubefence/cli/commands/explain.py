@@ -18,6 +18,7 @@ from kubefence.cli._inputs import (
     add_settings_arguments,
     family_from_args,
     inventory_from_args,
+    not_evaluated,
     settings_from_args,
 )
 from kubefence.cli._render_decision import decision_to_json, render_text
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     family = family_from_args(args)
     _check_family(args.source, "--from", family)
     _check_family(args.destination, "--to", family)
-    inventory = inventory_from_args(args)
+    inventory = inventory_from_args(args, command="explain")
     decision = decide(
         inventory,
         args.source,
@@ -96,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
         settings=settings_from_args(args),
     )
     if args.output == "json":
-        print(json.dumps(decision_to_json(decision), indent=2, sort_keys=False))
+        data = decision_to_json(decision)
+        data["not_evaluated"] = not_evaluated(inventory)  # kinds in the input no answer reads
+        print(json.dumps(data, indent=2, sort_keys=False))
     else:
         print(render_text(decision, verbose=args.verbose))
     verdict = "allow" if decision.allowed else "deny"

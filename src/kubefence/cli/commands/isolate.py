@@ -19,6 +19,7 @@ from kubefence.api import Inventory
 from kubefence.audit import AuditReport, build_report, isolation_policies
 from kubefence.cli._render_table import aligned
 from kubefence.errors import InputError
+from kubefence.semantics import require_no_tiers
 
 __all__ = ["HELP", "NAME", "add_arguments", "render_check", "run"]
 
@@ -97,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from kubefence.sources.files import load_paths
 
     existing = load_paths(list(args.filenames))
+    require_no_tiers(existing, by="isolate --check")
     taken = {p.key for p in existing.policies}
     clash = sorted(p.key for p in generated.policies if p.key in taken)
     if clash:

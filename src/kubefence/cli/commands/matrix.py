@@ -4,7 +4,11 @@ Why this module exists: it is the command-line face of the vectorised engine. Wi
 prints one matrix (``-o json``: docs/matrix-json.md); without, it prints one matrix per port
 class the policies mention plus "other" (``-o json``: a list of those objects), which together
 answer for every port. Tables switch to a per-namespace summary beyond 40 pods unless
-``--per-pod``.
+``--per-pod``. ``-o connlist`` (and ``connlist-csv``, ``-json``, ``-md``) prints one line per
+workload pair in np-guard netpol-analyzer's format (``kubefence.report``); without ``--port``
+and ``--protocol`` it covers every port of all three protocols, so it can say
+``All Connections``. On a terminal, a run that takes over half a second shows a progress bar
+over the port classes on stderr (not with ``-o json`` or ``-v``; ``cli._progress``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from kubefence.api import Inventory
 from kubefence.cli._inputs import (
     add_family_argument,
     add_input_arguments,
@@ -22,6 +27,7 @@ from kubefence.cli._inputs import (
     inventory_from_args,
     settings_from_args,
 )
+from kubefence.cli._progress import Progress
 from kubefence.cli._render_matrix import (
     render_csv,
     render_dot,
@@ -40,7 +46,13 @@ HELP = (
     "class the policies mention"
 )
 
-FORMATS = ("table", "json", "csv", "md", "dot")
+CONNLIST_FORMATS = {
+    "connlist": "txt",
+    "connlist-csv": "csv",
+    "connlist-json": "json",
+    "connlist-md": "md",
+}
+FORMATS = ("table", "json", "csv", "md", "dot", *CONNLIST_FORMATS)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,8 +89,10 @@ def compute(
     port: str | None,
     protocol: str | None,
     log: _Log | None = None,
+    progress: Progress | None = None,
 ) -> list[Matrix]:
-    """The matrices the options ask for (one for ``port``, else one per port class)."""
+    """The matrices the options ask for (one for ``port``, else one per port class);
+    ``progress`` counts the port classes done."""
     if port is not None:
         wanted = parse_port(port)
         proto = parse_protocol(protocol or "TCP")
@@ -99,9 +113,15 @@ def compute(
             )
             log.line(f"  {c.label}/{c.protocol}: {span}")
     matrices = []
+    if progress is not None:
+        progress.total = len(classes)
     for c in classes:
+        if progress is not None:
+            progress.phase(f"port class {c.label}/{c.protocol}")
         with _timed(log, f"matrix {c.label}/{c.protocol}"):
             matrices.append(analysis.matrix(c.port, c.protocol, label=c.label))
+        if progress is not None:
+            progress.advance()
     return matrices
 
 
@@ -131,7 +151,7 @@ PER_POD_MAX = 20_000
 def run(args: argparse.Namespace) -> int:
     log = _Log() if args.verbose else None
     with _timed(log, "load and validate the manifests"):
-        inventory = inventory_from_args(args)
+        inventory = inventory_from_args(args, command="matrix", engine=True)
     if log is not None:
         family = f" (IPv{args.family[-1]} addresses only)" if args.family else ""
         log.line(
@@ -140,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
             f"{counted(len(inventory.policies), 'policy', 'policies')}{family}"
         )
     output: str = args.output
+    if output in CONNLIST_FORMATS:
+        return _run_connlist(args, inventory, log=log)
     per_pod_output = output in ("json", "csv", "dot") or bool(args.per_pod)
     if per_pod_output and len(inventory.pods) > PER_POD_MAX:
         raise InputError(
@@ -151,7 +173,11 @@ def run(args: argparse.Namespace) -> int:
     if log is not None:
         shown = counted(analysis.classes.count, "pod class", "pod classes")
         log.line(f"{shown} (pods every policy treats alike; the engine computes on classes)")
-    matrices = compute(analysis, port=args.port, protocol=args.protocol, log=log)
+    # A bar on a TTY only, never with machine output (-o json) or -v's own log lines.
+    with Progress("kubefence matrix", enabled=output != "json" and log is None) as progress:
+        matrices = compute(
+            analysis, port=args.port, protocol=args.protocol, log=log, progress=progress
+        )
     rendered = time.perf_counter()
     if output == "json":
         text = render_json(matrices, as_list=args.port is None)
@@ -168,4 +194,26 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write(text)
     if log is not None:
         log.line(f"total: {1000 * (time.perf_counter() - log.started):.1f} ms")
+    return 0
+
+
+def _run_connlist(args: argparse.Namespace, inventory: Inventory, *, log: _Log | None) -> int:
+    """``-o connlist*``: the workload pairs and their allowed ports (``kubefence.report``)."""
+    from kubefence.report import connlist, render_connlist, workload_of
+
+    workloads = len({workload_of(p) for p in inventory.pods})
+    if workloads > PER_POD_MAX:
+        raise InputError(
+            f"{workloads:,} workloads are too many for a connection list ({PER_POD_MAX:,} at "
+            "most): use -o table or -o md for the per-namespace summary"
+        )
+    analysis = ReachabilityAnalysis(inventory, settings=settings_from_args(args))
+    with _timed(log, "connection list (every port class, per workload pair)"):
+        conns = connlist(
+            inventory,
+            port=parse_port(args.port) if args.port is not None else None,
+            protocols=[parse_protocol(args.protocol)] if args.protocol else None,
+            analysis=analysis,
+        )
+    sys.stdout.write(render_connlist(conns, CONNLIST_FORMATS[args.output]))
     return 0

@@ -22,8 +22,10 @@ from kubefence.api import Inventory, Protocol
 from kubefence.cli._inputs import (
     add_input_arguments,
     add_settings_arguments,
+    check_kinds,
     settings_from_args,
 )
+from kubefence.cli._progress import Progress
 from kubefence.cli._render_decision import render_text
 from kubefence.cli._render_table import counted
 from kubefence.dataplane import netns
@@ -101,6 +103,7 @@ def _read_manifests(args: argparse.Namespace) -> tuple[Inventory, list[tuple[str
     paths = list(args.filenames or [])
     stdin_bytes = sys.stdin.buffer.read() if STDIN in paths else b""
     inventory = load_paths(paths, default_namespace=args.namespace, stdin=io.BytesIO(stdin_bytes))
+    check_kinds(inventory, args, command="sandbox", engine=True)
     files, _ = expand_paths(paths)  # no problems: load_paths would have raised them
     return inventory, [
         ("stdin.yaml", stdin_bytes) if file == STDIN else (file, Path(file).read_bytes())
@@ -197,7 +200,13 @@ def _verify(args: argparse.Namespace) -> int:
     netns.check_environment()
     from kubefence.verify import verify_sandbox
 
-    report = verify_sandbox(_attach(args), timeout=args.timeout, family=6 if args.ipv6 else 4)
+    sandbox = _attach(args)
+    pods = len(sandbox.inventory.pods)
+    # The probes run as one batch inside the data plane, so this shows that it is working
+    # (spinner and elapsed time, on a TTY only), not a share done.
+    with Progress("kubefence sandbox verify") as progress:
+        progress.phase(f"probing {pods * pods} pod pairs on every declared port")
+        report = verify_sandbox(sandbox, timeout=args.timeout, family=6 if args.ipv6 else 4)
     if not report.specs:
         print("no pod declares a container port: nothing to verify")
         return 0

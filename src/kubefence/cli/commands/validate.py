@@ -45,6 +45,10 @@ def summary(inventory: Inventory) -> str:
     ]
     if inventory.services:
         parts.append(counted(len(inventory.services), "service"))
+    if inventory.admin_policies:
+        parts.append(counted(len(inventory.admin_policies), "cluster policy", "cluster policies"))
+    if inventory.nodes:
+        parts.append(counted(len(inventory.nodes), "node"))
     extras = []
     implicit = sum(1 for ns in inventory.namespaces if ns.implicit)
     if implicit:
@@ -73,6 +77,8 @@ def _inventory_json(inventory: Inventory) -> dict[str, object]:
         "pods": len(inventory.pods),
         "policies": len(inventory.policies),
         "services": len(inventory.services),
+        "clusterPolicies": len(inventory.admin_policies),  # the admin tiers' kinds
+        "nodes": len(inventory.nodes),
         "implicitNamespaces": [ns.name for ns in inventory.namespaces if ns.implicit],
         "skipped": dict(inventory.skipped),
         "notes": list(inventory.notes),

@@ -1,0 +1,168 @@
+"""The CLI with admin tiers and with kinds it does not evaluate.
+
+Why this module exists: ``explain`` must name the tier, policy, priority and rule that decided
+(text and JSON); commands run by the engine must refuse ClusterNetworkPolicy instead of
+ignoring it (exit 2); and every analysis reports kinds it skipped, refusing policy-carrying ones
+(Cilium, Calico) unless ``--no-strict``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from kubefence import Cluster
+from kubefence.cli.main import main
+from kubefence.errors import InputError
+
+MANIFESTS = """
+apiVersion: v1
+kind: Pod
+metadata: {name: a, labels: {app: a}}
+spec: {containers: [{name: c, image: i}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: b, labels: {app: b}}
+spec: {containers: [{name: c, image: i}]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: guard}
+spec:
+  tier: Admin
+  priority: 9
+  subject: {pods: {podSelector: {matchLabels: {app: b}}}}
+  ingress:
+  - name: no-http
+    action: Deny
+    from: [{namespaces: {}}]
+    protocols: [{tcp: {destinationPort: {number: 80}}}]
+  - {name: rest, action: Pass, from: [{namespaces: {}}]}
+"""
+
+CILIUM = """
+apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: c}
+spec: {}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: m}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: a}
+spec: {containers: [{name: c, image: i}]}
+"""
+
+
+@pytest.fixture
+def tiers(tmp_path: Path) -> str:
+    path = tmp_path / "tiers.yaml"
+    path.write_text(MANIFESTS, encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture
+def cilium(tmp_path: Path) -> str:
+    path = tmp_path / "cilium.yaml"
+    path.write_text(CILIUM, encoding="utf-8")
+    return str(path)
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_explain_names_the_deciding_rule(capsys: pytest.CaptureFixture[str], tiers: str) -> None:
+    code, out, _ = _run(
+        capsys, "explain", "-f", tiers, "--from", "default/a", "--to", "default/b", "--port", "80"
+    )
+    assert code == 0
+    assert out.splitlines()[0] == "DENIED: default/a -> default/b on 80/TCP"
+    assert "ingress at default/b: Admin tier, Deny (denied) by" in out
+    assert f"ClusterNetworkPolicy guard (Admin, priority 9) rule 0 'no-http' ({tiers}:" in out
+
+
+def test_explain_shows_the_pass(capsys: pytest.CaptureFixture[str], tiers: str) -> None:
+    code, out, _ = _run(
+        capsys, "explain", "-f", tiers, "--from", "default/a", "--to", "default/b", "--port", "81"
+    )
+    assert code == 0
+    assert "Admin tier passes it to the NetworkPolicy tier: ClusterNetworkPolicy guard" in out
+    assert "rule 1 'rest'" in out
+
+
+def test_explain_json_has_the_tier_fields(capsys: pytest.CaptureFixture[str], tiers: str) -> None:
+    argv = ["explain", "-f", tiers, "--from", "default/a", "--to", "default/b", "--port", "80"]
+    code, out, _ = _run(capsys, *argv, "-o", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["verdict"] == "deny"
+    assert data["ingress"]["tier"] == "Admin"
+    rule = data["ingress"]["tier_rule"]
+    assert (rule["policy"], rule["priority"], rule["rule"], rule["rule_name"]) == (
+        "guard",
+        9,
+        0,
+        "no-http",
+    )
+    assert data["not_evaluated"] == {}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["matrix", "--port", "80"],
+        ["audit"],
+        ["diff", "--against", "{f}"],
+    ],
+)
+def test_engine_commands_refuse_tiers(
+    capsys: pytest.CaptureFixture[str], tiers: str, argv: list[str]
+) -> None:
+    code, out, err = _run(capsys, *[a.format(f=tiers) for a in argv], "-f", tiers)
+    assert code == 2
+    assert out == ""
+    assert "does not evaluate admin tiers yet" in err
+    assert "1 ClusterNetworkPolicy object (guard)" in err
+
+
+def test_cluster_matrix_refuses_tiers(tiers: str) -> None:
+    cluster = Cluster.load(tiers)
+    with pytest.raises(InputError, match="admin tiers"):
+        cluster.matrix(port=80)
+    assert not cluster.can_reach("default/a", "default/b", port=80)
+
+
+def test_policy_kinds_not_read_are_refused_unless_no_strict(
+    capsys: pytest.CaptureFixture[str], cilium: str
+) -> None:
+    code, _, err = _run(capsys, "matrix", "-f", cilium, "--port", "80")
+    assert code == 2
+    assert "policy kinds kubefence does not evaluate: 1 CiliumNetworkPolicy" in err
+    code, out, err = _run(capsys, "matrix", "-f", cilium, "--port", "80", "--no-strict")
+    assert code == 0
+    assert out
+    assert "kubefence matrix: not evaluated: 1 CiliumNetworkPolicy, 1 ConfigMap" in err
+
+
+def test_explain_json_lists_kinds_not_evaluated(
+    capsys: pytest.CaptureFixture[str], cilium: str
+) -> None:
+    argv = ["explain", "-f", cilium, "--no-strict", "--from", "default/a", "--to", "default/a"]
+    code, out, _ = _run(capsys, *argv, "--port", "80", "-o", "json")
+    assert code == 0
+    assert json.loads(out)["not_evaluated"] == {"CiliumNetworkPolicy": 1, "ConfigMap": 1}
+
+
+def test_validate_counts_cluster_policies(capsys: pytest.CaptureFixture[str], tiers: str) -> None:
+    code, out, _ = _run(capsys, "validate", "-f", tiers)
+    assert code == 0
+    assert out.startswith("ok: 1 namespace, 2 pods, 0 policies, 1 cluster policy (")

@@ -1,0 +1,76 @@
+"""The report's data and page without a browser: self-contained, and the numbers the page
+draws are the engine's and the audit's.
+
+Why this module exists: tests/browser checks behaviour in Chromium; these check, fast and
+everywhere, what the page is built from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from kubefence.audit import build_report, lint
+from kubefence.cli.main import main
+from kubefence.report import CYTOSCAPE_VERSION, render_html, report_data
+from kubefence.report import _data as data_module
+from kubefence.sources.files import load_paths
+
+ROOT = Path(__file__).resolve().parents[3]
+TENANTS = ROOT / "examples" / "multi-tenant"
+
+
+def _data(html: str) -> dict[str, object]:
+    found = re.search(r'<script type="application/json" id="kf-data">(.*?)</script>', html, re.S)
+    assert found is not None
+    loaded: dict[str, object] = json.loads(found.group(1))
+    return loaded
+
+
+def test_page_is_self_contained(tmp_path: Path) -> None:
+    out = tmp_path / "r.html"
+    assert main(["report", "-f", str(TENANTS), "-o", str(out)]) == 0
+    page = out.read_text()
+    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", page, re.I)
+    assert "@import" not in page
+    assert f"Cytoscape.js {CYTOSCAPE_VERSION}" in page
+    assert page.count("<script") == 3
+
+
+def test_data_matches_audit_and_findings() -> None:
+    inventory = load_paths([str(TENANTS)])
+    findings = lint(inventory)
+    data = report_data(inventory, findings, tenant_label="tenant")
+    audit = build_report(inventory, tenant_label="tenant")
+    namespaces = data["namespaces"]
+    assert [n["name"] for n in namespaces] == [n.name for n in audit.namespaces]
+    assert [n["tenant"] for n in namespaces] == [n.tenant for n in audit.namespaces]
+    # graph edges: exactly the audit's cross-namespace reachability (any port)
+    edges = {(e["source"], e["target"]) for e in data["edges"]}
+    expected = {(a.name, b) for a in audit.namespaces for b in a.reaches if b != a.name}
+    assert edges == expected
+    assert all(
+        e["crossTenant"]
+        for e in data["edges"]
+        if e["source"] == "analytics" and e["target"] == "billing"
+    )
+    assert len(data["findings"]) == len(findings)
+    assert data["findings"][0]["href"].endswith(f"#L{findings[0].line}")
+
+
+def test_explanations_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(data_module, "EXPLAIN_MAX", 1)
+    inventory = load_paths([str(TENANTS)])
+    data = data_module.report_data(inventory, [])
+    texts = [t for pc in data["portClasses"] for t in pc["why"].values()]
+    assert sum(t.startswith("e.g.") for t in texts) == 1
+    assert any(t.startswith("(not explained") for t in texts)
+
+
+def test_script_cannot_be_closed_by_data() -> None:
+    page = render_html({"title": "x</script><b>", "namespaces": []})
+    assert "x</script>" not in page
+    assert "<title>x&lt;/script&gt;&lt;b&gt;</title>" in page
