@@ -62,9 +62,12 @@ def main() -> int:
     script = Path(sys.executable).parent / "kubefence"
     if not script.exists():
         raise SystemExit(f"no console script at {script}: pip install -e . first")
-    variants: dict[str, dict[str, str]] = {"this tree": dict(os.environ)}
+    # A user's installation has compiled bytecode; PYTHONDONTWRITEBYTECODE (set in some CI and
+    # sandboxes) would make every run recompile every module, so the warm-up run writes it.
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    variants: dict[str, dict[str, str]] = {"this tree": environ}
     if args.baseline_src is not None:
-        baseline = dict(os.environ)
+        baseline = dict(environ)
         baseline["PYTHONPATH"] = str(args.baseline_src.resolve())
         variants = {"baseline": baseline, **variants}
     with tempfile.TemporaryDirectory(prefix="kf-bench-cli-") as tmp:
