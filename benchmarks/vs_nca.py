@@ -15,9 +15,14 @@ are compared cell by cell, where NCA's output can be mapped:
   ``{protocols:TCP, UDP,dst_ports:53,8000-8100}`` sets. A pair without a line is denied.
 * NCA keeps at most two pods per workload, named ``NAME-1`` and ``NAME-2``; kubefence names
   every replica ``NAME-0`` ... ``NAME-(n-1)``. Replica ``NAME-k`` of NCA is ``NAME-(k-1)`` here;
-  bare pods keep their names. Pairs involving pods NCA does not list are not compared.
+  bare pods keep their names. Replicas NCA does not model are not compared; pods it models
+  but never names (isolated from everything, in its output) are compared as denied.
 * kubefence prints one matrix per port class (``matrix -o json`` without ``--port``); each
   class is compared at its representative port.
+* Where Kubernetes leaves a choice open, kubefence is run with NCA's: NCA treats an ipBlock as
+  addresses outside the cluster, never matching a pod, which is kubefence's S15 setting
+  ``ipblock_matches_pods=false`` (default true; docs/semantics.md). ``--kubefence-setting``
+  changes this.
 
     python benchmarks/vs_nca.py [--sizes 500,2000] [--repeat 3] [--nca-timeout 120]
     python benchmarks/vs_nca.py --generators independent --sizes 500 --repeat 1
@@ -111,7 +116,11 @@ def agreement(
     first = kubefence[0]
     endpoints = list(first["endpoints"])  # type: ignore[call-overload]
     mapped = {i: nca_name(k, owners.get(k)) for i, k in enumerate(endpoints)}
-    usable = [i for i, n in mapped.items() if n is not None and n in listed]
+    # Every pod NCA models is compared, also one its output never names: NCA prints allowed
+    # pairs only, so a pod it isolates completely is absent, and leaving it out would hide any
+    # connection kubefence allows to or from it.
+    usable = [i for i, n in mapped.items() if n is not None]
+    unlisted = sorted(str(mapped[i]) for i in usable if mapped[i] not in listed)
     compared = agree = unreadable = 0
     disagreements: list[str] = []
     for doc in kubefence:
@@ -142,6 +151,7 @@ def agreement(
                     )
     return {
         "pods_compared": len(usable),
+        "pods_unlisted": unlisted,
         "cells_compared": compared,
         "cells_agreeing": agree,
         "cells_unreadable": unreadable,
@@ -211,6 +221,7 @@ def compare(
     repeat: int,
     timeout: float,
     agree_max_pods: int,
+    settings: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Both tools on one generated cluster: times, and agreement where NCA finished."""
     kubefence_script = Path(sys.executable).parent / "kubefence"
@@ -224,6 +235,8 @@ def compare(
         nca_cmd = [str(nca), "--connectivity", "-r", str(cluster), "-o", "txt_no_fw_rules"]
         nca_cmd += ["--output_endpoints", "pods"]
         kf_cmd = [str(kubefence_script), "matrix", "-f", str(cluster), "-o", "json"]
+        for setting in settings:
+            kf_cmd += ["--setting", setting]
         kf_times = _timed_capped(kf_cmd, kf_out, 1, 3600, env)  # warm-up: writes __pycache__
         kf_times = _timed_capped(kf_cmd, kf_out, repeat, 3600, env)
         nca_times = _timed_capped(nca_cmd, nca_out, repeat, timeout, env)
@@ -268,8 +281,17 @@ def main() -> int:
         default=1000,
         help="compare cell by cell up to this many pods (the comparison runs in Python)",
     )
+    parser.add_argument(
+        "--kubefence-setting",
+        action="append",
+        metavar="NAME=BOOL",
+        help="kubefence --setting for the comparison; repeatable (default: "
+        "ipblock_matches_pods=false, NCA's reading of ipBlocks)",
+    )
     parser.add_argument("--venv", type=Path, default=Path("/tmp/nca-venv"))
     args = parser.parse_args()
+    settings = args.kubefence_setting or ["ipblock_matches_pods=false"]
+    print(f"kubefence settings: {', '.join(settings)}")
 
     nca = ensure_nca(args.venv)
     generators = _generators(args.seed)
@@ -284,6 +306,7 @@ def main() -> int:
                 repeat=args.repeat,
                 timeout=args.nca_timeout,
                 agree_max_pods=args.agree_max_pods,
+                settings=settings,
             )
             results.append(result)
             _print_row(result, args.nca_timeout)
@@ -295,7 +318,8 @@ def main() -> int:
             continue
         print(
             f"  {r['generator']} ({r['pods']} pods): {a['cells_agreeing']} of "
-            f"{a['cells_compared']} cells agree over {a['pods_compared']} pods; "
+            f"{a['cells_compared']} cells agree over {a['pods_compared']} pods "
+            f"({len(a['pods_unlisted'])} of them in no line of NCA's output); "
             f"{a['cells_unreadable']} cells with NCA output that could not be read"
         )
         for line in a["disagreements"]:
