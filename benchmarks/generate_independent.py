@@ -24,6 +24,7 @@ __all__ = ["independent_cluster"]
 
 TENANTS = ("acme", "globex", "initech", "umbrella", "hooli")
 STAGES = ("live", "preview", "sandbox")
+OWNERS = ("team-a", "team-b", "team-c")
 ROLES = {
     # role: its container ports (name, number, protocol)
     "gateway": [("https", 8443, "TCP"), ("admin", 9901, "TCP")],
@@ -39,7 +40,7 @@ _PODS = ipaddress.ip_network("198.18.0.0/16")  # pod addresses; 198.19.0.0/16 is
 def _labels(rng: random.Random, role: str) -> dict[str, str]:
     labels = {"role": role, "track": rng.choice(("stable", "canary"))}
     if rng.random() < 0.5:
-        labels["owner"] = rng.choice(("team-a", "team-b", "team-c"))
+        labels["owner"] = rng.choice(OWNERS)
     return labels
 
 
@@ -114,7 +115,7 @@ def _block(rng: random.Random) -> dict[str, Any]:
     return {"ipBlock": {"cidr": str(cidr), "except": excepted}}
 
 
-def _cross_namespace_peer(rng: random.Random) -> dict[str, Any]:
+def _cross_namespace_peer(rng: random.Random, *, exists: bool) -> dict[str, Any]:
     choice = rng.randrange(4)
     if choice == 0:  # another tenant, by label
         return {"namespaceSelector": {"matchLabels": {"tenant": rng.choice(TENANTS)}}}
@@ -134,9 +135,18 @@ def _cross_namespace_peer(rng: random.Random) -> dict[str, Any]:
                     {"key": "stage", "operator": "NotIn", "values": [rng.choice(STAGES)]}
                 ]
             },
-            "podSelector": {"matchExpressions": [{"key": "owner", "operator": "Exists"}]},
+            "podSelector": {"matchExpressions": [_has_owner(exists=exists)]},
         }
     return _block(rng)
+
+
+def _has_owner(*, exists: bool) -> dict[str, Any]:
+    """``owner Exists``, or (``exists=False``) the same set of pods as ``owner In`` every owner
+    a pod can have: network-config-analyzer 2.1.0 reads the first form wrongly inside a peer
+    that also has a namespaceSelector (benchmarks/vs_nca.py)."""
+    if exists:
+        return {"key": "owner", "operator": "Exists"}
+    return {"key": "owner", "operator": "In", "values": list(OWNERS)}
 
 
 def _target(rng: random.Random) -> dict[str, Any]:
@@ -150,7 +160,7 @@ def _target(rng: random.Random) -> dict[str, Any]:
     }
 
 
-def _namespace_policies(ns: str, rng: random.Random) -> list[dict[str, Any]]:
+def _namespace_policies(ns: str, rng: random.Random, *, exists: bool) -> list[dict[str, Any]]:
     """Three policies: a default deny, a same-namespace allow, a cross-namespace one."""
     deny_types = rng.choice((["Ingress"], ["Ingress"], ["Ingress", "Egress"]))
     deny = _policy(ns, "default-deny", {"podSelector": {}, "policyTypes": deny_types})
@@ -173,7 +183,10 @@ def _namespace_policies(ns: str, rng: random.Random) -> list[dict[str, Any]]:
                 "podSelector": _target(rng),
                 "ingress": [
                     {
-                        "from": [_cross_namespace_peer(rng) for _ in range(rng.randint(1, 2))],
+                        "from": [
+                            _cross_namespace_peer(rng, exists=exists)
+                            for _ in range(rng.randint(1, 2))
+                        ],
                         "ports": _port_entry(rng),
                     }
                 ],
@@ -188,7 +201,7 @@ def _namespace_policies(ns: str, rng: random.Random) -> list[dict[str, Any]]:
                 "policyTypes": ["Egress"],
                 "egress": [
                     {"to": [_block(rng)], "ports": _port_entry(rng)},
-                    {"to": [_cross_namespace_peer(rng)]},
+                    {"to": [_cross_namespace_peer(rng, exists=exists)]},
                 ],
             },
         )
@@ -196,9 +209,11 @@ def _namespace_policies(ns: str, rng: random.Random) -> list[dict[str, Any]]:
 
 
 def independent_cluster(
-    *, namespaces: int = 50, pods_per_namespace: int = 10, seed: int = 7
+    *, namespaces: int = 50, pods_per_namespace: int = 10, seed: int = 7, exists: bool = True
 ) -> list[dict[str, Any]]:
-    """Namespaces, bare pods and exactly three policies per namespace, deterministic per seed."""
+    """Namespaces, bare pods and exactly three policies per namespace, deterministic per seed.
+    ``exists=False`` writes each ``owner Exists`` requirement as the equivalent ``owner In``
+    (the same random choices otherwise, so the same cluster)."""
     if namespaces * pods_per_namespace + 2 > _PODS.num_addresses:
         raise ValueError("too many pods for 198.18.0.0/16")
     rng = random.Random(seed)
@@ -210,5 +225,5 @@ def independent_cluster(
             objects.append(_pod(ns, index, serial, rng))
             serial += 1
     for ns in names:
-        objects.extend(_namespace_policies(ns, rng))
+        objects.extend(_namespace_policies(ns, rng, exists=exists))
     return objects

@@ -187,6 +187,10 @@ def _generators(seed: int) -> dict[str, Callable[[int], list[dict[str, Any]]]]:
         "independent": lambda pods: independent_cluster(
             namespaces=pods // 10, pods_per_namespace=10, seed=seed
         ),
+        # the same cluster with `owner Exists` written as the equivalent `owner In [...]`
+        "independent-no-exists": lambda pods: independent_cluster(
+            namespaces=pods // 10, pods_per_namespace=10, seed=seed, exists=False
+        ),
     }
 
 
@@ -265,7 +269,8 @@ def main() -> int:
         default="ours-pods,ours-deployments,independent",
         help="comma-separated: ours-pods (benchmarks/generate.py, every pod a bare Pod), "
         "ours-deployments (the same generator, every pod a Deployment replica), independent "
-        "(benchmarks/generate_independent.py)",
+        "(benchmarks/generate_independent.py); also independent-no-exists (the same cluster "
+        "with each `owner Exists` written as the equivalent `owner In [...]`)",
     )
     parser.add_argument(
         "--sizes", default="500,2000", help="pod counts, comma-separated (10 pods a namespace)"
