@@ -112,3 +112,24 @@ def test_a_usage_error_before_any_command_imports_nothing_heavy() -> None:
 )
 def test_a_command_imports_only_what_it_uses(words: tuple[str, ...], allowed: set[str]) -> None:
     assert _loaded_after(_main(*words)) <= allowed
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("4", "4")])
+def test_blas_threads_default_to_one_unless_chosen(given: str | None, expected: str) -> None:
+    """OpenBLAS would start a thread pool on numpy's import, which the engine never uses."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    code = (
+        "import os, contextlib, io\n"
+        "from kubefence.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['validate', '-f', 'examples/quickstart'])\n"
+        "print(os.environ['OPENBLAS_NUM_THREADS'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=env
+    )
+    assert result.stdout.split() == [expected]
