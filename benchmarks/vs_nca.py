@@ -1,40 +1,52 @@
-"""Benchmark: kubefence against network-config-analyzer (NCA) on the same generated cluster.
+"""Benchmark: kubefence against network-config-analyzer (NCA) on three generators.
 
 Why this module exists: NCA (``pip install network-config-analyzer``) is the Python tool users
-have for whole-cluster connectivity. This script installs it into its own venv, generates one
-seeded cluster (``benchmarks/generate.py``), runs both tools as whole processes on the same
-directory, on the same machine, in the same run, and prints both wall times and the ratio. It
-then checks whether the two agree on every connection where NCA's output can be mapped:
+have for whole-cluster connectivity. This script installs it into its own venv, generates
+clusters of the same shape (10 pods and 3 policies a namespace) from three generators - ours
+with every pod a bare Pod (``benchmarks/generate.py``), ours with every pod a Deployment
+replica, and an independently written one (``benchmarks/generate_independent.py``) - at each
+size (500 and 2,000 pods by default), runs both tools as whole processes on the same
+directory, on the same machine, in the same run, and prints both wall times (medians) and the
+ratio. NCA runs are capped (``--nca-timeout``; reported as "> N s"). Where NCA finished, the two
+are compared cell by cell, where NCA's output can be mapped:
 
 * NCA ``--connectivity -o txt_no_fw_rules --output_endpoints pods`` prints one line
   ``SRC => DST : CONNECTIONS`` per allowed pair, where CONNECTIONS is ``All connections`` or
   ``{protocols:TCP, UDP,dst_ports:53,8000-8100}`` sets. A pair without a line is denied.
 * NCA keeps at most two pods per workload, named ``NAME-1`` and ``NAME-2``; kubefence names
   every replica ``NAME-0`` ... ``NAME-(n-1)``. Replica ``NAME-k`` of NCA is ``NAME-(k-1)`` here;
-  bare pods keep their names. Pairs involving pods NCA does not list are not compared.
+  bare pods keep their names. Replicas NCA does not model are not compared; pods it models
+  but never names (isolated from everything, in its output) are compared as denied.
 * kubefence prints one matrix per port class (``matrix -o json`` without ``--port``); each
   class is compared at its representative port.
+* Where Kubernetes leaves a choice open, kubefence is run with NCA's: NCA treats an ipBlock as
+  addresses outside the cluster, never matching a pod, which is kubefence's S15 setting
+  ``ipblock_matches_pods=false`` (default true; docs/semantics.md). ``--kubefence-setting``
+  changes this.
 
-    python benchmarks/vs_nca.py [--pods 500 --namespaces 50 --policies 150] [--repeat 3]
-    python benchmarks/vs_nca.py --bare-pod-fraction 1.0     # every pod a Pod: NCA sees all 500
+    python benchmarks/vs_nca.py [--sizes 500,2000] [--repeat 3] [--nca-timeout 120]
+    python benchmarks/vs_nca.py --generators independent --sizes 500 --repeat 1
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.generate import generate_cluster, write_yaml
+from benchmarks.generate_independent import independent_cluster
 
 _LINE = re.compile(r"^(\S+) => (\S+) : (.+)$")
 _SET = re.compile(r"\{protocols:([A-Z, ]+?)(?:,dst_ports:([0-9,\-]+))?\}")
@@ -48,16 +60,6 @@ def ensure_nca(venv: Path) -> Path:
         pip = [str(venv / "bin" / "pip"), "install", "-q", "network-config-analyzer"]
         subprocess.run(pip, check=True)
     return nca
-
-
-def _timed(command: Sequence[str], output: Path, repeat: int) -> list[float]:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        with output.open("w") as handle:
-            subprocess.run(command, stdout=handle, stderr=subprocess.DEVNULL, check=True)
-        times.append(time.perf_counter() - started)
-    return times
 
 
 def _allows(connections: str, port: int, protocol: str) -> bool | None:
@@ -114,7 +116,11 @@ def agreement(
     first = kubefence[0]
     endpoints = list(first["endpoints"])  # type: ignore[call-overload]
     mapped = {i: nca_name(k, owners.get(k)) for i, k in enumerate(endpoints)}
-    usable = [i for i, n in mapped.items() if n is not None and n in listed]
+    # Every pod NCA models is compared, also one its output never names: NCA prints allowed
+    # pairs only, so a pod it isolates completely is absent, and leaving it out would hide any
+    # connection kubefence allows to or from it.
+    usable = [i for i, n in mapped.items() if n is not None]
+    unlisted = sorted(str(mapped[i]) for i in usable if mapped[i] not in listed)
     compared = agree = unreadable = 0
     disagreements: list[str] = []
     for doc in kubefence:
@@ -145,6 +151,7 @@ def agreement(
                     )
     return {
         "pods_compared": len(usable),
+        "pods_unlisted": unlisted,
         "cells_compared": compared,
         "cells_agreeing": agree,
         "cells_unreadable": unreadable,
@@ -160,32 +167,70 @@ def _representative(label: str) -> int:
     return int(label.split("-")[0])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pods", type=int, default=500)
-    parser.add_argument("--namespaces", type=int, default=50)
-    parser.add_argument("--policies", type=int, default=150)
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument(
-        "--bare-pod-fraction",
-        type=float,
-        default=0.2,
-        help="share of pods written as bare Pods rather than Deployment replicas; NCA analyses "
-        "at most two pods per workload, so 1.0 makes both tools analyse every pod",
-    )
-    parser.add_argument("--venv", type=Path, default=Path("/tmp/nca-venv"))
-    args = parser.parse_args()
+def _generators(seed: int) -> dict[str, Callable[[int], list[dict[str, Any]]]]:
+    """Each generator at ``pods`` pods, in the shape of 10 pods and 3 policies per namespace."""
+    return {
+        "ours-pods": lambda pods: generate_cluster(
+            pods=pods,
+            namespaces=pods // 10,
+            policies=3 * (pods // 10),
+            seed=seed,
+            bare_pod_fraction=1.0,
+        ),
+        "ours-deployments": lambda pods: generate_cluster(
+            pods=pods,
+            namespaces=pods // 10,
+            policies=3 * (pods // 10),
+            seed=seed,
+            bare_pod_fraction=0.0,
+        ),
+        "independent": lambda pods: independent_cluster(
+            namespaces=pods // 10, pods_per_namespace=10, seed=seed
+        ),
+        # the same cluster with `owner Exists` written as the equivalent `owner In [...]`
+        "independent-no-exists": lambda pods: independent_cluster(
+            namespaces=pods // 10, pods_per_namespace=10, seed=seed, exists=False
+        ),
+    }
 
-    nca = ensure_nca(args.venv)
-    objects = generate_cluster(
-        pods=args.pods,
-        namespaces=args.namespaces,
-        policies=args.policies,
-        seed=args.seed,
-        bare_pod_fraction=args.bare_pod_fraction,
-    )
-    with tempfile.TemporaryDirectory(prefix="kf-vs-nca-") as tmp:
+
+def _timed_capped(
+    command: Sequence[str], output: Path, repeat: int, timeout: float, env: dict[str, str]
+) -> list[float] | None:
+    """Wall times of ``repeat`` runs, or None when a run exceeds ``timeout`` seconds."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        try:
+            with output.open("w") as handle:
+                subprocess.run(
+                    command,
+                    stdout=handle,
+                    stderr=subprocess.DEVNULL,
+                    check=True,
+                    timeout=timeout,
+                    env=env,
+                )
+        except subprocess.TimeoutExpired:
+            return None
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def compare(
+    name: str,
+    objects: list[dict[str, Any]],
+    *,
+    nca: Path,
+    repeat: int,
+    timeout: float,
+    agree_max_pods: int,
+    settings: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Both tools on one generated cluster: times, and agreement where NCA finished."""
+    kubefence_script = Path(sys.executable).parent / "kubefence"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    with tempfile.TemporaryDirectory(prefix=f"kf-vs-nca-{name}-") as tmp:
         workdir = Path(tmp)
         cluster = workdir / "cluster"
         cluster.mkdir()
@@ -193,28 +238,125 @@ def main() -> int:
         nca_out, kf_out = workdir / "nca.txt", workdir / "kubefence.json"
         nca_cmd = [str(nca), "--connectivity", "-r", str(cluster), "-o", "txt_no_fw_rules"]
         nca_cmd += ["--output_endpoints", "pods"]
-        kf_cmd = [sys.executable, "-m", "kubefence", "matrix", "-f", str(cluster), "-o", "json"]
-        nca_times = _timed(nca_cmd, nca_out, args.repeat)
-        kf_times = _timed(kf_cmd, kf_out, args.repeat)
-        kubefence = json.loads(kf_out.read_text())
+        kf_cmd = [str(kubefence_script), "matrix", "-f", str(cluster), "-o", "json"]
+        for setting in settings:
+            kf_cmd += ["--setting", setting]
+        kf_times = _timed_capped(kf_cmd, kf_out, 1, 3600, env)  # warm-up: writes __pycache__
+        kf_times = _timed_capped(kf_cmd, kf_out, repeat, 3600, env)
+        nca_times = _timed_capped(nca_cmd, nca_out, repeat, timeout, env)
         from kubefence.sources.files import load_paths
 
         inventory = load_paths([str(cluster)])
-        owners = {p.key: p.owner for p in inventory.pods}
-        result = agreement(kubefence, nca_out.read_text(), owners)
-    nca_median, kf_median = statistics.median(nca_times), statistics.median(kf_times)
-    print(f"cluster: {args.pods} pods, {args.namespaces} namespaces, {args.policies} policies")
-    print(f"network-config-analyzer --connectivity: median {nca_median:.2f} s {nca_times}")
-    print(f"kubefence matrix (all port classes):    median {kf_median:.2f} s {kf_times}")
-    print(f"ratio (NCA / kubefence): {nca_median / kf_median:.1f}x")
-    print(
-        f"agreement: {result['cells_agreeing']} of {result['cells_compared']} cells agree "
-        f"({result['pods_compared']} pods NCA lists, every kubefence port class; "
-        f"{result['cells_unreadable']} cells with NCA output that could not be read)"
+        result: dict[str, Any] = {
+            "generator": name,
+            "pods": len(inventory.pods),
+            "policies": len(inventory.policies),
+            "kubefence": kf_times,
+            "nca": nca_times,
+            "agreement": None,
+        }
+        if nca_times is not None and len(inventory.pods) <= agree_max_pods:
+            owners = {p.key: p.owner for p in inventory.pods}
+            kubefence = json.loads(kf_out.read_text())
+            result["agreement"] = agreement(kubefence, nca_out.read_text(), owners)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--generators",
+        default="ours-pods,ours-deployments,independent",
+        help="comma-separated: ours-pods (benchmarks/generate.py, every pod a bare Pod), "
+        "ours-deployments (the same generator, every pod a Deployment replica), independent "
+        "(benchmarks/generate_independent.py); also independent-no-exists (the same cluster "
+        "with each `owner Exists` written as the equivalent `owner In [...]`)",
     )
-    for line in result["disagreements"]:  # type: ignore[attr-defined]
-        print(f"  differs: {line}")
+    parser.add_argument(
+        "--sizes", default="500,2000", help="pod counts, comma-separated (10 pods a namespace)"
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--nca-timeout", type=float, default=120.0, help="seconds per NCA run before giving up"
+    )
+    parser.add_argument(
+        "--agree-max-pods",
+        type=int,
+        default=1000,
+        help="compare cell by cell up to this many pods (the comparison runs in Python)",
+    )
+    parser.add_argument(
+        "--kubefence-setting",
+        action="append",
+        metavar="NAME=BOOL",
+        help="kubefence --setting for the comparison; repeatable (default: "
+        "ipblock_matches_pods=false, NCA's reading of ipBlocks)",
+    )
+    parser.add_argument("--venv", type=Path, default=Path("/tmp/nca-venv"))
+    args = parser.parse_args()
+    settings = args.kubefence_setting or ["ipblock_matches_pods=false"]
+    print(f"kubefence settings: {', '.join(settings)}")
+
+    nca = ensure_nca(args.venv)
+    generators = _generators(args.seed)
+    sizes = [int(x) for x in args.sizes.split(",")]
+    results = []
+    for name in args.generators.split(","):
+        for pods in sizes:
+            result = compare(
+                name,
+                generators[name](pods),
+                nca=nca,
+                repeat=args.repeat,
+                timeout=args.nca_timeout,
+                agree_max_pods=args.agree_max_pods,
+                settings=settings,
+            )
+            results.append(result)
+            _print_row(result, args.nca_timeout)
+    print()
+    print("agreement (every kubefence port class at its representative port, pods NCA lists):")
+    for r in results:
+        a = r["agreement"]
+        if a is None:
+            continue
+        print(
+            f"  {r['generator']} ({r['pods']} pods): {a['cells_agreeing']} of "
+            f"{a['cells_compared']} cells agree over {a['pods_compared']} pods "
+            f"({len(a['pods_unlisted'])} of them in no line of NCA's output); "
+            f"{a['cells_unreadable']} cells with NCA output that could not be read"
+        )
+        for line in a["disagreements"]:
+            print(f"    differs: {line}")
     return 0
+
+
+def _print_row(r: dict[str, Any], timeout: float) -> None:
+    if not getattr(_print_row, "header", False):
+        print(
+            f"{'generator':18} {'pods':>5} {'policies':>8} {'NCA s':>9} {'kubefence s':>12} "
+            f"{'NCA/kubefence':>14}  agreement"
+        )
+        _print_row.header = True  # type: ignore[attr-defined]
+    kf = statistics.median(r["kubefence"])
+    if r["nca"] is None:
+        nca_text, ratio = f"> {timeout:.0f}", f"> {timeout / kf:.0f}x"
+    else:
+        nca = statistics.median(r["nca"])
+        nca_text, ratio = f"{nca:.2f}", f"{nca / kf:.1f}x"
+    a = r["agreement"]
+    agree = (
+        "not compared"
+        if a is None
+        else f"{a['cells_agreeing']}/{a['cells_compared']} cells"
+        + (f", {len(a['disagreements'])}+ differ" if a["disagreements"] else "")
+    )
+    print(
+        f"{r['generator']:18} {r['pods']:>5} {r['policies']:>8} {nca_text:>9} {kf:>12.2f} "
+        f"{ratio:>14}  {agree}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -7,13 +7,17 @@ for stdin; the same default namespace rule), so they share one definition of the
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import sys
 
-from kubefence.api import Inventory, restrict_to_family
-from kubefence.errors import InputError
-from kubefence.semantics import DEFAULT_SETTINGS, Settings, require_no_tiers
+# Every command imports this module when its parser is built, ``kubefence --help`` included, so
+# it imports nothing heavy at the top: the API models, the semantics and the errors are imported
+# by the functions that use them.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see cli/main.py)
+if TYPE_CHECKING:
+    import argparse
+
+    from kubefence.api import Inventory
+    from kubefence.semantics import Settings
 
 __all__ = [
     "FAMILY_HELP",
@@ -70,6 +74,7 @@ def inventory_from_args(
 
     With ``--family`` (when the command has it), the inventory as packets of that family see
     it (``kubefence.api.restrict_to_family``)."""
+    from kubefence.api import restrict_to_family
     from kubefence.sources.files import load_paths
 
     inventory = load_paths(list(args.filenames or []), default_namespace=args.namespace)
@@ -117,7 +122,11 @@ def check_kinds(
     refuse (exit 2) policy-carrying ones unless ``--no-strict``; and, for commands run by the
     engine or the data plane (``engine``), refuse admin tiers, which only ``explain``
     evaluates so far."""
+    from kubefence.errors import InputError
+
     if engine:
+        from kubefence.semantics import require_no_tiers
+
         require_no_tiers(inventory, by=command)
     skipped = not_evaluated(inventory)
     policy_kinds = sorted(k for k in skipped if _is_policy_kind(k))
@@ -134,6 +143,10 @@ def check_kinds(
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     """``--setting NAME=true|false`` (repeatable): the implementation-defined choices."""
+    import dataclasses
+
+    from kubefence.semantics import Settings
+
     names = ", ".join(f.name for f in dataclasses.fields(Settings))
     parser.add_argument(
         "--setting",
@@ -151,6 +164,11 @@ _FALSE = {"false", "no", "off", "0"}
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """The ``Settings`` named by ``--setting`` options; unknown names or values are exit 2."""
+    import dataclasses
+
+    from kubefence.errors import InputError
+    from kubefence.semantics import DEFAULT_SETTINGS, Settings
+
     known = {f.name for f in dataclasses.fields(Settings)}
     chosen: dict[str, bool] = {}
     for item in getattr(args, "settings", None) or []:

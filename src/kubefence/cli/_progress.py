@@ -15,8 +15,11 @@ import os
 import sys
 import threading
 import time
-from types import TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import TextIO
 
 __all__ = ["DELAY", "Progress"]
 

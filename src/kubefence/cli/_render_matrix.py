@@ -9,13 +9,16 @@ on pod classes and never expands the N x N matrix.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from kubefence.cli._render_table import aligned
-from kubefence.engine import Matrix, NamespaceSummary
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from kubefence.engine import Matrix, NamespaceSummary
 
 __all__ = [
     "PER_POD_LIMIT",
@@ -121,6 +124,8 @@ def render_json(matrices: Sequence[Matrix], *, as_list: bool) -> str:
 
 def render_csv(matrices: Sequence[Matrix]) -> str:
     """``port,protocol,source,<destination...>`` rows of 0/1, one block per matrix."""
+    import csv
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     for matrix in matrices:

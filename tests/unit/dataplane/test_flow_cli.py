@@ -12,7 +12,7 @@ import ipaddress
 
 from tests.netns.conftest import ALLOW_POLICY, QUICKSTART_PODS, inventory_of
 
-from kubefence.cli.commands.flows import FlowExplainer, _wanted, explanation, render_line
+from kubefence.cli._flows import FlowExplainer, _wanted, explanation, render_line
 from kubefence.dataplane.netns import FlowEvent
 from kubefence.semantics import DEFAULT_SETTINGS, decide
 

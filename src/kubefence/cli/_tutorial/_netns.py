@@ -117,7 +117,7 @@ def _with_flow_line(
     """A timed-out curl with the ``kubefence flows`` line of its dropped connection added."""
     if observation.allowed is not False:
         return observation
-    from kubefence.cli.commands.flows import FlowExplainer, render_line
+    from kubefence.cli._flows import FlowExplainer, render_line
 
     source, destination = sandbox.slot(check.src), sandbox.slot(check.dst)
     for event in events:

@@ -9,31 +9,21 @@ report (grouped table, stable JSON, SARIF 2.1.0 for code scanning) and turns fin
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import json
 import sys
-from collections.abc import Sequence
-from typing import Any
 
-from kubefence import __version__
-from kubefence.api import Inventory, IPAddress, IPNetwork, build_inventory
-from kubefence.audit import (
-    DEFAULT_SERVICE_CIDRS,
-    NODE_LOCAL_DNS,
-    RULES_BY_ID,
-    AuditReport,
-    Finding,
-    LintOptions,
-    NamespaceReport,
-    PodPath,
-    Severity,
-    build_report,
-    lint,
-    split_duplicate_policies,
-)
 from kubefence.cli._inputs import add_input_arguments, check_kinds
 from kubefence.cli._render_table import aligned
-from kubefence.cli._sarif import sarif_log
+
+# ``kubefence.audit`` (which imports the engine, so numpy) and the API are imported by the
+# functions that use them, so that ``kubefence --help``, which imports this module for its NAME
+# and HELP, does not pay for them.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see cli/main.py)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+    from kubefence.api import Inventory, IPAddress, IPNetwork
+    from kubefence.audit import AuditReport, Finding, NamespaceReport, PodPath
 
 __all__ = ["HELP", "NAME", "add_arguments", "render_json", "render_table", "run"]
 
@@ -45,6 +35,8 @@ HELP = (
 
 
 def _network(text: str) -> IPNetwork:
+    import ipaddress
+
     try:
         return ipaddress.ip_network(text, strict=False)
     except ValueError as exc:
@@ -52,6 +44,8 @@ def _network(text: str) -> IPNetwork:
 
 
 def _address(text: str) -> IPAddress:
+    import ipaddress
+
     try:
         return ipaddress.ip_address(text)
     except ValueError as exc:
@@ -74,6 +68,8 @@ def _count(text: str) -> int | None:
 
 
 def _rule_id(text: str) -> str:
+    from kubefence.audit import RULES_BY_ID
+
     rule = text.strip().upper()
     if rule not in RULES_BY_ID:
         raise argparse.ArgumentTypeError(
@@ -83,6 +79,8 @@ def _rule_id(text: str) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from kubefence.audit import DEFAULT_SERVICE_CIDRS, NODE_LOCAL_DNS
+
     add_input_arguments(parser)
     parser.add_argument(
         "-o",
@@ -148,6 +146,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+
+    from kubefence import __version__
+    from kubefence.audit import (
+        DEFAULT_SERVICE_CIDRS,
+        NODE_LOCAL_DNS,
+        Finding,
+        LintOptions,
+        build_report,
+        lint,
+    )
+    from kubefence.cli._sarif import sarif_log
+
     inventory, duplicates = _load(args)
     options = LintOptions(
         service_cidrs=tuple(args.service_cidr or DEFAULT_SERVICE_CIDRS),
@@ -181,6 +192,8 @@ def run(args: argparse.Namespace) -> int:
 def _load(args: argparse.Namespace) -> tuple[Inventory, list[Finding]]:
     """Like every command's loading (``-f``/``-n``), except that a NetworkPolicy defined twice
     becomes finding KF013 rather than an input error, so the rest is still audited."""
+    from kubefence.api import build_inventory
+    from kubefence.audit import split_duplicate_policies
     from kubefence.sources.files import read_documents
 
     documents, problems = read_documents(list(args.filenames or []))
@@ -191,6 +204,8 @@ def _load(args: argparse.Namespace) -> tuple[Inventory, list[Finding]]:
 
 
 def _fails(findings: Sequence[Finding], fail_on: str | None) -> bool:
+    from kubefence.audit import Severity
+
     if fail_on is None:
         return False
     threshold = Severity(fail_on).rank
@@ -201,6 +216,8 @@ def _fails(findings: Sequence[Finding], fail_on: str | None) -> bool:
 
 
 def _finding_json(f: Finding) -> dict[str, Any]:
+    from kubefence.audit import RULES_BY_ID
+
     return {
         "id": f.rule,
         "name": RULES_BY_ID[f.rule].name,
@@ -247,6 +264,8 @@ def _pod_path_json(p: PodPath) -> dict[str, Any]:
 
 def render_json(findings: Sequence[Finding], report: AuditReport) -> dict[str, Any]:
     """The stable JSON document of ``audit -o json``."""
+    from kubefence.audit import Severity
+
     counts = {s.value: sum(1 for f in findings if f.severity is s) for s in Severity}
     doc: dict[str, Any] = {
         "summary": counts,
@@ -290,6 +309,8 @@ def render_json(findings: Sequence[Finding], report: AuditReport) -> dict[str, A
 
 
 def _findings_table(findings: Sequence[Finding]) -> list[str]:
+    from kubefence.audit import RULES_BY_ID, Severity
+
     counts = {s: sum(1 for f in findings if f.severity is s) for s in Severity}
     lines = [
         f"Findings: {counts[Severity.ERROR]} error(s), {counts[Severity.WARNING]} warning(s), "

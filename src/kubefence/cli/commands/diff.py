@@ -12,11 +12,8 @@ netpol-analyzer's diff format (``kubefence.report``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Sequence
 
-from kubefence.api import Inventory
 from kubefence.cli._inputs import (
     add_family_argument,
     add_input_arguments,
@@ -24,10 +21,16 @@ from kubefence.cli._inputs import (
     inventory_from_args,
     settings_from_args,
 )
-from kubefence.cli._render_decision import render_text
-from kubefence.engine import Change, ReachabilityDiff, diff_inventories
-from kubefence.errors import InputError
-from kubefence.semantics import Settings, decide, parse_protocol
+
+# The engine (numpy) and the semantics are imported by the functions that use them, so that
+# ``kubefence --help``, which imports this module for its NAME and HELP, does not pay for them.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see cli/main.py)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from kubefence.api import Inventory
+    from kubefence.engine import Change, ReachabilityDiff
+    from kubefence.semantics import Settings
 
 NAME = "diff"
 HELP = (
@@ -109,6 +112,9 @@ def render_explanations(
 ) -> str:
     """``-v``: each change with the reference evaluator's explanation in both versions, on
     the representative port of its port class (any port of the class answers the same)."""
+    from kubefence.cli._render_decision import render_text
+    from kubefence.semantics import decide
+
     classes = {(pc.protocol, pc.label): pc for pc in diff.port_classes}
     lines: list[str] = []
     for change in diff.changes:
@@ -137,6 +143,8 @@ def render_explanations(
 
 
 def render_json(diff: ReachabilityDiff) -> str:
+    import json
+
     def item(c: Change) -> dict[str, str]:
         return {"from": c.src, "to": c.dst, "port": c.port, "protocol": str(c.protocol)}
 
@@ -152,6 +160,10 @@ def render_json(diff: ReachabilityDiff) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kubefence.engine import diff_inventories
+    from kubefence.errors import InputError
+    from kubefence.semantics import parse_protocol
+
     old = inventory_from_args(args, command="diff", engine=True)
     new_args = argparse.Namespace(
         filenames=args.against,

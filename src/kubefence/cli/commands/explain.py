@@ -7,9 +7,6 @@ and the file:line of each rule, as text or JSON, and with ``--expect`` it become
 
 from __future__ import annotations
 
-import argparse
-import ipaddress
-import json
 import sys
 
 from kubefence.cli._inputs import (
@@ -21,9 +18,10 @@ from kubefence.cli._inputs import (
     not_evaluated,
     settings_from_args,
 )
-from kubefence.cli._render_decision import decision_to_json, render_text
-from kubefence.errors import InputError
-from kubefence.semantics import decide
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see cli/main.py)
+if TYPE_CHECKING:
+    import argparse
 
 NAME = "explain"
 HELP = "explain whether one connection is allowed and which policies and rules decide it"
@@ -71,6 +69,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check_family(endpoint: str, option: str, family: int | None) -> None:
     """An address endpoint of the other family cannot be on a packet of ``--family``."""
+    import ipaddress
+
+    from kubefence.errors import InputError
+
     text = endpoint.strip()
     text = text[1:-1] if text.startswith("[") and text.endswith("]") else text
     try:
@@ -84,6 +86,11 @@ def _check_family(endpoint: str, option: str, family: int | None) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+
+    from kubefence.cli._render_decision import decision_to_json, render_text
+    from kubefence.semantics import decide
+
     family = family_from_args(args)
     _check_family(args.source, "--from", family)
     _check_family(args.destination, "--to", family)

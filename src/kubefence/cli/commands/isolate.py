@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 
-import yaml
-
-from kubefence.api import Inventory
-from kubefence.audit import AuditReport, build_report, isolation_policies
 from kubefence.cli._render_table import aligned
-from kubefence.errors import InputError
-from kubefence.semantics import require_no_tiers
+
+# yaml, the API and ``kubefence.audit`` (which imports the engine, so numpy) are imported by the
+# function that uses them, so that ``kubefence --help``, which imports this module for its NAME
+# and HELP, does not pay for them.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see cli/main.py)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from kubefence.audit import AuditReport
 
 __all__ = ["HELP", "NAME", "add_arguments", "render_check", "run"]
 
@@ -77,6 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from kubefence.api import Inventory
+    from kubefence.audit import build_report, isolation_policies
+    from kubefence.errors import InputError
+    from kubefence.semantics import require_no_tiers
     from kubefence.sources.objects import inventory_from_objects
 
     namespaces = [ns for group in args.namespaces for ns in group]

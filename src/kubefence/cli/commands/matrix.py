@@ -13,13 +13,10 @@ over the port classes on stderr (not with ``-o json`` or ``-v``; ``cli._progress
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
-from collections.abc import Iterator
 from contextlib import contextmanager
 
-from kubefence.api import Inventory
 from kubefence.cli._inputs import (
     add_family_argument,
     add_input_arguments,
@@ -27,18 +24,19 @@ from kubefence.cli._inputs import (
     inventory_from_args,
     settings_from_args,
 )
-from kubefence.cli._progress import Progress
-from kubefence.cli._render_matrix import (
-    render_csv,
-    render_dot,
-    render_json,
-    render_markdown,
-    render_table,
-)
 from kubefence.cli._render_table import counted
-from kubefence.engine import Matrix, ReachabilityAnalysis, port_classes
-from kubefence.errors import InputError
-from kubefence.semantics import parse_port, parse_protocol
+
+# The engine (numpy), the semantics and the renderers are imported by the functions that use
+# them, so that ``kubefence --help`` and other commands, which import this module for its
+# NAME and HELP, do not pay for them.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see cli/main.py)
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Iterator
+
+    from kubefence.api import Inventory
+    from kubefence.cli._progress import Progress
+    from kubefence.engine import Matrix, ReachabilityAnalysis
 
 NAME = "matrix"
 HELP = (
@@ -93,6 +91,9 @@ def compute(
 ) -> list[Matrix]:
     """The matrices the options ask for (one for ``port``, else one per port class);
     ``progress`` counts the port classes done."""
+    from kubefence.engine import port_classes
+    from kubefence.semantics import parse_port, parse_protocol
+
     if port is not None:
         wanted = parse_port(port)
         proto = parse_protocol(protocol or "TCP")
@@ -149,6 +150,17 @@ PER_POD_MAX = 20_000
 
 
 def run(args: argparse.Namespace) -> int:
+    from kubefence.cli._progress import Progress
+    from kubefence.cli._render_matrix import (
+        render_csv,
+        render_dot,
+        render_json,
+        render_markdown,
+        render_table,
+    )
+    from kubefence.engine import ReachabilityAnalysis
+    from kubefence.errors import InputError
+
     log = _Log() if args.verbose else None
     with _timed(log, "load and validate the manifests"):
         inventory = inventory_from_args(args, command="matrix", engine=True)
@@ -199,7 +211,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_connlist(args: argparse.Namespace, inventory: Inventory, *, log: _Log | None) -> int:
     """``-o connlist*``: the workload pairs and their allowed ports (``kubefence.report``)."""
+    from kubefence.engine import ReachabilityAnalysis
+    from kubefence.errors import InputError
     from kubefence.report import connlist, render_connlist, workload_of
+    from kubefence.semantics import parse_port, parse_protocol
 
     workloads = len({workload_of(p) for p in inventory.pods})
     if workloads > PER_POD_MAX:

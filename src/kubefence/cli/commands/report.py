@@ -13,10 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-from kubefence.api import Inventory, build_inventory
-from kubefence.audit import Finding, lint, split_duplicate_policies
 from kubefence.cli._inputs import (
     add_input_arguments,
     add_settings_arguments,
@@ -24,6 +21,13 @@ from kubefence.cli._inputs import (
     settings_from_args,
 )
 from kubefence.cli._render_table import counted
+
+# The API, the audit (numpy) and the report are imported by the functions that use them, so
+# that ``kubefence --help``, which imports this module for its NAME and HELP, does not pay.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see cli/main.py)
+if TYPE_CHECKING:
+    from kubefence.api import Inventory
+    from kubefence.audit import Finding
 
 NAME = "report"
 HELP = (
@@ -59,6 +63,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(paths: list[str], namespace: str) -> tuple[Inventory, list[Finding]]:
+    from kubefence.api import build_inventory
+    from kubefence.audit import split_duplicate_policies
     from kubefence.sources.files import read_documents
 
     documents, problems = read_documents(paths)
@@ -68,6 +74,8 @@ def _load(paths: list[str], namespace: str) -> tuple[Inventory, list[Finding]]:
 
 
 def _link(file: str, line: int | None) -> str:
+    from pathlib import Path
+
     if file == "-":
         return "#"
     uri = Path(file).resolve().as_uri()
@@ -75,6 +83,9 @@ def _link(file: str, line: int | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kubefence.audit import Finding, lint
     from kubefence.report import render_html, report_data
 
     started = time.perf_counter()

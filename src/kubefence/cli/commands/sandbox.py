@@ -11,27 +11,24 @@ prediction is ``kubefence.verify``.
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import sys
-import textwrap
-from collections.abc import Sequence
-from pathlib import Path
 
-from kubefence.api import Inventory, Protocol
 from kubefence.cli._inputs import (
     add_input_arguments,
     add_settings_arguments,
     check_kinds,
     settings_from_args,
 )
-from kubefence.cli._progress import Progress
-from kubefence.cli._render_decision import render_text
 from kubefence.cli._render_table import counted
-from kubefence.dataplane import netns
-from kubefence.dataplane.nft import FlowLog
-from kubefence.errors import InputError, KubefenceError
-from kubefence.semantics import parse_port
+
+# The data plane, the API and the semantics are imported by the functions that use them, so that
+# ``kubefence --help``, which imports this module for its NAME and HELP, does not pay for them.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see cli/main.py)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from kubefence.api import Inventory
+    from kubefence.dataplane import netns
 
 NAME = "sandbox"
 HELP = "run the manifests on a network-namespace cluster and enforce the policies with nftables"
@@ -95,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         "status": _status,
         "down": _down,
     }[args.action]
+    from kubefence.dataplane import netns
+
     netns.check_name(args.name)
     return action(args)
 
@@ -105,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
 def _read_manifests(args: argparse.Namespace) -> tuple[Inventory, list[tuple[str, bytes]]]:
     """Validate the ``-f`` inputs and keep their bytes, so the sandbox can store a copy: each
     file that ``load_paths`` reads, once (a file named twice, or ``-`` twice, is one copy)."""
+    import io
+    from pathlib import Path
+
     from kubefence.sources.files import STDIN, expand_paths, load_paths
 
     paths = list(args.filenames or [])
@@ -120,6 +122,8 @@ def _read_manifests(args: argparse.Namespace) -> tuple[Inventory, list[tuple[str
 
 def _attach(args: argparse.Namespace) -> netns.Sandbox:
     """The running sandbox with the inventory loaded from its stored manifests."""
+    from kubefence.api import Inventory
+    from kubefence.dataplane import netns
     from kubefence.sources.files import load_paths
 
     state = netns.require_state(args.name)
@@ -134,6 +138,9 @@ def _attach(args: argparse.Namespace) -> netns.Sandbox:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from kubefence.dataplane import netns
+    from kubefence.dataplane.nft import FlowLog
+
     netns.check_environment()
     inventory, contents = _read_manifests(args)
     sandbox = netns.Sandbox.up(
@@ -156,6 +163,8 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
+    from kubefence.dataplane import netns
+
     netns.check_environment(tools=("ip", "nft", "conntrack"))
     inventory, contents = _read_manifests(args)
     sandbox = _attach(args)
@@ -187,6 +196,12 @@ def _table(matrix: netns.ProbeMatrix) -> str:
 
 
 def _probe(args: argparse.Namespace) -> int:
+    import json
+
+    from kubefence.api import Protocol
+    from kubefence.dataplane import netns
+    from kubefence.semantics import parse_port
+
     netns.check_environment()
     sandbox = _attach(args)
     matrix = sandbox.probe(
@@ -205,6 +220,12 @@ def _probe(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     """Probe every declared (port, protocol) and compare with the prediction
     (``kubefence.verify``); print each mismatch with the prediction's explanation."""
+    import textwrap
+
+    from kubefence.cli._progress import Progress
+    from kubefence.cli._render_decision import render_text
+    from kubefence.dataplane import netns
+
     netns.check_environment()
     from kubefence.verify import verify_sandbox
 
@@ -238,6 +259,9 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _exec(args: argparse.Namespace) -> int:
+    from kubefence.dataplane import netns
+    from kubefence.errors import InputError
+
     netns.check_environment(tools=("ip",))
     command: Sequence[str] = list(args.command)
     if command and command[0] == "--":
@@ -248,6 +272,9 @@ def _exec(args: argparse.Namespace) -> int:
 
 
 def _status_all() -> int:
+    from kubefence.dataplane import netns
+    from kubefence.errors import KubefenceError
+
     names = netns.list_sandboxes()
     if not names:
         print("no sandbox is up")
@@ -267,6 +294,10 @@ def _status_all() -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
+    import json
+
+    from kubefence.dataplane import netns
+
     netns.check_environment(tools=("ip",))
     if args.all:
         return _status_all()
@@ -313,6 +344,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
+    from kubefence.dataplane import netns
+
     report = netns.down(args.name)
     if not (report.namespaces or report.state_removed):
         print(f"sandbox {args.name!r}: nothing to remove")

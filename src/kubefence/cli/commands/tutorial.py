@@ -11,20 +11,15 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from contextlib import contextmanager
-from types import FrameType
 
-from kubefence.cli._tutorial import (
-    Console,
-    NetnsObserver,
-    check_step,
-    enforcement_unavailable,
-    examples_dir,
-    run_tutorial,
-    stdout_is_tty,
-)
-from kubefence.dataplane.netns import down, list_sandboxes
+# ``cli._tutorial`` (the API, the semantics, the data plane) is imported by the functions that
+# use it, so that ``kubefence --help``, which imports this module for its NAME and HELP, does
+# not pay for it.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see cli/main.py)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from types import FrameType
 
 NAME = "tutorial"
 HELP = (
@@ -68,6 +63,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def enforcement_unavailable() -> str | None:
+    """``cli._tutorial.enforcement_unavailable``, imported when called; a name of this module
+    so that tests can replace it here."""
+    from kubefence.cli import _tutorial
+
+    return _tutorial.enforcement_unavailable()
+
+
+def stdout_is_tty() -> bool:
+    """``cli._tutorial.stdout_is_tty``, imported when called; a name of this module so that
+    tests can replace it here."""
+    from kubefence.cli import _tutorial
+
+    return _tutorial.stdout_is_tty()
+
+
 @contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
     """Turn SIGTERM into KeyboardInterrupt so the sandbox is taken down by ``finally``."""
@@ -83,6 +94,15 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from kubefence.cli._tutorial import (
+        Console,
+        NetnsObserver,
+        check_step,
+        examples_dir,
+        run_tutorial,
+    )
+    from kubefence.dataplane.netns import down, list_sandboxes
+
     check_step(args.step)
     directory = examples_dir(args.examples)
     color = not args.no_color and stdout_is_tty() and "NO_COLOR" not in os.environ

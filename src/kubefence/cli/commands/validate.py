@@ -8,15 +8,18 @@ kinds; ``-o json`` gives the same as data for scripts.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 
-from kubefence.api import Inventory
 from kubefence.cli._inputs import add_input_arguments, inventory_from_args
 from kubefence.cli._render_table import counted
 from kubefence.cli.main import EXIT_INPUT, EXIT_OK
-from kubefence.errors import FieldError, ValidationError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see cli/main.py)
+if TYPE_CHECKING:
+    import argparse
+
+    from kubefence.api import Inventory
+    from kubefence.errors import FieldError
 
 NAME = "validate"
 HELP = (
@@ -86,6 +89,10 @@ def _inventory_json(inventory: Inventory) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import json
+
+    from kubefence.errors import ValidationError
+
     try:
         inventory = inventory_from_args(args)
     except ValidationError as exc:
