@@ -593,6 +593,15 @@ _TYPES = (
     ResourceType(
         "authorization.k8s.io",
         "v1",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
+        namespaced=False,
+        verbs=("create",),
+        stored=False,
+    ),
+    ResourceType(
+        "authorization.k8s.io",
+        "v1",
         "SubjectAccessReview",
         "subjectaccessreviews",
         namespaced=False,
