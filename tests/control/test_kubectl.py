@@ -217,7 +217,7 @@ def test_auth_can_i_list_shows_the_rules_rbac_grants(cluster: Cluster) -> None:
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SelfSubjectRulesReview",
             "spec": {"namespace": "rules"},
-        },  # fmt: skip
+        },
     )
     assert code == 201
     assert review["kind"] == "SelfSubjectRulesReview"
