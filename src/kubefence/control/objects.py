@@ -23,7 +23,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kubefence.control.kinds import NAME_STYLE, REGISTRY, name_problems
+from kubefence.control.kind_checks import name_problems
+from kubefence.control.kinds import NAME_STYLE, REGISTRY
 from kubefence.control.patch import (
     apply_conflicts,
     apply_json_patch,
