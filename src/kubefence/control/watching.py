@@ -18,11 +18,12 @@ from typing import Any
 
 from aiohttp import web
 
-from kubefence.control.objects import Objects, decode
+from kubefence.control.objects import Objects
 from kubefence.control.registry import ResourceType
 from kubefence.control.selectors import FieldSelector, LabelSelector
 from kubefence.control.status import status_body, store_failure
 from kubefence.control.store import RevisionCompacted, StoredValue, StoreError
+from kubefence.control.stored import decode
 from kubefence.control.tables import table, wants_table
 
 __all__ = ["BOOKMARK_SECONDS", "watch_response"]
