@@ -183,3 +183,50 @@ def test_deployment_scale_and_api_resources(cluster: Cluster) -> None:
     resources = k("api-resources").stdout
     assert "networkpolicies" in resources
     assert "netpol" in resources
+
+
+def test_auth_can_i_list_shows_the_rules_rbac_grants(cluster: Cluster) -> None:
+    k = cluster.kubectl
+    k("create", "namespace", "rules")
+    k("create", "serviceaccount", "reader", "-n", "rules")
+    k("create", "rolebinding", "reader-view", "--clusterrole=view",
+      "--serviceaccount=rules:reader", "-n", "rules")  # fmt: skip
+    reader = "system:serviceaccount:rules:reader"
+
+    listed = k("auth", "can-i", "--list", "-n", "rules", "--as", reader).stdout
+    rows = {
+        line.split()[0]: line[line.rindex("[") :]
+        for line in listed.splitlines()[1:]
+        if line[:1] != " "
+    }
+    assert rows["networkpolicies.networking.k8s.io"] == "[get list watch]"
+    assert rows["pods"] == "[get list watch]"
+    assert rows["selfsubjectrulesreviews.authorization.k8s.io"] == "[create]"  # basic-user
+    assert "*.*" not in rows
+    assert "secrets" not in rows  # view does not read secrets
+    elsewhere = k("auth", "can-i", "--list", "-n", "default", "--as", reader).stdout
+    assert "networkpolicies.networking.k8s.io" not in elsewhere  # the binding is namespaced
+
+    admin = k("auth", "can-i", "--list", "-n", "rules").stdout
+    assert admin.splitlines()[1].split() == ["*.*", "[]", "[]", "[*]"]  # cluster-admin
+
+    code, review = cluster.request(
+        "POST",
+        "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+        {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectRulesReview",
+            "spec": {"namespace": "rules"},
+        },
+    )
+    assert code == 201
+    assert review["kind"] == "SelfSubjectRulesReview"
+    assert review["status"]["incomplete"] is False
+    assert {"verbs": ["*"], "nonResourceURLs": ["*"]} in review["status"]["nonResourceRules"]
+    code, _ = cluster.request(
+        "POST",
+        "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews",
+        {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview", "spec": {}},
+        client=None,
+    )
+    assert code == 403  # anonymous is not system:basic-user

@@ -22,13 +22,14 @@ from kubefence.control.authn import Authenticator
 from kubefence.control.cache import CACHED_KINDS, ObjectCache
 from kubefence.control.context import ServerConfig
 from kubefence.control.kinds import REGISTRY
-from kubefence.control.objects import Objects, WriteOptions, decode
+from kubefence.control.objects import Objects, WriteOptions
 from kubefence.control.pki import ClusterPKI, ensure_pki
 from kubefence.control.rbac import BOOTSTRAP_OBJECTS, Authorizer
 from kubefence.control.server import make_app
 from kubefence.control.status import ApiError
 from kubefence.control.store import Store
 from kubefence.control.store.sqlite import SqliteStore
+from kubefence.control.stored import decode
 
 __all__ = ["Running", "bootstrap", "open_objects", "serve", "start"]
 

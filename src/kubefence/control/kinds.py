@@ -1,224 +1,40 @@
-"""The served kinds: their table entries, validation and defaulting, as the real API server does.
+"""The served kinds: one table of what the server serves, and how `kubectl get` prints each.
 
-Namespace, Pod, Service and NetworkPolicy are validated by kubefence's own validator
-(`kubefence.api.build_inventory`), so the server rejects exactly what `kubefence validate`
-rejects, with the same field paths. The other kinds get structural checks (names, required
-fields). Defaulting follows the API server where clients look (policyTypes, the namespace name
-label, Service clusterIP and ports, Pod phase and the container defaults `describe` prints).
+Each entry names a kind's group, version, plural, scope, verbs, subresources and Table columns,
+and points at its defaulting and validation in `kind_checks` (the rules an object must pass on
+the way in live there). Adding a kind means adding an entry here.
 
 Longer than 400 lines on purpose: it is the one table of kinds, and the formatter spreads each
-entry over a line per field; splitting it would scatter what "adding a kind" touches.
+entry over a line per field; splitting the table itself would scatter what "adding a kind"
+touches.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from kubefence.api import METADATA_NAME_LABEL, Document, build_inventory
+from kubefence.control.kind_checks import (
+    by_kubefence,
+    default_deployment,
+    default_namespace,
+    default_pod,
+    default_policy,
+    default_service,
+    required,
+    validate_binding,
+    validate_deployment,
+    validate_event,
+    validate_rules,
+)
+from kubefence.control.kind_checks import (
+    get_path as _get,
+)
 from kubefence.control.registry import Column, Registry, ResourceType
 from kubefence.control.tables import age
-from kubefence.errors import FieldError, ValidationError
 
-__all__ = ["REGISTRY", "name_problems"]
+__all__ = ["NAME_STYLE", "REGISTRY"]
 
 Obj = dict[str, Any]
-
-_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-
-def name_problems(name: str, *, style: str = "subdomain") -> list[FieldError]:
-    """metadata.name problems: `subdomain` (most kinds), `label`, or `segment` (RBAC kinds)."""
-    path = "metadata.name"
-    if not name:
-        return [FieldError("Required value: name or generateName is required", path)]
-    if style == "segment":
-        bad = name in (".", "..") or "/" in name or "%" in name
-        return [FieldError(f"Invalid value: {name!r}: may not contain '/' or '%'", path)] * bad
-    pattern, limit = (_LABEL, 63) if style == "label" else (_SUBDOMAIN, 253)
-    if len(name) > limit or not pattern.match(name):
-        what = "RFC 1123 label" if style == "label" else "RFC 1123 subdomain"
-        return [
-            FieldError(
-                f"Invalid value: {name!r}: a lowercase {what} must consist of lower case "
-                "alphanumeric characters, '-' or '.', and must start and end with an "
-                "alphanumeric character",
-                path,
-            )
-        ]
-    return []
-
-
-def _by_kubefence(obj: Obj) -> list[FieldError]:
-    """kubefence's own validator on one object (server-set metadata removed first)."""
-    metadata = {
-        k: v
-        for k, v in (obj.get("metadata") or {}).items()
-        if k in ("name", "namespace", "labels", "annotations", "generateName")
-    }
-    clean = {**obj, "metadata": metadata}
-    clean.pop("status", None)
-    try:
-        build_inventory([Document(clean, "<request>", None, 0)])
-    except ValidationError as error:
-        return list(error.problems)
-    return []
-
-
-def _get(obj: Obj, *path: str) -> Any:
-    value: Any = obj
-    for part in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
-
-
-def _required(obj: Obj, *paths: str) -> list[FieldError]:
-    return [
-        FieldError("Required value", path)
-        for path in paths
-        if _get(obj, *path.split(".")) in (None, "", [], {})
-    ]
-
-
-# -- defaulting --------------------------------------------------------------------------------
-
-
-def _default_namespace(obj: Obj) -> None:
-    metadata = obj.setdefault("metadata", {})
-    labels = metadata.get("labels") or {}
-    labels[METADATA_NAME_LABEL] = metadata.get("name", "")
-    metadata["labels"] = labels
-    spec = obj.setdefault("spec", {})
-    spec.setdefault("finalizers", ["kubernetes"])
-    obj.setdefault("status", {}).setdefault("phase", "Active")
-
-
-def _default_policy(obj: Obj) -> None:
-    spec = obj.setdefault("spec", {})
-    spec.setdefault("podSelector", {})
-    if not spec.get("policyTypes"):
-        # S02, as kubefence.api defaults it: Ingress, plus Egress iff there is an egress rule.
-        spec["policyTypes"] = ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
-    for direction in ("ingress", "egress"):
-        for rule in spec.get(direction) or []:
-            for port in (rule.get("ports") or []) if isinstance(rule, dict) else []:
-                if isinstance(port, dict):
-                    port.setdefault("protocol", "TCP")
-
-
-def _default_pod(obj: Obj) -> None:
-    spec = obj.setdefault("spec", {})
-    spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("dnsPolicy", "ClusterFirst")
-    spec.setdefault("schedulerName", "default-scheduler")
-    spec.setdefault("terminationGracePeriodSeconds", 30)
-    spec.setdefault("serviceAccountName", "default")
-    spec.setdefault("serviceAccount", spec["serviceAccountName"])
-    spec.setdefault("securityContext", {})
-    spec.setdefault("enableServiceLinks", True)
-    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-    spec.setdefault("priority", 0)
-    for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
-        if not isinstance(container, dict):
-            continue
-        image = str(container.get("image", ""))
-        latest = ":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")
-        container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
-        container.setdefault("terminationMessagePath", "/dev/termination-log")
-        container.setdefault("terminationMessagePolicy", "File")
-        container.setdefault("resources", {})
-        for port in container.get("ports") or []:
-            if isinstance(port, dict):
-                port.setdefault("protocol", "TCP")
-    status = obj.setdefault("status", {})
-    status.setdefault("phase", "Pending")
-    status.setdefault("qosClass", "BestEffort")
-
-
-def _default_service(obj: Obj) -> None:
-    spec = obj.setdefault("spec", {})
-    spec.setdefault("type", "ClusterIP")
-    spec.setdefault("sessionAffinity", "None")
-    spec.setdefault("internalTrafficPolicy", "Cluster")
-    spec.setdefault("ipFamilyPolicy", "SingleStack")
-    spec.setdefault("ipFamilies", ["IPv4"])
-    for port in spec.get("ports") or []:
-        if isinstance(port, dict):
-            port.setdefault("protocol", "TCP")
-            port.setdefault("targetPort", port.get("port"))
-    obj.setdefault("status", {}).setdefault("loadBalancer", {})
-
-
-def _default_deployment(obj: Obj) -> None:
-    spec = obj.setdefault("spec", {})
-    spec.setdefault("replicas", 1)
-    spec.setdefault("revisionHistoryLimit", 10)
-    spec.setdefault("progressDeadlineSeconds", 600)
-    spec.setdefault(
-        "strategy",
-        {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}},
-    )
-
-
-# -- structural validation of the other kinds -------------------------------------------------
-
-
-def _validate_rules(obj: Obj) -> list[FieldError]:
-    problems = []
-    for i, rule in enumerate(obj.get("rules") or []):
-        if not isinstance(rule, dict) or not rule.get("verbs"):
-            problems.append(
-                FieldError(
-                    "Required value: verbs must contain at least one value", f"rules[{i}].verbs"
-                )
-            )
-    return problems
-
-
-def _validate_binding(obj: Obj) -> list[FieldError]:
-    problems = _required(obj, "roleRef.kind", "roleRef.name")
-    kind = _get(obj, "roleRef", "kind")
-    if kind not in (None, "", "Role", "ClusterRole"):
-        problems.append(
-            FieldError(
-                f'Unsupported value: "{kind}": supported values: "Role", "ClusterRole"',
-                "roleRef.kind",
-            )
-        )
-    for i, subject in enumerate(obj.get("subjects") or []):
-        if not isinstance(subject, dict) or not subject.get("name"):
-            problems.append(FieldError("Required value", f"subjects[{i}].name"))
-        elif subject.get("kind") not in ("User", "Group", "ServiceAccount"):
-            problems.append(
-                FieldError(
-                    f"Unsupported value: {subject.get('kind')!r}: supported values: "
-                    '"ServiceAccount", "User", "Group"',
-                    f"subjects[{i}].kind",
-                )
-            )
-    return problems
-
-
-def _validate_deployment(obj: Obj) -> list[FieldError]:
-    problems = _required(obj, "spec.selector", "spec.template.spec.containers")
-    selector = _get(obj, "spec", "selector", "matchLabels") or {}
-    labels = _get(obj, "spec", "template", "metadata", "labels") or {}
-    if selector and any(labels.get(k) != v for k, v in selector.items()):
-        problems.append(
-            FieldError(
-                "Invalid value: `selector` does not match template `labels`",
-                "spec.template.metadata.labels",
-            )
-        )
-    return problems
-
-
-def _validate_event(obj: Obj) -> list[FieldError]:
-    return _required(obj, "involvedObject")
-
 
 # -- printing -----------------------------------------------------------------------------------
 
@@ -315,8 +131,8 @@ _TYPES = (
         short_names=("ns",),
         subresources=("status",),
         columns=(Column("Status", "string", _s("status", "phase")),),
-        validate=_by_kubefence,
-        default=_default_namespace,
+        validate=by_kubefence,
+        default=default_namespace,
         has_spec=False,
     ),
     ResourceType(
@@ -327,8 +143,8 @@ _TYPES = (
         short_names=("po",),
         categories=("all",),
         subresources=("status",),
-        validate=_by_kubefence,
-        default=_default_pod,
+        validate=by_kubefence,
+        default=default_pod,
         columns=(
             Column("Ready", "string", _pod_ready),
             Column("Status", "string", _s("status", "phase", none="Pending")),
@@ -347,8 +163,8 @@ _TYPES = (
         short_names=("svc",),
         categories=("all",),
         subresources=("status",),
-        validate=_by_kubefence,
-        default=_default_service,
+        validate=by_kubefence,
+        default=default_service,
         columns=(
             Column("Type", "string", _s("spec", "type")),
             Column("Cluster-IP", "string", _s("spec", "clusterIP")),
@@ -368,8 +184,8 @@ _TYPES = (
         "NetworkPolicy",
         "networkpolicies",
         short_names=("netpol",),
-        validate=_by_kubefence,
-        default=_default_policy,
+        validate=by_kubefence,
+        default=default_policy,
         columns=(
             Column(
                 "Pod-Selector",
@@ -395,7 +211,7 @@ _TYPES = (
         "EndpointSlice",
         "endpointslices",
         has_spec=False,
-        validate=lambda o: _required(o, "addressType"),
+        validate=lambda o: required(o, "addressType"),
         columns=(
             Column("AddressType", "string", _s("addressType")),
             Column(
@@ -477,7 +293,7 @@ _TYPES = (
         "events",
         short_names=("ev",),
         has_spec=False,
-        validate=_validate_event,
+        validate=validate_event,
         age_column=False,
         name_column=False,
         columns=(
@@ -502,14 +318,14 @@ _TYPES = (
         "leases",
         columns=(Column("Holder", "string", _s("spec", "holderIdentity", none="")),),
     ),
-    ResourceType(RBAC, "v1", "Role", "roles", validate=_validate_rules, has_spec=False),
+    ResourceType(RBAC, "v1", "Role", "roles", validate=validate_rules, has_spec=False),
     ResourceType(
         RBAC,
         "v1",
         "ClusterRole",
         "clusterroles",
         namespaced=False,
-        validate=_validate_rules,
+        validate=validate_rules,
         has_spec=False,
     ),
     ResourceType(
@@ -517,7 +333,7 @@ _TYPES = (
         "v1",
         "RoleBinding",
         "rolebindings",
-        validate=_validate_binding,
+        validate=validate_binding,
         has_spec=False,
         columns=(
             Column(
@@ -533,7 +349,7 @@ _TYPES = (
         "ClusterRoleBinding",
         "clusterrolebindings",
         namespaced=False,
-        validate=_validate_binding,
+        validate=validate_binding,
         has_spec=False,
         columns=(
             Column(
@@ -551,8 +367,8 @@ _TYPES = (
         short_names=("deploy",),
         categories=("all",),
         subresources=("status", "scale"),
-        validate=_validate_deployment,
-        default=_default_deployment,
+        validate=validate_deployment,
+        default=default_deployment,
         columns=(
             Column(
                 "Ready",
@@ -573,7 +389,7 @@ _TYPES = (
         short_names=("rs",),
         categories=("all",),
         subresources=("status", "scale"),
-        validate=_validate_deployment,
+        validate=validate_deployment,
         columns=(
             Column("Desired", "integer", lambda o: _get(o, "spec", "replicas") or 0),
             Column("Current", "integer", lambda o: _get(o, "status", "replicas") or 0),
@@ -586,6 +402,15 @@ _TYPES = (
         "v1",
         "SelfSubjectAccessReview",
         "selfsubjectaccessreviews",
+        namespaced=False,
+        verbs=("create",),
+        stored=False,
+    ),
+    ResourceType(
+        "authorization.k8s.io",
+        "v1",
+        "SelfSubjectRulesReview",
+        "selfsubjectrulesreviews",
         namespaced=False,
         verbs=("create",),
         stored=False,

@@ -1,8 +1,9 @@
 """Access and identity reviews, the virtual kinds behind `kubectl auth can-i` and `whoami`.
 
 SelfSubjectAccessReview asks the authorizer about the requesting user; SubjectAccessReview
-about any user (RBAC restricts who may create it); SelfSubjectReview echoes the authenticated
-user. Nothing is stored.
+about any user (RBAC restricts who may create it); SelfSubjectRulesReview lists the requesting
+user's rules in a namespace (`kubectl auth can-i --list`); SelfSubjectReview echoes the
+authenticated user. Nothing is stored.
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ def review(authorizer: Authorizer | None, user: UserInfo, rt: ResourceType, body
             info["uid"] = user.uid
         answer["status"] = {"userInfo": info}
         return answer
+    if rt.kind == "SelfSubjectRulesReview":
+        answer["spec"] = spec
+        answer["status"] = _rules(authorizer, user, str(spec.get("namespace") or ""))
+        return answer
     subject = user
     if rt.kind == "SubjectAccessReview":
         subject = UserInfo(
@@ -68,3 +73,24 @@ def review(authorizer: Authorizer | None, user: UserInfo, rt: ResourceType, body
     if reason:
         answer["status"]["reason"] = reason
     return answer
+
+
+def _rules(authorizer: Authorizer | None, user: UserInfo, namespace: str) -> Obj:
+    """SubjectRulesReviewStatus: what RBAC grants the user in ``namespace`` (and cluster-wide).
+
+    Complete (``incomplete: false``): RBAC is the only authorizer, and ``rules_for`` resolves
+    aggregated ClusterRoles as authorization does. Without an authorizer everything is allowed.
+    """
+    if authorizer is None:
+        everything: Obj = {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}
+        return {
+            "resourceRules": [everything],
+            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+            "incomplete": False,
+        }
+    resource, non_resource = authorizer.rules_for(user, namespace)
+    return {
+        "resourceRules": [rule.to_dict() for rule in resource],
+        "nonResourceRules": [rule.to_dict() for rule in non_resource],
+        "incomplete": False,
+    }

@@ -28,7 +28,8 @@ from kubefence.control.context import (
 )
 from kubefence.control.handlers import resource_request
 from kubefence.control.identity import ANONYMOUS, RequestAttributes, UserInfo
-from kubefence.control.status import ApiError, status_body
+from kubefence.control.status import ApiError, status_body, store_failure
+from kubefence.control.store import StoreError
 
 __all__ = ["make_app"]
 
@@ -45,6 +46,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except ApiError as error:
         return json_response(error.body(), error.code)
+    except StoreError as error:  # the ones Objects did not translate: the store itself failed
+        log.warning("store failure on %s %s: %s", request.method, request.path, error)
+        return json_response(store_failure(error), 503)
     except web.HTTPRequestEntityTooLarge:
         return json_response(
             status_body(413, "RequestEntityTooLarge", "the request body is too large (> 3 MiB)"),

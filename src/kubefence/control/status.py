@@ -171,3 +171,12 @@ def status_body(
     if details:
         body["details"] = details
     return body
+
+
+def store_failure(error: Exception) -> dict[str, Any]:
+    """The Status for a request the store failed under (etcd gone, its answer an error).
+
+    503 ServiceUnavailable, as the condition is the backend's and usually passes (etcd restarts);
+    the message names the store's problem so `kubectl` shows why, and never carries a traceback.
+    """
+    return status_body(503, "ServiceUnavailable", f"the storage backend failed: {error}")

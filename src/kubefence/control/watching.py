@@ -18,11 +18,12 @@ from typing import Any
 
 from aiohttp import web
 
-from kubefence.control.objects import Objects, decode
+from kubefence.control.objects import Objects
 from kubefence.control.registry import ResourceType
 from kubefence.control.selectors import FieldSelector, LabelSelector
-from kubefence.control.status import status_body
-from kubefence.control.store import RevisionCompacted, StoredValue
+from kubefence.control.status import status_body, store_failure
+from kubefence.control.store import RevisionCompacted, StoredValue, StoreError
+from kubefence.control.stored import decode
 from kubefence.control.tables import table, wants_table
 
 __all__ = ["BOOKMARK_SECONDS", "watch_response"]
@@ -118,6 +119,9 @@ async def watch_response(
                     "ERROR",
                     status_body(410, "Expired", f"too old resource version: {after} ({error})"),
                 )
+                break
+            except StoreError as error:  # the stream has begun: the failure is its last event
+                await send("ERROR", store_failure(error))
                 break
             last = event.revision
             obj = decode(StoredValue(event.key, event.value, event.revision))

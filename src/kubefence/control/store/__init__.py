@@ -9,6 +9,7 @@ from kubefence.control.store.base import (
     RevisionCompacted,
     Store,
     StoredValue,
+    StoreError,
     WatchEvent,
 )
 
@@ -18,6 +19,7 @@ __all__ = [
     "KeyMissing",
     "RevisionCompacted",
     "Store",
+    "StoreError",
     "StoredValue",
     "WatchEvent",
 ]
