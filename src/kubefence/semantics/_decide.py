@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from kubefence.api import (
     ContainerPort,
@@ -110,13 +111,10 @@ def decide(
     if source.kind is EndpointKind.SERVICE:
         raise InputError(f"a Service cannot open connections: name a pod instead of {src!r}")
     source, destination = align_families(source, destination)
+    connection = _Connection(source, destination, wanted, proto)
     if destination.kind is EndpointKind.SERVICE:
-        return _decide_service(
-            index, source, destination, wanted=wanted, protocol=proto, settings=settings
-        )
-    return _decide_pair(
-        index, source, destination, wanted=wanted, protocol=proto, settings=settings
-    )
+        return _decide_service(index, connection, settings=settings)
+    return _decide_pair(index, connection, settings=settings)
 
 
 # --- endpoints ---------------------------------------------------------------------------------
@@ -132,28 +130,35 @@ def _destination_ports(destination: ResolvedEndpoint) -> Sequence[ContainerPort]
 # --- one pair ----------------------------------------------------------------------------------
 
 
-def _decide_pair(
-    index: PolicyIndex,
-    source: ResolvedEndpoint,
-    destination: ResolvedEndpoint,
-    *,
-    wanted: int | str,
-    protocol: Protocol,
-    settings: Settings,
-) -> Decision:
-    port_name = wanted if isinstance(wanted, str) else None
+@dataclass(frozen=True, slots=True)
+class _Connection:
+    """What ``decide`` was asked, endpoints resolved; ``wanted`` is a port number or name."""
+
+    source: ResolvedEndpoint
+    destination: ResolvedEndpoint
+    wanted: int | str
+    protocol: Protocol
+
+    def decision(self, *, allowed: bool, reason: Reason, port: int | None) -> Decision:
+        """A ``Decision`` about this connection, before any side is decided."""
+        return Decision(
+            allowed=allowed,
+            reason=reason,
+            source=self.source.public,
+            destination=self.destination.public,
+            protocol=self.protocol,
+            port=port,
+            port_name=self.wanted if isinstance(self.wanted, str) else None,
+        )
+
+
+def _decide_pair(index: PolicyIndex, connection: _Connection, *, settings: Settings) -> Decision:
+    source, destination = connection.source, connection.destination
+    wanted, protocol = connection.wanted, connection.protocol
     number: int | None = wanted if isinstance(wanted, int) else None
-    if port_name is not None and destination.pod is not None:
-        number = resolve_named_port(port_name, protocol, destination.pod.ports)
-    base = Decision(
-        allowed=True,
-        reason=Reason.SELF,
-        source=source.public,
-        destination=destination.public,
-        protocol=protocol,
-        port=number,
-        port_name=port_name,
-    )
+    if isinstance(wanted, str) and destination.pod is not None:
+        number = resolve_named_port(wanted, protocol, destination.pod.ports)
+    base = connection.decision(allowed=True, reason=Reason.SELF, port=number)
     same_pod = source.pod is not None and destination.pod is not None
     if same_pod and source.public.name == destination.public.name and settings.self_traffic_allowed:
         return base  # S07
@@ -200,28 +205,17 @@ def _service_port(service: Service, wanted: int | str, protocol: Protocol) -> Se
     return None
 
 
-def _decide_service(
-    index: PolicyIndex,
-    source: ResolvedEndpoint,
-    destination: ResolvedEndpoint,
-    *,
-    wanted: int | str,
-    protocol: Protocol,
-    settings: Settings,
-) -> Decision:
+def _decide_service(index: PolicyIndex, connection: _Connection, *, settings: Settings) -> Decision:
     """Translate like kube-proxy (service port -> targetPort, selector -> pods), then decide
     per backend: policies never see the ClusterIP or the service port (S22)."""
+    destination, wanted = connection.destination, connection.wanted
     assert destination.service is not None
     service = destination.service
-    service_port = _service_port(service, wanted, protocol)
-    base = Decision(
+    service_port = _service_port(service, wanted, connection.protocol)
+    base = connection.decision(
         allowed=False,
         reason=Reason.UNRESOLVED_PORT,
-        source=source.public,
-        destination=destination.public,
-        protocol=protocol,
         port=service_port.port if service_port else (wanted if isinstance(wanted, int) else None),
-        port_name=wanted if isinstance(wanted, str) else None,
     )
     if service_port is None:
         return base
@@ -234,16 +228,10 @@ def _decide_service(
         backend = pod_endpoint(pod, None, settings)
         if destination.public.address is not None:
             backend = with_family(backend, destination.public.address.version)
-        decisions.append(
-            _decide_pair(
-                index,
-                source,
-                backend,
-                wanted=service_port.target_port,
-                protocol=protocol,
-                settings=settings,
-            )
+        translated = dataclasses.replace(
+            connection, destination=backend, wanted=service_port.target_port
         )
+        decisions.append(_decide_pair(index, translated, settings=settings))
     return dataclasses.replace(
         base,
         allowed=all(d.allowed for d in decisions),
