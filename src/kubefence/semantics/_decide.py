@@ -24,57 +24,41 @@ Order of the checks for one connection ``src -> dst`` on ``port``/``protocol``:
 Address families: when either endpoint is given as an address, pods named ``ns/pod`` on the
 other side are reached at their first IP of that family; otherwise a named pod matches an
 ipBlock when any of its IPs does (the algebra's rule).
+
+Where the parts live: endpoints and address families in ``_endpoints``, one side's
+NetworkPolicy decision and its nearest misses in ``_networkpolicy_side``, the admin tiers in
+``_tiers``; this module keeps the order of the checks above and Services (S22).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from kubefence.api import (
     ContainerPort,
     Inventory,
-    IPAddress,
     LabelSelector,
-    Operator,
     Pod,
     Protocol,
     Service,
     ServicePort,
-    rule_path,
 )
 from kubefence.errors import InputError
-from kubefence.semantics._algebra import (
-    CompiledPolicy,
-    CompiledRule,
-    Direction,
-    PeerKind,
-    PeerMatcher,
-    PortMatcher,
-    ip_in_block,
-    isolating_policies,
-    peer_matches_ip,
-    peer_matches_pod,
-    port_matches,
-    resolve_named_port,
+from kubefence.semantics._algebra import Direction, resolve_named_port
+from kubefence.semantics._decision import Decision, EndpointKind, Reason, SideDecision
+from kubefence.semantics._endpoints import (
+    ResolvedEndpoint,
+    SideQuery,
+    align_families,
+    pod_endpoint,
+    resolve_endpoint,
+    with_family,
 )
-from kubefence.semantics._decision import (
-    Admission,
-    Decision,
-    EndpointKind,
-    MissReason,
-    PeerMiss,
-    PolicyMiss,
-    PolicyRef,
-    PortEntry,
-    Reason,
-    RuleMiss,
-    SideDecision,
-    Unmet,
-)
-from kubefence.semantics._endpoints import ResolvedEndpoint, pod_endpoint, resolve_endpoint
 from kubefence.semantics._index import PolicyIndex, index_for
-from kubefence.semantics._selectors import requirement_holds, selector_matches
+from kubefence.semantics._networkpolicy_side import networkpolicy_side
+from kubefence.semantics._selectors import selector_matches
 from kubefence.semantics._settings import DEFAULT_SETTINGS, Settings
 from kubefence.semantics._tiers import tiered_side
 
@@ -126,39 +110,14 @@ def decide(
     destination = resolve_endpoint(index, dst, settings=settings)
     if source.kind is EndpointKind.SERVICE:
         raise InputError(f"a Service cannot open connections: name a pod instead of {src!r}")
-    source, destination = _align_families(source, destination)
+    source, destination = align_families(source, destination)
+    connection = _Connection(source, destination, wanted, proto)
     if destination.kind is EndpointKind.SERVICE:
-        return _decide_service(
-            index, source, destination, wanted=wanted, protocol=proto, settings=settings
-        )
-    return _decide_pair(
-        index, source, destination, wanted=wanted, protocol=proto, settings=settings
-    )
+        return _decide_service(index, connection, settings=settings)
+    return _decide_pair(index, connection, settings=settings)
 
 
 # --- endpoints ---------------------------------------------------------------------------------
-
-
-def _align_families(
-    source: ResolvedEndpoint, destination: ResolvedEndpoint
-) -> tuple[ResolvedEndpoint, ResolvedEndpoint]:
-    families = {e.public.address.version for e in (source, destination) if e.public.address}
-    if len(families) > 1:
-        raise InputError("source and destination addresses are of different IP families")
-    if not families:
-        return source, destination
-    (family,) = families
-    return _with_family(source, family), _with_family(destination, family)
-
-
-def _with_family(endpoint: ResolvedEndpoint, family: int) -> ResolvedEndpoint:
-    if endpoint.pod is None or endpoint.public.address is not None:
-        return endpoint
-    address = next((ip for ip in endpoint.pod.ips if ip.version == family), None)
-    if address is None:
-        return endpoint
-    public = dataclasses.replace(endpoint.public, address=address)
-    return dataclasses.replace(endpoint, public=public, addresses=(address,))
 
 
 def _destination_ports(destination: ResolvedEndpoint) -> Sequence[ContainerPort] | None:
@@ -171,28 +130,35 @@ def _destination_ports(destination: ResolvedEndpoint) -> Sequence[ContainerPort]
 # --- one pair ----------------------------------------------------------------------------------
 
 
-def _decide_pair(
-    index: PolicyIndex,
-    source: ResolvedEndpoint,
-    destination: ResolvedEndpoint,
-    *,
-    wanted: int | str,
-    protocol: Protocol,
-    settings: Settings,
-) -> Decision:
-    port_name = wanted if isinstance(wanted, str) else None
+@dataclass(frozen=True, slots=True)
+class _Connection:
+    """What ``decide`` was asked, endpoints resolved; ``wanted`` is a port number or name."""
+
+    source: ResolvedEndpoint
+    destination: ResolvedEndpoint
+    wanted: int | str
+    protocol: Protocol
+
+    def decision(self, *, allowed: bool, reason: Reason, port: int | None) -> Decision:
+        """A ``Decision`` about this connection, before any side is decided."""
+        return Decision(
+            allowed=allowed,
+            reason=reason,
+            source=self.source.public,
+            destination=self.destination.public,
+            protocol=self.protocol,
+            port=port,
+            port_name=self.wanted if isinstance(self.wanted, str) else None,
+        )
+
+
+def _decide_pair(index: PolicyIndex, connection: _Connection, *, settings: Settings) -> Decision:
+    source, destination = connection.source, connection.destination
+    wanted, protocol = connection.wanted, connection.protocol
     number: int | None = wanted if isinstance(wanted, int) else None
-    if port_name is not None and destination.pod is not None:
-        number = resolve_named_port(port_name, protocol, destination.pod.ports)
-    base = Decision(
-        allowed=True,
-        reason=Reason.SELF,
-        source=source.public,
-        destination=destination.public,
-        protocol=protocol,
-        port=number,
-        port_name=port_name,
-    )
+    if isinstance(wanted, str) and destination.pod is not None:
+        number = resolve_named_port(wanted, protocol, destination.pod.ports)
+    base = connection.decision(allowed=True, reason=Reason.SELF, port=number)
     same_pod = source.pod is not None and destination.pod is not None
     if same_pod and source.public.name == destination.public.name and settings.self_traffic_allowed:
         return base  # S07
@@ -209,22 +175,12 @@ def _decide_pair(
     destination_ports = _destination_ports(destination)
     egress = _side(
         index,
-        Direction.EGRESS,
-        source,
-        destination,
-        port=number,
-        protocol=protocol,
-        destination_ports=destination_ports,
+        SideQuery(Direction.EGRESS, source, destination, number, protocol, destination_ports),
         settings=settings,
     )
     ingress = _side(
         index,
-        Direction.INGRESS,
-        destination,
-        source,
-        port=number,
-        protocol=protocol,
-        destination_ports=destination_ports,
+        SideQuery(Direction.INGRESS, destination, source, number, protocol, destination_ports),
         settings=settings,
     )
     host_network = EndpointKind.HOST_NETWORK_POD in (source.kind, destination.kind)
@@ -249,28 +205,17 @@ def _service_port(service: Service, wanted: int | str, protocol: Protocol) -> Se
     return None
 
 
-def _decide_service(
-    index: PolicyIndex,
-    source: ResolvedEndpoint,
-    destination: ResolvedEndpoint,
-    *,
-    wanted: int | str,
-    protocol: Protocol,
-    settings: Settings,
-) -> Decision:
+def _decide_service(index: PolicyIndex, connection: _Connection, *, settings: Settings) -> Decision:
     """Translate like kube-proxy (service port -> targetPort, selector -> pods), then decide
     per backend: policies never see the ClusterIP or the service port (S22)."""
+    destination, wanted = connection.destination, connection.wanted
     assert destination.service is not None
     service = destination.service
-    service_port = _service_port(service, wanted, protocol)
-    base = Decision(
+    service_port = _service_port(service, wanted, connection.protocol)
+    base = connection.decision(
         allowed=False,
         reason=Reason.UNRESOLVED_PORT,
-        source=source.public,
-        destination=destination.public,
-        protocol=protocol,
         port=service_port.port if service_port else (wanted if isinstance(wanted, int) else None),
-        port_name=wanted if isinstance(wanted, str) else None,
     )
     if service_port is None:
         return base
@@ -282,17 +227,11 @@ def _decide_service(
     for pod in backends:
         backend = pod_endpoint(pod, None, settings)
         if destination.public.address is not None:
-            backend = _with_family(backend, destination.public.address.version)
-        decisions.append(
-            _decide_pair(
-                index,
-                source,
-                backend,
-                wanted=service_port.target_port,
-                protocol=protocol,
-                settings=settings,
-            )
+            backend = with_family(backend, destination.public.address.version)
+        translated = dataclasses.replace(
+            connection, destination=backend, wanted=service_port.target_port
         )
+        decisions.append(_decide_pair(index, translated, settings=settings))
     return dataclasses.replace(
         base,
         allowed=all(d.allowed for d in decisions),
@@ -312,276 +251,14 @@ def is_backend(service: Service, pod: Pod) -> bool:
 # --- one side ----------------------------------------------------------------------------------
 
 
-def _peer_matches(
-    index: PolicyIndex, peer: PeerMatcher, other: ResolvedEndpoint, settings: Settings
-) -> bool:
-    if other.pod is not None:
-        return peer_matches_pod(
-            peer,
-            other.pod,
-            index.labels_of_namespace(other.pod.namespace),
-            address=other.public.address,
-            settings=settings,
-        )
-    if peer.kind is PeerKind.ANY:
-        return True
-    return any(peer_matches_ip(peer, ip) for ip in other.addresses)
-
-
-def _policy_ref(policy: CompiledPolicy) -> PolicyRef:
-    origin = policy.source.origin
-    return PolicyRef(
-        namespace=policy.namespace,
-        name=policy.name,
-        file=origin.file if origin else None,
-        line=origin.line if origin else None,
-    )
-
-
-def _rule_line(policy: CompiledPolicy, direction: Direction, rule: CompiledRule) -> int | None:
-    return policy.source.line_of(rule_path(direction.value, rule.index))
-
-
-def _side(
-    index: PolicyIndex,
-    direction: Direction,
-    subject: ResolvedEndpoint,
-    other: ResolvedEndpoint,
-    *,
-    port: int,
-    protocol: Protocol,
-    destination_ports: Sequence[ContainerPort] | None,
-    settings: Settings,
-) -> SideDecision:
-    """Egress of ``subject`` towards ``other``, or ingress of ``subject`` from ``other``:
+def _side(index: PolicyIndex, query: SideQuery, *, settings: Settings) -> SideDecision:
+    """Egress of the subject towards the other endpoint, or ingress of the subject from it:
     Admin tier, then NetworkPolicy, then Baseline tier, then allowed (``_tiers``). Without
     tiered policies in the inventory, NetworkPolicy alone, exactly as before tiers existed."""
 
     def decide_np() -> SideDecision:
-        return _np_side(
-            index,
-            direction,
-            subject,
-            other,
-            port=port,
-            protocol=protocol,
-            destination_ports=destination_ports,
-            settings=settings,
-        )
+        return networkpolicy_side(index, query, settings=settings)
 
     if not index.has_tiers:
         return decide_np()
-    return tiered_side(
-        index,
-        direction,
-        subject,
-        other,
-        port=port,
-        protocol=protocol,
-        destination_ports=destination_ports,
-        decide_np=decide_np,
-    )
-
-
-def _np_side(
-    index: PolicyIndex,
-    direction: Direction,
-    subject: ResolvedEndpoint,
-    other: ResolvedEndpoint,
-    *,
-    port: int,
-    protocol: Protocol,
-    destination_ports: Sequence[ContainerPort] | None,
-    settings: Settings,
-) -> SideDecision:
-    """The NetworkPolicy tier alone (S01-S21)."""
-    name = subject.public.name
-    pod = subject.pod
-    if subject.kind is not EndpointKind.POD or pod is None:
-        return SideDecision(direction, name, applicable=False, isolated=False, allowed=True)
-    selecting = isolating_policies(
-        index.policies_in(pod.namespace), pod, direction, settings=settings
-    )  # S01, S03
-    if not selecting:
-        return SideDecision(direction, name, applicable=True, isolated=False, allowed=True)
-    admitted: list[Admission] = []
-    for policy in selecting:
-        for rule in policy.rules(direction) or ():
-            peer = next((p for p in rule.peers if _peer_matches(index, p, other, settings)), None)
-            if peer is None:
-                continue
-            entry = next(
-                (m for m in rule.ports if port_matches(m, port, protocol, destination_ports)), None
-            )
-            if entry is not None:  # S10: peer AND port within one rule
-                admitted.append(
-                    Admission(
-                        policy=_policy_ref(policy),
-                        rule=rule.index,
-                        peer=peer.index,
-                        port=entry.index,
-                        line=_rule_line(policy, direction, rule),
-                    )
-                )
-    refs = tuple(_policy_ref(p) for p in selecting)
-    if admitted:  # S04
-        return SideDecision(
-            direction,
-            name,
-            applicable=True,
-            isolated=True,
-            allowed=True,
-            isolating=refs,
-            admitted_by=tuple(admitted),
-        )
-    misses = tuple(
-        PolicyMiss(
-            policy=_policy_ref(policy),
-            rules=tuple(
-                _rule_miss(
-                    index,
-                    policy,
-                    direction,
-                    rule,
-                    other,
-                    port=port,
-                    protocol=protocol,
-                    destination_ports=destination_ports,
-                    settings=settings,
-                )
-                for rule in policy.rules(direction) or ()
-            ),
-        )
-        for policy in selecting
-    )
-    return SideDecision(
-        direction,
-        name,
-        applicable=True,
-        isolated=True,
-        allowed=False,
-        isolating=refs,
-        misses=misses,
-    )
-
-
-# --- explaining a miss (only after the primitives said no) --------------------------------------
-
-
-def _rule_miss(
-    index: PolicyIndex,
-    policy: CompiledPolicy,
-    direction: Direction,
-    rule: CompiledRule,
-    other: ResolvedEndpoint,
-    *,
-    port: int,
-    protocol: Protocol,
-    destination_ports: Sequence[ContainerPort] | None,
-    settings: Settings,
-) -> RuleMiss:
-    peer_misses = tuple(
-        _peer_miss(index, peer, other, settings)
-        for peer in rule.peers
-        if not _peer_matches(index, peer, other, settings)
-    )
-    entries = tuple(_port_entry(m, port, protocol, destination_ports) for m in rule.ports)
-    return RuleMiss(
-        rule=rule.index,
-        line=_rule_line(policy, direction, rule),
-        peer_matched=len(peer_misses) < len(rule.peers),
-        port_matched=any(e.matched for e in entries),
-        peers=peer_misses if len(peer_misses) == len(rule.peers) else (),
-        ports=entries,
-    )
-
-
-def _port_entry(
-    matcher: PortMatcher,
-    port: int,
-    protocol: Protocol,
-    destination_ports: Sequence[ContainerPort] | None,
-) -> PortEntry:
-    resolved = None
-    if matcher.name is not None and matcher.protocol is not None and destination_ports is not None:
-        resolved = resolve_named_port(matcher.name, matcher.protocol, destination_ports)
-    return PortEntry(
-        index=matcher.index,
-        protocol=matcher.protocol,
-        low=matcher.low,
-        high=matcher.high,
-        name=matcher.name,
-        resolved=resolved,
-        matched=port_matches(matcher, port, protocol, destination_ports),
-    )
-
-
-def _unmet(selector: LabelSelector | None, labels: Mapping[str, str]) -> tuple[Unmet, ...]:
-    if selector is None:
-        return ()
-    found = [
-        Unmet(key=k, operator=Operator.IN, values=(v,), actual=labels.get(k))
-        for k, v in selector.match_labels.items()
-        if labels.get(k) != v
-    ]
-    found.extend(
-        Unmet(key=r.key, operator=r.operator, values=r.values, actual=labels.get(r.key))
-        for r in selector.match_expressions
-        if not requirement_holds(r, labels)
-    )
-    return tuple(found)
-
-
-def _peer_miss(
-    index: PolicyIndex, peer: PeerMatcher, other: ResolvedEndpoint, settings: Settings
-) -> PeerMiss:
-    subject = other.public.name
-    pod = other.pod
-    if peer.kind is PeerKind.IP_BLOCK:
-        assert peer.ip_block is not None
-        block = peer.ip_block
-        miss = PeerMiss(
-            index=peer.index,
-            kind=peer.kind,
-            reason=MissReason.OUTSIDE_CIDR,
-            subject=subject,
-            cidr=block.cidr,
-        )
-        if other.kind is EndpointKind.POD and not settings.ipblock_matches_pods:
-            return dataclasses.replace(miss, reason=MissReason.IPBLOCK_IGNORES_PODS)
-        addresses: tuple[IPAddress, ...]
-        if other.public.address is not None:
-            addresses = (other.public.address,)
-        elif pod is not None:
-            addresses = pod.ips
-        else:
-            addresses = other.addresses
-        if not addresses:
-            return dataclasses.replace(miss, reason=MissReason.NO_ADDRESS)
-        same_family = [ip for ip in addresses if ip.version == block.cidr.version]
-        for ip in same_family:
-            if ip in block.cidr and not ip_in_block(ip, block):
-                excluding = next(ex for ex in block.except_ if ip in ex)
-                return dataclasses.replace(
-                    miss, reason=MissReason.IN_EXCEPT, address=ip, except_=excluding
-                )
-        return dataclasses.replace(miss, address=(same_family or list(addresses))[0])
-    miss = PeerMiss(index=peer.index, kind=peer.kind, reason=MissReason.NOT_A_POD, subject=subject)
-    if pod is None:
-        return miss
-    if other.kind is EndpointKind.HOST_NETWORK_POD:
-        return dataclasses.replace(miss, reason=MissReason.HOST_NETWORK)
-    if peer.namespace is not None and pod.namespace != peer.namespace:
-        return dataclasses.replace(
-            miss,
-            reason=MissReason.OTHER_NAMESPACE,
-            expected_namespace=peer.namespace,
-            namespace=pod.namespace,
-        )
-    return dataclasses.replace(
-        miss,
-        reason=MissReason.LABELS,
-        namespace=pod.namespace,
-        namespace_unmet=_unmet(peer.namespace_selector, index.labels_of_namespace(pod.namespace)),
-        pod_unmet=_unmet(peer.pod_selector, pod.labels),
-    )
+    return tiered_side(index, query, decide_np=decide_np)

@@ -15,20 +15,35 @@ Python API and the tests. The rules, in order:
 | ``NS/POD``          | that pod; a hostNetwork pod acts as its node's IP (S23)               |
 
 Anything else (an unknown pod, a bare word) is an ``InputError`` naming what was expected.
+
+Address families: when either endpoint is given as an address, a pod on the other side is
+reached at its first IP of that family (``align_families``). A ``SideQuery`` is one side of a
+resolved connection, as the NetworkPolicy side and the admin tiers both take it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kubefence.api import IPAddress, Pod, Service
+from kubefence.api import ContainerPort, IPAddress, Pod, Protocol, Service
 from kubefence.errors import InputError
+from kubefence.semantics._algebra import Direction
 from kubefence.semantics._decision import Endpoint, EndpointKind
 from kubefence.semantics._index import PolicyIndex
 from kubefence.semantics._settings import Settings
 
-__all__ = ["ResolvedEndpoint", "parse_address", "pod_endpoint", "resolve_endpoint"]
+__all__ = [
+    "ResolvedEndpoint",
+    "SideQuery",
+    "align_families",
+    "parse_address",
+    "pod_endpoint",
+    "resolve_endpoint",
+    "with_family",
+]
 
 _NODE_PREFIX = "node:"
 _SERVICE_PREFIX = "svc:"
@@ -47,6 +62,20 @@ class ResolvedEndpoint:
     @property
     def kind(self) -> EndpointKind:
         return self.public.kind
+
+
+@dataclass(frozen=True, slots=True)
+class SideQuery:
+    """One side of a connection on a resolved port number: egress of ``subject`` towards
+    ``other``, or ingress of ``subject`` from ``other``. ``destination_ports`` are the ports
+    named policy ports resolve against (only a selectable pod destination's; S21, S23)."""
+
+    direction: Direction
+    subject: ResolvedEndpoint
+    other: ResolvedEndpoint
+    port: int
+    protocol: Protocol
+    destination_ports: Sequence[ContainerPort] | None
 
 
 def parse_address(text: str) -> IPAddress | None:
@@ -124,3 +153,28 @@ def resolve_endpoint(index: PolicyIndex, text: str, *, settings: Settings) -> Re
     if pod is None:
         raise _unknown_pod(index, text)
     return pod_endpoint(pod, None, settings)
+
+
+def align_families(
+    source: ResolvedEndpoint, destination: ResolvedEndpoint
+) -> tuple[ResolvedEndpoint, ResolvedEndpoint]:
+    """Both endpoints in the family of the address given on either side (see the module docs);
+    ``InputError`` when the two addresses are of different families."""
+    families = {e.public.address.version for e in (source, destination) if e.public.address}
+    if len(families) > 1:
+        raise InputError("source and destination addresses are of different IP families")
+    if not families:
+        return source, destination
+    (family,) = families
+    return with_family(source, family), with_family(destination, family)
+
+
+def with_family(endpoint: ResolvedEndpoint, family: int) -> ResolvedEndpoint:
+    """A pod named without an address, reached at its first IP of ``family`` (if it has one)."""
+    if endpoint.pod is None or endpoint.public.address is not None:
+        return endpoint
+    address = next((ip for ip in endpoint.pod.ips if ip.version == family), None)
+    if address is None:
+        return endpoint
+    public = dataclasses.replace(endpoint.public, address=address)
+    return dataclasses.replace(endpoint, public=public, addresses=(address,))

@@ -50,7 +50,7 @@ from kubefence.api import (
 from kubefence.errors import InputError
 from kubefence.semantics._algebra import ANY_INDEX, Direction, resolve_named_port
 from kubefence.semantics._decision import EndpointKind, SideDecision, TierRule, Unevaluated
-from kubefence.semantics._endpoints import ResolvedEndpoint
+from kubefence.semantics._endpoints import ResolvedEndpoint, SideQuery
 from kubefence.semantics._index import PolicyIndex
 from kubefence.semantics._selectors import selector_matches
 
@@ -244,19 +244,12 @@ def first_match(
 
 
 def tiered_side(
-    index: PolicyIndex,
-    direction: Direction,
-    subject: ResolvedEndpoint,
-    other: ResolvedEndpoint,
-    *,
-    port: int,
-    protocol: Protocol,
-    destination_ports: Sequence[ContainerPort] | None,
-    decide_np: Callable[[], SideDecision],
+    index: PolicyIndex, query: SideQuery, *, decide_np: Callable[[], SideDecision]
 ) -> SideDecision:
     """One side through the tiers: Admin, then NetworkPolicy (``decide_np``), then Baseline,
     then allowed. Only pods are subjects; other endpoints are decided by ``decide_np`` alone
     (which finds them not applicable)."""
+    direction, subject, other = query.direction, query.subject, query.other
     pod = subject.pod
     if subject.kind is not EndpointKind.POD or pod is None:
         return decide_np()
@@ -271,9 +264,9 @@ def tiered_side(
             subject_labels,
             other,
             other_labels,
-            port=port,
-            protocol=protocol,
-            destination_ports=destination_ports,
+            port=query.port,
+            protocol=query.protocol,
+            destination_ports=query.destination_ports,
             node_labels=index.node_labels,
             node_by_address=index.node_by_address,
         )
