@@ -255,10 +255,10 @@ def _side(index: PolicyIndex, query: SideQuery, *, settings: Settings) -> SideDe
     """Egress of the subject towards the other endpoint, or ingress of the subject from it:
     Admin tier, then NetworkPolicy, then Baseline tier, then allowed (``_tiers``). Without
     tiered policies in the inventory, NetworkPolicy alone, exactly as before tiers existed."""
+    if not index.has_tiers:  # the common case: no closure, no tier bookkeeping
+        return networkpolicy_side(index, query, settings=settings)
 
     def decide_np() -> SideDecision:
         return networkpolicy_side(index, query, settings=settings)
 
-    if not index.has_tiers:
-        return decide_np()
     return tiered_side(index, query, decide_np=decide_np)
