@@ -220,10 +220,14 @@ def isolating_policies(
 ) -> tuple[CompiledPolicy, ...]:
     """S03: the ``policies`` that isolate ``pod`` in ``direction`` (they select it and have that
     policy type). The one definition of "which policies isolate this pod"."""
+    ingress = direction is Direction.INGRESS
     return tuple(
-        p
-        for p in policies
-        if p.rules(direction) is not None and selects_pod(p, pod, settings=settings)
+        [
+            p
+            for p in policies
+            if (p.ingress if ingress else p.egress) is not None
+            and selects_pod(p, pod, settings=settings)
+        ]
     )
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from kubefence.api import (
     ContainerPort,
@@ -130,9 +130,9 @@ def _destination_ports(destination: ResolvedEndpoint) -> Sequence[ContainerPort]
 # --- one pair ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Connection:
-    """What ``decide`` was asked, endpoints resolved; ``wanted`` is a port number or name."""
+class _Connection(NamedTuple):
+    """What ``decide`` was asked, endpoints resolved; ``wanted`` is a port number or name.
+    (A NamedTuple for the cost of building one per decision, like ``SideQuery``.)"""
 
     source: ResolvedEndpoint
     destination: ResolvedEndpoint
@@ -228,9 +228,7 @@ def _decide_service(index: PolicyIndex, connection: _Connection, *, settings: Se
         backend = pod_endpoint(pod, None, settings)
         if destination.public.address is not None:
             backend = with_family(backend, destination.public.address.version)
-        translated = dataclasses.replace(
-            connection, destination=backend, wanted=service_port.target_port
-        )
+        translated = connection._replace(destination=backend, wanted=service_port.target_port)
         decisions.append(_decide_pair(index, translated, settings=settings))
     return dataclasses.replace(
         base,
