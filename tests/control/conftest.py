@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,32 @@ class Cluster:
             return answer.status, payload.decode(errors="replace")
 
 
+def require_etcd() -> None:
+    """Skip a test that needs Debian's ``etcd`` where it is missing, except where these tests
+    are required (CI, ``KUBEFENCE_REQUIRE_NETNS=1``): there a missing etcd is a failure."""
+    from kubefence.control.etcd_process import etcd_binary
+
+    if etcd_binary() is not None:
+        return
+    reason = "etcd is not installed (apt-get install etcd-server)"
+    if os.environ.get("CI") == "true" or os.environ.get("KUBEFENCE_REQUIRE_NETNS") == "1":
+        pytest.fail(f"etcd tests are required here but {reason}")
+    pytest.skip(reason)
+
+
+@contextmanager
+def state_restored() -> Iterator[None]:
+    """``KUBEFENCE_STATE`` (which ``start`` sets) as it was before the block, afterwards."""
+    previous = os.environ.get("KUBEFENCE_STATE")
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("KUBEFENCE_STATE", None)
+        else:
+            os.environ["KUBEFENCE_STATE"] = previous
+
+
 def start(tmp: Path, name: str, *, store: str = "sqlite") -> Cluster:
     os.environ["KUBEFENCE_STATE"] = str(tmp)
     info = cluster_up(name, store=store)
@@ -93,14 +120,10 @@ def start(tmp: Path, name: str, *, store: str = "sqlite") -> Cluster:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     tmp = tmp_path_factory.mktemp("clusters")
-    previous = os.environ.get("KUBEFENCE_STATE")
-    running = start(tmp, "t")
-    try:
-        yield running
-    finally:
-        cluster_down("t")
-        if previous is None:
-            os.environ.pop("KUBEFENCE_STATE", None)
-        else:
-            os.environ["KUBEFENCE_STATE"] = previous
-        shutil.rmtree(tmp, ignore_errors=True)
+    with state_restored():
+        running = start(tmp, "t")
+        try:
+            yield running
+        finally:
+            cluster_down("t")
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -14,10 +14,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from tests.control.conftest import Cluster, start
+from tests.control.conftest import Cluster, require_etcd, start, state_restored
 
 from kubefence.control.cluster import cluster_down, cluster_up
-from kubefence.control.etcd_process import etcd_binary
 
 WRITES = 1000
 CONCURRENCY = 50
@@ -99,25 +98,23 @@ def _check_after_restart(cluster: Cluster, acked: dict[str, int], store: str) ->
 
 
 def _crash_and_restart(tmp_path: Path, store: str) -> None:
-    previous = os.environ.get("KUBEFENCE_STATE")
-    try:
-        cluster = start(tmp_path, "crash", store=store)
-        assert cluster.info.pid is not None
-        acked = asyncio.run(
-            _hammer(cluster.info.url, cluster.context(), cluster.info.pid, kill_after=WRITES // 3)
-        )
-        assert len(acked) >= WRITES // 3
-        assert len(acked) < WRITES, "the server was killed before all writes finished"
-        info = cluster_up("crash", store=store)
-        assert info.running
-        assert info.pid != cluster.info.pid
-        _check_after_restart(Cluster(info, cluster.kubeconfig, cluster.cache), acked, store)
-    finally:
-        cluster_down("crash")
-        if previous is None:
-            os.environ.pop("KUBEFENCE_STATE", None)
-        else:
-            os.environ["KUBEFENCE_STATE"] = previous
+    with state_restored():
+        try:
+            cluster = start(tmp_path, "crash", store=store)
+            assert cluster.info.pid is not None
+            acked = asyncio.run(
+                _hammer(
+                    cluster.info.url, cluster.context(), cluster.info.pid, kill_after=WRITES // 3
+                )
+            )
+            assert len(acked) >= WRITES // 3
+            assert len(acked) < WRITES, "the server was killed before all writes finished"
+            info = cluster_up("crash", store=store)
+            assert info.running
+            assert info.pid != cluster.info.pid
+            _check_after_restart(Cluster(info, cluster.kubeconfig, cluster.cache), acked, store)
+        finally:
+            cluster_down("crash")
 
 
 @pytest.mark.slow
@@ -128,8 +125,5 @@ def test_sigkill_during_concurrent_writes_sqlite(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.etcd
 def test_sigkill_during_concurrent_writes_etcd(tmp_path: Path) -> None:
-    if etcd_binary() is None:
-        if os.environ.get("CI") == "true" or os.environ.get("KUBEFENCE_REQUIRE_NETNS") == "1":
-            pytest.fail("etcd is required here (scripts/install-system-deps installs etcd-server)")
-        pytest.skip("needs etcd (apt-get install etcd-server)")
+    require_etcd()
     _crash_and_restart(tmp_path, "etcd")

@@ -17,31 +17,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.control.conftest import Cluster, start
+from tests.control.conftest import Cluster, require_etcd, start, state_restored
 from tests.control.test_crash import WRITES, _hammer
 
 from kubefence.control.cluster import cluster_down, cluster_up
-from kubefence.control.etcd_process import etcd_binary, etcd_running
+from kubefence.control.etcd_process import etcd_running
 
 pytestmark = pytest.mark.etcd
 
 
 @pytest.fixture
 def state(tmp_path: Path) -> Iterator[Path]:
-    if etcd_binary() is None:
-        reason = "etcd is not installed (apt-get install etcd-server)"
-        if os.environ.get("CI") == "true" or os.environ.get("KUBEFENCE_REQUIRE_NETNS") == "1":
-            pytest.fail(f"etcd tests are required here but {reason}")
-        pytest.skip(reason)
-    previous = os.environ.get("KUBEFENCE_STATE")
-    try:
-        yield tmp_path
-    finally:
-        cluster_down("etcd")
-        if previous is None:
-            os.environ.pop("KUBEFENCE_STATE", None)
-        else:
-            os.environ["KUBEFENCE_STATE"] = previous
+    require_etcd()
+    with state_restored():
+        try:
+            yield tmp_path
+        finally:
+            cluster_down("etcd")
 
 
 def test_cluster_on_etcd_serves_kubectl(state: Path) -> None:

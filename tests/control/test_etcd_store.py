@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from tests.control.conftest import require_etcd
 
 from kubefence.control.etcd_process import (
     EtcdError,
     EtcdProcess,
     client_ssl_context,
-    etcd_binary,
     etcd_running,
     start_etcd,
     stop_etcd,
@@ -43,17 +43,9 @@ T = TypeVar("T")
 _PREFIXES = itertools.count()
 
 
-def _required() -> bool:
-    return os.environ.get("CI") == "true" or os.environ.get("KUBEFENCE_REQUIRE_NETNS") == "1"
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> ClusterPKI:
-    if etcd_binary() is None:
-        reason = "etcd is not installed (apt-get install etcd-server)"
-        if _required():
-            pytest.fail(f"etcd tests are required here but {reason}")
-        pytest.skip(reason)
+    require_etcd()
     return ensure_pki(tmp_path_factory.mktemp("pki"))
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.control.conftest import Cluster, start
+from tests.control.conftest import Cluster, require_etcd, start, state_restored
 
 from kubefence.control.cluster import cluster_down
 
@@ -25,22 +25,12 @@ pytestmark = pytest.mark.etcd
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    from kubefence.control.etcd_process import etcd_binary
-
-    if etcd_binary() is None:
-        reason = "etcd is not installed (apt-get install etcd-server)"
-        if os.environ.get("CI") == "true" or os.environ.get("KUBEFENCE_REQUIRE_NETNS") == "1":
-            pytest.fail(f"etcd tests are required here but {reason}")
-        pytest.skip(reason)
-    previous = os.environ.get("KUBEFENCE_STATE")
-    try:
-        yield start(tmp_path, "gone", store="etcd")
-    finally:
-        cluster_down("gone")
-        if previous is None:
-            os.environ.pop("KUBEFENCE_STATE", None)
-        else:
-            os.environ["KUBEFENCE_STATE"] = previous
+    require_etcd()
+    with state_restored():
+        try:
+            yield start(tmp_path, "gone", store="etcd")
+        finally:
+            cluster_down("gone")
 
 
 def _stop_etcd(cluster: Cluster) -> None:

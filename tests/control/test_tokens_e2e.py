@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tests.control.conftest import Cluster
+from tests.control.conftest import Cluster, state_restored
 
 from kubefence.control.cluster import cluster_down, cluster_up
 
@@ -49,20 +49,16 @@ def test_service_account_token_from_kubectl(cluster: Cluster) -> None:
 def test_static_token_file(tmp_path: Path) -> None:
     tokens = tmp_path / "tokens.csv"
     tokens.write_text('s3cret-token,carol,1001,"ops,dev"\n')
-    previous = os.environ.get("KUBEFENCE_STATE")
-    try:
-        os.environ["KUBEFENCE_STATE"] = str(tmp_path)
-        info = cluster_up("tok", token_file=tokens)
-        running = Cluster(info, info.directory / "kubeconfig", tmp_path / "cache")
-        code, review = _whoami(running, "s3cret-token")
-        assert code == 201
-        assert isinstance(review, dict)
-        assert review["status"]["userInfo"]["username"] == "carol"
-        assert {"ops", "dev"} <= set(review["status"]["userInfo"]["groups"])
-        assert _whoami(running, "wrong-token")[0] == 401
-    finally:
-        cluster_down("tok")
-        if previous is None:
-            os.environ.pop("KUBEFENCE_STATE", None)
-        else:
-            os.environ["KUBEFENCE_STATE"] = previous
+    with state_restored():
+        try:
+            os.environ["KUBEFENCE_STATE"] = str(tmp_path)
+            info = cluster_up("tok", token_file=tokens)
+            running = Cluster(info, info.directory / "kubeconfig", tmp_path / "cache")
+            code, review = _whoami(running, "s3cret-token")
+            assert code == 201
+            assert isinstance(review, dict)
+            assert review["status"]["userInfo"]["username"] == "carol"
+            assert {"ops", "dev"} <= set(review["status"]["userInfo"]["groups"])
+            assert _whoami(running, "wrong-token")[0] == 401
+        finally:
+            cluster_down("tok")
