@@ -77,40 +77,38 @@ class ApiError(Exception):
     # -- the usual ones ---------------------------------------------------------------------
 
     @classmethod
-    def not_found(cls, resource: str, name: str, *, group: str = "") -> ApiError:
+    def _about(
+        cls, code: int, reason: str, resource: str, name: str, group: str, message: str
+    ) -> ApiError:
+        """An error about one object; ``message`` has ``{what}`` for ``resource.group "name"``."""
         qualified = f"{resource}.{group}" if group else resource
         return cls(
-            404,
-            "NotFound",
-            f'{qualified} "{name}" not found',
+            code,
+            reason,
+            message.format(what=f'{qualified} "{name}"'),
             kind=resource,
             name=name,
             group=group,
         )
+
+    @classmethod
+    def not_found(cls, resource: str, name: str, *, group: str = "") -> ApiError:
+        return cls._about(404, "NotFound", resource, name, group, "{what} not found")
 
     @classmethod
     def already_exists(cls, resource: str, name: str, *, group: str = "") -> ApiError:
-        qualified = f"{resource}.{group}" if group else resource
-        return cls(
-            409,
-            "AlreadyExists",
-            f'{qualified} "{name}" already exists',
-            kind=resource,
-            name=name,
-            group=group,
-        )
+        return cls._about(409, "AlreadyExists", resource, name, group, "{what} already exists")
 
     @classmethod
     def conflict(cls, resource: str, name: str, *, group: str = "") -> ApiError:
-        qualified = f"{resource}.{group}" if group else resource
-        return cls(
+        return cls._about(
             409,
             "Conflict",
-            f'Operation cannot be fulfilled on {qualified} "{name}": the object has been '
-            "modified; please apply your changes to the latest version and try again",
-            kind=resource,
-            name=name,
-            group=group,
+            resource,
+            name,
+            group,
+            "Operation cannot be fulfilled on {what}: the object has been modified; please "
+            "apply your changes to the latest version and try again",
         )
 
     @classmethod
