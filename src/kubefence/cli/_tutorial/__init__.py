@@ -13,6 +13,8 @@ module so the story can change without touching the machinery:
 - ``_render``: what the user sees, and the final table.
 - ``_netns``: the real-packet observer (the sandbox and curl, both run by
   ``kubefence.dataplane.netns``; this package starts no process).
+- ``_cluster``: the sandbox cluster observer: the guide's kubectl commands run literally with
+  the real kubectl (``kubefence.kubectl``), predictions from what the API server stores.
 
 It stays inside ``cli`` because its output is CLI text (it renders with
 ``cli._render_decision``); a layer below ``cli`` could not.
@@ -20,6 +22,7 @@ It stays inside ``cli`` because its output is CLI text (it renders with
 
 from __future__ import annotations
 
+from kubefence.cli._tutorial._cluster import ClusterObserver
 from kubefence.cli._tutorial._manifests import ManifestState
 from kubefence.cli._tutorial._netns import (
     NetnsObserver,
@@ -46,6 +49,7 @@ __all__ = [
     "STEPS",
     "Action",
     "Check",
+    "ClusterObserver",
     "Console",
     "ManifestState",
     "NetnsObserver",

@@ -9,18 +9,19 @@ Predictions are explained by ``cli._render_decision``, exactly as ``kubefence ex
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from kubefence.api import Inventory
 from kubefence.cli._render_decision import render_text
 from kubefence.cli._tutorial._results import Row, TutorialResult
-from kubefence.cli._tutorial._script import Step, Verb, kubectl_command
+from kubefence.cli._tutorial._script import Action, Step, Verb, kubectl_command
 
 __all__ = [
     "NOT_ENFORCED",
     "Console",
+    "render_action",
     "render_banner",
     "render_check",
     "render_step_head",
@@ -71,19 +72,27 @@ def render_banner(console: Console, reason: str | None) -> None:
     console.line(console.paint(text, "bold", "yellow"))
 
 
-def render_step_head(console: Console, step: Step, directory: Path, *, total: int) -> None:
+def render_step_head(console: Console, step: Step, *, total: int) -> None:
     console.line()
     title = f"Step {step.label}/{total}: {step.title}"
     console.line(console.paint(f"── {title} " + "─" * max(0, 72 - len(title)), "bold", "cyan"))
     console.line(step.intro)
-    for action in step.actions:
-        console.line()
-        note = console.paint(f"  # {action.note}", "dim") if action.note else ""
-        console.line(console.paint(f"$ {action.display()}", "bold") + note)
-        if action.show_yaml and action.verb is Verb.APPLY:
-            text = (directory / action.file).read_text(encoding="utf-8")
-            for yaml_line in text.rstrip("\n").splitlines():
-                console.line(console.paint(f"    {yaml_line}", "dim"))
+
+
+def render_action(
+    console: Console, action: Action, directory: Path, output: Sequence[str] | None = None
+) -> None:
+    """The command of one action (with the policy's YAML when the step shows it) and, on a
+    cluster, what kubectl printed."""
+    console.line()
+    note = console.paint(f"  # {action.note}", "dim") if action.note else ""
+    console.line(console.paint(f"$ {action.display()}", "bold") + note)
+    if action.show_yaml and action.verb is Verb.APPLY:
+        text = (directory / action.file).read_text(encoding="utf-8")
+        for yaml_line in text.rstrip("\n").splitlines():
+            console.line(console.paint(f"    {yaml_line}", "dim"))
+    for text in output or ():
+        console.line(text)
 
 
 def render_check(console: Console, row: Row, inventory: Inventory) -> None:

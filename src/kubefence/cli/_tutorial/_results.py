@@ -11,12 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol as TypingProtocol
+from typing import runtime_checkable
 
 from kubefence.api import Inventory
-from kubefence.cli._tutorial._script import Check
+from kubefence.cli._tutorial._script import Action, Check
 from kubefence.semantics import Decision
 
-__all__ = ["Observation", "Observer", "Row", "TutorialResult"]
+__all__ = ["LiveObserver", "Observation", "Observer", "Row", "TutorialResult"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,20 @@ class Observer(TypingProtocol):
     def observe(self, checks: Sequence[Check], inventory: Inventory) -> list[Observation]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class LiveObserver(Observer, TypingProtocol):
+    """An observer that is a cluster of its own (the sandbox cluster): it runs each action's
+    kubectl command (``perform`` returns what kubectl printed), predictions are made from what
+    its API server stores (``live_inventory``), and ``resolve`` maps a check's destination to
+    the pod that really serves it there (e.g. kube-system/kube-dns to the DNS addon's pod)."""
+
+    def perform(self, action: Action, directory: Path) -> list[str]: ...
+
+    def live_inventory(self) -> Inventory: ...
+
+    def resolve(self, check: Check, inventory: Inventory) -> Check: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,12 +16,19 @@ from pathlib import Path
 from kubefence.cli._tutorial._manifests import ManifestState
 from kubefence.cli._tutorial._render import (
     Console,
+    render_action,
     render_banner,
     render_check,
     render_step_head,
     render_table,
 )
-from kubefence.cli._tutorial._results import Observation, Observer, Row, TutorialResult
+from kubefence.cli._tutorial._results import (
+    LiveObserver,
+    Observation,
+    Observer,
+    Row,
+    TutorialResult,
+)
 from kubefence.cli._tutorial._script import STEPS, Step
 from kubefence.errors import InputError
 from kubefence.semantics import DEFAULT_SETTINGS, Settings, decide
@@ -64,14 +71,21 @@ def run_tutorial(
             break
         shown = only_step is None or step.number == only_step
         if shown:
-            render_step_head(console, step, directory, total=total)
+            render_step_head(console, step, total=total)
+        live = observer if isinstance(observer, LiveObserver) else None
         for action in step.actions:
             state.run(action)
+            output = live.perform(action, directory) if live is not None else None
+            if shown:
+                render_action(console, action, directory, output)
         if not shown:
             continue
         inventory = state.inventory()
         if observer is not None:
             observer.sync(inventory, files=state.paths())
+        if live is not None:
+            inventory = live.live_inventory()
+        checks = [live.resolve(c, inventory) for c in step.checks] if live else step.checks
         decisions = [
             decide(
                 inventory,
@@ -81,14 +95,14 @@ def run_tutorial(
                 protocol=check.protocol,
                 settings=settings,
             )
-            for check in step.checks
+            for check in checks
         ]
         observations: list[Observation | None] = (
-            list(observer.observe(step.checks, inventory))
+            list(observer.observe(checks, inventory))
             if observer is not None
-            else [None] * len(step.checks)
+            else [None] * len(checks)
         )
-        for check, decision, observation in zip(step.checks, decisions, observations, strict=True):
+        for check, decision, observation in zip(checks, decisions, observations, strict=True):
             row = Row(step.label, check, decision, observation)
             render_check(console, row, inventory)
             rows.append(row)

@@ -284,12 +284,18 @@ def _service_for(inventory: Inventory, pod: Pod) -> Service | None:
 
 
 def kubectl_command(check: Check, inventory: Inventory) -> str:
-    """What a Kubernetes user would type for ``check`` (via the destination's Service)."""
+    """What a Kubernetes user would type for ``check``: curl the destination pod's address
+    when the inventory knows it (a live cluster, as the guide does), else its Service's name."""
     namespace, name = check.src.split("/", 1)
     dst = inventory.pod_by_key.get(check.dst)
     service = _service_for(inventory, dst) if dst is not None else None
     if check.is_dns:
         return f"kubectl exec -n {namespace} {name} -- nslookup -timeout=1 nginx.test"
-    host = f"{service.name}.{service.namespace}" if service is not None else check.dst
+    if dst is not None and dst.ips:
+        host = str(dst.ips[0])
+    elif service is not None:
+        host = f"{service.name}.{service.namespace}"
+    else:
+        host = check.dst
     port = "" if check.port == 80 else f":{check.port}"
     return f"kubectl exec -n {namespace} {name} -- curl -sS -m 1 http://{host}{port}"

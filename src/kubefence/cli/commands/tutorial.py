@@ -51,6 +51,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "that name left up by an earlier run (--keep) is replaced",
     )
     parser.add_argument(
+        "--on",
+        choices=("cluster", "sandbox"),
+        default="sandbox",
+        help="sandbox (default): the network-namespace sandbox fed with the manifests; "
+        "cluster: a sandbox cluster (API server, --nodes nodes, policy agents) driven with the "
+        "real kubectl, the guide's commands run literally",
+    )
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=3,
+        metavar="K",
+        help="nodes of the sandbox cluster (default: %(default)s)",
+    )
+    parser.add_argument(
         "--predict-only",
         action="store_true",
         help="do not create a sandbox, even as root: show the predictions only",
@@ -95,6 +110,7 @@ def _sigterm_interrupts() -> Iterator[None]:
 
 def run(args: argparse.Namespace) -> int:
     from kubefence.cli._tutorial import (
+        ClusterObserver,
         Console,
         NetnsObserver,
         check_step,
@@ -120,9 +136,15 @@ def run(args: argparse.Namespace) -> int:
             console.line("--keep: there is no sandbox to keep, nothing was enforced")
         return result.exit_code
 
-    observer = NetnsObserver(args.name)
+    observer: NetnsObserver | ClusterObserver
+    if args.on == "cluster":
+        observer = ClusterObserver(args.name, nodes=args.nodes)
+    else:
+        observer = NetnsObserver(args.name)
     with _sigterm_interrupts():
-        if args.name in list_sandboxes():
+        if args.on == "cluster":
+            observer.close()  # a cluster of that name left up by an earlier run
+        elif args.name in list_sandboxes():
             console.line(f"Replacing the sandbox {args.name!r} left up by an earlier run.")
             down(args.name)
         try:

@@ -1,0 +1,164 @@
+"""The walk-through on the sandbox cluster: the guide's literal kubectl commands, really run.
+
+Why this module exists: the classic walk-through is a kubectl session on a real cluster. On the
+sandbox cluster (``kubefence cluster up --nodes K``: an API server, nodes whose pods are network
+namespaces, Services, DNS, the policy agent) it can be replayed literally: every step's command
+is run with the real kubectl and its output shown, and each check is the ``kubectl exec ... --
+curl`` a user would type, whose exit code says what the packets did. Predictions are made from
+what the API server stores (read back with ``kubefence.client``), as ``kubefence matrix
+--kubeconfig`` would. This module starts no process itself: the cluster comes from
+``kubefence.control.cluster`` and kubectl from ``kubefence.kubectl``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kubefence.api import Inventory
+from kubefence.cli._tutorial._netns import curl_observation
+from kubefence.cli._tutorial._results import Observation
+from kubefence.cli._tutorial._script import Action, Check, Verb, kubectl_command
+from kubefence.errors import DataplaneError
+from kubefence.semantics import is_backend
+
+__all__ = ["ClusterObserver"]
+
+_SANDBOX_ONLY = frozenset({"kube-dns.yaml"})  # the cluster has its own DNS addon
+_SETTLE = 0.5  # seconds for the agents to enforce a policy change (they take ~0.1 s)
+_NSLOOKUP_NO_SERVER = ";; connection timed out; no servers could be reached"
+
+
+class ClusterObserver:
+    """Replays the walk-through on a sandbox cluster of ``nodes`` nodes, with real kubectl."""
+
+    def __init__(self, name: str, *, nodes: int = 3, timeout: float = 1.0) -> None:
+        self.name = name
+        self.nodes = nodes
+        self.timeout = timeout
+        self.description = (
+            f"sandbox cluster {name!r} ({nodes} nodes: API server, node components, policy "
+            "agents), the real kubectl"
+        )
+        self._kubectl: Any = None
+        self._kube: Any = None
+
+    # -- the cluster -------------------------------------------------------------------------
+    def _ensure_up(self) -> None:
+        if self._kubectl is not None:
+            return
+        from kubefence.client import connect
+        from kubefence.control.cluster import cluster_up
+        from kubefence.kubectl import Kubectl
+
+        info = cluster_up(self.name, nodes=self.nodes)  # type: ignore[call-arg]
+        kubeconfig = info.directory / "kubeconfig"
+        self._kubectl = Kubectl(kubeconfig)
+        self._kube = connect(kubeconfig)
+
+    def perform(self, action: Action, directory: Path) -> list[str]:
+        """Run the action's kubectl command (the literal one when the step names it) and
+        return what kubectl printed."""
+        self._ensure_up()
+        if action.file in _SANDBOX_ONLY:
+            return ["(skipped: the sandbox cluster runs its own kube-dns addon)"]
+        if action.command.startswith("kubectl "):
+            args = shlex.split(action.command)[1:]
+        else:
+            args = [action.verb.value, "-f", str(directory / action.file)]
+            if action.verb is Verb.DELETE:
+                args.append("--wait=false")
+        result = self._kubectl.run(args)
+        return result.lines or [f"(kubectl exited with status {result.returncode})"]
+
+    def sync(self, inventory: Inventory, *, files: Sequence[Path]) -> None:
+        """Wait until every pod the API stores runs with an address, then for enforcement."""
+        self._ensure_up()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            items, _ = self._kube.list("/api/v1/pods")
+            waiting = [
+                p
+                for p in items
+                if not (p.get("status") or {}).get("podIP")
+                or (p.get("status") or {}).get("phase") != "Running"
+            ]
+            if not waiting:
+                break
+            time.sleep(0.1)
+        else:
+            names = ", ".join(_key(p) for p in waiting)
+            raise DataplaneError(f"pods did not start within 60 s: {names}")
+        time.sleep(_SETTLE)
+
+    def live_inventory(self) -> Inventory:
+        """What the API server stores, validated as files would be."""
+        from kubefence.client import read_objects
+        from kubefence.sources.objects import inventory_from_objects
+
+        self._ensure_up()
+        return inventory_from_objects(read_objects(self._kube))
+
+    def resolve(self, check: Check, inventory: Inventory) -> Check:
+        """The check with its destination replaced by a pod behind the Service of the same name
+        when no pod has that name (the cluster's DNS pods are not called kube-dns)."""
+        if check.dst in inventory.pod_by_key:
+            return check
+        namespace, name = check.dst.split("/", 1)
+        for service in inventory.services:
+            if service.namespace == namespace and service.name == name:
+                for pod in inventory.pods:
+                    if is_backend(service, pod):
+                        return dataclasses.replace(check, dst=f"{pod.namespace}/{pod.name}")
+        return check
+
+    # -- the checks --------------------------------------------------------------------------
+    def observe(self, checks: Sequence[Check], inventory: Inventory) -> list[Observation]:
+        return [self._observe_one(check, inventory) for check in checks]
+
+    def _observe_one(self, check: Check, inventory: Inventory) -> Observation:
+        command = kubectl_command(check, inventory)
+        args = shlex.split(command)[1:]
+        result = self._kubectl.run(args, timeout=self.timeout + 20)
+        shown = command
+        if result.returncode is None:
+            return Observation(None, shown, ("kubectl did not finish",))
+        if check.is_dns:
+            if result.returncode == 0:
+                return Observation(True, shown, tuple(result.stdout.splitlines()[:4]))
+            lines = tuple(result.lines[:3])
+            denied = any("timed out" in line or "no servers" in line for line in result.lines)
+            return Observation(False if denied else None, shown, lines or (_NSLOOKUP_NO_SERVER,))
+        return curl_observation(
+            shown, result.returncode, stdout=result.stdout, stderr=result.stderr
+        )
+
+    def keep_instructions(self) -> list[str]:
+        if self._kubectl is None:
+            return []
+        return [
+            "",
+            f"The cluster {self.name!r} is still up (--keep). Use it with kubectl:",
+            f"  export KUBECONFIG={self._kubectl.kubeconfig}",
+            "  kubectl get pods -A -o wide",
+            "  kubectl run busybox --rm -ti --image=alpine -- /bin/sh",
+            f"Remove it with: kubefence cluster down --name {self.name}",
+        ]
+
+    def close(self) -> None:
+        from kubefence.control.cluster import cluster_down
+
+        if self._kube is not None:
+            self._kube.close()
+        self._kubectl = None
+        self._kube = None
+        cluster_down(self.name)
+
+
+def _key(pod: dict[str, Any]) -> str:
+    metadata = pod.get("metadata") or {}
+    return f"{metadata.get('namespace')}/{metadata.get('name')}"
