@@ -166,6 +166,15 @@ class _PodProxy:
         parts = (meta.get("namespace", ""), meta["name"], container)
         return f"/{kind}/" + "/".join(quote(p, safe="") for p in parts)
 
+    async def _node_refusal(self, url: str) -> web.Response | None:
+        """Ask the node without an upgrade (it checks pod and container first, with no side
+        effects): its refusal, or None when it only said that an upgrade is required (426)."""
+        try:
+            async with self.session().get(url) as answer:
+                return None if answer.status == 426 else await self._node_error(answer)
+        except (aiohttp.ClientError, OSError, TimeoutError) as error:
+            raise ApiError(500, "InternalError", f"error dialing backend: {error}") from None
+
     @staticmethod
     async def _node_error(response: aiohttp.ClientResponse) -> web.Response:
         """The node's answer when it was not what we asked for: its Status, passed on."""
@@ -193,29 +202,30 @@ class _PodProxy:
             )
         if base is None:
             raise ApiError.bad_request(f"pod {name} does not have a host assigned")
-        upgrade = _upgrade_wanted(request)
-        if upgrade != "websocket":
+        query: list[tuple[str, str]] = [("command", c) for c in request.query.getall("command", [])]
+        query += [(to, "1") for frm, to in _EXEC_PARAMS if _true(request.query.get(frm))]
+        url = f"{base}{self._node_path(subresource, pod, container)}?{urlencode(query)}"
+        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
+        protocols = [p for p in PROTOCOLS if p in offered]
+        if _upgrade_wanted(request) != "websocket" or not protocols:
+            # kubectl falls back to SPDY when the WebSocket upgrade fails, and prints the answer
+            # to that second attempt: the node's reason (no such container...) when it has one.
+            refusal = await self._node_refusal(url)
+            if refusal is not None:
+                return refusal
             raise ApiError.bad_request(
                 f"{subresource} needs a WebSocket upgrade (subprotocol "
                 f"{' or '.join(PROTOCOLS)}); SPDY is not supported by kubefence's API server"
             )
-        offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
-        protocols = [p for p in PROTOCOLS if p in offered]
-        if not protocols:
-            raise ApiError.bad_request(
-                f"{subresource} needs one of the WebSocket subprotocols {', '.join(PROTOCOLS)}"
-            )
-        query: list[tuple[str, str]] = [("command", c) for c in request.query.getall("command", [])]
-        query += [(to, "1") for frm, to in _EXEC_PARAMS if _true(request.query.get(frm))]
-        url = f"{base}{self._node_path(subresource, pod, container)}?{urlencode(query)}"
-        session = self.session()
         try:
-            upstream = await session.ws_connect(
+            upstream = await self.session().ws_connect(
                 url, protocols=protocols, autoping=True, max_msg_size=0, autoclose=False
             )
         except aiohttp.WSServerHandshakeError:
-            async with session.get(url) as answer:  # the node's reason, without an upgrade
-                return await self._node_error(answer)
+            refusal = await self._node_refusal(url)
+            if refusal is not None:
+                return refusal
+            raise ApiError(502, "BadGateway", "the node refused the stream") from None
         except (aiohttp.ClientError, OSError, TimeoutError) as error:
             raise ApiError(500, "InternalError", f"error dialing backend: {error}") from None
         try:

@@ -282,7 +282,7 @@ async def _upgrade(request: web.Request) -> web.WebSocketResponse | web.Response
     ws = web.WebSocketResponse(protocols=PROTOCOLS, autoping=True, max_msg_size=0)
     ready = ws.can_prepare(request)
     if not ready.ok or ready.protocol not in PROTOCOLS:
-        return _fail(400, "BadRequest",
+        return _fail(426, "UpgradeRequired",
                      "this node streams over WebSockets only (subprotocol "
                      f"{' or '.join(PROTOCOLS)}); upgrade the client")  # fmt: skip
     await ws.prepare(request)
