@@ -245,15 +245,17 @@ class ContainerProcess:
 
     Start one with :meth:`spawn`. Output goes to the log file (if any) and to every
     :class:`Subscription` from :meth:`subscribe`; subscribe right after ``spawn`` returns,
-    before awaiting anything else, to see all of it.
+    before awaiting anything else, to see all of it. The process's stdio are file descriptors
+    this object owns (a pty master, or pipes), read on the loop; so a child that keeps them
+    open cannot hold the exit back for more than a second.
     """
 
     __slots__ = (
         "_done",
         "_log",
-        "_master",
+        "_outputs",
         "_process",
-        "_stdin_closed",
+        "_stdin",
         "_subscribers",
         "_task",
         "argv",
@@ -267,7 +269,8 @@ class ContainerProcess:
         *,
         argv: Sequence[str],
         tty: bool,
-        master: int | None,
+        outputs: Sequence[tuple[int, int]],
+        stdin: int | None,
         log: _LogWriter | None,
         stdin_once: bool,
     ) -> None:
@@ -275,10 +278,10 @@ class ContainerProcess:
         self.argv = tuple(argv)
         self.tty = tty
         self.stdin_once = stdin_once
-        self._master = master
+        self._outputs = tuple(outputs)  # (fd, channel); with a tty the master, once
+        self._stdin = stdin  # the fd input goes to (the master with a tty); None once closed
         self._log = log
         self._subscribers: list[Subscription] = []
-        self._stdin_closed = False
         self._done = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -308,36 +311,46 @@ class ContainerProcess:
         environment = {"PATH": DEFAULT_PATH, "HOME": "/root", **(env or {})}
         if tty:
             environment.setdefault("TERM", "xterm")
-        log = _LogWriter(log_path) if log_path is not None else None
+        ours: list[int] = []  # our ends, closed if the start fails
+        theirs: list[int] = []  # the child's ends, closed in any case once it started
         try:
             if tty:
                 master, slave = os.openpty()
-                try:
-                    if size is not None:
-                        _set_size(master, *size)
-                    process = await asyncio.create_subprocess_exec(
-                        *command, stdin=slave, stdout=slave, stderr=slave, env=environment,
-                        cwd=cwd, start_new_session=True, preexec_fn=_make_controlling_tty,
-                    )  # fmt: skip
-                except BaseException:
-                    os.close(master)
-                    raise
-                finally:
-                    os.close(slave)
-                os.set_blocking(master, False)
-                return cls(process, argv=argv, tty=True, master=master, log=log,
-                           stdin_once=stdin_once)  # fmt: skip
+                ours.append(master)
+                theirs.append(slave)
+                if size is not None:
+                    _set_size(master, *size)
+                child_in, child_out, child_err = slave, slave, slave
+                outputs, stdin_fd = [(master, STDOUT)], master
+            else:
+                out_r, out_w = os.pipe()
+                err_r, err_w = os.pipe()
+                ours += [out_r, err_r]
+                theirs += [out_w, err_w]
+                child_in, child_out, child_err = asyncio.subprocess.DEVNULL, out_w, err_w
+                outputs, stdin_fd = [(out_r, STDOUT), (err_r, STDERR)], None
+                if stdin:
+                    in_r, in_w = os.pipe()
+                    ours.append(in_w)
+                    theirs.append(in_r)
+                    child_in = in_r
+                    stdin_fd = in_w
             process = await asyncio.create_subprocess_exec(
-                *command,
-                stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-                env=environment, cwd=cwd, start_new_session=True,
+                *command, stdin=child_in, stdout=child_out, stderr=child_err, env=environment,
+                cwd=cwd, start_new_session=True, preexec_fn=_make_controlling_tty if tty else None,
             )  # fmt: skip
         except BaseException:
-            if log is not None:
-                log.close()
+            for fd in ours:
+                os.close(fd)
             raise
-        return cls(process, argv=argv, tty=False, master=None, log=log, stdin_once=stdin_once)
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        for fd in ours:
+            os.set_blocking(fd, False)
+        log = _LogWriter(log_path) if log_path is not None else None
+        return cls(process, argv=argv, tty=tty, outputs=outputs, stdin=stdin_fd, log=log,
+                   stdin_once=stdin_once)  # fmt: skip
 
     # -- state --------------------------------------------------------------------------------
 
@@ -386,58 +399,48 @@ class ContainerProcess:
             self._log.write("stderr" if channel == STDERR else "stdout", data)
         self._subscribers = [s for s in self._subscribers if s._offer((channel, data))]
 
-    async def _pump_pipe(self, reader: asyncio.StreamReader | None, channel: int) -> None:
-        if reader is None:
-            return
-        while chunk := await reader.read(_READ_SIZE):
-            self._emit(channel, chunk)
-
-    async def _pump_pty(self, master: int) -> None:
+    async def _pump(self, fd: int, channel: int) -> None:
+        """Read ``fd`` until EOF (a pty master reports EIO once no one holds the terminal)."""
         loop = asyncio.get_running_loop()
         readable = asyncio.Event()
-        loop.add_reader(master, readable.set)
+        loop.add_reader(fd, readable.set)
         try:
             while True:
                 await readable.wait()
                 readable.clear()
                 while True:
                     try:
-                        chunk = os.read(master, _READ_SIZE)
+                        chunk = os.read(fd, _READ_SIZE)
                     except BlockingIOError:
                         break
-                    except OSError as error:  # EIO: every holder of the terminal closed it
+                    except OSError as error:
                         if error.errno == errno.EIO:
                             return
                         raise
                     if not chunk:
                         return
-                    self._emit(STDOUT, chunk)
+                    self._emit(channel, chunk)
         finally:
-            loop.remove_reader(master)
+            loop.remove_reader(fd)
 
     async def _run(self) -> None:
-        process = self._process
-        if self._master is not None:
-            pumps = [asyncio.ensure_future(self._pump_pty(self._master))]
-        else:
-            pumps = [
-                asyncio.ensure_future(self._pump_pipe(process.stdout, STDOUT)),
-                asyncio.ensure_future(self._pump_pipe(process.stderr, STDERR)),
-            ]
+        pumps = [asyncio.ensure_future(self._pump(fd, channel)) for fd, channel in self._outputs]
         try:
-            await process.wait()
-            # Output written just before the exit is still in the pipes; children that kept
-            # them open must not hold the exit back for long.
+            await self._process.wait()
+            # Output written just before the exit is still buffered; children that kept the
+            # pipes or the terminal open must not hold the exit back for long.
             _, late = await asyncio.wait(pumps, timeout=_DRAIN_AFTER_EXIT)
             for pump in late:
                 pump.cancel()
             await asyncio.gather(*pumps, return_exceptions=True)
         finally:
-            if self._master is not None:
+            fds = {fd for fd, _ in self._outputs}
+            if self._stdin is not None:
+                fds.add(self._stdin)
+            for fd in fds:
                 with contextlib.suppress(OSError):
-                    os.close(self._master)
-            if process.stdin is not None:
-                process.stdin.close()
+                    os.close(fd)
+            self._stdin = None
             if self._log is not None:
                 self._log.close()
             self._done.set()
@@ -449,42 +452,30 @@ class ContainerProcess:
 
     async def write_stdin(self, data: bytes) -> None:
         """Feed the process's stdin (the terminal's input with ``tty``); ignored once closed."""
-        if self._stdin_closed or not self.running or not data:
-            return
-        if self._master is not None:
-            await _write_all(self._master, data)
-            return
-        stdin = self._process.stdin
-        if stdin is None:
-            return
-        try:
-            stdin.write(data)
-            await stdin.drain()
-        except (BrokenPipeError, ConnectionResetError):
-            self._stdin_closed = True
+        if self._stdin is not None and self.running and data:
+            await _write_all(self._stdin, data)
 
     def close_stdin(self) -> None:
         """End of input: EOF on the pipe, or the terminal's EOF character (^D) with a tty."""
-        if self._stdin_closed or not self.running:
+        fd, self._stdin = self._stdin, None
+        if fd is None or not self.running:
             return
-        self._stdin_closed = True
-        if self._master is not None:
-            with contextlib.suppress(OSError):
-                os.write(self._master, b"\x04")
-        elif self._process.stdin is not None:
-            self._process.stdin.close()
+        with contextlib.suppress(OSError):
+            if self.tty:
+                os.write(fd, b"\x04")
+            else:
+                os.close(fd)
 
     def resize(self, width: int, height: int) -> None:
         """Set the terminal's size (the foreground process group gets SIGWINCH); no-op without
         a tty."""
-        if self._master is not None and self.running and width > 0 and height > 0:
+        if self.tty and self.running and width > 0 and height > 0:
             with contextlib.suppress(OSError):
-                _set_size(self._master, width, height)
+                _set_size(self._outputs[0][0], width, height)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the process's whole session (it and what it started)."""
-        if self._process.returncode is not None:
-            return
+        """Signal the process's whole session: it and what it started, also what it left
+        running after its exit (the session keeps its id while any member lives)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._process.pid, sig)
 
