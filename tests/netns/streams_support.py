@@ -153,6 +153,7 @@ class NodeServer:
                     await process.stop(grace=0.5)
         if self._runner is not None:
             await self._runner.cleanup()
+        await asyncio.sleep(0.3)  # closing TLS transports finish before the loop closes
 
     def start(self) -> NodeServer:
         self._thread.start()
