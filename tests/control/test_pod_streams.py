@@ -285,9 +285,17 @@ def test_missing_pod_container_node_and_host(setup: Setup) -> None:
         "GET", f"/api/v1/namespaces/{NS}/pods/nosuch/exec?command=true"
     )
     assert (code, body["reason"], body["message"]) == (404, "NotFound", 'pods "nosuch" not found')
-    done = setup.kubectl("exec", "shell", "-c", "nope", "--", "true")
+    done = setup.kubectl("exec", "shell", "-c", "nope", "--", "true")  # kubectl checks first
     assert done.returncode != 0
     assert "container nope is not valid for pod shell" in done.stderr
+    code, body = setup.cluster.request(
+        "GET", f"/api/v1/namespaces/{NS}/pods/shell/exec?command=true&container=nope"
+    )
+    assert (code, body["message"]) == (400, "container nope is not valid for pod shell")
+    code, body = setup.cluster.request(
+        "GET", f"/api/v1/namespaces/{NS}/pods/shell/log?container=nope"
+    )
+    assert (code, body["message"]) == (400, "container nope is not valid for pod shell")
     done = setup.kubectl("exec", "pending", "--", "true")
     assert done.returncode != 0
     assert "pod pending does not have a host assigned" in done.stderr
