@@ -8,11 +8,13 @@ whose processes run in a network namespace the module creates. Needs root (``ip 
 from __future__ import annotations
 
 import fcntl
+import http.client
 import json
 import os
 import pty
 import select
 import signal
+import socket
 import statistics
 import struct
 import subprocess
@@ -40,6 +42,7 @@ NS = "streams"
 NODE = "node-s"
 SHELL_MAIN = ["sh", "-c", 'echo started; while read line; do echo "got $line"; done']
 ONCE_MAIN = ["sh", "-c", 'read x; echo "once $x"']
+WEB_PORT = 8080  # a web server in the pod's namespace, on its loopback
 
 
 def _pods_yaml() -> str:
@@ -102,6 +105,10 @@ def setup(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 directory.pods[(NS, name)] = FakePod(netns, ["main"], {"main": process},
                                                      {"main": log})  # fmt: skip
             directory.pods[(NS, "two")] = FakePod(netns, ["a", "b"])
+            web = ["python3", "-m", "http.server", str(WEB_PORT), "--bind", "127.0.0.1"]
+            directory.pods[(NS, "shell")].processes["web"] = node.call(
+                ContainerProcess.spawn(web, netns=netns)
+            )
             cluster.kubectl("apply", "-f", "-", input=_pods_yaml())
             node_obj = {
                 "apiVersion": "v1",
@@ -318,10 +325,54 @@ def test_spdy_is_refused_with_a_clear_status(setup: Setup) -> None:
     assert "SPDY is not supported" in body["message"]
 
 
-def test_port_forward_says_it_is_not_supported(setup: Setup) -> None:
-    done = setup.kubectl("port-forward", "pod/shell", "0:80", "--request-timeout=20s")
-    assert done.returncode != 0
-    assert "port forwarding is not supported" in done.stderr
+def _forwarded(process: subprocess.Popen[str], remote: int) -> int:
+    assert process.stdout is not None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if line.startswith("Forwarding from 127.0.0.1:") and line.rstrip().endswith(f"-> {remote}"):
+            return int(line.split(":")[1].split()[0])
+    raise AssertionError("kubectl port-forward printed no local port")
+
+
+def _http_get(port: int) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", "/")
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
+
+
+def test_port_forward_reaches_the_pods_loopback(setup: Setup) -> None:
+    """kubectl port-forward (SPDY/3.1 tunneled through a WebSocket): several connections over
+    one session, each to the pod's own localhost:8080 inside its network namespace."""
+    forward = setup.popen("port-forward", "pod/shell", f":{WEB_PORT}")
+    try:
+        local = _forwarded(forward, WEB_PORT)
+        for _ in range(3):
+            status, body = _http_get(local)
+            assert status == 200
+            assert b"Directory listing" in body
+    finally:
+        forward.kill()
+        forward.communicate()
+
+
+def test_port_forward_to_a_closed_port_reports_the_error(setup: Setup) -> None:
+    forward = setup.popen("port-forward", "pod/shell", ":9")
+    try:
+        local = _forwarded(forward, 9)
+        with socket.create_connection(("127.0.0.1", local), timeout=10) as connection:
+            connection.settimeout(10)
+            assert connection.recv(100) == b""  # closed without data
+    finally:
+        time.sleep(0.5)
+        forward.kill()
+        _, err = forward.communicate()
+    assert "error forwarding port 9 to pod shell" in err
+    assert "Connection refused" in err
 
 
 def test_rbac_exec_needs_create_on_pods_exec(setup: Setup) -> None:

@@ -1,4 +1,4 @@
-"""Pod subresources that stream: ``exec``, ``attach``, ``log`` and ``portforward``.
+"""Pod subresources that stream: ``exec``, ``attach``, ``portforward`` and ``log``.
 
 Why this module exists: kubectl does not talk to nodes; it asks the API server for
 ``pods/<name>/exec`` (and attach, log, portforward), and the API server authorizes the request,
@@ -15,13 +15,14 @@ finds the node running the pod and proxies to that node's kubelet endpoint. This
   node components run in the host namespace). The connection is TLS, the node's serving
   certificate verified against the cluster CA for that host, and we authenticate with the
   ``apiserver-kubelet-client`` certificate (CN ``kube-apiserver-kubelet-client``).
-- exec/attach: the WebSocket remote-command protocol (``v5.channel.k8s.io``; v4 also relayed)
-  is negotiated with the node first, then with the client, and binary frames are relayed both
-  ways unchanged. SPDY upgrades (kubectl's fallback) are answered with a 400 Status saying
-  WebSockets are required. Errors the node answers (a Status) are passed on as they are.
+- exec/attach/portforward: the WebSocket protocol (``v5.channel.k8s.io``, v4 also relayed;
+  ``SPDY/3.1+portforward.k8s.io`` for port-forward, whose messages tunnel a SPDY session the
+  node serves) is negotiated with the node first, then with the client, and binary messages are
+  relayed both ways unchanged. Plain SPDY upgrades (kubectl's fallback) get the node's refusal
+  when it has one (the node checks pod and container first), else a 400 Status saying
+  WebSockets are required.
 - log: a streaming GET relayed chunk by chunk (``follow``, ``tailLines``, ``timestamps``,
   ``previous``, ``sinceSeconds``, ``sinceTime``, ``limitBytes``).
-- portforward: not implemented; answered with a 400 Status naming the alternative.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ __all__ = ["KUBELET_HOST_ANNOTATION", "kubelet_client_tls", "pod_stream_routes"]
 KUBELET_HOST_ANNOTATION = "kubefence.io/kubelet-host"
 DEFAULT_KUBELET_HOST = "127.0.0.1"
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+PORT_FORWARD_PROTOCOLS = ("SPDY/3.1+portforward.k8s.io",)  # SPDY tunneled in WebSocket messages
 _STREAMING = ("exec", "attach", "portforward")
 _LOG_PARAMS = ("follow", "previous", "timestamps", "sinceSeconds", "sinceTime", "tailLines",
                "limitBytes")  # fmt: skip
@@ -139,9 +141,9 @@ class _PodProxy:
         assert pods is not None
         assert nodes is not None
         pod = await objects.get(pods, namespace, name)
-        if subresource == "portforward":
-            return pod, "", None
-        container = _container(pod, request.query.get("container", ""))
+        container = ""
+        if subresource != "portforward":
+            container = _container(pod, request.query.get("container", ""))
         node_name = str((pod.get("spec") or {}).get("nodeName") or "")
         if not node_name:
             return pod, container, None
@@ -163,7 +165,7 @@ class _PodProxy:
     @staticmethod
     def _node_path(kind: str, pod: Obj, container: str) -> str:
         meta = pod["metadata"]
-        parts = (meta.get("namespace", ""), meta["name"], container)
+        parts = (meta.get("namespace", ""), meta["name"], *([container] if container else []))
         return f"/{kind}/" + "/".join(quote(p, safe="") for p in parts)
 
     async def _node_refusal(self, url: str) -> web.Response | None:
@@ -195,18 +197,15 @@ class _PodProxy:
         subresource = request.match_info["subresource"]
         pod, container, base = await self._locate(request, subresource)
         name = pod["metadata"]["name"]
-        if subresource == "portforward":
-            raise ApiError.bad_request(
-                "port forwarding is not supported by kubefence's API server; reach the pod "
-                f"with `kubectl exec {name} -- ...` or through its Service instead"
-            )
         if base is None:
             raise ApiError.bad_request(f"pod {name} does not have a host assigned")
         query: list[tuple[str, str]] = [("command", c) for c in request.query.getall("command", [])]
         query += [(to, "1") for frm, to in _EXEC_PARAMS if _true(request.query.get(frm))]
-        url = f"{base}{self._node_path(subresource, pod, container)}?{urlencode(query)}"
+        node_kind = "portForward" if subresource == "portforward" else subresource
+        url = f"{base}{self._node_path(node_kind, pod, container)}?{urlencode(query)}"
         offered = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",")]
-        protocols = [p for p in PROTOCOLS if p in offered]
+        served = PORT_FORWARD_PROTOCOLS if subresource == "portforward" else PROTOCOLS
+        protocols = [p for p in served if p in offered]
         if _upgrade_wanted(request) != "websocket" or not protocols:
             # kubectl falls back to SPDY when the WebSocket upgrade fails, and prints the answer
             # to that second attempt: the node's reason (no such container...) when it has one.
@@ -215,7 +214,7 @@ class _PodProxy:
                 return refusal
             raise ApiError.bad_request(
                 f"{subresource} needs a WebSocket upgrade (subprotocol "
-                f"{' or '.join(PROTOCOLS)}); SPDY is not supported by kubefence's API server"
+                f"{' or '.join(served)}); SPDY is not supported by kubefence's API server"
             )
         try:
             upstream = await self.session().ws_connect(

@@ -13,6 +13,8 @@ it); and kill (the whole process group: the process runs in its own session).
 The node component uses one :class:`ContainerProcess` per interactive container (a shell image's
 main process) and one per ``kubectl exec``. The log reading helpers below serve
 ``/containerLogs``. Everything runs on the caller's asyncio loop; nothing here talks to the API.
+Over 400 lines on purpose: the CRI log format is written by the process and read back here, and
+splitting writer from reader would spread one format over two modules.
 """
 
 from __future__ import annotations

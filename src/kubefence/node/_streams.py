@@ -3,7 +3,8 @@
 Why this module exists: `kubectl exec/attach/logs` reach a container through the API server,
 which proxies to the node that runs the pod. This is that node end: an aiohttp route table the
 node component mounts on its HTTPS server (kubelet paths ``/exec/{ns}/{pod}/{container}``,
-``/attach/{ns}/{pod}/{container}``, ``/containerLogs/{ns}/{pod}/{container}``), answering only
+``/attach/{ns}/{pod}/{container}``, ``/containerLogs/{ns}/{pod}/{container}``,
+``/portForward/{ns}/{pod}``: see ``_portforward``), answering only
 clients whose certificate the cluster CA signed with CN ``kube-apiserver-kubelet-client``
 (others get 403). What it needs from the node component is the small :class:`PodDirectory`.
 
@@ -32,6 +33,8 @@ from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
+from kubefence.node._portforward import PROTOCOL as PORT_FORWARD
+from kubefence.node._portforward import PortForwardSession
 from kubefence.node._process import (
     DEFAULT_PATH,
     STDERR,
@@ -143,7 +146,7 @@ class _Routes:
         containers = self.directory.containers(info["namespace"], info["pod"])
         if not containers:
             return _fail(404, "NotFound", "pod does not exist")
-        if info["container"] not in containers:
+        if "container" in info and info["container"] not in containers:
             return _fail(404, "NotFound", f'container not found ("{info["container"]}")')
         return None
 
@@ -195,6 +198,28 @@ class _Routes:
             return ws
         output = process.subscribe()
         await _pump(request, ws, process, output, stdin=_flag(request, "input"), for_exec=False)
+        return ws
+
+    async def port_forward(self, request: web.Request) -> web.StreamResponse:
+        if (denied := self._check(request)) is not None:
+            return denied
+        pod = request.match_info["pod"]
+        netns = self.directory.netns(request.match_info["namespace"], pod)
+        if netns is None:
+            return _fail(400, "BadRequest", f'pod "{pod}" has no network namespace yet')
+        ws = web.WebSocketResponse(protocols=(PORT_FORWARD,), autoping=True, max_msg_size=0)
+        ready = ws.can_prepare(request)
+        if not ready.ok or ready.protocol != PORT_FORWARD:
+            text = f"this node forwards ports over WebSockets only ({PORT_FORWARD})"
+            return _fail(426, "UpgradeRequired", text)
+        await ws.prepare(request)
+        session = PortForwardSession(ws.send_bytes, netns=netns, pod=pod)
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.BINARY:
+                    await session.feed(message.data)
+        finally:
+            await session.close()
         return ws
 
     async def logs(self, request: web.Request) -> web.StreamResponse:
@@ -369,6 +394,7 @@ def stream_routes(
         web.get("/attach/{namespace}/{pod}/{container}", routes.attach),
         web.post("/attach/{namespace}/{pod}/{container}", routes.attach),
         web.get("/containerLogs/{namespace}/{pod}/{container}", routes.logs),
+        web.get("/portForward/{namespace}/{pod}", routes.port_forward),
     ]
 
 
