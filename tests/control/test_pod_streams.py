@@ -43,6 +43,22 @@ NODE = "node-s"
 SHELL_MAIN = ["sh", "-c", 'echo started; while read line; do echo "got $line"; done']
 ONCE_MAIN = ["sh", "-c", 'read x; echo "once $x"']
 WEB_PORT = 8080  # a web server in the pod's namespace, on its loopback
+COUNTER_PORT = 8081  # counts what it receives until EOF, then answers the count
+COUNTER = f"""
+import socket
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", {COUNTER_PORT}))
+server.listen()
+while True:
+    connection, _ = server.accept()
+    count = 0
+    while data := connection.recv(65536):
+        count += len(data)
+    connection.sendall(str(count).encode())
+    connection.close()
+"""
+BIG = bytes(range(256)) * 16384  # 4 MiB
 
 
 def _pods_yaml() -> str:
@@ -105,10 +121,16 @@ def setup(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 directory.pods[(NS, name)] = FakePod(netns, ["main"], {"main": process},
                                                      {"main": log})  # fmt: skip
             directory.pods[(NS, "two")] = FakePod(netns, ["a", "b"])
-            web = ["python3", "-m", "http.server", str(WEB_PORT), "--bind", "127.0.0.1"]
-            directory.pods[(NS, "shell")].processes["web"] = node.call(
-                ContainerProcess.spawn(web, netns=netns)
-            )
+            site = tmp / "site"
+            site.mkdir()
+            (site / "big.bin").write_bytes(BIG)
+            web = ["python3", "-m", "http.server", str(WEB_PORT), "--bind", "127.0.0.1",
+                   "--directory", str(site)]  # fmt: skip
+            counter = ["python3", "-c", COUNTER]
+            for name, argv in (("web", web), ("counter", counter)):
+                directory.pods[(NS, "shell")].processes[name] = node.call(
+                    ContainerProcess.spawn(argv, netns=netns)
+                )
             cluster.kubectl("apply", "-f", "-", input=_pods_yaml())
             node_obj = {
                 "apiVersion": "v1",
@@ -335,10 +357,10 @@ def _forwarded(process: subprocess.Popen[str], remote: int) -> int:
     raise AssertionError("kubectl port-forward printed no local port")
 
 
-def _http_get(port: int) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+def _http_get(port: int, path: str = "/") -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        connection.request("GET", "/")
+        connection.request("GET", path)
         answer = connection.getresponse()
         return answer.status, answer.read()
     finally:
@@ -348,13 +370,19 @@ def _http_get(port: int) -> tuple[int, bytes]:
 def test_port_forward_reaches_the_pods_loopback(setup: Setup) -> None:
     """kubectl port-forward (SPDY/3.1 tunneled through a WebSocket): several connections over
     one session, each to the pod's own localhost:8080 inside its network namespace."""
-    forward = setup.popen("port-forward", "pod/shell", f":{WEB_PORT}")
+    forward = setup.popen("port-forward", "pod/shell", f":{WEB_PORT}", f":{COUNTER_PORT}")
     try:
         local = _forwarded(forward, WEB_PORT)
         for _ in range(3):
             status, body = _http_get(local)
             assert status == 200
-            assert b"Directory listing" in body
+            assert b"big.bin" in body
+        assert _http_get(local, "/big.bin") == (200, BIG)  # 4 MiB down
+        counter = _forwarded(forward, COUNTER_PORT)
+        with socket.create_connection(("127.0.0.1", counter), timeout=30) as connection:
+            connection.sendall(BIG)  # 4 MiB up, then a half-close the pod sees as EOF
+            connection.shutdown(socket.SHUT_WR)
+            assert connection.recv(100) == str(len(BIG)).encode()
     finally:
         forward.kill()
         forward.communicate()

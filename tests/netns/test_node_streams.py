@@ -10,8 +10,11 @@ import asyncio
 import json
 import shutil
 import signal
+import socket
 import ssl
+import struct
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,8 @@ from tests.netns.streams_support import (
 )
 
 from kubefence.control.pki import ClusterPKI, ensure_pki
+from kubefence.dataplane.netns import entered
+from kubefence.node._portforward import Frame, PortForwardSession, dictionary, parse_frames
 from kubefence.node._process import (
     ContainerProcess,
     follow_log,
@@ -323,3 +328,95 @@ def test_exec_frames_v4_and_output_selection(node: Node) -> None:
     protocol, frames = asyncio.run(_exec(node, query, protocol="v4.channel.k8s.io"))
     assert protocol == "v4.channel.k8s.io"
     assert frames == [(1, b"o\n"), (3, json.dumps(exit_status([], 0)).encode())]
+
+
+# -- port-forward (SPDY/3.1) --------------------------------------------------------------------
+
+
+class _SpdyClient:
+    """Just enough of a SPDY client to drive a PortForwardSession frame by frame."""
+
+    def __init__(self) -> None:
+        self.deflate = zlib.compressobj(zdict=dictionary())
+        self.inflate = zlib.decompressobj(zdict=dictionary())
+        self.sent: list[Frame] = []
+        self._buffer = bytearray()
+
+    async def receive(self, data: bytes) -> None:  # what the session sends to kubectl
+        self._buffer += data
+        self.sent += parse_frames(self._buffer)
+
+    def syn_stream(self, stream: int, headers: dict[str, str]) -> bytes:
+        raw = struct.pack(">I", len(headers)) + b"".join(
+            struct.pack(">I", len(k)) + k.encode() + struct.pack(">I", len(v)) + v.encode()
+            for k, v in headers.items()
+        )
+        block = self.deflate.compress(raw) + self.deflate.flush(zlib.Z_SYNC_FLUSH)
+        payload = struct.pack(">IIH", stream, 0, 0) + block
+        return struct.pack(">HHI", 0x8003, 1, len(payload)) + payload
+
+    @staticmethod
+    def data(stream: int, payload: bytes, *, fin: bool = False) -> bytes:
+        return struct.pack(">II", stream, (int(fin) << 24) | len(payload)) + payload
+
+
+def test_port_forward_session_frames(netns: str) -> None:
+    """SYN_REPLY for each stream, data sent before the pod connection is up delivered after,
+    kubectl's FIN seen by the pod as EOF, the pod's answer and FIN back, PING echoed, a stream
+    of an unknown type reset, a closed port reported on the error stream."""
+
+    async def run() -> tuple[_SpdyClient, bytes]:
+        with entered(netns):
+            listener = socket.socket()
+        listener.bind(("127.0.0.1", 7000))
+        listener.listen()
+        listener.setblocking(False)
+        loop = asyncio.get_running_loop()
+
+        async def serve() -> bytes:
+            connection, _ = await loop.sock_accept(listener)
+            got = b""
+            while chunk := await loop.sock_recv(connection, 4096):
+                got += chunk
+            await loop.sock_sendall(connection, b"pong:" + got)
+            connection.close()
+            return got
+
+        server = asyncio.ensure_future(serve())
+        client = _SpdyClient()
+        session = PortForwardSession(client.receive, netns=netns, pod="p")
+        headers = {"port": "7000", "requestid": "0"}
+        await session.feed(client.syn_stream(1, {"streamtype": "error", **headers}))
+        await session.feed(client.syn_stream(3, {"streamtype": "data", **headers}))
+        await session.feed(client.data(3, b"ping") + client.data(3, b"", fin=True))
+        await session.feed(struct.pack(">HHI", 0x8003, 6, 4) + struct.pack(">I", 7))  # PING 7
+        await session.feed(client.syn_stream(5, {"streamtype": "bogus", **headers}))
+        got = await asyncio.wait_for(server, 10)
+        closed = {"port": "7001", "requestid": "1"}
+        await session.feed(client.syn_stream(7, {"streamtype": "error", **closed}))
+        await session.feed(client.syn_stream(9, {"streamtype": "data", **closed}))
+        for _ in range(100):
+            if any(f.stream == 3 and f.flags & 1 for f in client.sent) and any(
+                f.stream == 7 and f.payload for f in client.sent
+            ):
+                break
+            await asyncio.sleep(0.05)
+        await session.close()
+        listener.close()
+        return client, got
+
+    client, got = asyncio.run(run())
+    assert got == b"ping"
+    replies = [f for f in client.sent if f.kind == 2]
+    assert sorted(struct.unpack_from(">I", f.payload)[0] for f in replies) == [1, 3, 5, 7, 9]
+    for reply in replies:  # empty header blocks, decompressed in order with the dictionary
+        assert client.inflate.decompress(reply.payload[4:]) == b"\0\0\0\0"
+    assert b"".join(f.payload for f in client.sent if f.kind == 0 and f.stream == 3) == b"pong:ping"
+    assert any(f.kind == 0 and f.stream == 3 and f.flags & 1 for f in client.sent)
+    assert [f.payload for f in client.sent if f.kind == 6] == [struct.pack(">I", 7)]
+    resets = [struct.unpack(">II", f.payload) for f in client.sent if f.kind == 3]
+    assert (5, 1) in resets  # unknown stream type: PROTOCOL_ERROR
+    assert (9, 5) in resets  # the closed port's data stream: CANCEL
+    error = b"".join(f.payload for f in client.sent if f.kind == 0 and f.stream == 7).decode()
+    assert "error forwarding port 7001 to pod p" in error
+    assert "Connection refused" in error

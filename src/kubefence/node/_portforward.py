@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from kubefence.dataplane.netns import entered
 
-__all__ = ["PROTOCOL", "PortForwardSession", "dictionary"]
+__all__ = ["PROTOCOL", "Frame", "PortForwardSession", "dictionary", "parse_frames"]
 
 PROTOCOL = "SPDY/3.1+portforward.k8s.io"
 _VERSION = 3
