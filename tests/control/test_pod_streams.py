@@ -62,8 +62,8 @@ BIG = bytes(range(256)) * 16384  # 4 MiB
 
 
 def _pods_yaml() -> str:
-    def pod(name: str, containers: list[str], node: str | None) -> str:
-        items = ", ".join(f"{{name: {c}, image: busybox}}" for c in containers)
+    def pod(name: str, containers: list[str], node: str | None, extra: str = "") -> str:
+        items = ", ".join(f"{{name: {c}, image: busybox{extra}}}" for c in containers)
         bound = f"nodeName: {node}, " if node else ""
         return (
             f"apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {NS}}}\n"
@@ -75,6 +75,7 @@ def _pods_yaml() -> str:
         pod("shell", ["main"], NODE),
         pod("once", ["main"], NODE),
         pod("two", ["a", "b"], NODE),
+        pod("term", ["main"], NODE, ", stdin: true, stdinOnce: true, tty: true"),
         pod("ghost", ["main"], NODE),  # bound to the node, unknown to it
         pod("pending", ["main"], None),
     ]
@@ -120,6 +121,10 @@ def setup(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 )
                 directory.pods[(NS, name)] = FakePod(netns, ["main"], {"main": process},
                                                      {"main": log})  # fmt: skip
+            term = node.call(
+                ContainerProcess.spawn(["sh"], netns=netns, tty=True, stdin=True, stdin_once=True)
+            )
+            directory.pods[(NS, "term")] = FakePod(netns, ["main"], {"main": term})
             directory.pods[(NS, "two")] = FakePod(netns, ["a", "b"])
             site = tmp / "site"
             site.mkdir()
@@ -145,7 +150,7 @@ def setup(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             created["status"] = {"daemonEndpoints": {"kubeletEndpoint": {"Port": node.port}}}
             code, body = cluster.request("PUT", f"/api/v1/nodes/{NODE}/status", created)
             assert code == 200, body
-            for name in ("shell", "once", "two"):  # as the node component would report them
+            for name in ("shell", "once", "two", "term"):  # as the node component would report them
                 path = f"/api/v1/namespaces/{NS}/pods/{name}"
                 code, pod = cluster.request("GET", path)
                 pod["status"] = {"phase": "Running"}
@@ -208,18 +213,24 @@ def _read_until(fd: int, needle: bytes, timeout: float = 15) -> bytes:
     return seen
 
 
-def test_exec_with_a_terminal(setup: Setup) -> None:
-    """kubectl -ti on a real terminal: a pty on the pod side, the window size passed on (the
-    resize channel), input echoed, and the shell's exit code as kubectl's."""
+def _on_a_terminal(setup: Setup, *args: str) -> tuple[subprocess.Popen[bytes], int]:
+    """kubectl started on a new pseudo-terminal of 33 rows and 111 columns; its master end."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
     env = {**os.environ, "KUBECONFIG": str(setup.cluster.kubeconfig),
            "KUBECACHEDIR": str(setup.cluster.cache), "TERM": "xterm"}  # fmt: skip
     process = subprocess.Popen(
-        [str(KUBECTL), "-n", NS, "exec", "-ti", "shell", "--", "sh"],
+        [str(KUBECTL), "-n", NS, *args],
         stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
     )  # fmt: skip
     os.close(slave)
+    return process, master
+
+
+def test_exec_with_a_terminal(setup: Setup) -> None:
+    """kubectl -ti on a real terminal: a pty on the pod side, the window size passed on (the
+    resize channel), input echoed, and the shell's exit code as kubectl's."""
+    process, master = _on_a_terminal(setup, "exec", "-ti", "shell", "--", "sh")
     try:
         os.write(master, b"stty size; tty; echo sum-$((40+2))\r")
         seen = _read_until(master, b"sum-42")
@@ -257,6 +268,26 @@ def test_attach_sees_output_and_feeds_stdin(setup: Setup) -> None:
         for process in (first, second):
             process.kill()
             process.communicate()
+
+
+def test_attach_to_a_terminal(setup: Setup) -> None:
+    """kubectl attach -ti to a main process on a pty (what `kubectl run -ti` does): the
+    terminal's size, input and output; kubectl returns when the shell exits."""
+    process, master = _on_a_terminal(setup, "attach", "-ti", "term")
+    try:
+        time.sleep(1.0)
+        os.write(master, b"stty size; echo att-$((2+3))\r")
+        seen = _read_until(master, b"att-5")
+        assert b"33 111" in seen
+        os.write(master, b"exit\r")
+        assert process.wait(20) == 0
+        main = setup.node.directory.pods[(NS, "term")].processes["main"]
+        assert setup.node.call(main.wait()) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
 
 
 def test_attach_with_stdin_once_ends_with_the_process(setup: Setup) -> None:
