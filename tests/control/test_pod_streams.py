@@ -294,6 +294,10 @@ def test_attach_with_stdin_once_ends_with_the_process(setup: Setup) -> None:
     done = setup.kubectl("attach", "-i", "once", input="bye\n")
     assert done.returncode == 0, done.stderr
     assert "once bye" in done.stdout
+    started = time.monotonic()
+    followed = setup.kubectl("logs", "-f", "once")  # the container has exited: -f returns
+    assert (followed.returncode, followed.stdout) == (0, "once bye\n")
+    assert time.monotonic() - started < 10
 
 
 def test_attach_to_a_container_without_a_process(setup: Setup) -> None:
@@ -309,6 +313,8 @@ def test_logs_plain_timestamps_tail_and_follow(setup: Setup) -> None:
     done = setup.kubectl("logs", "shell")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("started\n")
+    assert setup.kubectl("logs", "shell", "--limit-bytes=4").stdout == "star"
+    assert setup.kubectl("logs", "shell", "--since=1h").stdout == done.stdout
     stamped = setup.kubectl("logs", "shell", "--timestamps")
     first = stamped.stdout.splitlines()[0]
     stamp, _, text = first.partition(" ")

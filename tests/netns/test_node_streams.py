@@ -420,3 +420,39 @@ def test_port_forward_session_frames(netns: str) -> None:
     error = b"".join(f.payload for f in client.sent if f.kind == 0 and f.stream == 7).decode()
     assert "error forwarding port 7001 to pod p" in error
     assert "Connection refused" in error
+
+
+def test_exec_process_is_stopped_when_the_client_leaves(node: Node) -> None:
+    marker = "31.4159"
+
+    async def run() -> None:
+        url = node.url(f"/exec/default/p/c?command=sleep&command={marker}&output=1")
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(url, protocols=("v5.channel.k8s.io",), ssl=node.tls(node.client)),
+        ):
+            for _ in range(100):
+                if _sleepers(marker):
+                    break
+                await asyncio.sleep(0.05)
+            assert _sleepers(marker)
+        await asyncio.sleep(0.25)
+
+    asyncio.run(run())
+    deadline = time.monotonic() + 10
+    while _sleepers(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _sleepers(marker)
+
+
+def _sleepers(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv[:2] == [b"sleep", marker.encode()]:
+                found.append(int(entry.name))
+    return found
