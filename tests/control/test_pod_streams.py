@@ -187,6 +187,14 @@ def test_exec_with_stdin(setup: Setup) -> None:
     assert done.stdout == "hello\nworld\nend\n"
 
 
+def test_exec_large_output(setup: Setup) -> None:
+    command = "head -c 20000000 /dev/zero | tr '\\0' a"
+    done = setup.kubectl("exec", "shell", "--", "sh", "-c", command)
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout) == 20_000_000
+    assert set(done.stdout) == {"a"}
+
+
 def test_exec_unknown_program(setup: Setup) -> None:
     done = setup.kubectl("exec", "shell", "--", "no-such-program")
     assert done.returncode != 0

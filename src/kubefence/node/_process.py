@@ -50,6 +50,7 @@ STDOUT = 1  # the channel numbers of the streaming protocol, reused for output c
 STDERR = 2
 _READ_SIZE = 64 * 1024
 _BACKLOG = 4096  # output chunks an attached client may fall behind before it is dropped
+_HIGH_WATER = 16  # with backpressure, reading stops while a client is this many chunks behind
 _DRAIN_AFTER_EXIT = 1.0  # seconds to wait for the output pipes to close once the process exited
 _PARTIAL_LINE = 16 * 1024  # a line longer than this is logged in "P" (partial) pieces
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -210,10 +211,12 @@ class Subscription:
     ``None`` once the process has exited and its output is drained (or the client fell more
     than a backlog behind and was dropped)."""
 
-    __slots__ = ("_queue", "dropped")
+    __slots__ = ("_queue", "_room", "dropped")
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(_BACKLOG + 1)
+        self._room = asyncio.Event()
+        self._room.set()
         self.dropped = False
 
     def _offer(self, item: tuple[int, bytes] | None) -> bool:
@@ -223,16 +226,27 @@ class Subscription:
             self.dropped = True
             item = None
         self._queue.put_nowait(item)
+        if item is None:
+            self._room.set()  # nothing more will come: never make a producer wait
+        elif self._queue.qsize() >= _HIGH_WATER:
+            self._room.clear()
         return not self.dropped
 
+    async def room(self) -> None:
+        """Wait until this client is less than a few chunks behind."""
+        await self._room.wait()
+
     async def next(self) -> tuple[int, bytes] | None:
-        return await self._queue.get()
+        item = await self._queue.get()
+        if self._queue.qsize() < _HIGH_WATER:
+            self._room.set()
+        return item
 
     def __aiter__(self) -> Subscription:
         return self
 
     async def __anext__(self) -> tuple[int, bytes]:
-        item = await self._queue.get()
+        item = await self.next()
         if item is None:
             raise StopAsyncIteration
         return item
@@ -254,13 +268,16 @@ class ContainerProcess:
 
     __slots__ = (
         "_done",
+        "_emitted",
         "_log",
         "_outputs",
         "_process",
         "_stdin",
         "_subscribers",
         "_task",
+        "_waiting",
         "argv",
+        "backpressure",
         "stdin_once",
         "tty",
     )
@@ -275,8 +292,12 @@ class ContainerProcess:
         stdin: int | None,
         log: _LogWriter | None,
         stdin_once: bool,
+        backpressure: bool = False,
     ) -> None:
         self._process = process
+        self.backpressure = backpressure
+        self._emitted = 0
+        self._waiting = False  # a pump waits for a slow subscriber
         self.argv = tuple(argv)
         self.tty = tty
         self.stdin_once = stdin_once
@@ -300,12 +321,16 @@ class ContainerProcess:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         size: tuple[int, int] | None = None,
+        backpressure: bool = False,
     ) -> ContainerProcess:
         """Start ``argv`` in network namespace ``netns`` (None: the caller's own namespace).
 
         With ``tty`` the process gets a pseudo-terminal as stdin/stdout/stderr and controlling
         terminal (``size`` is its initial (width, height)); otherwise pipes, stdin only when
-        ``stdin`` (else /dev/null). Raises OSError when the program cannot be started.
+        ``stdin`` (else /dev/null). With ``backpressure`` (one exec client) output is read
+        only as fast as the slowest subscriber takes it, so a fast writer blocks instead of
+        filling memory; otherwise (attach fan-out) a client too far behind is dropped. Raises
+        OSError when the program cannot be started.
         """
         if not argv:
             raise ValueError("an empty command cannot be run")
@@ -352,7 +377,7 @@ class ContainerProcess:
             os.set_blocking(fd, False)
         log = _LogWriter(log_path) if log_path is not None else None
         return cls(process, argv=argv, tty=tty, outputs=outputs, stdin=stdin_fd, log=log,
-                   stdin_once=stdin_once)  # fmt: skip
+                   stdin_once=stdin_once, backpressure=backpressure)  # fmt: skip
 
     # -- state --------------------------------------------------------------------------------
 
@@ -397,6 +422,7 @@ class ContainerProcess:
             self._subscribers.remove(subscription)
 
     def _emit(self, channel: int, data: bytes) -> None:
+        self._emitted += len(data)
         if self._log is not None:
             self._log.write("stderr" if channel == STDERR else "stdout", data)
         self._subscribers = [s for s in self._subscribers if s._offer((channel, data))]
@@ -422,6 +448,11 @@ class ContainerProcess:
                     if not chunk:
                         return
                     self._emit(channel, chunk)
+                    if self.backpressure:
+                        self._waiting = True
+                        for subscription in list(self._subscribers):
+                            await subscription.room()
+                        self._waiting = False
         finally:
             loop.remove_reader(fd)
 
@@ -430,8 +461,13 @@ class ContainerProcess:
         try:
             await self._process.wait()
             # Output written just before the exit is still buffered; children that kept the
-            # pipes or the terminal open must not hold the exit back for long.
-            _, late = await asyncio.wait(pumps, timeout=_DRAIN_AFTER_EXIT)
+            # pipes or the terminal open must not hold the exit back for long: stop once a
+            # whole second passes without output (a slow client is not a reason to stop).
+            while True:
+                before = self._emitted
+                _, late = await asyncio.wait(pumps, timeout=_DRAIN_AFTER_EXIT)
+                if not late or (self._emitted == before and not self._waiting):
+                    break
             for pump in late:
                 pump.cancel()
             await asyncio.gather(*pumps, return_exceptions=True)

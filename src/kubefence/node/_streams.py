@@ -173,7 +173,9 @@ class _Routes:
             return ws
         env = {"HOSTNAME": pod}
         try:
-            process = await ContainerProcess.spawn(argv, netns=netns, tty=tty, stdin=stdin, env=env)
+            process = await ContainerProcess.spawn(
+                argv, netns=netns, tty=tty, stdin=stdin, env=env, backpressure=True
+            )
         except OSError as error:
             message = f"failed to exec in container: {error}"
             await _send(ws, ERROR, json.dumps(_status(500, "InternalError", message)).encode())
