@@ -24,6 +24,7 @@ from kubefence.control.context import ServerConfig
 from kubefence.control.kinds import REGISTRY
 from kubefence.control.objects import Objects, WriteOptions
 from kubefence.control.pki import ClusterPKI, ensure_pki
+from kubefence.control.podproxy import kubelet_client_tls
 from kubefence.control.rbac import BOOTSTRAP_OBJECTS, Authorizer
 from kubefence.control.server import make_app
 from kubefence.control.status import ApiError
@@ -125,6 +126,7 @@ async def start(
         authorizer=Authorizer(cache.list_objects, generation=cache.rbac_generation),
         audit=audit_file,
         server_address=f"{host}:{port}",
+        kubelet_tls=kubelet_client_tls(pki),
     )
     app = make_app(config)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)

@@ -8,6 +8,7 @@ both use it without importing each other.
 from __future__ import annotations
 
 import json
+import ssl
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -32,6 +33,7 @@ class ServerConfig:
     authorizer: Authorizer | None
     audit: TextIO | None = None
     server_address: str = "127.0.0.1:6443"
+    kubelet_tls: ssl.SSLContext | None = None  # client TLS to nodes (podproxy); None: no nodes
 
 
 def json_response(

@@ -10,7 +10,8 @@ touches a valid one, so it is cheap to call on every ``cluster up``. Keys are EC
 make, accepted by Go, OpenSSL and Python clients) and written 0600, atomically.
 
 Layout under the directory: ``ca.crt/key``, ``apiserver.crt/key``, ``admin.crt/key``,
-``agent.crt/key``, ``nodes/<name>.crt/key``, ``sa.key/pub``, ``etcd/ca.crt/key``,
+``agent.crt/key``, ``apiserver-kubelet-client.crt/key`` (the API server towards nodes' kubelet
+endpoints: exec, attach, logs), ``nodes/<name>.crt/key``, ``sa.key/pub``, ``etcd/ca.crt/key``,
 ``etcd/server.crt/key``, ``etcd/apiserver-client.crt/key``.
 """
 
@@ -33,6 +34,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from kubefence.control.identity import ADMIN_USER, AGENT_USER, MASTERS_GROUP, NODES_GROUP, node_user
 
 __all__ = [
+    "KUBELET_CLIENT_USER",
     "CertReport",
     "ClusterPKI",
     "check_certs",
@@ -41,6 +43,7 @@ __all__ = [
     "load_certificate",
 ]
 
+KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"  # as upstream; nodes accept only this CN
 CA_DAYS = 3650
 LEAF_DAYS = 365
 RENEW_BEFORE_DAYS = 30
@@ -75,6 +78,8 @@ class ClusterPKI:
     admin_key = _File("admin.key")
     agent_cert = _File("agent.crt")
     agent_key = _File("agent.key")
+    kubelet_client_cert = _File("apiserver-kubelet-client.crt")
+    kubelet_client_key = _File("apiserver-kubelet-client.key")
     sa_key = _File("sa.key")
     sa_public = _File("sa.pub")
     etcd_ca_cert = _File("etcd/ca.crt")
@@ -338,6 +343,8 @@ def ensure_pki(
            sans=server_sans, server=True, client=False)  # fmt: skip
     _issue(pki.admin_cert, pki.admin_key, ca, common_name=ADMIN_USER, orgs=(MASTERS_GROUP,))
     _issue(pki.agent_cert, pki.agent_key, ca, common_name=AGENT_USER)
+    _issue(pki.kubelet_client_cert, pki.kubelet_client_key, ca,
+           common_name=KUBELET_CLIENT_USER, orgs=(MASTERS_GROUP,))  # fmt: skip
     for node in nodes:
         _issue(pki.node_cert(node), pki.node_key(node), ca,
                common_name=node_user(node), orgs=(NODES_GROUP,))  # fmt: skip

@@ -28,6 +28,7 @@ from kubefence.control.context import (
 )
 from kubefence.control.handlers import resource_request
 from kubefence.control.identity import ANONYMOUS, RequestAttributes, UserInfo
+from kubefence.control.podproxy import pod_stream_routes
 from kubefence.control.status import ApiError, status_body, store_failure
 from kubefence.control.store import StoreError
 
@@ -226,6 +227,7 @@ def make_app(config: ServerConfig) -> web.Application:
         web.get("/openapi/v3", non_resource(lambda r: openapi.index(registry))),
         web.get("/openapi/v3/{path:.*}", non_resource(openapi_doc)),
         web.get("/apis/{group}", non_resource(api_group)),
+        *pod_stream_routes(config, app),  # before the generic routes: they stream to nodes
     ]
     for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
         routes += [
