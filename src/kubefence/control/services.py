@@ -27,7 +27,10 @@ import itertools
 import json
 import secrets
 from collections.abc import Iterable, Sequence
+from importlib import resources
 from typing import Any
+
+import yaml
 
 from kubefence.control.status import ApiError
 from kubefence.control.store import KeyExists, KeyMissing, Store
@@ -38,6 +41,7 @@ __all__ = [
     "SERVICE_RANGE_V4",
     "SERVICE_RANGE_V6",
     "ServiceIPs",
+    "addon_objects",
     "allocation_key",
 ]
 
@@ -344,3 +348,12 @@ def _go_list(values: Sequence[str]) -> str:
 def _invalid(service: Obj, path: str, message: str) -> ApiError:
     name = str((service.get("metadata") or {}).get("name", ""))
     return ApiError.invalid("Service", name, [FieldError(message, path)])
+
+
+def addon_objects(name: str = "kube-dns") -> list[Obj]:
+    """The objects of a bundled addon (``data/addons/<name>.yaml``), in file order: for the
+    cluster's start to create (kube-dns: its Service at ``KUBE_DNS_IP`` and its Deployment)."""
+
+
+    text = resources.files("kubefence.control").joinpath(f"data/addons/{name}.yaml").read_text()
+    return [doc for doc in yaml.safe_load_all(text) if isinstance(doc, dict)]
