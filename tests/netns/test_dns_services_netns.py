@@ -179,6 +179,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("svc")
     name = unique_name()
     started: list[Any] = []
+    world: World | None = None
     with state_restored():
         cluster = start(tmp, "svc")
         try:
@@ -216,10 +217,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             assert dns.wait_synced(10)
             for pod in ("test/client", "test/nginx"):
                 write_resolv_conf(sandbox.slot(pod).netns, namespace="test")
-            yield World(sandbox, kube, proxy, dns)
+            world = World(sandbox, kube, proxy, dns)
+            yield world
         finally:
             for thing in reversed(started):
-                thing.stop()
+                (world.proxy if isinstance(thing, ServiceProxy) and world else thing).stop()
             for index in range(8):
                 remove_resolv_conf(f"kf-{name}-{index}")
             down(name)
@@ -354,3 +356,79 @@ def test_dns_query_latency(world: World) -> None:
     print(f"\nDNS query latency (UDP via ClusterIP): median {median * 1e6:.0f} us, "
           f"p99 {sorted(times)[int(len(times) * 0.99)] * 1e6:.0f} us")  # fmt: skip
     assert median < 0.01
+
+
+def test_dual_stack_service_is_reached_over_ipv6_and_answers_aaaa(world: World) -> None:
+    dual = {
+        "metadata": {"name": "web6"},
+        "spec": {"ipFamilyPolicy": "RequireDualStack", "selector": {"app": "nginx"},
+                 "ports": [{"port": 80, "targetPort": "http"}]},
+    }  # fmt: skip
+    made = world.kube.create(SERVICES.path(namespace="test"), dual)
+    v4, v6 = made["spec"]["clusterIPs"]
+    six = _slice("test", "web6", [{"port": 80, "protocol": "TCP"}],
+                 [str(world.sandbox.slot("test/nginx").ipv6)])  # fmt: skip
+    six["addressType"] = "IPv6"
+    world.kube.create(SLICES.path(namespace="test"), six)
+    assert world.proxy.wait_for(lambda ports: any(p.cluster_ip == v6 and p.backends for p in ports))
+    fetched = world.curl("test/client", f"http://[{v6}]/")
+    assert "Welcome to nginx!" in fetched.stdout, fetched.stderr
+    answer = world.query("test/client", "web6.test.svc.cluster.local", qtype="AAAA")
+    assert answer is not None
+    assert [str(rr.rdata) for rr in answer.rr] == [v6]
+    # No IPv4 endpoints: the IPv4 address of the same Service is refused, not hung.
+    refused = world.curl("test/client", f"http://{v4}/")
+    assert refused.returncode == 7
+
+
+def test_dns_over_tcp_and_headless_services(world: World) -> None:
+    headless = {"metadata": {"name": "db"},
+                "spec": {"clusterIP": "None", "ports": [{"name": "pg", "port": 5432}]}}  # fmt: skip
+    world.kube.create(SERVICES.path(namespace="test"), headless)
+    nginx_ip = world.ip("test/nginx")
+    slice_ = _slice("test", "db", [{"name": "pg", "port": 5432, "protocol": "TCP"}], [nginx_ip])
+    slice_["endpoints"][0]["hostname"] = "db-0"
+    world.kube.create(SLICES.path(namespace="test"), slice_)
+    deadline = time.monotonic() + 5
+    answer = None
+    while time.monotonic() < deadline:
+        answer = world.query("test/client", "db.test.svc.cluster.local")
+        if answer is not None and answer.rr:
+            break
+        time.sleep(0.05)
+    assert answer is not None
+    assert [str(rr.rdata) for rr in answer.rr] == [nginx_ip]
+    pod = world.query("test/client", "db-0.db.test.svc.cluster.local")
+    assert pod is not None
+    assert [str(rr.rdata) for rr in pod.rr] == [nginx_ip]
+    with entered(world.netns("test/client")):
+        tcp = socket.create_connection(("198.19.0.10", 53), timeout=2.0)
+    with tcp:
+        query = DNSRecord.question("nginx.test.svc.cluster.local").pack()
+        tcp.sendall(len(query).to_bytes(2, "big") + query)
+        size = int.from_bytes(tcp.recv(2), "big")
+        data = b""
+        while len(data) < size:
+            data += tcp.recv(size - len(data))
+    assert DNSRecord.parse(data).rr
+
+
+def test_proxy_restart_keeps_the_rules_and_stop_removes_them(world: World) -> None:
+    """A proxy that stops without cleaning (node component restart) leaves DNAT working; its
+    successor takes over atomically; a clean stop removes the table and the routes."""
+    node = world.sandbox.state.node_netns
+    world.proxy.stop(clean=False)
+    assert "Welcome to nginx!" in world.curl("test/client", "http://nginx.test").stdout
+    successor = ServiceProxy(world.kube, netns=node, node="node-1").start()
+    world.proxy = successor
+    assert successor.wait_synced(10)
+    assert "Welcome to nginx!" in world.curl("test/client", "http://nginx.test").stdout
+    successor.stop()
+    tables = subprocess.run(["ip", "netns", "exec", node, "nft", "list", "tables"],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "kubefence-svc" not in tables
+    routes = subprocess.run(["ip", "netns", "exec", node, "ip", "route", "show", "dev", "lo"],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "198.19.0.0/16" not in routes
+    world.proxy = ServiceProxy(world.kube, netns=node, node="node-1").start()
+    assert world.proxy.wait_synced(10)
