@@ -225,11 +225,15 @@ def _dashed(address: str) -> str:
 
 
 def _pod(name: str, dashed: str, qtype: str) -> tuple[list[RR], bool]:
-    text = dashed.replace("-", ".") if dashed.count("-") == 3 else dashed.replace("-", ":")
     try:
-        address = ipaddress.ip_address(text)
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.IPv4Address(
+            dashed.replace("-", ".")
+        )
     except ValueError:
-        return [], False
+        try:
+            address = ipaddress.IPv6Address(dashed.replace("-", ":"))
+        except ValueError:
+            return [], False
     return _addresses(name, [str(address)], qtype), True
 
 
