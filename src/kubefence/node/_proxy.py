@@ -3,12 +3,14 @@
 Why this module exists: in a real cluster kube-proxy on each node turns Services and
 EndpointSlices into DNAT rules, so a connection to a ClusterIP reaches a pod and the network
 policies see that pod. The sandbox node does the same here: two informers (Services, and
-``discovery.k8s.io/v1`` EndpointSlices, kept by the EndpointSlice controller), and on every
-change the whole ``inet kubefence-svc`` table (``_proxy_rules``) replaced by one ``nft -f`` run
-inside the node's network namespace: atomic, so a packet sees the old table or the new one.
+``discovery.k8s.io/v1`` EndpointSlices, kept by the EndpointSlice controller) and one
+``inet kubefence-svc`` table (``_proxy_rules``) in the node's network namespace. The first sync
+(and a repair every 30 s idle, or after a failed update) replaces the whole table in one
+``nft -f`` run; every other change is one ``nft -f`` transaction touching only the Service
+ports that changed. Both are atomic: a packet sees the old rules or the new ones.
 
 Changes are coalesced: the handlers only mark the state dirty; one worker thread renders and
-applies, so a burst of events costs one ``nft`` run, and an unchanged table none. UDP flows to a
+applies, so a burst of events costs one ``nft`` run, and no change none. UDP flows to a
 removed endpoint are cut from conntrack (as kube-proxy does), or they would keep going to it.
 
 The node namespace routes the service ranges to ``lo`` (``ip route replace``): packets to a
@@ -28,7 +30,13 @@ from dataclasses import dataclass, field
 from kubefence.client import Event, Informer, Kube, Resource
 from kubefence.dataplane.netns._system import run
 from kubefence.errors import DataplaneError
-from kubefence.node._proxy_rules import TABLE, ServicePort, render_table, service_ports
+from kubefence.node._proxy_rules import (
+    TABLE,
+    ServicePort,
+    render_table,
+    render_update,
+    service_ports,
+)
 
 __all__ = ["ENDPOINT_SLICES", "SERVICES", "ServiceProxy"]
 
@@ -42,6 +50,7 @@ class ProxyCounters:
     """What the proxy has done: nft runs, their failures, change-to-kernel latencies (s)."""
 
     applies: int = 0
+    whole: int = 0  # of which whole-table replacements (the first, repairs, failed updates)
     skipped: int = 0
     failures: int = 0
     last_error: str = ""
@@ -80,7 +89,7 @@ class ServiceProxy:
         self._since = 0.0  # when the oldest change not yet applied arrived
         self._stop = threading.Event()
         self._applied = threading.Condition()
-        self._installed = ""
+        self._installed: list[ServicePort] | None = None  # None: replace the whole table next
         self._synced = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="service-proxy", daemon=True)
 
@@ -129,7 +138,7 @@ class ServiceProxy:
     # -- the work -----------------------------------------------------------------------------
 
     def _changed(self, event: Event) -> None:
-        if event.type == "SYNC" and self._installed:
+        if event.type == "SYNC" and self._installed is not None:
             return  # the informer's periodic resync: the loop re-checks on its own schedule
         if not self._dirty.is_set():
             self._since = time.monotonic()
@@ -139,8 +148,8 @@ class ServiceProxy:
         while not self._stop.is_set():
             if not self._dirty.wait(30.0):
                 self._dirty.set()  # periodic repair: someone flushed the table, re-install it
-                self._installed = ""
-                self._since = time.monotonic()
+                self._installed = None
+                self._since = 0.0
                 continue
             if self._stop.is_set():
                 return
@@ -156,6 +165,7 @@ class ServiceProxy:
                 self.counters.failures += 1
                 self.counters.last_error = str(exc)
                 _LOG.warning("service table not applied: %s", exc)
+                self._installed = None  # the next attempt replaces the whole table
                 self._stop.wait(0.5)
                 self._dirty.set()
 
@@ -163,24 +173,31 @@ class ServiceProxy:
         ports = service_ports(
             self._services.snapshot().values(), self._slices.snapshot().values(), node=self.node
         )
-        text = render_table(
-            ports,
-            service_ranges=self.service_ranges,
-            keep_ranges=self.keep_ranges,
-            hairpin_v4=self.hairpin[0],
-            hairpin_v6=self.hairpin[1],
-        )
-        if text == self._installed:
+        if self._installed is None:
+            text = render_table(
+                ports,
+                service_ranges=self.service_ranges,
+                keep_ranges=self.keep_ranges,
+                hairpin_v4=self.hairpin[0],
+                hairpin_v6=self.hairpin[1],
+            )
+        else:
+            text = render_update(self._installed, ports)
+        if not text:
             self.counters.skipped += 1
         else:
             done = run(["nft", "-f", "-"], stdin=text, netns=self.netns, check=False)
             if done.returncode != 0:
                 raise DataplaneError(f"nft: {done.stderr.strip()}")
-            self._forget_removed_udp(self.ports, ports)
-            self._installed = text
+            if self._installed is None:
+                self.counters.whole += 1
+            else:
+                self._forget_removed_udp(self._installed, ports)
             self.counters.applies += 1
-            self.counters.latencies.append(time.monotonic() - since)
-            del self.counters.latencies[:-1000]
+            if since:
+                self.counters.latencies.append(time.monotonic() - since)
+                del self.counters.latencies[:-1000]
+        self._installed = ports
         with self._applied:
             self.ports = ports
             self._applied.notify_all()

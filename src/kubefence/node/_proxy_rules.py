@@ -8,8 +8,9 @@ What the table does, in the node's network namespace (where every pod's traffic 
 
 * ``nat`` hooks ``prerouting`` (pods' traffic) and ``output`` (the node's own, hostNetwork pods)
   look ``daddr . l4proto . dport`` up in one verdict map per family and jump to the Service
-  port's chain, which picks a ready endpoint with ``numgen random mod N`` and DNATs to the
-  endpoint's address and port. The port comes from the EndpointSlice port of the same name,
+  port's chain, whose one rule DNATs to a ready endpoint's address and port picked by
+  ``numgen random mod N`` from a map (one chain per Service port, none per endpoint: the
+  table stays small). The port comes from the EndpointSlice port of the same name,
   where the EndpointSlice controller resolved a named ``targetPort`` against each pod's
   container ports, so the policies of the ``inet kubefence`` filter table (forward hook, after
   prerouting) see the backend pod's address and container port (S22).
@@ -17,10 +18,9 @@ What the table does, in the node's network namespace (where every pod's traffic 
   protocols with ICMP port unreachable, from ``filter`` chains on ``forward``/``output`` (NAT
   chains may not reject). Any other packet to an unused address or port of the service range
   is rejected the same way, so no connection to a ClusterIP hangs.
-* Hairpin (a pod reaching itself through its Service): the endpoint chain marks the connection
-  (conntrack mark: the policy table resets packet marks) when its source is the endpoint
-  itself, and ``postrouting`` SNATs marked connections to the node's
-  gateway address, so the pod's reply returns through the node (and its conntrack entry)
+* Hairpin (a pod reaching itself through its Service): ``postrouting`` SNATs a DNATed packet
+  whose source and destination are the same endpoint (a set of ``addr . addr`` pairs) to the
+  node's gateway address, so the pod's reply returns through the node (and its conntrack entry)
   instead of going straight to itself, which would break the connection. The pod then sees
   the gateway as the client; an ingress policy that isolates it must admit that address.
 
@@ -30,6 +30,7 @@ sessionAffinity ClientIP and topology-aware routing; ``internalTrafficPolicy: Lo
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,12 +41,12 @@ __all__ = [
     "Backend",
     "ServicePort",
     "render_table",
+    "render_update",
     "service_ports",
 ]
 
 Obj = Mapping[str, Any]
 TABLE = "kubefence-svc"
-HAIRPIN_MARK = 0x4000
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 _PROTOCOLS = {"TCP": "tcp", "UDP": "udp", "SCTP": "sctp"}
 
@@ -71,7 +72,33 @@ class ServicePort:
 
     @property
     def family(self) -> int:
-        return ipaddress.ip_address(self.cluster_ip).version
+        return 6 if ":" in self.cluster_ip else 4
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.cluster_ip, self.protocol, self.port)
+
+    @property
+    def element(self) -> str:
+        """The key of the lookup maps: ``daddr . l4proto . dport``."""
+        return f"{self.cluster_ip} . {_PROTOCOLS[self.protocol]} . {self.port}"
+
+    @property
+    def chain(self) -> str:
+        """A stable chain name per Service port, so an update can replace just that chain."""
+        address = self.cluster_ip.replace(".", "_").replace(":", "_")
+        return f"svc_{address}_{self.protocol.lower()}_{self.port}"
+
+
+@functools.lru_cache(maxsize=65536)
+def _canonical(text: str) -> tuple[int, str] | None:
+    """(version, canonical text) of an address, None when it is none (parsing is the hot path
+    of a table of thousands of endpoints, and the same addresses come back on every change)."""
+    try:
+        parsed = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return parsed.version, str(parsed)
 
 
 def _ready(endpoint: Obj) -> bool:
@@ -105,10 +132,10 @@ def service_ports(
         namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
         cluster_ips = [ip for ip in spec.get("clusterIPs") or [spec.get("clusterIP")] if ip]
         for cluster_ip in cluster_ips:
-            try:
-                family = ipaddress.ip_address(cluster_ip).version
-            except ValueError:
+            canonical = _canonical(str(cluster_ip))
+            if canonical is None:
                 continue  # "None": headless
+            family, cluster_ip = canonical
             for port in spec.get("ports") or []:
                 protocol = str(port.get("protocol") or "TCP")
                 if protocol not in _PROTOCOLS or not isinstance(port.get("port"), int):
@@ -120,7 +147,7 @@ def service_ports(
                 )
                 out.append(
                     ServicePort(
-                        cluster_ip=str(ipaddress.ip_address(cluster_ip)),
+                        cluster_ip=cluster_ip,
                         protocol=protocol,
                         port=int(port["port"]),
                         service=f"{namespace}/{name}",
@@ -154,18 +181,10 @@ def _backends(
             if not _ready(endpoint) or (node and endpoint.get("nodeName") != node):
                 continue
             for address in endpoint.get("addresses") or []:
-                try:
-                    parsed = ipaddress.ip_address(address)
-                except ValueError:
-                    continue
-                if parsed.version == family:
-                    found.add(Backend(str(parsed), target))
+                canonical = _canonical(str(address))
+                if canonical is not None and canonical[0] == family:
+                    found.add(Backend(canonical[1], target))
     return tuple(sorted(found))
-
-
-def _dest(backend: Backend) -> str:
-    parsed = ipaddress.ip_address(backend.address)
-    return f"{parsed}:{backend.port}" if parsed.version == 4 else f"[{parsed}]:{backend.port}"
 
 
 def render_table(
@@ -191,34 +210,28 @@ def render_table(
     lookup: dict[int, list[str]] = {4: [], 6: []}
     empty: dict[int, list[str]] = {4: [], 6: []}
     chains: list[str] = []
-    for index, sp in enumerate(ports):
-        proto = _PROTOCOLS[sp.protocol]
-        key = f"{sp.cluster_ip} . {proto} . {sp.port}"
+    for sp in ports:
         if not sp.backends:
-            empty[sp.family].append(key)
+            empty[sp.family].append(sp.element)
             continue
-        chain = f"svc{index}"
-        lookup[sp.family].append(f"{key} : goto {chain}")
-        label = f"{sp.service}:{sp.port_name or sp.port}/{sp.protocol}"
-        ip = "ip" if sp.family == 4 else "ip6"
-        targets = [f"{i} : goto {chain}ep{i}" for i in range(len(sp.backends))]
+        lookup[sp.family].append(f"{sp.element} : goto {sp.chain}")
         chains += [
-            f"  chain {chain} {{",
-            f'    comment "{label}"',
-            f"    numgen random mod {len(sp.backends)} vmap {{ {', '.join(targets)} }}",
+            f"  chain {sp.chain} {{",
+            f'    comment "{_label(sp)}"',
+            f"    {_rule(sp)}",
             "  }",
         ]
-        for i, backend in enumerate(sp.backends):
-            chains += [
-                f"  chain {chain}ep{i} {{",
-                f"    {ip} saddr {backend.address} ct mark set ct mark | {HAIRPIN_MARK:#x}",
-                f"    meta l4proto {proto} dnat {ip} to {_dest(backend)}",
-                "  }",
-            ]
+    hairpin = _hairpin(ports)
     for family, kind, name in ((4, "ipv4_addr", "services4"), (6, "ipv6_addr", "services6")):
         lines += _map(name, kind, lookup[family])
     for family, kind, name in ((4, "ipv4_addr", "noendpoints4"), (6, "ipv6_addr", "noendpoints6")):
         lines += _map(name, kind, [f"{key} : goto refuse" for key in empty[family]])
+    for family, kind, name in ((4, "ipv4_addr", "hairpin4"), (6, "ipv6_addr", "hairpin6")):
+        lines += [f"  set {name} {{", f"    type {kind} . {kind}"]
+        pairs = sorted(f"{a} . {a}" for a in hairpin if (":" in a) == (family == 6))
+        if pairs:
+            lines.append(f"    elements = {{ {', '.join(pairs)} }}")
+        lines.append("  }")
     v4 = [r for r in service_ranges if ipaddress.ip_network(r).version == 4]
     v6 = [r for r in service_ranges if ipaddress.ip_network(r).version == 6]
     keep4 = [r for r in keep_ranges if ipaddress.ip_network(r).version == 4]
@@ -238,10 +251,8 @@ def render_table(
         "  }",
         "  chain postrouting {",
         "    type nat hook postrouting priority srcnat; policy accept;",
-        f"    ct mark & {HAIRPIN_MARK:#x} == {HAIRPIN_MARK:#x} meta nfproto ipv4 snat ip to "
-        f"{hairpin_v4}",
-        f"    ct mark & {HAIRPIN_MARK:#x} == {HAIRPIN_MARK:#x} meta nfproto ipv6 snat ip6 to "
-        f"{hairpin_v6}",
+        f"    ct status dnat ip saddr . ip daddr @hairpin4 snat ip to {hairpin_v4}",
+        f"    ct status dnat ip6 saddr . ip6 daddr @hairpin6 snat ip6 to {hairpin_v6}",
         "  }",
         "  chain refuse {",
         "    meta l4proto tcp reject with tcp reset",
@@ -281,3 +292,68 @@ def _map(name: str, key_type: str, elements: Sequence[str]) -> list[str]:
         out.append(f"    elements = {{ {', '.join(elements)} }}")
     out.append("  }")
     return out
+
+
+def _label(sp: ServicePort) -> str:
+    return f"{sp.service}:{sp.port_name or sp.port}/{sp.protocol}"
+
+
+def _rule(sp: ServicePort) -> str:
+    """The one rule of a Service port's chain: DNAT to an endpoint picked at random."""
+    ip = "ip" if sp.family == 4 else "ip6"
+    targets = ", ".join(f"{i} : {b.address} . {b.port}" for i, b in enumerate(sp.backends))
+    return (
+        f"meta l4proto {_PROTOCOLS[sp.protocol]} dnat {ip} to numgen random mod "
+        f"{len(sp.backends)} map {{ {targets} }}"
+    )
+
+
+def _hairpin(ports: Iterable[ServicePort]) -> set[str]:
+    return {b.address for sp in ports for b in sp.backends}
+
+
+def render_update(old: Sequence[ServicePort], new: Sequence[ServicePort]) -> str:
+    """One ``nft -f`` transaction that turns the table rendered for ``old`` into the table for
+    ``new`` (``render_table`` with the same ranges), touching only the Service ports that
+    changed: constant cost per change however many Services there are. "" when nothing did.
+    """
+    before = {sp.key: sp for sp in old}
+    after = {sp.key: sp for sp in new}
+    out: list[str] = []
+    added: list[str] = []
+    for key in sorted(before.keys() | after.keys()):
+        was: ServicePort | None = before.get(key)
+        now = after.get(key)
+        if was == now:
+            continue
+        if was is not None:
+            lookup = "services" if was.backends else "noendpoints"
+            out.append(f"delete element inet {TABLE} {lookup}{was.family} {{ {was.element} }}")
+            renamed = now is not None and _label(now) != _label(was)  # an address reused
+            if was.backends and (now is None or not now.backends or renamed):
+                out.append(f"delete chain inet {TABLE} {was.chain}")
+                was = None
+        if now is None:
+            continue
+        if now.backends:
+            if was is None or not was.backends:  # (None: also when deleted just above)
+                added.append(f'add chain inet {TABLE} {now.chain} {{ comment "{_label(now)}" ; }}')
+            added += [
+                f"flush chain inet {TABLE} {now.chain}",
+                f"add rule inet {TABLE} {now.chain} {_rule(now)}",
+                f"add element inet {TABLE} services{now.family} "
+                f"{{ {now.element} : goto {now.chain} }}",
+            ]
+        else:
+            refuse = f"{{ {now.element} : goto refuse }}"
+            added.append(f"add element inet {TABLE} noendpoints{now.family} {refuse}")
+    was_pins, now_pins = _hairpin(old), _hairpin(new)
+    for address in sorted(was_pins - now_pins):
+        family = 6 if ":" in address else 4
+        out.append(f"delete element inet {TABLE} hairpin{family} {{ {address} . {address} }}")
+    for address in sorted(now_pins - was_pins):
+        family = 6 if ":" in address else 4
+        added.append(f"add element inet {TABLE} hairpin{family} {{ {address} . {address} }}")
+    if not out and not added:
+        return ""
+    return "\n".join(out + added) + "\n"
