@@ -24,13 +24,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from kubefence.client import Event, Informer, Kube, Resource
 from kubefence.dataplane.netns._system import run
 from kubefence.errors import DataplaneError
 from kubefence.node._proxy_rules import (
+    SERVICE_NAME_LABEL,
     TABLE,
     ServicePort,
     render_table,
@@ -43,6 +45,7 @@ __all__ = ["ENDPOINT_SLICES", "SERVICES", "ServiceProxy"]
 SERVICES = Resource("", "v1", "services")
 ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "endpointslices")
 _LOG = logging.getLogger("kubefence.node.proxy")
+Obj = Mapping[str, Any]
 
 
 @dataclass
@@ -86,6 +89,9 @@ class ServiceProxy:
             kube, ENDPOINT_SLICES, handler=self._changed, name="proxy-endpointslices"
         )
         self._dirty = threading.Event()
+        self._pending_lock = threading.Lock()
+        self._pending: set[str] = set()  # "namespace/name" of Services whose ports may change
+        self._by_service: dict[str, list[ServicePort]] = {}
         self._since = 0.0  # when the oldest change not yet applied arrived
         self._stop = threading.Event()
         self._applied = threading.Condition()
@@ -140,9 +146,13 @@ class ServiceProxy:
     def _changed(self, event: Event) -> None:
         if event.type == "SYNC" and self._installed is not None:
             return  # the informer's periodic resync: the loop re-checks on its own schedule
-        if not self._dirty.is_set():
-            self._since = time.monotonic()
-        self._dirty.set()
+        with self._pending_lock:
+            for obj in (event.obj, event.old):
+                if obj is not None:
+                    self._pending.add(_service_of(obj))
+            if not self._dirty.is_set():
+                self._since = time.monotonic()
+            self._dirty.set()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -157,8 +167,9 @@ class ServiceProxy:
                 self._stop.wait(0.01)
                 continue
             time.sleep(0.002)  # coalesce a burst (one write often brings several events)
-            self._dirty.clear()
-            since = self._since
+            with self._pending_lock:
+                self._dirty.clear()
+                since = self._since
             try:
                 self._apply(since)
             except Exception as exc:  # a failing nft must not end the proxy: retry shortly
@@ -169,10 +180,27 @@ class ServiceProxy:
                 self._stop.wait(0.5)
                 self._dirty.set()
 
+    def _current_ports(self) -> list[ServicePort]:
+        """The Service ports the API now describes: all of them for a whole-table sync, else
+        those of the Services whose objects or slices changed, over the last result."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, set()
+        services = self._services.snapshot()
+        slices: Iterable[Obj] = self._slices.snapshot().values()
+        if self._installed is None:
+            chosen: Iterable[Obj] = services.values()
+            self._by_service = {}
+        else:
+            chosen = [services[key] for key in pending if key in services]
+            slices = [s for s in slices if _service_of(s) in pending]
+            for key in pending:
+                self._by_service.pop(key, None)
+        for port in service_ports(chosen, slices, node=self.node):
+            self._by_service.setdefault(port.service, []).append(port)
+        return sorted(port for ports in self._by_service.values() for port in ports)
+
     def _apply(self, since: float) -> None:
-        ports = service_ports(
-            self._services.snapshot().values(), self._slices.snapshot().values(), node=self.node
-        )
+        ports = self._current_ports()
         if self._installed is None:
             text = render_table(
                 ports,
@@ -216,3 +244,12 @@ class ServiceProxy:
                      "--dport", str(port.port), "--reply-src", backend.address],
                     netns=self.netns, check=False,
                 )  # fmt: skip
+
+
+def _service_of(obj: Obj) -> str:
+    """``namespace/name`` of the Service an object (a Service or an EndpointSlice) feeds."""
+    meta = obj.get("metadata") or {}
+    name = meta.get("name", "")
+    if obj.get("kind") == "EndpointSlice" or "addressType" in obj:
+        name = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL, "")
+    return f"{meta.get('namespace', '')}/{name}"

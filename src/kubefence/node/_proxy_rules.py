@@ -326,20 +326,26 @@ def render_update(old: Sequence[ServicePort], new: Sequence[ServicePort]) -> str
         now = after.get(key)
         if was == now:
             continue
+        if (
+            was is not None
+            and now is not None
+            and was.backends
+            and now.backends
+            and _label(was) == _label(now)
+        ):  # only the endpoints changed: the map still points at the chain, replace its rule
+            added += [f"flush chain inet {TABLE} {now.chain}",
+                      f"add rule inet {TABLE} {now.chain} {_rule(now)}"]  # fmt: skip
+            continue
         if was is not None:
             lookup = "services" if was.backends else "noendpoints"
             out.append(f"delete element inet {TABLE} {lookup}{was.family} {{ {was.element} }}")
-            renamed = now is not None and _label(now) != _label(was)  # an address reused
-            if was.backends and (now is None or not now.backends or renamed):
+            if was.backends:
                 out.append(f"delete chain inet {TABLE} {was.chain}")
-                was = None
         if now is None:
             continue
         if now.backends:
-            if was is None or not was.backends:  # (None: also when deleted just above)
-                added.append(f'add chain inet {TABLE} {now.chain} {{ comment "{_label(now)}" ; }}')
             added += [
-                f"flush chain inet {TABLE} {now.chain}",
+                f'add chain inet {TABLE} {now.chain} {{ comment "{_label(now)}" ; }}',
                 f"add rule inet {TABLE} {now.chain} {_rule(now)}",
                 f"add element inet {TABLE} services{now.family} "
                 f"{{ {now.element} : goto {now.chain} }}",
