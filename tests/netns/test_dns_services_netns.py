@@ -12,9 +12,11 @@ runs them.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,7 +135,10 @@ def _slice(
 class World:
     """The sandbox, the API, the proxy and the DNS server of one test module."""
 
-    def __init__(self, sandbox: Sandbox, kube: Kube, proxy: ServiceProxy, dns: DnsServer) -> None:
+    def __init__(
+        self, sandbox: Sandbox, kube: Kube, proxy: ServiceProxy, dns: DnsServer, kubeconfig: Path
+    ) -> None:
+        self.kubeconfig = kubeconfig
         self.sandbox = sandbox
         self.kube = kube
         self.proxy = proxy
@@ -217,7 +222,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             assert dns.wait_synced(10)
             for pod in ("test/client", "test/nginx"):
                 write_resolv_conf(sandbox.slot(pod).netns, namespace="test")
-            world = World(sandbox, kube, proxy, dns)
+            world = World(sandbox, kube, proxy, dns, cluster.kubeconfig)
             yield world
         finally:
             for thing in reversed(started):
@@ -432,3 +437,36 @@ def test_proxy_restart_keeps_the_rules_and_stop_removes_them(world: World) -> No
     assert "198.19.0.0/16" not in routes
     world.proxy = ServiceProxy(world.kube, netns=node, node="node-1").start()
     assert world.proxy.wait_synced(10)
+
+
+def test_the_dns_image_runs_as_a_process_and_stops_on_sigterm(world: World) -> None:
+    """`python -m kubefence.node._dns`, as the node component starts the kubefence/dns image:
+    API access from the host namespace, sockets in the pod's."""
+    netns = world.netns("test/nginx")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kubefence.node._dns", "--kubeconfig", str(world.kubeconfig),
+         "--netns", netns, "--port", "5353"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        request = DNSRecord.question("kube-dns.kube-system.svc.cluster.local").pack()
+        answer = None
+        deadline = time.monotonic() + 20
+        while answer is None and time.monotonic() < deadline:
+            with entered(netns):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            with sock:
+                sock.settimeout(0.3)
+                sock.sendto(request, ("127.0.0.1", 5353))
+                try:
+                    reply = DNSRecord.parse(sock.recvfrom(4096)[0])
+                except (TimeoutError, ConnectionRefusedError):
+                    continue
+                if reply.header.rcode != RCODE.SERVFAIL:  # (SERVFAIL until the first list)
+                    answer = reply
+        assert answer is not None
+        assert [str(rr.rdata) for rr in answer.rr] == ["198.19.0.10"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=15)
+    assert process.returncode == 0, output

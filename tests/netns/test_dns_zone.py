@@ -90,6 +90,10 @@ def test_long_udp_answers_are_truncated_and_bad_packets_ignored() -> None:
     assert ask("db.test.svc.cluster.local", zone=zone, limit=512).header.tc == 1
     assert len(ask("db.test.svc.cluster.local", zone=zone).rr) == 59
     assert Zone(lambda: ([], []), domain="cluster.local").answer(b"\x00\x01garbage") == b""
+    early = Zone(lambda: (SERVICES, SLICES), domain="cluster.local").answer(
+        DNSRecord.question("nginx.test.svc.cluster.local").pack(), ready=False
+    )
+    assert DNSRecord.parse(early).header.rcode == RCODE.SERVFAIL
 
 
 def test_the_zone_follows_invalidation() -> None:

@@ -154,6 +154,9 @@ class DnsServer:
     def _source(self) -> tuple[Iterable[dict[str, Any]], Iterable[dict[str, Any]]]:
         return self._services.snapshot().values(), self._slices.snapshot().values()
 
+    def _ready(self) -> bool:
+        return self._services.synced.is_set() and self._slices.synced.is_set()
+
     def _changed(self, event: Event) -> None:
         if event.type != "SYNC":
             self.zone.invalidate()
@@ -179,7 +182,7 @@ class DnsServer:
             except OSError:
                 return
             self.queries += 1
-            reply = self.zone.answer(data, limit=_UDP_LIMIT)
+            reply = self.zone.answer(data, limit=_UDP_LIMIT, ready=self._ready())
             if reply:
                 with contextlib.suppress(OSError):
                     sock.sendto(reply, peer)
@@ -198,7 +201,7 @@ class DnsServer:
                     if body is None:
                         return
                     self.queries += 1
-                    reply = self.zone.answer(body)
+                    reply = self.zone.answer(body, ready=self._ready())
                     if not reply:
                         return
                     conn.sendall(struct.pack("!H", len(reply)) + reply)

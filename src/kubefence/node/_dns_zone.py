@@ -114,8 +114,10 @@ class Zone:
                 index = self._index = build_index(services, slices, domain=self.domain)
         return index
 
-    def answer(self, data: bytes, *, limit: int = 0) -> bytes:
-        """The reply to one query message; ``limit`` (UDP) truncates a longer reply (TC)."""
+    def answer(self, data: bytes, *, limit: int = 0, ready: bool = True) -> bytes:
+        """The reply to one query message; ``limit`` (UDP) truncates a longer reply (TC).
+        Before the first list (``ready`` False) every query gets SERVFAIL, which resolvers
+        retry, rather than an NXDOMAIN they would cache."""
         try:
             query = DNSRecord.parse(data)
         except Exception:  # dnslib raises its own error types on malformed input
@@ -123,6 +125,9 @@ class Zone:
         reply = query.reply(ra=1, aa=1)
         if query.header.opcode != 0 or len(query.questions) != 1:
             reply.header.rcode = RCODE.NOTIMP if query.header.opcode else RCODE.FORMERR
+            return bytes(reply.pack())
+        if not ready:
+            reply.header.rcode = RCODE.SERVFAIL
             return bytes(reply.pack())
         question = query.questions[0]
         name = str(question.qname).rstrip(".").lower()
