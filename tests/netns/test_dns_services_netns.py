@@ -378,6 +378,8 @@ def test_dual_stack_service_is_reached_over_ipv6_and_answers_aaaa(world: World) 
     assert world.proxy.wait_for(lambda ports: any(p.cluster_ip == v6 and p.backends for p in ports))
     fetched = world.curl("test/client", f"http://[{v6}]/")
     assert "Welcome to nginx!" in fetched.stdout, fetched.stderr
+    hairpin = world.curl("test/nginx", f"http://[{v6}]/")  # SNAT to fe80::1 on the way back
+    assert "Welcome to nginx!" in hairpin.stdout, hairpin.stderr
     answer = world.query("test/client", "web6.test.svc.cluster.local", qtype="AAAA")
     assert answer is not None
     assert [str(rr.rdata) for rr in answer.rr] == [v6]
