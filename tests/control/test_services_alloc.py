@@ -182,6 +182,17 @@ def test_dual_stack_headless_and_namespace_cascade(tmp_path: Path) -> None:
         assert v4 in SERVICE_RANGE_V4
         assert v6 in SERVICE_RANGE_V6
         assert dual["spec"]["ipFamilies"] == ["IPv4", "IPv6"]
+        dual_spec = {**dual["spec"], "ipFamilyPolicy": "SingleStack"}
+        down = await objects.update(SVC, "x", "d", {**dual, "spec": dual_spec}, WriteOptions())
+        assert down["spec"]["clusterIPs"] == [str(v4)]
+        assert down["spec"]["ipFamilies"] == ["IPv4"]
+        assert str(v6) not in await records(store)
+        up = await objects.update(
+            SVC, "x", "d", {**down, "spec": {**down["spec"], "ipFamilyPolicy": "PreferDualStack"}},
+            WriteOptions(),
+        )  # fmt: skip
+        assert up["spec"]["clusterIPs"][0] == str(v4)
+        assert ipaddress.ip_address(up["spec"]["clusterIPs"][1]) in SERVICE_RANGE_V6
         six = await objects.create(SVC, "x", service("six", ipFamilies=["IPv6"]), WriteOptions())
         assert ipaddress.ip_address(six["spec"]["clusterIP"]) in SERVICE_RANGE_V6
         headless = await objects.create(SVC, "x", service("h", clusterIP="None"), WriteOptions())

@@ -117,6 +117,12 @@ class ServiceIPs:
                     new, "spec.clusterIPs[0]", f"Invalid value: {_go_list(given)}: may not change "
                     "once set"
                 )  # fmt: skip
+        kept_ips = _given(spec)
+        single = (spec.get("ipFamilyPolicy") or "SingleStack") == "SingleStack"
+        if single and len(kept_ips) > 1 and kept_ips == old_ips:
+            # Downgrade to single-stack: the secondary address goes, as upstream does.
+            spec["clusterIP"], spec["clusterIPs"] = kept_ips[0], kept_ips[:1]
+            spec["ipFamilies"] = list(spec.get("ipFamilies") or [])[:1]
         claimed = await self._fill(new, spec, kept=old_ips, dry_run=dry_run)
         now = set(spec.get("clusterIPs") or [])
         return claimed, [ip for ip in old_ips if ip not in now]
@@ -353,7 +359,6 @@ def _invalid(service: Obj, path: str, message: str) -> ApiError:
 def addon_objects(name: str = "kube-dns") -> list[Obj]:
     """The objects of a bundled addon (``data/addons/<name>.yaml``), in file order: for the
     cluster's start to create (kube-dns: its Service at ``KUBE_DNS_IP`` and its Deployment)."""
-
 
     text = resources.files("kubefence.control").joinpath(f"data/addons/{name}.yaml").read_text()
     return [doc for doc in yaml.safe_load_all(text) if isinstance(doc, dict)]
