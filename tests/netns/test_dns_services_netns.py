@@ -288,6 +288,21 @@ def test_a_service_without_endpoints_is_refused_at_once(world: World) -> None:
                 udp.recv(10)
 
 
+def test_dns_follows_a_deleted_service(world: World) -> None:
+    brief = {"metadata": {"name": "brief"}, "spec": {"ports": [{"port": 80}]}}
+    world.kube.create(SERVICES.path(namespace="test"), brief)
+    name = "brief.test.svc.cluster.local"
+    deadline = time.monotonic() + 5
+    while (reply := world.query("test/client", name)) is None or not reply.rr:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    world.kube.delete(SERVICES.path(namespace="test", name="brief"))
+    while (reply := world.query("test/client", name)) is None or reply.rr:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert reply.header.rcode == RCODE.NXDOMAIN
+
+
 def test_default_deny_egress_breaks_dns_until_dns_is_allowed(world: World) -> None:
     try:
         world.apply(DENY_EGRESS)

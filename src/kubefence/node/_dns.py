@@ -25,7 +25,7 @@ import signal
 import socket
 import struct
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ ETC_NETNS = Path("/etc/netns")
 SERVICES = Resource("", "v1", "services")
 ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "endpointslices")
 _LOG = logging.getLogger("kubefence.node.dns")
+_TCP_CLIENTS = 64  # TCP clients served at once (one thread each)
 _UDP_LIMIT = 512  # without EDNS0; dnslib sets TC beyond it and the resolver retries over TCP
 
 
@@ -111,6 +112,7 @@ class DnsServer:
         self._selector = selectors.DefaultSelector()
         self._sockets: list[socket.socket] = []
         self._stop = threading.Event()
+        self._tcp_slots = threading.BoundedSemaphore(_TCP_CLIENTS)
         self._wake_r, self._wake_w = socket.socketpair()
         self._thread = threading.Thread(target=self._loop, name="dns-server", daemon=True)
 
@@ -173,6 +175,9 @@ class DnsServer:
                 elif key.data == "tcp":
                     with contextlib.suppress(BlockingIOError, OSError):
                         conn, _ = sock.accept()
+                        if not self._tcp_slots.acquire(blocking=False):
+                            conn.close()  # too many open TCP clients: the resolver retries
+                            continue
                         threading.Thread(target=self._tcp, args=(conn,), daemon=True).start()
 
     def _udp(self, sock: socket.socket) -> None:
@@ -191,7 +196,7 @@ class DnsServer:
 
     def _tcp(self, conn: socket.socket) -> None:
         """One TCP client: length-prefixed queries until it closes or idles for 5 s."""
-        with conn:
+        with conn, _released(self._tcp_slots):
             conn.setblocking(True)
             conn.settimeout(5.0)
             try:
@@ -209,6 +214,14 @@ class DnsServer:
                     conn.sendall(struct.pack("!H", len(reply)) + reply)
             except OSError:
                 return
+
+
+@contextlib.contextmanager
+def _released(slots: threading.BoundedSemaphore) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 def _read(conn: socket.socket, size: int) -> bytes | None:
