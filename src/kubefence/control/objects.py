@@ -34,6 +34,7 @@ from kubefence.control.patch import (
 )
 from kubefence.control.registry import Registry, ResourceType
 from kubefence.control.selectors import FieldSelector, LabelSelector
+from kubefence.control.services import ServiceIPs
 from kubefence.control.ssa import check_apply_conflicts, prune_for_apply
 from kubefence.control.status import ApiError
 from kubefence.control.store import (
@@ -79,6 +80,7 @@ class Objects:
     ) -> None:
         self.store = store
         self.registry = registry
+        self.service_ips = ServiceIPs(store)
         self._on_write = on_write
 
     # -- reads --------------------------------------------------------------------------------
@@ -246,43 +248,28 @@ class Objects:
         name = obj["metadata"].get("name", "")
         self._check(rt, obj, strict=opts.strict)
         await self._require_namespace(rt, namespace)
-        if rt.kind == "Service":
-            await self._allocate_cluster_ip(obj)
-        self._record_manager(obj, opts.manager, operation, body if applied is None else applied)
         key = rt.key(namespace, name)
+        if opts.dry_run and await self.store.get(key) is not None:
+            raise ApiError.already_exists(rt.plural, name, group=rt.group)
+        claimed: list[str] = []
+        if rt.kind == "Service":
+            claimed = await self.service_ips.on_create(obj, dry_run=opts.dry_run)
+        self._record_manager(obj, opts.manager, operation, body if applied is None else applied)
         if opts.dry_run:
-            if await self.store.get(key) is not None:
-                raise ApiError.already_exists(rt.plural, name, group=rt.group)
             return obj
         try:
             revision = await self.store.create(key, encode(obj))
         except KeyExists:
+            await self.service_ips.release(claimed)
             raise ApiError.already_exists(rt.plural, name, group=rt.group) from None
+        except BaseException:
+            await self.service_ips.release(claimed)
+            raise
         obj["metadata"]["resourceVersion"] = str(revision)
         self._on_write(rt, obj, False)
         if rt.kind == "Namespace":
             await self._namespace_created(name)
         return obj
-
-    async def _allocate_cluster_ip(self, service: Obj) -> None:
-        """A free address in SERVICE_RANGE (198.19.0.0/16, inside the test range 198.18/15)."""
-        spec = service.setdefault("spec", {})
-        if not isinstance(spec, dict):
-            return  # the validator has reported it
-        if spec.get("type") == "ExternalName" or spec.get("clusterIP"):
-            spec.setdefault("clusterIPs", [spec["clusterIP"]] if spec.get("clusterIP") else [])
-            return
-        svc_type = self.registry.by_kind("Service")
-        assert svc_type is not None
-        items, _ = await self.store.list(svc_type.prefix())
-        used = {json.loads(s.value).get("spec", {}).get("clusterIP") for s in items}
-        for _ in range(1000):
-            candidate = f"198.19.{secrets.randbelow(256)}.{1 + secrets.randbelow(254)}"
-            if candidate not in used:
-                spec["clusterIP"] = candidate
-                spec["clusterIPs"] = [candidate]
-                return
-        raise ApiError(500, "InternalError", "no free service address")
 
     async def _namespace_created(self, namespace: str) -> None:
         sa_type = self.registry.by_kind("ServiceAccount")
@@ -344,6 +331,10 @@ class Objects:
         self._check(rt, obj, strict=opts.strict)
         if rt.has_spec and obj.get("spec") != current.get("spec"):
             metadata["generation"] = int(old_meta.get("generation", 1)) + 1
+        claimed: list[str] = []
+        released: list[str] = []
+        if rt.kind == "Service" and opts.subresource != "status":
+            claimed, released = await self.service_ips.on_update(current, obj, dry_run=opts.dry_run)
         self._record_manager(obj, opts.manager, operation, applied)
         version = int(old_meta["resourceVersion"])
         if _same(obj, current):
@@ -357,9 +348,15 @@ class Objects:
                 expected=version,
             )
         except KeyMissing:
+            await self.service_ips.release(claimed)
             raise ApiError.not_found(rt.plural, old_meta["name"], group=rt.group) from None
         except Conflict:
+            await self.service_ips.release(claimed)
             raise ApiError.conflict(rt.plural, old_meta["name"], group=rt.group) from None
+        except BaseException:
+            await self.service_ips.release(claimed)
+            raise
+        await self.service_ips.release(released, owner=current)
         metadata["resourceVersion"] = str(revision)
         self._on_write(rt, obj, False)
         return obj
@@ -470,6 +467,8 @@ class Objects:
         except KeyMissing:
             raise ApiError.not_found(rt.plural, name, group=rt.group) from None
         obj = decode(removed)
+        if rt.kind == "Service":
+            await self.service_ips.on_delete(obj)
         self._on_write(rt, obj, True)
         return obj
 
@@ -483,6 +482,8 @@ class Objects:
                     removed = await self.store.delete(stored.key)
                 except KeyMissing:
                     continue
+                if rt.kind == "Service":
+                    await self.service_ips.on_delete(decode(removed))
                 self._on_write(rt, decode(removed), True)
 
     async def ensure_builtin(self) -> None:
@@ -494,6 +495,10 @@ class Objects:
                 await self.create(ns_type, "", {"metadata": {"name": name}}, WriteOptions())
             else:
                 await self._namespace_created(name)
+        svc_type = self.registry.by_kind("Service")
+        assert svc_type is not None
+        services, _ = await self.store.list(svc_type.prefix())
+        await self.service_ips.repair([decode(stored) for stored in services])
 
 
 def _shape_problems(obj: Obj) -> list[FieldError]:
