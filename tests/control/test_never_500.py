@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from kubefence.control.app import bootstrap, open_objects
@@ -113,6 +113,7 @@ def test_any_body_is_an_object_or_a_4xx(
         max_size=3,
     ),
 )
+@example(patch_type="apply", patch={"metadata": False})  # once a 500: ownership read metadata
 def test_any_patch_is_an_object_or_a_4xx(
     service: tuple[asyncio.AbstractEventLoop, Objects], patch_type: str, patch: Any
 ) -> None:

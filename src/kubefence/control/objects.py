@@ -418,9 +418,6 @@ class Objects:
             if not isinstance(patch, dict):
                 raise ApiError.bad_request("patch body must be an object")
             patched = strategic_merge(base, patch)
-            if patch_type == "apply" and isinstance(patched, dict):
-                prune_for_apply(patched, current, patch, opts.manager)
-                check_apply_conflicts(rt, patched, current, patch, opts.manager, force=force)
         else:
             raise ApiError(415, "UnsupportedMediaType", f"unsupported patch type {patch_type!r}")
         if not isinstance(patched, dict):
@@ -429,6 +426,9 @@ class Objects:
         if problems:
             name = current["metadata"]["name"]
             raise ApiError.invalid(rt.kind, name, problems, group=rt.group)
+        if patch_type == "apply":  # ownership rules read metadata: only on a well-shaped object
+            prune_for_apply(patched, current, patch, opts.manager)
+            check_apply_conflicts(rt, patched, current, patch, opts.manager, force=force)
         patched_meta = patched.get("metadata") or {}
         wanted = patched_meta.get("resourceVersion")
         if wanted and wanted != current["metadata"]["resourceVersion"]:
