@@ -92,8 +92,10 @@ def _set_elements(classes: Mapping[str, PodClass]) -> dict[str, tuple[Box, ...]]
 
 
 def _fixed(plan: RulesetPlan) -> tuple[object, ...]:
-    """What the hook chains and node sets are rendered from: never part of an update."""
-    return (plan.node_addresses, plan.allow_from_node, plan.flow_log)
+    """What the hook chains and node sets are rendered from: never part of an update. The
+    admin tiers too: a change to them (or to the atoms their sets are written over) installs
+    the whole table."""
+    return (plan.node_addresses, plan.allow_from_node, plan.flow_log, plan.tiers)
 
 
 def _compared(

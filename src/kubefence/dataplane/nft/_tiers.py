@@ -1,0 +1,404 @@
+"""Planning the admin tiers: tier classes of pods, their ordered steps over peer address sets.
+
+Why this module exists: ClusterNetworkPolicy (and the v1alpha1 AdminNetworkPolicy and
+BaselineAdminNetworkPolicy) are ordered rule lists with actions, unlike NetworkPolicy's union of
+allows, so they get their own chains (see ``_plan``'s module docstring, "Admin tiers"). This
+module mirrors ``kubefence.semantics._tiers`` exactly: subjects by ``admin_selects``, peers as
+``admin_peer_matches`` would answer for every address of the sandbox, ports as
+``admin_port_matches``. ``draft_tiers`` runs before the atom cut (the tier peers' address sets
+take part in it, so one atom map serves NetworkPolicy and the tiers); ``finish_tiers`` writes the
+steps over atom numbers once the atoms are cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from kubefence.api import (
+    AdminPeer,
+    AdminPeerKind,
+    AdminPort,
+    AdminRule,
+    ClusterNetworkPolicy,
+    Inventory,
+    Pod,
+    Protocol,
+)
+from kubefence.dataplane.nft._entries import AddressSets, SymbolicBox
+from kubefence.dataplane.nft._intervals import (
+    FULL_PORTS,
+    FULL_PROTOCOLS,
+    Interval,
+    address_interval,
+    merge,
+    network_interval,
+)
+from kubefence.dataplane.nft._memo import PlanMemo
+from kubefence.dataplane.nft._model import PROTOCOL_NUMBERS, VERSIONS, Dispatch, NamedPort
+from kubefence.dataplane.nft._peers import Context, Ranges, address_key
+from kubefence.dataplane.nft._tier_model import (
+    ADMIN,
+    BASELINE,
+    TierClass,
+    TierGroup,
+    TierPlan,
+    TierStep,
+)
+from kubefence.semantics import (
+    Direction,
+    PolicyIndex,
+    admin_selects,
+    index_for,
+    resolve_named_port,
+    selector_matches,
+)
+
+__all__ = ["TierDrafts", "draft_tiers", "finish_tiers"]
+
+_PROTOCOLS = tuple(PROTOCOL_NUMBERS)  # TCP, UDP, SCTP
+
+
+def _returns(tier: str, action: str) -> str:
+    """What a matching rule does to the packet in the table: Baseline Pass leaves the last
+    tier, i.e. allows like Accept; Admin Pass goes on to NetworkPolicy."""
+    if tier == BASELINE and action == "Pass":
+        return "Accept"
+    return action
+
+
+class _Peers:
+    """Address ranges of tier peers over the sandbox's addresses, cached per peer."""
+
+    def __init__(self, context: Context, index: PolicyIndex) -> None:
+        self.context = context
+        self.index = index
+        self._ranges: dict[AdminPeer, Ranges] = {}
+        self._pods: dict[AdminPeer, tuple[Pod, ...]] = {}
+        self._owned = {a for addresses in context.addresses.values() for a in addresses}
+
+    def pods(self, peer: AdminPeer) -> tuple[Pod, ...]:
+        """Pods a ``namespaces``/``pods`` peer matches: never hostNetwork (T05)."""
+        found = self._pods.get(peer)
+        if found is None:
+            assert peer.namespace_selector is not None
+            labels = self.context.labels
+            found = tuple(
+                pod
+                for pod in self.context.addressed
+                if not pod.host_network
+                and selector_matches(peer.namespace_selector, labels[pod.namespace])
+                and (peer.pod_selector is None or selector_matches(peer.pod_selector, pod.labels))
+            )
+            self._pods[peer] = found
+        return found
+
+    def _node_matches(self, peer: AdminPeer, node: str | None) -> bool:
+        """T05 ``nodes``: by the Node object's labels; without one only an empty selector is
+        evaluable (anything else is "cannot tell", which never matches)."""
+        assert peer.node_selector is not None
+        if node is None:
+            return False
+        labels = self.index.node_labels.get(node)
+        if labels is not None:
+            return selector_matches(peer.node_selector, labels)
+        return peer.node_selector.is_empty
+
+    def _node_addresses(self, peer: AdminPeer) -> list[tuple[int, Interval]]:
+        found: list[tuple[int, Interval]] = []
+        settings = self.context.settings
+        for pod in self.context.addressed:
+            # A hostNetwork pod stands for its node (S23), unless the setting makes it a pod.
+            if (
+                pod.host_network
+                and not settings.host_network_selectable
+                and self._node_matches(peer, pod.node)
+            ):
+                found.extend(
+                    (a.version, address_interval(a)) for a in self.context.addresses[pod.key]
+                )
+        for address, node in self.index.node_by_address.items():
+            if address in self._owned or address in self.index.service_by_ip:
+                continue  # a pod's or a Service's address is that, not a node's
+            name = self.index.node_by_ip.get(address, node)
+            if self._node_matches(peer, name):
+                found.append((address.version, address_interval(address)))
+        return found
+
+    def ranges(self, peer: AdminPeer) -> Ranges:
+        cached = self._ranges.get(peer)
+        if cached is not None:
+            return cached
+        found: dict[int, list[Interval]] = {v: [] for v in VERSIONS}
+        if peer.kind in (AdminPeerKind.NAMESPACES, AdminPeerKind.PODS):
+            for pod in self.pods(peer):
+                for a in self.context.addresses[pod.key]:
+                    found[a.version].append(address_interval(a))
+        elif peer.kind is AdminPeerKind.NETWORKS:
+            for network in peer.networks:  # pod addresses included (T05)
+                found[network.version].append(network_interval(network))
+        elif peer.kind is AdminPeerKind.NODES:
+            for version, interval in self._node_addresses(peer):
+                found[version].append(interval)
+        # domainNames: cannot be resolved offline, matches nothing (T05, T07).
+        result = {v: merge(ivs) for v, ivs in found.items() if ivs}
+        self._ranges[peer] = result
+        return result
+
+    def named(self, peer: AdminPeer, name: str, protocol: Protocol) -> dict[int, Ranges]:
+        """Egress named port (T06): resolved number -> addresses of the peer's pods that
+        declare ``name`` for ``protocol`` with that number. Only pods have ports to resolve
+        (the CRD forbids named ports next to networks/nodes/domainNames peers)."""
+        if peer.kind not in (AdminPeerKind.NAMESPACES, AdminPeerKind.PODS):
+            return {}
+        by_value: dict[int, dict[int, list[Interval]]] = {}
+        for pod in self.pods(peer):
+            value = resolve_named_port(name, protocol, pod.ports)
+            if value is not None:
+                found = by_value.setdefault(value, {v: [] for v in VERSIONS})
+                for a in self.context.addresses[pod.key]:
+                    found[a.version].append(address_interval(a))
+        return {
+            value: {v: merge(ivs) for v, ivs in found.items() if ivs}
+            for value, found in sorted(by_value.items())
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _StepDraft:
+    action: str
+    rules: tuple[str, ...]
+    boxes: tuple[SymbolicBox, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _ClassDraft:
+    number: int
+    policies: tuple[str, ...]
+    named_ports: tuple[NamedPort, ...]
+    pods: tuple[Pod, ...]
+    steps: tuple[_StepDraft, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _GroupDraft:
+    tier: str
+    direction: Direction
+    classes: tuple[_ClassDraft, ...]
+
+
+TierDrafts = tuple[_GroupDraft, ...]
+
+
+def _rules(policy: ClusterNetworkPolicy, direction: Direction) -> tuple[AdminRule, ...]:
+    return policy.ingress if direction is Direction.INGRESS else policy.egress
+
+
+def _policy_text(policy: ClusterNetworkPolicy) -> str:
+    priority = "last" if policy.priority is None else f"priority {policy.priority}"
+    return f"{policy.kind}/{policy.name} ({priority})"
+
+
+def _rule_text(policy: ClusterNetworkPolicy, direction: Direction, rule: AdminRule) -> str:
+    name = f" ({rule.name})" if rule.name else ""
+    return f"{policy.name} {direction.value}[{rule.index}]{name} {rule.action.value}"
+
+
+def _port_boxes(
+    port: AdminPort, resolution: Mapping[tuple[str, Protocol], int | None]
+) -> list[tuple[Interval, Interval]]:
+    """(protocol, port) ranges of a numeric entry, or of an ingress named port resolved
+    against the subject's own ports (``resolution``)."""
+    if port.name is not None:
+        found = []
+        for protocol in _PROTOCOLS:
+            value = resolution.get((port.name, protocol))
+            if value is not None:
+                number = PROTOCOL_NUMBERS[protocol]
+                found.append(((number, number), (value, value)))
+        return found
+    assert port.protocol is not None
+    assert port.low is not None
+    assert port.high is not None
+    number = PROTOCOL_NUMBERS[port.protocol]
+    return [((number, number), (port.low, port.high))]
+
+
+class _Drafter:
+    """Turns one class's ordered rules into symbolic steps (address set ids, not atoms)."""
+
+    def __init__(self, peers: _Peers, sets: AddressSets) -> None:
+        self.peers = peers
+        self.sets = sets
+
+    def _set(self, key: Hashable, ranges: Ranges, origin: str) -> int:
+        return self.sets.id_of(("tier", key), ranges, origin)
+
+    def rule_boxes(
+        self,
+        policy: ClusterNetworkPolicy,
+        direction: Direction,
+        rule: AdminRule,
+        resolution: Mapping[tuple[str, Protocol], int | None],
+    ) -> list[SymbolicBox]:
+        """What one rule matches: any peer AND any port entry (T05, T06)."""
+        field_name = "from" if direction is Direction.INGRESS else "to"
+        boxes: list[SymbolicBox] = []
+        for peer in rule.peers:
+            origin = f"{policy.name} {direction.value}[{rule.index}].{field_name}[{peer.index}]"
+            plain = replace(peer, index=0)  # equal peers of different rules share one set
+            ports = rule.ports or ()
+            specs: list[tuple[Interval, Interval]] = []
+            if not ports:
+                specs.append((FULL_PROTOCOLS, FULL_PORTS))  # no protocols: everything
+            for port in ports:
+                if port.name is not None and direction is Direction.EGRESS:
+                    for protocol in _PROTOCOLS:
+                        number = PROTOCOL_NUMBERS[protocol]
+                        resolved = self.peers.named(plain, port.name, protocol)
+                        for value, ranges in resolved.items():
+                            key = ("named", plain, port.name, protocol, value)
+                            where = f"{origin} where {port.name} is {value}"
+                            set_id = self._set(key, ranges, where)
+                            boxes.append((set_id, (number, number), (value, value)))
+                    continue
+                specs.extend(_port_boxes(port, resolution))
+            if specs:
+                set_id = self._set(plain, self.peers.ranges(plain), origin)
+                boxes.extend((set_id, protocol, port) for protocol, port in specs)
+        return boxes
+
+    def steps(
+        self,
+        tier: str,
+        policies: Sequence[ClusterNetworkPolicy],
+        direction: Direction,
+        resolution: Mapping[tuple[str, Protocol], int | None],
+    ) -> tuple[_StepDraft, ...]:
+        """Every rule of ``policies`` in order; consecutive rules that do the same to a packet
+        share one step (first match among them gives the same verdict)."""
+        steps: list[_StepDraft] = []
+        for policy in policies:
+            for rule in _rules(policy, direction):
+                boxes = self.rule_boxes(policy, direction, rule, resolution)
+                if not boxes:
+                    continue  # matches nothing here: cannot be anyone's first match
+                action = rule.action.value
+                text = _rule_text(policy, direction, rule)
+                last = steps[-1] if steps else None
+                if last is not None and _returns(tier, last.action) == _returns(tier, action):
+                    steps[-1] = _StepDraft(last.action, (*last.rules, text), (*last.boxes, *boxes))
+                else:
+                    steps.append(_StepDraft(action, (text,), tuple(boxes)))
+        return tuple(steps)
+
+
+def _ingress_names(policies: Sequence[ClusterNetworkPolicy]) -> list[str]:
+    return sorted({port.name for p in policies for r in p.ingress for port in r.ports if port.name})
+
+
+def _draft_group(
+    drafter: _Drafter,
+    context: Context,
+    tier: str,
+    ordered: Sequence[ClusterNetworkPolicy],
+    direction: Direction,
+) -> _GroupDraft:
+    policies = [p for p in ordered if _rules(p, direction)]  # T03: no rules, no effect
+    members: dict[tuple[tuple[int, ...], tuple[NamedPort, ...]], list[Pod]] = {}
+    selection: dict[tuple[str, object], tuple[int, ...]] = {}
+    for pod in context.addressed:
+        if pod.host_network:
+            continue  # never a subject (T04)
+        selecting = selection.get((pod.namespace, pod.labels))
+        if selecting is None:
+            labels = context.labels[pod.namespace]
+            selecting = tuple(i for i, p in enumerate(policies) if admin_selects(p, pod, labels))
+            selection[(pod.namespace, pod.labels)] = selecting
+        if not selecting:
+            continue
+        named: tuple[NamedPort, ...] = ()
+        if direction is Direction.INGRESS:
+            named = tuple(
+                NamedPort(name, protocol, resolve_named_port(name, protocol, pod.ports))
+                for name in _ingress_names([policies[i] for i in selecting])
+                for protocol in _PROTOCOLS
+            )
+        members.setdefault((selecting, named), []).append(pod)
+
+    def sort_key(key: tuple[tuple[int, ...], tuple[NamedPort, ...]]) -> tuple[object, ...]:
+        selecting, named = key
+        return (selecting, tuple((n.name, n.protocol, n.port or -1) for n in named))
+
+    classes = []
+    for number, key in enumerate(sorted(members, key=sort_key), start=1):
+        selecting, named = key
+        chosen = [policies[i] for i in selecting]
+        resolution = {(n.name, n.protocol): n.port for n in named}
+        classes.append(
+            _ClassDraft(
+                number=number,
+                policies=tuple(_policy_text(p) for p in chosen),
+                named_ports=named,
+                pods=tuple(members[key]),
+                steps=drafter.steps(tier, chosen, direction, resolution),
+            )
+        )
+    return _GroupDraft(tier, direction, tuple(classes))
+
+
+def draft_tiers(inventory: Inventory, context: Context, sets: AddressSets) -> TierDrafts:
+    """The four groups (Admin/Baseline x egress/ingress) over address sets; call before the
+    atom cut so that the tier peers' sets take part in it."""
+    index = index_for(inventory)
+    drafter = _Drafter(_Peers(context, index), sets)
+    return tuple(
+        _draft_group(drafter, context, tier, ordered, direction)
+        for tier, ordered in ((ADMIN, index.admin_tier), (BASELINE, index.baseline_tier))
+        for direction in (Direction.EGRESS, Direction.INGRESS)
+    )
+
+
+def finish_tiers(
+    context: Context,
+    memo: PlanMemo,
+    drafts: TierDrafts,
+    atoms_of: Mapping[int, tuple[Interval, ...]],
+) -> TierPlan:
+    """The steps over atom numbers, and the dispatch elements of each group."""
+    groups = []
+    for group in drafts:
+        classes = []
+        dispatch: list[Dispatch] = []
+        for draft in group.classes:
+            steps = tuple(
+                TierStep(
+                    action=step.action,
+                    rules=step.rules,
+                    elements=memo.disjoint(
+                        (atoms, protocol, port)
+                        for set_id, protocol, port in step.boxes
+                        for atoms in atoms_of.get(set_id, ())
+                    ),
+                )
+                for step in draft.steps
+            )
+            classes.append(
+                TierClass(
+                    tier=group.tier,
+                    direction=group.direction,
+                    number=draft.number,
+                    policies=draft.policies,
+                    named_ports=draft.named_ports,
+                    pods=tuple(p.key for p in draft.pods),
+                    steps=steps,
+                )
+            )
+            dispatch.extend(
+                Dispatch(address=a, pod=p.key, number=draft.number)
+                for p in draft.pods
+                for a in context.addresses[p.key]
+            )
+        dispatch.sort(key=lambda d: address_key(d.address))
+        groups.append(TierGroup(group.tier, group.direction, tuple(classes), tuple(dispatch)))
+    return TierPlan(tuple(groups))
