@@ -208,3 +208,29 @@ def test_random_tiers_table_equals_reference(inventory: Inventory) -> None:
     placed = _placed(inventory)
     ports = {p.port for pod in placed.pods for p in pod.ports} | {80, 443, 53}
     _compare_all_pairs(placed, ports)
+
+
+def test_flow_log_golden_names_tier_and_rule_on_tier_drops() -> None:
+    """``tests/golden/flow-log/tiers-multi-tenant.nft``: every tier Deny step logs its set,
+    tier and first rule (``KUBEFENCE_UPDATE_GOLDEN=1`` rewrites it), then counts over the
+    limit; Accept and Pass steps log nothing of their own."""
+    import os
+    from pathlib import Path
+
+    from kubefence.dataplane.nft import FlowLog
+
+    (scenario,) = [s for s in SCENARIOS if s.name == "tiers-multi-tenant"]
+    inventory = _placed(scenario.inventory())
+    plan = plan_ruleset(
+        inventory, addresses={pod.key: pod.ips for pod in inventory.pods}, flow_log=FlowLog()
+    )
+    text = render_plan(plan)
+    golden = Path(__file__).resolve().parents[2] / "golden" / "flow-log" / "tiers-multi-tenant.nft"
+    if os.environ.get("KUBEFENCE_UPDATE_GOLDEN") == "1":
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8")
+    assert (
+        'log prefix "kf deny ad_eg_c1_2 Admin deny-management-network egress[0]" group 17 drop'
+    ) in text
+    assert 'log prefix "kf deny bl_in_c1_2 Baseline tenant-isolation ingress[1]"' in text
+    assert text.count('counter name "flow_over" drop') == text.count('log prefix "kf deny')

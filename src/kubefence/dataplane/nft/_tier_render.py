@@ -82,6 +82,17 @@ def _verdict(cls: TierClass, action: str) -> str:
     return "drop"
 
 
+def _log_prefix(cls: TierClass, step: int) -> str:
+    """``kf deny ad_eg_c1_2 Admin policy egress[0]`` (+N when the step merged N more rules):
+    the set, then the tier and the first rule of the step, so that ``kubefence flows`` names
+    them (its ``droppedBy``); within the 127 bytes the kernel keeps."""
+    rules = cls.steps[step].rules
+    first = " ".join(rules[0].split(" ")[:2])  # "policy egress[0]"
+    more = f" +{len(rules) - 1}" if len(rules) > 1 else ""
+    text = f"{FLOW_DENY_PREFIX} {cls.set_name(step)} {cls.tier} {first}{more}"
+    return quote(text)  # shortened to 120 bytes like every comment
+
+
 def _class_lines(cls: TierClass, flow_log: FlowLog | None) -> list[str]:
     lines = ["", *_class_comment(cls)]
     for index, step in enumerate(cls.steps):
@@ -104,7 +115,7 @@ def _class_lines(cls: TierClass, flow_log: FlowLog | None) -> list[str]:
         verdict = _verdict(cls, step.action)
         if verdict == "drop" and flow_log is not None:
             logged = (
-                f'limit name "{FLOW_LIMIT}" log prefix "{FLOW_DENY_PREFIX} {name}" '
+                f'limit name "{FLOW_LIMIT}" log prefix {_log_prefix(cls, index)} '
                 f"group {flow_log.group}"
             )
             lines.append(f"{INDENT * 2}{_LOOKUP} @{name} {logged} drop")
