@@ -16,8 +16,6 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from kubefence.api import (
-    AdminPeer,
-    AdminPeerKind,
     AdminPort,
     AdminRule,
     ClusterNetworkPolicy,
@@ -30,12 +28,9 @@ from kubefence.dataplane.nft._intervals import (
     FULL_PORTS,
     FULL_PROTOCOLS,
     Interval,
-    address_interval,
-    merge,
-    network_interval,
 )
 from kubefence.dataplane.nft._memo import PlanMemo
-from kubefence.dataplane.nft._model import PROTOCOL_NUMBERS, VERSIONS, Dispatch, NamedPort
+from kubefence.dataplane.nft._model import PROTOCOL_NUMBERS, Dispatch, NamedPort
 from kubefence.dataplane.nft._peers import Context, Ranges, address_key
 from kubefence.dataplane.nft._tier_model import (
     ADMIN,
@@ -45,13 +40,12 @@ from kubefence.dataplane.nft._tier_model import (
     TierPlan,
     TierStep,
 )
+from kubefence.dataplane.nft._tier_peers import TierPeers
 from kubefence.semantics import (
     Direction,
-    PolicyIndex,
     admin_selects,
     index_for,
     resolve_named_port,
-    selector_matches,
 )
 
 __all__ = ["TierDrafts", "draft_tiers", "finish_tiers"]
@@ -65,103 +59,6 @@ def _returns(tier: str, action: str) -> str:
     if tier == BASELINE and action == "Pass":
         return "Accept"
     return action
-
-
-class _Peers:
-    """Address ranges of tier peers over the sandbox's addresses, cached per peer."""
-
-    def __init__(self, context: Context, index: PolicyIndex) -> None:
-        self.context = context
-        self.index = index
-        self._ranges: dict[AdminPeer, Ranges] = {}
-        self._pods: dict[AdminPeer, tuple[Pod, ...]] = {}
-        self._owned = {a for addresses in context.addresses.values() for a in addresses}
-
-    def pods(self, peer: AdminPeer) -> tuple[Pod, ...]:
-        """Pods a ``namespaces``/``pods`` peer matches: never hostNetwork (T05)."""
-        found = self._pods.get(peer)
-        if found is None:
-            assert peer.namespace_selector is not None
-            labels = self.context.labels
-            found = tuple(
-                pod
-                for pod in self.context.addressed
-                if not pod.host_network
-                and selector_matches(peer.namespace_selector, labels[pod.namespace])
-                and (peer.pod_selector is None or selector_matches(peer.pod_selector, pod.labels))
-            )
-            self._pods[peer] = found
-        return found
-
-    def _node_matches(self, peer: AdminPeer, node: str | None) -> bool:
-        """T05 ``nodes``: by the Node object's labels; without one only an empty selector is
-        evaluable (anything else is "cannot tell", which never matches)."""
-        assert peer.node_selector is not None
-        if node is None:
-            return False
-        labels = self.index.node_labels.get(node)
-        if labels is not None:
-            return selector_matches(peer.node_selector, labels)
-        return peer.node_selector.is_empty
-
-    def _node_addresses(self, peer: AdminPeer) -> list[tuple[int, Interval]]:
-        found: list[tuple[int, Interval]] = []
-        settings = self.context.settings
-        for pod in self.context.addressed:
-            # A hostNetwork pod stands for its node (S23), unless the setting makes it a pod.
-            if (
-                pod.host_network
-                and not settings.host_network_selectable
-                and self._node_matches(peer, pod.node)
-            ):
-                found.extend(
-                    (a.version, address_interval(a)) for a in self.context.addresses[pod.key]
-                )
-        for address, node in self.index.node_by_address.items():
-            if address in self._owned or address in self.index.service_by_ip:
-                continue  # a pod's or a Service's address is that, not a node's
-            name = self.index.node_by_ip.get(address, node)
-            if self._node_matches(peer, name):
-                found.append((address.version, address_interval(address)))
-        return found
-
-    def ranges(self, peer: AdminPeer) -> Ranges:
-        cached = self._ranges.get(peer)
-        if cached is not None:
-            return cached
-        found: dict[int, list[Interval]] = {v: [] for v in VERSIONS}
-        if peer.kind in (AdminPeerKind.NAMESPACES, AdminPeerKind.PODS):
-            for pod in self.pods(peer):
-                for a in self.context.addresses[pod.key]:
-                    found[a.version].append(address_interval(a))
-        elif peer.kind is AdminPeerKind.NETWORKS:
-            for network in peer.networks:  # pod addresses included (T05)
-                found[network.version].append(network_interval(network))
-        elif peer.kind is AdminPeerKind.NODES:
-            for version, interval in self._node_addresses(peer):
-                found[version].append(interval)
-        # domainNames: cannot be resolved offline, matches nothing (T05, T07).
-        result = {v: merge(ivs) for v, ivs in found.items() if ivs}
-        self._ranges[peer] = result
-        return result
-
-    def named(self, peer: AdminPeer, name: str, protocol: Protocol) -> dict[int, Ranges]:
-        """Egress named port (T06): resolved number -> addresses of the peer's pods that
-        declare ``name`` for ``protocol`` with that number. Only pods have ports to resolve
-        (the CRD forbids named ports next to networks/nodes/domainNames peers)."""
-        if peer.kind not in (AdminPeerKind.NAMESPACES, AdminPeerKind.PODS):
-            return {}
-        by_value: dict[int, dict[int, list[Interval]]] = {}
-        for pod in self.pods(peer):
-            value = resolve_named_port(name, protocol, pod.ports)
-            if value is not None:
-                found = by_value.setdefault(value, {v: [] for v in VERSIONS})
-                for a in self.context.addresses[pod.key]:
-                    found[a.version].append(address_interval(a))
-        return {
-            value: {v: merge(ivs) for v, ivs in found.items() if ivs}
-            for value, found in sorted(by_value.items())
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,9 +124,10 @@ def _port_boxes(
 class _Drafter:
     """Turns one class's ordered rules into symbolic steps (address set ids, not atoms)."""
 
-    def __init__(self, peers: _Peers, sets: AddressSets) -> None:
+    def __init__(self, peers: TierPeers, sets: AddressSets) -> None:
         self.peers = peers
         self.sets = sets
+        self._boxes: dict[tuple[object, ...], list[SymbolicBox]] = {}
 
     def _set(self, key: Hashable, ranges: Ranges, origin: str) -> int:
         return self.sets.id_of(("tier", key), ranges, origin)
@@ -280,7 +178,12 @@ class _Drafter:
         steps: list[_StepDraft] = []
         for policy in policies:
             for rule in _rules(policy, direction):
-                boxes = self.rule_boxes(policy, direction, rule, resolution)
+                # Shared by every class the policy selects (per named-port resolution).
+                key = (policy.kind, policy.name, direction, rule.index, _relevant(rule, resolution))
+                boxes = self._boxes.get(key)
+                if boxes is None:
+                    boxes = self.rule_boxes(policy, direction, rule, resolution)
+                    self._boxes[key] = boxes
                 if not boxes:
                     continue  # matches nothing here: cannot be anyone's first match
                 action = rule.action.value
@@ -291,6 +194,16 @@ class _Drafter:
                 else:
                     steps.append(_StepDraft(action, (text,), tuple(boxes)))
         return tuple(steps)
+
+
+def _relevant(
+    rule: AdminRule, resolution: Mapping[tuple[str, Protocol], int | None]
+) -> tuple[tuple[str, Protocol, int | None], ...]:
+    """The part of an ingress class's named-port resolution that ``rule`` reads."""
+    names = {port.name for port in rule.ports if port.name}
+    if not names:
+        return ()
+    return tuple(sorted((n, p, v) for (n, p), v in resolution.items() if n in names))
 
 
 def _ingress_names(policies: Sequence[ClusterNetworkPolicy]) -> list[str]:
@@ -351,7 +264,7 @@ def draft_tiers(inventory: Inventory, context: Context, sets: AddressSets) -> Ti
     """The four groups (Admin/Baseline x egress/ingress) over address sets; call before the
     atom cut so that the tier peers' sets take part in it."""
     index = index_for(inventory)
-    drafter = _Drafter(_Peers(context, index), sets)
+    drafter = _Drafter(TierPeers(context, index), sets)
     return tuple(
         _draft_group(drafter, context, tier, ordered, direction)
         for tier, ordered in ((ADMIN, index.admin_tier), (BASELINE, index.baseline_tier))
