@@ -1,7 +1,7 @@
 """``kubefence flows`` on a tier drop, real packets: the line names the tier, policy and rule.
 
 The log prefix of a tier Deny step carries its set, tier and first rule
-(``kf deny bl_in_c1_2 Baseline tenant-isolation ingress[1]``), which ``kubefence flows`` shows as
+(``kf deny bl_in_s2 Baseline tenant-isolation ingress[1]``), which ``kubefence flows`` shows as
 ``droppedBy``; the explanation is the reference evaluator's, which knows the tiers too.
 """
 
@@ -44,7 +44,7 @@ def test_tier_drop_is_logged_with_its_tier_policy_and_rule(sandbox_names: list[s
     assert len(denied) == 1, records
     assert denied[0]["source"] == "blue/web"
     assert denied[0]["destination"] == "red/web"
-    assert denied[0]["droppedBy"] == "bl_in_c1_2 Baseline tenant-isolation ingress[1]"
+    assert denied[0]["droppedBy"] == "bl_in_s2 Baseline tenant-isolation ingress[1]"
     assert denied[0]["predicted"] == "denied"
     assert denied[0]["explanation"] == (
         "ingress at red/web: denied by Baseline ClusterNetworkPolicy tenant-isolation "

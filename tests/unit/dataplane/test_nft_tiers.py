@@ -230,7 +230,7 @@ def test_flow_log_golden_names_tier_and_rule_on_tier_drops() -> None:
         golden.write_text(text, encoding="utf-8")
     assert text == golden.read_text(encoding="utf-8")
     assert (
-        'log prefix "kf deny ad_eg_c1_2 Admin deny-management-network egress[0]" group 17 drop'
+        'log prefix "kf deny ad_eg_s2 Admin deny-management-network egress[0]" group 17 drop'
     ) in text
-    assert 'log prefix "kf deny bl_in_c1_2 Baseline tenant-isolation ingress[1]"' in text
+    assert 'log prefix "kf deny bl_in_s2 Baseline tenant-isolation ingress[1]"' in text
     assert text.count('counter name "flow_over" drop') == text.count('log prefix "kf deny')

@@ -44,7 +44,7 @@ the same with the source atom and ``daddr``):
 
     forward:  mark = atom(daddr); jump egress_tiers; ...
     egress_tiers:  ip saddr vmap @admin_egress_v4 (goto ad_eg_cN); goto egress_rest
-    ad_eg_cN:  one set lookup per step, in order:  Accept -> return, Deny -> drop,
+    ad_eg_cN:  one lookup per step (set ad_eg_sK), in order:  Accept -> return, Deny -> drop,
                Pass -> goto egress_rest; no match -> goto egress_rest
     egress_rest:  ip saddr vmap @egress_v4 (NetworkPolicy, goto eg_cN: set return, else drop);
                   ip saddr vmap @baseline_egress_v4 (goto bl_eg_cN); end: return (allowed)
@@ -55,11 +55,13 @@ the same with the source atom and ``daddr``):
   NetworkPolicy classes are (hostNetwork pods are never subjects, T04; a policy with no rules
   for a direction is not part of that direction's key, T03). For ingress, how the named ports
   of those policies resolve against the pod's own ports is part of the key (T06).
-* Steps: each rule of each policy of the class, in order, over the same atoms as NetworkPolicy
-  (tier peers' address sets take part in the one atom cut). Consecutive rules that do the same
-  to a packet (Baseline Accept and Pass both allow) are merged into one set: the first match
-  among them gives the same verdict, so rule order is kept. Per-packet cost: one map lookup
-  per tier and direction, plus one set lookup per step of the pod's own class; it does not grow
+* Steps: the rules of each policy of the class, in order, over the same atoms as NetworkPolicy
+  (tier peers' address sets take part in the one atom cut). Consecutive rules of one policy
+  that do the same to a packet (Baseline Accept and Pass both allow) are merged into one set:
+  the first match among them gives the same verdict, so rule order is kept. A step's set is
+  shared by every class chain of its tier and direction whose policies include it, so the
+  table grows with the rules, not with rules x classes. Per-packet cost: one map lookup per
+  tier and direction, plus one set lookup per step of the pod's own class; it does not grow
   with the number of policies that do not select the pod.
 * ``return`` works because the hook ``jump``s to ``egress_tiers`` and everything after it is
   reached by ``goto``: ``return`` anywhere goes back to the hook, which then checks the other
@@ -75,7 +77,7 @@ the same with the source atom and ``daddr``):
   set per resolved number); a rule without ``protocols`` matches every protocol and port.
 * The input hook (a pod to the node's address) and, with ``allow_from_node`` off, the output
   hook jump to the same direction chains. Flow log: a tier Deny logs ``kf deny <set>``
-  (``ad_eg_c1_2``), naming the class chain and step whose rules the ruleset's comments list.
+  (``ad_eg_s2``) with its tier and first rule, e.g. ``kf deny ad_eg_s2 Admin deny-mgmt egress[0]``.
 * Updates: ``_update`` treats the tier part as fixed, so any change to it (including atoms
   renumbered) installs the whole table; NetworkPolicy-only changes still update in place.
 

@@ -8,7 +8,7 @@ is documented once, in ``_plan``'s module docstring (section "Admin tiers").
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kubefence.dataplane.nft._intervals import Box
 from kubefence.dataplane.nft._model import Dispatch, NamedPort
@@ -28,13 +28,15 @@ def _direction_prefix(direction: Direction) -> str:
 
 @dataclass(frozen=True, slots=True)
 class TierStep:
-    """One set lookup of a tier chain: consecutive rules (in evaluation order) with the same
-    verdict, merged. ``action`` is ``Accept``, ``Deny`` or ``Pass``; ``rules`` name them
-    (``policy egress[2] (name)``) for the comments and the flow log."""
+    """One set lookup of a tier chain: consecutive rules of one policy with the same verdict,
+    merged. ``action`` is ``Accept``, ``Deny`` or ``Pass``; ``rules`` name them (``policy
+    egress[2] (name)``) for the comments and the flow log. The set ``name`` (``ad_eg_s3``) is
+    shared by every class chain of the group whose policies include it."""
 
     action: str
     rules: tuple[str, ...]
-    elements: tuple[Box, ...] = field(compare=True)
+    elements: tuple[Box, ...]
+    name: str
 
     def matches(self, atom: int, *, protocol: int, port: int) -> bool:
         return any(
@@ -60,10 +62,6 @@ class TierClass:
     def chain(self) -> str:
         return f"{_TIER_PREFIX[self.tier]}_{_direction_prefix(self.direction)}_c{self.number}"
 
-    def set_name(self, step: int) -> str:
-        """The set of the ``step``-th step (0-based), e.g. ``ad_eg_c1_2``."""
-        return f"{self.chain}_{step + 1}"
-
     def first_match(self, atom: int, *, protocol: int, port: int) -> str | None:
         """The action of the first step that matches, None when none does."""
         for step in self.steps:
@@ -80,6 +78,7 @@ class TierGroup:
     direction: Direction
     classes: tuple[TierClass, ...]
     dispatch: tuple[Dispatch, ...]  # sorted by (version, address)
+    sets: tuple[TierStep, ...] = ()  # every distinct step of the classes, in set-name order
 
     @property
     def map_name(self) -> str:

@@ -31,7 +31,7 @@ from kubefence.dataplane.nft._render import (
 from kubefence.dataplane.nft._render import (
     _quote as quote,
 )
-from kubefence.dataplane.nft._tier_model import ADMIN, TierClass, TierGroup, TierPlan
+from kubefence.dataplane.nft._tier_model import ADMIN, TierClass, TierGroup, TierPlan, TierStep
 from kubefence.semantics import Direction
 
 __all__ = ["TIER_ENTRY", "tier_blocks"]
@@ -66,8 +66,8 @@ def _class_comment(cls: TierClass) -> list[str]:
     for named in cls.named_ports:
         target = "undeclared: matches nothing" if named.port is None else str(named.port)
         lines.append(f"{INDENT}#   named port {named.name}/{named.protocol} -> {target}")
-    for number, step in enumerate(cls.steps, start=1):
-        lines.append(f"{INDENT}# step {number} ({step.action}): {', '.join(step.rules)}")
+    steps = ", ".join(f"{step.name} ({step.action})" for step in cls.steps if step.elements)
+    lines.append(f"{INDENT}# steps: {steps or 'none (no rule matches any address here)'}")
     lines.append(f"{INDENT}# pods: {', '.join(cls.pods)}")
     return lines
 
@@ -82,46 +82,48 @@ def _verdict(cls: TierClass, action: str) -> str:
     return "drop"
 
 
-def _log_prefix(cls: TierClass, step: int) -> str:
-    """``kf deny ad_eg_c1_2 Admin policy egress[0]`` (+N when the step merged N more rules):
-    the set, then the tier and the first rule of the step, so that ``kubefence flows`` names
+def _log_prefix(step: TierStep, tier: str) -> str:
+    """``kf deny ad_eg_s2 Admin policy egress[0]`` (+N when the step merged N more rules of
+    that policy): the set, then the tier and the first rule, so that ``kubefence flows`` names
     them (its ``droppedBy``); within the 127 bytes the kernel keeps."""
-    rules = cls.steps[step].rules
-    first = " ".join(rules[0].split(" ")[:2])  # "policy egress[0]"
-    more = f" +{len(rules) - 1}" if len(rules) > 1 else ""
-    text = f"{FLOW_DENY_PREFIX} {cls.set_name(step)} {cls.tier} {first}{more}"
-    return quote(text)  # shortened to 120 bytes like every comment
+    first = " ".join(step.rules[0].split(" ")[:2])  # "policy egress[0]"
+    more = f" +{len(step.rules) - 1}" if len(step.rules) > 1 else ""
+    return quote(f"{FLOW_DENY_PREFIX} {step.name} {tier} {first}{more}")  # at most 120 bytes
+
+
+def _set_lines(step: TierStep) -> list[str]:
+    """One step's set (none when it matches nothing here), with the rules it stands for."""
+    if not step.elements:
+        return []
+    lines = [f"{INDENT}# {step.name} ({step.action}): {', '.join(step.rules)}"]
+    lines.append(f"{INDENT}set {step.name} {{")
+    lines.append(f"{INDENT * 2}type mark . inet_proto . inet_service")
+    lines.append(f"{INDENT * 2}flags interval")
+    lines.extend(elements_block([element(b) for b in step.elements], INDENT * 2))
+    lines.append(f"{INDENT}}}")
+    return lines
 
 
 def _class_lines(cls: TierClass, flow_log: FlowLog | None) -> list[str]:
     lines = ["", *_class_comment(cls)]
-    for index, step in enumerate(cls.steps):
-        if not step.elements:
-            continue
-        lines.append(f"{INDENT}set {cls.set_name(index)} {{")
-        lines.append(f"{INDENT * 2}type mark . inet_proto . inet_service")
-        lines.append(f"{INDENT * 2}flags interval")
-        lines.extend(elements_block([element(b) for b in step.elements], INDENT * 2))
-        lines.append(f"{INDENT}}}")
     policies = ", ".join(p.split(" ")[0].partition("/")[2] for p in cls.policies)
     word = _WORD[cls.direction]
     lines.append(f"{INDENT}chain {cls.chain} {{")
     comment = f"{cls.tier.lower()} {word} class {cls.number}: {policies}"
     lines.append(f"{INDENT * 2}comment {quote(comment)}")
-    for index, step in enumerate(cls.steps):
+    for step in cls.steps:
         if not step.elements:
             continue
-        name = cls.set_name(index)
         verdict = _verdict(cls, step.action)
         if verdict == "drop" and flow_log is not None:
             logged = (
-                f'limit name "{FLOW_LIMIT}" log prefix {_log_prefix(cls, index)} '
+                f'limit name "{FLOW_LIMIT}" log prefix {_log_prefix(step, cls.tier)} '
                 f"group {flow_log.group}"
             )
-            lines.append(f"{INDENT * 2}{_LOOKUP} @{name} {logged} drop")
-            lines.append(f'{INDENT * 2}{_LOOKUP} @{name} counter name "{FLOW_OVER}" drop')
+            lines.append(f"{INDENT * 2}{_LOOKUP} @{step.name} {logged} drop")
+            lines.append(f'{INDENT * 2}{_LOOKUP} @{step.name} counter name "{FLOW_OVER}" drop')
         else:
-            lines.append(f"{INDENT * 2}{_LOOKUP} @{name} {verdict}")
+            lines.append(f"{INDENT * 2}{_LOOKUP} @{step.name} {verdict}")
     if cls.tier == ADMIN:
         lines.append(f"{INDENT * 2}goto {_REST[cls.direction]}")  # no match: as Pass
     lines.append(f"{INDENT}}}")
@@ -160,6 +162,11 @@ def tier_blocks(tiers: TierPlan, flow_log: FlowLog | None) -> list[str]:
         for version in (4, 6):
             lines.extend(_map_lines(group, version))
     for group in tiers.groups:
+        if group.sets:
+            lines.append("")
+            lines.append(f"{INDENT}# {group.tier} {_WORD[group.direction]} steps: one set each")
+        for step in group.sets:
+            lines.extend(_set_lines(step))
         for cls in group.classes:
             lines.extend(_class_lines(cls, flow_log))
     for direction in (Direction.EGRESS, Direction.INGRESS):

@@ -66,6 +66,7 @@ class _StepDraft:
     action: str
     rules: tuple[str, ...]
     boxes: tuple[SymbolicBox, ...]
+    key: tuple[object, ...]  # (kind, policy, direction, resolution read, run): one shared set
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +128,7 @@ class _Drafter:
     def __init__(self, peers: TierPeers, sets: AddressSets) -> None:
         self.peers = peers
         self.sets = sets
-        self._boxes: dict[tuple[object, ...], list[SymbolicBox]] = {}
+        self._runs: dict[tuple[object, ...], tuple[_StepDraft, ...]] = {}
 
     def _set(self, key: Hashable, ranges: Ranges, origin: str) -> int:
         return self.sets.id_of(("tier", key), ranges, origin)
@@ -166,44 +167,52 @@ class _Drafter:
                 boxes.extend((set_id, protocol, port) for protocol, port in specs)
         return boxes
 
-    def steps(
+    def runs(
         self,
         tier: str,
-        policies: Sequence[ClusterNetworkPolicy],
+        policy: ClusterNetworkPolicy,
         direction: Direction,
         resolution: Mapping[tuple[str, Protocol], int | None],
     ) -> tuple[_StepDraft, ...]:
-        """Every rule of ``policies`` in order; consecutive rules that do the same to a packet
-        share one step (first match among them gives the same verdict)."""
+        """One policy's rules in order, consecutive rules that do the same to a packet merged
+        into one step (first match among them gives the same verdict). Computed once per
+        policy and the named-port resolution it reads, so every class the policy selects
+        shares the steps, and the table their sets."""
+        relevant = _relevant(_rules(policy, direction), resolution)
+        key = (policy.kind, policy.name, direction, relevant)
+        found = self._runs.get(key)
+        if found is not None:
+            return found
         steps: list[_StepDraft] = []
-        for policy in policies:
-            for rule in _rules(policy, direction):
-                # Shared by every class the policy selects (per named-port resolution).
-                key = (policy.kind, policy.name, direction, rule.index, _relevant(rule, resolution))
-                boxes = self._boxes.get(key)
-                if boxes is None:
-                    boxes = self.rule_boxes(policy, direction, rule, resolution)
-                    self._boxes[key] = boxes
-                if not boxes:
-                    continue  # matches nothing here: cannot be anyone's first match
-                action = rule.action.value
-                text = _rule_text(policy, direction, rule)
-                last = steps[-1] if steps else None
-                if last is not None and _returns(tier, last.action) == _returns(tier, action):
-                    steps[-1] = _StepDraft(last.action, (*last.rules, text), (*last.boxes, *boxes))
-                else:
-                    steps.append(_StepDraft(action, (text,), tuple(boxes)))
-        return tuple(steps)
+        for rule in _rules(policy, direction):
+            boxes = self.rule_boxes(policy, direction, rule, resolution)
+            if not boxes:
+                continue  # matches nothing here: cannot be anyone's first match
+            action = rule.action.value
+            text = _rule_text(policy, direction, rule)
+            last = steps[-1] if steps else None
+            if last is not None and _returns(tier, last.action) == _returns(tier, action):
+                merged = (*last.boxes, *boxes)
+                steps[-1] = _StepDraft(last.action, (*last.rules, text), merged, last.key)
+            else:
+                steps.append(_StepDraft(action, (text,), tuple(boxes), (*key, len(steps))))
+        found = tuple(steps)
+        self._runs[key] = found
+        return found
 
 
 def _relevant(
-    rule: AdminRule, resolution: Mapping[tuple[str, Protocol], int | None]
+    rules: Sequence[AdminRule], resolution: Mapping[tuple[str, Protocol], int | None]
 ) -> tuple[tuple[str, Protocol, int | None], ...]:
-    """The part of an ingress class's named-port resolution that ``rule`` reads."""
-    names = {port.name for port in rule.ports if port.name}
+    """The part of an ingress class's named-port resolution that ``rules`` read."""
+    names = {port.name for rule in rules for port in rule.ports if port.name}
     if not names:
         return ()
     return tuple(sorted((n, p, v) for (n, p), v in resolution.items() if n in names))
+
+
+def _short(direction: Direction) -> str:
+    return "in" if direction is Direction.INGRESS else "eg"
 
 
 def _ingress_names(policies: Sequence[ClusterNetworkPolicy]) -> list[str]:
@@ -254,7 +263,11 @@ def _draft_group(
                 policies=tuple(_policy_text(p) for p in chosen),
                 named_ports=named,
                 pods=tuple(members[key]),
-                steps=drafter.steps(tier, chosen, direction, resolution),
+                steps=tuple(
+                    step
+                    for policy in chosen
+                    for step in drafter.runs(tier, policy, direction, resolution)
+                ),
             )
         )
     return _GroupDraft(tier, direction, tuple(classes))
@@ -283,19 +296,25 @@ def finish_tiers(
     for group in drafts:
         classes = []
         dispatch: list[Dispatch] = []
+        shared: dict[tuple[object, ...], TierStep] = {}
+        prefix = f"{'ad' if group.tier == ADMIN else 'bl'}_{_short(group.direction)}"
         for draft in group.classes:
-            steps = tuple(
-                TierStep(
-                    action=step.action,
-                    rules=step.rules,
-                    elements=memo.disjoint(
-                        (atoms, protocol, port)
-                        for set_id, protocol, port in step.boxes
-                        for atoms in atoms_of.get(set_id, ())
-                    ),
-                )
-                for step in draft.steps
-            )
+            steps = []
+            for step in draft.steps:
+                found = shared.get(step.key)
+                if found is None:
+                    found = TierStep(
+                        action=step.action,
+                        rules=step.rules,
+                        elements=memo.disjoint(
+                            (atoms, protocol, port)
+                            for set_id, protocol, port in step.boxes
+                            for atoms in atoms_of.get(set_id, ())
+                        ),
+                        name=f"{prefix}_s{len(shared) + 1}",
+                    )
+                    shared[step.key] = found
+                steps.append(found)
             classes.append(
                 TierClass(
                     tier=group.tier,
@@ -304,7 +323,7 @@ def finish_tiers(
                     policies=draft.policies,
                     named_ports=draft.named_ports,
                     pods=tuple(p.key for p in draft.pods),
-                    steps=steps,
+                    steps=tuple(steps),
                 )
             )
             dispatch.extend(
@@ -313,5 +332,13 @@ def finish_tiers(
                 for a in context.addresses[p.key]
             )
         dispatch.sort(key=lambda d: address_key(d.address))
-        groups.append(TierGroup(group.tier, group.direction, tuple(classes), tuple(dispatch)))
+        groups.append(
+            TierGroup(
+                group.tier,
+                group.direction,
+                tuple(classes),
+                tuple(dispatch),
+                sets=tuple(shared.values()),
+            )
+        )
     return TierPlan(tuple(groups))
