@@ -78,8 +78,10 @@ the same with the source atom and ``daddr``):
 * The input hook (a pod to the node's address) and, with ``allow_from_node`` off, the output
   hook jump to the same direction chains. Flow log: a tier Deny logs ``kf deny <set>``
   (``ad_eg_s2``) with its tier and first rule, e.g. ``kf deny ad_eg_s2 Admin deny-mgmt egress[0]``.
-* Updates: ``_update`` treats the tier part as fixed, so any change to it (including atoms
-  renumbered) installs the whole table; NetworkPolicy-only changes still update in place.
+* Updates: ``_update`` replaces the tier maps, step sets and class chains that differ, by
+  name, as it does for NetworkPolicy classes (a changed action touches its policy's set and
+  the chains that hold it); only adding the first or removing the last tiered policy (the hooks
+  change) installs the whole table.
 
 Implementation-defined choices (documented here, once):
 

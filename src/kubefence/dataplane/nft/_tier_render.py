@@ -10,6 +10,8 @@ docstring ("Admin tiers").
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from kubefence.dataplane.nft._model import FlowLog
 from kubefence.dataplane.nft._render import (  # the one spelling of the table's text
     _ADDRESS_TYPE as ADDRESS_TYPE,
@@ -34,7 +36,7 @@ from kubefence.dataplane.nft._render import (
 from kubefence.dataplane.nft._tier_model import ADMIN, TierClass, TierGroup, TierPlan, TierStep
 from kubefence.semantics import Direction
 
-__all__ = ["TIER_ENTRY", "tier_blocks"]
+__all__ = ["TIER_ENTRY", "TierPart", "tier_blocks", "tier_parts"]
 
 _LOOKUP = "meta mark . meta l4proto . th dport"
 #: The chain a hook jumps to for each direction when there are tiers.
@@ -149,6 +151,40 @@ def _direction_chains(direction: Direction) -> list[str]:
         f"{INDENT * 2}ip6 {side} vmap @baseline_{word}_v6",
         f"{INDENT}}}",
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class TierPart:
+    """One named block of the tier part (a map, a set or a class chain) as ``tier_blocks``
+    writes it (``lines``), and what the kernel keeps of it (``key``: comments dropped), so
+    that ``_update`` can replace only the blocks that differ."""
+
+    kind: str  # "map", "set" or "chain"
+    group: str  # the group's map name (``admin_egress``): its maps jump to its chains
+    lines: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return tuple(
+            line for line in self.lines if line.strip() and not line.lstrip().startswith("#")
+        )
+
+
+def tier_parts(tiers: TierPlan, flow_log: FlowLog | None) -> dict[str, TierPart]:
+    """Every map, set and class chain of the tier part by name (the direction chains never
+    change: they are not parts)."""
+    parts: dict[str, TierPart] = {}
+    for group in tiers.groups:
+        for version in (4, 6):
+            name = f"{group.map_name}_v{version}"
+            parts[name] = TierPart("map", group.map_name, tuple(_map_lines(group, version)))
+        for step in group.sets:
+            if step.elements:
+                parts[step.name] = TierPart("set", group.map_name, tuple(_set_lines(step)))
+        for cls in group.classes:
+            lines = tuple(_class_lines(cls, flow_log))
+            parts[cls.chain] = TierPart("chain", group.map_name, lines)
+    return parts
 
 
 def tier_blocks(tiers: TierPlan, flow_log: FlowLog | None) -> list[str]:
