@@ -234,3 +234,25 @@ def test_flow_log_golden_names_tier_and_rule_on_tier_drops() -> None:
     ) in text
     assert 'log prefix "kf deny bl_in_s2 Baseline tenant-isolation ingress[1]"' in text
     assert text.count('counter name "flow_over" drop') == text.count('log prefix "kf deny')
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(tiered_clusters(), min_size=2, max_size=4))
+def test_memoised_planning_gives_the_same_tier_plan(clusters: list[Inventory]) -> None:
+    """One ``MemoisedRenderer`` across a sequence (tier entries reused) plans what a fresh
+    ``plan_ruleset`` plans, text included; also when only a tiered policy changes."""
+    from kubefence.dataplane.nft import MemoisedRenderer
+
+    renderer = MemoisedRenderer()
+    placed = [_placed(c) for c in clusters]
+    # the same pods with the next cluster's tiers: the pod side stays, the tiers change
+    sequence = [
+        *placed,
+        *(dataclasses.replace(placed[0], admin_policies=c.admin_policies) for c in placed[1:]),
+    ]
+    for inventory in sequence:
+        addresses = {pod.key: pod.ips for pod in inventory.pods}
+        memoised = renderer.plan(inventory, addresses=addresses)
+        fresh = plan_ruleset(inventory, addresses=addresses)
+        assert memoised == fresh
+        assert render_plan(memoised) == render_plan(fresh)

@@ -123,7 +123,7 @@ from kubefence.dataplane.nft._entries import AddressSets
 from kubefence.dataplane.nft._memo import PlanMemo
 from kubefence.dataplane.nft._model import FlowLog, RulesetPlan
 from kubefence.dataplane.nft._peers import Context, address_key
-from kubefence.dataplane.nft._tiers import draft_tiers, finish_tiers
+from kubefence.dataplane.nft._tiers import TierMemo, draft_tiers, finish_tiers
 from kubefence.errors import DataplaneError
 from kubefence.semantics import DEFAULT_SETTINGS, Direction, Settings
 
@@ -172,7 +172,11 @@ def plan_ruleset(
     for pod in context.addressed:
         for address in context.addresses[pod.key]:
             pod_of.setdefault(address_key(address), pod.key)
-    tier_drafts = draft_tiers(inventory, context, sets) if inventory.admin_policies else None
+    tier_drafts = None
+    if inventory.admin_policies:
+        if not isinstance(memo.tiers, TierMemo):
+            memo.tiers = TierMemo()
+        tier_drafts = draft_tiers(inventory, context, sets, memo=memo.tiers)
     atoms, atoms_of, legend = cut_atoms(sets, pod_of)
     count = max((r.atom for r in atoms), default=0)
     egress, egress_dispatch = finish(

@@ -12,10 +12,11 @@ steps over atom numbers once the atoms are cut.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from kubefence.api import (
+    AdminPeer,
     AdminPort,
     AdminRule,
     ClusterNetworkPolicy,
@@ -23,7 +24,7 @@ from kubefence.api import (
     Pod,
     Protocol,
 )
-from kubefence.dataplane.nft._entries import AddressSets, SymbolicBox
+from kubefence.dataplane.nft._entries import AddressSets, Entry, SymbolicBox, boxes_of
 from kubefence.dataplane.nft._intervals import (
     FULL_PORTS,
     FULL_PROTOCOLS,
@@ -31,7 +32,7 @@ from kubefence.dataplane.nft._intervals import (
 )
 from kubefence.dataplane.nft._memo import PlanMemo
 from kubefence.dataplane.nft._model import PROTOCOL_NUMBERS, Dispatch, NamedPort
-from kubefence.dataplane.nft._peers import Context, Ranges, address_key
+from kubefence.dataplane.nft._peers import Context, address_key
 from kubefence.dataplane.nft._tier_model import (
     ADMIN,
     BASELINE,
@@ -43,12 +44,13 @@ from kubefence.dataplane.nft._tier_model import (
 from kubefence.dataplane.nft._tier_peers import TierPeers
 from kubefence.semantics import (
     Direction,
+    PolicyIndex,
     admin_selects,
     index_for,
     resolve_named_port,
 )
 
-__all__ = ["TierDrafts", "draft_tiers", "finish_tiers"]
+__all__ = ["TierDrafts", "TierMemo", "draft_tiers", "finish_tiers"]
 
 _PROTOCOLS = tuple(PROTOCOL_NUMBERS)  # TCP, UDP, SCTP
 
@@ -122,16 +124,55 @@ def _port_boxes(
     return [((number, number), (port.low, port.high))]
 
 
+class TierMemo:
+    """What tier planning may reuse from the previous call (kept on the ``PlanMemo``): the
+    peers' address ranges while the pod side (the ``Context``) and the node facts are the same,
+    and each rule's entries (address-set key, ranges, origin, protocol, port) while the rule is
+    equal. Only the previous call's rules are kept. Set ids are numbered again every call."""
+
+    __slots__ = ("_context", "_entries", "_nodes", "_used", "peers")
+
+    def __init__(self) -> None:
+        self._context: Context | None = None
+        self._nodes: object = None
+        self.peers: TierPeers | None = None
+        self._entries: dict[tuple[object, ...], tuple[AdminRule, tuple[Entry, ...]]] = {}
+        self._used: dict[tuple[object, ...], tuple[AdminRule, tuple[Entry, ...]]] = {}
+
+    def begin(self, context: Context, index: PolicyIndex) -> TierPeers:
+        nodes = (
+            tuple(index.node_labels.items()),
+            tuple(index.node_by_address.items()),
+            tuple(index.node_by_ip.items()),
+            tuple(index.service_by_ip),
+        )
+        if self.peers is None or context is not self._context or nodes != self._nodes:
+            self._context, self._nodes = context, nodes
+            self.peers = TierPeers(context, index)
+            self._used = {}  # computed against the old pod side
+        self._entries, self._used = self._used, {}
+        return self.peers
+
+    def entries(self, key: tuple[object, ...], rule: AdminRule) -> tuple[Entry, ...] | None:
+        known = self._entries.get(key)
+        if known is None or not (known[0] is rule or known[0] == rule):
+            return None
+        self._used[key] = known
+        return known[1]
+
+    def keep(self, key: tuple[object, ...], rule: AdminRule, entries: tuple[Entry, ...]) -> None:
+        self._used[key] = (rule, entries)
+
+
 class _Drafter:
     """Turns one class's ordered rules into symbolic steps (address set ids, not atoms)."""
 
-    def __init__(self, peers: TierPeers, sets: AddressSets) -> None:
+    def __init__(self, memo: TierMemo, peers: TierPeers, sets: AddressSets) -> None:
+        self.memo = memo
         self.peers = peers
         self.sets = sets
         self._runs: dict[tuple[object, ...], tuple[_StepDraft, ...]] = {}
-
-    def _set(self, key: Hashable, ranges: Ranges, origin: str) -> int:
-        return self.sets.id_of(("tier", key), ranges, origin)
+        self._plain: dict[AdminPeer, AdminPeer] = {}
 
     def rule_boxes(
         self,
@@ -140,12 +181,29 @@ class _Drafter:
         rule: AdminRule,
         resolution: Mapping[tuple[str, Protocol], int | None],
     ) -> list[SymbolicBox]:
+        """What one rule matches (``rule_entries``), over this call's set ids."""
+        key = (policy.kind, policy.name, direction, rule.index, _relevant((rule,), resolution))
+        entries = self.memo.entries(key, rule)
+        if entries is None:
+            entries = self.rule_entries(policy, direction, rule, resolution)
+            self.memo.keep(key, rule, entries)
+        return boxes_of(self.sets, entries)
+
+    def rule_entries(
+        self,
+        policy: ClusterNetworkPolicy,
+        direction: Direction,
+        rule: AdminRule,
+        resolution: Mapping[tuple[str, Protocol], int | None],
+    ) -> tuple[Entry, ...]:
         """What one rule matches: any peer AND any port entry (T05, T06)."""
         field_name = "from" if direction is Direction.INGRESS else "to"
-        boxes: list[SymbolicBox] = []
+        found: list[Entry] = []
         for peer in rule.peers:
             origin = f"{policy.name} {direction.value}[{rule.index}].{field_name}[{peer.index}]"
-            plain = replace(peer, index=0)  # equal peers of different rules share one set
+            plain = self._plain.get(peer)
+            if plain is None:  # equal peers of different rules share one set
+                plain = self._plain.setdefault(peer, replace(peer, index=0))
             ports = rule.ports or ()
             specs: list[tuple[Interval, Interval]] = []
             if not ports:
@@ -156,16 +214,15 @@ class _Drafter:
                         number = PROTOCOL_NUMBERS[protocol]
                         resolved = self.peers.named(plain, port.name, protocol)
                         for value, ranges in resolved.items():
-                            key = ("named", plain, port.name, protocol, value)
+                            key = ("tier", "named", plain, port.name, protocol, value)
                             where = f"{origin} where {port.name} is {value}"
-                            set_id = self._set(key, ranges, where)
-                            boxes.append((set_id, (number, number), (value, value)))
+                            found.append((key, ranges, where, (number, number), (value, value)))
                     continue
                 specs.extend(_port_boxes(port, resolution))
             if specs:
-                set_id = self._set(plain, self.peers.ranges(plain), origin)
-                boxes.extend((set_id, protocol, port) for protocol, port in specs)
-        return boxes
+                ranges = self.peers.ranges(plain)
+                found.extend((("tier", plain), ranges, origin, proto, ps) for proto, ps in specs)
+        return tuple(found)
 
     def runs(
         self,
@@ -273,16 +330,19 @@ def _draft_group(
     return _GroupDraft(tier, direction, tuple(classes))
 
 
-def draft_tiers(inventory: Inventory, context: Context, sets: AddressSets) -> TierDrafts:
+def draft_tiers(
+    inventory: Inventory, context: Context, sets: AddressSets, *, memo: TierMemo
+) -> TierDrafts:
     """The four groups (Admin/Baseline x egress/ingress) over address sets; call before the
     atom cut so that the tier peers' sets take part in it."""
     index = index_for(inventory)
-    drafter = _Drafter(TierPeers(context, index), sets)
-    return tuple(
+    drafter = _Drafter(memo, memo.begin(context, index), sets)
+    drafts = tuple(
         _draft_group(drafter, context, tier, ordered, direction)
         for tier, ordered in ((ADMIN, index.admin_tier), (BASELINE, index.baseline_tier))
         for direction in (Direction.EGRESS, Direction.INGRESS)
     )
+    return drafts
 
 
 def finish_tiers(
