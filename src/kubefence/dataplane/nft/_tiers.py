@@ -33,6 +33,7 @@ from kubefence.dataplane.nft._intervals import (
 from kubefence.dataplane.nft._memo import PlanMemo
 from kubefence.dataplane.nft._model import PROTOCOL_NUMBERS, Dispatch, NamedPort
 from kubefence.dataplane.nft._peers import Context, address_key
+from kubefence.dataplane.nft._tier_memo import TierMemo
 from kubefence.dataplane.nft._tier_model import (
     ADMIN,
     BASELINE,
@@ -44,8 +45,6 @@ from kubefence.dataplane.nft._tier_model import (
 from kubefence.dataplane.nft._tier_peers import TierPeers
 from kubefence.semantics import (
     Direction,
-    PolicyIndex,
-    admin_selects,
     index_for,
     resolve_named_port,
 )
@@ -122,46 +121,6 @@ def _port_boxes(
     assert port.high is not None
     number = PROTOCOL_NUMBERS[port.protocol]
     return [((number, number), (port.low, port.high))]
-
-
-class TierMemo:
-    """What tier planning may reuse from the previous call (kept on the ``PlanMemo``): the
-    peers' address ranges while the pod side (the ``Context``) and the node facts are the same,
-    and each rule's entries (address-set key, ranges, origin, protocol, port) while the rule is
-    equal. Only the previous call's rules are kept. Set ids are numbered again every call."""
-
-    __slots__ = ("_context", "_entries", "_nodes", "_used", "peers")
-
-    def __init__(self) -> None:
-        self._context: Context | None = None
-        self._nodes: object = None
-        self.peers: TierPeers | None = None
-        self._entries: dict[tuple[object, ...], tuple[AdminRule, tuple[Entry, ...]]] = {}
-        self._used: dict[tuple[object, ...], tuple[AdminRule, tuple[Entry, ...]]] = {}
-
-    def begin(self, context: Context, index: PolicyIndex) -> TierPeers:
-        nodes = (
-            tuple(index.node_labels.items()),
-            tuple(index.node_by_address.items()),
-            tuple(index.node_by_ip.items()),
-            tuple(index.service_by_ip),
-        )
-        if self.peers is None or context is not self._context or nodes != self._nodes:
-            self._context, self._nodes = context, nodes
-            self.peers = TierPeers(context, index)
-            self._used = {}  # computed against the old pod side
-        self._entries, self._used = self._used, {}
-        return self.peers
-
-    def entries(self, key: tuple[object, ...], rule: AdminRule) -> tuple[Entry, ...] | None:
-        known = self._entries.get(key)
-        if known is None or not (known[0] is rule or known[0] == rule):
-            return None
-        self._used[key] = known
-        return known[1]
-
-    def keep(self, key: tuple[object, ...], rule: AdminRule, entries: tuple[Entry, ...]) -> None:
-        self._used[key] = (rule, entries)
 
 
 class _Drafter:
@@ -292,7 +251,9 @@ def _draft_group(
         selecting = selection.get((pod.namespace, pod.labels))
         if selecting is None:
             labels = context.labels[pod.namespace]
-            selecting = tuple(i for i, p in enumerate(policies) if admin_selects(p, pod, labels))
+            selecting = tuple(
+                i for i, p in enumerate(policies) if drafter.memo.selects(p, pod, labels)
+            )
             selection[(pod.namespace, pod.labels)] = selecting
         if not selecting:
             continue

@@ -104,8 +104,22 @@ def _fixed(plan: RulesetPlan) -> tuple[object, ...]:
     return (plan.node_addresses, plan.allow_from_node, plan.flow_log, plan.tiers is None)
 
 
+_PARTS: list[tuple[RulesetPlan, dict[str, TierPart]]] = []  # the last few plans' parts
+_PARTS_KEPT = 4
+
+
 def _tier_parts(plan: RulesetPlan) -> dict[str, TierPart]:
-    return {} if plan.tiers is None else tier_parts(plan.tiers, plan.flow_log)
+    """The tier part of ``plan`` by name; remembered for the last few plans (by identity):
+    a sandbox compares the plan it installed last with the next one, every time."""
+    if plan.tiers is None:
+        return {}
+    for known, parts in _PARTS:
+        if known is plan:
+            return parts
+    parts = tier_parts(plan.tiers, plan.flow_log)
+    _PARTS.append((plan, parts))
+    del _PARTS[:-_PARTS_KEPT]
+    return parts
 
 
 def _compared(
