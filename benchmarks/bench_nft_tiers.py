@@ -8,7 +8,7 @@ This script measures, on a generated cluster (``benchmarks/generate.py``) plus g
 * plan + render of the whole ruleset without and with the CNPs (medians), the ruleset's size,
   and the largest number of tier steps any one pod's chain holds (what a packet may walk);
 * with root: ``nft -f`` of the tiered table in a throwaway namespace, and ``Sandbox.apply`` of a
-  one-CNP change (a whole-table swap, see ``_update``), alternating two versions.
+  one-CNP change (the smaller update transaction, see ``_update``), alternating two versions.
 
     .venv/bin/python benchmarks/bench_nft_tiers.py --pods 2000 --policies 1000 --cnps 200
     sudo .venv/bin/python benchmarks/bench_nft_tiers.py --sandbox   # also the root parts

@@ -74,8 +74,8 @@ def test_random_tiers_real_packets_equal_reference(inventory: Inventory) -> None
 
 
 def test_adding_a_cnp_to_a_running_sandbox_takes_effect(make_sandbox: SandboxMaker) -> None:
-    """Without the Baseline isolation blue reaches red; applying it (one whole-table swap,
-    since the tier part changed) denies that at once, and removing it allows it again."""
+    """Without the Baseline isolation blue reaches red; applying it (the update transaction
+    replaces the tier parts that differ) denies that at once, and removing it allows it again."""
     full = load_paths([STDIN], stdin=io.BytesIO(MANIFESTS.read_bytes()))
     without = dataclasses.replace(
         full, admin_policies=tuple(p for p in full.admin_policies if p.name != "tenant-isolation")
