@@ -65,6 +65,8 @@ CASES: dict[str, tuple[str, ...]] = {
     "any-peer": ("features/any-peer.yaml",),
     "any-peer-only": ("features/any-peer-only.yaml",),
     "long-names": ("features/long-names.yaml",),
+    "tiers-multi-tenant": ("features/tiers-multi-tenant.yaml",),
+    "tiers-actions-and-order": ("features/tiers-actions-and-order.yaml",),
 }
 
 

@@ -114,6 +114,15 @@ def explanation(decision: Decision) -> str:
     that admitted it on each isolated side."""
     parts = []
     for side in (decision.egress, decision.ingress):
+        rule = side.tier_rule if side is not None and side.applicable else None
+        if side is not None and rule is not None:  # decided by an admin tier (Accept/Deny)
+            name = f" ({rule.rule_name})" if rule.rule_name else ""
+            what = f"{rule.tier} {rule.kind} {rule.policy} {side.direction.value}[{rule.rule}]"
+            if not side.allowed:
+                parts.append(f"{side.direction.value} at {side.endpoint}: denied by {what}{name}")
+            elif decision.allowed:
+                parts.append(f"{side.direction.value} at {side.endpoint}: accepted by {what}{name}")
+            continue
         if side is None or not side.applicable or not side.isolated:
             continue
         where = f"{side.direction.value} at {side.endpoint}"

@@ -19,6 +19,7 @@ from kubefence.errors import FieldError, ValidationError
 
 __all__ = [
     "by_kubefence",
+    "default_admin_ports",
     "default_deployment",
     "default_namespace",
     "default_pod",
@@ -118,6 +119,22 @@ def default_policy(obj: Obj) -> None:
             for port in (rule.get("ports") or []) if isinstance(rule, dict) else []:
                 if isinstance(port, dict):
                     port.setdefault("protocol", "TCP")
+
+
+def default_admin_ports(obj: Obj) -> None:
+    """The v1alpha1 CRDs' one default: a ``portNumber``/``portRange`` protocol is TCP."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return
+    for direction in ("ingress", "egress"):
+        rules = spec.get(direction)
+        for rule in rules if isinstance(rules, list) else []:
+            ports = rule.get("ports") if isinstance(rule, dict) else None
+            for port in ports if isinstance(ports, list) else []:
+                for key in ("portNumber", "portRange"):
+                    entry = port.get(key) if isinstance(port, dict) else None
+                    if isinstance(entry, dict):
+                        entry.setdefault("protocol", "TCP")
 
 
 def default_pod(obj: Obj) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from kubefence.control.kind_checks import (
     by_kubefence,
+    default_admin_ports,
     default_deployment,
     default_namespace,
     default_pod,
@@ -119,6 +120,7 @@ def _s(*path: str, none: str = "<none>") -> Any:
 
 CORE = ""
 NET = "networking.k8s.io"
+POLICY = "policy.networking.k8s.io"
 RBAC = "rbac.authorization.k8s.io"
 
 _TYPES = (
@@ -195,6 +197,42 @@ _TYPES = (
                 ),
             ),
         ),
+    ),
+    # Admin tiers (issue 15): cluster-scoped, validated by kubefence.api's CNP parser (field
+    # paths as kubefence validate), printer columns as the upstream CRDs'.
+    ResourceType(
+        POLICY,
+        "v1alpha2",
+        "ClusterNetworkPolicy",
+        "clusternetworkpolicies",
+        namespaced=False,
+        short_names=("cnp",),
+        validate=by_kubefence,
+        columns=(
+            Column("Tier", "string", _s("spec", "tier")),
+            Column("Priority", "string", _s("spec", "priority")),
+        ),
+    ),
+    ResourceType(
+        POLICY,
+        "v1alpha1",
+        "AdminNetworkPolicy",
+        "adminnetworkpolicies",
+        namespaced=False,
+        short_names=("anp",),
+        validate=by_kubefence,
+        default=default_admin_ports,
+        columns=(Column("Priority", "string", _s("spec", "priority")),),
+    ),
+    ResourceType(
+        POLICY,
+        "v1alpha1",
+        "BaselineAdminNetworkPolicy",
+        "baselineadminnetworkpolicies",
+        namespaced=False,
+        short_names=("banp",),
+        validate=by_kubefence,
+        default=default_admin_ports,
     ),
     ResourceType(
         CORE,

@@ -32,6 +32,9 @@ _ALL = [*_READ, *_WRITE]
 _DEFAULT_LABELS = {"kubernetes.io/bootstrapping": "rbac-defaults"}
 _AUTOUPDATE = {"rbac.authorization.kubernetes.io/autoupdate": "true"}
 _AGG_KEY = "rbac.authorization.k8s.io/aggregate-to-"
+# The admin tiers' kinds (issue 15): cluster-wide policy written by cluster admins (who hold
+# everything); ``view`` and the policy agent read them.
+_ADMIN_TIERS = ["clusternetworkpolicies", "adminnetworkpolicies", "baselineadminnetworkpolicies"]
 
 
 def _rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict[str, Any]:
@@ -100,6 +103,7 @@ _VIEW_RULES = [
     _rule(["batch"], ["cronjobs", "cronjobs/status", "jobs", "jobs/status"], _READ),
     _rule(["policy"], ["poddisruptionbudgets", "poddisruptionbudgets/status"], _READ),
     _rule(["networking.k8s.io"], ["ingresses", "ingresses/status", "networkpolicies"], _READ),
+    _rule(["policy.networking.k8s.io"], _ADMIN_TIERS, _READ),
 ]  # fmt: skip
 
 _EDIT_RULES = [
@@ -147,6 +151,7 @@ _NODE_RULES = [
 _AGENT_RULES = [
     _rule([""], ["pods", "namespaces", "services", "endpoints", "nodes"], _READ),
     _rule(["networking.k8s.io"], ["networkpolicies"], _READ),
+    _rule(["policy.networking.k8s.io"], _ADMIN_TIERS, _READ),
     _rule(["discovery.k8s.io"], ["endpointslices"], _READ),
     _rule([""], ["events"], ["create", "patch", "update"]),
     _rule(["events.k8s.io"], ["events"], ["create", "patch", "update"]),

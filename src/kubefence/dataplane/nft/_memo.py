@@ -88,9 +88,17 @@ class PlanMemo:
     the previous call's policies are kept, so the memo does not grow with the number of calls.
     """
 
-    __slots__ = ("_context", "_context_key", "_disjoint", "_policies", "_previous_disjoint")
+    __slots__ = (
+        "_context",
+        "_context_key",
+        "_disjoint",
+        "_policies",
+        "_previous_disjoint",
+        "tiers",
+    )
 
     def __init__(self) -> None:
+        self.tiers: object = None  # the admin tiers' own memo (``_tiers.TierMemo``), if any
         self._context_key: object = None
         self._context: Context | None = None
         self._policies: dict[tuple[str, str], tuple[NetworkPolicy, PolicyMemo]] = {}

@@ -12,10 +12,14 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kubefence.api import IPAddress, Protocol
 from kubefence.dataplane.nft._intervals import Box
 from kubefence.semantics import Direction
+
+if TYPE_CHECKING:  # the tier types build on this module's
+    from kubefence.dataplane.nft._tier_model import TierPlan
 
 __all__ = [
     "PROTOCOL_NUMBERS",
@@ -126,6 +130,7 @@ class RulesetPlan:
     node_addresses: tuple[IPAddress, ...]  # accepted as sources (S24); empty when not wanted
     allow_from_node: bool = True  # False: an output chain applies ingress to node traffic
     flow_log: FlowLog | None = None  # None: no log rules (the text is as before flow logs)
+    tiers: TierPlan | None = None  # None: no admin tiers (the text is as before tiers)
 
     @property
     def atom_count(self) -> int:
@@ -153,6 +158,35 @@ class RulesetPlan:
             return True
         egress = {d.address: d.number for d in self.egress_dispatch}
         ingress = {d.address: d.number for d in self.ingress_dispatch}
+        if self.tiers is not None:
+            tiers = self.tiers
+            out_atom, in_atom = self.atom_of(destination), self.atom_of(source)
+
+            def isolated(
+                classes: tuple[PodClass, ...],
+                dispatch: dict[IPAddress, int],
+                subject: IPAddress,
+                atom: int,
+            ) -> bool | None:
+                if subject not in dispatch:
+                    return None  # not isolated by NetworkPolicy in this direction
+                return classes[dispatch[subject] - 1].allows(atom, protocol=protocol, port=port)
+
+            return tiers.side(
+                Direction.EGRESS,
+                source,
+                out_atom,
+                protocol=protocol,
+                port=port,
+                network_policy=lambda: isolated(self.egress, egress, source, out_atom),
+            ) and tiers.side(
+                Direction.INGRESS,
+                destination,
+                in_atom,
+                protocol=protocol,
+                port=port,
+                network_policy=lambda: isolated(self.ingress, ingress, destination, in_atom),
+            )
         if source in egress:
             cls = self.egress[egress[source] - 1]
             if not cls.allows(self.atom_of(destination), protocol=protocol, port=port):

@@ -36,6 +36,53 @@ resolution of the named ports those policies use against the pod's own ports (S2
 the class key. Egress named ports resolve per destination pod (S21): the pods where a name
 resolves to 8080 form their own address set, matched with ``tcp . 8080``.
 
+Admin tiers (ClusterNetworkPolicy v1alpha2, AdminNetworkPolicy/BaselineAdminNetworkPolicy
+v1alpha1; semantics in ``docs/admin-tiers.md`` T01-T08, mirrored from ``semantics._tiers`` by
+``_tiers``). Only when the inventory has tiered policies; otherwise nothing below is rendered
+and the text is byte for byte what it was before tiers. Per direction (egress shown; ingress is
+the same with the source atom and ``daddr``):
+
+    forward:  mark = atom(daddr); jump egress_tiers; ...
+    egress_tiers:  ip saddr vmap @admin_egress_v4 (goto ad_eg_cN); goto egress_rest
+    ad_eg_cN:  one lookup per step (set ad_eg_sK), in order:  Accept -> return, Deny -> drop,
+               Pass -> goto egress_rest; no match -> goto egress_rest
+    egress_rest:  ip saddr vmap @egress_v4 (NetworkPolicy, goto eg_cN: set return, else drop);
+                  ip saddr vmap @baseline_egress_v4 (goto bl_eg_cN); end: return (allowed)
+    bl_eg_cN:  Deny -> drop, Accept or Pass -> return; no match -> return
+
+* Classes: pods selected by the same tiered policies (in evaluation order) share a tier chain
+  per tier and direction, found by one verdict-map lookup on the pod's address, as
+  NetworkPolicy classes are (hostNetwork pods are never subjects, T04; a policy with no rules
+  for a direction is not part of that direction's key, T03). For ingress, how the named ports
+  of those policies resolve against the pod's own ports is part of the key (T06).
+* Steps: the rules of each policy of the class, in order, over the same atoms as NetworkPolicy
+  (tier peers' address sets take part in the one atom cut). Consecutive rules of one policy
+  that do the same to a packet (Baseline Accept and Pass both allow) are merged into one set:
+  the first match among them gives the same verdict, so rule order is kept. A step's set is
+  shared by every class chain of its tier and direction whose policies include it, so the
+  table grows with the rules, not with rules x classes. Per-packet cost: one map lookup per
+  tier and direction, plus one set lookup per step of the pod's own class; it does not grow
+  with the number of policies that do not select the pod.
+* ``return`` works because the hook ``jump``s to ``egress_tiers`` and everything after it is
+  reached by ``goto``: ``return`` anywhere goes back to the hook, which then checks the other
+  direction. So an Admin Accept allows this side only (T01: the destination's ingress still
+  applies), and a NetworkPolicy class chain (reached by ``goto`` instead of ``jump`` when there
+  are tiers) ends the direction, which is how Baseline is skipped exactly where NetworkPolicy
+  isolates (T01 step 2).
+* Peers (T05): ``namespaces``/``pods`` are the addresses of the non-hostNetwork pods they select;
+  ``networks`` their CIDRs, pod addresses included; ``nodes`` the addresses of hostNetwork
+  pods (which stand for their node) and of Node objects' ``status.addresses``, by the Node
+  objects' labels (a node without one matches only an empty selector); ``domainNames`` match
+  nothing (not resolvable offline, T07). Egress named ports resolve per destination pod (one
+  set per resolved number); a rule without ``protocols`` matches every protocol and port.
+* The input hook (a pod to the node's address) and, with ``allow_from_node`` off, the output
+  hook jump to the same direction chains. Flow log: a tier Deny logs ``kf deny <set>``
+  (``ad_eg_s2``) with its tier and first rule, e.g. ``kf deny ad_eg_s2 Admin deny-mgmt egress[0]``.
+* Updates: ``_update`` replaces the tier maps, step sets and class chains that differ, by
+  name, as it does for NetworkPolicy classes (a changed action touches its policy's set and
+  the chains that hold it); only adding the first or removing the last tiered policy (the hooks
+  change) installs the whole table.
+
 Implementation-defined choices (documented here, once):
 
 * Protocols. The API only names TCP, UDP and SCTP (S18). A rule whose ``ports`` is absent or empty
@@ -76,6 +123,7 @@ from kubefence.dataplane.nft._entries import AddressSets
 from kubefence.dataplane.nft._memo import PlanMemo
 from kubefence.dataplane.nft._model import FlowLog, RulesetPlan
 from kubefence.dataplane.nft._peers import Context, address_key
+from kubefence.dataplane.nft._tiers import TierMemo, draft_tiers, finish_tiers
 from kubefence.errors import DataplaneError
 from kubefence.semantics import DEFAULT_SETTINGS, Direction, Settings
 
@@ -124,6 +172,11 @@ def plan_ruleset(
     for pod in context.addressed:
         for address in context.addresses[pod.key]:
             pod_of.setdefault(address_key(address), pod.key)
+    tier_drafts = None
+    if inventory.admin_policies:
+        if not isinstance(memo.tiers, TierMemo):
+            memo.tiers = TierMemo()
+        tier_drafts = draft_tiers(inventory, context, sets, memo=memo.tiers)
     atoms, atoms_of, legend = cut_atoms(sets, pod_of)
     count = max((r.atom for r in atoms), default=0)
     egress, egress_dispatch = finish(
@@ -143,4 +196,5 @@ def plan_ruleset(
         node_addresses=nodes,
         allow_from_node=settings.allow_from_node,
         flow_log=flow_log,
+        tiers=None if tier_drafts is None else finish_tiers(context, memo, tier_drafts, atoms_of),
     )

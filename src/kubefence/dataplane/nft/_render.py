@@ -107,9 +107,11 @@ def _direction_word(direction: Direction) -> str:
     return "ingress" if direction is Direction.INGRESS else "egress"
 
 
-def _map_lines(name: str, version: int, dispatch: Iterable[Dispatch], prefix: str) -> list[str]:
+def _map_lines(
+    name: str, version: int, dispatch: Iterable[Dispatch], prefix: str, verb: str = "jump"
+) -> list[str]:
     items = [
-        f"{d.address} comment {_quote(d.pod)} : jump {prefix}_c{d.number}"
+        f"{d.address} comment {_quote(d.pod)} : {verb} {prefix}_c{d.number}"
         for d in dispatch
         if d.address.version == version
     ]
@@ -208,9 +210,12 @@ def map_block(plan: RulesetPlan, name: str) -> list[str]:
     kind, version = name.split("_v")
     if kind == "atoms":
         return _atom_map_lines(plan, int(version))
+    # With tiers the class chains are reached by goto (their return ends the direction, so
+    # that Baseline is skipped where NetworkPolicy isolates; see ``_plan``).
+    verb = "jump" if plan.tiers is None else "goto"
     if kind == "egress":
-        return _map_lines(kind, int(version), plan.egress_dispatch, "eg")
-    return _map_lines(kind, int(version), plan.ingress_dispatch, "in")
+        return _map_lines(kind, int(version), plan.egress_dispatch, "eg", verb)
+    return _map_lines(kind, int(version), plan.ingress_dispatch, "in", verb)
 
 
 def _atom_lookup(side: str) -> list[str]:
@@ -222,7 +227,12 @@ def _atom_lookup(side: str) -> list[str]:
     ]
 
 
-def _dispatch(direction: str, side: str) -> list[str]:
+def _dispatch(direction: str, side: str, plan: RulesetPlan) -> list[str]:
+    if plan.tiers is not None:  # one jump per direction into the tiers (``_tier_render``)
+        from kubefence.dataplane.nft._tier_render import TIER_ENTRY
+
+        chain = TIER_ENTRY[Direction.INGRESS if direction == "ingress" else Direction.EGRESS]
+        return [f"{_INDENT * 2}jump {chain}"]
     return [
         f"{_INDENT * 2}ip {side} vmap @{direction}_v4",
         f"{_INDENT * 2}ip6 {side} vmap @{direction}_v6",
@@ -289,6 +299,10 @@ def render_plan(plan: RulesetPlan) -> str:
         lines.extend(_flow_log_objects(plan.flow_log))
     for cls in (*plan.egress, *plan.ingress):
         lines.extend(_class_lines(cls, plan.flow_log))
+    if plan.tiers is not None:
+        from kubefence.dataplane.nft._tier_render import tier_blocks
+
+        lines.extend(tier_blocks(plan.tiers, plan.flow_log))
     node_accept = [
         f"{_INDENT * 2}{_FAMILY[version]} saddr @node_v{version} accept"
         for version in (4, 6)
@@ -301,9 +315,9 @@ def render_plan(plan: RulesetPlan) -> str:
             [
                 *node_accept,
                 *_atom_lookup("daddr"),
-                *_dispatch("egress", "saddr"),
+                *_dispatch("egress", "saddr", plan),
                 *_atom_lookup("saddr"),
-                *_dispatch("ingress", "daddr"),
+                *_dispatch("ingress", "daddr", plan),
                 *([f"{_INDENT * 2}ct state new jump flow_allow"] if plan.flow_log else []),
             ],
         )
@@ -315,7 +329,7 @@ def render_plan(plan: RulesetPlan) -> str:
             [
                 f"{_INDENT * 2}{_NEIGHBOUR_DISCOVERY} accept",
                 *_atom_lookup("daddr"),
-                *_dispatch("egress", "saddr"),
+                *_dispatch("egress", "saddr", plan),
             ],
         )
     )
@@ -327,7 +341,7 @@ def render_plan(plan: RulesetPlan) -> str:
                 [
                     f"{_INDENT * 2}{_NEIGHBOUR_DISCOVERY} accept",
                     *_atom_lookup("saddr"),
-                    *_dispatch("ingress", "daddr"),
+                    *_dispatch("ingress", "daddr", plan),
                 ],
             )
         )

@@ -9,10 +9,12 @@ rendered by ``_render`` exactly as in the whole text; ``nft -f`` commits it as a
 packets still see the old table or the new one, never a mixture.
 
 What it may replace: the atom and dispatch maps (flushed, then declared again with their new
-elements), the class sets and class chains (``eg_cN``/``in_cN``). A chain is deleted and added
-again rather than edited (nft cannot change a chain's comment in place); the dispatch maps of
-its direction are flushed first, as their elements jump to it. Everything else (the hook
-chains and the node sets, made of the node addresses and ``allow_from_node``; the flow log)
+elements), the class sets and class chains (``eg_cN``/``in_cN``), and the admin tiers' maps,
+step sets and class chains (``_tier_render.tier_parts``; a tier map is declared again whenever
+a chain it jumps to is replaced). A chain is deleted and added again rather than edited (nft
+cannot change a chain's comment in place); the dispatch maps of its direction are flushed
+first, as their elements jump to it. Everything else (the hook chains and the node sets, made
+of the node addresses and ``allow_from_node``; the flow log; whether there are tiers at all)
 must be unchanged, or there is no update (``None``) and the caller installs the full text.
 Plans that differ only in what the text shows as ``#`` comments (the legend, the pods of a
 class) give ``""``.
@@ -32,6 +34,7 @@ from kubefence.dataplane.nft._render import (
     class_set_block,
     map_block,
 )
+from kubefence.dataplane.nft._tier_render import TierPart, tier_parts
 
 __all__ = ["TableChange", "ruleset_update", "table_change"]
 
@@ -49,6 +52,8 @@ class TableChange:
     chains: frozenset[str]  # in both, text differs
     added_chains: frozenset[str]
     removed_chains: frozenset[str]
+    tiers: frozenset[str] = frozenset()  # tier maps, sets and chains that differ or are new
+    removed_tiers: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
         return any(
@@ -60,6 +65,8 @@ class TableChange:
                 self.chains,
                 self.added_chains,
                 self.removed_chains,
+                self.tiers,
+                self.removed_tiers,
             )
         )
 
@@ -92,8 +99,27 @@ def _set_elements(classes: Mapping[str, PodClass]) -> dict[str, tuple[Box, ...]]
 
 
 def _fixed(plan: RulesetPlan) -> tuple[object, ...]:
-    """What the hook chains and node sets are rendered from: never part of an update."""
-    return (plan.node_addresses, plan.allow_from_node, plan.flow_log)
+    """What the hook chains and node sets are rendered from: never part of an update. Whether
+    there are admin tiers is (the hooks jump to them); what the tiers hold is not."""
+    return (plan.node_addresses, plan.allow_from_node, plan.flow_log, plan.tiers is None)
+
+
+_PARTS: list[tuple[RulesetPlan, dict[str, TierPart]]] = []  # the last few plans' parts
+_PARTS_KEPT = 4
+
+
+def _tier_parts(plan: RulesetPlan) -> dict[str, TierPart]:
+    """The tier part of ``plan`` by name; remembered for the last few plans (by identity):
+    a sandbox compares the plan it installed last with the next one, every time."""
+    if plan.tiers is None:
+        return {}
+    for known, parts in _PARTS:
+        if known is plan:
+            return parts
+    parts = tier_parts(plan.tiers, plan.flow_log)
+    _PARTS.append((plan, parts))
+    del _PARTS[:-_PARTS_KEPT]
+    return parts
 
 
 def _compared(
@@ -116,6 +142,10 @@ def table_change(installed: RulesetPlan, wanted: RulesetPlan) -> TableChange | N
         {name: _chain_key(cls) for name, cls in old_classes.items()},
         {name: _chain_key(cls) for name, cls in new_classes.items()},
     )
+    tiers = _compared(
+        {name: (p.kind, p.key) for name, p in _tier_parts(installed).items()},
+        {name: (p.kind, p.key) for name, p in _tier_parts(wanted).items()},
+    )
     return TableChange(
         maps=frozenset(name for name in MAPS if old_maps[name] != new_maps[name]),
         sets=sets[0],
@@ -124,6 +154,8 @@ def table_change(installed: RulesetPlan, wanted: RulesetPlan) -> TableChange | N
         chains=chains[0],
         added_chains=chains[1],
         removed_chains=chains[2],
+        tiers=tiers[0] | tiers[1],
+        removed_tiers=tiers[2],
     )
 
 
@@ -146,12 +178,27 @@ def ruleset_update(installed: RulesetPlan, wanted: RulesetPlan) -> str | None:
     maps = set(change.maps)
     for chain in chains:
         maps.update(_DISPATCH[chain[:2]])  # their elements jump to a chain about to go
+    # The tier part, by name: maps flushed and declared again (also those whose elements go
+    # to a chain about to go), chains deleted and added, sets flushed and filled again.
+    old_tiers, new_tiers = _tier_parts(installed), _tier_parts(wanted)
+    gone = change.tiers & old_tiers.keys() | change.removed_tiers
+    tier_chains = sorted(n for n in gone if old_tiers[n].kind == "chain")
+    tier_maps = {n for n in change.tiers if new_tiers[n].kind == "map"}
+    for chain in tier_chains:
+        tier_maps.update(f"{old_tiers[chain].group}_v{v}" for v in (4, 6))
+    tier_sets = sorted(n for n in change.tiers & old_tiers.keys() if old_tiers[n].kind == "set")
     lines = [f"# kubefence: update of table {TABLE} (one transaction)"]
-    lines += [f"flush map {TABLE} {name}" for name in sorted(maps)]
-    for chain in chains:
+    lines += [f"flush map {TABLE} {name}" for name in sorted(maps | tier_maps)]
+    for chain in [*chains, *tier_chains]:
         lines += [f"flush chain {TABLE} {chain}", f"delete chain {TABLE} {chain}"]
     lines += [f"flush set {TABLE} {name}" for name in sorted(change.sets)]
+    lines += [f"flush set {TABLE} {name}" for name in tier_sets]
     lines += [f"delete set {TABLE} {name}" for name in sorted(change.removed_sets)]
+    lines += [
+        f"delete set {TABLE} {name}"
+        for name in sorted(change.removed_tiers)
+        if old_tiers[name].kind == "set"
+    ]
     declared = _text(class_set_block(classes[n]) for n in sorted(change.sets | change.added_sets))
     flow_log = wanted.flow_log
     declared += _text(
@@ -161,6 +208,14 @@ def ruleset_update(installed: RulesetPlan, wanted: RulesetPlan) -> str | None:
         class_chain_block(classes[n], flow_log=flow_log) for n in sorted(change.added_chains)
     )
     declared += _text(map_block(wanted, name) for name in sorted(maps))
+    # Tier sets, then chains, then maps, each as the whole text writes it.
+    for kind in ("set", "chain", "map"):
+        wanted_names = change.tiers | (tier_maps if kind == "map" else frozenset())
+        declared += [
+            "\n".join(new_tiers[name].lines)
+            for name in sorted(wanted_names)
+            if name in new_tiers and new_tiers[name].kind == kind
+        ]
     if declared:
         lines.append(f"table {TABLE} {{")
         lines += declared

@@ -1,0 +1,215 @@
+"""Admin tiers in the data plane: planning cost with and without ClusterNetworkPolicies, and one
+ClusterNetworkPolicy change applied to a running sandbox (root).
+
+Why this module exists: issue 15 asks that tiers do not make the table's per-packet cost grow
+with the number of policies and that one CNP change is enforced in the sandbox within 100 ms.
+This script measures, on a generated cluster (``benchmarks/generate.py``) plus generated CNPs:
+
+* plan + render of the whole ruleset without and with the CNPs (medians), the ruleset's size,
+  and the largest number of tier steps any one pod's chain holds (what a packet may walk);
+* with root: ``nft -f`` of the tiered table in a throwaway namespace, and ``Sandbox.apply`` of a
+  one-CNP change (the smaller update transaction, see ``_update``), alternating two versions.
+
+    .venv/bin/python benchmarks/bench_nft_tiers.py --pods 2000 --policies 1000 --cnps 200
+    sudo .venv/bin/python benchmarks/bench_nft_tiers.py --sandbox   # also the root parts
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import random
+import secrets
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.generate import ENVS, TEAMS, generate_cluster
+
+from kubefence.api import Inventory
+from kubefence.dataplane.netns import Sandbox, down
+from kubefence.dataplane.nft import plan_ruleset, render_plan
+from kubefence.sources.objects import inventory_from_objects
+
+_APPS = ("web", "api", "db", "cache", "worker", "queue", "auth", "metrics")
+
+
+def _selector(rng: random.Random, key: str, pool: Sequence[str]) -> dict[str, Any]:
+    return {"matchLabels": {key: rng.choice(pool)}}
+
+
+def _peer(rng: random.Random, *, egress: bool) -> dict[str, Any]:
+    choice = rng.randrange(4 if egress else 3)
+    if choice == 0:
+        return {"namespaces": _selector(rng, "team", TEAMS)}
+    if choice == 1:
+        return {
+            "pods": {
+                "namespaceSelector": _selector(rng, "env", ENVS),
+                "podSelector": {"matchLabels": {"app": rng.choice(_APPS)}},
+            }
+        }
+    if choice == 2:
+        return {"namespaces": {}}
+    return {"networks": [f"198.19.{rng.randrange(256)}.0/24"]}
+
+
+def _rule(rng: random.Random, index: int, *, egress: bool) -> dict[str, Any]:
+    rule: dict[str, Any] = {
+        "name": f"r{index}",
+        "action": rng.choice(("Accept", "Deny", "Pass")),
+        ("to" if egress else "from"): [_peer(rng, egress=egress) for _ in range(rng.randint(1, 3))],
+    }
+    if rng.random() < 0.7:
+        port = rng.choice((53, 80, 443, 5432, 8080, 9090))
+        rule["protocols"] = [{rng.choice(("tcp", "udp")): {"destinationPort": {"number": port}}}]
+    return rule
+
+
+def generate_cnps(count: int, *, seed: int = 0) -> list[dict[str, Any]]:
+    """``count`` ClusterNetworkPolicies of both tiers, 1-5 rules per direction, subjects by the
+    generated namespaces' ``team``/``env`` labels; deterministic per seed."""
+    rng = random.Random(seed)
+    objects = []
+    for i in range(count):
+        key, pool = rng.choice((("team", TEAMS), ("env", ENVS)))
+        spec: dict[str, Any] = {
+            "tier": "Admin" if rng.random() < 0.6 else "Baseline",
+            "priority": rng.randrange(1000),
+            "subject": {"namespaces": _selector(rng, key, pool)},
+            "ingress": [_rule(rng, j, egress=False) for j in range(rng.randint(1, 5))],
+            "egress": [_rule(rng, j, egress=True) for j in range(rng.randint(1, 5))],
+        }
+        objects.append(
+            {
+                "apiVersion": "policy.networking.k8s.io/v1alpha2",
+                "kind": "ClusterNetworkPolicy",
+                "metadata": {"name": f"cnp-{i:04d}"},
+                "spec": spec,
+            }
+        )
+    return objects
+
+
+def _addresses(inventory: Inventory) -> dict[str, tuple[Any, ...]]:
+    """Every pod an address of 198.18.0.0/15 (declared or not), as a sandbox would give."""
+    found = {}
+    for number, pod in enumerate(inventory.pods, start=1):
+        found[pod.key] = (ipaddress_of(number),)
+    return found
+
+
+def ipaddress_of(number: int) -> Any:
+    import ipaddress
+
+    return ipaddress.IPv4Address("198.18.0.0") + number
+
+
+def _median_plan(
+    inventory: Inventory, addresses: dict[str, tuple[Any, ...]], repeat: int
+) -> tuple[float, str]:
+    times = []
+    text = ""
+    for _ in range(repeat):
+        started = time.perf_counter()
+        text = render_plan(plan_ruleset(inventory, addresses=addresses))
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), text
+
+
+def bench_plan(pods: int, policies: int, cnps: int, repeat: int) -> dict[str, Any]:
+    objects = generate_cluster(pods=pods, namespaces=max(1, pods // 10), policies=policies, seed=1)
+    tiered = inventory_from_objects([*objects, *generate_cnps(cnps, seed=1)])
+    plain = dataclasses.replace(tiered, admin_policies=())
+    addresses = _addresses(plain)
+    without, plain_text = _median_plan(plain, addresses, repeat)
+    with_tiers, text = _median_plan(tiered, addresses, repeat)
+    plan = plan_ruleset(tiered, addresses=addresses)
+    assert plan.tiers is not None
+    steps = [len(c.steps) for g in plan.tiers.groups for c in g.classes]
+    result: dict[str, Any] = {
+        "pods": len(plain.pods),
+        "policies": len(plain.policies),
+        "cnps": len(tiered.admin_policies),
+        "plan_render_s": round(without, 3),
+        "plan_render_with_cnps_s": round(with_tiers, 3),
+        "ratio": round(with_tiers / without, 2),
+        "ruleset_bytes": len(plain_text),
+        "ruleset_with_cnps_bytes": len(text),
+        "tier_classes": len(steps),
+        "max_steps_per_chain": max(steps, default=0),
+        "median_steps_per_chain": statistics.median(steps) if steps else 0,
+    }
+    if os.geteuid() == 0:
+        name = f"kfbench-{secrets.token_hex(3)}"
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        try:
+            started = time.perf_counter()
+            subprocess.run(
+                ["ip", "netns", "exec", name, "nft", "-f", "-"], input=text, text=True, check=True
+            )
+            result["nft_load_with_cnps_s"] = round(time.perf_counter() - started, 3)
+        finally:
+            subprocess.run(["ip", "netns", "delete", name], check=False)
+    return result
+
+
+def bench_cnp_change(pods: int, policies: int, cnps: int, repeat: int) -> dict[str, Any]:
+    """``Sandbox.apply`` of a one-CNP change (its first rule's action flipped), alternating."""
+    objects = generate_cluster(pods=pods, namespaces=max(1, pods // 10), policies=policies, seed=2)
+    tiers = generate_cnps(cnps, seed=2)
+    base = inventory_from_objects([*objects, *tiers])
+    changed_tiers = json.loads(json.dumps(tiers))
+    first = changed_tiers[0]["spec"]["ingress"][0]
+    first["action"] = "Deny" if first["action"] != "Deny" else "Accept"
+    changed = inventory_from_objects([*objects, *changed_tiers])
+    name = f"bt{secrets.token_hex(3)}"
+    samples = []
+    try:
+        sandbox = Sandbox.up(base, name=name)
+        for number in range(repeat * 2):
+            target = changed if number % 2 == 0 else base
+            wanted = dataclasses.replace(
+                sandbox.inventory,
+                admin_policies=target.admin_policies,
+            )
+            started = time.perf_counter()
+            sandbox.apply(wanted)
+            samples.append(time.perf_counter() - started)
+    finally:
+        down(name)
+    return {
+        "pods": len(base.pods),
+        "policies": len(base.policies),
+        "cnps": len(base.admin_policies),
+        "apply_one_cnp_change_s": round(statistics.median(samples), 3),
+        "apply_min_s": round(min(samples), 3),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pods", type=int, default=2000)
+    parser.add_argument("--policies", type=int, default=1000)
+    parser.add_argument("--cnps", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sandbox", action="store_true", help="also Sandbox.apply (root)")
+    parser.add_argument("--sandbox-pods", type=int, default=100)
+    args = parser.parse_args(argv)
+    print(json.dumps(bench_plan(args.pods, args.policies, args.cnps, args.repeat)))
+    if args.sandbox:
+        found = bench_cnp_change(args.sandbox_pods, args.policies, args.cnps, args.repeat)
+        print(json.dumps(found))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
