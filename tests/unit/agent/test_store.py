@@ -1,0 +1,99 @@
+"""The agent's store: objects parsed one at a time, an inventory assembled, bad input isolates."""
+
+from __future__ import annotations
+
+import json
+
+from tests.builders import namespace, pod, policy
+
+from kubefence.agent._enforce import hold_text
+from kubefence.agent._ops import JsonFormatter
+from kubefence.agent._store import Store
+from kubefence.api import PolicyType, Protocol
+
+
+def server_copy(obj: dict[str, object], version: str = "1") -> dict[str, object]:
+    """What a list or watch returns: no apiVersion/kind per item, server metadata filled in."""
+    copy = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+    metadata = dict(copy["metadata"])  # type: ignore[call-overload]
+    metadata.update(resourceVersion=version, uid="u-" + str(metadata["name"]))
+    metadata.update(managedFields=[{"manager": "k"}], creationTimestamp="2026-01-01T00:00:00Z")
+    copy["metadata"] = metadata
+    return copy
+
+
+def test_snapshot_has_local_pods_their_addresses_and_every_policy() -> None:
+    store = Store("n1")
+    store.put("Namespace", "a", server_copy(namespace("a", team="x")))
+    store.put("Pod", "a/web", server_copy(pod("a/web", ip="198.18.1.2", node="n1", app="web")))
+    store.put("Pod", "a/db", server_copy(pod("a/db", ip="198.18.2.2", node="n2", app="db")))
+    store.put("Pod", "a/new", server_copy(pod("a/new", node="n1")))  # no address yet
+    store.put("NetworkPolicy", "a/p", server_copy(policy("a/p", {"podSelector": {}})))
+    snap = store.snapshot()
+    assert [p.key for p in snap.inventory.pods] == ["a/db", "a/web"]
+    assert snap.local == frozenset({"a/web"})
+    assert [str(a) for a in snap.addresses["a/db"]] == ["198.18.2.2"]
+    assert [p.name for p in snap.inventory.policies] == ["p"]
+    assert snap.inventory.namespace_labels("a")["team"] == "x"
+    assert snap.problems == ()
+
+
+def test_versions_count_only_real_changes_and_deletes() -> None:
+    store = Store("n1")
+    obj = server_copy(pod("a/web", ip="198.18.1.2", node="n1", app="web"))
+    store.put("Pod", "a/web", obj)
+    first = store.version
+    store.put("Pod", "a/web", server_copy(pod("a/web", ip="198.18.1.2", node="n1", app="web"), "2"))
+    assert store.version == first  # a status-only write that changes nothing we read
+    store.remove("Pod", "a/web")
+    assert store.version == first + 1
+    assert store.snapshot().inventory.pods == ()
+
+
+def test_a_policy_that_does_not_validate_isolates_what_it_selects() -> None:
+    store = Store("n1")
+    bad = server_copy(
+        policy("a/bad", {"podSelector": {"matchLabels": {"app": "web"}},
+                         "ingress": [{"ports": [{"port": 0}]}]})
+    )  # fmt: skip
+    problem = store.put("NetworkPolicy", "a/bad", bad)
+    assert problem is not None
+    assert "port" in problem.message
+    stand_in = store.snapshot().inventory.policies[0]
+    assert stand_in.pod_selector.match_labels == {"app": "web"}
+    assert stand_in.ingress == ()
+    assert set(stand_in.policy_types) == {PolicyType.INGRESS, PolicyType.EGRESS}
+    assert store.snapshot().problems[0].key == "a/bad"
+
+
+def test_a_protocol_this_node_cannot_serve_isolates_and_a_fix_clears_the_problem() -> None:
+    store = Store("n1", unsupported=(Protocol.SCTP,))
+    spec = {"podSelector": {}, "policyTypes": ["Ingress"],
+            "ingress": [{"ports": [{"port": 9, "protocol": "SCTP"}]}]}  # fmt: skip
+    problem = store.put("NetworkPolicy", "a/s", server_copy(policy("a/s", spec)))
+    assert problem is not None
+    assert "SCTP" in problem.message
+    assert store.snapshot().inventory.policies[0].ingress == ()
+    assert store.snapshot().inventory.policies[0].policy_types == (PolicyType.INGRESS,)
+    spec["ingress"][0]["ports"][0]["protocol"] = "TCP"  # type: ignore[index]
+    assert store.put("NetworkPolicy", "a/s", server_copy(policy("a/s", spec), "2")) is None
+    assert store.snapshot().problems == ()
+    assert len(store.snapshot().inventory.policies[0].ingress) == 1
+
+
+def test_hold_table_replaces_the_table_and_drops_new_connections() -> None:
+    text = hold_text()
+    assert text.startswith("table inet kubefence {}\ndelete table inet kubefence\n")
+    assert "ct state established,related accept" in text
+    assert "drop" in text
+
+
+def test_json_logs_carry_extra_fields() -> None:
+    import logging
+
+    record = logging.makeLogRecord({"msg": "ruleset %s", "args": ("update",), "levelname": "INFO",
+                                    "name": "kubefence.agent", "seconds": 0.004})  # fmt: skip
+    line = json.loads(JsonFormatter().format(record))
+    assert line["msg"] == "ruleset update"
+    assert line["seconds"] == 0.004
+    assert line["level"] == "info"
