@@ -57,6 +57,7 @@ class Options:
     lease_duration: float = 15.0
     debounce: float = 0.005
     resync: float = 300.0
+    max_backoff: float = 1.0  # informers' retry cap: converge within seconds of an outage
     unsupported: tuple[Protocol, ...] | None = None  # None: ask the kernel
     node_addresses: tuple[IPAddress, ...] = field(default=())
 
@@ -85,6 +86,7 @@ class Agent:
                 resource,
                 handler=self._handler(kind),
                 resync=options.resync,
+                max_backoff=options.max_backoff,
                 name=f"agent-{resource.plural}",
             )
             for kind, resource in RESOURCES.items()

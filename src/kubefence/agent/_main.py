@@ -64,6 +64,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resync", type=float, default=300.0, help="seconds between full resyncs (%(default)s)"
     )
     parser.add_argument(
+        "--max-backoff",
+        type=float,
+        default=1.0,
+        help="longest wait between retries while the API server is unreachable; short, so the "
+        "node converges soon after an outage (%(default)s s)",
+    )
+    parser.add_argument(
         "--unsupported-protocol",
         dest="unsupported",
         action="append",
@@ -94,6 +101,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         lease_duration=args.lease_duration,
         debounce=args.debounce,
         resync=args.resync,
+        max_backoff=args.max_backoff,
         unsupported=(
             None if args.unsupported is None else tuple(Protocol(p) for p in args.unsupported)
         ),
