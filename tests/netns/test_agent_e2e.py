@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import suppress
@@ -37,6 +38,7 @@ from tests.netns.test_agent_harness import (
     restart_server,
 )
 
+from kubefence.agent._enforce import Enforcer
 from kubefence.api import Protocol
 from kubefence.client import read_objects
 from kubefence.control.cluster import cluster_up
@@ -92,9 +94,14 @@ class Bench:
         prober.start()
         return prober
 
-    def restart_agent(self, *extra: str) -> AgentProcess:
+    def restart_agent(self, *extra: str, cli: bool = False) -> AgentProcess:
+        entry = (str(Path(sys.executable).parent / "kubefence"), "agent") if cli else None
         self.agent = AgentProcess(
-            self.agent.kubeconfig, self.agent.netns, self.agent.log, extra=extra
+            self.agent.kubeconfig,
+            self.agent.netns,
+            self.agent.log,
+            extra=extra,
+            **({"entry": entry} if entry else {}),
         ).start()
         return self.agent
 
@@ -211,7 +218,7 @@ def test_sigkill_keeps_rules_and_restart_reconciles_without_an_open_window(bench
         bench.agent.kill()
         time.sleep(0.5)  # the rules stay without their agent
         returned = kubectl_apply(bench.cluster, ALLOW_SAME_NAMESPACE)
-        agent = bench.restart_agent("--unsupported-protocol", "SCTP")
+        agent = bench.restart_agent("--unsupported-protocol", "SCTP", cli=True)
         agent.wait_ready()
         time.sleep(0.3)
         matrix_matches_the_api(bench)
@@ -223,6 +230,25 @@ def test_sigkill_keeps_rules_and_restart_reconciles_without_an_open_window(bench
         kubectl_delete(bench.cluster, "networkpolicy", "-n", "test", "deny-nginx")
         kubectl_delete(bench.cluster, "networkpolicy", "-n", "test", "allow-same-namespace")
     time.sleep(0.3)
+    matrix_matches_the_api(bench)
+
+
+def test_fail_closed_start_holds_new_connections_until_the_first_sync(bench: Bench) -> None:
+    bench.agent.stop()  # SIGTERM: the Lease is released, the table stays
+    assert "stopped; the table stays as it is" in bench.agent.tail()
+    node = bench.agent.netns
+    run(["nft", "delete", "table", "inet", "kubefence"], netns=node)
+    enforcer = Enforcer(netns=node)
+    assert enforcer.start(fail_open=True) == "open"
+    assert not enforcer.table_exists()
+    assert enforcer.start(fail_open=False) == "held"
+    pairs = [("default/busybox", "test/nginx"), ("test/client", "test/nginx")]
+    held = bench.sandbox.probe_many([(80, Protocol.TCP)], pairs=pairs)[0]
+    assert [held.results[p].reachable for p in pairs] == [False, False]
+    assert enforcer.start(fail_open=False) == "kept"
+    agent = bench.restart_agent("--unsupported-protocol", "SCTP")
+    assert agent.wait_ready() < 3.0  # the released Lease is taken at once
+    assert "before the first sync the table is kept" in agent.tail()
     matrix_matches_the_api(bench)
 
 

@@ -131,12 +131,13 @@ class AgentProcess:
     netns: str
     log: Path
     extra: tuple[str, ...] = ()
+    entry: tuple[str, ...] = (sys.executable, "-m", "kubefence.agent")  # or ``kubefence agent``
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> AgentProcess:
         argv = [
-            sys.executable, "-m", "kubefence.agent", "--node", NODE,
+            *self.entry, "--node", NODE,
             "--kubeconfig", str(self.kubeconfig), "--netns", self.netns,
             "--metrics-port", str(self.port), "--lease-duration", "3", *self.extra,
         ]  # fmt: skip
