@@ -48,11 +48,12 @@ class Problem:
 class Snapshot:
     """What one reconcile plans from: the inventory, this node's pods, their addresses."""
 
-    inventory: Inventory
+    inventory: Inventory  # every pod; the policies of the namespaces of this node's pods
     local: frozenset[str]
     addresses: Mapping[str, tuple[IPAddress, ...]]
     problems: tuple[Problem, ...]
     version: int  # bumps with every change the store took
+    policies_total: int = 0  # in the cluster (the inventory holds only those that matter here)
 
 
 def _manifest(kind: str, obj: Mapping[str, Any]) -> Obj:
@@ -191,7 +192,12 @@ class Store:
             policies = self._tuple("NetworkPolicy")
             problems = tuple(self._problems.values())
             version = self.version
-        inventory = Inventory(namespaces=namespaces, pods=pods, policies=policies)
-        local = frozenset(p.key for p in pods if p.node == self.node and not p.host_network)
+        local_pods = [p for p in pods if p.node == self.node and not p.host_network]
+        local = frozenset(p.key for p in local_pods)
+        # A policy selects pods of its own namespace only (S01): one in a namespace without a
+        # pod of this node adds nothing to this node's table, so it is not planned here.
+        here = {p.namespace for p in local_pods}
+        planned = tuple(p for p in policies if p.namespace in here)
+        inventory = Inventory(namespaces=namespaces, pods=pods, policies=planned)
         addresses = {p.key: p.ips for p in pods if not p.host_network}
-        return Snapshot(inventory, local, addresses, problems, version)
+        return Snapshot(inventory, local, addresses, problems, version, len(policies))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from tests.builders import namespace, pod, policy
@@ -9,7 +10,8 @@ from tests.builders import namespace, pod, policy
 from kubefence.agent._enforce import hold_text
 from kubefence.agent._ops import JsonFormatter
 from kubefence.agent._store import Store
-from kubefence.api import PolicyType, Protocol
+from kubefence.api import NetworkPolicy, PolicyType, Protocol
+from kubefence.dataplane.nft import render_ruleset
 
 
 def server_copy(obj: dict[str, object], version: str = "1") -> dict[str, object]:
@@ -50,8 +52,36 @@ def test_versions_count_only_real_changes_and_deletes() -> None:
     assert store.snapshot().inventory.pods == ()
 
 
+LOCAL_WEB = server_copy(pod("a/web", ip="198.18.1.2", node="n1", app="web"))
+
+
+def test_only_policies_of_namespaces_with_a_local_pod_are_planned_and_the_table_is_the_same() -> (
+    None
+):
+    store = Store("n1")
+    store.put("Pod", "a/web", LOCAL_WEB)
+    store.put("Pod", "b/db", server_copy(pod("b/db", ip="198.18.2.2", node="n2", app="db")))
+    store.put("NetworkPolicy", "a/p", server_copy(policy("a/p", {"podSelector": {}})))
+    spec = {"podSelector": {}, "ingress": [{"from": [{"namespaceSelector": {}}]}]}
+    store.put("NetworkPolicy", "b/q", server_copy(policy("b/q", spec)))
+    snap = store.snapshot()
+    assert [p.key for p in snap.inventory.policies] == ["a/p"]
+    assert snap.policies_total == 2
+    whole = dataclasses.replace(
+        snap.inventory, policies=(*snap.inventory.policies, *_all_policies(store))
+    )
+    assert render_ruleset(snap.inventory, addresses=snap.addresses, local=snap.local) == (
+        render_ruleset(whole, addresses=snap.addresses, local=snap.local)
+    )
+
+
+def _all_policies(store: Store) -> tuple[NetworkPolicy, ...]:
+    return tuple(p for p in store._tuple("NetworkPolicy") if p.namespace != "a")
+
+
 def test_a_policy_that_does_not_validate_isolates_what_it_selects() -> None:
     store = Store("n1")
+    store.put("Pod", "a/web", LOCAL_WEB)
     bad = server_copy(
         policy("a/bad", {"podSelector": {"matchLabels": {"app": "web"}},
                          "ingress": [{"ports": [{"port": 0}]}]})
@@ -68,6 +98,7 @@ def test_a_policy_that_does_not_validate_isolates_what_it_selects() -> None:
 
 def test_a_protocol_this_node_cannot_serve_isolates_and_a_fix_clears_the_problem() -> None:
     store = Store("n1", unsupported=(Protocol.SCTP,))
+    store.put("Pod", "a/web", LOCAL_WEB)
     spec = {"podSelector": {}, "policyTypes": ["Ingress"],
             "ingress": [{"ports": [{"port": 9, "protocol": "SCTP"}]}]}  # fmt: skip
     problem = store.put("NetworkPolicy", "a/s", server_copy(policy("a/s", spec)))
