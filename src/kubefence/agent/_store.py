@@ -121,10 +121,59 @@ class Store:
         self._models: dict[str, dict[str, Namespace | Pod | NetworkPolicy]] = {k: {} for k in KINDS}
         self._problems: dict[tuple[str, str], Problem] = {}
         self._sorted: dict[str, tuple[Any, ...] | None] = dict.fromkeys(KINDS)
+        # Policies of namespaces without a pod of this node, not parsed until one arrives.
+        self._pending: dict[str, Mapping[str, Any]] = {}
+        self._local: dict[str, set[str]] = {}  # namespace -> keys of this node's pods in it
         self.version = 0
 
     def put(self, kind: str, key: str, obj: Mapping[str, Any]) -> Problem | None:
-        """Parse and keep one object (ADDED, MODIFIED, SYNC); the problem, if it has one."""
+        """Parse and keep one object (ADDED, MODIFIED, SYNC); the problem, if it has one.
+
+        A policy in a namespace without a pod of this node is kept unparsed: it cannot touch
+        this node's table (S01), and the nodes whose pods it selects report its problems."""
+        if kind == "NetworkPolicy":
+            with self._lock:
+                if key.partition("/")[0] not in self._local:
+                    self._pending[key] = obj
+                    if self._models[kind].pop(key, None) is not None:
+                        self._sorted[kind] = None
+                        self.version += 1
+                    self._problems.pop((kind, key), None)
+                    return None
+                self._pending.pop(key, None)
+        problem, model = self._compile(kind, key, obj)
+        woken: list[tuple[str, Mapping[str, Any]]] = []
+        with self._lock:
+            self._keep(kind, key, model, problem)
+            if kind == "Pod":
+                woken = self._track_local(key, model)
+        for policy_key, policy in woken:  # the first pod of this node in their namespace
+            found, parsed = self._compile("NetworkPolicy", policy_key, policy)
+            with self._lock:
+                if self._pending.get(policy_key) is policy:  # not changed meanwhile
+                    del self._pending[policy_key]
+                    self._keep("NetworkPolicy", policy_key, parsed, found)
+        return problem
+
+    def _track_local(self, key: str, model: object) -> list[tuple[str, Mapping[str, Any]]]:
+        namespace = key.partition("/")[0]
+        keys = self._local.get(namespace)
+        if isinstance(model, Pod) and model.node == self.node:
+            if keys is None:
+                self._local[namespace] = {key}
+                prefix = f"{namespace}/"
+                woken = [(k, o) for k, o in self._pending.items() if k.startswith(prefix)]
+                return woken
+            keys.add(key)
+        elif keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._local[namespace]
+        return []
+
+    def _compile(
+        self, kind: str, key: str, obj: Mapping[str, Any]
+    ) -> tuple[Problem | None, Namespace | Pod | NetworkPolicy | None]:
         problem: Problem | None = None
         model: Namespace | Pod | NetworkPolicy | None = None
         try:
@@ -144,34 +193,46 @@ class Store:
                 if reason is not None:
                     problem = Problem(kind, key, reason, obj)
                     model = _isolating_stand_in(obj)
-        with self._lock:
-            models = self._models[kind]
-            if model is None:
-                changed = models.pop(key, None) is not None
-            else:
-                changed = models.get(key) != model
-                models[key] = model
-            if changed:
-                self._sorted[kind] = None
-            if problem is None:
-                changed = self._problems.pop((kind, key), None) is not None or changed
-            else:
-                self._problems[(kind, key)] = problem
-            if changed:
-                self.version += 1
-        return problem
+        return problem, model
+
+    def _keep(
+        self,
+        kind: str,
+        key: str,
+        model: Namespace | Pod | NetworkPolicy | None,
+        problem: Problem | None,
+    ) -> None:
+        models = self._models[kind]
+        if model is None:
+            changed = models.pop(key, None) is not None
+        else:
+            changed = models.get(key) != model
+            models[key] = model
+        if changed:
+            self._sorted[kind] = None
+        if problem is None:
+            changed = self._problems.pop((kind, key), None) is not None or changed
+        else:
+            self._problems[(kind, key)] = problem
+        if changed:
+            self.version += 1
 
     def remove(self, kind: str, key: str) -> None:
         with self._lock:
             gone = self._models[kind].pop(key, None) is not None
             self._problems.pop((kind, key), None)
+            if kind == "NetworkPolicy":
+                self._pending.pop(key, None)
+            elif kind == "Pod":
+                self._track_local(key, None)
             if gone:
                 self._sorted[kind] = None
                 self.version += 1
 
     def count(self, kind: str) -> int:
         with self._lock:
-            return len(self._models[kind])
+            pending = len(self._pending) if kind == "NetworkPolicy" else 0
+            return len(self._models[kind]) + pending
 
     def _tuple(self, kind: str) -> tuple[Any, ...]:
         found = self._sorted[kind]
@@ -192,6 +253,7 @@ class Store:
             policies = self._tuple("NetworkPolicy")
             problems = tuple(self._problems.values())
             version = self.version
+            total = len(policies) + len(self._pending)
         local_pods = [p for p in pods if p.node == self.node and not p.host_network]
         local = frozenset(p.key for p in local_pods)
         # A policy selects pods of its own namespace only (S01): one in a namespace without a
@@ -200,4 +262,4 @@ class Store:
         planned = tuple(p for p in policies if p.namespace in here)
         inventory = Inventory(namespaces=namespaces, pods=pods, policies=planned)
         addresses = {p.key: p.ips for p in pods if not p.host_network}
-        return Snapshot(inventory, local, addresses, problems, version, len(policies))
+        return Snapshot(inventory, local, addresses, problems, version, total)

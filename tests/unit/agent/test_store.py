@@ -128,3 +128,23 @@ def test_json_logs_carry_extra_fields() -> None:
     assert line["msg"] == "ruleset update"
     assert line["seconds"] == 0.004
     assert line["level"] == "info"
+
+
+def test_policies_of_other_namespaces_wait_unparsed_until_a_pod_of_this_node_arrives() -> None:
+    store = Store("n1", unsupported=(Protocol.SCTP,))
+    spec = {"podSelector": {}, "ingress": [{"ports": [{"port": 9, "protocol": "SCTP"}]}]}
+    assert store.put("NetworkPolicy", "b/s", server_copy(policy("b/s", spec))) is None
+    assert (
+        store.put("NetworkPolicy", "b/p", server_copy(policy("b/p", {"podSelector": {}}))) is None
+    )
+    assert store.count("NetworkPolicy") == 2
+    assert store.snapshot().problems == ()  # not this node's to enforce (yet)
+    store.put("Pod", "b/x", server_copy(pod("b/x", ip="198.18.2.9", node="n2")))
+    assert store.snapshot().inventory.policies == ()
+    store.put("Pod", "b/y", server_copy(pod("b/y", ip="198.18.1.9", node="n1")))
+    snap = store.snapshot()
+    assert [p.key for p in snap.inventory.policies] == ["b/p", "b/s"]
+    assert [p.key for p in snap.problems] == ["b/s"]
+    assert snap.policies_total == 2
+    store.remove("Pod", "b/y")
+    assert store.snapshot().inventory.policies == ()
