@@ -78,7 +78,7 @@ class Agent:
             node=options.node,
             namespace=options.lease_namespace,
             duration=options.lease_duration,
-            on_lost=self.stop,
+            on_lost=self._lease_lost,
         )
         self.informers = {
             kind: Informer(
@@ -256,10 +256,13 @@ class Agent:
         return self._shutdown()
 
     def stop(self) -> None:
-        if self.lease.held.is_set() is False and self.synced.is_set():
-            self.lost = True
         self.stopped.set()
         self._dirty.set()
+
+    def _lease_lost(self) -> None:
+        """Another agent took this node's Lease: stop programming (the process exits 1)."""
+        self.lost = True
+        self.stop()
 
     def _shutdown(self) -> int:
         for informer in self.informers.values():
