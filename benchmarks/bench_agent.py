@@ -217,6 +217,17 @@ def next_reconcile(agent: AgentProcess, after: float, timeout: float = 10.0) -> 
     raise AssertionError(f"no reconcile after {after}:\n{agent.tail()}")
 
 
+def wait_record(agent: AgentProcess, message: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The first log record with ``msg`` equal to ``message`` (/readyz can answer first)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for record in log_records(agent):
+            if record.get("msg") == message:
+                return record
+        time.sleep(0.01)
+    raise AssertionError(f"no {message!r} in the log:\n{agent.tail()}")
+
+
 def rss_mb(pid: int) -> tuple[float, float]:
     fields = dict(
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
@@ -253,7 +264,7 @@ def scale(tmp: Path, *, pods: int, policies: int, changes: int) -> dict[str, Any
             agent = AgentProcess(kubeconfig, sandbox.state.node_netns, tmp / "scale.log").start()
             try:
                 result["ready_seconds_from_exec"] = round(agent.wait_ready(timeout=120), 2)
-                first = next(r for r in log_records(agent) if r["msg"] == "first sync done")
+                first = wait_record(agent, "first sync done")
                 full = next(r for r in log_records(agent) if r["msg"].startswith("ruleset "))
                 result["full_sync_seconds"] = first["seconds"]
                 result["first_install"] = {k: full.get(k) for k in
@@ -305,6 +316,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kf-bench-agent-") as directory:
         tmp = Path(directory)
         results = {"latency": latencies(tmp, args.changes)}
+        print(json.dumps(results), file=sys.stderr, flush=True)
         results["scale"] = scale(tmp, pods=pods, policies=policies, changes=args.changes)
     if args.output == "json":
         print(json.dumps(results, indent=2))
