@@ -196,7 +196,8 @@ class Agent:
             what = (
                 "its pods stay isolated (no rule of it is installed)"
                 if problem.kind == "NetworkPolicy"
-                else "it is left out"
+                else "only its name, labels, placement and addresses are used (it is left out "
+                "if even those cannot be read)"
             )
             self.events.warn(
                 problem.obj,

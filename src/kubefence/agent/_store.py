@@ -10,8 +10,11 @@ An object the agent cannot compile (the API server accepted it, kubefence's vali
 node refuses it, e.g. a protocol the kernel cannot serve) never opens anything: a policy is
 replaced by a policy with the same pod selector (or every pod of its namespace when even that
 cannot be read) and no rules, so the pods it was meant to select stay isolated in the
-directions it names (both when unknown). A pod or namespace that cannot be read is left out
-(a pod without a readable address cannot be dispatched or matched anyway), and reported.
+directions it names (both when unknown). A pod or namespace that cannot be read as a whole
+is kept as what can be read of it (name, labels, placement, addresses; a pod loses its
+container ports, so named ports do not resolve on it): its pod stays selected, and isolated,
+by the policies that select it. Only when even that cannot be read is it left out. Each case
+is reported.
 """
 
 from __future__ import annotations
@@ -111,6 +114,33 @@ def _isolating_stand_in(obj: Mapping[str, Any]) -> NetworkPolicy:
     raise AssertionError("a rule-less policy selecting every pod is always valid")
 
 
+def _readable_part(kind: str, obj: Mapping[str, Any]) -> Namespace | Pod | None:
+    """A Namespace or Pod from only the fields enforcement needs, or None."""
+    metadata = obj.get("metadata") or {}
+    part: Obj = {
+        "apiVersion": "v1",
+        "kind": kind,
+        "metadata": {k: metadata[k] for k in ("name", "namespace", "labels") if k in metadata},
+    }
+    if kind == "Pod":
+        spec = obj.get("spec") if isinstance(obj.get("spec"), Mapping) else {}
+        status = obj.get("status") if isinstance(obj.get("status"), Mapping) else {}
+        assert isinstance(spec, Mapping)
+        assert isinstance(status, Mapping)
+        part["spec"] = {
+            "containers": [{"name": "c", "image": "unknown"}],
+            **{k: spec[k] for k in ("nodeName", "hostNetwork") if k in spec},
+        }
+        part["status"] = {k: status[k] for k in ("phase", "podIP", "podIPs") if k in status}
+    try:
+        inventory = inventory_from_objects([part])
+    except ValidationError:
+        return None
+    if kind == "Namespace":
+        return inventory.namespaces[0]
+    return inventory.pods[0] if inventory.pods else None
+
+
 class Store:
     """Thread-safe: informer threads ``put``/``remove``; the reconciler takes ``snapshot``s."""
 
@@ -180,8 +210,9 @@ class Store:
             inventory = inventory_from_objects([_manifest(kind, obj)])
         except ValidationError as exc:
             problem = Problem(kind, key, _message(exc), obj)
-            if kind == "NetworkPolicy":
-                model = _isolating_stand_in(obj)
+            model = (
+                _isolating_stand_in(obj) if kind == "NetworkPolicy" else _readable_part(kind, obj)
+            )
         else:
             if kind == "Namespace":
                 model = inventory.namespaces[0]

@@ -148,3 +148,21 @@ def test_policies_of_other_namespaces_wait_unparsed_until_a_pod_of_this_node_arr
     assert snap.policies_total == 2
     store.remove("Pod", "b/y")
     assert store.snapshot().inventory.policies == ()
+
+
+def test_a_pod_that_does_not_validate_keeps_its_labels_and_address() -> None:
+    store = Store("n1")
+    bad = server_copy(
+        pod("a/web", ip="198.18.1.2", node="n1", app="web", ports=[{"containerPort": 0}])
+    )
+    problem = store.put("Pod", "a/web", bad)
+    assert problem is not None
+    assert "containerPort" in problem.message
+    kept = store.snapshot().inventory.pods
+    assert [(p.key, dict(p.labels), [str(a) for a in p.ips], p.ports) for p in kept] == [
+        ("a/web", {"app": "web"}, ["198.18.1.2"], ())
+    ]
+    assert store.snapshot().local == frozenset({"a/web"})
+    bad["metadata"]["labels"] = {"app": "-bad-"}  # type: ignore[index]
+    assert store.put("Pod", "a/web", bad) is not None
+    assert store.snapshot().inventory.pods == ()
