@@ -165,7 +165,8 @@ class Agent:
             installed.how,
             extra={
                 "seconds": round(elapsed, 4),
-                "pods": len(snapshot.inventory.pods),
+                "pods": snapshot.pods_total,
+                "planned_pods": len(snapshot.inventory.pods),
                 "local_pods": len(snapshot.local),
                 "policies": snapshot.policies_total,
                 "planned_policies": len(snapshot.inventory.policies),

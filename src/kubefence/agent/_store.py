@@ -24,8 +24,10 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kubefence.agent._relevant import relevant_pods
 from kubefence.api import Inventory, IPAddress, Namespace, NetworkPolicy, Pod, Protocol
 from kubefence.errors import ValidationError
+from kubefence.semantics import DEFAULT_SETTINGS, Settings
 from kubefence.sources.objects import inventory_from_objects
 
 __all__ = ["KINDS", "Problem", "Snapshot", "Store"]
@@ -51,12 +53,13 @@ class Problem:
 class Snapshot:
     """What one reconcile plans from: the inventory, this node's pods, their addresses."""
 
-    inventory: Inventory  # every pod; the policies of the namespaces of this node's pods
+    inventory: Inventory  # the pods and policies that can change this node's table
     local: frozenset[str]
     addresses: Mapping[str, tuple[IPAddress, ...]]
     problems: tuple[Problem, ...]
     version: int  # bumps with every change the store took
     policies_total: int = 0  # in the cluster (the inventory holds only those that matter here)
+    pods_total: int = 0  # likewise (see ``_relevant``)
 
 
 def _manifest(kind: str, obj: Mapping[str, Any]) -> Obj:
@@ -144,8 +147,15 @@ def _readable_part(kind: str, obj: Mapping[str, Any]) -> Namespace | Pod | None:
 class Store:
     """Thread-safe: informer threads ``put``/``remove``; the reconciler takes ``snapshot``s."""
 
-    def __init__(self, node: str, *, unsupported: Collection[Protocol] = ()) -> None:
+    def __init__(
+        self,
+        node: str,
+        *,
+        unsupported: Collection[Protocol] = (),
+        settings: Settings = DEFAULT_SETTINGS,
+    ) -> None:
         self.node = node
+        self.settings = settings
         self.unsupported = frozenset(unsupported)
         self._lock = threading.Lock()
         self._models: dict[str, dict[str, Namespace | Pod | NetworkPolicy]] = {k: {} for k in KINDS}
@@ -291,6 +301,14 @@ class Store:
         # pod of this node adds nothing to this node's table, so it is not planned here.
         here = {p.namespace for p in local_pods}
         planned = tuple(p for p in policies if p.namespace in here)
-        inventory = Inventory(namespaces=namespaces, pods=pods, policies=planned)
-        addresses = {p.key: p.ips for p in pods if not p.host_network}
-        return Snapshot(inventory, local, addresses, problems, version, total)
+        whole = Inventory(namespaces=namespaces, pods=pods, policies=planned)
+        kept = relevant_pods(
+            pods,
+            planned,
+            local=local,
+            namespace_labels=whole.namespace_labels,
+            settings=self.settings,
+        )
+        inventory = Inventory(namespaces=namespaces, pods=kept, policies=planned)
+        addresses = {p.key: p.ips for p in kept if not p.host_network}
+        return Snapshot(inventory, local, addresses, problems, version, total, len(pods))

@@ -30,9 +30,10 @@ def test_snapshot_has_local_pods_their_addresses_and_every_policy() -> None:
     store.put("Pod", "a/web", server_copy(pod("a/web", ip="198.18.1.2", node="n1", app="web")))
     store.put("Pod", "a/db", server_copy(pod("a/db", ip="198.18.2.2", node="n2", app="db")))
     store.put("Pod", "a/new", server_copy(pod("a/new", node="n1")))  # no address yet
-    store.put("NetworkPolicy", "a/p", server_copy(policy("a/p", {"podSelector": {}})))
+    spec = {"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]}
+    store.put("NetworkPolicy", "a/p", server_copy(policy("a/p", spec)))
     snap = store.snapshot()
-    assert [p.key for p in snap.inventory.pods] == ["a/db", "a/web"]
+    assert [p.key for p in snap.inventory.pods] == ["a/db", "a/web"]  # a/db: a peer
     assert snap.local == frozenset({"a/web"})
     assert [str(a) for a in snap.addresses["a/db"]] == ["198.18.2.2"]
     assert [p.name for p in snap.inventory.policies] == ["p"]
