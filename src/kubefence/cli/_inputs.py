@@ -1,8 +1,13 @@
 """The kubectl-like input options every command shares: ``-f`` (repeatable), ``-n``, ``-v``,
-and the evaluation options of the commands that decide: ``--setting``, ``--family``.
+the live-cluster input of the analysis commands (``--kubeconfig``, ``--context``, ``-A``), and
+the evaluation options of the commands that decide: ``--setting``, ``--family``.
 
 Why this module exists: commands must read manifests the same way (files, directories, ``-``
 for stdin; the same default namespace rule), so they share one definition of the options.
+Live input reads the objects from an API server instead (``kubefence.client.read_objects``:
+read-only, paginated) and validates them exactly as files are validated; as with kubectl,
+``-n NS`` then reads that namespace (cluster-scoped kinds always in full), ``-A`` every
+namespace, and neither the kubeconfig context's namespace (else ``default``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see cli/
 if TYPE_CHECKING:
     import argparse
 
-    from kubefence.api import Inventory
+    from kubefence.api import Document, Inventory
     from kubefence.semantics import Settings
 
 __all__ = [
@@ -27,6 +32,7 @@ __all__ = [
     "add_settings_arguments",
     "check_kinds",
     "family_from_args",
+    "input_documents",
     "inventory_from_args",
     "not_evaluated",
     "settings_from_args",
@@ -36,26 +42,69 @@ __all__ = [
 VERBOSE_HELP = "also list skipped kinds and notes"
 
 
+def _namespace_action() -> type[argparse.Action]:
+    import argparse
+
+    class NamespaceGiven(argparse.Action):
+        """Stores ``-n`` and remembers that it was given (live input reads only it then)."""
+
+        def __call__(
+            self,
+            parser: argparse.ArgumentParser,
+            namespace: argparse.Namespace,
+            values: object,
+            option_string: str | None = None,
+        ) -> None:
+            namespace.namespace = values
+            namespace.namespace_given = True
+
+    return NamespaceGiven
+
+
 def add_input_arguments(
-    parser: argparse.ArgumentParser, *, required: bool = True, verbose_help: str = VERBOSE_HELP
+    parser: argparse.ArgumentParser,
+    *,
+    required: bool = True,
+    verbose_help: str = VERBOSE_HELP,
+    live: bool = False,
 ) -> None:
-    """``-f``, ``-n`` and ``-v``; each command says what ``-v`` adds (``verbose_help``)."""
+    """``-f``, ``-n`` and ``-v``; each command says what ``-v`` adds (``verbose_help``). With
+    ``live``, also ``--kubeconfig``, ``--context`` and ``-A`` (then ``-f`` is not required:
+    one of the two inputs is, see ``input_documents``)."""
     parser.add_argument(
         "-f",
         "--filename",
         dest="filenames",
         action="append",
         metavar="PATH",
-        required=required,
+        required=required and not live,
         help="manifest file, directory (recursive: .yaml, .yml, .json) or '-' for stdin; "
-        "repeatable",
+        "repeatable" + ("; or read a live cluster with --kubeconfig/--context/-A" if live else ""),
     )
     parser.add_argument(
         "-n",
         "--namespace",
         default="default",
-        help="namespace for objects that name none (default: %(default)s)",
+        action=_namespace_action(),
+        help="namespace for objects that name none (default: %(default)s)"
+        + ("; with live input, the only namespace read" if live else ""),
     )
+    if live:
+        parser.add_argument(
+            "--kubeconfig",
+            metavar="FILE",
+            help="read the objects from this kubeconfig's API server (read-only) instead of -f",
+        )
+        parser.add_argument(
+            "--context", help="kubeconfig context to read (default: the current one)"
+        )
+        parser.add_argument(
+            "-A",
+            "--all-namespaces",
+            dest="all_namespaces",
+            action="store_true",
+            help="live input: read every namespace (default: -n, else the context's namespace)",
+        )
     parser.add_argument("-v", "--verbose", action="store_true", help=verbose_help)
     parser.add_argument(
         "--no-strict",
@@ -74,14 +123,78 @@ def inventory_from_args(
 
     With ``--family`` (when the command has it), the inventory as packets of that family see
     it (``kubefence.api.restrict_to_family``)."""
-    from kubefence.api import restrict_to_family
+    from kubefence.api import build_inventory, restrict_to_family
     from kubefence.sources.files import load_paths
 
-    inventory = load_paths(list(args.filenames or []), default_namespace=args.namespace)
+    live = input_documents(args)
+    if live is None:
+        inventory = load_paths(list(args.filenames or []), default_namespace=args.namespace)
+    else:
+        inventory = build_inventory(live, default_namespace=args.namespace)
     if command is not None:
         check_kinds(inventory, args, command=command, engine=engine)
     family = family_from_args(args)
     return inventory if family is None else restrict_to_family(inventory, family)
+
+
+def _is_live(args: argparse.Namespace) -> bool:
+    return bool(
+        getattr(args, "kubeconfig", None)
+        or getattr(args, "context", None)
+        or getattr(args, "all_namespaces", False)
+    )
+
+
+def input_documents(args: argparse.Namespace) -> list[Document] | None:
+    """The live cluster's objects as documents when ``--kubeconfig``, ``--context`` or ``-A``
+    was given (None: read ``-f``). Usage problems (both inputs, neither) are exit 2; an API
+    server that cannot be reached is exit 3, one that refuses the request exit 2."""
+    from kubefence.errors import EnvironmentProblem, InputError
+
+    if not _is_live(args):
+        if hasattr(args, "all_namespaces") and not args.filenames:
+            raise InputError("give the manifests with -f, or read a cluster with --kubeconfig/-A")
+        return None
+    if args.filenames:
+        raise InputError("-f and live input (--kubeconfig/--context/-A) exclude each other")
+    from kubefence.api import Document
+    from kubefence.client import ApiError, connect, read_objects
+
+    try:
+        kube = connect(args.kubeconfig, context=args.context)
+    except Exception as exc:  # ConfigException, a missing or unreadable file
+        raise InputError(f"cannot use the kubeconfig: {exc}") from None
+    namespaces: list[str] | None = None
+    if not args.all_namespaces:
+        namespaces = [args.namespace if getattr(args, "namespace_given", False) else
+                      _context_namespace(args)]  # fmt: skip
+    try:
+        objects = read_objects(kube, namespaces=namespaces)
+    except ApiError as exc:
+        raise InputError(f"the API server at {kube.host} refused to list: {exc}") from None
+    except Exception as exc:  # connection refused, TLS, DNS
+        raise EnvironmentProblem(f"cannot read the API server at {kube.host}: {exc}") from None
+    finally:
+        kube.close()
+    source = f"<{kube.host}>"
+    return [
+        Document(content=obj, file=source, line=None, index=index)
+        for index, obj in enumerate(objects)
+    ]
+
+
+def _context_namespace(args: argparse.Namespace) -> str:
+    """The namespace of the kubeconfig context in use, as kubectl reads it (else default)."""
+    try:
+        from kubernetes import config
+
+        contexts, current = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
+            config_file=args.kubeconfig
+        )
+        chosen = next((c for c in contexts if c["name"] == args.context), None) or current
+        return str((chosen or {}).get("context", {}).get("namespace") or "default")
+    except Exception:  # in-cluster or unreadable: the API's default
+        return "default"
 
 
 FAMILY_HELP = (

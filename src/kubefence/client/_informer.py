@@ -11,7 +11,8 @@ ours, with client-go's semantics:
   difference between the old copy and the new list is delivered as ordinary events, so handlers
   never see a gap;
 * errors (connection refused, TLS, 5xx, 401 after a token expired) back off exponentially from
-  0.2 s to 30 s, and the copy and handlers' state are kept (never flushed) meanwhile;
+  0.2 s to ``max_backoff`` (30 s; the policy agent, which must converge soon after an outage,
+  uses less), and the copy and handlers' state are kept (never flushed) meanwhile;
 * every ``resync`` seconds each object is re-delivered as ``SYNC`` so handlers can repair drift.
 
 Handlers run on the informer's own thread, one event at a time, in order.
@@ -80,6 +81,7 @@ class Informer:
         resync: float = 300.0,
         watch_timeout: int = 300,
         name: str = "",
+        max_backoff: float = 30.0,
     ) -> None:
         self.kube = kube
         self.resource = resource
@@ -91,6 +93,7 @@ class Informer:
             if value
         }
         self.resync = resync
+        self.max_backoff = max_backoff
         self.watch_timeout = watch_timeout
         self.items: dict[str, Obj] = {}
         self.resource_version = ""
@@ -154,7 +157,7 @@ class Informer:
         self.counters.last_error = f"{type(exc).__name__}: {exc}"
         _LOG.warning("%s: %s; retrying in %.1fs", self.path, self.counters.last_error, delay)
         self._stop.wait(delay)
-        return min(delay * 2, 30.0)
+        return min(delay * 2, self.max_backoff)
 
     def _relist(self) -> None:
         items, version = self.kube.list(self.path, query=self.query)

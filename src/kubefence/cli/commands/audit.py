@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kubefence.cli._inputs import add_input_arguments, check_kinds
+from kubefence.cli._inputs import add_input_arguments, check_kinds, input_documents
 from kubefence.cli._render_table import aligned
 
 # ``kubefence.audit`` (which imports the engine, so numpy) and the API are imported by the
@@ -81,7 +81,7 @@ def _rule_id(text: str) -> str:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from kubefence.audit import DEFAULT_SERVICE_CIDRS, NODE_LOCAL_DNS
 
-    add_input_arguments(parser)
+    add_input_arguments(parser, live=True)
     parser.add_argument(
         "-o",
         "--output",
@@ -190,13 +190,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace) -> tuple[Inventory, list[Finding]]:
-    """Like every command's loading (``-f``/``-n``), except that a NetworkPolicy defined twice
-    becomes finding KF013 rather than an input error, so the rest is still audited."""
+    """Like every command's loading (``-f``/``-n``, or a live cluster), except that a
+    NetworkPolicy defined twice becomes finding KF013 rather than an input error, so the rest
+    is still audited."""
     from kubefence.api import build_inventory
     from kubefence.audit import split_duplicate_policies
     from kubefence.sources.files import read_documents
 
-    documents, problems = read_documents(list(args.filenames or []))
+    live = input_documents(args)
+    documents, problems = read_documents(list(args.filenames or [])) if live is None else (live, [])
     kept, duplicates = split_duplicate_policies(documents, default_namespace=args.namespace)
     inventory = build_inventory(kept, default_namespace=args.namespace, problems=problems)
     check_kinds(inventory, args, command="audit", engine=True)

@@ -51,6 +51,7 @@ DIFF_MAX_PODS = 20_000  # the diff compares pods^2 cells per port class
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(
         parser,
+        live=True,
         verbose_help="explain each changed connection before and after (table output), as "
         "'kubefence explain' would, on a port of its port class",
     )

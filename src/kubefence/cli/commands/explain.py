@@ -33,6 +33,7 @@ EXIT_MISMATCH = 1
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(
         parser,
+        live=True,
         verbose_help="also show how each endpoint was understood, every rule of every "
         "isolating policy of a denial (not only the nearest) with each port entry's verdict, "
         "and the isolating policies that admit nothing on an allowed side",

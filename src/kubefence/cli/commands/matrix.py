@@ -56,6 +56,7 @@ FORMATS = ("table", "json", "csv", "md", "dot", *CONNLIST_FORMATS)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(
         parser,
+        live=True,
         verbose_help="report on stderr the pod classes and port classes computed and the time "
         "each phase took (load, prepare, each matrix, render)",
     )

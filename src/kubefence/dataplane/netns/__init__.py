@@ -6,7 +6,8 @@ Public surface (the contract with ``kubefence.cli``, the end-to-end tests and th
 the flow log reader (``FlowReader``, ``FlowEvent``, ``flows_over_limit``) of ``kubefence flows``;
 the module-level ``down``/``status``/``list_sandboxes``/``require_state``/``manifest_paths``
 that work from the recorded state alone; ``check_environment``, ``check_name``, ``entered``
-(run code inside a pod's namespace) and ``RUN_DIR``; and the types those return, so callers can
+(run code inside a pod's namespace), ``run`` (a command, optionally in a namespace: how the
+policy agent sends its nft transactions) and ``RUN_DIR``; and the types those return, so callers can
 name them. Address planning, the probe runner and the state records are internals: tests of
 them import the private module that defines them. See ``_sandbox`` for how the modules divide
 the work and ``_topology`` for the topology.
@@ -29,7 +30,7 @@ from kubefence.dataplane.netns._state import (
     require_state,
     status,
 )
-from kubefence.dataplane.netns._system import check_environment, entered
+from kubefence.dataplane.netns._system import check_environment, entered, run
 from kubefence.dataplane.netns._topology import DownReport, down
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "list_sandboxes",
     "manifest_paths",
     "require_state",
+    "run",
     "status",
 ]
 

@@ -12,7 +12,7 @@ implementation-defined choice are documented in ``_plan``'s module docstring.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from kubefence.api import Inventory, IPAddress
 from kubefence.dataplane.nft._memo import PlanMemo
@@ -69,13 +69,15 @@ def render_ruleset(
     node_addresses: Sequence[IPAddress] = (),
     memo: PlanMemo | None = None,
     flow_log: FlowLog | None = None,
+    local: Collection[str] | None = None,
 ) -> str:
     """The whole text for one ``nft -f`` that atomically replaces table ``inet kubefence``.
 
     ``addresses`` maps "namespace/pod" to the addresses the sandbox assigned (used instead of
     ``pod.ips``); ``node_addresses`` are the node namespace's own addresses (S24); ``memo``
     lets a later call reuse this one's work (the text does not depend on it); ``flow_log``
-    adds the log rules ``kubefence flows`` reads (``FlowLog``). Raises
+    adds the log rules ``kubefence flows`` reads (``FlowLog``); ``local`` dispatches only
+    those pods (a node's agent, see ``plan_ruleset``). Raises
     ``DataplaneError`` when two non-hostNetwork pods share an address.
     """
     plan = plan_ruleset(
@@ -85,6 +87,7 @@ def render_ruleset(
         node_addresses=node_addresses,
         memo=memo,
         flow_log=flow_log,
+        local=local,
     )
     return render_plan(plan)
 
@@ -106,6 +109,7 @@ class MemoisedRenderer:
         settings: Settings = DEFAULT_SETTINGS,
         node_addresses: Sequence[IPAddress] = (),
         flow_log: FlowLog | None = None,
+        local: Collection[str] | None = None,
     ) -> RulesetPlan:
         """``plan_ruleset`` with this renderer's memo: the plan behind ``__call__``'s text."""
         return plan_ruleset(
@@ -115,6 +119,7 @@ class MemoisedRenderer:
             node_addresses=node_addresses,
             memo=self.memo,
             flow_log=flow_log,
+            local=local,
         )
 
     def __call__(
@@ -125,6 +130,7 @@ class MemoisedRenderer:
         settings: Settings = DEFAULT_SETTINGS,
         node_addresses: Sequence[IPAddress] = (),
         flow_log: FlowLog | None = None,
+        local: Collection[str] | None = None,
     ) -> str:
         plan = self.plan(
             inventory,
@@ -132,5 +138,6 @@ class MemoisedRenderer:
             settings=settings,
             node_addresses=node_addresses,
             flow_log=flow_log,
+            local=local,
         )
         return render_plan(plan)

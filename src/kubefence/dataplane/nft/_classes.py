@@ -9,7 +9,7 @@ numbers once the atoms are cut, and lists the dispatch-map elements.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from kubefence.api import Labels, Pod, Protocol
@@ -48,7 +48,11 @@ def draft_classes(
     sets: AddressSets,
     memos: Sequence[PolicyMemo],
     direction: Direction,
+    *,
+    local: Collection[str] | None = None,
 ) -> list[ClassDraft]:
+    """Group the pods that get a chain in ``direction``; with ``local`` only those pods
+    (``namespace/name``) are dispatched (an agent enforces its own node's pods)."""
     settings = context.settings
     compiled = [memo.compiled for memo in memos]
     # Pods that get a chain: addressed, not hostNetwork (see ``_plan``'s docstring), isolated.
@@ -59,7 +63,7 @@ def draft_classes(
             policies_of_namespace.setdefault(policy.namespace, []).append(index)
     selection: dict[tuple[str, Labels], tuple[int, ...]] = {}  # what selects_pod looks at
     for pod in context.addressed:
-        if pod.host_network:
+        if pod.host_network or (local is not None and pod.key not in local):
             continue
         selecting = selection.get((pod.namespace, pod.labels))
         if selecting is None:

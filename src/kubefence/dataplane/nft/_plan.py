@@ -114,7 +114,7 @@ Implementation-defined choices (documented here, once):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from kubefence.api import Inventory, IPAddress
 from kubefence.dataplane.nft._atoms import cut_atoms
@@ -152,6 +152,7 @@ def plan_ruleset(
     node_addresses: Sequence[IPAddress] = (),
     memo: PlanMemo | None = None,
     flow_log: FlowLog | None = None,
+    local: Collection[str] | None = None,
 ) -> RulesetPlan:
     """Reduce an inventory and the sandbox's pod addresses to the table's contents.
 
@@ -159,6 +160,9 @@ def plan_ruleset(
     with or without it. Raises ``DataplaneError`` when two pods that are not hostNetwork share
     an address (the dispatch maps could not tell them apart). ``flow_log`` adds the log rules
     of ``kubefence flows`` (see ``FlowLog``); without it the text is byte-identical to before.
+    ``local`` (pod keys) limits the egress and ingress dispatch to those pods, as a node's
+    agent enforces only its own pods (each side of a connection is enforced on the node of
+    its pod); peers stay cluster-wide. ``None`` dispatches every pod.
     """
     memo = memo or PlanMemo()
     memo.begin()
@@ -166,8 +170,8 @@ def plan_ruleset(
     _check_unique_addresses(context)
     memos = memo.policies(inventory.policies)
     sets = AddressSets()
-    egress_drafts = draft_classes(context, sets, memos, Direction.EGRESS)
-    ingress_drafts = draft_classes(context, sets, memos, Direction.INGRESS)
+    egress_drafts = draft_classes(context, sets, memos, Direction.EGRESS, local=local)
+    ingress_drafts = draft_classes(context, sets, memos, Direction.INGRESS, local=local)
     pod_of: dict[tuple[int, int], str] = {}
     for pod in context.addressed:
         for address in context.addresses[pod.key]:

@@ -1,0 +1,286 @@
+"""The agent's life: lease, fail-closed start, informers, the debounced reconcile loop.
+
+Why this module exists: it is the order of things that makes the agent safe. Nothing touches
+the kernel before this agent holds its node's Lease; then the table a previous agent left is
+kept (or new connections are held, see ``_enforce``) until every informer has delivered its
+first list; then each batch of changes (events arriving within ``debounce`` of the first) is
+planned from the store and installed as one nft transaction. When the API server cannot be
+reached the informers back off and keep their copies, so the rules stay as they are; they are
+never flushed, also not on exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kubefence.agent._api import EventRecorder, NodeLease
+from kubefence.agent._enforce import Enforcer
+from kubefence.agent._ops import Metrics, OpsServer
+from kubefence.agent._store import Problem, Store
+from kubefence.api import IPAddress, Protocol
+from kubefence.client import Event, Informer, Kube, Resource, connect
+
+__all__ = ["RESOURCES", "Agent", "Options", "kernel_unsupported"]
+
+_LOG = logging.getLogger("kubefence.agent")
+
+RESOURCES: dict[str, Resource] = {
+    "Namespace": Resource("", "v1", "namespaces", namespaced=False),
+    "Pod": Resource("", "v1", "pods"),
+    "NetworkPolicy": Resource("networking.k8s.io", "v1", "networkpolicies"),
+}
+
+
+def kernel_unsupported() -> tuple[Protocol, ...]:
+    """Protocols this kernel cannot serve to pods: SCTP without the sctp module."""
+    return () if os.path.exists("/proc/sys/net/sctp") else (Protocol.SCTP,)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Everything ``python -m kubefence.agent`` accepts (see ``_main``)."""
+
+    node: str
+    kubeconfig: str | None = None
+    context: str | None = None
+    netns: str | None = None
+    fail_open: bool = False
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None  # None: no HTTP endpoints
+    lease_namespace: str = "kubefence-system"
+    lease_duration: float = 15.0
+    debounce: float = 0.005
+    resync: float = 300.0
+    max_backoff: float = 1.0  # informers' retry cap: converge within seconds of an outage
+    unsupported: tuple[Protocol, ...] | None = None  # None: ask the kernel
+    node_addresses: tuple[IPAddress, ...] = field(default=())
+
+
+class Agent:
+    """One node's agent; ``run`` blocks until ``stop`` (or SIGTERM through ``main``)."""
+
+    def __init__(self, options: Options, *, kube: Kube | None = None) -> None:
+        self.options = options
+        self.kube = kube or connect(options.kubeconfig, context=options.context)
+        unsupported = kernel_unsupported() if options.unsupported is None else options.unsupported
+        self.store = Store(options.node, unsupported=unsupported)
+        self.metrics = Metrics()
+        self.enforcer = Enforcer(netns=options.netns, node_addresses=options.node_addresses)
+        self.events = EventRecorder(self.kube, node=options.node)
+        self.lease = NodeLease(
+            self.kube,
+            node=options.node,
+            namespace=options.lease_namespace,
+            duration=options.lease_duration,
+            on_lost=self._lease_lost,
+        )
+        self.informers = {
+            kind: Informer(
+                self.kube,
+                resource,
+                handler=self._handler(kind),
+                resync=options.resync,
+                max_backoff=options.max_backoff,
+                name=f"agent-{resource.plural}",
+            )
+            for kind, resource in RESOURCES.items()
+        }
+        self.synced = threading.Event()
+        self.stopped = threading.Event()
+        self.lost = False
+        self._dirty = threading.Event()
+        self._first_change: float | None = None
+        self._reported: dict[tuple[str, str], str] = {}
+        self._loop_beat = time.monotonic()
+        self.ops: OpsServer | None = None
+        self.start_mode = ""
+
+    # -- events from the informers ---------------------------------------------------------
+    def _handler(self, kind: str) -> Callable[[Event], None]:
+        def handle(event: Event) -> None:
+            before = self.store.version
+            if event.type == "DELETED":
+                self.store.remove(kind, event.key)
+            else:
+                self.store.put(kind, event.key, event.obj)
+            if self.store.version != before:
+                if self._first_change is None:
+                    self._first_change = time.monotonic()
+                self._dirty.set()
+
+        return handle
+
+    # -- health ----------------------------------------------------------------------------
+    def healthy(self) -> bool:
+        if self.stopped.is_set():
+            return False
+        # Unhealthy when the reconcile loop is stuck.
+        return not (self.synced.is_set() and time.monotonic() - self._loop_beat > 30.0)
+
+    def ready(self) -> bool:
+        return self.synced.is_set() and not self.stopped.is_set()
+
+    def _update_gauges(self) -> None:
+        for kind, informer in self.informers.items():
+            self.metrics.objects.labels(kind).set(self.store.count(kind))
+            self.metrics.watch_restarts.labels(informer.resource.plural).set(
+                informer.counters.restarts
+            )
+            self.metrics.relists.labels(informer.resource.plural).set(informer.counters.lists)
+
+    # -- the loop --------------------------------------------------------------------------
+    def reconcile(self) -> None:
+        """Install the store's current state (one nft transaction) and report problems."""
+        started = self._first_change or time.monotonic()
+        self._first_change = None
+        self._dirty.clear()
+        snapshot = self.store.snapshot()
+        try:
+            installed = self.enforcer.install(
+                snapshot.inventory, addresses=snapshot.addresses, local=snapshot.local
+            )
+        except Exception:
+            self.metrics.errors.labels("nft").inc()
+            _LOG.exception("installing the ruleset failed; the previous table stays")
+            self._dirty.set()
+            self.stopped.wait(0.5)
+            return
+        elapsed = time.monotonic() - started
+        self.metrics.sync_seconds.labels(installed.how).observe(elapsed)
+        self.metrics.syncs.labels(installed.how).inc()
+        self.metrics.chains.set(installed.chains)
+        self.metrics.elements.set(installed.elements)
+        self.metrics.dispatched.set(installed.dispatched)
+        self.metrics.local_pods.set(len(snapshot.local))
+        self._report(snapshot.problems)
+        self._update_gauges()
+        _LOG.info(
+            "ruleset %s",
+            installed.how,
+            extra={
+                "seconds": round(elapsed, 4),
+                "pods": snapshot.pods_total,
+                "planned_pods": len(snapshot.inventory.pods),
+                "local_pods": len(snapshot.local),
+                "policies": snapshot.policies_total,
+                "planned_policies": len(snapshot.inventory.policies),
+                "chains": installed.chains,
+                "elements": installed.elements,
+            },
+        )
+
+    def _report(self, problems: tuple[Problem, ...]) -> None:
+        current = {(p.kind, p.key): p for p in problems}
+        counts: dict[str, int] = {}
+        for problem in problems:
+            counts[problem.kind] = counts.get(problem.kind, 0) + 1
+        for kind in ("Namespace", "Pod", "NetworkPolicy"):
+            self.metrics.not_enforced.labels(kind).set(counts.get(kind, 0))
+        for key, problem in current.items():
+            if self._reported.get(key) == problem.message:
+                continue
+            self._reported[key] = problem.message
+            self.metrics.errors.labels("compile").inc()
+            _LOG.warning(
+                "cannot compile %s %s: %s",
+                problem.kind,
+                problem.key,
+                problem.message,
+                extra={"object": problem.key, "kind": problem.kind},
+            )
+            what = (
+                "its pods stay isolated (no rule of it is installed)"
+                if problem.kind == "NetworkPolicy"
+                else "only its name, labels, placement and addresses are used (it is left out "
+                "if even those cannot be read)"
+            )
+            self.events.warn(
+                problem.obj,
+                kind=problem.kind,
+                reason="NotEnforced" if problem.kind == "NetworkPolicy" else "NotCompiled",
+                message=f"kubefence-agent on {self.options.node}: {problem.message}; {what}",
+            )
+        for key in set(self._reported) - set(current):
+            del self._reported[key]
+
+    def _loop(self) -> None:
+        while not self.stopped.is_set():
+            self._loop_beat = time.monotonic()
+            if not self._dirty.wait(1.0):
+                self._update_gauges()
+                continue
+            if self.stopped.is_set():
+                return
+            self.stopped.wait(self.options.debounce)  # batch a burst into one transaction
+            self.reconcile()
+
+    # -- start and stop --------------------------------------------------------------------
+    def start_ops(self) -> None:
+        if self.options.metrics_port is not None and self.ops is None:
+            self.ops = OpsServer(
+                host=self.options.metrics_host,
+                port=self.options.metrics_port,
+                metrics=self.metrics,
+                healthy=self.healthy,
+                ready=self.ready,
+            ).start()
+
+    def run(self) -> int:
+        """Lease, fail-closed start, first sync, then reconcile until stopped. 0, or 1 when the
+        lease was lost to another agent."""
+        self.start_ops()
+        node = self.options.node
+        _LOG.info("starting", extra={"node": node, "server": self.kube.host})
+        if not self.lease.acquire():
+            return 0
+        self.start_mode = self.enforcer.start(fail_open=self.options.fail_open)
+        _LOG.info("before the first sync the table is %s", self.start_mode, extra={"node": node})
+        started = time.monotonic()
+        for informer in self.informers.values():
+            informer.start()
+        for informer in self.informers.values():
+            while not informer.wait_synced(0.5):
+                if self.stopped.is_set():
+                    return self._shutdown()
+        self.reconcile()
+        self.synced.set()
+        self.metrics.ready.set(1)
+        _LOG.info(
+            "first sync done", extra={"node": node, "seconds": round(time.monotonic() - started, 3)}
+        )
+        self._loop()
+        return self._shutdown()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self._dirty.set()
+
+    def _lease_lost(self) -> None:
+        """Another agent took this node's Lease: stop programming (the process exits 1)."""
+        self.lost = True
+        self.stop()
+
+    def _shutdown(self) -> int:
+        for informer in self.informers.values():
+            informer.stop(timeout=0.1)
+        self.lease.release()
+        if self.ops is not None:
+            self.ops.stop()
+        _LOG.info("stopped; the table stays as it is", extra={"node": self.options.node})
+        return 1 if self.lost else 0
+
+
+def install_signal_handlers(agent: Agent) -> None:
+    """SIGTERM and SIGINT stop the agent cleanly (the lease is released, the rules stay)."""
+
+    def handle(signum: int, frame: object) -> None:
+        agent.stop()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)

@@ -1,0 +1,135 @@
+"""Keeping the node's nftables table equal to a snapshot: one atomic transaction per batch.
+
+Why this module exists: the agent must change the kernel's rules in one step per change batch,
+sending only what differs when it knows what is installed, and must never leave the node open:
+at start it keeps the table a previous agent left (SIGKILL, upgrade) until the first full sync
+replaces it, and when there is none it installs a *hold* table that drops new forwarded
+connections until then (fail closed; ``fail_open`` installs nothing). The planner is
+``dataplane.nft`` (``MemoisedRenderer``, ``ruleset_update``); the transaction goes through
+``dataplane.netns.run`` into the node's namespace (or the current one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from kubefence.api import Inventory, IPAddress
+from kubefence.dataplane.netns import run
+from kubefence.dataplane.nft import (
+    TABLE,
+    MemoisedRenderer,
+    RulesetPlan,
+    render_plan,
+    ruleset_update,
+)
+from kubefence.semantics import DEFAULT_SETTINGS, Settings
+
+__all__ = ["HOLD_COMMENT", "Enforcer", "Installed", "hold_text"]
+
+HOLD_COMMENT = "kubefence-agent: held until the first sync"
+
+How = Literal["full", "update", "unchanged"]
+
+
+def hold_text() -> str:
+    """A table that lets established flows on and drops every new forwarded connection."""
+    return "\n".join(
+        (
+            f"table {TABLE} {{}}",
+            f"delete table {TABLE}",
+            f"table {TABLE} {{",
+            "\tchain forward {",
+            "\t\ttype filter hook forward priority filter; policy accept;",
+            "\t\tct state established,related accept",
+            f'\t\tdrop comment "{HOLD_COMMENT}"',
+            "\t}",
+            "}",
+            "",
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Installed:
+    """What one ``install`` did: how, and the table's size (class chains, set elements)."""
+
+    how: How
+    chains: int
+    elements: int
+    dispatched: int
+
+
+class Enforcer:
+    """Owns table ``inet kubefence`` in one namespace (``netns`` None: the current one)."""
+
+    def __init__(
+        self,
+        *,
+        netns: str | None,
+        settings: Settings = DEFAULT_SETTINGS,
+        node_addresses: Sequence[IPAddress] = (),
+    ) -> None:
+        self.netns = netns
+        self.settings = settings
+        self.node_addresses = tuple(node_addresses)
+        self.renderer = MemoisedRenderer()
+        self.plan: RulesetPlan | None = None  # what this process installed last
+
+    def _nft(self, text: str, *, check: bool = True) -> bool:
+        done = run(["nft", "-f", "-"], stdin=text, netns=self.netns, check=check)
+        return done.returncode == 0
+
+    def table_exists(self) -> bool:
+        family, name = TABLE.split()
+        done = run(["nft", "list", "table", family, name], netns=self.netns, check=False)
+        return done.returncode == 0
+
+    def listing(self) -> str:
+        family, name = TABLE.split()
+        return run(["nft", "list", "table", family, name], netns=self.netns).stdout
+
+    def start(self, *, fail_open: bool) -> str:
+        """Before the first sync: keep a table left by an earlier agent ("kept"), else hold
+        new connections ("held") unless ``fail_open`` ("open")."""
+        if self.table_exists():
+            return "kept"
+        if fail_open:
+            return "open"
+        self._nft(hold_text())
+        return "held"
+
+    def install(
+        self,
+        inventory: Inventory,
+        *,
+        addresses: Mapping[str, Sequence[IPAddress]],
+        local: Collection[str],
+    ) -> Installed:
+        """Plan the node's table and install it: only what differs from the plan this process
+        installed last (one ``nft -f`` transaction), or the whole table (also one) the first
+        time or when ``nft`` refuses the update."""
+        plan = self.renderer.plan(
+            inventory,
+            addresses=addresses,
+            settings=self.settings,
+            node_addresses=self.node_addresses,
+            local=local,
+        )
+        how: How = "full"
+        if self.plan is not None:
+            update = ruleset_update(self.plan, plan)
+            if update == "":
+                how = "unchanged"
+            elif update is not None and self._nft(update, check=False):
+                how = "update"
+        if how == "full":
+            self._nft(render_plan(plan))
+        self.plan = plan
+        return Installed(
+            how=how,
+            chains=len(plan.egress) + len(plan.ingress),
+            elements=sum(len(c.elements) for c in (*plan.egress, *plan.ingress)),
+            dispatched=len(plan.egress_dispatch) + len(plan.ingress_dispatch),
+        )

@@ -1,0 +1,314 @@
+"""The agent's copy of the cluster: API objects parsed once each, assembled into an Inventory.
+
+Why this module exists: the agent sees objects one change at a time, but the planner reads a
+whole ``Inventory``. Re-validating fifteen thousand dicts after every change would cost most of
+the time budget, so each object is parsed alone (through ``kubefence.sources.objects``, the
+validation every other input gets) when it changes, kept as its model, and the inventory is put
+together from the models; a kind whose objects did not change reuses its sorted tuple.
+
+An object the agent cannot compile (the API server accepted it, kubefence's validation or this
+node refuses it, e.g. a protocol the kernel cannot serve) never opens anything: a policy is
+replaced by a policy with the same pod selector (or every pod of its namespace when even that
+cannot be read) and no rules, so the pods it was meant to select stay isolated in the
+directions it names (both when unknown). A pod or namespace that cannot be read as a whole
+is kept as what can be read of it (name, labels, placement, addresses; a pod loses its
+container ports, so named ports do not resolve on it): its pod stays selected, and isolated,
+by the policies that select it. Only when even that cannot be read is it left out. Each case
+is reported.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubefence.agent._relevant import relevant_pods
+from kubefence.api import Inventory, IPAddress, Namespace, NetworkPolicy, Pod, Protocol
+from kubefence.errors import ValidationError
+from kubefence.semantics import DEFAULT_SETTINGS, Settings
+from kubefence.sources.objects import inventory_from_objects
+
+__all__ = ["KINDS", "Problem", "Snapshot", "Store"]
+
+Obj = dict[str, Any]
+
+KINDS = ("Namespace", "Pod", "NetworkPolicy")
+_API_VERSIONS = {"Namespace": "v1", "Pod": "v1", "NetworkPolicy": "networking.k8s.io/v1"}
+_GONE_PHASES = ("Succeeded", "Failed")  # terminated pods hold no address (as kube-proxy reads)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Why one object could not be compiled as it is (``key`` is ``kind ns/name``)."""
+
+    kind: str
+    key: str
+    message: str
+    obj: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What one reconcile plans from: the inventory, this node's pods, their addresses."""
+
+    inventory: Inventory  # the pods and policies that can change this node's table
+    local: frozenset[str]
+    addresses: Mapping[str, tuple[IPAddress, ...]]
+    problems: tuple[Problem, ...]
+    version: int  # bumps with every change the store took
+    policies_total: int = 0  # in the cluster (the inventory holds only those that matter here)
+    pods_total: int = 0  # likewise (see ``_relevant``)
+
+
+def _manifest(kind: str, obj: Mapping[str, Any]) -> Obj:
+    metadata = dict(obj.get("metadata") or {})
+    for name in ("managedFields",):
+        metadata.pop(name, None)
+    manifest: Obj = {"apiVersion": _API_VERSIONS[kind], "kind": kind, "metadata": metadata}
+    for part in ("spec", "status"):
+        if part in obj:
+            manifest[part] = obj[part]
+    return manifest
+
+
+def _message(exc: ValidationError) -> str:
+    return "; ".join(str(p) for p in exc.problems)[:1000] if exc.problems else str(exc)
+
+
+def _unsupported(policy: NetworkPolicy, unsupported: Collection[Protocol]) -> str | None:
+    for direction, rules in (("ingress", policy.ingress), ("egress", policy.egress)):
+        for index, rule in enumerate(rules):
+            for port in rule.ports:
+                if port.protocol in unsupported:
+                    return (
+                        f"spec.{direction}[{index}].ports: protocol {port.protocol.value} is not "
+                        "supported on this node"
+                    )
+    return None
+
+
+def _isolating_stand_in(obj: Mapping[str, Any]) -> NetworkPolicy:
+    """A rule-less policy selecting what ``obj`` selects (all of its namespace if unreadable),
+    isolating in the directions it names (both when those cannot be read)."""
+    metadata = obj.get("metadata") or {}
+    spec = obj.get("spec") if isinstance(obj.get("spec"), Mapping) else {}
+    assert isinstance(spec, Mapping)
+    types = spec.get("policyTypes")
+    wanted = (
+        list(types)
+        if isinstance(types, list) and set(types) <= {"Ingress", "Egress"} and types
+        else ["Ingress", "Egress"]
+    )
+    base = {"name": metadata.get("name"), "namespace": metadata.get("namespace")}
+    selectors: tuple[Any, ...] = (spec.get("podSelector", {}), {})
+    for selector in selectors:
+        stand_in = {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": base,
+            "spec": {"podSelector": selector, "policyTypes": wanted},
+        }
+        try:
+            return inventory_from_objects([stand_in]).policies[0]
+        except ValidationError:
+            continue
+    raise AssertionError("a rule-less policy selecting every pod is always valid")
+
+
+def _readable_part(kind: str, obj: Mapping[str, Any]) -> Namespace | Pod | None:
+    """A Namespace or Pod from only the fields enforcement needs, or None."""
+    metadata = obj.get("metadata") or {}
+    part: Obj = {
+        "apiVersion": "v1",
+        "kind": kind,
+        "metadata": {k: metadata[k] for k in ("name", "namespace", "labels") if k in metadata},
+    }
+    if kind == "Pod":
+        spec = obj.get("spec") if isinstance(obj.get("spec"), Mapping) else {}
+        status = obj.get("status") if isinstance(obj.get("status"), Mapping) else {}
+        assert isinstance(spec, Mapping)
+        assert isinstance(status, Mapping)
+        part["spec"] = {
+            "containers": [{"name": "c", "image": "unknown"}],
+            **{k: spec[k] for k in ("nodeName", "hostNetwork") if k in spec},
+        }
+        part["status"] = {k: status[k] for k in ("phase", "podIP", "podIPs") if k in status}
+    try:
+        inventory = inventory_from_objects([part])
+    except ValidationError:
+        return None
+    if kind == "Namespace":
+        return inventory.namespaces[0]
+    return inventory.pods[0] if inventory.pods else None
+
+
+class Store:
+    """Thread-safe: informer threads ``put``/``remove``; the reconciler takes ``snapshot``s."""
+
+    def __init__(
+        self,
+        node: str,
+        *,
+        unsupported: Collection[Protocol] = (),
+        settings: Settings = DEFAULT_SETTINGS,
+    ) -> None:
+        self.node = node
+        self.settings = settings
+        self.unsupported = frozenset(unsupported)
+        self._lock = threading.Lock()
+        self._models: dict[str, dict[str, Namespace | Pod | NetworkPolicy]] = {k: {} for k in KINDS}
+        self._problems: dict[tuple[str, str], Problem] = {}
+        self._sorted: dict[str, tuple[Any, ...] | None] = dict.fromkeys(KINDS)
+        # Policies of namespaces without a pod of this node, not parsed until one arrives.
+        self._pending: dict[str, Mapping[str, Any]] = {}
+        self._local: dict[str, set[str]] = {}  # namespace -> keys of this node's pods in it
+        self.version = 0
+
+    def put(self, kind: str, key: str, obj: Mapping[str, Any]) -> Problem | None:
+        """Parse and keep one object (ADDED, MODIFIED, SYNC); the problem, if it has one.
+
+        A policy in a namespace without a pod of this node is kept unparsed: it cannot touch
+        this node's table (S01), and the nodes whose pods it selects report its problems."""
+        if kind == "NetworkPolicy":
+            with self._lock:
+                if key.partition("/")[0] not in self._local:
+                    self._pending[key] = obj
+                    if self._models[kind].pop(key, None) is not None:
+                        self._sorted[kind] = None
+                        self.version += 1
+                    self._problems.pop((kind, key), None)
+                    return None
+                self._pending.pop(key, None)
+        problem, model = self._compile(kind, key, obj)
+        woken: list[tuple[str, Mapping[str, Any]]] = []
+        with self._lock:
+            self._keep(kind, key, model, problem)
+            if kind == "Pod":
+                woken = self._track_local(key, model)
+        for policy_key, policy in woken:  # the first pod of this node in their namespace
+            found, parsed = self._compile("NetworkPolicy", policy_key, policy)
+            with self._lock:
+                if self._pending.get(policy_key) is policy:  # not changed meanwhile
+                    del self._pending[policy_key]
+                    self._keep("NetworkPolicy", policy_key, parsed, found)
+        return problem
+
+    def _track_local(self, key: str, model: object) -> list[tuple[str, Mapping[str, Any]]]:
+        namespace = key.partition("/")[0]
+        keys = self._local.get(namespace)
+        if isinstance(model, Pod) and model.node == self.node:
+            if keys is None:
+                self._local[namespace] = {key}
+                prefix = f"{namespace}/"
+                woken = [(k, o) for k, o in self._pending.items() if k.startswith(prefix)]
+                return woken
+            keys.add(key)
+        elif keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._local[namespace]
+        return []
+
+    def _compile(
+        self, kind: str, key: str, obj: Mapping[str, Any]
+    ) -> tuple[Problem | None, Namespace | Pod | NetworkPolicy | None]:
+        problem: Problem | None = None
+        model: Namespace | Pod | NetworkPolicy | None = None
+        try:
+            inventory = inventory_from_objects([_manifest(kind, obj)])
+        except ValidationError as exc:
+            problem = Problem(kind, key, _message(exc), obj)
+            model = (
+                _isolating_stand_in(obj) if kind == "NetworkPolicy" else _readable_part(kind, obj)
+            )
+        else:
+            if kind == "Namespace":
+                model = inventory.namespaces[0]
+            elif kind == "Pod":
+                model = inventory.pods[0] if inventory.pods else None
+            else:
+                model = inventory.policies[0]
+                reason = _unsupported(model, self.unsupported)
+                if reason is not None:
+                    problem = Problem(kind, key, reason, obj)
+                    model = _isolating_stand_in(obj)
+        return problem, model
+
+    def _keep(
+        self,
+        kind: str,
+        key: str,
+        model: Namespace | Pod | NetworkPolicy | None,
+        problem: Problem | None,
+    ) -> None:
+        models = self._models[kind]
+        if model is None:
+            changed = models.pop(key, None) is not None
+        else:
+            changed = models.get(key) != model
+            models[key] = model
+        if changed:
+            self._sorted[kind] = None
+        if problem is None:
+            changed = self._problems.pop((kind, key), None) is not None or changed
+        else:
+            self._problems[(kind, key)] = problem
+        if changed:
+            self.version += 1
+
+    def remove(self, kind: str, key: str) -> None:
+        with self._lock:
+            gone = self._models[kind].pop(key, None) is not None
+            self._problems.pop((kind, key), None)
+            if kind == "NetworkPolicy":
+                self._pending.pop(key, None)
+            elif kind == "Pod":
+                self._track_local(key, None)
+            if gone:
+                self._sorted[kind] = None
+                self.version += 1
+
+    def count(self, kind: str) -> int:
+        with self._lock:
+            pending = len(self._pending) if kind == "NetworkPolicy" else 0
+            return len(self._models[kind]) + pending
+
+    def _tuple(self, kind: str) -> tuple[Any, ...]:
+        found = self._sorted[kind]
+        if found is None:
+            values: list[Any] = list(self._models[kind].values())
+            if kind == "Namespace":
+                values.sort(key=lambda n: n.name)
+            else:
+                values.sort(key=lambda o: (o.namespace, o.name))
+            found = tuple(values)
+            self._sorted[kind] = found
+        return found
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            namespaces = self._tuple("Namespace")
+            pods = tuple(p for p in self._tuple("Pod") if p.phase not in _GONE_PHASES and p.ips)
+            policies = self._tuple("NetworkPolicy")
+            problems = tuple(self._problems.values())
+            version = self.version
+            total = len(policies) + len(self._pending)
+        local_pods = [p for p in pods if p.node == self.node and not p.host_network]
+        local = frozenset(p.key for p in local_pods)
+        # A policy selects pods of its own namespace only (S01): one in a namespace without a
+        # pod of this node adds nothing to this node's table, so it is not planned here.
+        here = {p.namespace for p in local_pods}
+        planned = tuple(p for p in policies if p.namespace in here)
+        whole = Inventory(namespaces=namespaces, pods=pods, policies=planned)
+        kept = relevant_pods(
+            pods,
+            planned,
+            local=local,
+            namespace_labels=whole.namespace_labels,
+            settings=self.settings,
+        )
+        inventory = Inventory(namespaces=namespaces, pods=kept, policies=planned)
+        addresses = {p.key: p.ips for p in kept if not p.host_network}
+        return Snapshot(inventory, local, addresses, problems, version, total, len(pods))
