@@ -7,6 +7,7 @@ a `<Kind>List` (spliced from stored bytes when unfiltered) or a Table; watches s
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -129,6 +130,51 @@ async def _scale(config: ServerConfig, request: web.Request, target: _Target, ve
     options = _write_options(request, "")
     saved = await objects.update(target.rt, target.namespace, target.name, updated, options)
     return _as_scale(saved)
+
+
+async def _bind(config: ServerConfig, target: _Target, body: Any) -> Obj:
+    """``pods/binding`` (the scheduler's write): set ``spec.nodeName`` and the PodScheduled
+    condition in one compare-and-swap; 409 when the pod is already bound, as upstream."""
+    node = ((body or {}).get("target") or {}).get("name") if isinstance(body, dict) else None
+    kind = ((body or {}).get("target") or {}).get("kind", "Node") if isinstance(body, dict) else ""
+    if not isinstance(node, str) or not node or kind not in ("", "Node"):
+        invalid = FieldError("Required value: a Node name is required", "target.name")
+        raise ApiError.invalid("Binding", target.name, [invalid])
+    for _ in range(8):
+        current = await config.objects.get(target.rt, target.namespace, target.name)
+        bound = (current.get("spec") or {}).get("nodeName")
+        if bound or current["metadata"].get("deletionTimestamp"):
+            why = (
+                f'pod {target.name} is already assigned to node "{bound}"'
+                if bound
+                else (f"pod {target.name} is being deleted, cannot be assigned to a host")
+            )
+            raise ApiError(409, "Conflict",
+                           f'Operation cannot be fulfilled on pods/binding "{target.name}": {why}',
+                           kind="pods/binding", name=target.name)  # fmt: skip
+        status = dict(current.get("status") or {})
+        conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+        now = _now()
+        conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                           "lastTransitionTime": now})  # fmt: skip
+        status["conditions"] = conditions
+        updated = {**current, "spec": {**current["spec"], "nodeName": node}, "status": status}
+        try:
+            await config.objects.update(
+                target.rt, target.namespace, target.name, updated,
+                WriteOptions(manager="kube-scheduler", subresource="binding"),
+            )  # fmt: skip
+        except ApiError as error:
+            if error.reason == "Conflict":
+                continue
+            raise
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "code": 201}  # fmt: skip
+    raise ApiError.conflict("pods", target.name)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _int_param(text: str, name: str) -> int:
@@ -273,6 +319,8 @@ async def resource_request(
     options = _write_options(request, target.subresource)
     if verb == "create" and target.subresource == "token":
         return json_response(await _token(config, target, body), 201)
+    if verb == "create" and target.subresource == "binding":
+        return json_response(await _bind(config, target, body), 201)
     if verb == "create":
         if not rt.stored:
             return json_response(review(config.authorizer, request["user"], rt, body), 201)

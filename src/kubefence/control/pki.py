@@ -2,7 +2,8 @@
 
 Kubernetes clients expect TLS everywhere and identify users by client certificates, so a local
 cluster needs a real PKI: a cluster CA that signs the API server's serving certificate and the
-client certificates of the admin, each node and the policy agent; a separate etcd CA for mutual
+client certificates of the admin, each node, the policy agent and the controller manager; a
+separate etcd CA for mutual
 TLS between the API server and etcd; and a key pair that signs service-account tokens.
 :func:`ensure_pki` creates what is missing and re-issues a leaf that is missing, expiring within
 30 days, not issued by the current CA, or (the server's) lacking a requested address; it never
@@ -10,7 +11,8 @@ touches a valid one, so it is cheap to call on every ``cluster up``. Keys are EC
 make, accepted by Go, OpenSSL and Python clients) and written 0600, atomically.
 
 Layout under the directory: ``ca.crt/key``, ``apiserver.crt/key``, ``admin.crt/key``,
-``agent.crt/key``, ``nodes/<name>.crt/key``, ``sa.key/pub``, ``etcd/ca.crt/key``,
+``agent.crt/key``, ``controller-manager.crt/key``, ``nodes/<name>.crt/key``, ``sa.key/pub``,
+``etcd/ca.crt/key``,
 ``etcd/server.crt/key``, ``etcd/apiserver-client.crt/key``.
 """
 
@@ -30,7 +32,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from kubefence.control.identity import ADMIN_USER, AGENT_USER, MASTERS_GROUP, NODES_GROUP, node_user
+from kubefence.control.identity import (
+    ADMIN_USER,
+    AGENT_USER,
+    CONTROLLER_MANAGER_USER,
+    MASTERS_GROUP,
+    NODES_GROUP,
+    node_user,
+)
 
 __all__ = [
     "CertReport",
@@ -75,6 +84,8 @@ class ClusterPKI:
     admin_key = _File("admin.key")
     agent_cert = _File("agent.crt")
     agent_key = _File("agent.key")
+    controller_manager_cert = _File("controller-manager.crt")
+    controller_manager_key = _File("controller-manager.key")
     sa_key = _File("sa.key")
     sa_public = _File("sa.pub")
     etcd_ca_cert = _File("etcd/ca.crt")
@@ -338,6 +349,8 @@ def ensure_pki(
            sans=server_sans, server=True, client=False)  # fmt: skip
     _issue(pki.admin_cert, pki.admin_key, ca, common_name=ADMIN_USER, orgs=(MASTERS_GROUP,))
     _issue(pki.agent_cert, pki.agent_key, ca, common_name=AGENT_USER)
+    _issue(pki.controller_manager_cert, pki.controller_manager_key, ca,
+           common_name=CONTROLLER_MANAGER_USER)  # fmt: skip
     for node in nodes:
         _issue(pki.node_cert(node), pki.node_key(node), ca,
                common_name=node_user(node), orgs=(NODES_GROUP,))  # fmt: skip
