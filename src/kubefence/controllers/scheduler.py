@@ -144,10 +144,11 @@ def choose_node(
 
 def unschedulable_message(total: int, reasons: Mapping[str, int]) -> str:
     """Upstream's FailedScheduling text: ``0/3 nodes are available: 1 node(s) were
-    unschedulable, 2 node(s) didn't match Pod's node affinity/selector.`` (reasons sorted)."""
+    unschedulable, 2 node(s) didn't match Pod's node affinity/selector.`` (the "count reason"
+    strings sorted, as upstream sorts them)."""
     if total == 0:
         return "no nodes available to schedule pods"
-    parts = ", ".join(f"{count} {why}" for why, count in sorted(reasons.items()))
+    parts = ", ".join(sorted(f"{count} {why}" for why, count in reasons.items()))
     return (
         f"0/{total} nodes are available: {parts}. preemption: 0/{total} nodes are available: "
         f"{total} Preemption is not helpful for scheduling."
