@@ -270,7 +270,13 @@ async def resource_request(
     if target.subresource == "scale":
         return json_response(await _scale(config, request, target, verb))
     if verb == "get":
-        return json_response(await objects.get(rt, target.namespace, target.name))
+        found = await objects.get(rt, target.namespace, target.name)
+        if wants_table(request.headers.get("Accept", "")):  # `kubectl get deploy web`
+            return json_response(
+                table(rt, [found], resource_version=found["metadata"].get("resourceVersion", ""),
+                      include_object=query.get("includeObject", "Metadata"))
+            )  # fmt: skip
+        return json_response(found)
     if verb in ("list", "watch"):
         labels = parse_label_selector(query.get("labelSelector"))
         fields = parse_field_selector(query.get("fieldSelector"))
