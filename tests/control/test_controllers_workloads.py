@@ -97,6 +97,27 @@ def test_rolling_update_replaces_pods_and_keeps_history(ctl: Controllers) -> Non
     history = ctl.kubectl("rollout", "history", "deploy/api", "-n", ns).stdout
     assert "1" in history
     assert "2" in history
+    # undo: the first ReplicaSet is current again, as revision 3
+    ctl.kubectl("rollout", "undo", "deploy/api", "-n", ns)
+    ctl.kubectl("rollout", "status", "deploy/api", "-n", ns, "--timeout=60s")
+    pods = wait_for(
+        lambda: (
+            len(p := ctl.pods(ns)) == 4
+            and {x["spec"]["containers"][0]["image"] for x in p} == {"nginx:1.27"}
+            and p
+        ),
+        what="4 pods back on nginx:1.27",
+    )
+    assert {p["metadata"]["labels"]["pod-template-hash"] for p in pods} == {
+        by_revision["1"]["metadata"]["labels"]["pod-template-hash"]
+    }
+    sets = json.loads(ctl.kubectl("get", "rs", "-n", ns, "-o", "json").stdout)["items"]
+    revisions = {
+        s["metadata"]["name"]: s["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+        for s in sets
+    }
+    assert revisions == {by_revision["1"]["metadata"]["name"]: "3",
+                         by_revision["2"]["metadata"]["name"]: "2"}  # fmt: skip
     ctl.kubectl("delete", "namespace", ns, "--wait=false")
 
 
@@ -191,4 +212,41 @@ def test_daemonset_runs_one_pod_per_ready_node(ctl: Controllers) -> None:
     wait_for(lambda: len(ctl.pods(ns)) == 3, what="node-d's pod removed")
     ctl.kubectl("delete", "ds", "agent", "-n", ns)
     wait_for(lambda: not ctl.pods(ns), what="pods gone")
+    ctl.kubectl("delete", "namespace", ns, "--wait=false")
+
+
+def test_kubectl_create_deployment_pods_are_defaulted(ctl: Controllers) -> None:
+    """kubectl create sends protobuf, where Go encodes every empty string; the pods the
+    controllers make from that template must still get the API's defaults."""
+    ns = ctl.namespace("created")
+    ctl.kubectl("create", "deployment", "plain", "-n", ns, "--image=nginx:1.27", "--replicas=2")
+    pods = wait_for(lambda: len(p := ctl.pods(ns)) == 2 and p, what="2 pods")
+    for pod in pods:
+        spec = pod["spec"]
+        assert spec["restartPolicy"] == "Always"
+        assert spec["dnsPolicy"] == "ClusterFirst"
+        assert spec["schedulerName"] == "default-scheduler"
+        assert spec["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+    ctl.kubectl("delete", "namespace", ns, "--wait=false")
+
+
+def test_a_rollout_replaced_mid_flight_still_completes(ctl: Controllers) -> None:
+    ns = ctl.namespace("midflight")
+    ctl.nodes.ready_namespaces.add(ns)
+    ctl.kubectl("apply", "-n", ns, "-f", "-", input=_deployment("svc", 4))
+    ctl.kubectl("rollout", "status", "deploy/svc", "-n", ns, "--timeout=30s")
+    ctl.kubectl("set", "image", "deploy/svc", "-n", ns, "web=nginx:1.28")
+    ctl.kubectl("set", "image", "deploy/svc", "-n", ns, "web=nginx:1.29")
+    ctl.kubectl("rollout", "status", "deploy/svc", "-n", ns, "--timeout=60s")
+    pods = wait_for(
+        lambda: (
+            len(p := ctl.pods(ns)) == 4
+            and {x["spec"]["containers"][0]["image"] for x in p} == {"nginx:1.29"}
+            and p
+        ),
+        what="4 pods on nginx:1.29",
+    )
+    assert len(pods) == 4
+    sets = json.loads(ctl.kubectl("get", "rs", "-n", ns, "-o", "json").stdout)["items"]
+    assert sorted(s["spec"]["replicas"] for s in sets) == [0, 0, 4]
     ctl.kubectl("delete", "namespace", ns, "--wait=false")

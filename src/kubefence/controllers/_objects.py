@@ -28,6 +28,7 @@ __all__ = [
     "now",
     "owner_reference",
     "random_suffix",
+    "semantic",
     "template_hash",
 ]
 
@@ -62,10 +63,23 @@ def random_suffix(length: int = 5) -> str:
     return "".join(secrets.choice(_ALPHANUMS) for _ in range(length))
 
 
+def semantic(value: Any) -> Any:
+    """``value`` without what Go's typed objects cannot tell from absent: null, "", {} and [].
+    Two templates equal after this are the same template to upstream (a template that went
+    through a Go client, as ``kubectl rollout undo`` sends it, gains ``creationTimestamp: null``
+    and ``resources: {}``)."""
+    if isinstance(value, dict):
+        cleaned = {k: semantic(v) for k, v in value.items()}
+        return {k: v for k, v in cleaned.items() if v not in (None, "", {}, [])}
+    if isinstance(value, list):
+        return [semantic(v) for v in value]
+    return value
+
+
 def template_hash(template: Any, collisions: int = 0) -> str:
-    """A short stable hash of a pod template (FNV-1a 32 over its canonical JSON), spelled in
-    upstream's safe alphabet like ``pod-template-hash`` values (``7d9c5b8f6``)."""
-    data = json.dumps(template, sort_keys=True, separators=(",", ":")).encode()
+    """A short stable hash of a pod template (FNV-1a 32 over its canonical JSON, ``semantic``
+    first), spelled in upstream's safe alphabet like ``pod-template-hash`` values."""
+    data = json.dumps(semantic(template), sort_keys=True, separators=(",", ":")).encode()
     if collisions:
         data += str(collisions).encode()
     value = 0x811C9DC5

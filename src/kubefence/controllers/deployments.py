@@ -39,6 +39,7 @@ from kubefence.controllers._objects import (
     meta,
     now,
     owner_reference,
+    semantic,
     template_hash,
 )
 from kubefence.controllers._runtime import Controller, Hub
@@ -170,14 +171,10 @@ class DeploymentController(Controller):
         ]
         spec = deployment.get("spec") or {}
         template = spec.get("template") or {}
-        new = next(
-            (
-                rs
-                for rs in owned
-                if _without_hash((rs.get("spec") or {}).get("template")) == template
-            ),
-            None,
-        )
+        wanted = semantic(template)
+        new = next((rs for rs in owned
+                    if semantic(_without_hash((rs.get("spec") or {}).get("template"))) == wanted),
+                   None)  # fmt: skip
         olds = [rs for rs in owned if rs is not new]
         if spec.get("paused"):
             self._status(deployment, new, olds)
@@ -186,6 +183,9 @@ class DeploymentController(Controller):
         if new is None:
             first = 0 if recreate and any(_replicas(rs) for rs in olds) else None
             new = self._new_set(deployment, olds, replicas=first)
+            olds = [rs for rs in olds if meta(rs).get("uid") != meta(new).get("uid")]
+        elif olds and _revision(new) <= max(_revision(rs) for rs in olds):
+            new = self._bump_revision(new, max(_revision(rs) for rs in olds) + 1)
         if recreate:
             self._recreate(deployment, new, olds)
         else:
@@ -274,6 +274,15 @@ class DeploymentController(Controller):
             except ApiError as exc:
                 if exc.code != 404:
                     raise
+
+    def _bump_revision(self, rs: Obj, revision: int) -> Obj:
+        """An older template is current again (``kubectl rollout undo``): as upstream, its
+        ReplicaSet becomes the newest revision."""
+        m = meta(rs)
+        return self.kube.patch(
+            REPLICASETS.path(namespace=m.get("namespace"), name=m.get("name")),
+            {"metadata": {"annotations": {REVISION: str(revision)}}},
+        )
 
     def _annotate(self, deployment: Obj, new: Obj) -> None:
         revision = (meta(new).get("annotations") or {}).get(REVISION)

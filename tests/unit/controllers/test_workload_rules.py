@@ -10,6 +10,7 @@ from kubefence.controllers._objects import (
     int_or_percent,
     matches_map,
     matches_selector,
+    semantic,
     template_hash,
 )
 from kubefence.controllers.daemonsets import daemon_pod_spec, target_node
@@ -94,6 +95,13 @@ def test_template_hash_is_stable_and_in_the_safe_alphabet() -> None:
     assert digest == template_hash({"spec": template["spec"], "metadata": template["metadata"]})
     assert digest != template_hash(template, 1)
     assert set(digest) <= set("bcdfghjklmnpqrstvwxz2456789")
+    # what a Go client adds when it re-encodes a template does not make it another template
+    reencoded = {
+        "metadata": {"labels": {"app": "web"}, "creationTimestamp": None},
+        "spec": {"containers": [{"name": "c", "resources": {}}], "nodeName": ""},
+    }
+    assert template_hash(reencoded) == digest
+    assert semantic(reencoded) == template
 
 
 def test_selectors() -> None:
