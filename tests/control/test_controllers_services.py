@@ -79,14 +79,27 @@ def test_endpointslices_follow_readiness_and_named_ports(ctl: Controllers) -> No
     described = ctl.kubectl("get", "endpointslices", "-n", ns).stdout
     assert "198.18.1.10" in described
     assert "198.18.2.10" in described
+    # the legacy Endpoints object says the same, one subset per port list
+    endpoints = wait_for(
+        lambda: len((e := ctl.kube.get(f"/api/v1/namespaces/{ns}/endpoints/api")).get(
+            "subsets") or []) == 2 and all(x.get("addresses") for x in e["subsets"]) and e,
+        what="Endpoints with 2 ready subsets",
+    )  # fmt: skip
+    pairs = sorted((s["addresses"][0]["ip"], s["ports"][0]["port"]) for s in endpoints["subsets"])
+    assert pairs == [("198.18.1.10", 8080), ("198.18.2.10", 9090)]
+    assert "198.18.1.10:8080" in ctl.kubectl("get", "endpoints", "api", "-n", ns).stdout
     # a pod whose labels no longer match leaves; a deleted pod leaves
     ctl.kubectl("label", "pod", "b", "-n", ns, "app=other", "--overwrite")
     wait_for(lambda: set(_endpoints(_slices(ctl, ns, "api"))) == {"a"}, what="b left")
     ctl.kubectl("delete", "pod", "a", "-n", ns)
     wait_for(lambda: _endpoints(_slices(ctl, ns, "api")) == {}, what="a left")
-    # deleting the Service removes its slices (owner references)
+    # deleting the Service removes its slices (owner references) and its Endpoints
     ctl.kubectl("delete", "service", "api", "-n", ns)
     wait_for(lambda: not _slices(ctl, ns, "api"), what="slices gone")
+    wait_for(
+        lambda: "NotFound" in ctl.kubectl("get", "endpoints", "api", "-n", ns, check=False).stderr,
+        what="Endpoints gone",
+    )
     ctl.kubectl("delete", "namespace", ns, "--wait=false")
 
 

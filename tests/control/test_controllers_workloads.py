@@ -250,3 +250,38 @@ def test_a_rollout_replaced_mid_flight_still_completes(ctl: Controllers) -> None
     sets = json.loads(ctl.kubectl("get", "rs", "-n", ns, "-o", "json").stdout)["items"]
     assert sorted(s["spec"]["replicas"] for s in sets) == [0, 0, 4]
     ctl.kubectl("delete", "namespace", ns, "--wait=false")
+
+
+def test_pods_of_a_deleted_node_are_replaced_elsewhere(ctl: Controllers) -> None:
+    ns = ctl.namespace("nodegone")
+    live = ("node-a", "node-b", "node-c")
+    ctl.nodes.add("node-e", 5)
+    try:
+        for name in live:  # so both pods land on node-e
+            ctl.kubectl("cordon", name)
+        ctl.kubectl("apply", "-n", ns, "-f", "-", input=_deployment("pinned", 2))
+        on_e = wait_for(
+            lambda: (
+                len(p := ctl.pods(ns)) == 2
+                and {x["spec"].get("nodeName") for x in p} == {"node-e"}
+                and p
+            ),
+            what="both on node-e",
+        )
+        for name in live:
+            ctl.kubectl("uncordon", name)
+        ctl.kubectl("delete", "node", "node-e")
+        moved = wait_for(
+            lambda: (
+                len(p := ctl.pods(ns)) == 2
+                and all(x["spec"].get("nodeName") in live for x in p)
+                and p
+            ),
+            what="replacements on live nodes",
+        )
+        assert not {p["metadata"]["name"] for p in on_e} & {p["metadata"]["name"] for p in moved}
+    finally:
+        for name in live:
+            ctl.kubectl("uncordon", name, check=False)
+        ctl.nodes.remove("node-e")
+        ctl.kubectl("delete", "namespace", ns, "--wait=false")

@@ -28,9 +28,11 @@ from kubefence.controllers._objects import LEASES, meta
 from kubefence.controllers._runtime import Controller, Hub
 from kubefence.controllers.daemonsets import DaemonSetController
 from kubefence.controllers.deployments import DeploymentController
+from kubefence.controllers.endpoints import EndpointsController
 from kubefence.controllers.endpointslices import EndpointSliceController
 from kubefence.controllers.garbagecollector import GarbageCollector
 from kubefence.controllers.nodelifecycle import NodeLifecycleController
+from kubefence.controllers.podgc import PodGarbageCollector
 from kubefence.controllers.replicasets import ReplicaSetController
 from kubefence.controllers.scheduler import Scheduler
 from kubefence.controllers.statefulsets import StatefulSetController
@@ -46,8 +48,10 @@ ALL_CONTROLLERS = (
     "statefulsets",
     "daemonsets",
     "endpointslices",
+    "endpoints",
     "nodelifecycle",
     "garbagecollector",
+    "podgc",
 )
 LEASE_NAME = "kube-controller-manager"
 LEASE_NAMESPACE = "kube-system"
@@ -185,6 +189,8 @@ class Manager:
                 self.hub, self.stopping, grace=node_grace
             ),
             "garbagecollector": lambda: GarbageCollector(self.hub, self.stopping),
+            "endpoints": lambda: EndpointsController(self.hub, self.stopping),
+            "podgc": lambda: PodGarbageCollector(self.hub, self.stopping),
         }
         self.controllers = {name: makers[name]() for name in ALL_CONTROLLERS if name in controllers}
 

@@ -76,3 +76,23 @@ def test_no_pods_still_gives_one_empty_slice() -> None:
     assert desired_slices(service({"port": 80}), []) == [
         ("IPv4", ({"name": "", "port": 80, "protocol": "TCP"},), [])
     ]
+
+
+def test_legacy_endpoints_split_ready_and_not_ready_per_port_list() -> None:
+    from kubefence.controllers.endpoints import endpoint_subsets
+
+    svc = service({"port": 80, "targetPort": "http"}, families=["IPv4", "IPv6"])
+    pods = [
+        pod("a", ["198.18.1.2", "fd00:6b66:1::2"], ports=[{"name": "http", "containerPort": 80}]),
+        pod("b", ["198.18.1.3"], ports=[{"name": "http", "containerPort": 80}], ready=False),
+        pod("c", ["198.18.1.4"], ports=[{"name": "http", "containerPort": 81}]),
+    ]
+    subsets = endpoint_subsets(svc, pods)
+    assert [s["ports"] for s in subsets] == [
+        [{"port": 80, "protocol": "TCP"}],
+        [{"port": 81, "protocol": "TCP"}],
+    ]
+    assert [a["ip"] for a in subsets[0]["addresses"]] == ["198.18.1.2"]  # primary family only
+    assert [a["ip"] for a in subsets[0]["notReadyAddresses"]] == ["198.18.1.3"]
+    assert subsets[1]["addresses"][0]["targetRef"]["name"] == "c"
+    assert endpoint_subsets(svc, []) == []
