@@ -285,6 +285,10 @@ def test_unplaceable_pod_stays_pending_with_failed_scheduling_event(ctl: Control
     assert not pod["spec"].get("nodeName")
     condition = next(c for c in pod["status"]["conditions"] if c["type"] == "PodScheduled")
     assert (condition["status"], condition["reason"]) == ("False", "Unschedulable")
+    time.sleep(0.5)  # the scheduler's own status write is no reason to try (and report) again
+    again = _events_for(ctl, ns, "nowhere")
+    assert len(again) == 1
+    assert again[0]["count"] == 1
     described = ctl.kubectl("describe", "pod", "nowhere", "-n", ns).stdout
     assert "FailedScheduling" in described
     assert "0/3 nodes are available" in described

@@ -229,13 +229,18 @@ class EventRecorder:
         try:
             if previous is not None:
                 name, ns, count = previous
-                self.kube.patch(
-                    EVENTS.path(namespace=ns, name=name),
-                    {"count": count + 1, "lastTimestamp": stamp},
-                )
-                with self._lock:
-                    self._seen[key] = (name, ns, count + 1)
-                return
+                try:
+                    self.kube.patch(
+                        EVENTS.path(namespace=ns, name=name),
+                        {"count": count + 1, "lastTimestamp": stamp},
+                    )
+                    with self._lock:
+                        self._seen[key] = (name, ns, count + 1)
+                    return
+                except ApiError as exc:
+                    if exc.code != 404:
+                        raise
+                    # the Event was deleted (its namespace, or by hand): write a new one
             api_version = str(obj.get("apiVersion") or "v1")
             involved: Obj = {"apiVersion": api_version, "kind": kind, "name": m.get("name"),
                              "namespace": m.get("namespace"), "uid": uid,

@@ -177,6 +177,15 @@ class Scheduler(Controller):
                 self._assumed.pop(event.key, None)
                 self._waiting.discard(event.key)
             return
+        if (
+            event.type == "MODIFIED"
+            and event.old is not None
+            and (
+                (event.old.get("spec"), meta(event.old).get("labels"))
+                == (spec, meta(event.obj).get("labels"))
+            )
+        ):
+            return  # only its status changed (our own Unschedulable condition): nothing new
         if (spec.get("schedulerName") or DEFAULT_SCHEDULER) == DEFAULT_SCHEDULER:
             self.queue.add(event.key)
 
