@@ -62,6 +62,15 @@ def test_deployment_makes_owned_pods_scales_and_reports_ready(ctl: Controllers) 
     wait_for(lambda: "3/3" in ctl.kubectl("get", "deploy", "web", "-n", ns).stdout, what="3/3")
     table = ctl.kubectl("get", "deploy", "web", "-n", ns).stdout.splitlines()[1].split()
     assert table[1:4] == ["3/3", "3", "3"]  # READY, UP-TO-DATE, AVAILABLE
+    # what happened is told in Events, as upstream's controllers tell it
+    rs_name = rs["metadata"]["name"]
+    wait_for(lambda: f"Scaled up replica set {rs_name} from 0 to 3" in ctl.kubectl(
+        "describe", "deploy", "web", "-n", ns).stdout, what="ScalingReplicaSet event")  # fmt: skip
+    wait_for(lambda: f"Created pod: {pods[0]['metadata']['name']}" in ctl.kubectl(
+        "describe", "rs", rs_name, "-n", ns).stdout, what="SuccessfulCreate event")  # fmt: skip
+    pod_name = pods[0]["metadata"]["name"]
+    wait_for(lambda: f"Successfully assigned {ns}/{pod_name} to node-" in ctl.kubectl(
+        "describe", "pod", pod_name, "-n", ns).stdout, what="Scheduled event")  # fmt: skip
     ctl.kubectl("scale", "deploy/web", "-n", ns, "--replicas=5")
     wait_for(lambda: len(ctl.pods(ns)) == 5, what="5 pods")
     ctl.kubectl("rollout", "status", "deploy/web", "-n", ns, "--timeout=30s")

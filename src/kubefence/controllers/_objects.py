@@ -1,5 +1,5 @@
 """Small facts about API objects that several controllers need: selectors, pod state, owner
-references, generated names, template hashes, timestamps, and Events.
+references, generated names, template hashes and timestamps.
 
 Why this module exists: the scheduler, the workload controllers and the EndpointSlice
 controller must agree exactly on what "a ready pod", "a pod of this ReplicaSet" or "a selector
@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import secrets
-import threading
 from collections.abc import Mapping
 from typing import Any
 
-from kubefence.client import ApiError, Kube, Resource
+from kubefence.client import Resource
 
 __all__ = [
     "PODS",
-    "EventRecorder",
     "controller_of",
     "is_active",
     "is_ready",
@@ -33,7 +30,6 @@ __all__ = [
 ]
 
 Obj = dict[str, Any]
-_LOG = logging.getLogger("kubefence.controllers")
 
 PODS = Resource("", "v1", "pods")
 NODES = Resource("", "v1", "nodes", namespaced=False)
@@ -204,67 +200,3 @@ def int_or_percent(value: Any, total: int, *, round_up: bool) -> int:
         return int(value)
     except (TypeError, ValueError):
         return 0
-
-
-class EventRecorder:
-    """Writes core/v1 Events about objects; a repeat (same object, reason and message) bumps
-    the existing Event's count and lastTimestamp instead of adding another."""
-
-    def __init__(self, kube: Kube, component: str) -> None:
-        self.kube = kube
-        self.component = component
-        self._lock = threading.Lock()
-        self._seen: dict[tuple[str, str, str], tuple[str, str, int]] = {}
-
-    def record(
-        self, obj: Mapping[str, Any], *, kind: str, kind_type: str, reason: str, message: str
-    ) -> None:
-        m = meta(obj)
-        namespace = str(m.get("namespace") or "default")
-        uid = str(m.get("uid", ""))
-        key = (uid, reason, message)
-        stamp = now()
-        with self._lock:
-            previous = self._seen.get(key)
-        try:
-            if previous is not None:
-                name, ns, count = previous
-                try:
-                    self.kube.patch(
-                        EVENTS.path(namespace=ns, name=name),
-                        {"count": count + 1, "lastTimestamp": stamp},
-                    )
-                    with self._lock:
-                        self._seen[key] = (name, ns, count + 1)
-                    return
-                except ApiError as exc:
-                    if exc.code != 404:
-                        raise
-                    # the Event was deleted (its namespace, or by hand): write a new one
-            api_version = str(obj.get("apiVersion") or "v1")
-            involved: Obj = {"apiVersion": api_version, "kind": kind, "name": m.get("name"),
-                             "namespace": m.get("namespace"), "uid": uid,
-                             "resourceVersion": m.get("resourceVersion")}  # fmt: skip
-            body: Obj = {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {"name": f"{m.get('name')}.{secrets.token_hex(8)}",
-                             "namespace": namespace},
-                "involvedObject": involved,
-                "reason": reason,
-                "message": message,
-                "type": kind_type,
-                "source": {"component": self.component},
-                "reportingComponent": self.component,
-                "reportingInstance": self.component,
-                "firstTimestamp": stamp,
-                "lastTimestamp": stamp,
-                "count": 1,
-            }  # fmt: skip
-            if not m.get("namespace"):
-                del involved["namespace"]
-            created = self.kube.create(EVENTS.path(namespace=namespace), body)
-            with self._lock:
-                self._seen[key] = (meta(created).get("name", ""), namespace, 1)
-        except ApiError as exc:
-            _LOG.warning("event %s about %s not written: %s", reason, m.get("name"), exc)

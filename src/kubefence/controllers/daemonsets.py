@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from kubefence.client import ApiError, Event
+from kubefence.controllers._events import EventRecorder
 from kubefence.controllers._objects import (
     DAEMONSETS,
     NODES,
@@ -94,6 +95,7 @@ class DaemonSetController(Controller):
         self.sets = hub.subscribe(DAEMONSETS, lambda e: self.queue.add(e.key))
         self.pods = hub.subscribe(PODS, self._on_pod)
         self.nodes = hub.subscribe(NODES, self._on_node)
+        self.events = EventRecorder(self.kube, "daemonset-controller")
         self._pending: dict[tuple[str, str], float] = {}  # (set, node) -> created at, unseen
 
     def _on_pod(self, event: Event) -> None:
@@ -153,11 +155,11 @@ class DaemonSetController(Controller):
         for name, pods in by_node.items():
             if name not in should_run:
                 for pod in pods:
-                    self._delete(pod)
+                    self._delete(ds, pod)
             elif len(pods) > 1:
                 pods.sort(key=lambda p: str(meta(p).get("creationTimestamp") or ""))
                 for pod in pods[1:]:
-                    self._delete(pod)
+                    self._delete(ds, pod)
         mine = {n: pods[0] for n, pods in by_node.items() if n in should_run}
         self._roll(ds, mine, revision, len(should_run))
         self._status(ds, mine, should_run, by_node, revision)
@@ -181,7 +183,7 @@ class DaemonSetController(Controller):
                 return
             pod = pods[name]
             if (meta(pod).get("labels") or {}).get(REVISION_LABEL) != revision:
-                self._delete(pod)
+                self._delete(ds, pod)
                 unavailable += 1
 
     def _create(self, ds: Obj, node: str, revision: str) -> None:
@@ -197,14 +199,21 @@ class DaemonSetController(Controller):
         )  # fmt: skip
         pod["spec"] = daemon_pod_spec(template.get("spec"), node)
         self.kube.create(PODS.path(namespace=m.get("namespace")), pod)
+        self._event(ds, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
 
-    def _delete(self, pod: Obj) -> None:
+    def _event(self, ds: Obj, reason: str, message: str) -> None:
+        self.events.record(ds, kind="DaemonSet", kind_type="Normal", reason=reason,
+                           message=message, api_version="apps/v1")  # fmt: skip
+
+    def _delete(self, ds: Obj, pod: Obj) -> None:
         m = meta(pod)
         try:
             self.kube.delete(PODS.path(namespace=m.get("namespace"), name=m.get("name")))
         except ApiError as exc:
             if exc.code != 404:
                 raise
+            return
+        self._event(ds, "SuccessfulDelete", f"Deleted pod: {m.get('name')}")
 
     def _status(
         self,

@@ -29,6 +29,7 @@ import threading
 from typing import Any
 
 from kubefence.client import ApiError, Event
+from kubefence.controllers._events import EventRecorder
 from kubefence.controllers._objects import (
     DEPLOYMENTS,
     PODS,
@@ -139,6 +140,7 @@ class DeploymentController(Controller):
         self.deployments = hub.subscribe(DEPLOYMENTS, lambda e: self.queue.add(e.key))
         self.sets = hub.subscribe(REPLICASETS, self._on_set)
         self.pods = hub.subscribe(PODS, self._on_pod)
+        self.events = EventRecorder(self.kube, "deployment-controller")
 
     def _owner_key(self, obj: Obj) -> str | None:
         ref = controller_of(obj)
@@ -189,8 +191,9 @@ class DeploymentController(Controller):
         if recreate:
             self._recreate(deployment, new, olds)
         else:
+            by_name = {str(meta(rs).get("name")): rs for rs in [new, *olds]}
             for name, count in rolling_targets(deployment, new, olds).items():
-                self._scale(str(meta(deployment).get("namespace")), name, count)
+                self._scale(deployment, by_name[name], count)
         self._cleanup(deployment, olds)
         self._status(deployment, new, olds)
         self._annotate(deployment, new)
@@ -229,7 +232,10 @@ class DeploymentController(Controller):
         }  # fmt: skip
         path = REPLICASETS.path(namespace=m.get("namespace"))
         try:
-            return self.kube.create(path, body)
+            created = self.kube.create(path, body)
+            if replicas:
+                self._scaled(deployment, rs_name, 0, replicas)
+            return created
         except ApiError as exc:
             if exc.code != 409:
                 raise
@@ -244,22 +250,31 @@ class DeploymentController(Controller):
         )  # fmt: skip
         raise RuntimeError(f"ReplicaSet name {rs_name} taken; a new hash on the next pass")
 
-    def _scale(self, namespace: str, name: str, replicas: int) -> None:
-        self.kube.patch(REPLICASETS.path(namespace=namespace, name=name),
+    def _scale(self, deployment: Obj, rs: Obj, replicas: int) -> None:
+        m = meta(rs)
+        self.kube.patch(REPLICASETS.path(namespace=m.get("namespace"), name=m.get("name")),
                         {"spec": {"replicas": replicas}})  # fmt: skip
+        self._scaled(deployment, str(m.get("name")), _replicas(rs), replicas)
+
+    def _scaled(self, deployment: Obj, name: str, before: int, after: int) -> None:
+        way = "up" if after > before else "down"
+        self.events.record(
+            deployment, kind="Deployment", kind_type="Normal", reason="ScalingReplicaSet",
+            message=f"Scaled {way} replica set {name} from {before} to {after}",
+            api_version="apps/v1",
+        )  # fmt: skip
 
     def _recreate(self, deployment: Obj, new: Obj, olds: list[Obj]) -> None:
-        namespace = str(meta(deployment).get("namespace"))
         busy = False
         for rs in olds:
             if _replicas(rs):
-                self._scale(namespace, str(meta(rs).get("name")), 0)
+                self._scale(deployment, rs, 0)
                 busy = True
             elif any(is_active(p) for p in self.pods.owned_by(str(meta(rs).get("uid")))):
                 busy = True
         wanted = int((deployment.get("spec") or {}).get("replicas") or 0)
         if not busy and _replicas(new) != wanted:
-            self._scale(namespace, str(meta(new).get("name")), wanted)
+            self._scale(deployment, new, wanted)
 
     def _cleanup(self, deployment: Obj, olds: list[Obj]) -> None:
         limit = int((deployment.get("spec") or {}).get("revisionHistoryLimit", 10))

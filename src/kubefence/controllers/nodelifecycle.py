@@ -20,11 +20,11 @@ import time
 from typing import Any
 
 from kubefence.client import ApiError, Event
+from kubefence.controllers._events import EventRecorder
 from kubefence.controllers._objects import (
     LEASES,
     NODES,
     PODS,
-    EventRecorder,
     condition,
     meta,
     now,

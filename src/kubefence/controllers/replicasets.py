@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kubefence.client import ApiError, Event
+from kubefence.controllers._events import EventRecorder
 from kubefence.controllers._objects import (
     PODS,
     REPLICASETS,
@@ -80,6 +81,7 @@ class ReplicaSetController(Controller):
         self.sets = hub.subscribe(REPLICASETS, self._on_set)
         self.pods = hub.subscribe(PODS, self._on_pod)
         self._pool = ThreadPoolExecutor(burst, thread_name_prefix="rs-write")
+        self.events = EventRecorder(self.kube, "replicaset-controller")
         self._lock = threading.Lock()
         self._creating: dict[str, dict[str, float]] = {}
         self._deleting: dict[str, dict[str, float]] = {}
@@ -134,7 +136,7 @@ class ReplicaSetController(Controller):
             self._create(rs, key, diff)
         elif diff < 0:
             victims = sorted(live, key=_deletion_rank)[:-diff]
-            self._delete(key, victims)
+            self._delete(rs, key, victims)
         self._status(rs, live)
         return None
 
@@ -152,6 +154,9 @@ class ReplicaSetController(Controller):
                 pod = pod_from_template(template, owner_ref=ref, name=name, namespace=namespace)
                 try:
                     self.kube.create(PODS.path(namespace=namespace), pod)
+                    self.events.record(rs, kind="ReplicaSet", kind_type="Normal",
+                                       reason="SuccessfulCreate", message=f"Created pod: {name}",
+                                       api_version="apps/v1")  # fmt: skip
                     return True
                 except ApiError as exc:
                     with self._lock:
@@ -166,7 +171,7 @@ class ReplicaSetController(Controller):
         if made < count:
             raise RuntimeError(f"created {made} of {count} pods")
 
-    def _delete(self, key: str, victims: list[Obj]) -> None:
+    def _delete(self, rs: Obj, key: str, victims: list[Obj]) -> None:
         def one(pod: Obj) -> bool:
             m = meta(pod)
             name = str(m.get("name"))
@@ -180,6 +185,9 @@ class ReplicaSetController(Controller):
                         self._deleting.get(key, {}).pop(name, None)
                     _LOG.warning("deleting pod %s failed: %s", name, exc)
                     return False
+            self.events.record(rs, kind="ReplicaSet", kind_type="Normal",
+                               reason="SuccessfulDelete", message=f"Deleted pod: {name}",
+                               api_version="apps/v1")  # fmt: skip
             return True
 
         if not all(self._pool.map(one, victims)):

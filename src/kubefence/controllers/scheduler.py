@@ -23,10 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kubefence.client import ApiError, Event
+from kubefence.controllers._events import EventRecorder
 from kubefence.controllers._objects import (
     NODES,
     PODS,
-    EventRecorder,
     is_active,
     meta,
     node_ready,
@@ -252,6 +252,10 @@ class Scheduler(Controller):
         try:
             self.kube.create(path, body)
             self.bind_latencies.append(time.monotonic() - started)
+            self.events.record(
+                pod, kind="Pod", kind_type="Normal", reason="Scheduled",
+                message=f"Successfully assigned {m.get('namespace')}/{m.get('name')} to {node}",
+            )  # fmt: skip
             if len(self.bind_latencies) > 10000:
                 del self.bind_latencies[:5000]
         except ApiError as exc:

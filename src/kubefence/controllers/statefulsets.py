@@ -19,6 +19,7 @@ import threading
 from typing import Any
 
 from kubefence.client import ApiError, Event
+from kubefence.controllers._events import EventRecorder
 from kubefence.controllers._objects import (
     PODS,
     STATEFULSETS,
@@ -57,6 +58,7 @@ class StatefulSetController(Controller):
         super().__init__(hub, stop)
         self.sets = hub.subscribe(STATEFULSETS, lambda e: self.queue.add(e.key))
         self.pods = hub.subscribe(PODS, self._on_pod)
+        self.events = EventRecorder(self.kube, "statefulset-controller")
 
     def _on_pod(self, event: Event) -> None:
         ref = controller_of(event.obj)
@@ -82,7 +84,7 @@ class StatefulSetController(Controller):
         self._status(sts, pods, replicas, revision)
         for _, pod in sorted(pods.items()):  # failed pods are replaced
             if (pod.get("status") or {}).get("phase") == "Failed":
-                self._delete(pod)
+                self._delete(sts, pod)
                 return None
         for ordinal in range(replicas):
             if ordinal not in pods:
@@ -94,7 +96,7 @@ class StatefulSetController(Controller):
         surplus = sorted((o for o in pods if o >= replicas), reverse=True)
         if surplus:
             for ordinal in surplus[:1] if ordered else surplus:
-                self._delete(pods[ordinal])
+                self._delete(sts, pods[ordinal])
             return None
         if not all(_running_ready(pods[o]) for o in range(replicas) if o in pods):
             return None
@@ -106,7 +108,7 @@ class StatefulSetController(Controller):
                  if o in pods and (meta(pods[o]).get("labels") or {}).get(REVISION_LABEL)
                  != revision]  # fmt: skip
         if stale:
-            self._delete(pods[stale[0]])
+            self._delete(sts, pods[stale[0]])
         return None
 
     def _create(self, sts: Obj, ordinal: int, revision: str) -> None:
@@ -132,8 +134,15 @@ class StatefulSetController(Controller):
         except ApiError as exc:
             if exc.code != 409:  # already there: the cache will show it
                 raise
+            return
+        self._event(sts, "SuccessfulCreate", f"create Pod {pod_name} in StatefulSet "
+                    f"{m.get('name')} successful")  # fmt: skip
 
-    def _delete(self, pod: Obj) -> None:
+    def _event(self, sts: Obj, reason: str, message: str) -> None:
+        self.events.record(sts, kind="StatefulSet", kind_type="Normal", reason=reason,
+                           message=message, api_version="apps/v1")  # fmt: skip
+
+    def _delete(self, sts: Obj, pod: Obj) -> None:
         m = meta(pod)
         try:
             self.kube.request(
@@ -144,6 +153,9 @@ class StatefulSetController(Controller):
         except ApiError as exc:
             if exc.code not in (404, 409):
                 raise
+            return
+        self._event(sts, "SuccessfulDelete", f"delete Pod {m.get('name')} in StatefulSet "
+                    f"{meta(sts).get('name')} successful")  # fmt: skip
 
     def _status(self, sts: Obj, pods: dict[int, Obj], replicas: int, revision: str) -> None:
         m = meta(sts)
