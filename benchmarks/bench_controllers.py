@@ -7,8 +7,11 @@ temporary state directory, registers 3 Node objects whose Leases it renews (no n
 components: nothing runs the pods, so this measures the control plane alone), and for each of
 ``--repeat`` runs, in a fresh namespace, times ``kubectl apply`` of the Deployment until a watch
 has seen every pod bound. Per pod it reports the bind latency: from the watch's first sight of
-the pod (unbound) to its first sight bound. Prints one JSON object; the figures to quote are
-``median_total_s`` and ``bind_latency_ms`` (p50/p95 over all runs).
+the pod (unbound) to its first sight bound (inside the burst, so it includes queueing behind the
+other 299). Then ``--single`` pods are created one at a time, each waited for: create request
+-> seen bound, the latency of one pod on an idle cluster. Prints one JSON object; the figures
+to quote are ``median_total_s``, ``bind_latency_ms`` (p50/p95 over all runs) and
+``single_pod_create_to_bound_ms``.
 
     python benchmarks/bench_controllers.py                  # 3 runs of 300 replicas
     python benchmarks/bench_controllers.py --replicas 100 --repeat 1
@@ -129,11 +132,32 @@ def _run(kube: Kube, env: dict[str, str], namespace: str, replicas: int) -> dict
             "latencies": latencies, "spread": spread}  # fmt: skip
 
 
+def _single(kube: Kube, namespace: str, count: int) -> list[float]:
+    """Pods created one at a time, each waited for: create request sent -> seen bound (s)."""
+    kube.create("/api/v1/namespaces", {"metadata": {"name": namespace}})
+    latencies = []
+    for i in range(count):
+        _, version = kube.list(PODS.path(namespace=namespace))
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"one-{i}"},
+               "spec": {"containers": [{"name": "c", "image": "nginx"}]}}  # fmt: skip
+        started = time.perf_counter()
+        kube.create(PODS.path(namespace=namespace), pod)
+        for event in kube.watch(PODS.path(namespace=namespace), resource_version=version,
+                                timeout_seconds=30):  # fmt: skip
+            obj = event.get("object") or {}
+            if obj.get("metadata", {}).get("name") == f"one-{i}" and obj["spec"].get("nodeName"):
+                latencies.append(time.perf_counter() - started)
+                break
+    kube.delete(f"/api/v1/namespaces/{namespace}")
+    return latencies
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--replicas", type=int, default=300)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--single", type=int, default=20, help="pods created one at a time")
     args = parser.parse_args()
     state = Path(tempfile.mkdtemp(prefix="kubefence-bench-ctl-"))
     os.environ["KUBEFENCE_STATE"] = str(state)
@@ -153,6 +177,7 @@ def main() -> int:
         threading.Thread(target=_heartbeat, args=(kube, names, stop), daemon=True).start()
         time.sleep(2.0)  # the controllers have synced
         runs = [_run(kube, env, f"bench-{i}", args.replicas) for i in range(args.repeat)]
+        single = sorted(_single(kube, "bench-single", args.single)) if args.single else [0.0]
         latencies = sorted(x for run in runs for x in run.pop("latencies"))
 
         def pct(q: float) -> float:
@@ -162,6 +187,9 @@ def main() -> int:
             "replicas": args.replicas, "nodes": args.nodes, "runs": runs,
             "median_total_s": statistics.median(r["total_s"] for r in runs),
             "bind_latency_ms": {"p50": pct(0.5), "p95": pct(0.95), "max": pct(1.0)},
+            "single_pod_create_to_bound_ms": {
+                "p50": round(1000 * statistics.median(single), 1),
+                "max": round(1000 * single[-1], 1), "pods": len(single)},
             "cpus": os.cpu_count(),
         }, indent=2))  # fmt: skip
         return 0
