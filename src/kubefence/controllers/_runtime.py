@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kubefence.client import Event, Informer, Kube, Resource
+from kubefence.client import ApiError, Event, Informer, Kube, Resource
 
 __all__ = ["Cache", "Controller", "Hub", "WorkQueue"]
 
@@ -289,7 +289,9 @@ class Controller:
                 count = self._failures.get(key, 0) + 1
                 self._failures[key] = count
                 delay = min(0.05 * 2 ** (count - 1), 30.0)
-                _LOG.warning("%s: %s failed (%s); retrying in %.2fs", self.name, key, exc, delay)
+                expected = isinstance(exc, ApiError)  # a conflict, a server hiccup: no traceback
+                _LOG.warning("%s: %s failed (%s); retrying in %.2fs", self.name, key, exc, delay,
+                             exc_info=count == 1 and not expected)  # fmt: skip
                 self.queue.add_after(key, delay)
             finally:
                 self.queue.done(key)
