@@ -76,7 +76,7 @@ class ReplicaSetController(Controller):
     name = "replicaset"
     workers = 4
 
-    def __init__(self, hub: Hub, stop: threading.Event, *, burst: int = 16) -> None:
+    def __init__(self, hub: Hub, stop: threading.Event, *, burst: int = 8) -> None:
         super().__init__(hub, stop)
         self.sets = hub.subscribe(REPLICASETS, self._on_set)
         self.pods = hub.subscribe(PODS, self._on_pod)

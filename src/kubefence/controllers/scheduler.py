@@ -158,7 +158,7 @@ def unschedulable_message(total: int, reasons: Mapping[str, int]) -> str:
 class Scheduler(Controller):
     name = "scheduler"
 
-    def __init__(self, hub: Hub, stop: threading.Event, *, bind_workers: int = 8) -> None:
+    def __init__(self, hub: Hub, stop: threading.Event, *, bind_workers: int = 16) -> None:
         super().__init__(hub, stop)
         self.pods = hub.subscribe(PODS, self._on_pod)
         self.nodes = hub.subscribe(NODES, self._on_node)
