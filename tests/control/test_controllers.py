@@ -32,7 +32,7 @@ NODES = Resource("", "v1", "nodes", namespaced=False)
 LEASES = Resource("coordination.k8s.io", "v1", "leases")
 SLICES = Resource("discovery.k8s.io", "v1", "endpointslices")
 EVENTS = Resource("", "v1", "events")
-GRACE = 3.0
+GRACE = 5.0
 NODE_NAMES = ("node-a", "node-b", "node-c")
 
 Obj = dict[str, Any]
@@ -103,11 +103,25 @@ class FakeNodes:
                 self.kube.delete(path)
 
     def run(self) -> None:
+        """Heartbeats here (Leases every 0.3 s; Ready re-asserted every 2 s, as a node component
+        does, so a heartbeat delayed on a loaded machine heals); pods on another thread."""
+        threading.Thread(target=self._kubelet, daemon=True).start()
+        last_status = 0.0
         while not self.stop.wait(0.3):
-            try:
-                for name in sorted(self.beating):
+            for name in sorted(self.beating):
+                try:
                     path = LEASES.path(namespace="kube-node-lease", name=name)
                     self.kube.patch(path, {"spec": {"renewTime": _micro()}})
+                    if time.monotonic() - last_status >= 2.0:
+                        self.set_ready(name, True)
+                except ApiError:  # removed meanwhile
+                    continue
+            if time.monotonic() - last_status >= 2.0:
+                last_status = time.monotonic()
+
+    def _kubelet(self) -> None:
+        while not self.stop.wait(0.3):
+            try:
                 for namespace in sorted(self.ready_namespaces):
                     items, _ = self.kube.list(PODS.path(namespace=namespace))
                     for pod in items:
