@@ -11,7 +11,8 @@ the pod (unbound) to its first sight bound (inside the burst, so it includes que
 other 299). Then ``--single`` pods are created one at a time, each waited for: create request
 -> seen bound, the latency of one pod on an idle cluster. Prints one JSON object; the figures
 to quote are ``median_total_s``, ``bind_latency_ms`` (p50/p95 over all runs) and
-``single_pod_create_to_bound_ms``.
+``single_pod_create_to_bound_ms``; ``apiserver_cpu_s``/``controllers_cpu_s`` per run (CPU
+time, from the apply until the last pod was bound) show which process the burst is bound by.
 
     python benchmarks/bench_controllers.py                  # 3 runs of 300 replicas
     python benchmarks/bench_controllers.py --replicas 100 --repeat 1
@@ -84,7 +85,15 @@ def _manifest(replicas: int) -> str:
     })  # fmt: skip
 
 
-def _run(kube: Kube, env: dict[str, str], namespace: str, replicas: int) -> dict[str, Any]:
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _run(
+    kube: Kube, env: dict[str, str], namespace: str, replicas: int, pids: dict[str, int]
+) -> dict[str, Any]:
     subprocess.run([str(KUBECTL), "create", "namespace", namespace], env=env, check=True,
                    capture_output=True)  # fmt: skip
     _, version = kube.list(PODS.path(namespace=namespace))
@@ -113,6 +122,7 @@ def _run(kube: Kube, env: dict[str, str], namespace: str, replicas: int) -> dict
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     time.sleep(0.2)  # the watch is open
+    cpu_before = {name: _cpu(pid) for name, pid in pids.items()}
     started = time.perf_counter()
     subprocess.run([str(KUBECTL), "apply", "-n", namespace, "-f", "-"], input=_manifest(replicas),
                    text=True, env=env, check=True, capture_output=True)  # fmt: skip
@@ -120,6 +130,7 @@ def _run(kube: Kube, env: dict[str, str], namespace: str, replicas: int) -> dict
     if not done.wait(120):
         raise SystemExit(f"only {len(bound)} of {replicas} pods bound after 120 s")
     total = max(bound.values()) - started
+    cpu = {f"{name}_cpu_s": round(_cpu(pid) - cpu_before[name], 2) for name, pid in pids.items()}
     created = max(first.values()) - started
     latencies = [bound[n] - first[n] for n in bound]
     spread: dict[str, int] = {}
@@ -127,7 +138,7 @@ def _run(kube: Kube, env: dict[str, str], namespace: str, replicas: int) -> dict
         spread[node] = spread.get(node, 0) + 1
     subprocess.run([str(KUBECTL), "delete", "namespace", namespace], env=env, check=True,
                    capture_output=True)  # fmt: skip
-    return {"total_s": round(total, 3), "kubectl_apply_s": round(applied, 3),
+    return {"total_s": round(total, 3), "kubectl_apply_s": round(applied, 3), **cpu,
             "all_created_s": round(created, 3),
             "latencies": latencies, "spread": spread}  # fmt: skip
 
@@ -176,7 +187,8 @@ def main() -> int:
         names = _nodes(kube, args.nodes)
         threading.Thread(target=_heartbeat, args=(kube, names, stop), daemon=True).start()
         time.sleep(2.0)  # the controllers have synced
-        runs = [_run(kube, env, f"bench-{i}", args.replicas) for i in range(args.repeat)]
+        pids = {"apiserver": int(info.pid or 0), "controllers": controllers.pid}
+        runs = [_run(kube, env, f"bench-{i}", args.replicas, pids) for i in range(args.repeat)]
         single = sorted(_single(kube, "bench-single", args.single)) if args.single else [0.0]
         latencies = sorted(x for run in runs for x in run.pop("latencies"))
 
