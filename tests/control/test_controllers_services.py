@@ -174,3 +174,39 @@ def test_node_without_lease_renewal_becomes_not_ready(ctl: Controllers) -> None:
     finally:
         ctl.nodes.remove("node-x")
         ctl.kubectl("delete", "namespace", ns, "--wait=false")
+
+
+def test_service_changes_move_slices_and_selectorless_services_are_left_alone(
+    ctl: Controllers,
+) -> None:
+    ns = ctl.namespace("svc3")
+    ctl.kubectl("apply", "-n", ns, "-f", "-", input=_pod("a", 8080, node="node-a"))
+    ctl.nodes.run_pod(ctl.pods(ns)[0], ready=True, ip="198.18.1.30")
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "moving"},
+        "spec": {"selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
+    ctl.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(service))
+    wait_for(lambda: _endpoints(_slices(ctl, ns, "moving")) == {"a": (True, 8080)}, what="8080")
+    service["spec"]["ports"] = [{"port": 80, "targetPort": 9999}]
+    ctl.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(service))
+    wait_for(lambda: _endpoints(_slices(ctl, ns, "moving")) == {"a": (True, 9999)}, what="9999")
+    service["spec"]["selector"] = {"app": "nothing"}
+    ctl.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(service))
+    wait_for(lambda: _endpoints(_slices(ctl, ns, "moving")) == {}, what="no endpoints")
+    # a Service without a selector: its hand-made slice is nobody else's business
+    manual = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "manual"},
+              "spec": {"ports": [{"port": 80}]}}  # fmt: skip
+    ctl.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(manual))
+    ctl.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "manual-1", "labels": {"kubernetes.io/service-name": "manual"}},
+        "addressType": "IPv4", "ports": [{"port": 80}],
+        "endpoints": [{"addresses": ["198.18.9.9"]}]}))  # fmt: skip
+    time.sleep(1.0)
+    slices = _slices(ctl, ns, "manual")
+    assert [s["metadata"]["name"] for s in slices] == ["manual-1"]
+    assert slices[0]["endpoints"][0]["addresses"] == ["198.18.9.9"]
+    ctl.kubectl("delete", "namespace", ns, "--wait=false")
