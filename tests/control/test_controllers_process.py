@@ -102,6 +102,9 @@ def test_standby_waits_clean_stop_hands_over_and_restart_keeps_pods(
         wait_for(lambda: _lease_holder(kube).startswith(f"{socket.gethostname()}_{second.pid}_"),
                  timeout=15, what="second leads")  # fmt: skip
         assert time.monotonic() - started < 10
+        standby = _start(cluster, log)  # a standby stopped by a signal also exits 0
+        time.sleep(2.0)
+        assert _stop(standby) == 0
         cluster.kubectl("scale", "deploy/web", "-n", "lead", "--replicas=8")
         wait_for(lambda: len(_pods(kube, "lead")) == 8, what="8 pods")
         assert set(before) <= set(_pods(kube, "lead"))  # the new leader kept the old pods

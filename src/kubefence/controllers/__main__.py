@@ -3,8 +3,8 @@ controllers as one process, until SIGTERM or SIGINT.
 
 Why this module exists: ``cluster up`` (and tests) start the controllers as a process with the
 controller manager's kubeconfig; this parses the flags, connects, runs the ``Manager`` and
-stops it cleanly on a signal. Exit status 0 after a signal, 1 if the caches never synced or the
-leader lease was lost.
+stops it cleanly on a signal. Exit status 0 after a signal (also as a standby), 1 if the
+caches never synced or the leader lease was lost.
 """
 
 from __future__ import annotations
@@ -60,17 +60,19 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
 
+    signalled: list[int] = []
+
     def stop(signum: int, frame: FrameType | None) -> None:
+        signalled.append(signum)
         manager.stopping.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    ok = manager.start()
+    ok = manager.start()  # False: stopped while a standby, or the caches never synced
     while ok and not manager.stopping.wait(1.0):
         pass
-    interrupted = manager.stopping.is_set()
     manager.stop()
-    return 0 if ok and interrupted and manager.elector_ok else 1
+    return 0 if signalled and manager.elector_ok else 1
 
 
 if __name__ == "__main__":

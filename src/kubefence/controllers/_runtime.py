@@ -119,6 +119,7 @@ class Hub:
         self._informers: dict[Resource, Informer] = {}
         self._caches: dict[Resource, Cache] = {}
         self._subscribers: dict[Resource, list[Handler]] = {}
+        self._started = False
 
     def cache(self, resource: Resource) -> Cache:
         if resource not in self._caches:
@@ -149,6 +150,7 @@ class Hub:
 
     def start(self, *, timeout: float = 60.0) -> bool:
         """Start every informer; True once all have delivered their first list."""
+        self._started = True
         for informer in self._informers.values():
             informer.start()
         deadline = time.monotonic() + timeout
@@ -159,6 +161,9 @@ class Hub:
 
     def stop(self) -> None:
         """Stop every informer (the watches are cut by closing the client's connections)."""
+        if not self._started:  # a standby that never led: nothing runs
+            self.kube.close()
+            return
         for informer in self._informers.values():
             informer.stop(timeout=0.0)
         self.kube.close()
