@@ -65,20 +65,35 @@ class Resource:
         return base
 
 
-def connect(kubeconfig: str | Path | None = None, *, context: str | None = None) -> Kube:
+def connect(
+    kubeconfig: str | Path | None = None,
+    *,
+    context: str | None = None,
+    pool_size: int | None = None,
+) -> Kube:
     """A ``Kube`` for a kubeconfig file (its current context, or ``context``); with no file, the
-    in-cluster service account when running in a pod, else ``$KUBECONFIG``/``~/.kube/config``."""
+    in-cluster service account when running in a pod, else ``$KUBECONFIG``/``~/.kube/config``.
+    ``pool_size``: how many connections to keep open (the official default is 5 per CPU; a
+    process with many informers, each holding a watch, and parallel writers wants more)."""
     if kubeconfig is None:
         try:
             configuration = k8s_client.Configuration()
             k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            if pool_size:
+                configuration.connection_pool_maxsize = pool_size
             return Kube(k8s_client.ApiClient(configuration))
         except k8s_config.ConfigException:
             pass
-    api = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=None if kubeconfig is None else str(kubeconfig), context=context
+    configuration = k8s_client.Configuration()
+    k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=None if kubeconfig is None else str(kubeconfig),
+        context=context,
+        client_configuration=configuration,
+        persist_config=False,
     )
-    return Kube(api)
+    if pool_size:
+        configuration.connection_pool_maxsize = pool_size
+    return Kube(k8s_client.ApiClient(configuration))
 
 
 class Kube:

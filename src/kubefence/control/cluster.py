@@ -172,6 +172,7 @@ def cluster_up(
         if bound and _ready(f"https://127.0.0.1:{bound}", pki):
             (directory / "kubeconfig").write_text(kubeconfig(name))
             os.chmod(directory / "kubeconfig", 0o600)
+            _write_controller_manager_kubeconfig(name, pki)
             return cluster_status(name)
         time.sleep(0.02)
     cluster_down(name)
@@ -249,6 +250,19 @@ def kubeconfig_dict(name: str) -> dict[str, Any]:
         "current-context": entry,
         "preferences": {},
     }  # fmt: skip
+
+
+def _write_controller_manager_kubeconfig(name: str, pki: ClusterPKI) -> None:
+    """``controller-manager.kubeconfig``: the admin kubeconfig with the controller manager's
+    certificate (CN system:kube-controller-manager), for ``python -m kubefence.controllers``."""
+    config = kubeconfig_dict(name)
+    config["users"][0]["user"] = {
+        "client-certificate-data": _b64(pki.controller_manager_cert),
+        "client-key-data": _b64(pki.controller_manager_key),
+    }
+    target = state_dir(name) / "controller-manager.kubeconfig"
+    target.write_text(yaml.safe_dump(config, sort_keys=False))
+    os.chmod(target, 0o600)
 
 
 def kubeconfig(name: str) -> str:

@@ -7,6 +7,7 @@ a `<Kind>List` (spliced from stored bytes when unfiltered) or a Table; watches s
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -131,6 +132,51 @@ async def _scale(config: ServerConfig, request: web.Request, target: _Target, ve
     return _as_scale(saved)
 
 
+async def _bind(config: ServerConfig, target: _Target, body: Any) -> Obj:
+    """``pods/binding`` (the scheduler's write): set ``spec.nodeName`` and the PodScheduled
+    condition in one compare-and-swap; 409 when the pod is already bound, as upstream."""
+    node = ((body or {}).get("target") or {}).get("name") if isinstance(body, dict) else None
+    kind = ((body or {}).get("target") or {}).get("kind", "Node") if isinstance(body, dict) else ""
+    if not isinstance(node, str) or not node or kind not in ("", "Node"):
+        invalid = FieldError("Required value: a Node name is required", "target.name")
+        raise ApiError.invalid("Binding", target.name, [invalid])
+    for _ in range(8):
+        current = await config.objects.get(target.rt, target.namespace, target.name)
+        bound = (current.get("spec") or {}).get("nodeName")
+        if bound or current["metadata"].get("deletionTimestamp"):
+            why = (
+                f'pod {target.name} is already assigned to node "{bound}"'
+                if bound
+                else (f"pod {target.name} is being deleted, cannot be assigned to a host")
+            )
+            raise ApiError(409, "Conflict",
+                           f'Operation cannot be fulfilled on pods/binding "{target.name}": {why}',
+                           kind="pods/binding", name=target.name)  # fmt: skip
+        status = dict(current.get("status") or {})
+        conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+        now = _now()
+        conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                           "lastTransitionTime": now})  # fmt: skip
+        status["conditions"] = conditions
+        updated = {**current, "spec": {**current["spec"], "nodeName": node}, "status": status}
+        try:
+            await config.objects.update(
+                target.rt, target.namespace, target.name, updated,
+                WriteOptions(manager="kube-scheduler", subresource="binding"),
+            )  # fmt: skip
+        except ApiError as error:
+            if error.reason == "Conflict":
+                continue
+            raise
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "code": 201}  # fmt: skip
+    raise ApiError.conflict("pods", target.name)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _int_param(text: str, name: str) -> int:
     try:
         return max(int(text or 0), 0)
@@ -224,7 +270,13 @@ async def resource_request(
     if target.subresource == "scale":
         return json_response(await _scale(config, request, target, verb))
     if verb == "get":
-        return json_response(await objects.get(rt, target.namespace, target.name))
+        found = await objects.get(rt, target.namespace, target.name)
+        if wants_table(request.headers.get("Accept", "")):  # `kubectl get deploy web`
+            return json_response(
+                table(rt, [found], resource_version=found["metadata"].get("resourceVersion", ""),
+                      include_object=query.get("includeObject", "Metadata"))
+            )  # fmt: skip
+        return json_response(found)
     if verb in ("list", "watch"):
         labels = parse_label_selector(query.get("labelSelector"))
         fields = parse_field_selector(query.get("fieldSelector"))
@@ -273,6 +325,8 @@ async def resource_request(
     options = _write_options(request, target.subresource)
     if verb == "create" and target.subresource == "token":
         return json_response(await _token(config, target, body), 201)
+    if verb == "create" and target.subresource == "binding":
+        return json_response(await _bind(config, target, body), 201)
     if verb == "create":
         if not rt.stored:
             return json_response(review(config.authorizer, request["user"], rt, body), 201)

@@ -15,6 +15,7 @@ __all__ = [
     "AGENT_USER",
     "ANONYMOUS",
     "AUTHENTICATED_GROUP",
+    "CONTROLLER_MANAGER_USER",
     "MASTERS_GROUP",
     "NODES_GROUP",
     "RequestAttributes",
@@ -28,6 +29,7 @@ MASTERS_GROUP = "system:masters"  # bound to cluster-admin
 NODES_GROUP = "system:nodes"
 ADMIN_USER = "kubefence:admin"
 AGENT_USER = "kubefence:agent"  # the policy agent, bound to the kubefence:agent ClusterRole
+CONTROLLER_MANAGER_USER = "system:kube-controller-manager"  # scheduler + controllers (one process)
 
 
 def node_user(node: str) -> str:

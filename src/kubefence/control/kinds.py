@@ -16,11 +16,13 @@ from typing import Any
 from kubefence.control.kind_checks import (
     by_kubefence,
     default_admin_ports,
+    default_daemonset,
     default_deployment,
     default_namespace,
     default_pod,
     default_policy,
     default_service,
+    default_statefulset,
     required,
     validate_binding,
     validate_deployment,
@@ -144,7 +146,7 @@ _TYPES = (
         "pods",
         short_names=("po",),
         categories=("all",),
-        subresources=("status",),
+        subresources=("status", "binding"),
         validate=by_kubefence,
         default=default_pod,
         columns=(
@@ -432,6 +434,55 @@ _TYPES = (
             Column("Desired", "integer", lambda o: _get(o, "spec", "replicas") or 0),
             Column("Current", "integer", lambda o: _get(o, "status", "replicas") or 0),
             Column("Ready", "integer", lambda o: _get(o, "status", "readyReplicas") or 0),
+        ),
+    ),
+    ResourceType(
+        "apps",
+        "v1",
+        "StatefulSet",
+        "statefulsets",
+        short_names=("sts",),
+        categories=("all",),
+        subresources=("status", "scale"),
+        validate=validate_deployment,
+        default=default_statefulset,
+        columns=(
+            Column(
+                "Ready",
+                "string",
+                lambda o: (
+                    f"{_get(o, 'status', 'readyReplicas') or 0}/{_get(o, 'spec', 'replicas') or 0}"
+                ),
+            ),
+        ),
+    ),
+    ResourceType(
+        "apps",
+        "v1",
+        "DaemonSet",
+        "daemonsets",
+        short_names=("ds",),
+        categories=("all",),
+        subresources=("status",),
+        validate=validate_deployment,
+        default=default_daemonset,
+        columns=(
+            Column(
+                "Desired", "integer", lambda o: _get(o, "status", "desiredNumberScheduled") or 0
+            ),
+            Column(
+                "Current", "integer", lambda o: _get(o, "status", "currentNumberScheduled") or 0
+            ),
+            Column("Ready", "integer", lambda o: _get(o, "status", "numberReady") or 0),
+            Column(
+                "Up-to-date", "integer", lambda o: _get(o, "status", "updatedNumberScheduled") or 0
+            ),
+            Column("Available", "integer", lambda o: _get(o, "status", "numberAvailable") or 0),
+            Column(
+                "Node Selector",
+                "string",
+                lambda o: _selector_text(_get(o, "spec", "template", "spec", "nodeSelector")),
+            ),
         ),
     ),
     # Virtual kinds: created and answered, never stored.

@@ -315,7 +315,7 @@ class Objects:
         obj: Obj = dict(body)
         if opts.subresource == "status":
             obj = {**current, "status": body.get("status", {})}
-        elif "status" in current and rt.subresources:
+        elif "status" in current and rt.subresources and opts.subresource != "binding":
             obj["status"] = current["status"]  # the main resource does not write status
         old_meta = current["metadata"]
         metadata = dict(obj.get("metadata") or {})

@@ -2,7 +2,8 @@
 
 Kubernetes clients expect TLS everywhere and identify users by client certificates, so a local
 cluster needs a real PKI: a cluster CA that signs the API server's serving certificate and the
-client certificates of the admin, each node and the policy agent; a separate etcd CA for mutual
+client certificates of the admin, each node, the policy agent and the controller manager; a
+separate etcd CA for mutual
 TLS between the API server and etcd; and a key pair that signs service-account tokens.
 :func:`ensure_pki` creates what is missing and re-issues a leaf that is missing, expiring within
 30 days, not issued by the current CA, or (the server's) lacking a requested address; it never
@@ -10,8 +11,9 @@ touches a valid one, so it is cheap to call on every ``cluster up``. Keys are EC
 make, accepted by Go, OpenSSL and Python clients) and written 0600, atomically.
 
 Layout under the directory: ``ca.crt/key``, ``apiserver.crt/key``, ``admin.crt/key``,
-``agent.crt/key``, ``apiserver-kubelet-client.crt/key`` (the API server towards nodes' kubelet
-endpoints: exec, attach, logs), ``nodes/<name>.crt/key``, ``sa.key/pub``, ``etcd/ca.crt/key``,
+``agent.crt/key``, ``controller-manager.crt/key``, ``apiserver-kubelet-client.crt/key`` (the
+API server towards nodes' kubelet endpoints: exec, attach, logs), ``nodes/<name>.crt/key``,
+``sa.key/pub``, ``etcd/ca.crt/key``,
 ``etcd/server.crt/key``, ``etcd/apiserver-client.crt/key``.
 """
 
@@ -31,7 +33,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from kubefence.control.identity import ADMIN_USER, AGENT_USER, MASTERS_GROUP, NODES_GROUP, node_user
+from kubefence.control.identity import (
+    ADMIN_USER,
+    AGENT_USER,
+    CONTROLLER_MANAGER_USER,
+    MASTERS_GROUP,
+    NODES_GROUP,
+    node_user,
+)
 
 __all__ = [
     "KUBELET_CLIENT_USER",
@@ -80,6 +89,8 @@ class ClusterPKI:
     agent_key = _File("agent.key")
     kubelet_client_cert = _File("apiserver-kubelet-client.crt")
     kubelet_client_key = _File("apiserver-kubelet-client.key")
+    controller_manager_cert = _File("controller-manager.crt")
+    controller_manager_key = _File("controller-manager.key")
     sa_key = _File("sa.key")
     sa_public = _File("sa.pub")
     etcd_ca_cert = _File("etcd/ca.crt")
@@ -345,6 +356,8 @@ def ensure_pki(
     _issue(pki.agent_cert, pki.agent_key, ca, common_name=AGENT_USER)
     _issue(pki.kubelet_client_cert, pki.kubelet_client_key, ca,
            common_name=KUBELET_CLIENT_USER, orgs=(MASTERS_GROUP,))  # fmt: skip
+    _issue(pki.controller_manager_cert, pki.controller_manager_key, ca,
+           common_name=CONTROLLER_MANAGER_USER)  # fmt: skip
     for node in nodes:
         _issue(pki.node_cert(node), pki.node_key(node), ca,
                common_name=node_user(node), orgs=(NODES_GROUP,))  # fmt: skip

@@ -6,6 +6,9 @@ Why: kubectl's typed clients (`create namespace`, `create role`, `auth can-i`, `
 table in `data/proto_fields.json` (made by `protobuf_gen`). Special types map to their JSON
 forms: Time -> RFC 3339, IntOrString -> int or string, Quantity -> string, RawExtension and
 FieldsV1 -> embedded JSON, ExtraValue -> list. Responses stay JSON (clients accept it).
+Go clients encode every non-pointer field, so an empty string is dropped (in Go it means unset;
+kept, it would defeat defaulting: a `kubectl create deployment` pod template would carry
+``restartPolicy: ""``, ``dnsPolicy: ""``, ``imagePullPolicy: ""`` into every pod).
 """
 
 from __future__ import annotations
@@ -165,7 +168,10 @@ def _message(name: str, data: bytes) -> Any:
         elif spec[2]:
             out.setdefault(json_name, []).extend(_repeated_scalars(kind, wire, raw))
         else:
-            out[json_name] = _scalar(kind, wire, raw)
+            value = _scalar(kind, wire, raw)
+            if kind == "string" and value == "":
+                continue  # Go's zero string is "unset": leave it to defaulting (restartPolicy...)
+            out[json_name] = value
     return out
 
 

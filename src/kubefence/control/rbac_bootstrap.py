@@ -4,7 +4,8 @@ Separate from ``rbac`` because it is data, not logic. Names, labels and the spli
 view into aggregated ``system:aggregate-to-*`` roles follow upstream's bootstrap policy (the
 rules are trimmed to the kinds kubefence serves plus the common ones kubectl asks about); on top
 come ``system:node`` bound to the group ``system:nodes`` (kubefence has no Node authorizer) and
-``kubefence:agent`` for the policy agent. ``system:public-info-viewer`` is bound to both
+``kubefence:agent`` for the policy agent and ``system:kube-controller-manager`` for the scheduler
+and controllers. ``system:public-info-viewer`` is bound to both
 ``system:authenticated`` and ``system:unauthenticated`` as upstream does, so anonymous health
 probes work while anonymous ``GET /`` stays forbidden.
 """
@@ -18,6 +19,7 @@ from typing import Any
 from kubefence.control.identity import (
     AGENT_USER,
     AUTHENTICATED_GROUP,
+    CONTROLLER_MANAGER_USER,
     MASTERS_GROUP,
     NODES_GROUP,
 )
@@ -158,6 +160,24 @@ _AGENT_RULES = [
     _rule(["coordination.k8s.io"], ["leases"], ["get", "list", "watch", "create", "update"]),
 ]
 
+# The scheduler and the controllers run as one process with one identity (upstream splits them
+# into system:kube-scheduler and per-controller service accounts; the rules are their union).
+_CONTROLLER_RULES = [
+    _rule([""], ["pods"], [*_READ, "create", "delete", "patch", "update"]),
+    _rule([""], ["pods/status", "nodes/status"], ["patch", "update"]),
+    _rule([""], ["pods/binding", "bindings"], ["create"]),
+    _rule([""], ["nodes", "namespaces", "services", "endpoints"], _READ),
+    _rule([""], ["endpoints"], ["create", "delete", "patch", "update"]),
+    _rule([""], ["events"], ["create", "patch", "update"]),
+    _rule(["events.k8s.io"], ["events"], ["create", "patch", "update"]),
+    _rule(["apps"], ["deployments", "replicasets", "statefulsets", "daemonsets",
+                     "controllerrevisions"], _ALL),
+    _rule(["apps"], ["deployments/status", "replicasets/status", "statefulsets/status",
+                     "daemonsets/status"], ["get", "patch", "update"]),
+    _rule(["discovery.k8s.io"], ["endpointslices"], _ALL),
+    _rule(["coordination.k8s.io"], ["leases"], ["get", "list", "watch", "create", "update"]),
+]  # fmt: skip
+
 _DISCOVERY_URLS = ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi",
                    "/openapi/*", "/readyz", "/version", "/version/"]  # fmt: skip
 _PUBLIC_URLS = ["/healthz", "/livez", "/readyz", "/version", "/version/"]
@@ -209,6 +229,8 @@ _OBJECTS: tuple[dict[str, Any], ...] = (
     ),
     _binding("system:node", "system:node", [("Group", NODES_GROUP)]),
     _binding(AGENT_USER, AGENT_USER, [("User", AGENT_USER)]),
+    _cluster_role(CONTROLLER_MANAGER_USER, _CONTROLLER_RULES),
+    _binding(CONTROLLER_MANAGER_USER, CONTROLLER_MANAGER_USER, [("User", CONTROLLER_MANAGER_USER)]),
 )
 
 # Each object its own deep copy, so a caller that mutates one cannot change another.
