@@ -351,6 +351,9 @@ def nodes_down(name: str, *, directory: Path) -> list[str]:
                     child.wait(timeout=2)
                 del _CHILDREN[pid]
         time.sleep(0.05)
+    for pid, child in list(_CHILDREN.items()):  # reap ours that died (e.g. SIGKILLed)
+        if child.poll() is not None:
+            del _CHILDREN[pid]
     if not namespaces and not (directory / "nodes.json").exists():
         return []
     return destroy_nodes(name, recorded=recorded)

@@ -175,24 +175,27 @@ class NodeComponent:
                     NODES.path(name=self.name, subresource="status"),
                     {"status": self._node_status()},
                 )
+                self._renew_lease()
                 _LOG.info("node %s: registered", self.name)
                 return
             except Exception as exc:  # the API server may still be starting
                 _LOG.warning("node %s: registering failed (%s); retrying", self.name, exc)
                 self.stopped.wait(1.0)
 
-    def _heartbeat(self) -> None:
+    def _renew_lease(self) -> None:
         path = LEASES.path(namespace="kube-node-lease", name=self.name)
+        try:
+            self.kube.patch(path, {"spec": {"renewTime": now_micro(), "holderIdentity": self.name}})
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+            self.kube.create(LEASES.path(namespace="kube-node-lease"), lease(self.name))
+
+    def _heartbeat(self) -> None:
         last_status = time.monotonic()
         while not self.stopped.wait(HEARTBEAT):
             try:
-                try:
-                    self.kube.patch(path, {"spec": {"renewTime": now_micro(),
-                                                    "holderIdentity": self.name}})  # fmt: skip
-                except ApiError as exc:
-                    if exc.code != 404:
-                        raise
-                    self.kube.create(LEASES.path(namespace="kube-node-lease"), lease(self.name))
+                self._renew_lease()
                 if time.monotonic() - last_status >= STATUS_EVERY:
                     self.kube.patch(
                         NODES.path(name=self.name, subresource="status"),
