@@ -163,7 +163,8 @@ def nodes_up(
     (directory / "nodes.json").write_text(json.dumps(record))
     admin = connect(directory / "kubeconfig")
     try:
-        for namespace in ("kube-node-lease", "kube-system", "kube-public", "default"):
+        for namespace in ("kube-node-lease", "kube-system", "kube-public", "default",
+                          "kubefence-system"):  # fmt: skip
             _ensure_namespace(admin, namespace)
         create_nodes(plans)
         _start_processes(name, directory=directory, url=url, pki=pki, plans=plans)
@@ -229,8 +230,10 @@ def _start_processes(
     if not controllers:
         pass
     elif _installed("kubefence.controllers.__main__"):
+        # A node whose Lease (renewed every 2 s) is 10 s old becomes NotReady.
         _start([python, "-m", "kubefence.controllers", "--kubeconfig",
-                str(directory / "kubeconfig")], log=directory / "controllers.log",
+                str(directory / "kubeconfig"), "--node-monitor-grace-period", "10"],
+               log=directory / "controllers.log",
                pid_file=directory / "controllers.pid")  # fmt: skip
     else:
         _log(directory, "kubefence.controllers is not installed: no scheduler or controllers")
@@ -241,7 +244,9 @@ def _start_processes(
         for plan in plans:
             node_dir = directory / "nodes" / plan.name
             _start([python, "-m", "kubefence.agent", "--node", plan.name, "--kubeconfig",
-                    str(agent_config), "--netns", plan.netns], log=node_dir / "agent.log",
+                    str(agent_config), "--netns", plan.netns,
+                    "--node-address", str(plan.address_v4),
+                    "--node-address", str(plan.address_v6)], log=node_dir / "agent.log",
                    pid_file=node_dir / "agent.pid")  # fmt: skip
     else:
         _log(directory, "kubefence.agent is not installed: policies are not enforced on nodes")

@@ -11,6 +11,8 @@ behaviour that is enough for network policy work (docs/nodes.md lists it):
 - ``agnhost``: ``serve-hostname`` (the default) answers the pod's name on its declared TCP and
   UDP ports; any other sub-command (``connect``, ...) runs the ``agnhost`` shim
   (``kubefence.node._agnhost``);
+- ``kubefence/dns``: cluster DNS (``kubefence.node._dns``, run inside the node component) in
+  the pod's namespace, as the kube-dns add-on asks;
 - anything else: the generic server answers on the declared ports, and the pod gets a Warning
   event ``ImageNotInCatalogue``.
 
@@ -30,10 +32,13 @@ _SERVING_AGNHOST = ("serve-hostname", "netexec", "pause", "porter", "")
 
 
 def image_kind(image: str) -> str:
-    """``nginx``, ``shell``, ``agnhost`` or ``generic`` for an image reference (registry,
-    tag and digest ignored: ``registry.k8s.io/e2e-test-images/agnhost:2.53`` is agnhost)."""
-    repository = image.split("@", 1)[0].rsplit("/", 1)[-1]
-    repository = repository.split(":", 1)[0].lower()
+    """``nginx``, ``shell``, ``agnhost``, ``dns`` or ``generic`` for an image reference
+    (registry, tag and digest ignored: ``registry.k8s.io/e2e-test-images/agnhost:2.53`` is
+    agnhost)."""
+    path = image.split("@", 1)[0].lower()
+    if path.rsplit(":", 1)[0].endswith("kubefence/dns"):
+        return "dns"
+    repository = path.rsplit("/", 1)[-1].split(":", 1)[0]
     if repository.startswith("nginx"):
         return "nginx"
     if repository in _SHELL_IMAGES:
@@ -65,6 +70,7 @@ class PodPlan:
     udp: tuple[int, ...] = ()
     udp_hostname: bool = False
     unknown_images: tuple[str, ...] = ()
+    dns: bool = False  # a kubefence/dns container: the node runs cluster DNS in the pod
 
 
 def _strings(value: Any) -> tuple[str, ...]:
@@ -122,7 +128,7 @@ def plan_pod(spec: Mapping[str, Any]) -> PodPlan:
             udp_hostname = True
         elif kind == "generic":
             unknown.append(image)
-        if kind != "shell" or ports:
+        if kind != "dns":
             for port, protocol in ports:
                 if protocol == "UDP":
                     udp.add(port)
@@ -135,4 +141,5 @@ def plan_pod(spec: Mapping[str, Any]) -> PodPlan:
         udp=tuple(sorted(udp)),
         udp_hostname=udp_hostname,
         unknown_images=tuple(unknown),
+        dns=any(c.kind == "dns" for c in containers),
     )

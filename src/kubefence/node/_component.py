@@ -41,6 +41,7 @@ from kubefence.dataplane.netns import (
     start_node_server,
 )
 from kubefence.errors import DataplaneError
+from kubefence.node._addons import start_dns, start_proxy, stop_quietly
 from kubefence.node._catalogue import PodPlan, plan_pod
 from kubefence.node._pods import PodHands, pod_key
 from kubefence.node._state import NodeRecord, PodRecord, load_record, save_record
@@ -99,6 +100,8 @@ class NodeComponent:
         self.events: queue.Queue[Obj] = queue.Queue()
         self.informer: Informer | None = None
         self.server: ServerRecord | None = None
+        self.dns: dict[str, Any] = {}  # uid -> the DNS server of a kubefence/dns pod
+        self.proxy: Any = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def stop(self) -> None:
@@ -109,6 +112,7 @@ class NodeComponent:
         self.hands.install_shims()
         self._ensure_server()
         self._register()
+        self.proxy = start_proxy(self.kube, netns=self.node.netns, node=self.name)
         threads = [
             threading.Thread(target=self._heartbeat, name="lease", daemon=True),
             threading.Thread(target=self._post_events, name="events", daemon=True),
@@ -135,6 +139,10 @@ class NodeComponent:
             except Exception:  # keep the node alive; the next round retries
                 _LOG.exception("node %s: check failed", self.name)
         self.informer.stop(timeout=1.0)
+        if self.proxy is not None:
+            stop_quietly(self.proxy, clean=False)  # the rules stay, as kube-proxy's do
+        for server in self.dns.values():
+            stop_quietly(server)
 
     # -- the node ----------------------------------------------------------------------------
     def _ensure_server(self) -> None:
@@ -283,6 +291,19 @@ class NodeComponent:
                         f"image {image!r} is not in the sandbox catalogue: running the generic "
                         "server on its declared ports (see docs/nodes.md)", "Warning")  # fmt: skip
         self._start_containers(uid)
+        self._start_dns(uid)
+
+    def _start_dns(self, uid: str) -> None:
+        if not self._plan(uid).dns or uid in self.dns:
+            return
+        netns = self.hands.netns(self.record.pods[uid])
+        try:
+            server = start_dns(self.kube, netns=netns)
+        except (OSError, DataplaneError) as exc:
+            self._event(self.pods[uid], "Failed", f"cluster DNS did not start: {exc}", "Warning")
+            return
+        if server is not None:
+            self.dns[uid] = server
 
     def _start_containers(self, uid: str) -> None:
         record = self.record.pods[uid]
@@ -317,6 +338,7 @@ class NodeComponent:
             except DataplaneError as exc:
                 _LOG.warning("node %s: serving %s failed: %s", self.name, record.key, exc)
         self._start_containers(uid)
+        self._start_dns(uid)
 
     def _served(self) -> set[str]:
         try:
@@ -329,6 +351,9 @@ class NodeComponent:
         record = self.record.pods.get(uid)
         self.pods.pop(uid, None)
         self.plans.pop(uid, None)
+        dns = self.dns.pop(uid, None)
+        if dns is not None:
+            stop_quietly(dns)
         if record is None:
             return
         try:
