@@ -58,6 +58,14 @@ class ContainerPlan:
     kind: str
     argv: tuple[str, ...] = ()
     stdin: bool = False
+    tty: bool = False
+    stdin_once: bool = False
+
+    @property
+    def interactive(self) -> bool:
+        """A process for ``kubectl attach`` (``stdin`` or ``tty``): run in the node component,
+        which holds its terminal or pipes."""
+        return bool(self.argv) and (self.stdin or self.tty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +122,8 @@ def plan_pod(spec: Mapping[str, Any]) -> PodPlan:
         kind = image_kind(image)
         command, args = _strings(container.get("command")), _strings(container.get("args"))
         stdin = bool(container.get("stdin"))
+        tty = bool(container.get("tty"))
+        stdin_once = bool(container.get("stdinOnce"))
         argv: tuple[str, ...] = ()
         ports = _ports(container)
         if kind == "nginx" and not any(p == "TCP" for _, p in ports):
@@ -134,7 +144,8 @@ def plan_pod(spec: Mapping[str, Any]) -> PodPlan:
                     udp.add(port)
                 elif protocol == "TCP":
                     tcp.setdefault(port, _tcp_mode(kind))
-        containers.append(ContainerPlan(name=name, image=image, kind=kind, argv=argv, stdin=stdin))
+        containers.append(ContainerPlan(name=name, image=image, kind=kind, argv=argv, stdin=stdin,
+                                        tty=tty, stdin_once=stdin_once))  # fmt: skip
     return PodPlan(
         containers=tuple(containers),
         tcp=dict(sorted(tcp.items())),

@@ -23,6 +23,7 @@ SIGTERM stops the component and leaves the pods running (as stopping a kubelet d
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -37,6 +38,7 @@ from kubefence.dataplane.netns import (
     ServerRecord,
     node_server_request,
     process_alive,
+    process_start_time,
     reap,
     start_node_server,
 )
@@ -44,7 +46,7 @@ from kubefence.errors import DataplaneError
 from kubefence.node._addons import start_dns, start_proxy, stop_quietly
 from kubefence.node._catalogue import PodPlan, plan_pod
 from kubefence.node._pods import PodHands, pod_key
-from kubefence.node._state import NodeRecord, PodRecord, load_record, save_record
+from kubefence.node._state import NodeRecord, PodRecord, ProcessRecord, load_record, save_record
 from kubefence.node._status import (
     KUBELET_PORT,
     event,
@@ -102,6 +104,11 @@ class NodeComponent:
         self.server: ServerRecord | None = None
         self.dns: dict[str, Any] = {}  # uid -> the DNS server of a kubefence/dns pod
         self.proxy: Any = None
+        # Attachable main processes (stdin/tty containers) live on this loop, with the HTTPS
+        # endpoint's routes; they end with the component (their terminal is ours).
+        self.interactive: dict[tuple[str, str], Any] = {}
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="runtime", daemon=True).start()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def stop(self) -> None:
@@ -314,6 +321,18 @@ class NodeComponent:
             if container.name in record.exited:
                 continue
             try:
+                if container.interactive:
+                    handle = asyncio.run_coroutine_threadsafe(
+                        self.hands.spawn_interactive(record, container, self.pods[uid]), self.loop
+                    ).result(timeout=30)
+                    if handle is not None:
+                        self.interactive[(uid, container.name)] = handle
+                        processes[container.name] = ProcessRecord(
+                            pid=handle.pid, start_time=process_start_time(handle.pid),
+                            started_at=now(),
+                        )  # fmt: skip
+                        self.waiting.pop((uid, container.name), None)
+                        continue
                 processes[container.name] = self.hands.start(record, container, self.pods[uid])
                 self.waiting.pop((uid, container.name), None)
             except (DataplaneError, OSError) as exc:
@@ -331,6 +350,19 @@ class NodeComponent:
             self._remove(uid)  # its namespace is gone: make it afresh
             self._create(pod)
             return
+        attachable = {c.name for c in self._plan(uid).containers if c.interactive}
+        orphans = [n for n in record.processes
+                   if n in attachable and (uid, n) not in self.interactive
+                   and self.hands.attach_supported]  # fmt: skip
+        if orphans:  # attachable processes of a previous component: nobody holds their terminal
+            for name in orphans:
+                self.hands.kill(record.processes[name])
+            record = record.with_changes(
+                processes={n: p for n, p in record.processes.items() if n not in orphans},
+                restarts={**record.restarts,
+                          **{n: record.restarts.get(n, 0) + 1 for n in orphans}},
+            )  # fmt: skip
+            self._save({**self.record.pods, uid: record})
         served = self._served()
         if record.key not in served:
             try:
@@ -354,6 +386,8 @@ class NodeComponent:
         dns = self.dns.pop(uid, None)
         if dns is not None:
             stop_quietly(dns)
+        for key in [k for k in self.interactive if k[0] == uid]:
+            del self.interactive[key]  # its process is killed with the pod's below
         if record is None:
             return
         try:
@@ -374,9 +408,16 @@ class NodeComponent:
                 restarts = dict(record.restarts)
                 policy = (self.pods[uid].get("spec") or {}).get("restartPolicy", "Always")
                 for name, process in record.processes.items():
-                    if self.hands.alive(process):
+                    handle = self.interactive.get((uid, name))
+                    if handle is not None:
+                        if handle.returncode is None:
+                            continue
+                        code = int(handle.returncode)
+                        del self.interactive[(uid, name)]
+                    elif self.hands.alive(process):
                         continue
-                    code = self.hands.exit_code(record, name)
+                    else:
+                        code = self.hands.exit_code(record, name)
                     del processes[name]
                     changed = True
                     if policy == "Always" or (policy == "OnFailure" and code != 0):

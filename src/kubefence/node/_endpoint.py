@@ -3,7 +3,7 @@
 Why this module exists: ``kubectl exec``/``attach``/``logs`` reach a pod through the API server,
 which connects to the node's kubelet endpoint (``status.daemonEndpoints.kubeletEndpoint``). The
 routes themselves are ``kubefence.node._streams`` (exec/attach/logs); this module serves them
-over TLS with the node's serving certificate, from an event loop on a thread of its own, and
+over TLS with the node's serving certificate, on the component's event loop thread, and
 answers their questions about pods from the node component's record (``PodDirectory``). When
 ``_streams`` is not installed the endpoint still serves ``/healthz`` and says why in the log.
 """
@@ -14,7 +14,6 @@ import asyncio
 import importlib
 import logging
 import ssl
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -88,13 +87,16 @@ def start_endpoint(component: NodeComponent, *, cert: Path, key: Path, ca: Path)
         app.add_routes(streams.stream_routes(ComponentDirectory(component)))
     except ImportError as exc:
         _LOG.warning("node %s: no exec/attach/logs routes (%s)", component.name, exc)
-    loop = asyncio.new_event_loop()
+    loop = component.loop
     runner = web.AppRunner(app, access_log=None)
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=_tls(cert, key, ca))
-    loop.run_until_complete(site.start())
-    server = site._server  # aiohttp exposes no public accessor for the bound sockets
-    assert server is not None
-    port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
-    threading.Thread(target=loop.run_forever, name="endpoint", daemon=True).start()
-    return port
+    context = _tls(cert, key, ca)
+
+    async def serve() -> int:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+        await site.start()
+        server = site._server  # aiohttp exposes no public accessor for the bound sockets
+        assert server is not None
+        return int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+
+    return asyncio.run_coroutine_threadsafe(serve(), loop).result(timeout=30)

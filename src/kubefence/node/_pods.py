@@ -2,15 +2,18 @@
 
 Why this module exists: the component (``_component``) decides *when* a pod is made or removed
 from API events; this module is *how*: the pod's namespace and address (``dataplane.netns``),
-its ports on the node server, its ``resolv.conf``, its container processes (in a session of
-their own, so they outlive the component; a small ``sh`` wrapper writes the exit code next to
-the log so a restarted component still learns it) and their removal. Every step tolerates a
+its ports on the node server, its ``resolv.conf``, its container processes (each under a
+``_logpipe`` supervisor in a session of its own, so they outlive the component; the supervisor
+writes the CRI log and the exit code, which a restarted component still reads) and their
+removal. Every step tolerates a
 half-made pod, so a crash at any point is repaired by doing the step again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -39,8 +42,6 @@ __all__ = ["PodHands", "pod_key"]
 ETC_NETNS = Path("/etc/netns")
 DNS_SERVICE_IP = "198.19.0.10"
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# Runs the container's command, then writes its exit status where the component reads it.
-_WRAPPER = '"$@"; code=$?; echo $code > "$0.tmp" && mv "$0.tmp" "$0"; exit $code'
 _APK = "#!/bin/sh\n# kubefence sandbox: the host's tools are there; 'apk add' is a no-op\nexit 0\n"
 
 
@@ -57,6 +58,14 @@ class PodHands:
     node: NodePlan
     directory: Path
     python: str
+
+    @property
+    def attach_supported(self) -> bool:
+        """Is ``kubefence.node._process`` (attachable processes) installed?"""
+        try:
+            return importlib.util.find_spec("kubefence.node._process") is not None
+        except ImportError:
+            return False
 
     @property
     def server_dir(self) -> Path:
@@ -142,6 +151,27 @@ class PodHands:
         directory.mkdir(parents=True, exist_ok=True)
         exit_file = directory / f"{container.name}.exit"
         exit_file.unlink(missing_ok=True)
+        env = self.container_env(record, container.name, pod)
+        supervisor = [self.python, "-m", "kubefence.node._logpipe",
+                      "--log", str(self.log_path(record.uid, container.name)),
+                      "--exit", str(exit_file)]  # fmt: skip
+        if container.stdin:
+            fifo = directory / f"{container.name}.stdin"
+            if not fifo.exists():
+                os.mkfifo(fifo, 0o600)
+            supervisor += ["--stdin", str(fifo)]
+        started = start_process(
+            [*supervisor, "--", *container.argv],
+            netns=self.netns(record),
+            log=directory / f"{container.name}.supervisor.log",
+            env=env,
+            cwd=directory,
+        )
+        return ProcessRecord(pid=started.pid, start_time=started.start_time, started_at=now())
+
+    def container_env(
+        self, record: PodRecord, container: str, pod: Mapping[str, Any]
+    ) -> dict[str, str]:
         metadata = pod.get("metadata") or {}
         env = {
             "PATH": f"{self.bin_dir}:{_PATH}",
@@ -151,22 +181,36 @@ class PodHands:
             "TERM": "xterm",
         }
         for spec in (pod.get("spec") or {}).get("containers") or ():
-            if isinstance(spec, Mapping) and spec.get("name") == container.name:
+            if isinstance(spec, Mapping) and spec.get("name") == container:
                 for item in spec.get("env") or ():
                     if isinstance(item, Mapping) and isinstance(item.get("value"), str):
                         env[str(item["name"])] = item["value"]
-        started = start_process(
-            ["sh", "-c", _WRAPPER, str(exit_file), *container.argv],
+        return env
+
+    async def spawn_interactive(
+        self, record: PodRecord, container: ContainerPlan, pod: Mapping[str, Any]
+    ) -> Any:
+        """An attachable main process (``kubefence.node._process.ContainerProcess``) on the
+        caller's event loop; None when that module is not installed."""
+        try:
+            process_module = importlib.import_module("kubefence.node._process")
+        except ImportError:
+            return None
+        directory = self.pod_dir(record.uid)
+        directory.mkdir(parents=True, exist_ok=True)
+        return await process_module.ContainerProcess.spawn(
+            list(container.argv),
             netns=self.netns(record),
-            log=self.log_path(record.uid, container.name),
-            env=env,
+            tty=container.tty,
+            stdin=container.stdin,
+            stdin_once=container.stdin_once,
+            log_path=self.log_path(record.uid, container.name),
+            env=self.container_env(record, container.name, pod),
             cwd=directory,
-            stdin=directory / f"{container.name}.stdin" if container.stdin else None,
         )
-        return ProcessRecord(pid=started.pid, start_time=started.start_time, started_at=now())
 
     def exit_code(self, record: PodRecord, container: str) -> int:
-        """The exit status the wrapper wrote; 137 (killed) when it wrote none."""
+        """The exit status the supervisor wrote; 137 (killed) when it wrote none."""
         try:
             return int((self.pod_dir(record.uid) / f"{container}.exit").read_text().strip())
         except (OSError, ValueError):

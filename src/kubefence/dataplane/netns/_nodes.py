@@ -26,7 +26,6 @@ switched on in node namespaces only; nothing is created in the host's namespace.
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 import shutil
 import subprocess
@@ -37,7 +36,7 @@ from pathlib import Path
 
 from kubefence.dataplane.netns._slots import GATEWAY_V4, PodSlot
 from kubefence.dataplane.netns._state import ServerRecord
-from kubefence.dataplane.netns._system import entered, netns_list, process_start_time, run
+from kubefence.dataplane.netns._system import netns_list, process_start_time, run
 from kubefence.dataplane.netns._topology import (
     add_pods,
     create_namespaces,
@@ -264,30 +263,21 @@ def start_process(
     log: Path,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
-    stdin: Path | None = None,
 ) -> ServerRecord:
-    """Start ``argv`` inside network namespace ``netns`` in a session of its own (it outlives
-    the caller, as a container outlives a crashed kubelet), output appended to ``log``. With
-    ``stdin`` its standard input is that FIFO (made if missing), held open for reading and
-    writing so the process waits for input instead of reading end-of-file."""
+    """Start ``argv`` inside network namespace ``netns`` through ``ip netns exec`` (so the
+    namespace's ``/etc/netns/<netns>/`` files, e.g. resolv.conf, are bound over ``/etc``), in a
+    session of its own (it outlives the caller, as a container outlives a crashed kubelet),
+    its output appended to ``log``."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    source: int | None = None
-    if stdin is not None:
-        if not stdin.exists():
-            os.mkfifo(stdin, 0o600)
-        source = os.open(stdin, os.O_RDWR)
     try:
-        with open(log, "ab") as out, entered(netns):
+        with open(log, "ab") as out:
             process = subprocess.Popen(
-                list(argv), stdin=subprocess.DEVNULL if source is None else source, stdout=out,
+                ["ip", "netns", "exec", netns, *argv], stdin=subprocess.DEVNULL, stdout=out,
                 stderr=out, cwd=cwd, env=dict(env) if env is not None else None,
                 start_new_session=True, close_fds=True,
             )  # fmt: skip
     except OSError as exc:
         raise DataplaneError(f"cannot start {argv[0]!r} in {netns}: {exc.strerror}") from exc
-    finally:
-        if source is not None:
-            os.close(source)
     _STARTED[process.pid] = process
     return ServerRecord(pid=process.pid, start_time=process_start_time(process.pid))
 
