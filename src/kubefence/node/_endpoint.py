@@ -53,9 +53,12 @@ class ComponentDirectory:
         return [str(c.get("name")) for c in spec.get("containers") or ()]
 
     def main_process(self, namespace: str, pod: str, container: str) -> Any:
-        """Main processes run detached (they outlive the component), so none is attachable
-        through an in-process handle; attach falls back to what ``_streams`` does then."""
-        return None
+        """The attachable main process of a ``stdin``/``tty`` container (others run detached
+        under a supervisor, so they outlive the component, and have none)."""
+        record = self._record(namespace, pod)
+        if record is None:
+            return None
+        return self.component.interactive.get((record.uid, container))
 
     def log_path(self, namespace: str, pod: str, container: str) -> Path | None:
         record = self._record(namespace, pod)
