@@ -319,3 +319,39 @@ def _processes(directory: Path, name: str) -> list[int]:
         if str(directory) in cmdline or inode in inodes:
             found.append(int(entry.name))
     return found
+
+
+def test_container_output_is_a_cri_log_with_the_pods_resolver_and_restarts_back_off(
+    three: Cluster,
+) -> None:
+    """A command container runs under its supervisor through ``ip netns exec``: its output is
+    in the CRI log format ``kubectl logs`` reads, it sees the pod's resolv.conf, and with
+    ``restartPolicy: Always`` an exiting command is restarted (restartCount counts)."""
+    three.kubectl("apply", "-f", "-", input="""
+apiVersion: v1
+kind: Pod
+metadata: {name: talker, namespace: x}
+spec:
+  nodeName: node-0
+  containers:
+  - name: c
+    image: busybox
+    command: [sh, -c, "echo out; echo err >&2; grep nameserver /etc/resolv.conf; sleep 0.2"]
+""")  # fmt: skip
+    deadline = time.monotonic() + 20
+    while True:
+        status = _pod(three, "x", "talker")["status"]
+        restarts = (status.get("containerStatuses") or [{}])[0].get("restartCount", 0)
+        if restarts >= 1:
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(0.2)
+    uid = _pod(three, "x", "talker")["metadata"]["uid"]
+    log = (three.info.directory / "nodes" / "node-0" / "pods" / uid / "c.log").read_text()
+    lines = [line.split(" ", 3) for line in log.splitlines()]
+    assert sorted((s, tag, text) for _, s, tag, text in lines[:3]) == [
+        ("stderr", "F", "err"),  # two pipes: the order between them is not fixed
+        ("stdout", "F", "nameserver 198.19.0.10"),
+        ("stdout", "F", "out"),
+    ]
+    assert lines[0][0].endswith("Z")
