@@ -355,3 +355,26 @@ spec:
         ("stdout", "F", "out"),
     ]
     assert lines[0][0].endswith("Z")
+
+
+def test_a_silent_node_goes_not_ready_and_recovers_on_restart(three: Cluster) -> None:
+    """SIGKILL of node-2's component: its Lease stops, the node lifecycle controller (in
+    kubefence.controllers, started by cluster up with a 10 s grace period) marks it NotReady;
+    ``cluster up`` again restarts the component and it is Ready again."""
+    pytest.importorskip("kubefence.controllers.__main__", reason="needs kubefence.controllers")
+    node_dir = three.info.directory / "nodes" / "node-2"
+    os.kill(int((node_dir / "component.pid").read_text()), signal.SIGKILL)
+
+    def ready() -> str:
+        node = json.loads(three.kubectl("get", "node", "node-2", "-o", "json").stdout)
+        return str({c["type"]: c["status"] for c in node["status"]["conditions"]}["Ready"])
+
+    deadline = time.monotonic() + 40
+    while ready() == "True":
+        assert time.monotonic() < deadline, "node-2 still Ready 40 s after its component died"
+        time.sleep(0.5)
+    cluster_up(three.info.name, timeout=60)
+    deadline = time.monotonic() + 30
+    while ready() != "True":
+        assert time.monotonic() < deadline, "node-2 not Ready again after its restart"
+        time.sleep(0.2)

@@ -230,9 +230,13 @@ def _start_processes(
     if not controllers:
         pass
     elif _installed("kubefence.controllers.__main__"):
-        # A node whose Lease (renewed every 2 s) is 10 s old becomes NotReady.
-        _start([python, "-m", "kubefence.controllers", "--kubeconfig",
-                str(directory / "kubeconfig"), "--node-monitor-grace-period", "10"],
+        # Its own identity when cluster up wrote one, else the admin's. A node whose Lease
+        # (renewed every 2 s) is 10 s old becomes NotReady.
+        config = directory / "controller-manager.kubeconfig"
+        if not config.exists():
+            config = directory / "kubeconfig"
+        _start([python, "-m", "kubefence.controllers", "--kubeconfig", str(config),
+                "--node-monitor-grace-period", "10"],
                log=directory / "controllers.log",
                pid_file=directory / "controllers.pid")  # fmt: skip
     else:
@@ -313,12 +317,13 @@ def _doomed_processes(directory: Path, namespaces: Sequence[str]) -> list[int]:
             continue
         try:
             inode = os.stat(entry / "ns" / "net").st_ino
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            raw = (entry / "cmdline").read_bytes()
+            cmdline = raw.replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
         if inode in inodes or marker in cmdline or (
             "kubefence." in cmdline and str(directory) in cmdline
-            and "kubefence.control" not in cmdline
+            and "-m kubefence.control " not in cmdline  # the API server: cluster_down's
         ):  # fmt: skip
             found.append(int(entry.name))
     return found
