@@ -136,6 +136,10 @@ def cluster_up(
     """Start the cluster (or return it if it already runs); returns once /readyz answers and,
     with ``nodes``, once that many sandbox nodes are Ready."""
     _reap_dead_children()
+    if nodes:
+        from kubefence.dataplane.netns import check_environment
+
+        check_environment(tools=("ip", "nft"))  # before anything starts: root, ip, nft
     current = cluster_status(name)
     if current.running:
         if (current.directory / "nodes.json").exists():

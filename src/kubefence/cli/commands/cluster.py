@@ -100,7 +100,10 @@ def _up(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ENVIRONMENT
     took = time.monotonic() - started
-    nodes = f", {args.nodes} node(s)" if args.nodes else ""
+    from kubefence.control.nodes import nodes_status
+
+    count = len(nodes_status(info.directory))
+    nodes = f", {count} node(s)" if count else ""
     print(f"cluster {info.name!r} is up at {info.url} (store: {info.store}{nodes}; {took:.2f}s)")
     print(f"kubeconfig: {info.directory / 'kubeconfig'}")
     print(f"  export KUBECONFIG={info.directory / 'kubeconfig'}")
