@@ -10,7 +10,8 @@ most 200 ms. This script brings a cluster up in a temporary state directory, the
 3. deletes them all and times until every pod namespace is gone.
 
 Pods are bound with ``spec.nodeName`` (round-robin) so the numbers are the nodes' own, not a
-scheduler's. The cluster is taken down afterwards, also on failure.
+scheduler's; with ``--scheduler`` they are left unbound for ``kubefence.controllers`` to place.
+The cluster is taken down afterwards, also on failure.
 
     sudo .venv/bin/python benchmarks/bench_nodes.py --nodes 3 --pods 300 --single 30
 """
@@ -38,8 +39,8 @@ KUBECTL = Path(sys.executable).parent / "kubectl"
 PODS = Resource("", "v1", "pods")
 
 
-def _pod(name: str, node: str, namespace: str = "bench") -> dict[str, Any]:
-    return {
+def _pod(name: str, node: str | None, namespace: str = "bench") -> dict[str, Any]:
+    pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "namespace": namespace, "labels": {"app": "bench"}},
@@ -48,6 +49,9 @@ def _pod(name: str, node: str, namespace: str = "bench") -> dict[str, Any]:
             "containers": [{"name": "web", "image": "nginx", "ports": [{"containerPort": 80}]}],
         },
     }
+    if node is None:
+        del pod["spec"]["nodeName"]
+    return pod
 
 
 class _Watch:
@@ -85,12 +89,15 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--pods", type=int, default=300)
     parser.add_argument("--single", type=int, default=30)
+    parser.add_argument("--scheduler", action="store_true", help="leave pods unbound")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="kf-bench-nodes-"))
     os.environ["KUBEFENCE_STATE"] = str(tmp)
     name = "bench"
-    nodes = [f"node-{i}" for i in range(args.nodes)]
-    results: dict[str, Any] = {"nodes": args.nodes, "pods": args.pods}
+    nodes: list[str | None] = [f"node-{i}" for i in range(args.nodes)]
+    if args.scheduler:
+        nodes = [None]
+    results: dict[str, Any] = {"nodes": args.nodes, "pods": args.pods, "scheduler": args.scheduler}
     try:
         started = time.monotonic()
         info = cluster_up(name, nodes=args.nodes, timeout=120)
