@@ -187,7 +187,11 @@ def cluster_up(
             (directory / "kubeconfig").write_text(kubeconfig(name))
             os.chmod(directory / "kubeconfig", 0o600)
             info = cluster_status(name)
-            if nodes:
+            if (directory / "nodes.json").exists():  # a restart: its nodes come back
+                from kubefence.control.nodes import nodes_restart
+
+                nodes_restart(name, directory=directory, url=info.url, timeout=timeout)
+            elif nodes:
                 _start_nodes(name, info, nodes, timeout=timeout)
             return info
         time.sleep(0.02)

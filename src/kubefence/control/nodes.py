@@ -192,8 +192,14 @@ def nodes_restart(name: str, *, directory: Path, url: str, timeout: float = 30.0
     after a SIGKILL; they reconcile from their records and the API. The nodes restarted."""
     count = int(json.loads((directory / "nodes.json").read_text()).get("count") or 0)
     pki = ClusterPKI(directory / "pki")
-    plans = [p for p in plan_nodes(name, count)
-             if not _alive(directory / "nodes" / p.name / "component.pid")]  # fmt: skip
+    every = plan_nodes(name, count)
+    present = set(_present_netns(name))
+    if not {f"kf-{name}-net", *(p.netns for p in every)} <= present:
+        # A namespace is gone (a reboot empties /run/netns): make the topology again; the
+        # node components then make their pods again from their records.
+        destroy_nodes(name)
+        create_nodes(every)
+    plans = [p for p in every if not _alive(directory / "nodes" / p.name / "component.pid")]
     _start_processes(name, directory=directory, url=url, pki=pki, plans=plans,
                      controllers=not _alive(directory / "controllers.pid"))  # fmt: skip
     admin = connect(directory / "kubeconfig")

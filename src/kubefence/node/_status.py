@@ -186,7 +186,9 @@ def pod_status(
     if all_exited and plan.containers:
         phase = "Succeeded" if all(code == 0 for code in exited.values()) else "Failed"
     else:
-        phase = "Running" if any(c.name in running for c in plan.containers) else "Pending"
+        # A container that ran and waits for its restart keeps the pod Running, as kubelets do.
+        started = any(c.name in running or restarts.get(c.name) for c in plan.containers)
+        phase = "Running" if started else "Pending"
     stamp = now()
     ready = "True" if all_running else "False"
 
