@@ -274,7 +274,7 @@ def test_sigkilled_node_component_keeps_pods_serving_and_reconciles(three: Clust
     assert new == {_netns_of(three, newcomer)}  # only the newcomer's namespace is new
 
 
-def test_one_node_up_then_down_after_sigkill_of_everything_leaves_nothing(
+def test_one_node_restarts_after_sigkill_of_everything_and_down_leaves_nothing(
     tmp_path: Path,
 ) -> None:
     name = f"o{os.getpid() % 100000}"
@@ -291,9 +291,21 @@ def test_one_node_up_then_down_after_sigkill_of_everything_leaves_nothing(
                             "--", "sh", "-c", "sleep 3600")  # fmt: skip
             _running(cluster, "default", "sh")
             directory = cluster.info.directory
+            web_ip = _pod(cluster, "default", "web")["status"]["podIP"]
             ours = _processes(directory, name)
             assert len(ours) >= 4, ours  # server, node component, node server, sh + sleep
             for pid in ours:
+                os.kill(pid, signal.SIGKILL)
+            # Up again after the crash of everything: the same pod, address and namespace.
+            again = _start(tmp_path, name, 1)
+            deadline = time.monotonic() + 20
+            node = f"kf-{name}-node-0"
+            while "Welcome to nginx!" not in _in_pod(node, "curl", "-s", "-m", "2",
+                                                       f"http://{web_ip}/").stdout:  # fmt: skip
+                assert time.monotonic() < deadline, "web does not answer after the restart"
+                time.sleep(0.2)
+            assert _pod(again, "default", "web")["status"]["podIP"] == web_ip
+            for pid in _processes(directory, name):
                 os.kill(pid, signal.SIGKILL)
         finally:
             cluster_down(name)
