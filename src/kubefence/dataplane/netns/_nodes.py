@@ -36,12 +36,11 @@ from pathlib import Path
 
 from kubefence.dataplane.netns._slots import GATEWAY_V4, PodSlot
 from kubefence.dataplane.netns._state import ServerRecord
-from kubefence.dataplane.netns._system import netns_list, process_start_time, run
+from kubefence.dataplane.netns._system import NETNS_DIR, netns_list, process_start_time, run
 from kubefence.dataplane.netns._topology import (
     add_pods,
     create_namespaces,
     delete_namespaces,
-    remove_links,
     start_forwarding,
 )
 from kubefence.errors import DataplaneError, InputError
@@ -208,24 +207,15 @@ def node_pod_add(node: NodePlan, slots: Sequence[PodSlot]) -> None:
 def node_pod_remove(node: NodePlan, slots: Sequence[PodSlot]) -> None:
     """Remove pods' links and namespaces (and their /etc/netns entries); missing ones are
     skipped, so a half-made or already removed pod is fine."""
-    present = set(netns_list())
-    links = [s for s in slots if s.netns in present]
-    if links:
-        existing = _node_links(node.netns)
-        remove_links([s for s in links if s.node_if in existing], node=node.netns)
-    delete_namespaces([s.netns for s in slots if s.netns in present])
+    present = [s for s in slots if (NETNS_DIR / s.netns).exists()]
+    if present:
+        # The node side first, synchronously (a namespace is torn down asynchronously, and a
+        # new pod may take the same kfp<n> at once); -force: a missing link is no error.
+        run(["ip", "-force", "-n", node.netns, "-b", "-"],
+            stdin="".join(f"link del {s.node_if}\n" for s in present), check=False)  # fmt: skip
+        delete_namespaces([s.netns for s in present])
     for slot in slots:
         shutil.rmtree(ETC_NETNS / slot.netns, ignore_errors=True)
-
-
-def _node_links(netns: str) -> set[str]:
-    done = run(["ip", "-n", netns, "-o", "link", "show"], check=False)
-    names = set()
-    for line in done.stdout.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) >= 2:
-            names.add(parts[1].strip().split("@", 1)[0])
-    return names
 
 
 def destroy_nodes(cluster: str, *, recorded: Iterable[str] = ()) -> list[str]:
