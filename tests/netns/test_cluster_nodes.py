@@ -296,6 +296,10 @@ def test_one_node_restarts_after_sigkill_of_everything_and_down_leaves_nothing(
             assert len(ours) >= 4, ours  # server, node component, node server, sh + sleep
             for pid in ours:
                 os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while _processes(directory, name):  # SIGKILL is delivered asynchronously
+                assert time.monotonic() < deadline, _processes(directory, name)
+                time.sleep(0.05)
             # Up again after the crash of everything: the same pod, address and namespace.
             again = _start(tmp_path, name, 1)
             deadline = time.monotonic() + 20
