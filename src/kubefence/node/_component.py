@@ -6,7 +6,7 @@ node. It is an API client with the node's certificate (never importing the contr
 * registers the Node (labels, addresses, pod CIDRs, kubelet endpoint, Ready) and renews its
   Lease in ``kube-node-lease`` every 2 s (duration 10 s; marking a node NotReady when its lease
   runs out is the node lifecycle controller's job, in ``kubefence.controllers``), refreshing the
-  Node's Ready heartbeat every 10 s;
+  Node's Ready heartbeat every 10 s (``_registration``);
 * watches pods with ``spec.nodeName=<node>`` through an ``Informer`` and, for each, makes the
   pod (``_pods``), records it (``_state``) and writes its status through ``pods/status``; on
   deletion removes it;
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
 import time
 from collections.abc import Mapping
@@ -46,15 +45,12 @@ from kubefence.errors import DataplaneError
 from kubefence.node._addons import start_dns, start_proxy, stop_quietly
 from kubefence.node._catalogue import PodPlan, plan_pod
 from kubefence.node._pods import PodHands, pod_key
+from kubefence.node._registration import NodeRegistration
 from kubefence.node._state import NodeRecord, PodRecord, ProcessRecord, load_record, save_record
 from kubefence.node._status import (
     KUBELET_PORT,
     event,
-    lease,
-    node_object,
-    node_status,
     now,
-    now_micro,
     pod_status,
 )
 
@@ -62,11 +58,6 @@ __all__ = ["NodeComponent"]
 
 _LOG = logging.getLogger("kubefence.node")
 PODS = Resource("", "v1", "pods")
-NODES = Resource("", "v1", "nodes", namespaced=False)
-LEASES = Resource("coordination.k8s.io", "v1", "leases")
-EVENTS = Resource("", "v1", "events")
-HEARTBEAT = 2.0
-STATUS_EVERY = 10.0
 Obj = dict[str, Any]
 
 
@@ -99,7 +90,7 @@ class NodeComponent:
         self.plans: dict[str, PodPlan] = {}
         self.retry_at: dict[tuple[str, str], float] = {}
         self.waiting: dict[tuple[str, str], str] = {}
-        self.events: queue.Queue[Obj] = queue.Queue()
+        self.registration = NodeRegistration(kube, node=node, stopped=self.stopped)
         self.informer: Informer | None = None
         self.server: ServerRecord | None = None
         self.dns: dict[str, Any] = {}  # uid -> the DNS server of a kubefence/dns pod
@@ -118,14 +109,9 @@ class NodeComponent:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.hands.install_shims()
         self._ensure_server()
-        self._register()
+        self.registration.register(port=self.port)
         self.proxy = start_proxy(self.kube, netns=self.node.netns, node=self.name)
-        threads = [
-            threading.Thread(target=self._heartbeat, name="lease", daemon=True),
-            threading.Thread(target=self._post_events, name="events", daemon=True),
-        ]
-        for thread in threads:
-            thread.start()
+        self.registration.start()
         self.informer = Informer(
             self.kube,
             PODS,
@@ -165,75 +151,10 @@ class NodeComponent:
         self.server = start_node_server(self.hands.server_dir)
         _LOG.info("node %s: node server started (pid %d)", self.name, self.server.pid)
 
-    def _node_status(self) -> Obj:
-        return node_status(
-            self.name, address=str(self.node.address_v4), port=self.port, max_pods=253
-        )
-
-    def _register(self) -> None:
-        body = node_object(
-            self.name,
-            pod_cidrs=[str(self.node.pod_cidr_v4), str(self.node.pod_cidr_v6)],
-            address=str(self.node.address_v4),
-            port=self.port,
-            max_pods=253,
-        )
-        while not self.stopped.is_set():
-            try:
-                try:
-                    self.kube.create(NODES.path(), body)
-                except ApiError as exc:
-                    if exc.code != 409:
-                        raise
-                    self.kube.patch(NODES.path(name=self.name), {"metadata": body["metadata"]})
-                self.kube.patch(
-                    NODES.path(name=self.name, subresource="status"),
-                    {"status": self._node_status()},
-                )
-                self._renew_lease()
-                _LOG.info("node %s: registered", self.name)
-                return
-            except Exception as exc:  # the API server may still be starting
-                _LOG.warning("node %s: registering failed (%s); retrying", self.name, exc)
-                self.stopped.wait(1.0)
-
-    def _renew_lease(self) -> None:
-        path = LEASES.path(namespace="kube-node-lease", name=self.name)
-        try:
-            self.kube.patch(path, {"spec": {"renewTime": now_micro(), "holderIdentity": self.name}})
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
-            self.kube.create(LEASES.path(namespace="kube-node-lease"), lease(self.name))
-
-    def _heartbeat(self) -> None:
-        last_status = time.monotonic()
-        while not self.stopped.wait(HEARTBEAT):
-            try:
-                self._renew_lease()
-                if time.monotonic() - last_status >= STATUS_EVERY:
-                    self.kube.patch(
-                        NODES.path(name=self.name, subresource="status"),
-                        {"status": self._node_status()},
-                    )
-                    last_status = time.monotonic()
-            except Exception as exc:
-                _LOG.warning("node %s: heartbeat failed: %s", self.name, exc)
-
-    def _post_events(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                body = self.events.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            namespace = body["metadata"]["namespace"]
-            try:
-                self.kube.create(EVENTS.path(namespace=namespace), body)
-            except Exception as exc:
-                _LOG.warning("node %s: event not posted: %s", self.name, exc)
-
     def _event(self, pod: Obj, reason: str, message: str, kind: str = "Normal") -> None:
-        self.events.put(event(pod=pod, node=self.name, reason=reason, message=message, kind=kind))
+        self.registration.post(
+            event(pod=pod, node=self.name, reason=reason, message=message, kind=kind)
+        )
 
     # -- pods --------------------------------------------------------------------------------
     def _save(self, pods: Mapping[str, PodRecord]) -> None:
