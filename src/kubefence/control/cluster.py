@@ -5,7 +5,9 @@ Everything a cluster owns lives under one state directory (`$KUBEFENCE_STATE/<na
 `/run/kubefence/clusters/<name>`): pki/, store/ (SQLite) or etcd/ (data, pid, log), the API
 server's pid, log, bound port and audit log, and the kubeconfig. `down` stops the processes
 (only if their command line still names this directory, so a reused pid is never signalled) and
-removes the directory; it works as well after the server or etcd was SIGKILLed.
+removes the directory; it works as well after the server or etcd was SIGKILLed. With
+``nodes`` > 0, ``up`` goes on to make the nodes and start what runs on them (``control.nodes``)
+and ``down`` removes those first.
 """
 
 from __future__ import annotations
@@ -129,11 +131,23 @@ def cluster_up(
     server_addresses: tuple[str, ...] = (),
     token_file: Path | None = None,
     timeout: float = 30.0,
+    nodes: int = 0,
 ) -> ClusterInfo:
-    """Start the cluster (or return it if it already runs); returns once /readyz answers."""
+    """Start the cluster (or return it if it already runs); returns once /readyz answers and,
+    with ``nodes``, once that many sandbox nodes are Ready."""
     _reap_dead_children()
+    if nodes:
+        from kubefence.dataplane.netns import check_environment
+
+        check_environment(tools=("ip", "nft"))  # before anything starts: root, ip, nft
     current = cluster_status(name)
     if current.running:
+        if (current.directory / "nodes.json").exists():
+            from kubefence.control.nodes import nodes_restart
+
+            nodes_restart(name, directory=current.directory, url=current.url, timeout=timeout)
+        elif nodes:
+            _start_nodes(name, current, nodes, timeout=timeout)
         return current
     directory = current.directory
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -173,10 +187,28 @@ def cluster_up(
             (directory / "kubeconfig").write_text(kubeconfig(name))
             os.chmod(directory / "kubeconfig", 0o600)
             _write_controller_manager_kubeconfig(name, pki)
-            return cluster_status(name)
+            info = cluster_status(name)
+            if (directory / "nodes.json").exists():  # a restart: its nodes come back
+                from kubefence.control.nodes import nodes_restart
+
+                nodes_restart(name, directory=directory, url=info.url, timeout=timeout)
+            elif nodes:
+                _start_nodes(name, info, nodes, timeout=timeout)
+            return info
         time.sleep(0.02)
     cluster_down(name)
     raise ClusterError(f"the API server did not become ready in {timeout:g}s")
+
+
+def _start_nodes(name: str, info: ClusterInfo, count: int, *, timeout: float) -> None:
+    from kubefence.control.nodes import NodesError, nodes_up
+    from kubefence.errors import KubefenceError
+
+    try:
+        nodes_up(name, directory=info.directory, url=info.url, count=count, timeout=timeout)
+    except (NodesError, KubefenceError, OSError) as exc:
+        cluster_down(name)
+        raise ClusterError(f"the nodes did not come up: {exc}") from exc
 
 
 def _reap_dead_children() -> None:
@@ -212,7 +244,11 @@ def _stop(pid: int | None, directory: Path, *, timeout: float = 5.0) -> bool:
 
 def cluster_down(name: str) -> bool:
     """Stop everything the cluster runs and remove its state; False if there was nothing."""
+    from kubefence.control.nodes import nodes_down, nodes_present
+
     directory = state_dir(name)
+    if nodes_present(name, directory):
+        nodes_down(name, directory=directory)  # first: node processes, then their namespaces
     if not directory.exists():
         return False
     _stop(_read_int(directory / "server.pid"), directory)

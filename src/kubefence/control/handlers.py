@@ -22,6 +22,7 @@ from kubefence.control.context import (
     json_response,
 )
 from kubefence.control.identity import RequestAttributes
+from kubefence.control.node_restriction import restrict_node
 from kubefence.control.objects import WriteOptions
 from kubefence.control.patch import apply_json_patch, merge_patch
 from kubefence.control.protobuf import decode_body
@@ -323,6 +324,8 @@ async def resource_request(
         )
     body = await _body(request)
     options = _write_options(request, target.subresource)
+    await restrict_node(objects, request["user"], rt, verb=verb, namespace=target.namespace,
+                        name=target.name, subresource=target.subresource, body=body)  # fmt: skip
     if verb == "create" and target.subresource == "token":
         return json_response(await _token(config, target, body), 201)
     if verb == "create" and target.subresource == "binding":

@@ -2,7 +2,9 @@
 
 Why this module exists: it is the user's handle on the control plane (`kubefence.control`):
 `up` starts the HTTPS API server in the background (SQLite store, or a real etcd with
-`--store etcd`) and writes a kubeconfig; `down` removes everything `up` made, also after a crash.
+`--store etcd`), writes a kubeconfig and makes `--nodes K` sandbox nodes (network namespaces
+with a node component each, default 1; 0 for the API server alone); `down` removes everything
+`up` made, also after a crash.
 """
 
 from __future__ import annotations
@@ -46,6 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help='static bearer tokens, one per line: token,user,uid,"group1,group2"',
     )
+    up.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        metavar="K",
+        help="sandbox nodes node-0..node-K-1 (root; default: %(default)s; 0: API server only)",
+    )
     named("down", "stop the cluster and remove its state")
     named("status", "is it running, where, on which store")
     config = named("kubeconfig", "print the admin kubeconfig, or --merge it into ~/.kube/config")
@@ -71,6 +80,11 @@ def run(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     from kubefence.control.cluster import ClusterError, cluster_up
     from kubefence.control.etcd_process import EtcdError
+    from kubefence.errors import KubefenceError
+
+    if not 0 <= args.nodes <= 254:
+        print(f"error: --nodes must be 0 to 254, not {args.nodes}", file=sys.stderr)
+        return EXIT_INPUT
 
     started = time.monotonic()
     try:
@@ -80,12 +94,17 @@ def _up(args: argparse.Namespace) -> int:
             port=args.port,
             server_addresses=tuple(args.address),
             token_file=args.token_file,
+            nodes=args.nodes,
         )
-    except (ClusterError, EtcdError) as error:
+    except (ClusterError, EtcdError, KubefenceError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ENVIRONMENT
     took = time.monotonic() - started
-    print(f"cluster {info.name!r} is up at {info.url} (store: {info.store}; {took:.2f}s)")
+    from kubefence.control.nodes import nodes_status
+
+    count = len(nodes_status(info.directory))
+    nodes = f", {count} node(s)" if count else ""
+    print(f"cluster {info.name!r} is up at {info.url} (store: {info.store}{nodes}; {took:.2f}s)")
     print(f"kubeconfig: {info.directory / 'kubeconfig'}")
     print(f"  export KUBECONFIG={info.directory / 'kubeconfig'}")
     return EXIT_OK
@@ -113,6 +132,14 @@ def _status(args: argparse.Namespace) -> int:
     print(f"  server:   {info.url or '-'} (pid {info.pid or '-'})")
     print(f"  store:    {info.store or '-'}")
     print(f"  state:    {info.directory}")
+    from kubefence.control.nodes import nodes_status
+
+    for node in nodes_status(info.directory):
+        pid = node["component_pid"]
+        print(
+            f"  {node['name']}:   {node['address']}, pods {node['pod_cidr']}, "
+            f"component {'pid ' + str(pid) if pid else 'NOT RUNNING'}"
+        )
     return EXIT_OK if info.running else EXIT_CHECK_FAILED
 
 

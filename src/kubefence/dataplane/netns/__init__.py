@@ -18,6 +18,23 @@ from __future__ import annotations
 from kubefence.dataplane.netns._apply import RulesetRenderer, Verdict
 from kubefence.dataplane.netns._flows import FlowEvent, FlowReader, flows_over_limit
 from kubefence.dataplane.netns._matrix import ProbeMatrix
+from kubefence.dataplane.netns._nodes import (
+    NodePlan,
+    cluster_netns_pattern,
+    create_nodes,
+    destroy_nodes,
+    node_from_name,
+    node_pod_add,
+    node_pod_remove,
+    plan_nodes,
+    pod_slot,
+    reap,
+    start_node_server,
+    start_process,
+    underlay_netns,
+)
+from kubefence.dataplane.netns._podserver import PodPorts
+from kubefence.dataplane.netns._podserver import request as node_server_request
 from kubefence.dataplane.netns._probe import Outcome, ProbeResult, ProbeTarget
 from kubefence.dataplane.netns._sandbox import ApplyReport, Sandbox
 from kubefence.dataplane.netns._slots import PodSlot, check_name
@@ -25,12 +42,19 @@ from kubefence.dataplane.netns._state import (
     RUN_DIR,
     SandboxState,
     SandboxStatus,
+    ServerRecord,
     list_sandboxes,
     manifest_paths,
     require_state,
     status,
 )
-from kubefence.dataplane.netns._system import check_environment, entered, run
+from kubefence.dataplane.netns._system import (
+    check_environment,
+    entered,
+    process_alive,
+    process_start_time,
+    run,
+)
 from kubefence.dataplane.netns._topology import DownReport, down
 
 __all__ = [
@@ -39,7 +63,9 @@ __all__ = [
     "DownReport",
     "FlowEvent",
     "FlowReader",
+    "NodePlan",
     "Outcome",
+    "PodPorts",
     "PodSlot",
     "ProbeMatrix",
     "ProbeResult",
@@ -48,17 +74,33 @@ __all__ = [
     "Sandbox",
     "SandboxState",
     "SandboxStatus",
+    "ServerRecord",
     "Verdict",
     "check_environment",
     "check_name",
+    "cluster_netns_pattern",
+    "create_nodes",
+    "destroy_nodes",
     "down",
     "entered",
     "flows_over_limit",
     "list_sandboxes",
     "manifest_paths",
+    "node_from_name",
+    "node_pod_add",
+    "node_pod_remove",
+    "node_server_request",
+    "plan_nodes",
+    "pod_slot",
+    "process_alive",
+    "process_start_time",
+    "reap",
     "require_state",
     "run",
+    "start_node_server",
+    "start_process",
     "status",
+    "underlay_netns",
 ]
 
 from kubefence.dataplane.netns._exec import PodRun, exec_in_pod, run_in_pod
