@@ -55,7 +55,7 @@ class ClusterObserver:
         from kubefence.control.cluster import cluster_up
         from kubefence.kubectl import Kubectl
 
-        info = cluster_up(self.name, nodes=self.nodes)  # type: ignore[call-arg]
+        info = cluster_up(self.name, nodes=self.nodes)
         kubeconfig = info.directory / "kubeconfig"
         self._kubectl = Kubectl(kubeconfig)
         self._kube = connect(kubeconfig)
