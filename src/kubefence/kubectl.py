@@ -73,9 +73,17 @@ class Kubectl:
     def run(
         self, args: Sequence[str], *, input: str | None = None, timeout: float = 60.0
     ) -> KubectlResult:
+        return self.run_program([str(self.binary), *args], input=input, timeout=timeout)
+
+    def run_program(
+        self, argv: Sequence[str], *, input: str | None = None, timeout: float = 60.0
+    ) -> KubectlResult:
+        """Another program beside kubectl, in the same environment (``curl`` against the API
+        server, as the walk-through does); ``args`` of the result omit the program's path."""
+        args = tuple(argv[1:]) if argv and argv[0] == str(self.binary) else tuple(argv)
         try:
             done = subprocess.run(
-                [str(self.binary), *args],
+                list(argv),
                 input=input,
                 capture_output=True,
                 text=True,
@@ -84,8 +92,10 @@ class Kubectl:
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:
-            return KubectlResult(tuple(args), None, _text(exc.stdout), _text(exc.stderr))
-        return KubectlResult(tuple(args), done.returncode, done.stdout, done.stderr)
+            return KubectlResult(args, None, _text(exc.stdout), _text(exc.stderr))
+        except OSError as exc:  # the program is missing
+            return KubectlResult(args, None, "", str(exc))
+        return KubectlResult(args, done.returncode, done.stdout, done.stderr)
 
     def session(
         self,
@@ -107,6 +117,8 @@ class Kubectl:
         deadline = time.monotonic() + timeout
         pending = list(typed)
         returncode: int | None = None
+        last_output = time.monotonic()
+        nudged = False
         try:
             while time.monotonic() < deadline:
                 ready, _, _ = select.select([fd], [], [], 0.1)
@@ -118,9 +130,16 @@ class Kubectl:
                     if not chunk:
                         break
                     transcript += chunk
-                if pending and transcript.rstrip(b" ").endswith(prompt.rstrip().encode()):
+                    last_output = time.monotonic()
+                at_prompt = transcript.rstrip(b" ").endswith(prompt.rstrip().encode())
+                if pending and at_prompt:
                     os.write(fd, pending.pop(0).encode() + b"\r")
                     time.sleep(0.05)
+                elif not nudged and transcript and time.monotonic() - last_output > 1.0:
+                    # "If you don't see a command prompt, try pressing enter.": the prompt was
+                    # printed before kubectl attached, so do what kubectl suggests, once.
+                    os.write(fd, b"\r")
+                    nudged = True
             waited, status = os.waitpid(pid, os.WNOHANG)
             if waited == 0 and time.monotonic() >= deadline:
                 os.kill(pid, 9)

@@ -178,7 +178,7 @@ def test_tutorial_shows_the_flow_line_under_each_timed_out_curl(
 
     name = unique_name()
     sandbox_names.append(name)
-    assert main(["tutorial", "--name", name, "--no-color", "--step", "2"]) == 0
+    assert main(["tutorial", "--on", "sandbox", "--name", name, "--no-color", "--step", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     timed_out = [i for i, line in enumerate(lines) if "curl: (28)" in line]
     assert timed_out

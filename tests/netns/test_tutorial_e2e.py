@@ -84,7 +84,7 @@ def test_s03_s08_s11_s13_full_walkthrough_on_real_packets_matches_and_leaves_not
     """Every step's curl/DNS result equals the prediction, exit 0, and no namespace, process or
     state file of the sandbox remains."""
     started = time.monotonic()
-    code = main(["tutorial", "--name", NAME, "--no-color"])
+    code = main(["tutorial", "--on", "sandbox", "--name", NAME, "--no-color"])
     elapsed = time.monotonic() - started
     out = capsys.readouterr().out
     assert code == 0, out
@@ -132,7 +132,7 @@ def test_observed_difference_from_prediction_exits_1_and_is_marked(
         original(self, name, renderer=_accept_everything)
 
     monkeypatch.setattr(_tutorial.NetnsObserver, "__init__", non_enforcing)
-    assert main(["tutorial", "--name", NAME, "--no-color", "--step", "2"]) == 1
+    assert main(["tutorial", "--on", "sandbox", "--name", NAME, "--no-color", "--step", "2"]) == 1
     out = capsys.readouterr().out
     rows = _table(out)
     assert [row[2:] for row in rows] == [["denied", "allowed"], ["denied", "allowed"]]
@@ -144,7 +144,10 @@ def test_keep_leaves_the_sandbox_up_to_explore_and_a_rerun_replaces_it(
     clean_host: set[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``--keep`` prints how to explore; the printed exec command really fetches the page."""
-    assert main(["tutorial", "--name", NAME, "--no-color", "--step", "1", "--keep"]) == 0
+    assert (
+        main(["tutorial", "--on", "sandbox", "--name", NAME, "--no-color", "--step", "1", "--keep"])
+        == 0
+    )
     out = capsys.readouterr().out
     command = next(line.strip() for line in out.splitlines() if "sandbox exec" in line)
     assert f"kf-{NAME}-node" in _netns()
@@ -154,7 +157,7 @@ def test_keep_leaves_the_sandbox_up_to_explore_and_a_rerun_replaces_it(
     )
     assert done.returncode == 0, done.stderr
     assert "Welcome to nginx!" in done.stdout
-    assert main(["tutorial", "--name", NAME, "--no-color", "--step", "1"]) == 0
+    assert main(["tutorial", "--on", "sandbox", "--name", NAME, "--no-color", "--step", "1"]) == 0
     assert "Replacing the sandbox" in capsys.readouterr().out
     _assert_nothing_left(clean_host)
 
@@ -169,7 +172,17 @@ def test_interrupted_run_still_removes_the_sandbox(
 ) -> None:
     """Ctrl-C (or SIGTERM) at any point of the run takes the sandbox down before exiting."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "kubefence", "tutorial", "--name", NAME, "--no-color"],
+        [
+            sys.executable,
+            "-m",
+            "kubefence",
+            "tutorial",
+            "--on",
+            "sandbox",
+            "--name",
+            NAME,
+            "--no-color",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -13,11 +13,12 @@ what the API server stores (read back with ``kubefence.client``), as ``kubefence
 from __future__ import annotations
 
 import dataclasses
+import re
 import shlex
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubefence.api import Inventory
 from kubefence.cli._tutorial._netns import curl_observation
@@ -25,6 +26,10 @@ from kubefence.cli._tutorial._results import Observation
 from kubefence.cli._tutorial._script import Action, Check, Verb, kubectl_command
 from kubefence.errors import DataplaneError
 from kubefence.semantics import is_backend
+
+if TYPE_CHECKING:
+    from kubefence.client import Kube
+    from kubefence.kubectl import Kubectl
 
 __all__ = ["ClusterObserver"]
 
@@ -44,13 +49,14 @@ class ClusterObserver:
             f"sandbox cluster {name!r} ({nodes} nodes: API server, node components, policy "
             "agents), the real kubectl"
         )
-        self._kubectl: Any = None
-        self._kube: Any = None
+        self._kubectl: Kubectl | None = None
+        self._kube: Kube | None = None
 
     # -- the cluster -------------------------------------------------------------------------
-    def _ensure_up(self) -> None:
-        if self._kubectl is not None:
-            return
+    def _up(self) -> tuple[Kubectl, Kube]:
+        """kubectl and an API client for the cluster, started on first use."""
+        if self._kubectl is not None and self._kube is not None:
+            return self._kubectl, self._kube
         from kubefence.client import connect
         from kubefence.control.cluster import cluster_up
         from kubefence.kubectl import Kubectl
@@ -59,28 +65,60 @@ class ClusterObserver:
         kubeconfig = info.directory / "kubeconfig"
         self._kubectl = Kubectl(kubeconfig)
         self._kube = connect(kubeconfig)
+        return self._kubectl, self._kube
 
     def perform(self, action: Action, directory: Path) -> list[str]:
         """Run the action's kubectl command (the literal one when the step names it) and
         return what kubectl printed."""
-        self._ensure_up()
+        kubectl, _ = self._up()
         if action.file in _SANDBOX_ONLY:
             return ["(skipped: the sandbox cluster runs its own kube-dns addon)"]
+        if action.verb is Verb.SESSION:
+            typed = [self._fill(line) for line in action.typed]
+            result = kubectl.session(shlex.split(action.command)[1:], typed, timeout=60)
+            return result.stdout.rstrip("\n").splitlines()
+        if action.verb is Verb.SHOW:
+            self._wait_for_pods()
+            if action.command.startswith("curl "):  # the API server, asked anonymously
+                argv = [self._fill(word) for word in shlex.split(action.command)]
+                return kubectl.run_program(argv).lines
         if action.command.startswith("kubectl "):
             args = shlex.split(action.command)[1:]
         else:
             args = [action.verb.value, "-f", str(directory / action.file)]
             if action.verb is Verb.DELETE:
                 args.append("--wait=false")
-        result = self._kubectl.run(args)
+        result = kubectl.run(args)
         return result.lines or [f"(kubectl exited with status {result.returncode})"]
+
+    def display(self, action: Action) -> str:
+        """The command as run here: ``{server}`` is this cluster's API server."""
+        if "{server}" not in action.command:
+            return action.display()
+        _, kube = self._up()
+        return action.command.replace("{server}", kube.host)
+
+    def _fill(self, line: str) -> str:
+        """``{NS/POD}`` in a typed line replaced by that pod's address."""
+        _, kube = self._up()
+        line = line.replace("{server}", kube.host)
+        self._wait_for_pods()
+        for key in re.findall(r"\{([a-z0-9.-]+/[a-z0-9.-]+)\}", line):
+            namespace, name = key.split("/", 1)
+            pod = kube.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
+            line = line.replace(f"{{{key}}}", str(pod["status"]["podIP"]))
+        return line
 
     def sync(self, inventory: Inventory, *, files: Sequence[Path]) -> None:
         """Wait until every pod the API stores runs with an address, then for enforcement."""
-        self._ensure_up()
+        self._wait_for_pods()
+        time.sleep(_SETTLE)
+
+    def _wait_for_pods(self) -> None:
+        _, kube = self._up()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            items, _ = self._kube.list("/api/v1/pods")
+            items, _ = kube.list("/api/v1/pods")
             waiting = [
                 p
                 for p in items
@@ -93,15 +131,14 @@ class ClusterObserver:
         else:
             names = ", ".join(_key(p) for p in waiting)
             raise DataplaneError(f"pods did not start within 60 s: {names}")
-        time.sleep(_SETTLE)
 
     def live_inventory(self) -> Inventory:
         """What the API server stores, validated as files would be."""
         from kubefence.client import read_objects
         from kubefence.sources.objects import inventory_from_objects
 
-        self._ensure_up()
-        return inventory_from_objects(read_objects(self._kube))
+        _, kube = self._up()
+        return inventory_from_objects(read_objects(kube))
 
     def resolve(self, check: Check, inventory: Inventory) -> Check:
         """The check with its destination replaced by a pod behind the Service of the same name
@@ -123,7 +160,8 @@ class ClusterObserver:
     def _observe_one(self, check: Check, inventory: Inventory) -> Observation:
         command = kubectl_command(check, inventory)
         args = shlex.split(command)[1:]
-        result = self._kubectl.run(args, timeout=self.timeout + 20)
+        kubectl, _ = self._up()
+        result = kubectl.run(args, timeout=self.timeout + 20)
         shown = command
         if result.returncode is None:
             return Observation(None, shown, ("kubectl did not finish",))

@@ -36,6 +36,8 @@ class ManifestState:
     files: list[str] = field(default_factory=list)
 
     def run(self, action: Action) -> None:
+        if action.cluster_only:
+            return
         if action.verb is Verb.DELETE:
             replaced = _object_keys(self.directory / action.file)
             self.files = [f for f in self.files if _object_keys(self.directory / f) != replaced]

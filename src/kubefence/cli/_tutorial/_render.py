@@ -80,13 +80,18 @@ def render_step_head(console: Console, step: Step, *, total: int) -> None:
 
 
 def render_action(
-    console: Console, action: Action, directory: Path, output: Sequence[str] | None = None
+    console: Console,
+    action: Action,
+    directory: Path,
+    output: Sequence[str] | None = None,
+    *,
+    command: str = "",
 ) -> None:
-    """The command of one action (with the policy's YAML when the step shows it) and, on a
-    cluster, what kubectl printed."""
+    """The command of one action (``command``, else the action's own; with the policy's YAML
+    when the step shows it) and, on a cluster, what kubectl printed."""
     console.line()
     note = console.paint(f"  # {action.note}", "dim") if action.note else ""
-    console.line(console.paint(f"$ {action.display()}", "bold") + note)
+    console.line(console.paint(f"$ {command or action.display()}", "bold") + note)
     if action.show_yaml and action.verb is Verb.APPLY:
         text = (directory / action.file).read_text(encoding="utf-8")
         for yaml_line in text.rstrip("\n").splitlines():

@@ -45,11 +45,14 @@ class Observer(TypingProtocol):
 @runtime_checkable
 class LiveObserver(Observer, TypingProtocol):
     """An observer that is a cluster of its own (the sandbox cluster): it runs each action's
-    kubectl command (``perform`` returns what kubectl printed), predictions are made from what
+    kubectl command (``perform`` returns what kubectl printed; ``display`` is the command with
+    the cluster's own values filled in), predictions are made from what
     its API server stores (``live_inventory``), and ``resolve`` maps a check's destination to
     the pod that really serves it there (e.g. kube-system/kube-dns to the DNS addon's pod)."""
 
     def perform(self, action: Action, directory: Path) -> list[str]: ...
+
+    def display(self, action: Action) -> str: ...
 
     def live_inventory(self) -> Inventory: ...
 

@@ -58,6 +58,8 @@ def run_tutorial(
 
     With ``observer`` None nothing is enforced: the output says so and why
     (``not_enforced_reason``), and the exit code is 0. The observer is not closed here."""
+    live = observer if isinstance(observer, LiveObserver) else None
+    steps = [step for step in steps if live is not None or not step.cluster_only]
     numbers = check_step(only_step, steps=steps)
     total = numbers[-1] if numbers else 0
     if observer is None:
@@ -72,12 +74,14 @@ def run_tutorial(
         shown = only_step is None or step.number == only_step
         if shown:
             render_step_head(console, step, total=total)
-        live = observer if isinstance(observer, LiveObserver) else None
         for action in step.actions:
+            if action.cluster_only and live is None:
+                continue
             state.run(action)
             output = live.perform(action, directory) if live is not None else None
             if shown:
-                render_action(console, action, directory, output)
+                command = live.display(action) if live is not None else ""
+                render_action(console, action, directory, output, command=command)
         if not shown:
             continue
         inventory = state.inventory()

@@ -34,21 +34,31 @@ EXAMPLES_RELATIVE = Path("examples") / "tutorial"
 class Verb(Enum):
     APPLY = "apply"
     DELETE = "delete"
+    SHOW = "show"  # on a cluster only: a command that changes nothing (kubectl get all -n test)
+    SESSION = "session"  # on a cluster only: an interactive command and the lines typed into it
 
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """One thing the user does: apply or delete a file of ``examples/tutorial/``.
+    """One thing the user does: apply or delete a file of ``examples/tutorial/``, or, on the
+    sandbox cluster only, look (``SHOW``) or work in a shell (``SESSION``).
 
     ``command`` is what a Kubernetes user would type (``kubectl create namespace test`` is the
-    same as applying ``test-namespace.yaml``); ``show_yaml`` prints the file (policies);
-    ``note`` is shown as a comment after the command."""
+    same as applying ``test-namespace.yaml``; on the sandbox cluster that command itself runs);
+    ``show_yaml`` prints the file (policies); ``note`` is shown as a comment after the command;
+    ``typed`` are the lines a ``SESSION`` types at the shell's prompt, where ``{NS/POD}`` stands
+    for that pod's address."""
 
     verb: Verb
     file: str
     command: str = ""
     show_yaml: bool = False
     note: str = ""
+    typed: tuple[str, ...] = ()
+
+    @property
+    def cluster_only(self) -> bool:
+        return self.verb in (Verb.SHOW, Verb.SESSION)
 
     def display(self) -> str:
         return self.command or f"kubectl {self.verb.value} -f {EXAMPLES_RELATIVE / self.file}"
@@ -90,6 +100,7 @@ class Step:
     actions: tuple[Action, ...]
     checks: tuple[Check, ...]
     part: str = ""
+    cluster_only: bool = False  # shown on the sandbox cluster only (it needs an API server)
 
     @property
     def label(self) -> str:
@@ -102,6 +113,14 @@ def _apply(file: str, *, command: str = "", show_yaml: bool = False, note: str =
 
 def _delete(file: str) -> Action:
     return Action(Verb.DELETE, file)
+
+
+def _show(command: str) -> Action:
+    return Action(Verb.SHOW, "", command=command)
+
+
+def _session(command: str, *typed: str, note: str = "") -> Action:
+    return Action(Verb.SESSION, "", command=command, typed=typed, note=note)
 
 
 def _allowed(
@@ -124,7 +143,18 @@ STEPS: tuple[Step, ...] = (
         "NetworkPolicy at all, every pod may connect to every other pod.",
         actions=(
             _apply("test-namespace.yaml", command="kubectl create namespace test"),
-            _apply("nginx.yaml"),
+            _apply(
+                "nginx.yaml",
+                command="kubectl run nginx --image=nginx --labels app=nginx --namespace test "
+                "--expose --port 80",
+            ),
+            _show("kubectl get all -n test"),
+            _session(
+                "kubectl run busybox --rm -ti --image=alpine -- /bin/sh",
+                "apk add curl",
+                "curl {test/nginx}:80",
+                "exit",
+            ),
             _apply("busybox.yaml"),
         ),
         checks=(
@@ -142,8 +172,14 @@ STEPS: tuple[Step, ...] = (
         "(ingress: []): they are isolated for ingress and nothing may connect to them, not "
         "even pods of their own namespace.",
         actions=(
-            _apply("test-busybox.yaml"),
             _apply("deny-all-policy.yaml", show_yaml=True),
+            _session(
+                "kubectl run busybox --rm -ti --image=alpine --namespace test -- /bin/sh",
+                "curl -m 3 {test/nginx}:80",
+                "exit",
+                note="the same curl now times out (-m 3: three seconds, not curl's two minutes)",
+            ),
+            _apply("test-busybox.yaml"),
         ),
         checks=(
             _denied("test/busybox", "test/nginx", "same namespace, still denied"),
@@ -251,6 +287,20 @@ STEPS: tuple[Step, ...] = (
             ),
             _allowed("default/busybox", "test/nginx", "namespace test has no policy left"),
         ),
+    ),
+    Step(
+        6,
+        "The control plane: TLS, and nothing for anonymous users",
+        intro="NetworkPolicy guards the pods; the API server that stores the policies must be "
+        "guarded too. The sandbox cluster's API server listens on TLS only, with its own "
+        "certificate authority, and answers an anonymous request with 403 Forbidden; kubectl "
+        "gets in with the admin's client certificate, and RBAC decides what each user may do.",
+        actions=(
+            _show("kubectl cluster-info"),
+            _show("curl -sk {server}/"),
+        ),
+        checks=(),
+        cluster_only=True,
     ),
 )
 

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep",
         action="store_true",
-        help="leave the sandbox up afterwards and print how to explore it",
+        help="leave the cluster (or sandbox) up afterwards and print how to explore it",
     )
     parser.add_argument(
         "--no-color", action="store_true", help="no ANSI colour (also off when not a terminal)"
@@ -47,16 +47,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--name",
         default="tutorial",
-        help="sandbox name (default: %(default)s); namespaces are kf-NAME-*. A sandbox of "
+        help="cluster or sandbox name (default: %(default)s); namespaces are kf-NAME-*. One of "
         "that name left up by an earlier run (--keep) is replaced",
     )
     parser.add_argument(
         "--on",
         choices=("cluster", "sandbox"),
-        default="sandbox",
-        help="sandbox (default): the network-namespace sandbox fed with the manifests; "
-        "cluster: a sandbox cluster (API server, --nodes nodes, policy agents) driven with the "
-        "real kubectl, the guide's commands run literally",
+        default="cluster",
+        help="cluster (default): a sandbox cluster (API server, --nodes nodes with pods, "
+        "Services and DNS, a policy agent per node) driven with the real kubectl, the guide's "
+        "commands run literally; sandbox: the lighter network-namespace sandbox fed with the "
+        "manifests, with the flow-log line of each dropped connection",
     )
     parser.add_argument(
         "--nodes",
@@ -84,6 +85,18 @@ def enforcement_unavailable() -> str | None:
     from kubefence.cli import _tutorial
 
     return _tutorial.enforcement_unavailable()
+
+
+def kubectl_unavailable() -> str | None:
+    """Why the sandbox cluster cannot be driven with kubectl here, or None."""
+    from kubefence.errors import EnvironmentProblem
+    from kubefence.kubectl import find_kubectl
+
+    try:
+        find_kubectl()
+    except EnvironmentProblem as exc:
+        return f"{exc} (or use --on sandbox)"
+    return None
 
 
 def stdout_is_tty() -> bool:
@@ -124,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
     color = not args.no_color and stdout_is_tty() and "NO_COLOR" not in os.environ
     console = Console(sys.stdout, color=color)
     reason = "--predict-only was given" if args.predict_only else enforcement_unavailable()
+    if reason is None and args.on == "cluster":
+        reason = kubectl_unavailable()
     if reason is not None:
         result = run_tutorial(
             directory,
