@@ -31,6 +31,7 @@ from kubefence.api import Inventory, Pod, Protocol
 from kubefence.engine._classes import ClassIndex, PodClasses, classify, distinct_blocks
 from kubefence.engine._combine import Occurrences, apply_egress, apply_ingress, padded
 from kubefence.engine._matrix import Matrix
+from kubefence.engine._tiers import TierMatrices, TierPlan, has_node_peers, tier_blocks
 from kubefence.semantics import (
     DEFAULT_SETTINGS,
     CompiledPolicy,
@@ -61,10 +62,16 @@ class ReachabilityAnalysis:
     def _prepare(self, inventory: Inventory, settings: Settings) -> None:
         self.inventory = inventory
         self.settings = settings
+        tiered = inventory.admin_policies
+        blocks = distinct_blocks(inventory.policies)
+        if tiered:  # the tiers' networks too, once each (T05)
+            known = set(blocks)
+            blocks += tuple(b for b in tier_blocks(tiered) if b not in known)
         self.classes: PodClasses = classify(
             inventory,
-            blocks=distinct_blocks(inventory.policies),
+            blocks=blocks,
             extra_namespaces={p.namespace for p in inventory.policies},
+            split_host_nodes=has_node_peers(tiered),
         )
         self.index = ClassIndex(self.classes, settings=settings)
         self._block_pos = {b: k for k, b in enumerate(self.classes.blocks)}
@@ -110,6 +117,23 @@ class ReachabilityAnalysis:
         )
         self._endpoint_ns = self.classes.namespace_of[self.classes.of_pod]
         self._from_node = node_overrides(inventory.pods, settings)
+        self._tiers = (
+            TierPlan(
+                tiered,
+                classes=classes,
+                index=self.index,
+                settings=settings,
+                node_labels={n.name: n.labels for n in inventory.nodes},
+                resolved=self._resolved,
+            )
+            if tiered
+            else None
+        )
+
+    @property
+    def has_tiers(self) -> bool:
+        """Does the inventory hold tiered policies (ClusterNetworkPolicy and v1alpha1 kinds)?"""
+        return self._tiers is not None
 
     @property
     def from_node(self) -> tuple[tuple[int, tuple[int, ...]], ...]:
@@ -319,8 +343,15 @@ class ReachabilityAnalysis:
             port_at[t] = self.port_vector(ports, effective=effective, protocol=protocol)
         port_at &= reachable
         peers = len(self._peer_keys)
+        if self._tiers is not None:
+            # Each side on its own (T01): NetworkPolicy's verdicts apart, then the tiers.
+            egress = np.empty_like(allowed)
+            egress[:] = np.packbits(np.ones(count, dtype=np.bool_))
+            ingress = egress.copy()
+        else:
+            egress = ingress = allowed
         apply_egress(
-            allowed,
+            egress,
             self._egress,
             port_ok=padded(np.packbits(port_at, axis=1)),
             port_any=np.asarray(port_at.any(axis=1), dtype=np.bool_),
@@ -328,13 +359,17 @@ class ReachabilityAnalysis:
             peers=peers,
         )
         apply_ingress(
-            allowed,
+            ingress,
             self._ingress,
             port_at=port_at,
             peer_bits=self._packed_peers,
             peers=peers,
             tile=_TILE,
         )
+        if self._tiers is not None:
+            tiers = self._tiers.matrices(effective=effective, protocol=protocol)
+            allowed &= _tiered_egress(egress, tiers, isolated=self._egress.isolated)
+            allowed &= _tiered_ingress(ingress, tiers, isolated=self._ingress.isolated)
         return allowed
 
     def matrix(
@@ -362,6 +397,30 @@ class ReachabilityAnalysis:
             self_allowed=self.settings.self_traffic_allowed,
             overrides=overrides,
         )
+
+
+def _tiered_egress(egress: ByteArray, tiers: TierMatrices, *, isolated: BoolArray) -> ByteArray:
+    """T01 for the sources' egress: Admin, then NetworkPolicy where it isolates the source
+    (``egress`` holds its verdicts, all ones elsewhere), then Baseline, then allowed."""
+    if tiers.baseline_deny_egress is not None:
+        free = np.flatnonzero(~isolated)
+        egress[free] &= ~tiers.baseline_deny_egress[free]
+    if tiers.admin_deny_egress is not None:
+        egress &= ~tiers.admin_deny_egress
+    if tiers.admin_accept_egress is not None:
+        egress |= tiers.admin_accept_egress
+    return egress
+
+
+def _tiered_ingress(ingress: ByteArray, tiers: TierMatrices, *, isolated: BoolArray) -> ByteArray:
+    """T01 for the destinations' ingress (columns): as ``_tiered_egress``."""
+    if tiers.baseline_deny_ingress is not None:
+        ingress &= ~(tiers.baseline_deny_ingress & np.packbits(~isolated)[None, :])
+    if tiers.admin_deny_ingress is not None:
+        ingress &= ~tiers.admin_deny_ingress
+    if tiers.admin_accept_ingress is not None:
+        ingress |= tiers.admin_accept_ingress
+    return ingress
 
 
 def node_overrides(
