@@ -31,7 +31,7 @@ from kubefence.api import Inventory, Pod, Protocol
 from kubefence.engine._classes import ClassIndex, PodClasses, classify, distinct_blocks
 from kubefence.engine._combine import Occurrences, apply_egress, apply_ingress, padded
 from kubefence.engine._matrix import Matrix
-from kubefence.engine._tiers import TierMatrices, TierPlan, has_node_peers, tier_blocks
+from kubefence.engine._tiers import TierPlan, has_node_peers, tier_blocks
 from kubefence.semantics import (
     DEFAULT_SETTINGS,
     CompiledPolicy,
@@ -367,9 +367,14 @@ class ReachabilityAnalysis:
             tile=_TILE,
         )
         if self._tiers is not None:
-            tiers = self._tiers.matrices(effective=effective, protocol=protocol)
-            allowed &= _tiered_egress(egress, tiers, isolated=self._egress.isolated)
-            allowed &= _tiered_ingress(ingress, tiers, isolated=self._ingress.isolated)
+            tiers = self._tiers.matrices(
+                effective=effective,
+                protocol=protocol,
+                egress_isolated=self._egress.isolated,
+                ingress_isolated=self._ingress.isolated,
+            )
+            allowed &= _tiered(egress, tiers.egress_accept, tiers.egress_block)
+            allowed &= _tiered(ingress, tiers.ingress_accept, tiers.ingress_block)
         return allowed
 
     def matrix(
@@ -399,28 +404,15 @@ class ReachabilityAnalysis:
         )
 
 
-def _tiered_egress(egress: ByteArray, tiers: TierMatrices, *, isolated: BoolArray) -> ByteArray:
-    """T01 for the sources' egress: Admin, then NetworkPolicy where it isolates the source
-    (``egress`` holds its verdicts, all ones elsewhere), then Baseline, then allowed."""
-    if tiers.baseline_deny_egress is not None:
-        free = np.flatnonzero(~isolated)
-        egress[free] &= ~tiers.baseline_deny_egress[free]
-    if tiers.admin_deny_egress is not None:
-        egress &= ~tiers.admin_deny_egress
-    if tiers.admin_accept_egress is not None:
-        egress |= tiers.admin_accept_egress
-    return egress
-
-
-def _tiered_ingress(ingress: ByteArray, tiers: TierMatrices, *, isolated: BoolArray) -> ByteArray:
-    """T01 for the destinations' ingress (columns): as ``_tiered_egress``."""
-    if tiers.baseline_deny_ingress is not None:
-        ingress &= ~(tiers.baseline_deny_ingress & np.packbits(~isolated)[None, :])
-    if tiers.admin_deny_ingress is not None:
-        ingress &= ~tiers.admin_deny_ingress
-    if tiers.admin_accept_ingress is not None:
-        ingress |= tiers.admin_accept_ingress
-    return ingress
+def _tiered(side: ByteArray, accept: ByteArray | None, block: ByteArray | None) -> ByteArray:
+    """T01 for one side: ``side`` holds NetworkPolicy's verdicts (all ones where it does not
+    isolate); the Admin tier's accept wins, its deny (or Baseline's, where NetworkPolicy does
+    not isolate: ``block``) loses, everything else stays (``TierMatrices``)."""
+    if block is not None:
+        side &= ~block
+    if accept is not None:
+        side |= accept
+    return side
 
 
 def node_overrides(

@@ -40,6 +40,7 @@ from kubefence.api import (
     AdminAction,
     AdminPeer,
     AdminPeerKind,
+    AdminPort,
     AdminRule,
     ClusterNetworkPolicy,
     IPBlock,
@@ -81,16 +82,16 @@ def has_node_peers(policies: Sequence[ClusterNetworkPolicy]) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class TierMatrices:
-    """One port's tier verdicts, packed along destinations like ``Matrix.class_bits``; None
-    where a tier has nothing for that direction. ``admin_*``: the Admin tier accepts/denies;
-    ``baseline_deny_*``: the Baseline tier denies (its Accept changes nothing: default allow)."""
+    """One port's tier verdicts per side, packed [source, destination] like
+    ``Matrix.class_bits``; None where the tiers have nothing for that side. ``*_accept``: the
+    Admin tier accepts; ``*_block``: the Admin tier denies, or the Baseline tier denies where
+    NetworkPolicy does not isolate the subject. With NetworkPolicy's verdicts ``side`` (all
+    ones where it does not isolate), the side is ``accept | (side & ~block)`` (T01)."""
 
-    admin_accept_egress: ByteArray | None
-    admin_deny_egress: ByteArray | None
-    admin_accept_ingress: ByteArray | None
-    admin_deny_ingress: ByteArray | None
-    baseline_deny_egress: ByteArray | None
-    baseline_deny_ingress: ByteArray | None
+    egress_accept: ByteArray | None
+    egress_block: ByteArray | None
+    ingress_accept: ByteArray | None
+    ingress_block: ByteArray | None
 
 
 _Rules = tuple[tuple[ClusterNetworkPolicy, tuple[AdminRule, ...]], ...]
@@ -209,19 +210,44 @@ class TierPlan:
 
     # --- one port ----------------------------------------------------------------------------
 
-    def matrices(self, *, effective: IntArray, protocol: Protocol) -> TierMatrices:
-        """Both tiers' verdicts in both directions on one port."""
-        a_e = self._tier(self.admin, ingress=False, effective=effective, protocol=protocol)
-        a_i = self._tier(self.admin, ingress=True, effective=effective, protocol=protocol)
-        b_e = self._tier(self.baseline, ingress=False, effective=effective, protocol=protocol)
-        b_i = self._tier(self.baseline, ingress=True, effective=effective, protocol=protocol)
+    def matrices(
+        self,
+        *,
+        effective: IntArray,
+        protocol: Protocol,
+        egress_isolated: BoolArray,
+        ingress_isolated: BoolArray,
+    ) -> TierMatrices:
+        """Both tiers' verdicts on both sides on one port; ``*_isolated``: the classes
+        NetworkPolicy isolates for that direction (there Baseline has no say)."""
+        ports: dict[tuple[AdminPort, ...], BoolArray] = {}
+
+        def side(ingress: bool, isolated: BoolArray) -> tuple[ByteArray | None, ByteArray | None]:
+            admin, baseline = (
+                self._tier(
+                    policies, ingress=ingress, effective=effective, protocol=protocol, ports=ports
+                )
+                for policies in (self.admin, self.baseline)
+            )
+            accept = None if admin is None else admin[0]
+            block = None if admin is None else admin[1]
+            if baseline is not None:
+                free = np.flatnonzero(~isolated)
+                if block is None:
+                    block = np.zeros_like(baseline[1])
+                block[free] |= baseline[1][free]
+            if ingress:  # rows were [destination, source]
+                accept = None if accept is None else _transposed(accept)
+                block = None if block is None else _transposed(block)
+            return accept, block
+
+        egress_accept, egress_block = side(False, egress_isolated)
+        ingress_accept, ingress_block = side(True, ingress_isolated)
         return TierMatrices(
-            admin_accept_egress=None if a_e is None else a_e[0],
-            admin_deny_egress=None if a_e is None else a_e[1],
-            admin_accept_ingress=None if a_i is None else a_i[0],
-            admin_deny_ingress=None if a_i is None else a_i[1],
-            baseline_deny_egress=None if b_e is None else b_e[1],
-            baseline_deny_ingress=None if b_i is None else b_i[1],
+            egress_accept=egress_accept,
+            egress_block=egress_block,
+            ingress_accept=ingress_accept,
+            ingress_block=ingress_block,
         )
 
     def _tier(
@@ -231,9 +257,10 @@ class TierPlan:
         ingress: bool,
         effective: IntArray,
         protocol: Protocol,
+        ports: dict[tuple[AdminPort, ...], BoolArray],
     ) -> tuple[ByteArray, ByteArray] | None:
-        """(accept, deny) packed [source, destination], or None when no policy of the tier has
-        a rule of this direction for a subject."""
+        """(accept, deny) packed [subject, other], or None when no policy of the tier has a
+        rule of this direction for a subject. ``ports`` memoises port vectors for this port."""
         active: _Rules = tuple(
             (p, rules)
             for p in policies
@@ -244,23 +271,27 @@ class TierPlan:
         count = self.classes.count
         width = -(-count // 8)
         # Port vectors per rule, over destinations (egress: the other side; ingress: subjects).
-        ports = [
-            [self.ports(r, effective=effective, protocol=protocol) for r in rules]
-            for _, rules in active
-        ]
+        at_rules: list[list[BoolArray]] = []
+        for _, rules in active:
+            vectors = []
+            for rule in rules:
+                vector = ports.get(rule.ports)
+                if vector is None:
+                    vector = ports[rule.ports] = self.ports(
+                        rule, effective=effective, protocol=protocol
+                    )
+                vectors.append(vector)
+            at_rules.append(vectors)
         columns = [self.subject(p) for p, _ in active]
         if ingress:  # rows whose subject sees a different set of port-matching rules differ
-            for (policy, _), at_rules in zip(active, ports, strict=True):
+            for (policy, _), vectors in zip(active, at_rules, strict=True):
                 subject = self.subject(policy)
-                for vector in at_rules:
+                for vector in vectors:
                     seen = vector[subject]
                     if seen.any() and not seen.all():
                         columns.append(subject & vector)
-        key = np.packbits(np.stack(columns, axis=1), axis=1)
-        unique, first, group_of = np.unique(key, axis=0, return_index=True, return_inverse=True)
-        group_of = group_of.reshape(-1)
-        member = np.unpackbits(unique, axis=1, count=len(columns)).view(np.bool_)
-        groups = len(unique)
+        group_of, first, member = _groups(np.packbits(np.stack(columns, axis=1), axis=1))
+        groups = len(first)
         undecided = np.full((groups, width), 0xFF, dtype=np.uint8)
         accept = np.zeros((groups, width), dtype=np.uint8)
         deny = np.zeros((groups, width), dtype=np.uint8)
@@ -270,7 +301,7 @@ class TierPlan:
                 continue
             if ingress:  # the rules whose port matches at the group's destination
                 at = first[rows]
-                pattern = np.stack([v[at] for v in ports[j]], axis=1)
+                pattern = np.stack([v[at] for v in at_rules[j]], axis=1)
                 by_pattern: dict[bytes, tuple[list[int], BoolArray]] = {}
                 for row, bits in zip(rows.tolist(), pattern, strict=True):
                     by_pattern.setdefault(bits.tobytes(), ([], bits))[0].append(row)
@@ -288,21 +319,60 @@ class TierPlan:
                         deny=deny,
                     )
             else:
-                vectors = [
+                matched = [
                     (rule.action, self.peers(rule.peers) & vector)
-                    for rule, vector in zip(rules, ports[j], strict=True)
+                    for rule, vector in zip(rules, at_rules[j], strict=True)
                 ]
                 _write(
                     rows,
-                    _first_match(vectors, count),
+                    _first_match(matched, count),
                     undecided=undecided,
                     accept=accept,
                     deny=deny,
                 )
-        out_accept, out_deny = accept[group_of], deny[group_of]
-        if ingress:  # rows were [destination, source]
-            out_accept, out_deny = _transposed(out_accept, width), _transposed(out_deny, width)
-        return out_accept, out_deny
+        return accept[group_of], deny[group_of]
+
+
+_WEIGHTS = np.random.default_rng(15).integers(1, 2**63, size=4096, dtype=np.uint64) | np.uint64(1)
+
+
+def _groups(key: ByteArray) -> tuple[IntArray, IntArray, BoolArray]:
+    """Rows of ``key`` (packed bits) grouped by equal content: the group of each row, the first
+    row of each group, and each group's key unpacked.
+
+    Rows are hashed to one 64-bit word each (a fixed random linear form over their bytes, mod
+    2**64) and grouped by sorting the words, several times faster than ``np.unique(axis=0)``'s
+    row sort; the grouping is then checked row by row, and if two different rows ever shared
+    a word, grouped again by their bytes, so the result is exact."""
+    rows, size = key.shape
+    if size <= len(_WEIGHTS):
+        with np.errstate(over="ignore"):
+            words = key.astype(np.uint64) @ _WEIGHTS[:size]
+        order = np.argsort(words, kind="stable")
+        ordered = words[order]
+        starts = np.r_[True, ordered[1:] != ordered[:-1]] if rows else np.zeros(0, np.bool_)
+        ids = np.cumsum(starts) - 1
+        group_of = np.empty(rows, dtype=np.int64)
+        group_of[order] = ids
+        first = order[np.flatnonzero(starts)]  # stable: the first row of each group
+        # number groups by first appearance, as the byte grouping below does
+        rank = np.empty(len(first), dtype=np.int64)
+        rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+        group_of = rank[group_of]
+        first = np.sort(first)
+        if np.array_equal(key[first[group_of]], key):
+            return group_of, first, np.unpackbits(key[first], axis=1).view(np.bool_)
+    blob = np.ascontiguousarray(key).tobytes()
+    seen: dict[bytes, int] = {}
+    listed: list[int] = []
+    group_of = np.empty(rows, dtype=np.int64)
+    for i in range(rows):
+        g = seen.setdefault(blob[i * size : (i + 1) * size], len(seen))
+        if g == len(listed):
+            listed.append(i)
+        group_of[i] = g
+    at = np.asarray(listed, dtype=np.int64)
+    return group_of, at, np.unpackbits(key[at], axis=1).view(np.bool_)
 
 
 def _first_match(
@@ -341,9 +411,9 @@ def _write(
     undecided[rows] = still & ~decided
 
 
-def _transposed(rows: ByteArray, width: int) -> ByteArray:
+def _transposed(rows: ByteArray) -> ByteArray:
     """[destination, source] packed rows -> [source, destination], same shape."""
-    count = rows.shape[0]
+    count, width = rows.shape
     square = np.zeros((8 * width, width), dtype=np.uint8)
     square[:count] = rows
     return np.ascontiguousarray(transposed_bits(square)[:count])
