@@ -17,6 +17,12 @@ than asking for one. Memory: one classes x classes bit matrix (145 MB at 34,000 
 along destinations, see ``Matrix.class_bits``) plus a packed buffer of about 512 rows; pods are
 expanded only on request. Ingress verdicts are computed as rows ``[dst, src]`` and folded into
 the destination columns through 8 x 8 bit-block transposes.
+
+With admin tiers (ClusterNetworkPolicy), egress and ingress are computed apart, each then
+passed through the tiers' verdicts for that side (``_tiers``: Admin, NetworkPolicy, Baseline).
+The module is a little over 400 lines because ``ReachabilityAnalysis`` keeps the preparation
+and the per-port combination together: they share its private caches (peer and port keys,
+packed peer vectors, resolved port names) and splitting the class would only expose them.
 """
 
 from __future__ import annotations
@@ -63,13 +69,9 @@ class ReachabilityAnalysis:
         self.inventory = inventory
         self.settings = settings
         tiered = inventory.admin_policies
-        blocks = distinct_blocks(inventory.policies)
-        if tiered:  # the tiers' networks too, once each (T05)
-            known = set(blocks)
-            blocks += tuple(b for b in tier_blocks(tiered) if b not in known)
         self.classes: PodClasses = classify(
             inventory,
-            blocks=blocks,
+            blocks=tier_blocks(tiered, after=distinct_blocks(inventory.policies)),
             extra_namespaces={p.namespace for p in inventory.policies},
             split_host_nodes=has_node_peers(tiered),
         )
@@ -117,18 +119,7 @@ class ReachabilityAnalysis:
         )
         self._endpoint_ns = self.classes.namespace_of[self.classes.of_pod]
         self._from_node = node_overrides(inventory.pods, settings)
-        self._tiers = (
-            TierPlan(
-                tiered,
-                classes=classes,
-                index=self.index,
-                settings=settings,
-                node_labels={n.name: n.labels for n in inventory.nodes},
-                resolved=self._resolved,
-            )
-            if tiered
-            else None
-        )
+        self._tiers = TierPlan.of(inventory, self.index, settings=settings, resolved=self._resolved)
 
     @property
     def has_tiers(self) -> bool:
@@ -373,8 +364,8 @@ class ReachabilityAnalysis:
                 egress_isolated=self._egress.isolated,
                 ingress_isolated=self._ingress.isolated,
             )
-            allowed &= _tiered(egress, tiers.egress_accept, tiers.egress_block)
-            allowed &= _tiered(ingress, tiers.ingress_accept, tiers.ingress_block)
+            allowed &= tiers.egress(egress)
+            allowed &= tiers.ingress(ingress)
         return allowed
 
     def matrix(
@@ -402,17 +393,6 @@ class ReachabilityAnalysis:
             self_allowed=self.settings.self_traffic_allowed,
             overrides=overrides,
         )
-
-
-def _tiered(side: ByteArray, accept: ByteArray | None, block: ByteArray | None) -> ByteArray:
-    """T01 for one side: ``side`` holds NetworkPolicy's verdicts (all ones where it does not
-    isolate); the Admin tier's accept wins, its deny (or Baseline's, where NetworkPolicy does
-    not isolate: ``block``) loses, everything else stays (``TierMatrices``)."""
-    if block is not None:
-        side &= ~block
-    if accept is not None:
-        side |= accept
-    return side
 
 
 def node_overrides(

@@ -31,38 +31,39 @@ name with the connection's protocol and number.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from kubefence.api import (
-    AdminAction,
     AdminPeer,
     AdminPeerKind,
     AdminPort,
     AdminRule,
     ClusterNetworkPolicy,
+    Inventory,
     IPBlock,
     LabelSelector,
     Protocol,
     Tier,
 )
 from kubefence.engine._classes import ClassIndex, PodClasses
-from kubefence.engine._combine import transposed_bits
+from kubefence.engine._tier_bits import TierMatrices, first_match, groups, transposed, write
 from kubefence.semantics import Settings, selector_matches
 
-__all__ = ["TierMatrices", "TierPlan", "tier_blocks"]
+__all__ = ["TierPlan", "has_node_peers", "tier_blocks"]
 
 BoolArray = npt.NDArray[np.bool_]
 ByteArray = npt.NDArray[np.uint8]
 IntArray = npt.NDArray[np.int64]
 
 
-def tier_blocks(policies: Sequence[ClusterNetworkPolicy]) -> tuple[IPBlock, ...]:
-    """The ``networks`` CIDRs of every rule, as ipBlocks without excepts, so that classes split
-    on membership in each (first-seen order, no repeats)."""
-    seen: dict[IPBlock, None] = {}
+def tier_blocks(
+    policies: Sequence[ClusterNetworkPolicy], *, after: tuple[IPBlock, ...] = ()
+) -> tuple[IPBlock, ...]:
+    """``after``, then the ``networks`` CIDRs of every rule not in it, as ipBlocks without
+    excepts, so that classes split on membership in each (first-seen order, no repeats)."""
+    seen: dict[IPBlock, None] = dict.fromkeys(after)
     for policy in policies:
         for rule in (*policy.ingress, *policy.egress):
             for peer in rule.peers:
@@ -78,20 +79,6 @@ def has_node_peers(policies: Sequence[ClusterNetworkPolicy]) -> bool:
         for rule in (*policy.ingress, *policy.egress)
         for peer in rule.peers
     )
-
-
-@dataclass(frozen=True, slots=True)
-class TierMatrices:
-    """One port's tier verdicts per side, packed [source, destination] like
-    ``Matrix.class_bits``; None where the tiers have nothing for that side. ``*_accept``: the
-    Admin tier accepts; ``*_block``: the Admin tier denies, or the Baseline tier denies where
-    NetworkPolicy does not isolate the subject. With NetworkPolicy's verdicts ``side`` (all
-    ones where it does not isolate), the side is ``accept | (side & ~block)`` (T01)."""
-
-    egress_accept: ByteArray | None
-    egress_block: ByteArray | None
-    ingress_accept: ByteArray | None
-    ingress_block: ByteArray | None
 
 
 _Rules = tuple[tuple[ClusterNetworkPolicy, tuple[AdminRule, ...]], ...]
@@ -126,6 +113,27 @@ class TierPlan:
 
         self.admin = ordered(Tier.ADMIN)
         self.baseline = ordered(Tier.BASELINE)
+
+    @classmethod
+    def of(
+        cls,
+        inventory: Inventory,
+        index: ClassIndex,
+        *,
+        settings: Settings,
+        resolved: Callable[[str, Protocol], IntArray],
+    ) -> TierPlan | None:
+        """The plan of ``inventory``'s tiered policies on ``index``'s classes (None: none)."""
+        if not inventory.admin_policies:
+            return None
+        return cls(
+            inventory.admin_policies,
+            classes=index.classes,
+            index=index,
+            settings=settings,
+            node_labels={n.name: n.labels for n in inventory.nodes},
+            resolved=resolved,
+        )
 
     # --- vectors over classes --------------------------------------------------------------
 
@@ -237,8 +245,8 @@ class TierPlan:
                     block = np.zeros_like(baseline[1])
                 block[free] |= baseline[1][free]
             if ingress:  # rows were [destination, source]
-                accept = None if accept is None else _transposed(accept)
-                block = None if block is None else _transposed(block)
+                accept = None if accept is None else transposed(accept)
+                block = None if block is None else transposed(block)
             return accept, block
 
         egress_accept, egress_block = side(False, egress_isolated)
@@ -290,11 +298,11 @@ class TierPlan:
                     seen = vector[subject]
                     if seen.any() and not seen.all():
                         columns.append(subject & vector)
-        group_of, first, member = _groups(np.packbits(np.stack(columns, axis=1), axis=1))
-        groups = len(first)
-        undecided = np.full((groups, width), 0xFF, dtype=np.uint8)
-        accept = np.zeros((groups, width), dtype=np.uint8)
-        deny = np.zeros((groups, width), dtype=np.uint8)
+        group_of, first, member = groups(np.packbits(np.stack(columns, axis=1), axis=1))
+        shape = (len(first), width)
+        undecided = np.full(shape, 0xFF, dtype=np.uint8)
+        accept = np.zeros(shape, dtype=np.uint8)
+        deny = np.zeros(shape, dtype=np.uint8)
         for j, (_, rules) in enumerate(active):
             rows = np.flatnonzero(member[:, j])
             if not len(rows):
@@ -311,9 +319,9 @@ class TierPlan:
                         for rule, hit in zip(rules, on.tolist(), strict=True)
                         if hit
                     ]
-                    _write(
+                    write(
                         np.asarray(listed, dtype=np.int64),
-                        _first_match(matched, count),
+                        first_match(matched, count),
                         undecided=undecided,
                         accept=accept,
                         deny=deny,
@@ -323,97 +331,11 @@ class TierPlan:
                     (rule.action, self.peers(rule.peers) & vector)
                     for rule, vector in zip(rules, at_rules[j], strict=True)
                 ]
-                _write(
+                write(
                     rows,
-                    _first_match(matched, count),
+                    first_match(matched, count),
                     undecided=undecided,
                     accept=accept,
                     deny=deny,
                 )
         return accept[group_of], deny[group_of]
-
-
-_WEIGHTS = np.random.default_rng(15).integers(1, 2**63, size=4096, dtype=np.uint64) | np.uint64(1)
-
-
-def _groups(key: ByteArray) -> tuple[IntArray, IntArray, BoolArray]:
-    """Rows of ``key`` (packed bits) grouped by equal content: the group of each row, the first
-    row of each group, and each group's key unpacked.
-
-    Rows are hashed to one 64-bit word each (a fixed random linear form over their bytes, mod
-    2**64) and grouped by sorting the words, several times faster than ``np.unique(axis=0)``'s
-    row sort; the grouping is then checked row by row, and if two different rows ever shared
-    a word, grouped again by their bytes, so the result is exact."""
-    rows, size = key.shape
-    if size <= len(_WEIGHTS):
-        with np.errstate(over="ignore"):
-            words = key.astype(np.uint64) @ _WEIGHTS[:size]
-        order = np.argsort(words, kind="stable")
-        ordered = words[order]
-        starts = np.r_[True, ordered[1:] != ordered[:-1]] if rows else np.zeros(0, np.bool_)
-        ids = np.cumsum(starts) - 1
-        group_of = np.empty(rows, dtype=np.int64)
-        group_of[order] = ids
-        first = order[np.flatnonzero(starts)]  # stable: the first row of each group
-        # number groups by first appearance, as the byte grouping below does
-        rank = np.empty(len(first), dtype=np.int64)
-        rank[np.argsort(first, kind="stable")] = np.arange(len(first))
-        group_of = rank[group_of]
-        first = np.sort(first)
-        if np.array_equal(key[first[group_of]], key):
-            return group_of, first, np.unpackbits(key[first], axis=1).view(np.bool_)
-    blob = np.ascontiguousarray(key).tobytes()
-    seen: dict[bytes, int] = {}
-    listed: list[int] = []
-    group_of = np.empty(rows, dtype=np.int64)
-    for i in range(rows):
-        g = seen.setdefault(blob[i * size : (i + 1) * size], len(seen))
-        if g == len(listed):
-            listed.append(i)
-        group_of[i] = g
-    at = np.asarray(listed, dtype=np.int64)
-    return group_of, at, np.unpackbits(key[at], axis=1).view(np.bool_)
-
-
-def _first_match(
-    vectors: Sequence[tuple[AdminAction, BoolArray]], count: int
-) -> tuple[ByteArray, ByteArray, ByteArray]:
-    """One policy's first matching rule per other-side class: packed (accept, deny, decided);
-    a Pass is decided but neither accepts nor denies."""
-    open_ = np.ones(count, dtype=np.bool_)
-    accept = np.zeros(count, dtype=np.bool_)
-    deny = np.zeros(count, dtype=np.bool_)
-    for action, vector in vectors:
-        hit = vector & open_
-        if action is AdminAction.ACCEPT:
-            accept |= hit
-        elif action is AdminAction.DENY:
-            deny |= hit
-        open_ &= ~vector
-    return np.packbits(accept), np.packbits(deny), np.packbits(~open_)
-
-
-def _write(
-    rows: IntArray,
-    verdicts: tuple[ByteArray, ByteArray, ByteArray],
-    *,
-    undecided: ByteArray,
-    accept: ByteArray,
-    deny: ByteArray,
-) -> None:
-    """A policy's verdicts into the still undecided cells of its groups' rows."""
-    yes, no, decided = verdicts
-    if not decided.any():
-        return
-    still = undecided[rows]
-    accept[rows] |= still & yes
-    deny[rows] |= still & no
-    undecided[rows] = still & ~decided
-
-
-def _transposed(rows: ByteArray) -> ByteArray:
-    """[destination, source] packed rows -> [source, destination], same shape."""
-    count, width = rows.shape
-    square = np.zeros((8 * width, width), dtype=np.uint8)
-    square[:count] = rows
-    return np.ascontiguousarray(transposed_bits(square)[:count])

@@ -386,12 +386,15 @@ def test_class_grouping_is_exact_even_when_row_hashes_collide(
     still give different groups (the byte-by-byte fallback)."""
     import numpy as np
 
-    from kubefence.engine import _tiers
+    from kubefence.engine import _tier_bits
 
     key = np.array([[1, 2], [2, 1], [1, 2], [3, 0]], dtype=np.uint8)
-    for weights in (_tiers._WEIGHTS.copy(), np.ones_like(_tiers._WEIGHTS)):  # ones: 1+2 == 2+1
-        monkeypatch.setattr(_tiers, "_WEIGHTS", weights)
-        group_of, first, member = _tiers._groups(key)
+    for weights in (
+        _tier_bits._WEIGHTS.copy(),
+        np.ones_like(_tier_bits._WEIGHTS),
+    ):  # ones: 1+2 == 2+1
+        monkeypatch.setattr(_tier_bits, "_WEIGHTS", weights)
+        group_of, first, member = _tier_bits.groups(key)
         assert group_of.tolist() == [0, 1, 0, 2]
         assert first.tolist() == [0, 1, 3]
         assert (np.packbits(member, axis=1)[:, :2] == key[first]).all()
