@@ -334,15 +334,14 @@ class ReachabilityAnalysis:
             port_at[t] = self.port_vector(ports, effective=effective, protocol=protocol)
         port_at &= reachable
         peers = len(self._peer_keys)
+        ingress = allowed
         if self._tiers is not None:
-            # Each side on its own (T01): NetworkPolicy's verdicts apart, then the tiers.
-            egress = np.empty_like(allowed)
-            egress[:] = np.packbits(np.ones(count, dtype=np.bool_))
-            ingress = egress.copy()
-        else:
-            egress = ingress = allowed
+            # Each side on its own (T01): egress in ``allowed`` (reachable destinations, as the
+            # tiers' verdicts are), ingress apart (all ones where NetworkPolicy does not isolate).
+            ingress = np.empty_like(allowed)
+            ingress[:] = np.packbits(np.ones(count, dtype=np.bool_))
         apply_egress(
-            egress,
+            allowed,
             self._egress,
             port_ok=padded(np.packbits(port_at, axis=1)),
             port_any=np.asarray(port_at.any(axis=1), dtype=np.bool_),
@@ -364,7 +363,7 @@ class ReachabilityAnalysis:
                 egress_isolated=self._egress.isolated,
                 ingress_isolated=self._ingress.isolated,
             )
-            allowed &= tiers.egress(egress)
+            tiers.egress(allowed)
             allowed &= tiers.ingress(ingress)
         return allowed
 
