@@ -334,12 +334,14 @@ class ReachabilityAnalysis:
             port_at[t] = self.port_vector(ports, effective=effective, protocol=protocol)
         port_at &= reachable
         peers = len(self._peer_keys)
-        ingress = allowed
-        if self._tiers is not None:
-            # Each side on its own (T01): egress in ``allowed`` (reachable destinations, as the
-            # tiers' verdicts are), ingress apart (all ones where NetworkPolicy does not isolate).
-            ingress = np.empty_like(allowed)
-            ingress[:] = np.packbits(np.ones(count, dtype=np.bool_))
+        tiers = None
+        if self._tiers is not None:  # Admin, NetworkPolicy, Baseline per side (T01)
+            tiers = self._tiers.matrices(
+                effective=effective,
+                protocol=protocol,
+                egress_isolated=self._egress.isolated,
+                ingress_isolated=self._ingress.isolated,
+            )
         apply_egress(
             allowed,
             self._egress,
@@ -348,23 +350,17 @@ class ReachabilityAnalysis:
             peer_bits=self._packed_peers,
             peers=peers,
         )
+        if tiers is not None:  # egress alone so far: the tiers' egress verdicts apply here
+            tiers.egress(allowed)
         apply_ingress(
-            ingress,
+            allowed,
             self._ingress,
             port_at=port_at,
             peer_bits=self._packed_peers,
             peers=peers,
             tile=_TILE,
+            adjust=tiers.ingress_span if tiers is not None and tiers.has_ingress else None,
         )
-        if self._tiers is not None:
-            tiers = self._tiers.matrices(
-                effective=effective,
-                protocol=protocol,
-                egress_isolated=self._egress.isolated,
-                ingress_isolated=self._ingress.isolated,
-            )
-            tiers.egress(allowed)
-            allowed &= tiers.ingress(ingress)
         return allowed
 
     def matrix(

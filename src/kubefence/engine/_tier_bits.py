@@ -4,7 +4,7 @@ Why this module exists: ``_tiers`` decides which classes each tiered rule matche
 here only move bits (packed rows as in ``Matrix.class_bits``) and know nothing of policies:
 ``TierMatrices`` (one port's verdicts per side, and how they combine with NetworkPolicy's),
 ``groups`` (classes with equal keys), ``first_match`` (one policy's ordered rules as masks),
-``write`` (a policy's verdicts into the undecided cells of its groups) and ``transposed``.
+and ``write`` (a policy's verdicts into the undecided cells of its groups).
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from kubefence.api import AdminAction
-from kubefence.engine._combine import transposed_bits
 
-__all__ = ["TierMatrices", "first_match", "groups", "transposed", "write"]
+__all__ = ["TierMatrices", "first_match", "groups", "write"]
 
 BoolArray = npt.NDArray[np.bool_]
 ByteArray = npt.NDArray[np.uint8]
@@ -27,32 +26,42 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass(frozen=True, slots=True)
 class TierMatrices:
-    """One port's tier verdicts per side, packed [source, destination] like
-    ``Matrix.class_bits``; None where the tiers have nothing for that side. ``*_accept``: the
-    Admin tier accepts; ``*_block``: the Admin tier denies, or the Baseline tier denies where
-    NetworkPolicy does not isolate the subject. With NetworkPolicy's verdicts ``side`` (all
-    ones where it does not isolate), the side is ``accept | (side & ~block)`` (T01)."""
+    """One port's tier verdicts per side, packed like ``Matrix.class_bits``; None where the
+    tiers have nothing for that side. Egress rows are [source, destination]; ingress rows are
+    [destination, source] (``apply_ingress`` folds such rows into destination columns).
+    ``*_accept``: the Admin tier accepts; ``*_block``: the Admin tier denies, or the Baseline
+    tier denies where NetworkPolicy does not isolate the subject. With NetworkPolicy's
+    verdicts ``side`` (all ones where it does not isolate), the side is
+    ``accept | (side & ~block)`` (T01). Single use: applying it inverts the blocks in place."""
 
     egress_accept: ByteArray | None
     egress_block: ByteArray | None
     ingress_accept: ByteArray | None
     ingress_block: ByteArray | None
 
-    def egress(self, side: ByteArray) -> ByteArray:
-        """The sources' egress after the tiers; ``side`` (NetworkPolicy's) is updated."""
-        return _side(side, self.egress_accept, self.egress_block)
+    def egress(self, side: ByteArray) -> None:
+        """The sources' egress ``side`` (NetworkPolicy's, rows = sources) after the tiers."""
+        _side(side, self.egress_accept, self.egress_block)
 
-    def ingress(self, side: ByteArray) -> ByteArray:
-        """The destinations' ingress after the tiers; ``side`` is updated."""
-        return _side(side, self.ingress_accept, self.ingress_block)
+    def ingress_span(self, span: ByteArray, lo: int) -> None:
+        """Destinations ``lo``.. of ``span`` (NetworkPolicy's ingress rows, [destination,
+        source]) after the tiers; rows past the last class are left alone."""
+        rows = next(m for m in (self.ingress_accept, self.ingress_block, span) if m is not None)
+        upto = max(0, min(len(span), len(rows) - lo))
+        accept = None if self.ingress_accept is None else self.ingress_accept[lo : lo + upto]
+        block = None if self.ingress_block is None else self.ingress_block[lo : lo + upto]
+        _side(span[:upto], accept, block)
+
+    @property
+    def has_ingress(self) -> bool:
+        return self.ingress_accept is not None or self.ingress_block is not None
 
 
-def _side(side: ByteArray, accept: ByteArray | None, block: ByteArray | None) -> ByteArray:
+def _side(side: ByteArray, accept: ByteArray | None, block: ByteArray | None) -> None:
     if block is not None:
-        side &= ~block
+        side &= np.invert(block, out=block)  # ``block`` is spent: no temporary
     if accept is not None:
         side |= accept
-    return side
 
 
 _WEIGHTS = np.random.default_rng(15).integers(1, 2**63, size=4096, dtype=np.uint64) | np.uint64(1)
@@ -131,11 +140,3 @@ def write(
     accept[rows] |= still & yes
     deny[rows] |= still & no
     undecided[rows] = still & ~decided
-
-
-def transposed(rows: ByteArray) -> ByteArray:
-    """[destination, source] packed rows -> [source, destination], same shape."""
-    count, width = rows.shape
-    square = np.zeros((8 * width, width), dtype=np.uint8)
-    square[:count] = rows
-    return np.ascontiguousarray(transposed_bits(square)[:count])

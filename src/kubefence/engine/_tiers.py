@@ -16,8 +16,9 @@ destination, which is the subject). Classes with the same such key form one *gro
 evaluated on groups, policy by policy in tier order: a policy's own first match is one vector
 over the other side (rules in written order, numpy masks), written into the still undecided
 cells of the rows of the groups it selects. Work grows with policies x groups x classes / 8,
-not with pairs x rules. Rows are then gathered per class (and, for ingress, whose rows are
-[destination, source], turned into [source, destination] by 8 x 8 bit-block transposes).
+not with pairs x rules. Rows are then gathered per class. Ingress rows stay [destination,
+source]: ``apply_ingress`` applies them to NetworkPolicy's ingress rows, which have that shape
+too, before its one 8 x 8 bit-block transpose into destination columns.
 
 Matching (facts of ``semantics._tiers``): subjects and ``namespaces``/``pods`` peers are
 never hostNetwork pods; ``networks`` match pods' IPs (any of them), hostNetwork pods included,
@@ -48,7 +49,7 @@ from kubefence.api import (
     Tier,
 )
 from kubefence.engine._classes import ClassIndex, PodClasses
-from kubefence.engine._tier_bits import TierMatrices, first_match, groups, transposed, write
+from kubefence.engine._tier_bits import TierMatrices, first_match, groups, write
 from kubefence.semantics import Settings, selector_matches
 
 __all__ = ["TierPlan", "has_node_peers", "tier_blocks"]
@@ -237,16 +238,15 @@ class TierPlan:
                 )
                 for policies in (self.admin, self.baseline)
             )
-            accept = None if admin is None else admin[0]
-            block = None if admin is None else admin[1]
-            if baseline is not None:
-                free = np.flatnonzero(~isolated)
-                if block is None:
-                    block = np.zeros_like(baseline[1])
-                block[free] |= baseline[1][free]
-            if ingress:  # rows were [destination, source]
-                accept = None if accept is None else transposed(accept)
-                block = None if block is None else transposed(block)
+            accept = block = None
+            if admin is not None:
+                accept_g, deny_g, group_of = admin
+                accept, block = accept_g[group_of], deny_g[group_of]
+            if baseline is not None:  # only where NetworkPolicy does not isolate the subject
+                _, deny_g, group_of = baseline
+                deny_g = np.concatenate([deny_g, np.zeros_like(deny_g[:1])])
+                denied = deny_g[np.where(isolated, len(deny_g) - 1, group_of)]
+                block = denied if block is None else np.bitwise_or(block, denied, out=block)
             return accept, block
 
         egress_accept, egress_block = side(False, egress_isolated)
@@ -266,9 +266,10 @@ class TierPlan:
         effective: IntArray,
         protocol: Protocol,
         ports: dict[tuple[AdminPort, ...], BoolArray],
-    ) -> tuple[ByteArray, ByteArray] | None:
-        """(accept, deny) packed [subject, other], or None when no policy of the tier has a
-        rule of this direction for a subject. ``ports`` memoises port vectors for this port."""
+    ) -> tuple[ByteArray, ByteArray, IntArray] | None:
+        """(accept, deny) packed [subject group, other] and the group of each subject class,
+        or None when no policy of the tier has a rule of this direction for a subject.
+        ``ports`` memoises port vectors for this port."""
         active: _Rules = tuple(
             (p, rules)
             for p in policies
@@ -338,4 +339,4 @@ class TierPlan:
                     accept=accept,
                     deny=deny,
                 )
-        return accept[group_of], deny[group_of]
+        return accept, deny, group_of
