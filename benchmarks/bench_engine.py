@@ -190,6 +190,7 @@ def _measure_cnps(size: str, repeat: int, seed: int, cnps: int) -> dict[str, obj
         "cnp_ratio_target": 1.5,
         "allowed_pairs": allowed[False],
         "cnp_allowed_pairs": allowed[True],
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
 
 
