@@ -10,12 +10,20 @@ policies mixing every feature).
     python benchmarks/bench_engine.py                 # small and medium
     python benchmarks/bench_engine.py --sizes small,medium,large
     python benchmarks/bench_engine.py --sizes large --digest   # result digest, every port class
+    python benchmarks/bench_engine.py --sizes medium --cnps 200 --repeat 5   # the CNP column
 
 Each size runs in its own process, so the reported peak resident memory belongs to that size.
 "Engine" is ``ReachabilityAnalysis(inventory).matrix(port)`` from scratch (compile policies,
 classify pods, evaluate selectors, combine), the median of ``--repeat`` runs, as wall time and
 process CPU time (CPU time is steadier on a shared machine). "Expand" is turning the class
 matrix into the dense pod x pod matrix, which only per-pod output needs.
+
+The CNP column (issue 15: a matrix with 200 ClusterNetworkPolicies <= 1.5x the time without
+them) adds ``--cnps`` seeded tiered policies (``cluster_policies``: three Admin to one Baseline,
+subjects by namespace and pod labels, 1-4 rules per direction with Accept/Deny/Pass, namespace,
+pod and networks peers, numbered, ranged and named ports, priorities with ties) to the same
+cluster. Both versions are timed in the same process, alternating, ``--repeat`` times each;
+the row gives both medians and their ratio (``cnp_ratio``, on wall time; ``cnp_cpu_ratio``).
 
 ``--digest`` measures nothing: it prints a SHA-256 of the pod x pod matrix of every port class
 (computed on the class matrix, one distinct row at a time, so any two engines that give the same
@@ -29,18 +37,20 @@ import argparse
 import gc
 import hashlib
 import json
+import random
 import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.generate import generate_cluster
+from benchmarks.generate import APPS, ENVS, TEAMS, generate_cluster
 
-from kubefence.api import NetworkPolicy
+from kubefence.api import Inventory, NetworkPolicy
 from kubefence.engine import Matrix, ReachabilityAnalysis, port_classes
 from kubefence.sources.objects import inventory_from_objects
 
@@ -50,6 +60,138 @@ SIZES = {
     "large": (100_000, 5_000, 68_000, 3.0),
 }
 PORT = 8080  # the generator's http port: policies both allow and deny it
+
+
+_CNP_NETWORKS = ("0.0.0.0/1", "0.0.0.0/0", "198.18.0.0/15", "fd00::/8")  # the first holds pods
+
+
+def _cnp_peer(rng: random.Random, *, egress: bool) -> dict[str, Any]:
+    choice = rng.random()
+    if egress and choice < 0.2:
+        return {"networks": sorted(set(rng.sample(_CNP_NETWORKS, rng.randint(1, 2))))}
+    if choice < 0.55:
+        label = rng.choice((("team", TEAMS), ("env", ENVS)))
+        return {"namespaces": {"matchLabels": {label[0]: rng.choice(label[1])}}}
+    return {
+        "pods": {
+            "namespaceSelector": {"matchLabels": {"env": rng.choice(ENVS)}},
+            "podSelector": {"matchLabels": {"app": rng.choice(APPS)}},
+        }
+    }
+
+
+def _cnp_ports(rng: random.Random, *, named: bool) -> list[dict[str, Any]] | None:
+    choice = rng.random()
+    if choice < 0.35:
+        return None  # every port
+    if choice < 0.6:
+        number = rng.choice((80, 443, 5432, 6379, 8080, 9090))
+        return [{"tcp": {"destinationPort": {"number": number}}}]
+    if choice < 0.75:
+        start = rng.choice((8000, 9000, 30000))
+        return [{"tcp": {"destinationPort": {"range": {"start": start, "end": start + 100}}}}]
+    if choice < 0.85 or not named:
+        return [{"udp": {"destinationPort": {"number": 53}}}]
+    return [{"destinationNamedPort": rng.choice(("http", "metrics", "postgres"))}]
+
+
+def _cnp_rule(rng: random.Random, *, egress: bool, index: int) -> dict[str, Any]:
+    peers = [_cnp_peer(rng, egress=egress) for _ in range(rng.randint(1, 3))]
+    # CEL: no named port in an egress rule with a networks peer
+    named = not (egress and any("networks" in p for p in peers))
+    rule: dict[str, Any] = {
+        "name": f"r{index}",
+        "action": rng.choice(("Accept", "Deny", "Deny", "Pass")),
+        "to" if egress else "from": peers,
+    }
+    ports = _cnp_ports(rng, named=named)
+    if ports is not None:
+        rule["protocols"] = ports
+    return rule
+
+
+def cluster_policies(count: int, *, seed: int) -> list[dict[str, Any]]:
+    """``count`` seeded ClusterNetworkPolicies for the generator's namespaces and pods."""
+    rng = random.Random(seed * 7919 + count)
+    out = []
+    for i in range(count):
+        subject: dict[str, Any]
+        if rng.random() < 0.6:
+            key, pool = rng.choice((("team", TEAMS), ("env", ENVS)))
+            subject = {"namespaces": {"matchLabels": {key: rng.choice(pool)}}}
+        else:
+            subject = {
+                "pods": {
+                    "namespaceSelector": {"matchLabels": {"team": rng.choice(TEAMS)}},
+                    "podSelector": {"matchLabels": {"app": rng.choice(APPS)}},
+                }
+            }
+        spec: dict[str, Any] = {
+            "tier": "Baseline" if i % 4 == 3 else "Admin",
+            "priority": rng.randrange(0, 1000, 5),  # steps of 5: some ties
+            "subject": subject,
+            "ingress": [_cnp_rule(rng, egress=False, index=k) for k in range(rng.randint(1, 4))],
+            "egress": [_cnp_rule(rng, egress=True, index=k) for k in range(rng.randint(1, 4))],
+        }
+        out.append(
+            {
+                "apiVersion": "policy.networking.k8s.io/v1alpha2",
+                "kind": "ClusterNetworkPolicy",
+                "metadata": {"name": f"cnp-{i:03d}"},
+                "spec": spec,
+            }
+        )
+    return out
+
+
+def _time_engine(inventory: Inventory) -> tuple[float, float, ReachabilityAnalysis, Matrix]:
+    """One from-scratch engine run: wall and CPU seconds, the analysis and its matrix."""
+    gc.collect()
+    wall, cpu = time.perf_counter(), time.process_time()
+    analysis = ReachabilityAnalysis(inventory)
+    matrix = analysis.matrix(PORT)
+    return time.perf_counter() - wall, time.process_time() - cpu, analysis, matrix
+
+
+def _measure_cnps(size: str, repeat: int, seed: int, cnps: int) -> dict[str, object]:
+    """The same cluster without and with ``cnps`` ClusterNetworkPolicies, alternating."""
+    pods, namespaces, policies, _ = SIZES[size]
+    objects = generate_cluster(pods=pods, namespaces=namespaces, policies=policies, seed=seed)
+    plain = inventory_from_objects(objects)
+    tiered = inventory_from_objects([*objects, *cluster_policies(cnps, seed=seed)])
+    del objects
+    times: dict[bool, tuple[list[float], list[float]]] = {False: ([], []), True: ([], [])}
+    counts: dict[bool, int] = {}
+    allowed: dict[bool, int] = {}
+    for _ in range(repeat):
+        for with_cnps, inventory in ((False, plain), (True, tiered)):
+            wall, cpu, analysis, matrix = _time_engine(inventory)
+            times[with_cnps][0].append(wall)
+            times[with_cnps][1].append(cpu)
+            counts[with_cnps] = analysis.classes.count
+            allowed[with_cnps] = sum(map(sum, matrix.namespace_summary().allowed))
+            del analysis, matrix
+    wall0, wall1 = (statistics.median(times[k][0]) for k in (False, True))
+    cpu0, cpu1 = (statistics.median(times[k][1]) for k in (False, True))
+    return {
+        "size": size,
+        "pods": len(plain.pods),
+        "policies": len(plain.policies),
+        "cnps": len(tiered.admin_policies),
+        "repeat": repeat,
+        "classes": counts[False],
+        "cnp_classes": counts[True],
+        "engine_wall_s": round(wall0, 3),
+        "engine_cnp_wall_s": round(wall1, 3),
+        "cnp_ratio": round(wall1 / wall0, 2),
+        "engine_cpu_s": round(cpu0, 3),
+        "engine_cnp_cpu_s": round(cpu1, 3),
+        "cnp_cpu_ratio": round(cpu1 / cpu0, 2),
+        "cnp_ratio_target": 1.5,
+        "allowed_pairs": allowed[False],
+        "cnp_allowed_pairs": allowed[True],
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
 
 
 def _measure(size: str, repeat: int, seed: int, incremental: bool) -> dict[str, object]:
@@ -188,10 +330,19 @@ def main() -> int:
     parser.add_argument("--digest", action="store_true", help="print result digests instead")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one size here
     parser.add_argument("--incremental", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--cnps",
+        type=int,
+        default=0,
+        help="measure the engine without and with this many ClusterNetworkPolicies instead",
+    )
     args = parser.parse_args()
     if args.one:
         if args.digest:
             print(json.dumps(_digest(args.one, args.seed)))
+            return 0
+        if args.cnps:
+            print(json.dumps(_measure_cnps(args.one, args.repeat, args.seed, args.cnps)))
             return 0
         print(json.dumps(_measure(args.one, args.repeat, args.seed, args.incremental)))
         return 0
@@ -203,6 +354,8 @@ def main() -> int:
         command += ["--seed", str(args.seed)]
         if args.digest:
             command.append("--digest")
+        elif args.cnps:
+            command += ["--cnps", str(args.cnps)]
         elif size == "medium":
             command.append("--incremental")
         done = subprocess.run(command, capture_output=True, text=True, check=False)

@@ -19,7 +19,6 @@ from kubefence.semantics import (
     decide,
     parse_port,
     parse_protocol,
-    require_no_tiers,
 )
 
 if TYPE_CHECKING:
@@ -108,7 +107,6 @@ class Cluster:
         resolved per destination); ``.to_json()`` gives the ``matrix -o json`` shape."""
         from kubefence.engine import compute_matrix
 
-        require_no_tiers(self.inventory, by="Cluster.matrix (the engine)")
         return compute_matrix(
             self.inventory,
             port=parse_port(port),

@@ -22,7 +22,11 @@ What a cluster may contain, on purpose small pools so that selectors and peers a
   ``0.0.0.0/0`` minus a range, one matching no pod), IPv6 blocks with and without except;
 - port entries: protocol only (S19), a number, a range with ``endPort`` narrow or wide (S20), a
   name, declared or not (S21), for every protocol (S18); absent/empty lists (S08, S09);
-- policyTypes defaulted (S02) or explicit, 0-2 rules per direction, 0-2 peers and ports each.
+- policyTypes defaulted (S02) or explicit, 0-2 rules per direction, 0-2 peers and ports each;
+- with ``max_cluster_policies``: admin tiers (T01-T07): Admin/Baseline ClusterNetworkPolicy,
+  AdminNetworkPolicy and the one BaselineAdminNetworkPolicy, tied priorities, Accept/Deny/Pass,
+  every peer kind (networks holding pod IPs, nodes with and without Node objects, domainNames)
+  and every port kind (numbers, ranges, named ports).
 
 Import as ``from tests.property.strategies import inventories``.
 """
@@ -37,6 +41,12 @@ from hypothesis import strategies as st
 
 from kubefence.api import (
     METADATA_NAME_LABEL,
+    AdminAction,
+    AdminPeer,
+    AdminPeerKind,
+    AdminPort,
+    AdminRule,
+    ClusterNetworkPolicy,
     ContainerPort,
     Inventory,
     IPAddress,
@@ -45,6 +55,7 @@ from kubefence.api import (
     LabelSelector,
     Namespace,
     NetworkPolicy,
+    Node,
     Operator,
     Peer,
     Pod,
@@ -53,6 +64,7 @@ from kubefence.api import (
     Protocol,
     Requirement,
     Rule,
+    Tier,
 )
 
 __all__ = [
@@ -65,6 +77,7 @@ __all__ = [
     "POD_LABELS",
     "PORT_QUERIES",
     "Query",
+    "cluster_network_policies",
     "inventories",
     "label_selectors",
     "labels",
@@ -271,6 +284,130 @@ def policies(name: str) -> st.SearchStrategy[NetworkPolicy]:
     return network_policies(name=name)
 
 
+# --- admin tiers: ClusterNetworkPolicy and the v1alpha1 kinds ----------------------------------
+
+NODE_LABELS = {"zone": ("a", "b"), "role": ("edge",)}
+_NODE_SELECTORS = _selectors(NODE_LABELS)
+_TIER_NETWORKS = (*_CIDRS, "198.18.0.0/27", "198.18.0.64/26", "fd00::/120", "::/0")
+_ADMIN_ACTIONS = (AdminAction.ACCEPT, AdminAction.DENY, AdminAction.PASS)
+PRIORITIES = (0, 1, 1, 5)  # repeats on purpose: equal priorities are ordered by name (T02)
+# Tiered subjects and peers select every namespace more often than NetworkPolicy peers do, so
+# that a few tiered policies on a handful of pods overlap and their order matters.
+_TIER_NAMESPACES = st.one_of(st.just(LabelSelector()), _NAMESPACE_SELECTORS)
+
+
+@st.composite
+def _admin_peer(draw: st.DrawFn, index: int, *, egress: bool) -> AdminPeer:
+    kinds = [AdminPeerKind.NAMESPACES, AdminPeerKind.PODS, AdminPeerKind.PODS]
+    if egress:
+        kinds += [AdminPeerKind.NETWORKS, AdminPeerKind.NETWORKS, AdminPeerKind.NODES]
+        kinds += [AdminPeerKind.DOMAIN_NAMES]
+    kind = draw(st.sampled_from(kinds))
+    if kind is AdminPeerKind.NAMESPACES:
+        return AdminPeer(index, kind, namespace_selector=draw(_TIER_NAMESPACES))
+    if kind is AdminPeerKind.PODS:
+        return AdminPeer(
+            index,
+            kind,
+            namespace_selector=draw(_TIER_NAMESPACES),
+            pod_selector=draw(_POD_SELECTORS),
+        )
+    if kind is AdminPeerKind.NETWORKS:
+        chosen = draw(
+            st.lists(st.sampled_from(_TIER_NETWORKS), min_size=1, max_size=2, unique=True)
+        )
+        return AdminPeer(index, kind, networks=tuple(ipaddress.ip_network(c) for c in chosen))
+    if kind is AdminPeerKind.NODES:
+        return AdminPeer(index, kind, node_selector=draw(_NODE_SELECTORS))
+    return AdminPeer(index, kind, domain_names=("example.com",))
+
+
+@st.composite
+def _admin_port(draw: st.DrawFn, index: int) -> AdminPort:
+    kind = draw(st.sampled_from(["number", "range", "name"]))
+    if kind == "name":
+        return AdminPort(index, name=draw(st.sampled_from(NAMES)))
+    protocol = draw(st.sampled_from(list(Protocol)))
+    low = draw(st.sampled_from(RANGE_STARTS if kind == "range" else NUMBERS))
+    high = low + draw(st.integers(1, 9000)) if kind == "range" else low
+    return AdminPort(index, protocol=protocol, low=low, high=min(high, 65535))
+
+
+@st.composite
+def _admin_rules(draw: st.DrawFn, *, egress: bool, baseline_v1: bool) -> tuple[AdminRule, ...]:
+    out = []
+    actions = _ADMIN_ACTIONS[:2] if baseline_v1 else _ADMIN_ACTIONS
+    for i in range(draw(st.sampled_from((0, 1, 1, 2, 2, 3)))):
+        count = draw(st.integers(1, 2))
+        peer_list = tuple(draw(_admin_peer(k, egress=egress)) for k in range(count))
+        ports = (
+            ()
+            if draw(st.booleans())
+            else tuple(draw(_admin_port(k)) for k in range(draw(st.integers(1, 2))))
+        )
+        out.append(
+            AdminRule(
+                index=i,
+                action=draw(st.sampled_from(actions)),
+                peers=peer_list,
+                ports=ports,
+                name=draw(st.sampled_from((None, f"r{i}"))),
+            )
+        )
+    return tuple(out)
+
+
+@st.composite
+def cluster_network_policies(draw: st.DrawFn, *, name: str) -> ClusterNetworkPolicy:
+    """A tiered policy named ``name``: Admin or Baseline ClusterNetworkPolicy (or the v1alpha1
+    AdminNetworkPolicy), priority from a small pool so ties occur, a namespace or pods subject,
+    0-3 rules per direction with Accept/Deny/Pass, every peer kind (egress: networks that hold
+    pod IPs, nodes, domainNames) and every port kind (number, range, named)."""
+    kind = draw(
+        st.sampled_from(["ClusterNetworkPolicy", "ClusterNetworkPolicy", "AdminNetworkPolicy"])
+    )
+    tier = Tier.ADMIN if kind == "AdminNetworkPolicy" else draw(st.sampled_from(list(Tier)))
+    pods_subject = draw(st.booleans())
+    return ClusterNetworkPolicy(
+        name=name,
+        kind=kind,
+        tier=tier,
+        priority=draw(st.sampled_from(PRIORITIES)),
+        namespace_selector=draw(_TIER_NAMESPACES),
+        pod_selector=draw(_POD_SELECTORS) if pods_subject else None,
+        ingress=draw(_admin_rules(egress=False, baseline_v1=False)),
+        egress=draw(_admin_rules(egress=True, baseline_v1=False)),
+    )
+
+
+@st.composite
+def _baseline_v1(draw: st.DrawFn) -> ClusterNetworkPolicy:
+    """The one BaselineAdminNetworkPolicy (named ``default``, no priority, no Pass)."""
+    return ClusterNetworkPolicy(
+        name="default",
+        kind="BaselineAdminNetworkPolicy",
+        tier=Tier.BASELINE,
+        priority=None,
+        namespace_selector=draw(_TIER_NAMESPACES),
+        pod_selector=draw(_POD_SELECTORS) if draw(st.booleans()) else None,
+        ingress=draw(_admin_rules(egress=False, baseline_v1=True)),
+        egress=draw(_admin_rules(egress=True, baseline_v1=True)),
+    )
+
+
+def _nodes() -> st.SearchStrategy[list[Node]]:
+    """Node objects for some of the pool's nodes (a node without one: T05's unknown labels)."""
+    return st.lists(
+        st.builds(
+            Node,
+            name=st.sampled_from(NODES[1:]),
+            labels=labels(NODE_LABELS).map(Labels),
+        ),
+        max_size=2,
+        unique_by=lambda n: n.name,
+    )
+
+
 # --- pods and clusters --------------------------------------------------------------------------
 
 
@@ -318,9 +455,12 @@ def inventories(
     max_pods: int = 7,
     max_policies: int = 4,
     dual_stack: bool = True,
+    max_cluster_policies: int = 0,
 ) -> Inventory:
     """A random cluster: 0..max_pods pods with unique addresses and 0..max_policies policies
-    in 1-3 namespaces, declared all or in part (see the module docstring)."""
+    in 1-3 namespaces, declared all or in part (see the module docstring); with
+    ``max_cluster_policies``, also 1 to that many tiered policies (``cluster_network_policies``,
+    sometimes a BaselineAdminNetworkPolicy) and Node objects for some nodes."""
     used = draw(
         st.lists(st.sampled_from(NAMESPACE_NAMES), min_size=1, max_size=3, unique=True).map(sorted)
     )
@@ -348,7 +488,23 @@ def inventories(
         draw(network_policies(name=f"np{i}", namespace=draw(st.sampled_from(used))))
         for i in range(draw(st.integers(0, max_policies)))
     ]
-    return Inventory.of(namespaces=namespaces, pods=pod_list, policies=policy_list)
+    tiered: list[ClusterNetworkPolicy] = []
+    nodes: list[Node] = []
+    if max_cluster_policies:
+        tiered = [
+            draw(cluster_network_policies(name=f"cnp{i}"))
+            for i in range(draw(st.integers(1, max_cluster_policies)))
+        ]
+        if draw(st.integers(0, 3)) == 0:
+            tiered.append(draw(_baseline_v1()))
+        nodes = draw(_nodes())
+    return Inventory.of(
+        namespaces=namespaces,
+        pods=pod_list,
+        policies=policy_list,
+        admin_policies=tiered,
+        nodes=nodes,
+    )
 
 
 # --- questions ----------------------------------------------------------------------------------

@@ -35,3 +35,19 @@ def test_s03_s04_s05_ingress_spans_of_any_width_equal_reference(
         for dst in keys:
             expected = decide(inventory, src, dst, port=port, protocol=protocol).allowed
             assert matrix.allowed(src, dst) == expected, (src, dst)
+
+
+@given(inventories(max_cluster_policies=3), queries, st.sampled_from((1, 2, 3)))
+def test_t01_tier_ingress_rows_in_spans_of_any_width_equal_reference(
+    inventory: Inventory, query: tuple[int | str, Protocol], tile: int
+) -> None:
+    """With admin tiers every span is folded in (the tiers' ingress rows are applied span by
+    span, including the last, partial one): still decide()'s answers."""
+    port, protocol = query
+    with patch.object(engine_compute, "_TILE", tile):
+        matrix = compute_matrix(inventory, port=port, protocol=protocol)
+    keys = [p.key for p in inventory.pods]
+    for src in keys:
+        for dst in keys:
+            expected = decide(inventory, src, dst, port=port, protocol=protocol).allowed
+            assert matrix.allowed(src, dst) == expected, (src, dst)

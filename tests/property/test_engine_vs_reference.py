@@ -116,3 +116,25 @@ def test_s17_indexed_selector_algebra_equals_reference(
     with patch.object(engine_classes, "_SMALL_SCOPE", -1):
         matrix = compute_matrix(inventory, port=port, protocol=protocol)
     assert matrix.rows() == _reference_rows(inventory, port, protocol, Settings())
+
+
+@given(inventories(max_cluster_policies=4), queries)
+def test_t01_t07_engine_equals_reference_with_admin_tiers(
+    inventory: Inventory, query: tuple[int | str, Protocol]
+) -> None:
+    """Random clusters WITH random tiered policies (ClusterNetworkPolicy, ANP, BANP): engine
+    rows equal decide() for every pair."""
+    port, protocol = query
+    matrix = compute_matrix(inventory, port=port, protocol=protocol)
+    assert matrix.rows() == _reference_rows(inventory, port, protocol, Settings())
+
+
+@given(inventories(max_pods=5, max_policies=3, max_cluster_policies=3), queries, settings_choices)
+def test_t01_t07_admin_tiers_under_every_setting(
+    inventory: Inventory, query: tuple[int | str, Protocol], settings: Settings
+) -> None:
+    """The tiers with every implementation-defined setting (hostNetwork pods selectable or
+    acting as their node, ipBlocks and pods, self traffic, from the node)."""
+    port, protocol = query
+    matrix = compute_matrix(inventory, port=port, protocol=protocol, settings=settings)
+    assert matrix.rows() == _reference_rows(inventory, port, protocol, settings)

@@ -16,6 +16,11 @@ from tests.property.strategies import FIXED_BLOCKS, NAMES, inventories
 
 from kubefence.api import (
     METADATA_NAME_LABEL,
+    AdminAction,
+    AdminPeer,
+    AdminPeerKind,
+    AdminRule,
+    ClusterNetworkPolicy,
     Inventory,
     NetworkPolicy,
     Operator,
@@ -24,6 +29,7 @@ from kubefence.api import (
     PolicyType,
     Protocol,
     Rule,
+    Tier,
 )
 
 
@@ -145,3 +151,91 @@ def test_the_generator_reaches_every_feature() -> None:
 
     collect()
     assert sorted(set(FEATURES) - seen) == []
+
+
+def _tier_rules(inv: Inventory) -> Iterator[tuple[ClusterNetworkPolicy, AdminRule]]:
+    for p in inv.admin_policies:
+        for rule in (*p.ingress, *p.egress):
+            yield p, rule
+
+
+def _tier_peers(inv: Inventory) -> Iterator[AdminPeer]:
+    for _, rule in _tier_rules(inv):
+        yield from rule.peers
+
+
+def _tied(inv: Inventory) -> bool:
+    keys = [(p.tier, p.priority) for p in inv.admin_policies]
+    return len(keys) != len(set(keys))
+
+
+def _networks_hold_a_pod(inv: Inventory) -> bool:
+    addresses = [ip for p in inv.pods for ip in p.ips]
+    return any(
+        ip in net
+        for peer in _tier_peers(inv)
+        for net in peer.networks
+        for ip in addresses
+        if ip.version == net.version
+    )
+
+
+TIER_EXAMPLES = 150
+TIER_FEATURES: dict[str, Callable[[Inventory], bool]] = {
+    "Admin ClusterNetworkPolicy": lambda inv: any(
+        p.kind == "ClusterNetworkPolicy" and p.tier is Tier.ADMIN for p in inv.admin_policies
+    ),
+    "Baseline ClusterNetworkPolicy": lambda inv: any(
+        p.kind == "ClusterNetworkPolicy" and p.tier is Tier.BASELINE for p in inv.admin_policies
+    ),
+    "AdminNetworkPolicy": lambda inv: any(
+        p.kind == "AdminNetworkPolicy" for p in inv.admin_policies
+    ),
+    "BaselineAdminNetworkPolicy": lambda inv: any(
+        p.kind == "BaselineAdminNetworkPolicy" for p in inv.admin_policies
+    ),
+    "equal priorities in a tier (T02)": _tied,
+    "pods subject (T04)": lambda inv: any(p.pod_selector for p in inv.admin_policies),
+    "Pass action": lambda inv: any(r.action is AdminAction.PASS for _, r in _tier_rules(inv)),
+    "Accept action": lambda inv: any(r.action is AdminAction.ACCEPT for _, r in _tier_rules(inv)),
+    "Deny action": lambda inv: any(r.action is AdminAction.DENY for _, r in _tier_rules(inv)),
+    "every port (T06)": lambda inv: any(not r.ports for _, r in _tier_rules(inv)),
+    "named port (T06)": lambda inv: any(
+        e.name is not None for _, r in _tier_rules(inv) for e in r.ports
+    ),
+    "port range (T06)": lambda inv: any(
+        e.low is not None and e.high is not None and e.high > e.low
+        for _, r in _tier_rules(inv)
+        for e in r.ports
+    ),
+    **{
+        f"{kind.value} peer (T05)": (
+            lambda k: lambda inv: any(p.kind is k for p in _tier_peers(inv))
+        )(kind)
+        for kind in AdminPeerKind
+    },
+    "networks holding a pod IP (T05)": _networks_hold_a_pod,
+    "Node object (T05)": lambda inv: bool(inv.nodes),
+    "hostNetwork pod on a node without a Node object": lambda inv: any(
+        p.host_network and p.node is not None and p.node not in {n.name for n in inv.nodes}
+        for p in inv.pods
+    ),
+}
+
+
+def test_the_generator_reaches_every_tier_feature() -> None:
+    seen: set[str] = set()
+
+    @settings(
+        max_examples=TIER_EXAMPLES,
+        derandomize=True,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(inventories(max_cluster_policies=4))
+    def collect(inventory: Inventory) -> None:
+        seen.update(name for name, holds in TIER_FEATURES.items() if holds(inventory))
+
+    collect()
+    assert sorted(set(TIER_FEATURES) - seen) == []

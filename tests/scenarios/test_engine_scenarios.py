@@ -2,7 +2,8 @@
 
 Why this module exists: the corpus is the shared truth of what NetworkPolicy means in documented
 situations. The engine must give each pod-to-pod expectation, and beyond the listed checks its
-whole matrix must equal the reference evaluator on every pair of the scenario's pods.
+whole matrix must equal the reference evaluator on every pair of the scenario's pods; the
+admin-tier scenarios (``tiers/``) too, on every port class of their policies.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import pytest
 from tests.scenarios.corpus import Scenario, load_scenarios, load_tier_scenarios
 
 from kubefence.api import Protocol
-from kubefence.engine import ReachabilityAnalysis
+from kubefence.engine import ReachabilityAnalysis, port_classes
 from kubefence.semantics import decide
 
 SCENARIOS = load_scenarios()
@@ -65,6 +66,27 @@ def test_engine_matrix_equals_reference_on_every_pair(scenario: Scenario) -> Non
 
 @pytest.mark.parametrize("scenario", TIER_SCENARIOS, ids=[s.name for s in TIER_SCENARIOS])
 def test_engine_tier_scenarios(scenario: Scenario) -> None:
-    """Admin-tier scenarios: listed, and skipped until the engine evaluates tiers."""
-    assert scenario.inventory().admin_policies
-    pytest.skip("engine has no tiers yet (ClusterNetworkPolicy): reference evaluator only")
+    """Admin-tier scenarios: each pod-to-pod expectation, then every cell equals ``decide`` on
+    the ports the scenario asks about and on the ports its tiers name."""
+    inventory = scenario.inventory()
+    assert inventory.admin_policies
+    analysis = ReachabilityAnalysis(inventory)
+    pods = set(inventory.pod_by_key)
+    checked = 0
+    for check in scenario.checks:
+        if check.src in pods and check.dst in pods:
+            matrix = analysis.matrix(check.port, Protocol(check.protocol.upper()))
+            verdict = matrix.allowed(check.src, check.dst)
+            assert verdict == check.expect_allowed, f"{scenario.name}: {check.id}"
+            checked += 1
+    assert checked > 0
+    keys = [p.key for p in inventory.pods]
+    queries = set(_queries(scenario)) | {
+        (pc.port, pc.protocol) for pc in port_classes([inventory], protocols=list(Protocol))
+    }
+    for port, protocol in sorted(queries, key=lambda q: (str(q[0]), q[1])):
+        rows = analysis.matrix(port, protocol).rows()
+        for i, src in enumerate(keys):
+            for j, dst in enumerate(keys):
+                want = decide(inventory, src, dst, port=port, protocol=protocol).allowed
+                assert rows[i][j] == ("1" if want else "0"), f"{src}->{dst}:{port}/{protocol}"

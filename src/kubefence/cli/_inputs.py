@@ -229,15 +229,22 @@ def _is_policy_kind(kind: str) -> bool:
 
 
 def check_kinds(
-    inventory: Inventory, args: argparse.Namespace, *, command: str, engine: bool
+    inventory: Inventory,
+    args: argparse.Namespace,
+    *,
+    command: str,
+    engine: bool,
+    dataplane: bool = False,
 ) -> None:
     """What every analysis command does with kinds it does not evaluate: list them on stderr;
     refuse (exit 2) policy-carrying ones unless ``--no-strict``; and, for commands run by the
-    engine or the data plane (``engine``), refuse admin tiers, which only ``explain``
-    evaluates so far."""
+    data plane (``dataplane``), refuse admin tiers, which nftables does not enforce yet.
+    ``engine`` marks commands run by the engine, which evaluates every kind the reference
+    does (admin tiers included), so it refuses nothing more."""
     from kubefence.errors import InputError
 
-    if engine:
+    del engine  # nothing engine-specific left to refuse
+    if dataplane:
         from kubefence.semantics import require_no_tiers
 
         require_no_tiers(inventory, by=command)

@@ -6,6 +6,11 @@ container ports, the same hostNetwork flag and the same membership in every ipBl
 policy are indistinguishable to every selector, ipBlock and named port. The engine computes on
 those classes and expands to pods only when asked. Classes are ordered by namespace so that the
 classes of one namespace form one contiguous range (a numpy slice, not a fancy index).
+
+Admin tiers (ClusterNetworkPolicy) tell pods apart by the same things (namespace labels, pod
+labels, hostNetwork, container ports for named ports, addresses: their ``networks`` are passed
+in ``blocks``) and one more: a ``nodes`` peer matches a hostNetwork pod by its node's labels, so
+with ``split_host_nodes`` hostNetwork pods of different nodes are different classes.
 """
 
 from __future__ import annotations
@@ -164,6 +169,7 @@ def classify(
     *,
     blocks: tuple[IPBlock, ...],
     extra_namespaces: Iterable[str] = (),
+    split_host_nodes: bool = False,
 ) -> PodClasses:
     """Group the inventory's pods into classes (see the module docstring)."""
     pods = inventory.pods
@@ -183,6 +189,7 @@ def classify(
             pod.host_network,
             pod.ports,
             member[i],
+            pod.node if split_host_nodes and pod.host_network else None,
         )
         cls = keys.get(key)
         if cls is None:

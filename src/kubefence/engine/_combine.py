@@ -161,12 +161,15 @@ def apply_ingress(
     peer_bits: Callable[[IntArray], ByteArray],
     peers: int,
     tile: int,
+    adjust: Callable[[ByteArray, int], None] | None = None,
 ) -> None:
     """Columns of ingress-isolated destinations are ANDed with the OR of their rules' peers.
 
     ``port_at[t, d]``: port tuple ``t`` matches a connection to destination class ``d``.
     Destinations are taken in spans of about ``tile`` classes starting at a multiple of 8;
-    ``peer_bits`` gives ``padded`` rows.
+    ``peer_bits`` gives ``padded`` rows. ``adjust(span, lo)``, when given, may change each
+    span's rows ``[destination lo + i, source]`` before they are folded in (the admin tiers);
+    then every span is taken, not only those holding isolated destinations.
     """
     count, width = allowed.shape
     keep = port_at[occ.port, occ.cls]  # S21: the port is judged at the destination
@@ -176,9 +179,10 @@ def apply_ingress(
     isolated = np.flatnonzero(occ.isolated)
     height = max(8, -(-tile // 8) * 8)
     buffer = np.empty((min(height, 8 * width), width), dtype=np.uint8)
-    at = 0
-    while at < len(isolated):
-        lo = int(isolated[at]) - int(isolated[at]) % 8
+    at, lo = 0, 0
+    while at < len(isolated) if adjust is None else lo < count:
+        if adjust is None:
+            lo = int(isolated[at]) - int(isolated[at]) % 8
         hi = min(lo + height, 8 * width)
         upto = int(np.searchsorted(isolated, hi))
         span = buffer[: hi - lo]
@@ -186,8 +190,10 @@ def apply_ingress(
         span[isolated[at:upto] - lo] = 0
         p0, p1 = np.searchsorted(rows, (lo, hi))
         _or_rows(span, rows[p0:p1], inverse[p0:p1], bits, offset=lo)
+        if adjust is not None:
+            adjust(span, lo)
         allowed[:, lo // 8 : hi // 8] &= transposed_bits(span)[:count]
-        at = upto
+        at, lo = upto, hi
 
 
 _M1, _M2, _M3 = (np.uint64(m) for m in (0x00AA00AA00AA00AA, 0x0000CCCC0000CCCC, 0xF0F0F0F0))

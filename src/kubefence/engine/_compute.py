@@ -17,6 +17,12 @@ than asking for one. Memory: one classes x classes bit matrix (145 MB at 34,000 
 along destinations, see ``Matrix.class_bits``) plus a packed buffer of about 512 rows; pods are
 expanded only on request. Ingress verdicts are computed as rows ``[dst, src]`` and folded into
 the destination columns through 8 x 8 bit-block transposes.
+
+With admin tiers (ClusterNetworkPolicy), egress and ingress are computed apart, each then
+passed through the tiers' verdicts for that side (``_tiers``: Admin, NetworkPolicy, Baseline).
+The module is a little over 400 lines because ``ReachabilityAnalysis`` keeps the preparation
+and the per-port combination together: they share its private caches (peer and port keys,
+packed peer vectors, resolved port names) and splitting the class would only expose them.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from kubefence.api import Inventory, Pod, Protocol
 from kubefence.engine._classes import ClassIndex, PodClasses, classify, distinct_blocks
 from kubefence.engine._combine import Occurrences, apply_egress, apply_ingress, padded
 from kubefence.engine._matrix import Matrix
+from kubefence.engine._tiers import TierPlan, has_node_peers, tier_blocks
 from kubefence.semantics import (
     DEFAULT_SETTINGS,
     CompiledPolicy,
@@ -61,10 +68,12 @@ class ReachabilityAnalysis:
     def _prepare(self, inventory: Inventory, settings: Settings) -> None:
         self.inventory = inventory
         self.settings = settings
+        tiered = inventory.admin_policies
         self.classes: PodClasses = classify(
             inventory,
-            blocks=distinct_blocks(inventory.policies),
+            blocks=tier_blocks(tiered, after=distinct_blocks(inventory.policies)),
             extra_namespaces={p.namespace for p in inventory.policies},
+            split_host_nodes=has_node_peers(tiered),
         )
         self.index = ClassIndex(self.classes, settings=settings)
         self._block_pos = {b: k for k, b in enumerate(self.classes.blocks)}
@@ -110,6 +119,12 @@ class ReachabilityAnalysis:
         )
         self._endpoint_ns = self.classes.namespace_of[self.classes.of_pod]
         self._from_node = node_overrides(inventory.pods, settings)
+        self._tiers = TierPlan.of(inventory, self.index, settings=settings, resolved=self._resolved)
+
+    @property
+    def has_tiers(self) -> bool:
+        """Does the inventory hold tiered policies (ClusterNetworkPolicy and v1alpha1 kinds)?"""
+        return self._tiers is not None
 
     @property
     def from_node(self) -> tuple[tuple[int, tuple[int, ...]], ...]:
@@ -319,6 +334,14 @@ class ReachabilityAnalysis:
             port_at[t] = self.port_vector(ports, effective=effective, protocol=protocol)
         port_at &= reachable
         peers = len(self._peer_keys)
+        tiers = None
+        if self._tiers is not None:  # Admin, NetworkPolicy, Baseline per side (T01)
+            tiers = self._tiers.matrices(
+                effective=effective,
+                protocol=protocol,
+                egress_isolated=self._egress.isolated,
+                ingress_isolated=self._ingress.isolated,
+            )
         apply_egress(
             allowed,
             self._egress,
@@ -327,6 +350,8 @@ class ReachabilityAnalysis:
             peer_bits=self._packed_peers,
             peers=peers,
         )
+        if tiers is not None:  # egress alone so far: the tiers' egress verdicts apply here
+            tiers.egress(allowed)
         apply_ingress(
             allowed,
             self._ingress,
@@ -334,6 +359,7 @@ class ReachabilityAnalysis:
             peer_bits=self._packed_peers,
             peers=peers,
             tile=_TILE,
+            adjust=tiers.ingress_span if tiers is not None and tiers.has_ingress else None,
         )
         return allowed
 

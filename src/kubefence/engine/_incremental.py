@@ -17,7 +17,8 @@ only what the change can affect:
 Verdicts come from the same primitives as the reference (``selects_pod``, ``peer_matches_pod``,
 ``port_matches``); the initial build takes its vectors from ``ReachabilityAnalysis``. State is
 pod-level (two pods x pods boolean matrices: 200 MB at 10,000 pods), so that a change never has
-to split or merge pod classes.
+to split or merge pod classes. An inventory with admin tiers is refused (``InputError``); the
+whole-cluster engine (``ReachabilityAnalysis``) evaluates them.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from kubefence.semantics import (
     parse_port,
     peer_matches_pod,
     port_matches,
+    require_no_tiers,
     resolve_named_port,
     selector_matches,
     selects_pod,
@@ -71,6 +73,9 @@ class ReachabilityModel:
         protocol: Protocol = Protocol.TCP,
         settings: Settings = DEFAULT_SETTINGS,
     ) -> None:
+        # Tiers' first-match order does not decompose into per-pod rows the way NetworkPolicy
+        # unions do; say so rather than answer without them (``ReachabilityAnalysis`` has them).
+        require_no_tiers(inventory, by="ReachabilityModel (incremental engine)")
         self.port = parse_port(port)
         self.protocol = protocol
         self.settings = settings

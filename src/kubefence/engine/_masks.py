@@ -13,7 +13,9 @@ matchers accept there (named ports resolved per destination, S21, by ``port_vect
     masks         = reachable[d] AND egress AND ingress                                      (S05)
 
 which is the boolean formula of ``_compute`` evaluated on each bit; a test compares the two on
-generated clusters and the scenario corpus.
+generated clusters and the scenario corpus. With admin tiers (ClusterNetworkPolicy) a rule's
+effect depends on the rules before it, so each port class's bit is taken from that port's class
+matrix (``class_bits``, where the tiers are vectorised) instead.
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ def port_masks(analysis: ReachabilityAnalysis, classes: Sequence[PortClass]) -> 
     words = max(1, -(-len(classes) // bits))
     count = analysis.classes.count
     out = np.zeros((count, count, words), dtype=np.dtype(f"uint{bits}"))
+    if analysis.has_tiers:
+        for k, pc in enumerate(classes):
+            w, bit = divmod(k, bits)
+            open_ = analysis.class_matrix(pc.port, pc.protocol)
+            out[:, :, w] |= open_.astype(out.dtype) << out.dtype.type(bit)
+        return out
     with collector_paused():
         for w in range(words):
             chunk = classes[w * bits : (w + 1) * bits]

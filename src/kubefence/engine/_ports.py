@@ -6,6 +6,8 @@ the port line at most at two points: a number or ``port``..``endPort`` range at 
 port at each number it resolves to on some pod (S21). Between consecutive split points every
 matcher of every policy answers the same, so one representative port per interval gives the
 exact answer for the whole interval; all intervals no matcher touches form one "other" class.
+The admin tiers' ``protocols`` entries split the same way (a named one at the numbers it
+resolves to, for every protocol, as a tier's named port has none of its own).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ def port_classes(
     mentioned: set[Protocol] = {Protocol.TCP}
     for inventory in inventories:
         named: set[tuple[str, Protocol]] = set()
+        tier_named: set[tuple[str, Protocol]] = set()
         for policy in compile_policies(inventory.policies):
             for rules in (policy.ingress, policy.egress):
                 for rule in rules or ():
@@ -70,10 +73,30 @@ def port_classes(
                         elif m.low is not None and m.high is not None:
                             ranges.setdefault(m.protocol, set()).add((m.low, m.high))
                             cuts.setdefault(m.protocol, set()).update((m.low, m.high + 1))
+        for cluster_policy in inventory.admin_policies:  # T06: the tiers' ports split too
+            for tier_rule in (*cluster_policy.ingress, *cluster_policy.egress):
+                for entry in tier_rule.ports:
+                    if entry.name is not None:  # any protocol the destination declares it for
+                        tier_named.update((entry.name, proto) for proto in Protocol)
+                    elif entry.protocol is not None and entry.low is not None:
+                        assert entry.high is not None
+                        mentioned.add(entry.protocol)
+                        if entry.low <= entry.high:
+                            ranges.setdefault(entry.protocol, set()).add((entry.low, entry.high))
+                            cuts.setdefault(entry.protocol, set()).update(
+                                (entry.low, entry.high + 1)
+                            )
+        tier_only = tier_named - named
         for pod in inventory.pods:
             for name, protocol in named:
                 number = resolve_named_port(name, protocol, pod.ports)
                 if number is not None:
+                    points.setdefault(protocol, set()).add(number)
+                    cuts.setdefault(protocol, set()).update((number, number + 1))
+            for name, protocol in tier_only:
+                number = resolve_named_port(name, protocol, pod.ports)
+                if number is not None:
+                    mentioned.add(protocol)
                     points.setdefault(protocol, set()).add(number)
                     cuts.setdefault(protocol, set()).update((number, number + 1))
     chosen = sorted(mentioned if protocols is None else set(protocols))

@@ -1,9 +1,9 @@
 """The CLI with admin tiers and with kinds it does not evaluate.
 
 Why this module exists: ``explain`` must name the tier, policy, priority and rule that decided
-(text and JSON); commands run by the engine must refuse ClusterNetworkPolicy instead of
-ignoring it (exit 2); and every analysis reports kinds it skipped, refusing policy-carrying ones
-(Cilium, Calico) unless ``--no-strict``.
+(text and JSON); commands run by the engine evaluate ClusterNetworkPolicy, those run by the data
+plane refuse it instead of ignoring it (exit 2); and every analysis reports kinds it skipped,
+refusing policy-carrying ones (Cilium, Calico) unless ``--no-strict``.
 """
 
 from __future__ import annotations
@@ -116,29 +116,47 @@ def test_explain_json_has_the_tier_fields(capsys: pytest.CaptureFixture[str], ti
     assert data["not_evaluated"] == {}
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["matrix", "--port", "80"],
-        ["audit"],
-        ["diff", "--against", "{f}"],
-    ],
-)
-def test_engine_commands_refuse_tiers(
+def test_matrix_evaluates_tiers(capsys: pytest.CaptureFixture[str], tiers: str) -> None:
+    """The engine evaluates the Admin tier: the Deny on 80 holds, the Pass on 81 lets the
+    (absent) NetworkPolicy tier allow."""
+    for port, cell in (("80", "0"), ("81", "1")):
+        code, out, err = _run(capsys, "matrix", "-f", tiers, "--port", port, "-o", "json")
+        assert code == 0, err
+        data = json.loads(out)
+        assert data["endpoints"] == ["default/a", "default/b"]
+        assert data["rows"] == [f"1{cell}", "11"]
+
+
+@pytest.mark.parametrize("argv", [["audit"], ["diff", "--against", "{f}"]])
+def test_engine_commands_accept_tiers(
     capsys: pytest.CaptureFixture[str], tiers: str, argv: list[str]
 ) -> None:
-    code, out, err = _run(capsys, *[a.format(f=tiers) for a in argv], "-f", tiers)
-    assert code == 2
-    assert out == ""
-    assert "does not evaluate admin tiers yet" in err
-    assert "1 ClusterNetworkPolicy object (guard)" in err
+    code, _, err = _run(capsys, *[a.format(f=tiers) for a in argv], "-f", tiers)
+    assert code == 0, err
+    assert "admin tiers" not in err
 
 
-def test_cluster_matrix_refuses_tiers(tiers: str) -> None:
+def test_dataplane_commands_still_refuse_tiers(tiers: str) -> None:
+    """The sandbox's nftables do not enforce tiers (yet): it refuses them, naming them."""
+    import argparse
+
+    from kubefence.cli._inputs import check_kinds
+    from kubefence.sources.files import load_paths
+
+    inventory = load_paths([tiers])
+    check_kinds(inventory, argparse.Namespace(), command="matrix", engine=True)
+    with pytest.raises(InputError, match=r"1 ClusterNetworkPolicy object \(guard\)"):
+        check_kinds(inventory, argparse.Namespace(), command="sandbox", engine=True, dataplane=True)
+
+
+def test_cluster_matrix_evaluates_tiers(tiers: str) -> None:
     cluster = Cluster.load(tiers)
-    with pytest.raises(InputError, match="admin tiers"):
-        cluster.matrix(port=80)
-    assert not cluster.can_reach("default/a", "default/b", port=80)
+    for port in (80, 81):
+        matrix = cluster.matrix(port=port)
+        assert matrix.allowed("default/a", "default/b") == cluster.can_reach(
+            "default/a", "default/b", port=port
+        )
+    assert not cluster.matrix(port=80).allowed("default/a", "default/b")
 
 
 def test_policy_kinds_not_read_are_refused_unless_no_strict(
