@@ -115,9 +115,7 @@ def add_input_arguments(
     )
 
 
-def inventory_from_args(
-    args: argparse.Namespace, *, command: str | None = None, engine: bool = False
-) -> Inventory:
+def inventory_from_args(args: argparse.Namespace, *, command: str | None = None) -> Inventory:
     """Load and validate the manifests named by ``-f``; raises ValidationError (exit 2). With
     ``command`` (an analysis command), ``check_kinds`` also runs.
 
@@ -132,7 +130,7 @@ def inventory_from_args(
     else:
         inventory = build_inventory(live, default_namespace=args.namespace)
     if command is not None:
-        check_kinds(inventory, args, command=command, engine=engine)
+        check_kinds(inventory, args, command=command)
     family = family_from_args(args)
     return inventory if family is None else restrict_to_family(inventory, family)
 
@@ -228,26 +226,12 @@ def _is_policy_kind(kind: str) -> bool:
     return "networkpolicy" in kind.lower()
 
 
-def check_kinds(
-    inventory: Inventory,
-    args: argparse.Namespace,
-    *,
-    command: str,
-    engine: bool,
-    dataplane: bool = False,
-) -> None:
+def check_kinds(inventory: Inventory, args: argparse.Namespace, *, command: str) -> None:
     """What every analysis command does with kinds it does not evaluate: list them on stderr;
-    refuse (exit 2) policy-carrying ones unless ``--no-strict``; and, for commands run by the
-    data plane (``dataplane``), refuse admin tiers, which nftables does not enforce yet.
-    ``engine`` marks commands run by the engine, which evaluates every kind the reference
-    does (admin tiers included), so it refuses nothing more."""
+    refuse (exit 2) policy-carrying ones unless ``--no-strict``. Admin tiers are evaluated by
+    every execution (reference, engine, nftables), so they pass."""
     from kubefence.errors import InputError
 
-    del engine  # nothing engine-specific left to refuse
-    if dataplane:
-        from kubefence.semantics import require_no_tiers
-
-        require_no_tiers(inventory, by=command)
     skipped = not_evaluated(inventory)
     policy_kinds = sorted(k for k in skipped if _is_policy_kind(k))
     if policy_kinds and not getattr(args, "no_strict", False):

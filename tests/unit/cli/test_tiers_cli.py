@@ -15,7 +15,6 @@ import pytest
 
 from kubefence import Cluster
 from kubefence.cli.main import main
-from kubefence.errors import InputError
 
 MANIFESTS = """
 apiVersion: v1
@@ -136,17 +135,17 @@ def test_engine_commands_accept_tiers(
     assert "admin tiers" not in err
 
 
-def test_dataplane_commands_still_refuse_tiers(tiers: str) -> None:
-    """The sandbox's nftables do not enforce tiers (yet): it refuses them, naming them."""
+def test_dataplane_commands_accept_tiers(tiers: str) -> None:
+    """nftables enforces admin tiers now, so the sandbox's commands accept them like the
+    engine's (the kinds check refuses only policy kinds nothing evaluates)."""
     import argparse
 
     from kubefence.cli._inputs import check_kinds
     from kubefence.sources.files import load_paths
 
     inventory = load_paths([tiers])
-    check_kinds(inventory, argparse.Namespace(), command="matrix", engine=True)
-    with pytest.raises(InputError, match=r"1 ClusterNetworkPolicy object \(guard\)"):
-        check_kinds(inventory, argparse.Namespace(), command="sandbox", engine=True, dataplane=True)
+    for command in ("matrix", "sandbox"):
+        check_kinds(inventory, argparse.Namespace(), command=command)
 
 
 def test_cluster_matrix_evaluates_tiers(tiers: str) -> None:

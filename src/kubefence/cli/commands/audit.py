@@ -201,7 +201,7 @@ def _load(args: argparse.Namespace) -> tuple[Inventory, list[Finding]]:
     documents, problems = read_documents(list(args.filenames or [])) if live is None else (live, [])
     kept, duplicates = split_duplicate_policies(documents, default_namespace=args.namespace)
     inventory = build_inventory(kept, default_namespace=args.namespace, problems=problems)
-    check_kinds(inventory, args, command="audit", engine=True)
+    check_kinds(inventory, args, command="audit")
     return inventory, duplicates
 
 

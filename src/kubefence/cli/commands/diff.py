@@ -165,14 +165,14 @@ def run(args: argparse.Namespace) -> int:
     from kubefence.errors import InputError
     from kubefence.semantics import parse_protocol
 
-    old = inventory_from_args(args, command="diff", engine=True)
+    old = inventory_from_args(args, command="diff")
     new_args = argparse.Namespace(
         filenames=args.against,
         namespace=args.namespace,
         family=args.family,
         no_strict=args.no_strict,
     )
-    new = inventory_from_args(new_args, command="diff", engine=True)
+    new = inventory_from_args(new_args, command="diff")
     largest = max(len(old.pods), len(new.pods))
     if largest > DIFF_MAX_PODS:
         raise InputError(

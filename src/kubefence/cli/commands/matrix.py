@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
 
     log = _Log() if args.verbose else None
     with _timed(log, "load and validate the manifests"):
-        inventory = inventory_from_args(args, command="matrix", engine=True)
+        inventory = inventory_from_args(args, command="matrix")
     if log is not None:
         family = f" (IPv{args.family[-1]} addresses only)" if args.family else ""
         log.line(

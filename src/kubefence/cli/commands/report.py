@@ -96,10 +96,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"kubefence report: {phase}: {ms:.0f} ms since start", file=sys.stderr)
 
     inventory, duplicates = _load(list(args.filenames), args.namespace)
-    check_kinds(inventory, args, command="report", engine=True)
+    check_kinds(inventory, args, command="report")
     against = _load(list(args.against), args.namespace)[0] if args.against else None
     if against is not None:
-        check_kinds(against, args, command="report", engine=True)
+        check_kinds(against, args, command="report")
     log(f"loaded {counted(len(inventory.pods), 'pod')}")
     findings = sorted((*lint(inventory), *duplicates), key=Finding.sort_key)
     log(f"{counted(len(findings), 'finding')}")

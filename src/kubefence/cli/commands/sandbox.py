@@ -112,7 +112,7 @@ def _read_manifests(args: argparse.Namespace) -> tuple[Inventory, list[tuple[str
     paths = list(args.filenames or [])
     stdin_bytes = sys.stdin.buffer.read() if STDIN in paths else b""
     inventory = load_paths(paths, default_namespace=args.namespace, stdin=io.BytesIO(stdin_bytes))
-    check_kinds(inventory, args, command="sandbox", engine=True, dataplane=True)
+    check_kinds(inventory, args, command="sandbox")
     files, _ = expand_paths(paths)  # no problems: load_paths would have raised them
     return inventory, [
         ("stdin.yaml", stdin_bytes) if file == STDIN else (file, Path(file).read_bytes())
