@@ -14,15 +14,40 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol as TypingProtocol
 
 from kubefence.api import Inventory, Protocol, restrict_to_family
-from kubefence.dataplane.netns import ProbeResult, Sandbox
+from kubefence.dataplane.netns import ProbeMatrix, ProbeResult
 from kubefence.engine import ReachabilityAnalysis
-from kubefence.semantics import Decision, decide
+from kubefence.semantics import Decision, Settings, decide
 
-__all__ = ["Mismatch", "VerifyReport", "declared_ports", "verify_sandbox"]
+__all__ = ["Mismatch", "Probed", "VerifyReport", "declared_ports", "verify_sandbox"]
 
 PortSpec = tuple[int, Protocol]
+
+
+class Probed(TypingProtocol):
+    """What ``verify_sandbox`` needs of a running cluster: its objects, its settings, and
+    probes (``dataplane.netns.Sandbox`` on one node, ``ClusterProbe`` on a sandbox cluster)."""
+
+    @property
+    def inventory(self) -> Inventory: ...
+
+    @property
+    def settings(self) -> Settings: ...
+
+    def probe_many(
+        self,
+        specs: Sequence[tuple[int | str, Protocol]],
+        *,
+        timeout: float = ...,
+        family: int = ...,
+        pairs: Sequence[tuple[str, str]] | None = ...,
+    ) -> list[ProbeMatrix]: ...
+
+    def confirm(
+        self, results: Sequence[ProbeResult], *, timeout: float = ...
+    ) -> list[ProbeResult]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +95,7 @@ def declared_ports(inventory: Inventory) -> tuple[PortSpec, ...]:
 
 
 def verify_sandbox(
-    sandbox: Sandbox,
+    sandbox: Probed,
     *,
     timeout: float,
     family: int = 4,

@@ -116,3 +116,19 @@ def test_resolv_conf_is_kubelets_and_is_removed(tmp_path: Path) -> None:
     remove_resolv_conf("kf-x-1", etc_netns=tmp_path)
     assert not (tmp_path / "kf-x-1").exists()
     remove_resolv_conf("kf-x-1", etc_netns=tmp_path)  # twice is fine
+
+
+def test_a_message_with_a_header_but_no_parse_gets_formerr_or_notimp() -> None:
+    """Like a real name server, a datagram with a query header that does not parse is answered
+    (FORMERR, or NOTIMP for an unknown opcode) with its id, so probes of port 53 see the
+    server; a response or a runt is still ignored."""
+    zone = Zone(lambda: ([], []), domain="cluster.local")
+    probe = b"kubefence-probe\n"  # what kubefence's UDP probes send
+    reply = zone.answer(probe)
+    assert reply[:2] == probe[:2]
+    assert reply[2] & 0x80  # QR: a response
+    assert reply[3] & 0x0F == 4  # NOTIMP: the header's opcode (12) is unknown
+    query = bytearray(DNSRecord.question("x.cluster.local").pack())
+    reply = zone.answer(bytes(query[:12]) + b"\xff")  # a query header, then nonsense
+    assert reply[3] & 0x0F == 1  # FORMERR
+    assert zone.answer(bytes([0, 1, 0x80]) + b"\xff" * 13) == b""  # a response: no answer

@@ -34,11 +34,16 @@ from typing import Any
 from kubefence.client import ApiError, Event, Informer, Kube, Resource
 from kubefence.dataplane.netns import (
     NodePlan,
+    NodeRecord,
+    PodRecord,
+    ProcessRecord,
     ServerRecord,
+    load_record,
     node_server_request,
     process_alive,
     process_start_time,
     reap,
+    save_record,
     start_node_server,
 )
 from kubefence.errors import DataplaneError
@@ -46,7 +51,6 @@ from kubefence.node._addons import start_dns, start_proxy, stop_quietly
 from kubefence.node._catalogue import PodPlan, plan_pod
 from kubefence.node._pods import PodHands, pod_key
 from kubefence.node._registration import NodeRegistration
-from kubefence.node._state import NodeRecord, PodRecord, ProcessRecord, load_record, save_record
 from kubefence.node._status import (
     KUBELET_PORT,
     event,

@@ -18,6 +18,7 @@ Kubernetes DNS specification (the one CoreDNS's ``kubernetes`` plugin implements
 from __future__ import annotations
 
 import ipaddress
+import struct
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -121,7 +122,7 @@ class Zone:
         try:
             query = DNSRecord.parse(data)
         except Exception:  # dnslib raises its own error types on malformed input
-            return b""
+            return _malformed_reply(data)
         reply = query.reply(ra=1, aa=1)
         if query.header.opcode != 0 or len(query.questions) != 1:
             reply.header.rcode = RCODE.NOTIMP if query.header.opcode else RCODE.FORMERR
@@ -223,6 +224,19 @@ class Zone:
         if qtype not in ("PTR", "ANY"):
             return [], True
         return [RR(name, QTYPE.PTR, rdata=PTR(target), ttl=TTL)], True
+
+
+def _malformed_reply(data: bytes) -> bytes:
+    """The answer to a message that does not parse: FORMERR (NOTIMP for an unknown opcode)
+    with the query's id and no records, as name servers answer (RFC 1035 4.1.1), when at least
+    a query header came; nothing otherwise. Probes that send non-DNS datagrams to port 53 thus
+    see the server, as they would see a real cluster DNS."""
+    if len(data) < 12 or data[2] & 0x80:  # too short for a header, or itself a response
+        return b""
+    opcode = (data[2] >> 3) & 0x0F
+    rcode = RCODE.NOTIMP if opcode else RCODE.FORMERR
+    flags = 0x8000 | (opcode << 11) | int(rcode)
+    return struct.pack("!HHHHHH", int.from_bytes(data[:2], "big"), flags, 0, 0, 0, 0)
 
 
 def _dashed(address: str) -> str:

@@ -25,7 +25,9 @@ from typing import Any
 from kubefence.dataplane.netns import (
     NodePlan,
     PodPorts,
+    PodRecord,
     PodSlot,
+    ProcessRecord,
     node_pod_add,
     node_pod_remove,
     node_server_request,
@@ -34,7 +36,6 @@ from kubefence.dataplane.netns import (
     start_process,
 )
 from kubefence.node._catalogue import ContainerPlan, PodPlan
-from kubefence.node._state import PodRecord, ProcessRecord
 from kubefence.node._status import now
 
 __all__ = ["PodHands", "pod_key"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from kubefence.dataplane.netns import NodeRecord, PodRecord, ProcessRecord, load_record, save_record
 from kubefence.dataplane.netns._nodes import (
     cluster_netns_pattern,
     node_from_name,
@@ -15,7 +16,6 @@ from kubefence.dataplane.netns._nodes import (
 )
 from kubefence.errors import InputError
 from kubefence.node._agnhost import parse_duration
-from kubefence.node._state import NodeRecord, PodRecord, ProcessRecord, load_record, save_record
 
 
 def _record(uid: str, index: int, offset: int, *, host: bool = False) -> PodRecord:

@@ -59,6 +59,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     named("status", "is it running, where, on which store")
     config = named("kubeconfig", "print the admin kubeconfig, or --merge it into ~/.kube/config")
     config.add_argument("--merge", action="store_true", help="merge into $KUBECONFIG's first file")
+    verify = named(
+        "verify",
+        "probe every declared port between every pair of pods with real packets and compare "
+        "with the engine's prediction from what the API server stores",
+    )
+    verify.add_argument("--timeout", type=float, default=1.0, help="seconds (default: 1)")
+    verify.add_argument("--ipv6", action="store_true", help="probe the pods' IPv6 addresses")
     certs = named("certs", "certificate commands")
     certs.add_argument("certs_action", choices=("check",), metavar="check")
 
@@ -73,8 +80,34 @@ def run(args: argparse.Namespace) -> int:
         "status": _status,
         "kubeconfig": _kubeconfig,
         "certs": _certs,
+        "verify": _verify,
     }[args.action]
     return action(args)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """``sandbox verify`` for a sandbox cluster: the pods' places come from its nodes' records,
+    the prediction from the objects its API server stores."""
+    from kubefence.cli._verify import verify_and_print
+    from kubefence.client import connect, read_objects
+    from kubefence.control.cluster import cluster_status
+    from kubefence.dataplane.netns import ClusterProbe, check_environment
+    from kubefence.sources.objects import inventory_from_objects
+
+    check_environment()
+    info = cluster_status(args.name)
+    if not info.running:
+        print(f"error: cluster {args.name!r} is not running", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    kube = connect(info.directory / "kubeconfig")
+    try:
+        inventory = inventory_from_objects(read_objects(kube))
+    finally:
+        kube.close()
+    probe = ClusterProbe(args.name, info.directory, inventory)
+    return verify_and_print(
+        probe, what=f"cluster {args.name!r}", timeout=args.timeout, ipv6=args.ipv6
+    )
 
 
 def _up(args: argparse.Namespace) -> int:

@@ -218,44 +218,15 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    """Probe every declared (port, protocol) and compare with the prediction
-    (``kubefence.verify``); print each mismatch with the prediction's explanation."""
-    import textwrap
-
-    from kubefence.cli._progress import Progress
-    from kubefence.cli._render_decision import render_text
+    """Probe every declared (port, protocol) and compare with the prediction."""
+    from kubefence.cli._verify import verify_and_print
     from kubefence.dataplane import netns
 
     netns.check_environment()
-    from kubefence.verify import verify_sandbox
-
     sandbox = _attach(args)
-    pods = len(sandbox.inventory.pods)
-    # The probes run as one batch inside the data plane, so this shows that it is working
-    # (spinner and elapsed time, on a TTY only), not a share done.
-    with Progress("kubefence sandbox verify") as progress:
-        progress.phase(f"probing {pods * pods} pod pairs on every declared port")
-        report = verify_sandbox(sandbox, timeout=args.timeout, family=6 if args.ipv6 else 4)
-    if not report.specs:
-        print("no pod declares a container port: nothing to verify")
-        return 0
-    for m in report.mismatches:
-        print(
-            f"MISMATCH {m.protocol.value}/{m.port} {m.src} -> {m.dst}: predicted "
-            f"{'allowed' if m.expected else 'denied'}, packets {m.observed.outcome.value} "
-            f"({m.observed.detail}); the prediction:"
-        )
-        print(textwrap.indent(render_text(m.decision), "    "))
-    print(
-        f"verify {args.name!r} (IPv{report.family}): {report.total} pairs on "
-        f"{len(report.specs)} port/protocol combinations: {report.passed} agree, "
-        f"{len(report.mismatches)} mismatch, {report.unprobed} unprobed "
-        "(not counted as passed)"
+    return verify_and_print(
+        sandbox, what=f"sandbox {args.name!r}", timeout=args.timeout, ipv6=args.ipv6
     )
-    if report.unprobed:
-        for reason in report.unprobed_reasons:
-            print(f"  unprobed: {reason}")
-    return 0 if report.ok else 1
 
 
 def _exec(args: argparse.Namespace) -> int:

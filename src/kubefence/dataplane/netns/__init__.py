@@ -16,8 +16,16 @@ the work and ``_topology`` for the topology.
 from __future__ import annotations
 
 from kubefence.dataplane.netns._apply import RulesetRenderer, Verdict
+from kubefence.dataplane.netns._cluster_probe import ClusterProbe, cluster_pod_slots
 from kubefence.dataplane.netns._flows import FlowEvent, FlowReader, flows_over_limit
 from kubefence.dataplane.netns._matrix import ProbeMatrix
+from kubefence.dataplane.netns._node_state import (
+    NodeRecord,
+    PodRecord,
+    ProcessRecord,
+    load_record,
+    save_record,
+)
 from kubefence.dataplane.netns._nodes import (
     NodePlan,
     cluster_netns_pattern,
@@ -60,16 +68,20 @@ from kubefence.dataplane.netns._topology import DownReport, down
 __all__ = [
     "RUN_DIR",
     "ApplyReport",
+    "ClusterProbe",
     "DownReport",
     "FlowEvent",
     "FlowReader",
     "NodePlan",
+    "NodeRecord",
     "Outcome",
     "PodPorts",
+    "PodRecord",
     "PodSlot",
     "ProbeMatrix",
     "ProbeResult",
     "ProbeTarget",
+    "ProcessRecord",
     "RulesetRenderer",
     "Sandbox",
     "SandboxState",
@@ -79,12 +91,14 @@ __all__ = [
     "check_environment",
     "check_name",
     "cluster_netns_pattern",
+    "cluster_pod_slots",
     "create_nodes",
     "destroy_nodes",
     "down",
     "entered",
     "flows_over_limit",
     "list_sandboxes",
+    "load_record",
     "manifest_paths",
     "node_from_name",
     "node_pod_add",
@@ -97,6 +111,7 @@ __all__ = [
     "reap",
     "require_state",
     "run",
+    "save_record",
     "start_node_server",
     "start_process",
     "status",

@@ -12,13 +12,25 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from typing import Protocol as TypingProtocol
 
 from kubefence.api import Inventory, Protocol
 from kubefence.dataplane.netns._probe import ProbeResult, ProbeTarget, run_probes
+from kubefence.dataplane.netns._slots import PodSlot
 from kubefence.dataplane.netns._state import SandboxState
 from kubefence.semantics import resolve_named_port
 
-__all__ = ["ProbeMatrix", "node_probes", "probe_matrices"]
+__all__ = ["PodPlaces", "ProbeMatrix", "node_probes", "probe_matrices"]
+
+
+class PodPlaces(TypingProtocol):
+    """Where pods run: the sandbox's state, or a sandbox cluster's node records."""
+
+    @property
+    def pods(self) -> Mapping[str, PodSlot]: ...  # pod key -> its namespace and addresses
+
+    @property
+    def unprobed(self) -> Mapping[str, str]: ...  # pod key -> why it does not run here
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +66,7 @@ class ProbeMatrix:
         }
 
 
-def _unprobed_reason(state: SandboxState, src: str, dst: str) -> str | None:
+def _unprobed_reason(state: PodPlaces, src: str, dst: str) -> str | None:
     for key in (src, dst):
         if key not in state.pods:
             return f"{key}: {state.unprobed.get(key, 'not running in the sandbox')}"
@@ -62,7 +74,7 @@ def _unprobed_reason(state: SandboxState, src: str, dst: str) -> str | None:
 
 
 def probe_matrices(
-    state: SandboxState,
+    state: PodPlaces,
     inventory: Inventory,
     specs: Sequence[tuple[int | str, Protocol]],
     *,

@@ -4,7 +4,10 @@ Why this module exists: the node component can be SIGKILLed at any point, and it
 neither lose a pod (its namespace, address and processes keep running) nor duplicate one. Each
 pod's record (by UID: namespace name, address offset, processes with start times) is written
 atomically to ``node.json`` in the node's state directory *before* its resources are made, so a
-crash leaves nothing unrecorded; ``cluster down`` reads the same file.
+crash leaves nothing unrecorded; ``cluster down`` reads the same file, and so does ``cluster
+verify`` to find each pod's namespace. It lives in ``dataplane.netns`` (it records what was made
+on this machine, like the sandbox's state) so that both the node component and the probes can
+read it.
 """
 
 from __future__ import annotations
