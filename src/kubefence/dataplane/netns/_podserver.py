@@ -24,7 +24,6 @@ import contextlib
 import json
 import os
 import selectors
-import signal
 import socket
 import sys
 import time
@@ -33,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubefence.dataplane.netns._daemon import Stopped, daemonize, dual_stack, stop_on_sigterm
 from kubefence.dataplane.netns._server import NGINX_WELCOME
 from kubefence.dataplane.netns._system import entered, raise_fd_limit
 from kubefence.errors import DataplaneError
@@ -100,10 +100,6 @@ def request(directory: Path, order: Mapping[str, Any], *, timeout: float = 10.0)
     return answer
 
 
-class _Stopped(Exception):  # noqa: N818 (a signal, not an error)
-    """SIGTERM arrived."""
-
-
 @dataclass(slots=True)
 class _Listener:
     pod: PodPorts
@@ -123,21 +119,6 @@ class _Conn:
 @dataclass(slots=True)
 class _Control:
     buffer: bytearray = field(default_factory=bytearray)
-
-
-def _dual_stack(kind: socket.SocketKind, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6, kind)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        sock.bind(("::", port))
-        if kind == socket.SOCK_STREAM:
-            sock.listen(1024)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def _payload(conn: _Conn) -> bytes:
@@ -171,10 +152,10 @@ class _Server:
         try:
             with entered(pod.netns):
                 for port, mode in sorted(pod.tcp.items()):
-                    opened.append(_dual_stack(socket.SOCK_STREAM, port))
+                    opened.append(dual_stack(socket.SOCK_STREAM, port))
                     self.sel.register(opened[-1], selectors.EVENT_READ, _Listener(pod, port, mode))
                 for port in sorted(set(pod.udp)):
-                    opened.append(_dual_stack(socket.SOCK_DGRAM, port))
+                    opened.append(dual_stack(socket.SOCK_DGRAM, port))
                     self.sel.register(opened[-1], selectors.EVENT_READ, _Listener(pod, port, "udp"))
         except (OSError, DataplaneError) as exc:
             for sock in opened:
@@ -309,10 +290,7 @@ class _Server:
 def serve(directory: Path, *, ready: int | None = None) -> None:
     """Listen for orders, reopen the saved pods, report on ``ready``, serve until SIGTERM."""
 
-    def _stop(signum: int, frame: object) -> None:
-        raise _Stopped
-
-    signal.signal(signal.SIGTERM, _stop)
+    stop_on_sigterm()
     raise_fd_limit()
     server = _Server(directory)
     path = directory / SOCKET
@@ -328,7 +306,7 @@ def serve(directory: Path, *, ready: int | None = None) -> None:
     if ready is not None:
         os.write(ready, f"ready {os.getpid()} {len(server.pods)}\n".encode())
         os.close(ready)
-    with contextlib.suppress(_Stopped):
+    with contextlib.suppress(Stopped):
         server.loop()
     path.unlink(missing_ok=True)
 
@@ -339,33 +317,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m kubefence.dataplane.netns._podserver DIR", file=sys.stderr)
         return 2
     directory = Path(args[0]).resolve()
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid > 0:
-        os.close(write_end)
-        chunks = []
-        while chunk := os.read(read_end, 4096):
-            chunks.append(chunk)
-        message = b"".join(chunks).decode(errors="replace").strip()
-        if message.startswith("ready "):
-            print(message)
-            return 0
-        print(message or "the node server exited before it was ready", file=sys.stderr)
-        return 1
-    os.close(read_end)
-    os.setsid()
-    log = os.open(directory / "server.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    try:
-        serve(directory, ready=write_end)
-    except BaseException as exc:  # the daemon reports any failure, then exits
-        with contextlib.suppress(OSError):
-            os.write(write_end, f"error: {exc}\n".encode())
-        os._exit(1)
-    os._exit(0)
+    return daemonize(
+        directory / "server.log", lambda ready: serve(directory, ready=ready), what="node server"
+    )
 
 
 if __name__ == "__main__":

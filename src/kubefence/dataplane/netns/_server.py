@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import selectors
-import signal
 import socket
 import sys
 import time
@@ -30,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubefence.dataplane.netns._daemon import Stopped, daemonize, dual_stack, stop_on_sigterm
 from kubefence.dataplane.netns._system import entered, raise_fd_limit
 
 __all__ = ["NGINX_WELCOME", "ServedPod", "main", "server_spec"]
@@ -108,21 +108,6 @@ def _read_spec(path: str) -> list[ServedPod]:
     ]
 
 
-def _dual_stack(kind: socket.SocketKind, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6, kind)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-    sock.bind(("::", port))
-    if kind == socket.SOCK_STREAM:
-        sock.listen(1024)
-    sock.setblocking(False)
-    return sock
-
-
-class _Stopped(Exception):  # noqa: N818 (a signal, not an error)
-    """SIGTERM arrived."""
-
-
 @dataclass(slots=True)
 class _Listener:
     pod: ServedPod
@@ -147,14 +132,14 @@ def _open_all(pods: Sequence[ServedPod], sel: selectors.BaseSelector) -> int:
         with entered(pod.netns):
             for port in sorted(ports):
                 sel.register(
-                    _dual_stack(socket.SOCK_STREAM, port),
+                    dual_stack(socket.SOCK_STREAM, port),
                     selectors.EVENT_READ,
                     _Listener(pod, port, udp=False),
                 )
                 count += 1
             for port in sorted(set(pod.udp)):
                 sel.register(
-                    _dual_stack(socket.SOCK_DGRAM, port),
+                    dual_stack(socket.SOCK_DGRAM, port),
                     selectors.EVENT_READ,
                     _Listener(pod, port, udp=True),
                 )
@@ -194,11 +179,7 @@ def _close(sel: selectors.BaseSelector, sock: socket.socket) -> None:
 def serve(pods: Sequence[ServedPod], *, ready: int | None = None) -> None:
     """Open every socket, report readiness on file descriptor ``ready``, serve until SIGTERM."""
     sel = selectors.DefaultSelector()
-
-    def _stop(signum: int, frame: object) -> None:
-        raise _Stopped  # interrupts select() at once (PEP 475 would otherwise resume it)
-
-    signal.signal(signal.SIGTERM, _stop)
+    stop_on_sigterm()
     raise_fd_limit()  # one socket per (pod, port, protocol): thousands in a large sandbox
     try:
         count = _open_all(pods, sel)
@@ -210,7 +191,7 @@ def serve(pods: Sequence[ServedPod], *, ready: int | None = None) -> None:
     if ready is not None:
         os.write(ready, f"ready {os.getpid()} {count}\n".encode())
         os.close(ready)
-    with contextlib.suppress(_Stopped):
+    with contextlib.suppress(Stopped):
         _loop(sel)
     for key in list(sel.get_map().values()):
         key.fileobj.close()  # type: ignore[union-attr]
@@ -269,31 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m kubefence.dataplane.netns._server SPEC.json LOG", file=sys.stderr)
         return 2
     pods = _read_spec(args[0])
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid > 0:  # the launcher: wait for the daemon to report, then exit
-        os.close(write_end)
-        chunks = []
-        while chunk := os.read(read_end, 4096):
-            chunks.append(chunk)
-        message = b"".join(chunks).decode(errors="replace").strip()
-        if message.startswith("ready "):
-            print(message)
-            return 0
-        print(message or "the sandbox server exited before it was ready", file=sys.stderr)
-        return 1
-    os.close(read_end)
-    os.setsid()
-    log = os.open(args[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    try:
-        serve(pods, ready=write_end)
-    except SystemExit as exc:
-        os._exit(int(exc.code or 0))
-    os._exit(0)
+    return daemonize(args[1], lambda ready: serve(pods, ready=ready), what="sandbox server")
 
 
 if __name__ == "__main__":
