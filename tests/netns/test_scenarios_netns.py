@@ -27,11 +27,10 @@ def _address(sandbox: Sandbox, key: str, family: int) -> IPAddress:
     return slot.ipv4 if family == 4 else slot.ipv6
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
-def test_s03_s05_scenario_replayed_on_real_packets(
-    make_sandbox: SandboxMaker, scenario: Scenario
-) -> None:
-    """Real TCP, UDP and SCTP packets between every pod pair agree with the reference."""
+def replay_on_real_packets(make_sandbox: SandboxMaker, scenario: Scenario) -> Sandbox:
+    """Probe every pod pair of ``scenario`` on TCP, UDP and SCTP, IPv4 and IPv6, and assert each
+    result equals ``decide`` (and each check its written expectation); the sandbox is returned
+    for further assertions."""
     original = scenario.inventory()
     sandbox = make_sandbox(original)
     inventory = sandbox.inventory
@@ -74,3 +73,12 @@ def test_s03_s05_scenario_replayed_on_real_packets(
         if before.allowed != after.allowed:
             continue  # the verdict depends on manifest addresses the sandbox does not use
         assert matrix.results[(check.src, check.dst)].reachable is check.expect_allowed, check.id
+    return sandbox
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_s03_s05_scenario_replayed_on_real_packets(
+    make_sandbox: SandboxMaker, scenario: Scenario
+) -> None:
+    """Real TCP, UDP and SCTP packets between every pod pair agree with the reference."""
+    replay_on_real_packets(make_sandbox, scenario)

@@ -15,21 +15,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.netns.conftest import SandboxMaker, confirmed
+from tests.netns.conftest import SandboxMaker
+from tests.netns.test_scenarios_netns import replay_on_real_packets
 from tests.scenarios.corpus import Scenario, load_tier_scenarios
-
-from kubefence.api import IPAddress, Protocol
-from kubefence.dataplane.netns import Sandbox
-from kubefence.semantics import decide
 
 pytestmark = pytest.mark.netns
 
 SCENARIOS = load_tier_scenarios()
-
-
-def _address(sandbox: Sandbox, key: str, family: int) -> IPAddress:
-    slot = sandbox.state.pods[key]
-    return slot.ipv4 if family == 4 else slot.ipv6
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
@@ -37,50 +29,9 @@ def test_t01_tier_scenario_replayed_on_real_packets(
     make_sandbox: SandboxMaker, scenario: Scenario
 ) -> None:
     """Real TCP, UDP and SCTP packets between every pod pair agree with the reference."""
-    original = scenario.inventory()
-    assert original.admin_policies
-    sandbox = make_sandbox(original)
-    inventory = sandbox.inventory
-    assert inventory.admin_policies == original.admin_policies
-    ports: set[int | str] = {c.port for c in scenario.checks}
-    ports |= {p.port for pod in inventory.pods for p in pod.ports}
-    specs = [
-        (port, protocol)
-        for port in sorted(ports, key=str)
-        for protocol in (Protocol.TCP, Protocol.UDP, Protocol.SCTP)
-    ]
-    compared = 0
-    for family in (4, 6):
-        matrices = sandbox.probe_many(specs, timeout=0.3, family=family)
-        for (port, protocol), matrix in zip(specs, matrices, strict=True):
-            for (src, dst), result in matrix.results.items():
-                assert result.reachable is not None, (src, dst, result.detail)
-                # Addresses, not names: the verdict of the family the packets used (ipBlock).
-                expected = decide(
-                    inventory,
-                    str(_address(sandbox, src, family)),
-                    str(result.target.address),
-                    port=port,
-                    protocol=protocol,
-                ).allowed
-                assert confirmed(sandbox, result, expected) is expected, (
-                    f"{src} -> {dst} {protocol.value}/{port} IPv{family}: predicted "
-                    f"{'allowed' if expected else 'denied'}, packets {result.outcome.value}"
-                )
-                compared += 1
-        if family == 4:
-            by_spec = dict(zip(specs, matrices, strict=True))
-    assert compared > 0
-    for check in scenario.checks:
-        protocol = Protocol(check.protocol)
-        matrix = by_spec.get((check.port, protocol))
-        if matrix is None or (check.src, check.dst) not in matrix.results:
-            continue  # an address endpoint or a hostNetwork pod: not probed here
-        before = decide(original, check.src, check.dst, port=check.port, protocol=protocol)
-        after = decide(inventory, check.src, check.dst, port=check.port, protocol=protocol)
-        if before.allowed != after.allowed:
-            continue  # the verdict depends on manifest addresses the sandbox does not use
-        assert matrix.results[(check.src, check.dst)].reachable is check.expect_allowed, check.id
+    sandbox = replay_on_real_packets(make_sandbox, scenario)
+    assert sandbox.inventory.admin_policies == scenario.inventory().admin_policies
+    assert sandbox.inventory.admin_policies
 
 
 def test_sandbox_commands_enforce_and_verify_tiers(
