@@ -265,6 +265,23 @@ class Controller:
     def reconcile(self, key: str) -> float | None:
         raise NotImplementedError
 
+    def write_status(
+        self, resource: Resource, obj: dict[str, Any], status: dict[str, Any], *, absent: Any = None
+    ) -> None:
+        """Merge-patch ``status`` onto ``obj``'s status subresource, unless every field already
+        has that value (``absent``: what a missing field counts as); an object deleted
+        meanwhile (404) is left alone. These loops are the only writers of these fields."""
+        current = obj.get("status") or {}
+        if all(current.get(k, absent) == v for k, v in status.items()):
+            return
+        m = obj.get("metadata") or {}
+        path = resource.path(namespace=m.get("namespace"), name=m.get("name"), subresource="status")
+        try:
+            self.kube.patch(path, {"status": status})
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+
     def started(self) -> None:
         """Called once the caches are synced, before the workers start."""
 

@@ -225,7 +225,6 @@ class DaemonSetController(Controller):
     ) -> None:
         m = meta(ds)
         ready = sum(1 for p in mine.values() if is_ready(p))
-        current = ds.get("status") or {}
         status = {
             "observedGeneration": int(m.get("generation") or 1),
             "desiredNumberScheduled": len(should_run),
@@ -239,12 +238,4 @@ class DaemonSetController(Controller):
                 if (meta(p).get("labels") or {}).get(REVISION_LABEL) == revision
             ),
         }  # fmt: skip
-        if all(current.get(k) == v for k, v in status.items()):
-            return
-        path = DAEMONSETS.path(namespace=m.get("namespace"), name=m.get("name"),
-                               subresource="status")  # fmt: skip
-        try:
-            self.kube.patch(path, {"status": status})
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
+        self.write_status(DAEMONSETS, ds, status)

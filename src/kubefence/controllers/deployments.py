@@ -361,12 +361,4 @@ class DeploymentController(Controller):
                 "lastTransitionTime": stamp if moved else before.get("lastTransitionTime", stamp),
             })  # fmt: skip
         status["conditions"] = conditions
-        if all(current.get(k) == v for k, v in status.items()):
-            return
-        path = DEPLOYMENTS.path(namespace=m.get("namespace"), name=m.get("name"),
-                                subresource="status")  # fmt: skip
-        try:
-            self.kube.patch(path, {"status": status})
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
+        self.write_status(DEPLOYMENTS, deployment, status)

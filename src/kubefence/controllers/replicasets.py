@@ -208,17 +208,7 @@ class ReplicaSetController(Controller):
             "availableReplicas": ready,
             "observedGeneration": int(m.get("generation") or 1),
         }  # fmt: skip
-        current = rs.get("status") or {}
-        if all(current.get(k, 0) == v for k, v in status.items()):
-            return
-        path = REPLICASETS.path(namespace=m.get("namespace"), name=m.get("name"),
-                                subresource="status")  # fmt: skip
-        try:
-            self.kube.patch(path, {"status": status})
-        except ApiError as exc:
-            if exc.code == 404:
-                return
-            raise
+        self.write_status(REPLICASETS, rs, status, absent=0)
 
     def join(self, timeout: float = 2.0) -> None:
         super().join(timeout)

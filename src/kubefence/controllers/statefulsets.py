@@ -182,12 +182,4 @@ class StatefulSetController(Controller):
             "updateRevision": revision,
             "collisionCount": int(current.get("collisionCount") or 0),
         }  # fmt: skip
-        if all(current.get(k) == v for k, v in status.items()):
-            return
-        path = STATEFULSETS.path(namespace=m.get("namespace"), name=m.get("name"),
-                                 subresource="status")  # fmt: skip
-        try:
-            self.kube.patch(path, {"status": status})
-        except ApiError as exc:
-            if exc.code != 404:
-                raise
+        self.write_status(STATEFULSETS, sts, status)
