@@ -40,6 +40,10 @@ def address_key(address: IPAddress) -> tuple[int, int]:
     return (address.version, int(address))
 
 
+def _sorted_addresses(found: Sequence[IPAddress]) -> tuple[IPAddress, ...]:
+    return tuple(sorted(set(found), key=address_key))
+
+
 class Context:
     """Look-ups shared by every class: pod addresses, namespace labels, cached peer sets.
 
@@ -53,11 +57,25 @@ class Context:
         settings: Settings,
     ) -> None:
         self.settings = settings
+        # What each addressed pod was built from (the pod, the addresses as given), so that
+        # ``updated`` finds the changed pods by identity first.
+        self._raw: dict[str, tuple[Pod, Sequence[IPAddress]]] = {}
         self.addresses: dict[str, tuple[IPAddress, ...]] = {}
         for pod in inventory.pods:
             found = addresses.get(pod.key, ())
             if found:
-                self.addresses[pod.key] = tuple(sorted(set(found), key=address_key))
+                self._raw[pod.key] = (pod, found)
+                self.addresses[pod.key] = _sorted_addresses(found)
+        self._index(inventory, {})
+        self._peer_cache: dict[PeerMatcher, dict[int, tuple[Interval, ...]]] = {}
+        self._pods_cache: dict[PeerMatcher, tuple[Pod, ...]] = {}
+        self._destination_cache: dict[PeerMatcher, tuple[tuple[IPAddress, Pod], ...]] = {}
+        self._namespace_cache: dict[LabelSelector, tuple[str, ...]] = {}
+        self._named_cache: dict[tuple[PeerMatcher, str, Protocol], dict[int, Ranges]] = {}
+
+    def _index(self, inventory: Inventory, shapes: Mapping[str, list[tuple[Pod, ...]]]) -> None:
+        """The per-namespace views of the addressed pods; ``shapes`` are namespaces' groups
+        known to be unchanged (reused as they are)."""
         self.addressed: tuple[Pod, ...] = tuple(
             p for p in inventory.pods if p.key in self.addresses
         )
@@ -67,19 +85,143 @@ class Context:
         # Pods a pod peer cannot tell apart (same namespace, labels, hostNetwork), grouped once.
         self.shapes: dict[str, list[tuple[Pod, ...]]] = {}
         for namespace, pods in self.by_namespace.items():
+            known = shapes.get(namespace)
+            if known is not None:
+                self.shapes[namespace] = known
+                continue
             grouped: dict[tuple[Labels, bool], list[Pod]] = {}
             for pod in pods:
                 grouped.setdefault((pod.labels, pod.host_network), []).append(pod)
             self.shapes[namespace] = [tuple(group) for group in grouped.values()]
         self.labels = {ns: inventory.namespace_labels(ns) for ns in self.by_namespace}
-        self._peer_cache: dict[PeerMatcher, dict[int, tuple[Interval, ...]]] = {}
-        self._pods_cache: dict[PeerMatcher, tuple[Pod, ...]] = {}
-        self._destination_cache: dict[PeerMatcher, tuple[tuple[IPAddress, Pod], ...]] = {}
-        self._namespace_cache: dict[LabelSelector, tuple[str, ...]] = {}
-        self._named_cache: dict[tuple[PeerMatcher, str, Protocol], dict[int, Ranges]] = {}
         self._selectable = tuple(
-            p for p in self.addressed if not p.host_network or settings.host_network_selectable
+            p for p in self.addressed if not p.host_network or self.settings.host_network_selectable
         )
+
+    def updated(
+        self, inventory: Inventory, addresses: Mapping[str, Sequence[IPAddress]]
+    ) -> tuple[Context, frozenset[PeerMatcher]] | None:
+        """This context for another inventory (same settings), with the peers whose address
+        sets or named-port destinations may differ; None when so much changed that a new
+        ``Context`` costs the same. Unchanged, it is itself.
+
+        A pod changed when its model or its addresses differ; a namespace whose labels
+        changed changes every pod in it. Each cached pod peer is tested against the changed
+        pods only, before and after, so a label change costs O(peers), not O(pods x peers).
+        A peer none of them enters or leaves (or changes addresses or ports in) keeps its
+        caches, its members possibly the earlier models of pods equal in key, addresses and
+        ports, which is all a member is read for."""
+        if len(self._raw) != len(self.addressed):
+            return None  # two pods with one key: only a new context reads them as given
+        old_raw = self._raw
+        raw: dict[str, tuple[Pod, Sequence[IPAddress]]] = {}
+        changed: set[str] = set()
+        count = 0
+        for pod in inventory.pods:
+            found = addresses.get(pod.key, ())
+            if not found:
+                continue
+            count += 1
+            raw[pod.key] = (pod, found)
+            old = old_raw.get(pod.key)
+            if old is None or not (
+                (old[0] is pod or old[0] == pod)
+                and (old[1] is found or tuple(old[1]) == tuple(found))
+            ):
+                changed.add(pod.key)
+        if count != len(raw):
+            return None
+        if len(raw) - sum(1 for key in changed if key not in old_raw) != len(old_raw):
+            changed.update(key for key in old_raw if key not in raw)
+        if len(changed) > 64 and len(changed) * 4 > len(raw):
+            return None
+        if not changed and all(
+            inventory.namespace_labels(ns) == labels for ns, labels in self.labels.items()
+        ):
+            return self, frozenset()
+        new = Context.__new__(Context)
+        new.settings = settings = self.settings
+        new._raw = raw
+        new.addresses = dict(self.addresses)
+        touched: set[str] = set()
+        for key in changed:
+            entry = raw.get(key)
+            if entry is None:
+                del new.addresses[key]
+                touched.add(old_raw[key][0].namespace)
+            else:
+                new.addresses[key] = _sorted_addresses(entry[1])
+                touched.add(entry[0].namespace)
+        new._index(inventory, {ns: g for ns, g in self.shapes.items() if ns not in touched})
+        relabelled = {
+            ns
+            for ns, labels in new.labels.items()
+            if ns in self.labels and self.labels[ns] != labels
+        }
+        for ns in relabelled:
+            changed.update(p.key for p in self.by_namespace[ns])
+            changed.update(p.key for p in new.by_namespace[ns])
+        same_namespaces = not relabelled and self.labels.keys() == new.labels.keys()
+        new._namespace_cache = dict(self._namespace_cache) if same_namespaces else {}
+        before = [(key, old_raw[key][0] if key in old_raw else None) for key in changed]
+        after = {key: raw[key][0] for key in changed if key in raw}
+        affected: set[PeerMatcher] = set()
+        new._pods_cache = {}
+        for peer, members in self._pods_cache.items():
+            entered: list[Pod] = []
+            moved = False
+            for key, was_pod in before:
+                now_pod = after.get(key)
+                was = was_pod is not None and peer_matches_pod(
+                    peer, was_pod, self.labels[was_pod.namespace], settings=settings
+                )
+                now = now_pod is not None and peer_matches_pod(
+                    peer, now_pod, new.labels[now_pod.namespace], settings=settings
+                )
+                if now:
+                    assert now_pod is not None
+                    entered.append(now_pod)
+                if was != now or (
+                    was
+                    and now
+                    and (
+                        self.addresses[key] != new.addresses[key]
+                        or was_pod is None
+                        or now_pod is None
+                        or was_pod.ports != now_pod.ports
+                    )
+                ):
+                    moved = True
+            if moved:
+                affected.add(peer)
+                kept = tuple(p for p in members if p.key not in changed)
+                new._pods_cache[peer] = kept + tuple(entered)
+            else:
+                new._pods_cache[peer] = members
+        # Pod peers keep what their members give; ipBlocks depend on pods only when pod
+        # addresses are cut out of them (S15); every-pod destinations depend on every pod.
+        blocks_stay = settings.ipblock_matches_pods
+        new._peer_cache = {}
+        for peer, ranges in self._peer_cache.items():
+            if peer.kind is PeerKind.PODS:
+                keep = peer not in affected and peer in new._pods_cache
+            else:
+                keep = peer.kind is PeerKind.ANY or blocks_stay
+            if keep:
+                new._peer_cache[peer] = ranges
+            else:
+                affected.add(peer)
+        new._destination_cache = {}
+        for peer, pairs in self._destination_cache.items():
+            if peer.kind is PeerKind.PODS and peer not in affected:
+                new._destination_cache[peer] = pairs
+            else:
+                affected.add(peer)
+        new._named_cache = {}
+        for named, resolved in self._named_cache.items():
+            if named[0] not in affected:
+                new._named_cache[named] = resolved
+        return new, frozenset(affected)
 
     def _candidate_namespaces(self, peer: PeerMatcher) -> Sequence[str]:
         """A pruning pre-check of a pod peer's namespace part (``peer_matches_pod`` decides)."""
