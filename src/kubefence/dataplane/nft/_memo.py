@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kubefence.api import Inventory, IPAddress, Labels, NetworkPolicy, Pod, Protocol
-from kubefence.dataplane.nft._entries import Entry, policy_entries
+from kubefence.dataplane.nft._atoms import Atoms, cut_atoms
+from kubefence.dataplane.nft._entries import AddressSets, Entry, policy_entries
 from kubefence.dataplane.nft._intervals import Box, disjoint_boxes
 from kubefence.dataplane.nft._model import NamedPort
 from kubefence.dataplane.nft._peers import Context
@@ -104,6 +105,7 @@ class PlanMemo:
     """
 
     __slots__ = (
+        "_atoms",
         "_context",
         "_disjoint",
         "_policies",
@@ -115,6 +117,7 @@ class PlanMemo:
     def __init__(self) -> None:
         self.tiers: object = None  # the admin tiers' own memo (``_tiers.TierMemo``), if any
         self._settings: Settings | None = None
+        self._atoms: tuple[object, Atoms] | None = None
         self._context: Context | None = None
         self._policies: dict[tuple[str, str], tuple[NetworkPolicy, PolicyMemo]] = {}
         self._disjoint: dict[tuple[Box, ...], tuple[Box, ...]] = {}
@@ -183,6 +186,15 @@ class PlanMemo:
             found.append(memo)
         self._policies = kept
         return found
+
+    def atoms(self, sets: AddressSets, pod_of: dict[tuple[int, int], str]) -> Atoms:
+        """``cut_atoms`` (a pure function of the sets' ranges and origins and ``pod_of``),
+        remembered for the previous call: a pod change that moves no address between sets
+        (most label changes) cuts the same atoms."""
+        key = (list(sets.ranges), list(sets.origins), pod_of)
+        if self._atoms is None or self._atoms[0] != key:
+            self._atoms = (key, cut_atoms(sets, pod_of))
+        return self._atoms[1]
 
     def disjoint(self, boxes: Iterable[Box]) -> tuple[Box, ...]:
         """``disjoint_boxes`` (a pure function of ``boxes``), remembered for two calls."""

@@ -118,17 +118,18 @@ class Context:
         changed: set[str] = set()
         count = 0
         for pod in inventory.pods:
-            found = addresses.get(pod.key, ())
+            key = pod.key
+            found = addresses.get(key, ())
             if not found:
                 continue
             count += 1
-            raw[pod.key] = (pod, found)
-            old = old_raw.get(pod.key)
+            raw[key] = (pod, found)
+            old = old_raw.get(key)
             if old is None or not (
                 (old[0] is pod or old[0] == pod)
                 and (old[1] is found or tuple(old[1]) == tuple(found))
             ):
-                changed.add(pod.key)
+                changed.add(key)
         if count != len(raw):
             return None
         if len(raw) - sum(1 for key in changed if key not in old_raw) != len(old_raw):
@@ -198,9 +199,19 @@ class Context:
                 new._pods_cache[peer] = kept + tuple(entered)
             else:
                 new._pods_cache[peer] = members
-        # Pod peers keep what their members give; ipBlocks depend on pods only when pod
-        # addresses are cut out of them (S15); every-pod destinations depend on every pod.
-        blocks_stay = settings.ipblock_matches_pods
+        # Pod peers keep what their members give. ipBlocks depend on pods only when pod
+        # addresses are cut out of them (S15), and the destinations of every pod (named
+        # ports through ipBlocks or an absent peer) only on pods' addresses and ports: a
+        # relabelled pod (the common change) shifts neither.
+        shifted = any(
+            was_pod is None
+            or key not in after
+            or was_pod.host_network != after[key].host_network
+            or was_pod.ports != after[key].ports
+            or self.addresses[key] != new.addresses[key]
+            for key, was_pod in before
+        )
+        blocks_stay = settings.ipblock_matches_pods or not shifted
         new._peer_cache = {}
         for peer, ranges in self._peer_cache.items():
             if peer.kind is PeerKind.PODS:
@@ -213,7 +224,7 @@ class Context:
                 affected.add(peer)
         new._destination_cache = {}
         for peer, pairs in self._destination_cache.items():
-            if peer.kind is PeerKind.PODS and peer not in affected:
+            if peer not in affected and (peer.kind is PeerKind.PODS or not shifted):
                 new._destination_cache[peer] = pairs
             else:
                 affected.add(peer)

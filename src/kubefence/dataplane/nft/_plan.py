@@ -117,7 +117,6 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 
 from kubefence.api import Inventory, IPAddress
-from kubefence.dataplane.nft._atoms import cut_atoms
 from kubefence.dataplane.nft._classes import draft_classes, finish
 from kubefence.dataplane.nft._entries import AddressSets
 from kubefence.dataplane.nft._memo import PlanMemo
@@ -181,7 +180,7 @@ def plan_ruleset(
         if not isinstance(memo.tiers, TierMemo):
             memo.tiers = TierMemo()
         tier_drafts = draft_tiers(inventory, context, sets, memo=memo.tiers)
-    atoms, atoms_of, legend = cut_atoms(sets, pod_of)
+    atoms, atoms_of, legend = memo.atoms(sets, pod_of)
     count = max((r.atom for r in atoms), default=0)
     egress, egress_dispatch = finish(
         context, memo, egress_drafts, Direction.EGRESS, atoms_of, count
