@@ -3,13 +3,15 @@
 Why this module exists: an agent re-plans after every pod event, and ``Context.updated``
 re-tests only the changed pods against the cached peers. These tests hold the memoised text
 to a fresh render after random sequences of small pod-side changes (labels, ports, addresses,
-pods added and removed, namespaces relabelled, a policy dropped), with and without a local
-dispatch limit, and check that a label change re-matches O(peers), not O(pods x peers).
+pods added and removed, two pods given one address, namespaces relabelled, a policy dropped),
+with and without a local dispatch limit, and check that a label change re-matches O(peers),
+not O(pods x peers).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 
 import pytest
@@ -30,13 +32,16 @@ from tests.unit.dataplane.test_nft_plan import (
 import kubefence.dataplane.nft._peers as peers_module
 from kubefence.api import Inventory, Peer, Pod, Rule
 from kubefence.dataplane.nft import MemoisedRenderer, render_ruleset
+from kubefence.errors import DataplaneError
 from kubefence.semantics import DEFAULT_SETTINGS, Settings
 
 _SETTINGS = st.sampled_from(
     [DEFAULT_SETTINGS, Settings(ipblock_matches_pods=False), Settings(host_network_selectable=True)]
 )
 _STEP = st.tuples(
-    st.sampled_from(["relabel", "ports", "readdress", "remove", "add", "namespace", "policy"]),
+    st.sampled_from(
+        ["relabel", "ports", "readdress", "steal", "remove", "add", "namespace", "policy"]
+    ),
     st.integers(0, 20),
     _LABELS,
     _CONTAINER_PORTS,
@@ -70,6 +75,9 @@ def _changed(inventory: Inventory, step: Step, serial: int) -> Inventory:
         pods[index % len(pods)] = _rebuilt(target, ports=ports)
     elif what == "readdress" and not target.host_network:
         pods[index % len(pods)] = _rebuilt(target, ips=[f"198.18.3.{serial + 1}"])
+    elif what == "steal" and not target.host_network:  # another pod's addresses: refused
+        other = pods[(index + 1) % len(pods)]
+        pods[index % len(pods)] = _rebuilt(target, ips=[str(ip) for ip in other.ips])
     elif what == "remove":
         del pods[index % len(pods)]
     elif what == "namespace":
@@ -94,8 +102,13 @@ def test_s01_s21_memo_after_pod_side_changes_equals_fresh(
             inventory = _changed(inventory, step, serial)
         local = {p.key for p in inventory.pods if p.namespace == "a"} if only_a else None
         addresses = addresses_of(inventory)
+        try:
+            fresh = render_ruleset(inventory, addresses=addresses, settings=settings_, local=local)
+        except DataplaneError as exc:
+            with pytest.raises(DataplaneError, match=re.escape(str(exc))):
+                renderer(inventory, addresses=addresses, settings=settings_, local=local)
+            continue
         memoised = renderer(inventory, addresses=addresses, settings=settings_, local=local)
-        fresh = render_ruleset(inventory, addresses=addresses, settings=settings_, local=local)
         assert memoised == fresh, f"after {step}"
 
 

@@ -22,6 +22,7 @@ from kubefence.dataplane.nft._intervals import (
     subtract,
 )
 from kubefence.dataplane.nft._model import VERSIONS
+from kubefence.errors import DataplaneError
 from kubefence.semantics import (
     PeerKind,
     PeerMatcher,
@@ -67,6 +68,8 @@ class Context:
                 self._raw[pod.key] = (pod, found)
                 self.addresses[pod.key] = _sorted_addresses(found)
         self._index(inventory, {})
+        self._owners: tuple[dict[tuple[int, int], str], set[tuple[int, int]], str | None] | None
+        self._owners = None
         self._peer_cache: dict[PeerMatcher, dict[int, tuple[Interval, ...]]] = {}
         self._pods_cache: dict[PeerMatcher, tuple[Pod, ...]] = {}
         self._destination_cache: dict[PeerMatcher, tuple[tuple[IPAddress, Pod], ...]] = {}
@@ -97,6 +100,60 @@ class Context:
         self._selectable = tuple(
             p for p in self.addressed if not p.host_network or self.settings.host_network_selectable
         )
+
+    def pod_of(self) -> dict[tuple[int, int], str]:
+        """Which pod each address (``address_key``) belongs to, the first in inventory order
+        where hostNetwork pods share one. Raises ``DataplaneError`` when two pods that are not
+        hostNetwork share an address (the dispatch maps could not tell them apart)."""
+        if self._owners is None:
+            owners: dict[tuple[int, int], str] = {}
+            shared: set[tuple[int, int]] = set()
+            clash: str | None = None
+            pod_owner: dict[tuple[int, int], str] = {}
+            for pod in self.addressed:
+                key = pod.key
+                for address in self.addresses[key]:
+                    point = address_key(address)
+                    if owners.setdefault(point, key) != key:
+                        shared.add(point)
+                    if pod.host_network:
+                        continue
+                    other = pod_owner.setdefault(point, key)
+                    if other != key and clash is None:
+                        clash = (
+                            f"pods {other} and {key} were both given address {address}; "
+                            "every pod that is not hostNetwork needs its own addresses"
+                        )
+            self._owners = (owners, shared, clash)
+        if self._owners[2] is not None:
+            raise DataplaneError(self._owners[2])
+        return self._owners[0]
+
+    def _updated_owners(
+        self, new: Context, changed: set[str], old_raw: Mapping[str, tuple[Pod, object]]
+    ) -> None:
+        """``pod_of`` for ``new`` from this one's, when the changed pods (none hostNetwork)
+        own their addresses alone before and after; else ``new`` computes it when asked."""
+        if self._owners is None or self._owners[2] is not None:
+            return
+        owners, shared, _ = self._owners
+        pods = [(key, old_raw[key][0]) for key in changed if key in old_raw]
+        pods += [(key, new._raw[key][0]) for key in changed if key in new._raw]
+        if any(pod.host_network for _, pod in pods):
+            return
+        owners = dict(owners)
+        for key in changed:
+            for address in self.addresses.get(key, ()):
+                point = address_key(address)
+                if point in shared or owners.get(point) != key:
+                    return
+                del owners[point]
+        for key in changed:
+            for address in new.addresses.get(key, ()):
+                point = address_key(address)
+                if owners.setdefault(point, key) != key:
+                    return  # shared now: a full look says who owns it, or which pods clash
+        new._owners = (owners, shared, None)
 
     def updated(
         self, inventory: Inventory, addresses: Mapping[str, Sequence[IPAddress]]
@@ -164,6 +221,8 @@ class Context:
             changed.update(p.key for p in new.by_namespace[ns])
         same_namespaces = not relabelled and self.labels.keys() == new.labels.keys()
         new._namespace_cache = dict(self._namespace_cache) if same_namespaces else {}
+        new._owners = None
+        self._updated_owners(new, changed, old_raw)
         before = [(key, old_raw[key][0] if key in old_raw else None) for key in changed]
         after = {key: raw[key][0] for key in changed if key in raw}
         affected: set[PeerMatcher] = set()

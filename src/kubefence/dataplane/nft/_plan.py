@@ -121,26 +121,11 @@ from kubefence.dataplane.nft._classes import draft_classes, finish
 from kubefence.dataplane.nft._entries import AddressSets
 from kubefence.dataplane.nft._memo import PlanMemo
 from kubefence.dataplane.nft._model import FlowLog, RulesetPlan
-from kubefence.dataplane.nft._peers import Context, address_key
+from kubefence.dataplane.nft._peers import address_key
 from kubefence.dataplane.nft._tiers import TierMemo, draft_tiers, finish_tiers
-from kubefence.errors import DataplaneError
 from kubefence.semantics import DEFAULT_SETTINGS, Direction, Settings
 
 __all__ = ["plan_ruleset"]
-
-
-def _check_unique_addresses(context: Context) -> None:
-    owners: dict[IPAddress, str] = {}
-    for pod in context.addressed:
-        if pod.host_network:
-            continue
-        for address in context.addresses[pod.key]:
-            other = owners.setdefault(address, pod.key)
-            if other != pod.key:
-                raise DataplaneError(
-                    f"pods {other} and {pod.key} were both given address {address}; "
-                    "every pod that is not hostNetwork needs its own addresses"
-                )
 
 
 def plan_ruleset(
@@ -166,15 +151,11 @@ def plan_ruleset(
     memo = memo or PlanMemo()
     memo.begin()
     context = memo.context(inventory, addresses, settings)
-    _check_unique_addresses(context)
+    pod_of = context.pod_of()  # raises when two pods that are not hostNetwork share one
     memos = memo.policies(inventory.policies)
     sets = AddressSets()
     egress_drafts = draft_classes(context, sets, memos, Direction.EGRESS, local=local)
     ingress_drafts = draft_classes(context, sets, memos, Direction.INGRESS, local=local)
-    pod_of: dict[tuple[int, int], str] = {}
-    for pod in context.addressed:
-        for address in context.addresses[pod.key]:
-            pod_of.setdefault(address_key(address), pod.key)
     tier_drafts = None
     if inventory.admin_policies:
         if not isinstance(memo.tiers, TierMemo):
