@@ -16,8 +16,9 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from kubefence.agent._api import EventRecorder, NodeLease
 from kubefence.agent._enforce import Enforcer
@@ -100,10 +101,21 @@ class Agent:
         self._loop_beat = time.monotonic()
         self.ops: OpsServer | None = None
         self.start_mode = ""
+        # Pods of the first list, kept raw until every informer has listed (``_flush_initial``).
+        self._initial_lock = threading.Lock()
+        self._initial: dict[str, Mapping[str, Any]] | None = {}
 
     # -- events from the informers ---------------------------------------------------------
     def _handler(self, kind: str) -> Callable[[Event], None]:
         def handle(event: Event) -> None:
+            if kind == "Pod":
+                with self._initial_lock:
+                    if self._initial is not None:  # the first list: parsed as one batch
+                        if event.type == "DELETED":
+                            self._initial.pop(event.key, None)
+                        else:
+                            self._initial[event.key] = event.obj
+                        return
             before = self.store.version
             if event.type == "DELETED":
                 self.store.remove(kind, event.key)
@@ -115,6 +127,14 @@ class Agent:
                 self._dirty.set()
 
         return handle
+
+    def _flush_initial(self) -> None:
+        """Parse the first list's pods in one batch; later pod events go to the store one by
+        one. Holding the lock keeps an event from slipping between the two."""
+        with self._initial_lock:
+            initial, self._initial = self._initial, None
+            if initial:
+                self.store.put_pods(list(initial.items()))
 
     # -- health ----------------------------------------------------------------------------
     def healthy(self) -> bool:
@@ -248,6 +268,7 @@ class Agent:
             while not informer.wait_synced(0.5):
                 if self.stopped.is_set():
                     return self._shutdown()
+        self._flush_initial()
         self.reconcile()
         self.synced.set()
         self.metrics.ready.set(1)
