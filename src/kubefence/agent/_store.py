@@ -163,6 +163,7 @@ class Store:
         self._sorted: dict[str, tuple[Any, ...] | None] = dict.fromkeys(KINDS)
         # Policies of namespaces without a pod of this node, not parsed until one arrives.
         self._pending: dict[str, Mapping[str, Any]] = {}
+        self._pending_in: dict[str, set[str]] = {}  # namespace -> its keys in ``_pending``
         self._local: dict[str, set[str]] = {}  # namespace -> keys of this node's pods in it
         self.version = 0
 
@@ -175,12 +176,13 @@ class Store:
             with self._lock:
                 if key.partition("/")[0] not in self._local:
                     self._pending[key] = obj
+                    self._pending_in.setdefault(key.partition("/")[0], set()).add(key)
                     if self._models[kind].pop(key, None) is not None:
                         self._sorted[kind] = None
                         self.version += 1
                     self._problems.pop((kind, key), None)
                     return None
-                self._pending.pop(key, None)
+                self._unpend(key)
         problem, model = self._compile(kind, key, obj)
         woken: list[tuple[str, Mapping[str, Any]]] = []
         with self._lock:
@@ -191,7 +193,7 @@ class Store:
             found, parsed = self._compile("NetworkPolicy", policy_key, policy)
             with self._lock:
                 if self._pending.get(policy_key) is policy:  # not changed meanwhile
-                    del self._pending[policy_key]
+                    self._unpend(policy_key)
                     self._keep("NetworkPolicy", policy_key, parsed, found)
         return problem
 
@@ -219,8 +221,16 @@ class Store:
             found, compiled = self._compile("NetworkPolicy", policy_key, policy)
             with self._lock:
                 if self._pending.get(policy_key) is policy:
-                    del self._pending[policy_key]
+                    self._unpend(policy_key)
                     self._keep("NetworkPolicy", policy_key, compiled, found)
+
+    def _unpend(self, key: str) -> None:
+        if self._pending.pop(key, None) is not None:
+            namespace = key.partition("/")[0]
+            keys = self._pending_in[namespace]
+            keys.discard(key)
+            if not keys:
+                del self._pending_in[namespace]
 
     def _track_local(self, key: str, model: object) -> list[tuple[str, Mapping[str, Any]]]:
         namespace = key.partition("/")[0]
@@ -228,9 +238,7 @@ class Store:
         if isinstance(model, Pod) and model.node == self.node:
             if keys is None:
                 self._local[namespace] = {key}
-                prefix = f"{namespace}/"
-                woken = [(k, o) for k, o in self._pending.items() if k.startswith(prefix)]
-                return woken
+                return [(k, self._pending[k]) for k in sorted(self._pending_in.get(namespace, ()))]
             keys.add(key)
         elif keys is not None:
             keys.discard(key)
@@ -290,7 +298,7 @@ class Store:
             gone = self._models[kind].pop(key, None) is not None
             self._problems.pop((kind, key), None)
             if kind == "NetworkPolicy":
-                self._pending.pop(key, None)
+                self._unpend(key)
             elif kind == "Pod":
                 self._track_local(key, None)
             if gone:
