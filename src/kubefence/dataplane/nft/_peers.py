@@ -101,6 +101,11 @@ class Context:
             p for p in self.addressed if not p.host_network or self.settings.host_network_selectable
         )
 
+    def pod(self, key: str) -> Pod | None:
+        """The addressed pod ``key`` (None: no such pod, or it has no address)."""
+        entry = self._raw.get(key)
+        return None if entry is None else entry[0]
+
     def pod_of(self) -> dict[tuple[int, int], str]:
         """Which pod each address (``address_key``) belongs to, the first in inventory order
         where hostNetwork pods share one. Raises ``DataplaneError`` when two pods that are not
