@@ -24,7 +24,7 @@ from kubefence.agent._api import EventRecorder, NodeLease
 from kubefence.agent._enforce import Enforcer
 from kubefence.agent._ops import Metrics, OpsServer
 from kubefence.agent._store import Problem, Store
-from kubefence.api import IPAddress, Protocol
+from kubefence.api import IPAddress, IPNetwork, Protocol
 from kubefence.client import Event, Informer, Kube, Resource, connect
 
 __all__ = ["RESOURCES", "Agent", "Options", "kernel_unsupported"]
@@ -61,6 +61,7 @@ class Options:
     max_backoff: float = 1.0  # informers' retry cap: converge within seconds of an outage
     unsupported: tuple[Protocol, ...] | None = None  # None: ask the kernel
     node_addresses: tuple[IPAddress, ...] = field(default=())
+    hold_cidrs: tuple[IPNetwork, ...] = field(default=())  # see ``--hold-cidr``
 
 
 class Agent:
@@ -162,8 +163,10 @@ class Agent:
         self._dirty.clear()
         snapshot = self.store.snapshot()
         try:
+            # A pod not planned yet is held while any policy could select it (fail closed).
+            held = self.options.hold_cidrs if snapshot.policies_total else ()
             installed = self.enforcer.install(
-                snapshot.inventory, addresses=snapshot.addresses, local=snapshot.local
+                snapshot.inventory, addresses=snapshot.addresses, local=snapshot.local, held=held
             )
         except Exception:
             self.metrics.errors.labels("nft").inc()
