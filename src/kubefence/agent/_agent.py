@@ -25,9 +25,9 @@ from kubefence.agent._enforce import Enforcer
 from kubefence.agent._ops import Metrics, OpsServer
 from kubefence.agent._store import Problem, Store
 from kubefence.api import IPAddress, IPNetwork, Protocol
-from kubefence.client import Event, Informer, Kube, Resource, connect
+from kubefence.client import ApiError, Event, Informer, Kube, Resource, connect
 
-__all__ = ["RESOURCES", "Agent", "Options", "kernel_unsupported"]
+__all__ = ["ADMIN_RESOURCES", "RESOURCES", "Agent", "Options", "kernel_unsupported"]
 
 _LOG = logging.getLogger("kubefence.agent")
 
@@ -36,6 +36,20 @@ RESOURCES: dict[str, Resource] = {
     "Pod": Resource("", "v1", "pods"),
     "NetworkPolicy": Resource("networking.k8s.io", "v1", "networkpolicies"),
 }
+# The admin tiers, watched when the API server serves them (404: not served, asked again
+# every ``ADMIN_RECHECK`` seconds).
+ADMIN_RESOURCES: dict[str, Resource] = {
+    "ClusterNetworkPolicy": Resource(
+        "policy.networking.k8s.io", "v1alpha2", "clusternetworkpolicies", namespaced=False
+    ),
+    "AdminNetworkPolicy": Resource(
+        "policy.networking.k8s.io", "v1alpha1", "adminnetworkpolicies", namespaced=False
+    ),
+    "BaselineAdminNetworkPolicy": Resource(
+        "policy.networking.k8s.io", "v1alpha1", "baselineadminnetworkpolicies", namespaced=False
+    ),
+}
+ADMIN_RECHECK = 30.0
 
 
 def kernel_unsupported() -> tuple[Protocol, ...]:
@@ -82,17 +96,8 @@ class Agent:
             duration=options.lease_duration,
             on_lost=self._lease_lost,
         )
-        self.informers = {
-            kind: Informer(
-                self.kube,
-                resource,
-                handler=self._handler(kind),
-                resync=options.resync,
-                max_backoff=options.max_backoff,
-                name=f"agent-{resource.plural}",
-            )
-            for kind, resource in RESOURCES.items()
-        }
+        self.informers = {kind: self._informer(kind, r) for kind, r in RESOURCES.items()}
+        self._admin_checked = -ADMIN_RECHECK  # monotonic time of the last look for the tiers
         self.synced = threading.Event()
         self.stopped = threading.Event()
         self.lost = False
@@ -105,6 +110,46 @@ class Agent:
         # Pods of the first list, kept raw until every informer has listed (``_flush_initial``).
         self._initial_lock = threading.Lock()
         self._initial: dict[str, Mapping[str, Any]] | None = {}
+
+    def _informer(self, kind: str, resource: Resource) -> Informer:
+        return Informer(
+            self.kube,
+            resource,
+            handler=self._handler(kind),
+            resync=self.options.resync,
+            max_backoff=self.options.max_backoff,
+            name=f"agent-{resource.plural}",
+        )
+
+    def _watch_admin_tiers(self) -> list[Informer]:
+        """Start an informer for each admin-tier kind the API server serves now and is not
+        watched yet (at most every ``ADMIN_RECHECK`` seconds); the ones started."""
+        now = time.monotonic()
+        if now - self._admin_checked < ADMIN_RECHECK:
+            return []
+        self._admin_checked = now
+        started = []
+        for kind, resource in ADMIN_RESOURCES.items():
+            if kind in self.informers:
+                continue
+            try:
+                self.kube.get(resource.path(), limit="1")
+            except ApiError as exc:
+                if exc.code in (403, 404):  # not served (or not granted): look again later
+                    _LOG.debug("%s: %s", resource.plural, exc.code)
+                    continue
+                _LOG.warning("asking for %s failed: %s", resource.plural, exc)
+                continue
+            except Exception as exc:  # the API server is unreachable: look again later
+                _LOG.warning("asking for %s failed: %s", resource.plural, exc)
+                self._admin_checked = now - ADMIN_RECHECK + 1.0
+                continue
+            informer = self._informer(kind, resource)
+            self.informers[kind] = informer
+            informer.start()
+            started.append(informer)
+            _LOG.info("watching %s", resource.plural, extra={"kind": kind})
+        return started
 
     # -- events from the informers ---------------------------------------------------------
     def _handler(self, kind: str) -> Callable[[Event], None]:
@@ -217,12 +262,15 @@ class Agent:
                 problem.message,
                 extra={"object": problem.key, "kind": problem.kind},
             )
-            what = (
-                "its pods stay isolated (no rule of it is installed)"
-                if problem.kind == "NetworkPolicy"
-                else "only its name, labels, placement and addresses are used (it is left out "
-                "if even those cannot be read)"
-            )
+            if problem.kind == "NetworkPolicy":
+                what = "its pods stay isolated (no rule of it is installed)"
+            elif problem.kind in ADMIN_RESOURCES:
+                what = "it is not enforced (the API server should not have accepted it)"
+            else:
+                what = (
+                    "only its name, labels, placement and addresses are used (it is left out "
+                    "if even those cannot be read)"
+                )
             self.events.warn(
                 problem.obj,
                 kind=problem.kind,
@@ -236,6 +284,7 @@ class Agent:
         while not self.stopped.is_set():
             self._loop_beat = time.monotonic()
             if not self._dirty.wait(1.0):
+                self._watch_admin_tiers()
                 self._update_gauges()
                 continue
             if self.stopped.is_set():
@@ -267,7 +316,8 @@ class Agent:
         started = time.monotonic()
         for informer in self.informers.values():
             informer.start()
-        for informer in self.informers.values():
+        self._watch_admin_tiers()
+        for informer in list(self.informers.values()):
             while not informer.wait_synced(0.5):
                 if self.stopped.is_set():
                     return self._shutdown()

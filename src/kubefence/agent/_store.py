@@ -25,17 +25,34 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from kubefence.agent._relevant import relevant_pods
-from kubefence.api import Inventory, IPAddress, Namespace, NetworkPolicy, Pod, Protocol
+from kubefence.api import (
+    ClusterNetworkPolicy,
+    Inventory,
+    IPAddress,
+    Namespace,
+    NetworkPolicy,
+    Pod,
+    Protocol,
+)
 from kubefence.errors import ValidationError
 from kubefence.semantics import DEFAULT_SETTINGS, Settings
 from kubefence.sources.objects import inventory_from_objects
 
-__all__ = ["KINDS", "Problem", "Snapshot", "Store"]
+__all__ = ["ADMIN_KINDS", "KINDS", "Problem", "Snapshot", "Store"]
 
 Obj = dict[str, Any]
+Model = Namespace | Pod | NetworkPolicy | ClusterNetworkPolicy
 
-KINDS = ("Namespace", "Pod", "NetworkPolicy")
-_API_VERSIONS = {"Namespace": "v1", "Pod": "v1", "NetworkPolicy": "networking.k8s.io/v1"}
+ADMIN_KINDS = ("ClusterNetworkPolicy", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy")
+KINDS = ("Namespace", "Pod", "NetworkPolicy", *ADMIN_KINDS)
+_API_VERSIONS = {
+    "Namespace": "v1",
+    "Pod": "v1",
+    "NetworkPolicy": "networking.k8s.io/v1",
+    "ClusterNetworkPolicy": "policy.networking.k8s.io/v1alpha2",
+    "AdminNetworkPolicy": "policy.networking.k8s.io/v1alpha1",
+    "BaselineAdminNetworkPolicy": "policy.networking.k8s.io/v1alpha1",
+}
 _GONE_PHASES = ("Succeeded", "Failed")  # terminated pods hold no address (as kube-proxy reads)
 
 
@@ -158,7 +175,7 @@ class Store:
         self.settings = settings
         self.unsupported = frozenset(unsupported)
         self._lock = threading.Lock()
-        self._models: dict[str, dict[str, Namespace | Pod | NetworkPolicy]] = {k: {} for k in KINDS}
+        self._models: dict[str, dict[str, Model]] = {k: {} for k in KINDS}
         self._problems: dict[tuple[str, str], Problem] = {}
         self._sorted: dict[str, tuple[Any, ...] | None] = dict.fromkeys(KINDS)
         # Policies of namespaces without a pod of this node, not parsed until one arrives.
@@ -248,21 +265,26 @@ class Store:
 
     def _compile(
         self, kind: str, key: str, obj: Mapping[str, Any]
-    ) -> tuple[Problem | None, Namespace | Pod | NetworkPolicy | None]:
+    ) -> tuple[Problem | None, Model | None]:
         problem: Problem | None = None
-        model: Namespace | Pod | NetworkPolicy | None = None
+        model: Model | None = None
         try:
             inventory = inventory_from_objects([_manifest(kind, obj)])
         except ValidationError as exc:
             problem = Problem(kind, key, _message(exc), obj)
-            model = (
-                _isolating_stand_in(obj) if kind == "NetworkPolicy" else _readable_part(kind, obj)
-            )
+            if kind in ADMIN_KINDS:
+                model = None  # left out, and reported (the API server validates them as we do)
+            elif kind == "NetworkPolicy":
+                model = _isolating_stand_in(obj)
+            else:
+                model = _readable_part(kind, obj)
         else:
             if kind == "Namespace":
                 model = inventory.namespaces[0]
             elif kind == "Pod":
                 model = inventory.pods[0] if inventory.pods else None
+            elif kind in ADMIN_KINDS:
+                model = inventory.admin_policies[0] if inventory.admin_policies else None
             else:
                 model = inventory.policies[0]
                 reason = _unsupported(model, self.unsupported)
@@ -275,7 +297,7 @@ class Store:
         self,
         kind: str,
         key: str,
-        model: Namespace | Pod | NetworkPolicy | None,
+        model: Model | None,
         problem: Problem | None,
     ) -> None:
         models = self._models[kind]
@@ -316,6 +338,8 @@ class Store:
             values: list[Any] = list(self._models[kind].values())
             if kind == "Namespace":
                 values.sort(key=lambda n: n.name)
+            elif kind in ADMIN_KINDS:
+                values.sort(key=lambda p: p.name)
             else:
                 values.sort(key=lambda o: (o.namespace, o.name))
             found = tuple(values)
@@ -329,7 +353,12 @@ class Store:
             policies = self._tuple("NetworkPolicy")
             problems = tuple(self._problems.values())
             version = self.version
-            total = len(policies) + len(self._pending)
+            admin = tuple(
+                sorted(
+                    (p for k in ADMIN_KINDS for p in self._tuple(k)), key=lambda p: (p.name, p.kind)
+                )
+            )
+            total = len(policies) + len(self._pending) + len(admin)
         local_pods = [p for p in pods if p.node == self.node and not p.host_network]
         local = frozenset(p.key for p in local_pods)
         # A policy selects pods of its own namespace only (S01): one in a namespace without a
@@ -337,13 +366,20 @@ class Store:
         here = {p.namespace for p in local_pods}
         planned = tuple(p for p in policies if p.namespace in here)
         whole = Inventory(namespaces=namespaces, pods=pods, policies=planned)
-        kept = relevant_pods(
-            pods,
-            planned,
-            local=local,
-            namespace_labels=whole.namespace_labels,
-            settings=self.settings,
+        # Admin tiers' peers reach any namespace (and pods stand for their nodes): every pod.
+        kept = (
+            pods
+            if admin
+            else relevant_pods(
+                pods,
+                planned,
+                local=local,
+                namespace_labels=whole.namespace_labels,
+                settings=self.settings,
+            )
         )
-        inventory = Inventory(namespaces=namespaces, pods=kept, policies=planned)
+        inventory = Inventory(
+            namespaces=namespaces, pods=kept, policies=planned, admin_policies=admin
+        )
         addresses = {p.key: p.ips for p in kept if not p.host_network}
         return Snapshot(inventory, local, addresses, problems, version, total, len(pods))
