@@ -178,6 +178,7 @@ class Store:
         self._models: dict[str, dict[str, Model]] = {k: {} for k in KINDS}
         self._problems: dict[tuple[str, str], Problem] = {}
         self._sorted: dict[str, tuple[Any, ...] | None] = dict.fromkeys(KINDS)
+        self._positions: dict[str, dict[str, int]] = {k: {} for k in KINDS}  # key -> index
         # Policies of namespaces without a pod of this node, not parsed until one arrives.
         self._pending: dict[str, Mapping[str, Any]] = {}
         self._pending_in: dict[str, set[str]] = {}  # namespace -> its keys in ``_pending``
@@ -303,11 +304,20 @@ class Store:
         models = self._models[kind]
         if model is None:
             changed = models.pop(key, None) is not None
+            if changed:
+                self._sorted[kind] = None
         else:
-            changed = models.get(key) != model
+            old = models.get(key)
+            changed = old != model
             models[key] = model
-        if changed:
-            self._sorted[kind] = None
+            found = self._sorted[kind]
+            if changed and found is not None and old is not None:
+                # The same key keeps its place in the sorted tuple: no sort for a change.
+                values = list(found)
+                values[self._positions[kind][key]] = model
+                self._sorted[kind] = tuple(values)
+            elif changed:
+                self._sorted[kind] = None
         if problem is None:
             changed = self._problems.pop((kind, key), None) is not None or changed
         else:
@@ -335,15 +345,14 @@ class Store:
     def _tuple(self, kind: str) -> tuple[Any, ...]:
         found = self._sorted[kind]
         if found is None:
-            values: list[Any] = list(self._models[kind].values())
-            if kind == "Namespace":
-                values.sort(key=lambda n: n.name)
-            elif kind in ADMIN_KINDS:
-                values.sort(key=lambda p: p.name)
+            items: list[tuple[str, Any]] = list(self._models[kind].items())
+            if kind == "Namespace" or kind in ADMIN_KINDS:
+                items.sort(key=lambda item: item[1].name)
             else:
-                values.sort(key=lambda o: (o.namespace, o.name))
-            found = tuple(values)
+                items.sort(key=lambda item: (item[1].namespace, item[1].name))
+            found = tuple(model for _, model in items)
             self._sorted[kind] = found
+            self._positions[kind] = {key: index for index, (key, _) in enumerate(items)}
         return found
 
     def snapshot(self) -> Snapshot:

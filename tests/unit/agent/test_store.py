@@ -213,3 +213,24 @@ def test_a_bad_pod_in_the_first_list_is_kept_as_one_parse_keeps_it() -> None:
         stores[1].put("Pod", key, obj)
     assert _store_state(stores[0]) == _store_state(stores[1])
     assert [p.key for p in stores[0].snapshot().problems] == ["b/bad"]
+
+
+def test_changed_models_keep_their_place_and_equal_a_store_built_afresh() -> None:
+    batch = _pods_batch()
+    store = Store("n1")
+    store.put_pods(batch)
+    store.snapshot()  # sorted once
+    final = dict(batch)
+    for index in (3, 17, 3, 29, 0):
+        key = f"b/p{index}"
+        changed = server_copy(
+            pod(key, ip=f"198.18.{index % 3}.{index + 2}", node=f"n{index % 3}", app=f"x{index}")
+        )
+        store.put("Pod", key, changed)
+        final[key] = changed
+        store.remove("Pod", "b/p5")
+        final.pop("b/p5", None)
+        fresh = Store("n1")
+        for k, obj in final.items():
+            fresh.put("Pod", k, obj)
+        assert _store_state(store) == _store_state(fresh)
