@@ -9,7 +9,7 @@ families along those ranges).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from kubefence.api import Inventory, IPAddress, Labels, LabelSelector, Pod, Protocol
 from kubefence.dataplane.nft._intervals import (
@@ -62,11 +62,14 @@ class Context:
         # ``updated`` finds the changed pods by identity first.
         self._raw: dict[str, tuple[Pod, Sequence[IPAddress]]] = {}
         self.addresses: dict[str, tuple[IPAddress, ...]] = {}
+        count = 0
         for pod in inventory.pods:
             found = addresses.get(pod.key, ())
             if found:
+                count += 1
                 self._raw[pod.key] = (pod, found)
                 self.addresses[pod.key] = _sorted_addresses(found)
+        self._unique = count == len(self._raw)  # no two addressed pods share a key
         self._index(inventory, {})
         self._owners: tuple[dict[tuple[int, int], str], set[tuple[int, int]], str | None] | None
         self._owners = None
@@ -79,9 +82,13 @@ class Context:
     def _index(self, inventory: Inventory, shapes: Mapping[str, list[tuple[Pod, ...]]]) -> None:
         """The per-namespace views of the addressed pods; ``shapes`` are namespaces' groups
         known to be unchanged (reused as they are)."""
-        self.addressed: tuple[Pod, ...] = tuple(
-            p for p in inventory.pods if p.key in self.addresses
+        # ``_raw`` holds the addressed pods in inventory order (one per key).
+        self.addressed: tuple[Pod, ...] = (
+            tuple(pod for pod, _ in self._raw.values())
+            if self._unique
+            else tuple(p for p in inventory.pods if p.key in self.addresses)
         )
+        self._local: tuple[object, tuple[Pod, ...]] | None = None
         self.by_namespace: dict[str, list[Pod]] = {}
         for pod in self.addressed:
             self.by_namespace.setdefault(pod.namespace, []).append(pod)
@@ -100,6 +107,17 @@ class Context:
         self._selectable = tuple(
             p for p in self.addressed if not p.host_network or self.settings.host_network_selectable
         )
+
+    def local_pods(self, local: Collection[str]) -> tuple[Pod, ...]:
+        """The addressed pods whose keys are in ``local``, in inventory order (remembered
+        for the same ``local`` object)."""
+        if self._local is None or self._local[0] is not local:
+            if self._unique:
+                found = tuple(pod for key, (pod, _) in self._raw.items() if key in local)
+            else:
+                found = tuple(p for p in self.addressed if p.key in local)
+            self._local = (local, found)
+        return self._local[1]
 
     def pod(self, key: str) -> Pod | None:
         """The addressed pod ``key`` (None: no such pod, or it has no address)."""
@@ -173,7 +191,7 @@ class Context:
         A peer none of them enters or leaves (or changes addresses or ports in) keeps its
         caches, its members possibly the earlier models of pods equal in key, addresses and
         ports, which is all a member is read for."""
-        if len(self._raw) != len(self.addressed):
+        if not self._unique:
             return None  # two pods with one key: only a new context reads them as given
         old_raw = self._raw
         raw: dict[str, tuple[Pod, Sequence[IPAddress]]] = {}
@@ -205,6 +223,7 @@ class Context:
         new = Context.__new__(Context)
         new.settings = settings = self.settings
         new._raw = raw
+        new._unique = True  # ``count == len(raw)`` above
         new.addresses = dict(self.addresses)
         touched: set[str] = set()
         for key in changed:
