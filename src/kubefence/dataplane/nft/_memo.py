@@ -98,10 +98,13 @@ class PlanMemo:
     after one policy changed does not redo the work for the thousand others.
 
     Everything kept is a pure function of its key: the pod-side look-ups (``Context``) of the
-    pods, their addresses, the namespaces and the settings, all compared by value; per policy
-    (compared by value, the same object found first by identity) its compiled form and, while
-    the pod side is unchanged, which labels it selects and what each direction allows. Only
-    the previous call's policies are kept, so the memo does not grow with the number of calls.
+    pods, their addresses, the namespaces and the settings, updated for the pods that changed
+    (``Context.updated``; a new one when the settings change); per policy (compared by value,
+    the same object found first by identity) its compiled form, which labels it selects (a
+    function of the labels and settings), and what each direction allows while none of the
+    address sets it reads changed; the atom cut of the previous call while the address sets
+    and pod addresses are equal. Only the previous call's policies are kept, so the memo does
+    not grow with the number of calls.
     """
 
     __slots__ = (
