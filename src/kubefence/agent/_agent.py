@@ -16,17 +16,18 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from kubefence.agent._api import EventRecorder, NodeLease
 from kubefence.agent._enforce import Enforcer
 from kubefence.agent._ops import Metrics, OpsServer
 from kubefence.agent._store import Problem, Store
-from kubefence.api import IPAddress, Protocol
-from kubefence.client import Event, Informer, Kube, Resource, connect
+from kubefence.api import IPAddress, IPNetwork, Protocol
+from kubefence.client import ApiError, Event, Informer, Kube, Resource, connect
 
-__all__ = ["RESOURCES", "Agent", "Options", "kernel_unsupported"]
+__all__ = ["ADMIN_RESOURCES", "RESOURCES", "Agent", "Options", "kernel_unsupported"]
 
 _LOG = logging.getLogger("kubefence.agent")
 
@@ -35,6 +36,20 @@ RESOURCES: dict[str, Resource] = {
     "Pod": Resource("", "v1", "pods"),
     "NetworkPolicy": Resource("networking.k8s.io", "v1", "networkpolicies"),
 }
+# The admin tiers, watched when the API server serves them (404: not served, asked again
+# every ``ADMIN_RECHECK`` seconds).
+ADMIN_RESOURCES: dict[str, Resource] = {
+    "ClusterNetworkPolicy": Resource(
+        "policy.networking.k8s.io", "v1alpha2", "clusternetworkpolicies", namespaced=False
+    ),
+    "AdminNetworkPolicy": Resource(
+        "policy.networking.k8s.io", "v1alpha1", "adminnetworkpolicies", namespaced=False
+    ),
+    "BaselineAdminNetworkPolicy": Resource(
+        "policy.networking.k8s.io", "v1alpha1", "baselineadminnetworkpolicies", namespaced=False
+    ),
+}
+ADMIN_RECHECK = 30.0
 
 
 def kernel_unsupported() -> tuple[Protocol, ...]:
@@ -60,6 +75,7 @@ class Options:
     max_backoff: float = 1.0  # informers' retry cap: converge within seconds of an outage
     unsupported: tuple[Protocol, ...] | None = None  # None: ask the kernel
     node_addresses: tuple[IPAddress, ...] = field(default=())
+    hold_cidrs: tuple[IPNetwork, ...] = field(default=())  # see ``--hold-cidr``
 
 
 class Agent:
@@ -80,17 +96,8 @@ class Agent:
             duration=options.lease_duration,
             on_lost=self._lease_lost,
         )
-        self.informers = {
-            kind: Informer(
-                self.kube,
-                resource,
-                handler=self._handler(kind),
-                resync=options.resync,
-                max_backoff=options.max_backoff,
-                name=f"agent-{resource.plural}",
-            )
-            for kind, resource in RESOURCES.items()
-        }
+        self.informers = {kind: self._informer(kind, r) for kind, r in RESOURCES.items()}
+        self._admin_checked = -ADMIN_RECHECK  # monotonic time of the last look for the tiers
         self.synced = threading.Event()
         self.stopped = threading.Event()
         self.lost = False
@@ -100,10 +107,61 @@ class Agent:
         self._loop_beat = time.monotonic()
         self.ops: OpsServer | None = None
         self.start_mode = ""
+        # Pods of the first list, kept raw until every informer has listed (``_flush_initial``).
+        self._initial_lock = threading.Lock()
+        self._initial: dict[str, Mapping[str, Any]] | None = {}
+
+    def _informer(self, kind: str, resource: Resource) -> Informer:
+        return Informer(
+            self.kube,
+            resource,
+            handler=self._handler(kind),
+            resync=self.options.resync,
+            max_backoff=self.options.max_backoff,
+            name=f"agent-{resource.plural}",
+        )
+
+    def _watch_admin_tiers(self) -> list[Informer]:
+        """Start an informer for each admin-tier kind the API server serves now and is not
+        watched yet (at most every ``ADMIN_RECHECK`` seconds); the ones started."""
+        now = time.monotonic()
+        if now - self._admin_checked < ADMIN_RECHECK:
+            return []
+        self._admin_checked = now
+        started = []
+        for kind, resource in ADMIN_RESOURCES.items():
+            if kind in self.informers:
+                continue
+            try:
+                self.kube.get(resource.path(), limit="1")
+            except ApiError as exc:
+                if exc.code in (403, 404):  # not served (or not granted): look again later
+                    _LOG.debug("%s: %s", resource.plural, exc.code)
+                    continue
+                _LOG.warning("asking for %s failed: %s", resource.plural, exc)
+                continue
+            except Exception as exc:  # the API server is unreachable: look again later
+                _LOG.warning("asking for %s failed: %s", resource.plural, exc)
+                self._admin_checked = now - ADMIN_RECHECK + 1.0
+                continue
+            informer = self._informer(kind, resource)
+            self.informers[kind] = informer
+            informer.start()
+            started.append(informer)
+            _LOG.info("watching %s", resource.plural, extra={"kind": kind})
+        return started
 
     # -- events from the informers ---------------------------------------------------------
     def _handler(self, kind: str) -> Callable[[Event], None]:
         def handle(event: Event) -> None:
+            if kind == "Pod":
+                with self._initial_lock:
+                    if self._initial is not None:  # the first list: parsed as one batch
+                        if event.type == "DELETED":
+                            self._initial.pop(event.key, None)
+                        else:
+                            self._initial[event.key] = event.obj
+                        return
             before = self.store.version
             if event.type == "DELETED":
                 self.store.remove(kind, event.key)
@@ -115,6 +173,14 @@ class Agent:
                 self._dirty.set()
 
         return handle
+
+    def _flush_initial(self) -> None:
+        """Parse the first list's pods in one batch; later pod events go to the store one by
+        one. Holding the lock keeps an event from slipping between the two."""
+        with self._initial_lock:
+            initial, self._initial = self._initial, None
+            if initial:
+                self.store.put_pods(list(initial.items()))
 
     # -- health ----------------------------------------------------------------------------
     def healthy(self) -> bool:
@@ -142,8 +208,10 @@ class Agent:
         self._dirty.clear()
         snapshot = self.store.snapshot()
         try:
+            # A pod not planned yet is held while any policy could select it (fail closed).
+            held = self.options.hold_cidrs if snapshot.policies_total else ()
             installed = self.enforcer.install(
-                snapshot.inventory, addresses=snapshot.addresses, local=snapshot.local
+                snapshot.inventory, addresses=snapshot.addresses, local=snapshot.local, held=held
             )
         except Exception:
             self.metrics.errors.labels("nft").inc()
@@ -194,12 +262,15 @@ class Agent:
                 problem.message,
                 extra={"object": problem.key, "kind": problem.kind},
             )
-            what = (
-                "its pods stay isolated (no rule of it is installed)"
-                if problem.kind == "NetworkPolicy"
-                else "only its name, labels, placement and addresses are used (it is left out "
-                "if even those cannot be read)"
-            )
+            if problem.kind == "NetworkPolicy":
+                what = "its pods stay isolated (no rule of it is installed)"
+            elif problem.kind in ADMIN_RESOURCES:
+                what = "it is not enforced (the API server should not have accepted it)"
+            else:
+                what = (
+                    "only its name, labels, placement and addresses are used (it is left out "
+                    "if even those cannot be read)"
+                )
             self.events.warn(
                 problem.obj,
                 kind=problem.kind,
@@ -213,6 +284,7 @@ class Agent:
         while not self.stopped.is_set():
             self._loop_beat = time.monotonic()
             if not self._dirty.wait(1.0):
+                self._watch_admin_tiers()
                 self._update_gauges()
                 continue
             if self.stopped.is_set():
@@ -244,10 +316,12 @@ class Agent:
         started = time.monotonic()
         for informer in self.informers.values():
             informer.start()
-        for informer in self.informers.values():
+        self._watch_admin_tiers()
+        for informer in list(self.informers.values()):
             while not informer.wait_synced(0.5):
                 if self.stopped.is_set():
                     return self._shutdown()
+        self._flush_initial()
         self.reconcile()
         self.synced.set()
         self.metrics.ready.set(1)

@@ -15,7 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from kubefence.api import Inventory, IPAddress
+from kubefence.api import Inventory, IPAddress, IPNetwork
 from kubefence.dataplane.netns import run
 from kubefence.dataplane.nft import (
     TABLE,
@@ -106,16 +106,19 @@ class Enforcer:
         *,
         addresses: Mapping[str, Sequence[IPAddress]],
         local: Collection[str],
+        held: Sequence[IPNetwork] = (),
     ) -> Installed:
         """Plan the node's table and install it: only what differs from the plan this process
         installed last (one ``nft -f`` transaction), or the whole table (also one) the first
-        time or when ``nft`` refuses the update."""
+        time or when ``nft`` refuses the update. ``held``: the pod CIDRs whose addresses that
+        are no planned local pod are dropped (``plan_ruleset``)."""
         plan = self.renderer.plan(
             inventory,
             addresses=addresses,
             settings=self.settings,
             node_addresses=self.node_addresses,
             local=local,
+            held=held,
         )
         how: How = "full"
         if self.plan is not None:

@@ -85,6 +85,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="an address of the node itself (its forwarded packets are accepted, S24)",
     )
+    parser.add_argument(
+        "--hold-cidr",
+        dest="hold_cidrs",
+        action="append",
+        default=[],
+        help="a pod CIDR of this node (repeatable): while any NetworkPolicy exists, packets "
+        "from or to an address in it that is no pod the agent has planned are dropped (fail "
+        "closed for new pods)",
+    )
     parser.add_argument("--log-level", default="info", help="log level (%(default)s)")
 
 
@@ -106,6 +115,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
             None if args.unsupported is None else tuple(Protocol(p) for p in args.unsupported)
         ),
         node_addresses=tuple(ipaddress.ip_address(a) for a in args.node_addresses),
+        hold_cidrs=tuple(ipaddress.ip_network(c) for c in args.hold_cidrs),
     )
 
 

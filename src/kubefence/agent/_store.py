@@ -20,22 +20,39 @@ is reported.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kubefence.agent._relevant import relevant_pods
-from kubefence.api import Inventory, IPAddress, Namespace, NetworkPolicy, Pod, Protocol
+from kubefence.api import (
+    ClusterNetworkPolicy,
+    Inventory,
+    IPAddress,
+    Namespace,
+    NetworkPolicy,
+    Pod,
+    Protocol,
+)
 from kubefence.errors import ValidationError
 from kubefence.semantics import DEFAULT_SETTINGS, Settings
 from kubefence.sources.objects import inventory_from_objects
 
-__all__ = ["KINDS", "Problem", "Snapshot", "Store"]
+__all__ = ["ADMIN_KINDS", "KINDS", "Problem", "Snapshot", "Store"]
 
 Obj = dict[str, Any]
+Model = Namespace | Pod | NetworkPolicy | ClusterNetworkPolicy
 
-KINDS = ("Namespace", "Pod", "NetworkPolicy")
-_API_VERSIONS = {"Namespace": "v1", "Pod": "v1", "NetworkPolicy": "networking.k8s.io/v1"}
+ADMIN_KINDS = ("ClusterNetworkPolicy", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy")
+KINDS = ("Namespace", "Pod", "NetworkPolicy", *ADMIN_KINDS)
+_API_VERSIONS = {
+    "Namespace": "v1",
+    "Pod": "v1",
+    "NetworkPolicy": "networking.k8s.io/v1",
+    "ClusterNetworkPolicy": "policy.networking.k8s.io/v1alpha2",
+    "AdminNetworkPolicy": "policy.networking.k8s.io/v1alpha1",
+    "BaselineAdminNetworkPolicy": "policy.networking.k8s.io/v1alpha1",
+}
 _GONE_PHASES = ("Succeeded", "Failed")  # terminated pods hold no address (as kube-proxy reads)
 
 
@@ -158,11 +175,13 @@ class Store:
         self.settings = settings
         self.unsupported = frozenset(unsupported)
         self._lock = threading.Lock()
-        self._models: dict[str, dict[str, Namespace | Pod | NetworkPolicy]] = {k: {} for k in KINDS}
+        self._models: dict[str, dict[str, Model]] = {k: {} for k in KINDS}
         self._problems: dict[tuple[str, str], Problem] = {}
         self._sorted: dict[str, tuple[Any, ...] | None] = dict.fromkeys(KINDS)
+        self._positions: dict[str, dict[str, int]] = {k: {} for k in KINDS}  # key -> index
         # Policies of namespaces without a pod of this node, not parsed until one arrives.
         self._pending: dict[str, Mapping[str, Any]] = {}
+        self._pending_in: dict[str, set[str]] = {}  # namespace -> its keys in ``_pending``
         self._local: dict[str, set[str]] = {}  # namespace -> keys of this node's pods in it
         self.version = 0
 
@@ -175,12 +194,13 @@ class Store:
             with self._lock:
                 if key.partition("/")[0] not in self._local:
                     self._pending[key] = obj
+                    self._pending_in.setdefault(key.partition("/")[0], set()).add(key)
                     if self._models[kind].pop(key, None) is not None:
                         self._sorted[kind] = None
                         self.version += 1
                     self._problems.pop((kind, key), None)
                     return None
-                self._pending.pop(key, None)
+                self._unpend(key)
         problem, model = self._compile(kind, key, obj)
         woken: list[tuple[str, Mapping[str, Any]]] = []
         with self._lock:
@@ -191,9 +211,44 @@ class Store:
             found, parsed = self._compile("NetworkPolicy", policy_key, policy)
             with self._lock:
                 if self._pending.get(policy_key) is policy:  # not changed meanwhile
-                    del self._pending[policy_key]
+                    self._unpend(policy_key)
                     self._keep("NetworkPolicy", policy_key, parsed, found)
         return problem
+
+    def put_pods(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """``put`` for many pods at once (the first list): parsed as one batch, which costs
+        far less than one parse each; when the batch has a problem, one by one (``put``)."""
+        try:
+            inventory = inventory_from_objects([_manifest("Pod", obj) for _, obj in items])
+        except ValidationError:
+            for key, obj in items:
+                self.put("Pod", key, obj)
+            return
+        # A lone parse says document 0: the same model, so a resync finds no change.
+        parsed = {
+            p.key: p if p.origin is None else replace(p, origin=replace(p.origin, document=0))
+            for p in inventory.pods
+        }
+        woken: dict[str, Mapping[str, Any]] = {}
+        with self._lock:
+            for key, _ in items:
+                model = parsed.get(key)
+                self._keep("Pod", key, model, None)
+                woken.update(self._track_local(key, model))
+        for policy_key, policy in woken.items():  # the first pod of this node in their namespace
+            found, compiled = self._compile("NetworkPolicy", policy_key, policy)
+            with self._lock:
+                if self._pending.get(policy_key) is policy:
+                    self._unpend(policy_key)
+                    self._keep("NetworkPolicy", policy_key, compiled, found)
+
+    def _unpend(self, key: str) -> None:
+        if self._pending.pop(key, None) is not None:
+            namespace = key.partition("/")[0]
+            keys = self._pending_in[namespace]
+            keys.discard(key)
+            if not keys:
+                del self._pending_in[namespace]
 
     def _track_local(self, key: str, model: object) -> list[tuple[str, Mapping[str, Any]]]:
         namespace = key.partition("/")[0]
@@ -201,9 +256,7 @@ class Store:
         if isinstance(model, Pod) and model.node == self.node:
             if keys is None:
                 self._local[namespace] = {key}
-                prefix = f"{namespace}/"
-                woken = [(k, o) for k, o in self._pending.items() if k.startswith(prefix)]
-                return woken
+                return [(k, self._pending[k]) for k in sorted(self._pending_in.get(namespace, ()))]
             keys.add(key)
         elif keys is not None:
             keys.discard(key)
@@ -213,21 +266,26 @@ class Store:
 
     def _compile(
         self, kind: str, key: str, obj: Mapping[str, Any]
-    ) -> tuple[Problem | None, Namespace | Pod | NetworkPolicy | None]:
+    ) -> tuple[Problem | None, Model | None]:
         problem: Problem | None = None
-        model: Namespace | Pod | NetworkPolicy | None = None
+        model: Model | None = None
         try:
             inventory = inventory_from_objects([_manifest(kind, obj)])
         except ValidationError as exc:
             problem = Problem(kind, key, _message(exc), obj)
-            model = (
-                _isolating_stand_in(obj) if kind == "NetworkPolicy" else _readable_part(kind, obj)
-            )
+            if kind in ADMIN_KINDS:
+                model = None  # left out, and reported (the API server validates them as we do)
+            elif kind == "NetworkPolicy":
+                model = _isolating_stand_in(obj)
+            else:
+                model = _readable_part(kind, obj)
         else:
             if kind == "Namespace":
                 model = inventory.namespaces[0]
             elif kind == "Pod":
                 model = inventory.pods[0] if inventory.pods else None
+            elif kind in ADMIN_KINDS:
+                model = inventory.admin_policies[0] if inventory.admin_policies else None
             else:
                 model = inventory.policies[0]
                 reason = _unsupported(model, self.unsupported)
@@ -240,17 +298,26 @@ class Store:
         self,
         kind: str,
         key: str,
-        model: Namespace | Pod | NetworkPolicy | None,
+        model: Model | None,
         problem: Problem | None,
     ) -> None:
         models = self._models[kind]
         if model is None:
             changed = models.pop(key, None) is not None
+            if changed:
+                self._sorted[kind] = None
         else:
-            changed = models.get(key) != model
+            old = models.get(key)
+            changed = old != model
             models[key] = model
-        if changed:
-            self._sorted[kind] = None
+            found = self._sorted[kind]
+            if changed and found is not None and old is not None:
+                # The same key keeps its place in the sorted tuple: no sort for a change.
+                values = list(found)
+                values[self._positions[kind][key]] = model
+                self._sorted[kind] = tuple(values)
+            elif changed:
+                self._sorted[kind] = None
         if problem is None:
             changed = self._problems.pop((kind, key), None) is not None or changed
         else:
@@ -263,7 +330,7 @@ class Store:
             gone = self._models[kind].pop(key, None) is not None
             self._problems.pop((kind, key), None)
             if kind == "NetworkPolicy":
-                self._pending.pop(key, None)
+                self._unpend(key)
             elif kind == "Pod":
                 self._track_local(key, None)
             if gone:
@@ -278,13 +345,14 @@ class Store:
     def _tuple(self, kind: str) -> tuple[Any, ...]:
         found = self._sorted[kind]
         if found is None:
-            values: list[Any] = list(self._models[kind].values())
-            if kind == "Namespace":
-                values.sort(key=lambda n: n.name)
+            items: list[tuple[str, Any]] = list(self._models[kind].items())
+            if kind == "Namespace" or kind in ADMIN_KINDS:
+                items.sort(key=lambda item: item[1].name)
             else:
-                values.sort(key=lambda o: (o.namespace, o.name))
-            found = tuple(values)
+                items.sort(key=lambda item: (item[1].namespace, item[1].name))
+            found = tuple(model for _, model in items)
             self._sorted[kind] = found
+            self._positions[kind] = {key: index for index, (key, _) in enumerate(items)}
         return found
 
     def snapshot(self) -> Snapshot:
@@ -294,7 +362,12 @@ class Store:
             policies = self._tuple("NetworkPolicy")
             problems = tuple(self._problems.values())
             version = self.version
-            total = len(policies) + len(self._pending)
+            admin = tuple(
+                sorted(
+                    (p for k in ADMIN_KINDS for p in self._tuple(k)), key=lambda p: (p.name, p.kind)
+                )
+            )
+            total = len(policies) + len(self._pending) + len(admin)
         local_pods = [p for p in pods if p.node == self.node and not p.host_network]
         local = frozenset(p.key for p in local_pods)
         # A policy selects pods of its own namespace only (S01): one in a namespace without a
@@ -302,13 +375,20 @@ class Store:
         here = {p.namespace for p in local_pods}
         planned = tuple(p for p in policies if p.namespace in here)
         whole = Inventory(namespaces=namespaces, pods=pods, policies=planned)
-        kept = relevant_pods(
-            pods,
-            planned,
-            local=local,
-            namespace_labels=whole.namespace_labels,
-            settings=self.settings,
+        # Admin tiers' peers reach any namespace (and pods stand for their nodes): every pod.
+        kept = (
+            pods
+            if admin
+            else relevant_pods(
+                pods,
+                planned,
+                local=local,
+                namespace_labels=whole.namespace_labels,
+                settings=self.settings,
+            )
         )
-        inventory = Inventory(namespaces=namespaces, pods=kept, policies=planned)
+        inventory = Inventory(
+            namespaces=namespaces, pods=kept, policies=planned, admin_policies=admin
+        )
         addresses = {p.key: p.ips for p in kept if not p.host_network}
         return Snapshot(inventory, local, addresses, problems, version, total, len(pods))

@@ -167,3 +167,70 @@ def test_a_pod_that_does_not_validate_keeps_its_labels_and_address() -> None:
     bad["metadata"]["labels"] = {"app": "-bad-"}  # type: ignore[index]
     assert store.put("Pod", "a/web", bad) is not None
     assert store.snapshot().inventory.pods == ()
+
+
+def _pods_batch() -> list[tuple[str, dict[str, object]]]:
+    made = [
+        pod(f"{ns}/p{i}", ip=f"198.18.{i % 3}.{i + 2}", node=f"n{i % 3}", app=f"a{i % 4}")
+        for i in range(30)
+        for ns in ("b",)
+    ]
+    return [(f"b/p{i}", server_copy(obj)) for i, obj in enumerate(made)]
+
+
+def _store_state(store: Store) -> tuple[object, ...]:
+    snap = store.snapshot()
+    return (snap.inventory, snap.local, snap.addresses, snap.problems, store.count("Pod"))
+
+
+def test_the_first_list_parsed_as_one_batch_is_what_one_parse_each_gives() -> None:
+    """``put_pods`` keeps the models one ``put`` each keeps (so a resync finds no change), and
+    wakes the waiting policies of a namespace that gets its first local pod."""
+    spec = {"podSelector": {}, "ingress": [{"from": [{"podSelector": {}}]}]}
+    stores = [Store("n1"), Store("n1")]
+    for store in stores:
+        store.put("NetworkPolicy", "b/p", server_copy(policy("b/p", spec)))
+    stores[0].put_pods(_pods_batch())
+    for key, obj in _pods_batch():
+        stores[1].put("Pod", key, obj)
+    assert _store_state(stores[0]) == _store_state(stores[1])
+    assert [p.key for p in stores[0].snapshot().inventory.policies] == ["b/p"]
+    version = stores[0].version
+    for key, obj in _pods_batch():  # a resync of the same objects changes nothing
+        stores[0].put("Pod", key, obj)
+    assert stores[0].version == version
+
+
+def test_a_bad_pod_in_the_first_list_is_kept_as_one_parse_keeps_it() -> None:
+    batch = _pods_batch()
+    bad = server_copy(
+        pod("b/bad", ip="198.18.1.99", node="n1", app="x", ports=[{"containerPort": 0}])
+    )
+    batch.append(("b/bad", bad))
+    stores = [Store("n1"), Store("n1")]
+    stores[0].put_pods(batch)
+    for key, obj in batch:
+        stores[1].put("Pod", key, obj)
+    assert _store_state(stores[0]) == _store_state(stores[1])
+    assert [p.key for p in stores[0].snapshot().problems] == ["b/bad"]
+
+
+def test_changed_models_keep_their_place_and_equal_a_store_built_afresh() -> None:
+    batch = _pods_batch()
+    store = Store("n1")
+    store.put_pods(batch)
+    store.snapshot()  # sorted once
+    final = dict(batch)
+    for index in (3, 17, 3, 29, 0):
+        key = f"b/p{index}"
+        changed = server_copy(
+            pod(key, ip=f"198.18.{index % 3}.{index + 2}", node=f"n{index % 3}", app=f"x{index}")
+        )
+        store.put("Pod", key, changed)
+        final[key] = changed
+        store.remove("Pod", "b/p5")
+        final.pop("b/p5", None)
+        fresh = Store("n1")
+        for k, obj in final.items():
+            fresh.put("Pod", k, obj)
+        assert _store_state(store) == _store_state(fresh)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 
-from kubefence.api import Inventory, IPAddress
+from kubefence.api import Inventory, IPAddress, IPNetwork
 from kubefence.dataplane.nft._memo import PlanMemo
 from kubefence.dataplane.nft._model import (
     PROTOCOL_NUMBERS,
@@ -110,6 +110,7 @@ class MemoisedRenderer:
         node_addresses: Sequence[IPAddress] = (),
         flow_log: FlowLog | None = None,
         local: Collection[str] | None = None,
+        held: Sequence[IPNetwork] = (),
     ) -> RulesetPlan:
         """``plan_ruleset`` with this renderer's memo: the plan behind ``__call__``'s text."""
         return plan_ruleset(
@@ -120,6 +121,7 @@ class MemoisedRenderer:
             memo=self.memo,
             flow_log=flow_log,
             local=local,
+            held=held,
         )
 
     def __call__(

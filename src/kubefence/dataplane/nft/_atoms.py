@@ -14,12 +14,13 @@ from kubefence.dataplane.nft._entries import AddressSets
 from kubefence.dataplane.nft._intervals import Interval, merge, sweep
 from kubefence.dataplane.nft._model import VERSIONS, AtomRange
 
-__all__ = ["cut_atoms"]
+__all__ = ["Atoms", "cut_atoms"]
+
+# The atom map's ranges, per address set the atoms it covers, per atom the fields naming it.
+Atoms = tuple[tuple[AtomRange, ...], dict[int, tuple[Interval, ...]], dict[int, tuple[str, ...]]]
 
 
-def cut_atoms(
-    sets: AddressSets, pod_of: Mapping[tuple[int, int], str]
-) -> tuple[tuple[AtomRange, ...], dict[int, tuple[Interval, ...]], dict[int, tuple[str, ...]]]:
+def cut_atoms(sets: AddressSets, pod_of: Mapping[tuple[int, int], str]) -> Atoms:
     """Cut both address families into atoms (see ``_plan``'s module docstring).
 
     Returns the atom map's ranges, per address set the atom numbers it covers (merged), and per

@@ -62,8 +62,8 @@ def draft_classes(
         if policy.rules(direction) is not None:
             policies_of_namespace.setdefault(policy.namespace, []).append(index)
     selection: dict[tuple[str, Labels], tuple[int, ...]] = {}  # what selects_pod looks at
-    for pod in context.addressed:
-        if pod.host_network or (local is not None and pod.key not in local):
+    for pod in context.addressed if local is None else context.local_pods(local):
+        if pod.host_network:
             continue
         selecting = selection.get((pod.namespace, pod.labels))
         if selecting is None:

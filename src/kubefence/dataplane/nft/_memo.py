@@ -12,13 +12,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kubefence.api import Inventory, IPAddress, Labels, NetworkPolicy, Pod, Protocol
-from kubefence.dataplane.nft._entries import Entry, policy_entries
+from kubefence.dataplane.nft._atoms import Atoms, cut_atoms
+from kubefence.dataplane.nft._entries import AddressSets, Entry, policy_entries
 from kubefence.dataplane.nft._intervals import Box, disjoint_boxes
 from kubefence.dataplane.nft._model import NamedPort
 from kubefence.dataplane.nft._peers import Context
 from kubefence.semantics import (
     CompiledPolicy,
     Direction,
+    PeerMatcher,
     Settings,
     compile_policy,
     selects_pod,
@@ -38,6 +40,20 @@ class PolicyMemo:
     allowed: dict[tuple[Direction, tuple[NamedPort, ...]], tuple[Entry, ...]] = field(
         default_factory=dict
     )
+    peers: list[frozenset[PeerMatcher]] = field(default_factory=list)  # computed once
+
+    def depends_on(self, affected: frozenset[PeerMatcher]) -> bool:
+        """Does what the policy allows read one of ``affected``'s address sets?"""
+        if not self.peers:
+            self.peers.append(
+                frozenset(
+                    peer
+                    for direction in (Direction.INGRESS, Direction.EGRESS)
+                    for rule in self.compiled.rules(direction) or ()
+                    for peer in rule.peers
+                )
+            )
+        return not self.peers[0].isdisjoint(affected)
 
     def port_names(self, direction: Direction) -> frozenset[tuple[str, Protocol | None]]:
         """The (name, protocol) of every named port the policy uses in ``direction``."""
@@ -82,24 +98,29 @@ class PlanMemo:
     after one policy changed does not redo the work for the thousand others.
 
     Everything kept is a pure function of its key: the pod-side look-ups (``Context``) of the
-    pods, their addresses, the namespaces and the settings, all compared by value; per policy
-    (compared by value, the same object found first by identity) its compiled form and, while
-    the pod side is unchanged, which labels it selects and what each direction allows. Only
-    the previous call's policies are kept, so the memo does not grow with the number of calls.
+    pods, their addresses, the namespaces and the settings, updated for the pods that changed
+    (``Context.updated``; a new one when the settings change); per policy (compared by value,
+    the same object found first by identity) its compiled form, which labels it selects (a
+    function of the labels and settings), and what each direction allows while none of the
+    address sets it reads changed; the atom cut of the previous call while the address sets
+    and pod addresses are equal. Only the previous call's policies are kept, so the memo does
+    not grow with the number of calls.
     """
 
     __slots__ = (
+        "_atoms",
         "_context",
-        "_context_key",
         "_disjoint",
         "_policies",
         "_previous_disjoint",
+        "_settings",
         "tiers",
     )
 
     def __init__(self) -> None:
         self.tiers: object = None  # the admin tiers' own memo (``_tiers.TierMemo``), if any
-        self._context_key: object = None
+        self._settings: Settings | None = None
+        self._atoms: tuple[object, Atoms] | None = None
         self._context: Context | None = None
         self._policies: dict[tuple[str, str], tuple[NetworkPolicy, PolicyMemo]] = {}
         self._disjoint: dict[tuple[Box, ...], tuple[Box, ...]] = {}
@@ -115,21 +136,43 @@ class PlanMemo:
         addresses: Mapping[str, Sequence[IPAddress]],
         settings: Settings,
     ) -> Context:
-        key = (
-            inventory.pods,
-            inventory.namespaces,
-            tuple(tuple(addresses.get(pod.key, ())) for pod in inventory.pods),
-            settings,
-        )
-        if self._context is None or key != self._context_key:
+        """The pod side for this call: the previous one updated for the pods and namespaces
+        that changed (``Context.updated``), forgetting what each policy allowed only where it
+        reads an address set that may differ; a new one when the settings changed."""
+        updated = None
+        if self._context is not None and self._settings == settings:
+            updated = self._context.updated(inventory, addresses)
+        if updated is None:
             self._context = Context(inventory, addresses, settings)
-            self._context_key = key
+            self._settings = settings
             # Selection and allowed entries were computed against the old pod side.
             self._policies = {
-                name: (policy, PolicyMemo(memo.compiled))
+                name: (policy, PolicyMemo(memo.compiled, peers=memo.peers))
                 for name, (policy, memo) in self._policies.items()
             }
-        return self._context
+            return self._context
+        context, affected = updated
+        if context is not self._context:
+            self._context = context
+            # Selection is by labels alone (same settings); only what a policy allows over
+            # an affected peer's addresses is computed again.
+            self._policies = {
+                name: (
+                    (policy, memo)
+                    if not memo.allowed or not memo.depends_on(affected)
+                    else (
+                        policy,
+                        PolicyMemo(
+                            memo.compiled,
+                            names=memo.names,
+                            selected=memo.selected,
+                            peers=memo.peers,
+                        ),
+                    )
+                )
+                for name, (policy, memo) in self._policies.items()
+            }
+        return context
 
     def policies(self, policies: Sequence[NetworkPolicy]) -> list[PolicyMemo]:
         """One memo per policy, in order; call after ``context`` for the same inventory."""
@@ -146,6 +189,15 @@ class PlanMemo:
             found.append(memo)
         self._policies = kept
         return found
+
+    def atoms(self, sets: AddressSets, pod_of: dict[tuple[int, int], str]) -> Atoms:
+        """``cut_atoms`` (a pure function of the sets' ranges and origins and ``pod_of``),
+        remembered for the previous call: a pod change that moves no address between sets
+        (most label changes) cuts the same atoms."""
+        key = (list(sets.ranges), list(sets.origins), pod_of)
+        if self._atoms is None or self._atoms[0] != key:
+            self._atoms = (key, cut_atoms(sets, pod_of))
+        return self._atoms[1]
 
     def disjoint(self, boxes: Iterable[Box]) -> tuple[Box, ...]:
         """``disjoint_boxes`` (a pure function of ``boxes``), remembered for two calls."""

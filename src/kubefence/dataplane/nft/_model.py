@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from kubefence.api import IPAddress, Protocol
+from kubefence.api import IPAddress, IPNetwork, Protocol
 from kubefence.dataplane.nft._intervals import Box
 from kubefence.semantics import Direction
 
@@ -131,6 +131,17 @@ class RulesetPlan:
     allow_from_node: bool = True  # False: an output chain applies ingress to node traffic
     flow_log: FlowLog | None = None  # None: no log rules (the text is as before flow logs)
     tiers: TierPlan | None = None  # None: no admin tiers (the text is as before tiers)
+    # Fail closed for pods not planned yet: a forwarded packet from or to an address in
+    # ``held`` (the node's pod CIDRs) that is not in ``known`` (the planned pods of the node)
+    # is dropped. Empty ``held``: no such rules (the text is as before).
+    held: tuple[IPNetwork, ...] = ()
+    known: tuple[IPAddress, ...] = ()  # sorted by (version, address)
+
+    def is_held(self, address: IPAddress) -> bool:
+        """Is ``address`` one of the node's pod addresses the plan does not know yet?"""
+        return address not in self.known and any(
+            address.version == n.version and address in n for n in self.held
+        )
 
     @property
     def atom_count(self) -> int:
@@ -156,6 +167,8 @@ class RulesetPlan:
         """
         if source == destination or source in self.node_addresses:
             return True
+        if self.held and (self.is_held(source) or self.is_held(destination)):
+            return False
         egress = {d.address: d.number for d in self.egress_dispatch}
         ingress = {d.address: d.number for d in self.ingress_dispatch}
         if self.tiers is not None:

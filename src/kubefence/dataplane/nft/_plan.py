@@ -116,32 +116,16 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 
-from kubefence.api import Inventory, IPAddress
-from kubefence.dataplane.nft._atoms import cut_atoms
+from kubefence.api import Inventory, IPAddress, IPNetwork
 from kubefence.dataplane.nft._classes import draft_classes, finish
 from kubefence.dataplane.nft._entries import AddressSets
 from kubefence.dataplane.nft._memo import PlanMemo
 from kubefence.dataplane.nft._model import FlowLog, RulesetPlan
 from kubefence.dataplane.nft._peers import Context, address_key
 from kubefence.dataplane.nft._tiers import TierMemo, draft_tiers, finish_tiers
-from kubefence.errors import DataplaneError
 from kubefence.semantics import DEFAULT_SETTINGS, Direction, Settings
 
 __all__ = ["plan_ruleset"]
-
-
-def _check_unique_addresses(context: Context) -> None:
-    owners: dict[IPAddress, str] = {}
-    for pod in context.addressed:
-        if pod.host_network:
-            continue
-        for address in context.addresses[pod.key]:
-            other = owners.setdefault(address, pod.key)
-            if other != pod.key:
-                raise DataplaneError(
-                    f"pods {other} and {pod.key} were both given address {address}; "
-                    "every pod that is not hostNetwork needs its own addresses"
-                )
 
 
 def plan_ruleset(
@@ -153,6 +137,7 @@ def plan_ruleset(
     memo: PlanMemo | None = None,
     flow_log: FlowLog | None = None,
     local: Collection[str] | None = None,
+    held: Sequence[IPNetwork] = (),
 ) -> RulesetPlan:
     """Reduce an inventory and the sandbox's pod addresses to the table's contents.
 
@@ -162,26 +147,25 @@ def plan_ruleset(
     of ``kubefence flows`` (see ``FlowLog``); without it the text is byte-identical to before.
     ``local`` (pod keys) limits the egress and ingress dispatch to those pods, as a node's
     agent enforces only its own pods (each side of a connection is enforced on the node of
-    its pod); peers stay cluster-wide. ``None`` dispatches every pod.
+    its pod); peers stay cluster-wide. ``None`` dispatches every pod. ``held`` (the node's
+    pod CIDRs) makes the table drop forwarded packets from or to an address in them that is
+    no planned pod of the node (``local``; every pod when None) yet: fail closed for a pod
+    the agent has not seen.
     """
     memo = memo or PlanMemo()
     memo.begin()
     context = memo.context(inventory, addresses, settings)
-    _check_unique_addresses(context)
+    pod_of = context.pod_of()  # raises when two pods that are not hostNetwork share one
     memos = memo.policies(inventory.policies)
     sets = AddressSets()
     egress_drafts = draft_classes(context, sets, memos, Direction.EGRESS, local=local)
     ingress_drafts = draft_classes(context, sets, memos, Direction.INGRESS, local=local)
-    pod_of: dict[tuple[int, int], str] = {}
-    for pod in context.addressed:
-        for address in context.addresses[pod.key]:
-            pod_of.setdefault(address_key(address), pod.key)
     tier_drafts = None
     if inventory.admin_policies:
         if not isinstance(memo.tiers, TierMemo):
             memo.tiers = TierMemo()
         tier_drafts = draft_tiers(inventory, context, sets, memo=memo.tiers)
-    atoms, atoms_of, legend = cut_atoms(sets, pod_of)
+    atoms, atoms_of, legend = memo.atoms(sets, pod_of)
     count = max((r.atom for r in atoms), default=0)
     egress, egress_dispatch = finish(
         context, memo, egress_drafts, Direction.EGRESS, atoms_of, count
@@ -201,4 +185,17 @@ def plan_ruleset(
         allow_from_node=settings.allow_from_node,
         flow_log=flow_log,
         tiers=None if tier_drafts is None else finish_tiers(context, memo, tier_drafts, atoms_of),
+        held=tuple(held),
+        known=_known(context, local) if held else (),
     )
+
+
+def _known(context: Context, local: Collection[str] | None) -> tuple[IPAddress, ...]:
+    """The addresses of the pods this table dispatches (planned, not hostNetwork)."""
+    keys = context.addresses.keys() if local is None else local
+    found: list[IPAddress] = []
+    for key in keys:
+        pod = context.pod(key)
+        if pod is not None and not pod.host_network:
+            found.extend(context.addresses[key])
+    return tuple(sorted(found, key=address_key))

@@ -262,6 +262,37 @@ def _atom_map_lines(plan: RulesetPlan, version: int) -> list[str]:
     return lines
 
 
+HELD_SETS = ("held_v4", "held_v6", "known_v4", "known_v6")
+HOLD_COMMENT = "kubefence: pod not planned yet"
+
+
+def held_set_block(plan: RulesetPlan, name: str) -> list[str]:
+    """``held_vN`` (the node's pod CIDRs) or ``known_vN`` (its planned pods' addresses)."""
+    kind, version = name.split("_v")
+    if kind == "held":
+        items = [str(n) for n in plan.held if n.version == int(version)]
+    else:
+        items = [str(a) for a in plan.known if a.version == int(version)]
+    lines = [f"{_INDENT}set {name} {{", f"{_INDENT * 2}type {_ADDRESS_TYPE[int(version)]}"]
+    if kind == "held":
+        lines.append(f"{_INDENT * 2}flags interval")
+    lines.extend(_elements_block(items, _INDENT * 2))
+    lines.append(f"{_INDENT}}}")
+    return lines
+
+
+def _hold_rules(plan: RulesetPlan) -> list[str]:
+    """Fail closed: drop what comes from or goes to a pod address not planned yet."""
+    if not plan.held:
+        return []
+    return [
+        f"{_INDENT * 2}{_FAMILY[version]} {side} @held_v{version} "
+        f'{_FAMILY[version]} {side} != @known_v{version} drop comment "{HOLD_COMMENT}"'
+        for side in ("saddr", "daddr")
+        for version in (4, 6)
+    ]
+
+
 def _hook_chain(name: str, comment: str, body: list[str]) -> list[str]:
     return [
         "",
@@ -295,6 +326,10 @@ def render_plan(plan: RulesetPlan) -> str:
             lines.append(f"{_INDENT * 2}type {_ADDRESS_TYPE[version]}")
             lines.extend(_elements_block(node[version], _INDENT * 2))
             lines.append(f"{_INDENT}}}")
+    if plan.held:
+        for version in (4, 6):
+            lines.extend(held_set_block(plan, f"held_v{version}"))
+            lines.extend(held_set_block(plan, f"known_v{version}"))
     if plan.flow_log is not None:
         lines.extend(_flow_log_objects(plan.flow_log))
     for cls in (*plan.egress, *plan.ingress):
@@ -314,6 +349,7 @@ def render_plan(plan: RulesetPlan) -> str:
             "Every pod-to-pod packet crosses this hook: source egress, then destination ingress.",
             [
                 *node_accept,
+                *_hold_rules(plan),
                 *_atom_lookup("daddr"),
                 *_dispatch("egress", "saddr", plan),
                 *_atom_lookup("saddr"),

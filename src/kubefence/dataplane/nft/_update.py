@@ -8,14 +8,16 @@ plan that is installed and the plan that should be, ``table_change`` compares th
 rendered by ``_render`` exactly as in the whole text; ``nft -f`` commits it as a whole, so
 packets still see the old table or the new one, never a mixture.
 
-What it may replace: the atom and dispatch maps (flushed, then declared again with their new
+What it may replace: the sets of planned pod addresses (``known_vN``, when pods are held),
+the atom and dispatch maps (flushed, then declared again with their new
 elements), the class sets and class chains (``eg_cN``/``in_cN``), and the admin tiers' maps,
 step sets and class chains (``_tier_render.tier_parts``; a tier map is declared again whenever
 a chain it jumps to is replaced). A chain is deleted and added again rather than edited (nft
 cannot change a chain's comment in place); the dispatch maps of its direction are flushed
 first, as their elements jump to it. Everything else (the hook chains and the node sets, made
-of the node addresses and ``allow_from_node``; the flow log; whether there are tiers at all)
-must be unchanged, or there is no update (``None``) and the caller installs the full text.
+of the node addresses and ``allow_from_node``; the held pod CIDRs; the flow log; whether there
+are tiers at all) must be unchanged, or there is no update (``None``) and the caller installs
+the full text.
 Plans that differ only in what the text shows as ``#`` comments (the legend, the pods of a
 class) give ``""``.
 """
@@ -32,6 +34,7 @@ from kubefence.dataplane.nft._render import (
     TABLE,
     class_chain_block,
     class_set_block,
+    held_set_block,
     map_block,
 )
 from kubefence.dataplane.nft._tier_render import TierPart, tier_parts
@@ -54,6 +57,7 @@ class TableChange:
     removed_chains: frozenset[str]
     tiers: frozenset[str] = frozenset()  # tier maps, sets and chains that differ or are new
     removed_tiers: frozenset[str] = frozenset()
+    known: frozenset[str] = frozenset()  # ``known_vN`` sets (planned pod addresses) that differ
 
     def __bool__(self) -> bool:
         return any(
@@ -67,6 +71,7 @@ class TableChange:
                 self.removed_chains,
                 self.tiers,
                 self.removed_tiers,
+                self.known,
             )
         )
 
@@ -101,7 +106,13 @@ def _set_elements(classes: Mapping[str, PodClass]) -> dict[str, tuple[Box, ...]]
 def _fixed(plan: RulesetPlan) -> tuple[object, ...]:
     """What the hook chains and node sets are rendered from: never part of an update. Whether
     there are admin tiers is (the hooks jump to them); what the tiers hold is not."""
-    return (plan.node_addresses, plan.allow_from_node, plan.flow_log, plan.tiers is None)
+    return (
+        plan.node_addresses,
+        plan.allow_from_node,
+        plan.flow_log,
+        plan.tiers is None,
+        plan.held,
+    )
 
 
 _PARTS: list[tuple[RulesetPlan, dict[str, TierPart]]] = []  # the last few plans' parts
@@ -156,6 +167,13 @@ def table_change(installed: RulesetPlan, wanted: RulesetPlan) -> TableChange | N
         removed_chains=chains[2],
         tiers=tiers[0] | tiers[1],
         removed_tiers=tiers[2],
+        known=frozenset(
+            f"known_v{v}"
+            for v in (4, 6)
+            if installed.held
+            and [a for a in installed.known if a.version == v]
+            != [a for a in wanted.known if a.version == v]
+        ),
     )
 
 
@@ -193,6 +211,7 @@ def ruleset_update(installed: RulesetPlan, wanted: RulesetPlan) -> str | None:
         lines += [f"flush chain {TABLE} {chain}", f"delete chain {TABLE} {chain}"]
     lines += [f"flush set {TABLE} {name}" for name in sorted(change.sets)]
     lines += [f"flush set {TABLE} {name}" for name in tier_sets]
+    lines += [f"flush set {TABLE} {name}" for name in sorted(change.known)]
     lines += [f"delete set {TABLE} {name}" for name in sorted(change.removed_sets)]
     lines += [
         f"delete set {TABLE} {name}"
@@ -200,6 +219,7 @@ def ruleset_update(installed: RulesetPlan, wanted: RulesetPlan) -> str | None:
         if old_tiers[name].kind == "set"
     ]
     declared = _text(class_set_block(classes[n]) for n in sorted(change.sets | change.added_sets))
+    declared += _text(held_set_block(wanted, name) for name in sorted(change.known))
     flow_log = wanted.flow_log
     declared += _text(
         class_chain_block(classes[n], flow_log=flow_log) for n in chains if n in classes
