@@ -75,6 +75,13 @@ def test_kf014_equal_priorities_in_one_tier() -> None:
     # Different priorities, or the same priority in different tiers: quiet.
     assert not found([cnp("b", "Admin", 5, body), cnp("a", "Admin", 6, body)], "KF014")
     assert not found([cnp("b", "Admin", 5, body), cnp("a", "Baseline", 5, body)], "KF014")
+    # Subjects that never share a pod (one label key, two values): their order does not matter.
+    red, blue = (
+        "namespaces: {matchLabels: {tenant: red}}",
+        "namespaces: {matchLabels: {tenant: blue}}",
+    )
+    assert not found([cnp("b", "Admin", 5, body, red), cnp("a", "Admin", 5, body, blue)], "KF014")
+    assert found([cnp("b", "Admin", 5, body, red), cnp("a", "Admin", 5, body)], "KF014")
 
 
 def test_kf015_rule_behind_a_broader_one() -> None:

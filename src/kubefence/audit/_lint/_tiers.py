@@ -13,7 +13,6 @@ with and without the rule (``build_report``, the audit's own matrix, which evalu
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Iterator, Sequence
 
 from kubefence.api import (
@@ -85,13 +84,37 @@ def _subjects(ctx: LintContext, policy: ClusterNetworkPolicy) -> list[Pod]:
 # --- KF014 ------------------------------------------------------------------------------------
 
 
+def _disjoint(a: LabelSelector | None, b: LabelSelector | None) -> bool:
+    """Can no label set match both? (Told from matchLabels: one key, two values.)"""
+    if a is None or b is None:
+        return False
+    theirs = b.match_labels
+    return any(k in theirs and theirs[k] != v for k, v in a.match_labels.items())
+
+
+def _apart(a: ClusterNetworkPolicy, b: ClusterNetworkPolicy) -> bool:
+    """Do the two policies' subjects never share a pod? Then their order does not matter."""
+    return _disjoint(a.namespace_selector, b.namespace_selector) or _disjoint(
+        a.pod_selector, b.pod_selector
+    )
+
+
 def priority_tie(ctx: LintContext) -> Iterator[Finding]:
-    """KF014: two policies of one tier with the same priority (reported at the later one)."""
+    """KF014: two policies of one tier with the same priority whose subjects may share a pod
+    (reported at the later one, once, naming the first it ties with)."""
     for tier in Tier:
         ordered = _tier(ctx.inventory, tier)
-        for before, policy in itertools.pairwise(ordered):
-            if policy.priority is None or policy.priority != before.priority:
+        for i, policy in enumerate(ordered):
+            tied = [
+                b
+                for b in ordered[:i]
+                if policy.priority is not None
+                and b.priority == policy.priority
+                and not _apart(b, policy)
+            ]
+            if not tied:
                 continue
+            before = tied[-1]
             yield _finding(
                 "KF014",
                 policy,
