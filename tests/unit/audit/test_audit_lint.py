@@ -1,4 +1,5 @@
-"""Lint findings KF001–KF013 (KF014–KF018 in test_audit_tiers): each has a positive case (reported) and a negative case (quiet)."""
+"""Lint findings KF001–KF013 (KF014–KF018: test_audit_tiers): each has a positive case (reported)
+and a negative case (quiet)."""
 
 from __future__ import annotations
 
