@@ -198,6 +198,59 @@ RULES: tuple[LintRule, ...] = (
         "silently replaces the first.",
         "rename one of the policies or merge them",
     ),
+    LintRule(
+        "KF014",
+        "tier-priority-tie",
+        Severity.WARNING,
+        "two tiered policies with the same priority",
+        "Two ClusterNetworkPolicies of one tier have the same spec.priority. Upstream leaves "
+        "their order to the implementation, so clusters may disagree; kubefence evaluates them "
+        "by name (then kind), which may not be what the author meant.",
+        "give each policy of a tier its own priority",
+    ),
+    LintRule(
+        "KF015",
+        "tier-rule-shadowed",
+        Severity.WARNING,
+        "tiered rule that can never decide",
+        "An earlier rule of the same tier and direction (an earlier rule of the policy, or a "
+        "rule of a policy evaluated before it) has the same or a broader subject, peers and "
+        "ports: it decides (or passes) every connection this rule matches, so this rule never "
+        "applies.",
+        "delete the shadowed rule, or move it before the broader one (lower priority number)",
+    ),
+    LintRule(
+        "KF016",
+        "baseline-deny-overridden",
+        Severity.WARNING,
+        "Baseline Deny that NetworkPolicy always overrides",
+        "Every pod this Baseline rule's policy selects is isolated for that direction by a "
+        "NetworkPolicy, which decides before the Baseline tier: the Deny never applies to any "
+        "pod of the input.",
+        "delete the rule, or move the guarantee to the Admin tier if tenants must not undo it",
+    ),
+    LintRule(
+        "KF017",
+        "admin-accept-cross-tenant",
+        Severity.WARNING,
+        "Admin Accept opens paths between tenants",
+        "Without this Admin Accept rule, some pod pairs of two different tenants (namespaces "
+        "with different --tenant-label values, or two different namespaces without one) could "
+        "not connect on any port; with it they can, and no tenant NetworkPolicy can close them.",
+        "narrow the rule's peers or ports to what must cross tenants",
+    ),
+    LintRule(
+        "KF018",
+        "tier-pass-to-nothing",
+        Severity.INFO,
+        "Pass rule with nothing after it to decide",
+        "A Pass hands the connection to the next tier, but for every pod this policy selects "
+        "nothing follows in that direction (no NetworkPolicy isolates it and no Baseline rule "
+        "selects it; after the Baseline tier only the default remains): the Pass allows, as an "
+        "Accept would.",
+        "write Accept if allowing is meant, or add the NetworkPolicy or Baseline rule the Pass "
+        "was meant to reach",
+    ),
 )
 
 RULES_BY_ID: dict[str, LintRule] = {rule.id: rule for rule in RULES}

@@ -19,12 +19,21 @@ Generated per namespace (names prefixed ``kubefence-``):
 DNS is only restricted by egress isolation, so ``allow_dns`` without ``egress`` adds nothing.
 Namespaces are named through ``kubernetes.io/metadata.name``, which the API server sets and no
 tenant can forge (S16).
+
+``tier="Baseline"`` generates the same isolation as ClusterNetworkPolicies of the Baseline tier
+instead (``kubefence-isolate-<ns>``, one per namespace; tenants' own NetworkPolicies override
+them, T01): ingress Accept from the namespace and each ``allow_from``, then Deny from every
+pod; with ``egress``, Accept to the namespace (and DNS), then Deny to every pod and every
+address. It has to be one object per namespace: a tiered rule's verdict depends only on the
+peer and port, never on which subject is asked, so one policy whose subjects are namespaces A
+and B gives A and B the same ingress verdict on traffic from A; allowing A -> A then allows
+A -> B. (Ingress peers cannot name addresses: traffic from outside the cluster stays as it was.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from kubefence.api import METADATA_NAME_LABEL, IPAddress
 from kubefence.audit._common import NODE_LOCAL_DNS
@@ -58,8 +67,23 @@ def isolation_policies(
     egress: bool = False,
     allow_from: Sequence[str] = (),
     node_local_dns: Sequence[IPAddress] = (NODE_LOCAL_DNS,),
+    tier: Literal["NetworkPolicy", "Baseline"] = "NetworkPolicy",
+    priority: int = 1000,
 ) -> list[dict[str, Any]]:
-    """NetworkPolicy manifests isolating each namespace; see the module table."""
+    """NetworkPolicy manifests isolating each namespace; see the module table. ``tier``
+    "Baseline": Baseline ClusterNetworkPolicies at ``priority`` instead (module docstring)."""
+    if tier == "Baseline":
+        return [
+            _baseline(
+                ns,
+                allow_dns=allow_dns,
+                egress=egress,
+                allow_from=allow_from,
+                node_local_dns=node_local_dns,
+                priority=priority,
+            )
+            for ns in dict.fromkeys(namespaces)
+        ]
     out: list[dict[str, Any]] = []
     types = ["Ingress", "Egress"] if egress else ["Ingress"]
     for ns in dict.fromkeys(namespaces):
@@ -113,3 +137,65 @@ def isolation_policies(
                 )
             )
     return out
+
+
+def _cnp_namespace(name: str) -> dict[str, Any]:
+    return {"namespaces": {"matchLabels": {METADATA_NAME_LABEL: name}}}
+
+
+def _baseline(
+    namespace: str,
+    *,
+    allow_dns: bool,
+    egress: bool,
+    allow_from: Sequence[str],
+    node_local_dns: Sequence[IPAddress],
+    priority: int,
+) -> dict[str, Any]:
+    """One Baseline ClusterNetworkPolicy isolating ``namespace`` (module docstring)."""
+    every_pod: dict[str, Any] = {"namespaces": {}}
+    sources = [namespace, *(o for o in dict.fromkeys(allow_from) if o != namespace)]
+    ingress: list[dict[str, Any]] = [
+        {"name": "same-namespace", "action": "Accept", "from": [_cnp_namespace(namespace)]}
+    ]
+    ingress += [
+        {"name": f"from-{o}", "action": "Accept", "from": [_cnp_namespace(o)]} for o in sources[1:]
+    ]
+    ingress.append({"name": "other-namespaces", "action": "Deny", "from": [every_pod]})
+    spec: dict[str, Any] = {
+        "tier": "Baseline",
+        "priority": priority,
+        "subject": _cnp_namespace(namespace),
+        "ingress": ingress,
+    }
+    if egress:
+        rules: list[dict[str, Any]] = [
+            {"name": "same-namespace", "action": "Accept", "to": [_cnp_namespace(namespace)]}
+        ]
+        if allow_dns:
+            dns_ports = [{proto: {"destinationPort": {"number": 53}}} for proto in ("udp", "tcp")]
+            peers: list[dict[str, Any]] = [
+                {
+                    "pods": {
+                        "namespaceSelector": {"matchLabels": {METADATA_NAME_LABEL: "kube-system"}},
+                        "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+                    }
+                }
+            ]
+            if node_local_dns:
+                peers.append({"networks": [f"{a}/{a.max_prefixlen}" for a in node_local_dns]})
+            rules.append({"name": "dns", "action": "Accept", "to": peers, "protocols": dns_ports})
+        rules.append(
+            {
+                "name": "elsewhere",
+                "action": "Deny",
+                "to": [every_pod, {"networks": ["0.0.0.0/0", "::/0"]}],
+            }
+        )
+        spec["egress"] = rules
+    return {
+        "apiVersion": "policy.networking.k8s.io/v1alpha2",
+        "kind": "ClusterNetworkPolicy",
+        "metadata": {"name": f"kubefence-isolate-{namespace}", "labels": GENERATED_BY},
+        "spec": spec,
+    }

@@ -2,7 +2,8 @@
 
 Why this package exists: it groups the checks, one module per family (``_peers`` KF001/KF008,
 ``_selection`` KF002/KF003, ``_ports`` KF004, ``_dns`` KF005, ``_ipblock`` KF006/KF007,
-``_defaults`` KF009-KF011, ``_redundant`` KF012, ``_duplicates`` KF013), around the context they
+``_defaults`` KF009-KF011, ``_redundant`` KF012, ``_duplicates`` KF013,
+``_tiers`` KF014-KF018), around the context they
 share (``_context``) and the registry that runs them (``_registry``).
 """
 

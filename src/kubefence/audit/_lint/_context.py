@@ -46,6 +46,7 @@ class LintOptions:
     node_local_dns: tuple[IPAddress, ...] = field(default=(NODE_LOCAL_DNS,))
     pod_cidrs: tuple[IPNetwork, ...] = ()  # for KF007 when the input has no pod addresses
     settings: Settings = DEFAULT_SETTINGS
+    tenant_label: str | None = None  # KF017: tenants by this namespace label (None: namespaces)
 
 
 def list_field(direction: Direction) -> str:

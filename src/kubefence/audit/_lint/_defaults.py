@@ -1,5 +1,6 @@
 """Lint checks on how broad a namespace's policies are: KF009/KF010 (no default deny per
-direction) and KF011 (a rule that allows every peer on every port, S09).
+direction; a Baseline ClusterNetworkPolicy with a Deny rule selecting the whole namespace counts
+as its default deny) and KF011 (a rule that allows every peer on every port, S09).
 
 Why this module exists: these findings are about what a namespace leaves open rather than about
 a single field, and they read the isolation count the report's coverage columns use.
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from kubefence.audit._common import describe_selector, isolated_count
 from kubefence.audit._findings import Finding
 from kubefence.audit._lint._context import LintContext, directions, list_field, rule_path_of
+from kubefence.audit._lint._tiers import baseline_isolates
 from kubefence.semantics import Direction, PeerKind
 
 __all__ = ["allow_all_rule", "no_default_deny"]
@@ -31,6 +33,8 @@ def no_default_deny(ctx: LintContext) -> Iterator[Finding]:
         for direction, rule_id in ((Direction.INGRESS, "KF009"), (Direction.EGRESS, "KF010")):
             if any(c.pod_selector.is_empty and c.rules(direction) is not None for c in policies):
                 continue
+            if baseline_isolates(inv, name, pods, direction) is not None:
+                continue  # the platform's Baseline tier denies by default here
             isolated = isolated_count(pods, policies, direction, settings=ctx.options.settings)
             coverage = f"; {isolated} of {len(pods)} pod(s) are isolated by narrower policies"
             found = ctx.finding(

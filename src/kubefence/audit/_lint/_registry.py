@@ -7,8 +7,9 @@ the one place that builds their shared context. Each check reads the inventory a
 algebra only, so it agrees with the evaluators on what every field means, and reports data
 (``Finding``), never text formatted for a terminal.
 
-Checks that compare selectors with pods (KF002, KF003, KF004 for ingress, KF007) run only when
-the input contains pods: a repository of policies alone says nothing about which pods exist.
+Checks that compare selectors with pods (KF002, KF003, KF004 for ingress, KF007, KF016, KF017)
+run only when the input contains pods: a repository of policies alone says nothing about which
+pods exist.
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ from kubefence.audit._lint._peers import and_or_near_miss, spoofable_namespace_s
 from kubefence.audit._lint._ports import named_port_undeclared
 from kubefence.audit._lint._redundant import redundant_rule
 from kubefence.audit._lint._selection import peer_matches_nothing, policy_selects_no_pod
+from kubefence.audit._lint._tiers import (
+    admin_accept_cross_tenant,
+    baseline_deny_overridden,
+    pass_to_nothing,
+    priority_tie,
+    shadowed_tier_rule,
+)
 from kubefence.semantics import index_for
 
 __all__ = ["CHECKS", "lint"]
@@ -43,6 +51,11 @@ CHECKS: tuple[Callable[[LintContext], Iterator[Finding]], ...] = (
     allow_all_rule,  # KF011
     redundant_rule,  # KF012
     duplicate_policy_name,  # KF013
+    priority_tie,  # KF014
+    shadowed_tier_rule,  # KF015
+    baseline_deny_overridden,  # KF016
+    admin_accept_cross_tenant,  # KF017
+    pass_to_nothing,  # KF018
 )
 
 

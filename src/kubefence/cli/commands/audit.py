@@ -164,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
         service_cidrs=tuple(args.service_cidr or DEFAULT_SERVICE_CIDRS),
         node_local_dns=tuple(args.node_local_dns or (NODE_LOCAL_DNS,)),
         pod_cidrs=tuple(args.pod_cidr or ()),
+        tenant_label=args.tenant_label,
     )
     ignored = set(args.ignore)
     found = (*lint(inventory, options=options), *duplicates)

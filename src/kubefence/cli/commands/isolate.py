@@ -5,6 +5,12 @@ Every generated manifest is loaded back through the same validation as ``kubefen
 before it is printed, so the command never emits YAML an API server would reject (a bad
 namespace name exits 2). ``--check -f EXISTING...`` prints, instead of YAML, the namespace
 summary (isolation coverage and reachability) before and after adding the policies.
+
+``--tier baseline`` generates Baseline-tier ClusterNetworkPolicies instead of NetworkPolicies
+(one per namespace: ``audit/_isolate.py`` says why one object cannot isolate two namespaces from
+each other); without ``-n`` it isolates every namespace of the ``-f`` input that has the
+``--tenant-label`` label. ``--check`` reads tiered input: the summary comes from the engine,
+which evaluates every tier.
 """
 
 from __future__ import annotations
@@ -39,9 +45,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="namespaces",
         action="append",
         nargs="+",
-        required=True,
+        default=[],
         metavar="NS",
-        help="namespace(s) to isolate; repeatable",
+        help="namespace(s) to isolate; repeatable (required unless --tier baseline "
+        "--tenant-label KEY -f ... names them)",
+    )
+    parser.add_argument(
+        "--tier",
+        choices=("namespace", "baseline"),
+        default="namespace",
+        help="namespace: NetworkPolicies in each namespace (default); baseline: Baseline-tier "
+        "ClusterNetworkPolicies (one per namespace) that tenants' NetworkPolicies may override",
+    )
+    parser.add_argument(
+        "--tenant-label",
+        metavar="KEY",
+        help="with --tier baseline and no -n: isolate every namespace of the -f input that "
+        "has the label KEY",
+    )
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="with --tier baseline: the policies' priority (0-1000, default 1000: after the "
+        "other Baseline policies)",
     )
     parser.add_argument(
         "--egress",
@@ -84,10 +112,29 @@ def run(args: argparse.Namespace) -> int:
     from kubefence.api import Inventory
     from kubefence.audit import build_report, isolation_policies
     from kubefence.errors import InputError
-    from kubefence.semantics import require_no_tiers
+    from kubefence.sources.files import load_paths
     from kubefence.sources.objects import inventory_from_objects
 
     namespaces = [ns for group in args.namespaces for ns in group]
+    baseline = args.tier == "baseline"
+    existing = load_paths(list(args.filenames)) if args.filenames else None
+    if not namespaces:
+        if not (baseline and args.tenant_label and existing is not None):
+            raise InputError(
+                "name the namespaces with -n NS, or use --tier baseline --tenant-label KEY -f "
+                "PATH to isolate every namespace labelled KEY"
+            )
+        namespaces = [
+            n
+            for n in sorted(
+                {x.name for x in existing.namespaces} | existing.pods_by_namespace.keys()
+            )
+            if args.tenant_label in existing.namespace_labels(n)
+        ]
+        if not namespaces:
+            raise InputError(f"no namespace of the input has the label {args.tenant_label}")
+    elif args.tenant_label:
+        raise InputError("--tenant-label chooses the namespaces: give it or -n, not both")
     if args.allow_dns and not args.egress:
         print(
             "kubefence: note: --allow-dns adds nothing without --egress (DNS is only "
@@ -95,20 +142,22 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     objects = isolation_policies(
-        namespaces, allow_dns=args.allow_dns, egress=args.egress, allow_from=args.allow_from
+        namespaces,
+        allow_dns=args.allow_dns,
+        egress=args.egress,
+        allow_from=args.allow_from,
+        tier="Baseline" if baseline else "NetworkPolicy",
+        priority=args.priority,
     )
     generated = inventory_from_objects(objects)  # the same validation as `kubefence validate`
     if not args.check:
         sys.stdout.write(yaml.safe_dump_all(objects, sort_keys=False, explicit_start=True))
         return 0
-    if not args.filenames:
+    if existing is None:
         raise InputError("--check needs the existing manifests: -f PATH")
-    from kubefence.sources.files import load_paths
-
-    existing = load_paths(list(args.filenames))
-    require_no_tiers(existing, by="isolate --check")
-    taken = {p.key for p in existing.policies}
-    clash = sorted(p.key for p in generated.policies if p.key in taken)
+    taken = {p.key for p in existing.policies} | {p.key for p in existing.admin_policies}
+    made = [p.key for p in generated.policies] + [p.key for p in generated.admin_policies]
+    clash = sorted(k for k in made if k in taken)
     if clash:
         raise InputError(f"policies already exist in the input: {', '.join(clash)}")
     merged = Inventory.of(
@@ -117,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
         pods=existing.pods,
         services=existing.services,
         policies=list(existing.policies) + list(generated.policies),
+        admin_policies=list(existing.admin_policies) + list(generated.admin_policies),
+        nodes=existing.nodes,
     )
     before = build_report(existing)
     after = build_report(merged)
