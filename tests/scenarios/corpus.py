@@ -21,11 +21,10 @@ A scenario file (``tests/scenarios/*.yaml``) holds one mapping:
 ``from``/``to`` are ``ns/pod`` or IP addresses; ``protocol`` defaults to TCP; ``port`` is a
 number or a port name.
 
-Scenarios with admin tiers (ClusterNetworkPolicy and its v1alpha1 kinds) live in
-``tests/scenarios/tiers/`` and are read by ``load_tier_scenarios``, not ``load_scenarios``: only
-the reference evaluator knows tiers so far, and the engine and data-plane runs read
-``load_scenarios``. The engine's scenario test lists each tier scenario as a skip with the
-reason, so the exclusion is counted in every run.
+Scenarios with admin tiers (ClusterNetworkPolicy and its v1alpha1 kinds, the upstream
+conformance suite among them) live in ``tests/scenarios/tiers/`` and are read by
+``load_tier_scenarios``, not ``load_scenarios``, so each execution's runner names them apart;
+the reference evaluator, the engine, the nftables ruleset and real packets all run them.
 """
 
 from __future__ import annotations
