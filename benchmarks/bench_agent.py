@@ -71,6 +71,23 @@ spec:
   podSelector: {matchLabels: {app: nginx}}
   policyTypes: [Ingress]
 """
+DENY_ARGS = ("networkpolicy", "-n", "test", "bench-deny")
+# The same change as one admin-tier object: an Admin Deny of everything into namespace test.
+ADMIN_DENY = """
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: bench-admin-deny}
+spec:
+  tier: Admin
+  priority: 10
+  subject:
+    namespaces: {matchLabels: {kubernetes.io/metadata.name: test}}
+  ingress:
+  - name: deny-everything
+    action: Deny
+    from: [{namespaces: {}}]
+"""
+ADMIN_DENY_ARGS = ("clusternetworkpolicy", "bench-admin-deny")
 
 
 @contextmanager
@@ -83,7 +100,9 @@ def sandbox_of(inventory_text: str | None, name: str, inventory: Any = None) -> 
         down(name)
 
 
-def latencies(tmp: Path, changes: int) -> dict[str, Any]:
+def latencies(
+    tmp: Path, changes: int, *, policy: str = DENY, delete: tuple[str, ...] = DENY_ARGS
+) -> dict[str, Any]:
     """Apply and delete a policy ``changes`` times; first dropped / answered SYN after kubectl."""
     manifests = [d for d in yaml.safe_load_all(QUICKSTART_PODS) if d]
     enforce: list[float] = []
@@ -106,13 +125,13 @@ def latencies(tmp: Path, changes: int) -> dict[str, Any]:
             time.sleep(0.3)
             for _ in range(changes):
                 started = time.monotonic()
-                returned = kubectl_apply(cluster, DENY)
+                returned = kubectl_apply(cluster, policy)
                 denied = prober.first(False, after=started)
                 assert denied is not None, agent.tail()
                 enforce.append(denied - returned)
                 time.sleep(0.2)
                 started = time.monotonic()
-                returned = kubectl_delete(cluster, "networkpolicy", "-n", "test", "bench-deny")
+                returned = kubectl_delete(cluster, *delete)
                 allowed = prober.first(True, after=started)
                 assert allowed is not None, agent.tail()
                 revoke.append(allowed - returned)
@@ -325,22 +344,36 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="2,000 pods / 1,000 policies")
     parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    parser.add_argument(
+        "--latency-only", action="store_true", help="only the apply/revoke latencies"
+    )
     args = parser.parse_args()
     pods, policies = (2_000, 1_000) if args.quick else (10_000, 5_000)
     with tempfile.TemporaryDirectory(prefix="kf-bench-agent-") as directory:
         tmp = Path(directory)
-        results = {"latency": latencies(tmp, args.changes)}
+        results = {
+            "latency": latencies(tmp, args.changes),
+            "latency_admin_tier": latencies(
+                tmp, args.changes, policy=ADMIN_DENY, delete=ADMIN_DENY_ARGS
+            ),
+        }
         print(json.dumps(results), file=sys.stderr, flush=True)
+        if args.latency_only:
+            print(json.dumps(results, indent=2))
+            return 0
         results["scale"] = scale(tmp, pods=pods, policies=policies, changes=args.changes)
     if args.output == "json":
         print(json.dumps(results, indent=2))
         return 0
-    lat, big = results["latency"], results["scale"]
+    lat, big, tier = results["latency"], results["scale"], results["latency_admin_tier"]
     rows = [
         ("apply -> first dropped SYN after kubectl returns (median ms)",
          lat["enforce_ms"]["median"], "<= 100"),
         ("delete -> first answered SYN after kubectl returns (median ms)",
          lat["revoke_ms"]["median"], "<= 100"),
+        ("apply a ClusterNetworkPolicy -> first dropped SYN (median ms)",
+         tier["enforce_ms"]["median"], "<= 100"),
+        ("delete it -> first answered SYN (median ms)", tier["revoke_ms"]["median"], "<= 100"),
         (f"full sync, {big['local_pods']} local pods, {big['pods']:,} pods / "
          f"{big['policies']:,} policies (s)", big["full_sync_seconds"], "<= 1"),
         ("one pod label change, event -> nft committed (median ms)",
