@@ -80,8 +80,7 @@ class ClusterObserver:
         if action.verb is Verb.SHOW:
             self._wait_for_pods()
             if action.command.startswith("curl "):  # the API server, asked anonymously
-                argv = [self._fill(word) for word in shlex.split(action.command)]
-                return kubectl.run_program(argv).lines
+                return kubectl.run_program(shlex.split(self.display(action))).lines
         if action.command.startswith("kubectl "):
             args = shlex.split(action.command)[1:]
         else:
@@ -101,7 +100,6 @@ class ClusterObserver:
     def _fill(self, line: str) -> str:
         """``{NS/POD}`` in a typed line replaced by that pod's address."""
         _, kube = self._up()
-        line = line.replace("{server}", kube.host)
         self._wait_for_pods()
         for key in re.findall(r"\{([a-z0-9.-]+/[a-z0-9.-]+)\}", line):
             namespace, name = key.split("/", 1)
