@@ -42,6 +42,11 @@ Obj = dict[str, Any]
 # -- printing -----------------------------------------------------------------------------------
 
 
+def _replicas_ready(obj: Obj) -> str:
+    """READY of Deployments and StatefulSets: ready replicas / desired replicas."""
+    return f"{_get(obj, 'status', 'readyReplicas') or 0}/{_get(obj, 'spec', 'replicas') or 0}"
+
+
 def _pod_ready(obj: Obj) -> str:
     containers = _get(obj, "spec", "containers") or []
     statuses = _get(obj, "status", "containerStatuses") or []
@@ -410,13 +415,7 @@ _TYPES = (
         validate=validate_deployment,
         default=default_deployment,
         columns=(
-            Column(
-                "Ready",
-                "string",
-                lambda o: (
-                    f"{_get(o, 'status', 'readyReplicas') or 0}/{_get(o, 'spec', 'replicas') or 0}"
-                ),
-            ),
+            Column("Ready", "string", _replicas_ready),
             Column("Up-to-date", "integer", lambda o: _get(o, "status", "updatedReplicas") or 0),
             Column("Available", "integer", lambda o: _get(o, "status", "availableReplicas") or 0),
         ),
@@ -446,15 +445,7 @@ _TYPES = (
         subresources=("status", "scale"),
         validate=validate_deployment,
         default=default_statefulset,
-        columns=(
-            Column(
-                "Ready",
-                "string",
-                lambda o: (
-                    f"{_get(o, 'status', 'readyReplicas') or 0}/{_get(o, 'spec', 'replicas') or 0}"
-                ),
-            ),
-        ),
+        columns=(Column("Ready", "string", _replicas_ready),),
     ),
     ResourceType(
         "apps",

@@ -20,7 +20,7 @@ from typing import Any
 from kubefence.client import ApiError, Event, Resource
 from kubefence.controllers._objects import PODS, SERVICES, matches_map, meta
 from kubefence.controllers._runtime import Controller, Hub
-from kubefence.controllers.endpointslices import desired_slices
+from kubefence.controllers.endpointslices import desired_slices, services_selecting
 
 __all__ = ["EndpointsController", "endpoint_subsets"]
 
@@ -63,14 +63,8 @@ class EndpointsController(Controller):
         self.endpoints = hub.subscribe(ENDPOINTS, self._on_endpoints)
 
     def _on_pod(self, event: Event) -> None:
-        namespace = str(meta(event.obj).get("namespace"))
-        labels = [meta(event.obj).get("labels") or {}]
-        if event.old is not None:
-            labels.append(meta(event.old).get("labels") or {})
-        for service in self.services.in_namespace(namespace):
-            selector = (service.get("spec") or {}).get("selector")
-            if any(matches_map(selector, found) for found in labels):
-                self.queue.add(f"{namespace}/{meta(service).get('name')}")
+        for key in services_selecting(self.services.in_namespace, event):
+            self.queue.add(key)
 
     def _on_endpoints(self, event: Event) -> None:
         if (meta(event.obj).get("labels") or {}).get(MANAGED_BY) == CONTROLLER_NAME:

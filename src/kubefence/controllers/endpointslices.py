@@ -20,7 +20,7 @@ from __future__ import annotations
 import ipaddress
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubefence.client import ApiError, Event
@@ -35,7 +35,7 @@ from kubefence.controllers._objects import (
 )
 from kubefence.controllers._runtime import Controller, Hub
 
-__all__ = ["EndpointSliceController", "desired_slices", "resolve_ports"]
+__all__ = ["EndpointSliceController", "desired_slices", "resolve_ports", "services_selecting"]
 
 Obj = dict[str, Any]
 SERVICE_LABEL = "kubernetes.io/service-name"
@@ -131,6 +131,20 @@ def desired_slices(
     return result
 
 
+def services_selecting(in_namespace: Callable[[str], list[Obj]], event: Event) -> list[str]:
+    """The keys of the Services whose selector matches the pod of ``event`` before or after
+    the change: the Services whose backends it may have changed."""
+    namespace = str(meta(event.obj).get("namespace"))
+    labels = [meta(event.obj).get("labels") or {}]
+    if event.old is not None:
+        labels.append(meta(event.old).get("labels") or {})
+    return [
+        f"{namespace}/{meta(service).get('name')}"
+        for service in in_namespace(namespace)
+        if any(matches_map((service.get("spec") or {}).get("selector"), found) for found in labels)
+    ]
+
+
 class EndpointSliceController(Controller):
     name = "endpointslice"
     workers = 2
@@ -143,14 +157,8 @@ class EndpointSliceController(Controller):
         self._created: dict[str, tuple[set[str], float]] = {}  # service -> names not yet seen
 
     def _on_pod(self, event: Event) -> None:
-        namespace = str(meta(event.obj).get("namespace"))
-        labels = [meta(event.obj).get("labels") or {}]
-        if event.old is not None:
-            labels.append(meta(event.old).get("labels") or {})
-        for service in self.services.in_namespace(namespace):
-            selector = (service.get("spec") or {}).get("selector")
-            if any(matches_map(selector, found) for found in labels):
-                self.queue.add(f"{namespace}/{meta(service).get('name')}")
+        for key in services_selecting(self.services.in_namespace, event):
+            self.queue.add(key)
 
     def _on_slice(self, event: Event) -> None:
         labels = meta(event.obj).get("labels") or {}
