@@ -5,6 +5,7 @@ stand-in kubelet that marks pods of chosen namespaces Running and Ready)."""
 from __future__ import annotations
 
 import json
+import time
 
 from tests.control.test_controllers import Controllers, ctl, wait_for
 
@@ -294,3 +295,42 @@ def test_pods_of_a_deleted_node_are_replaced_elsewhere(ctl: Controllers) -> None
             ctl.kubectl("uncordon", name, check=False)
         ctl.nodes.remove("node-e")
         ctl.kubectl("delete", "namespace", ns, "--wait=false")
+
+
+def test_delete_with_cascade_orphan_keeps_the_dependents_unlinked(ctl: Controllers) -> None:
+    """`kubectl delete deploy --cascade=orphan` removes only the Deployment: its ReplicaSet and
+    pods stay, the ReplicaSet no longer names the Deployment as owner, and the garbage collector
+    leaves them alone; a plain delete of the ReplicaSet then takes its pods with it."""
+    ns = ctl.namespace("orphan")
+    ctl.kubectl("apply", "-n", ns, "-f", "-", input=_deployment("keep", 2))
+    wait_for(lambda: len(ctl.pods(ns)) == 2, what="2 pods")
+    pods_before = sorted(_names(ctl, ns))
+    out = ctl.kubectl("delete", "deploy", "keep", "-n", ns, "--cascade=orphan")
+    assert 'deployment.apps "keep" deleted' in out.stdout
+    rs_list = json.loads(ctl.kubectl("get", "rs", "-n", ns, "-o", "json").stdout)["items"]
+    assert len(rs_list) == 1
+    assert "ownerReferences" not in rs_list[0]["metadata"]
+    time.sleep(1.5)  # the collector has seen the owner's deletion by now
+    assert sorted(_names(ctl, ns)) == pods_before
+    rs_name = rs_list[0]["metadata"]["name"]
+    assert json.loads(ctl.kubectl("get", "rs", rs_name, "-n", ns, "-o", "json").stdout)
+    for pod in ctl.pods(ns):  # the pods still belong to the ReplicaSet
+        assert pod["metadata"]["ownerReferences"][0]["name"] == rs_name
+    ctl.kubectl("delete", "rs", rs_name, "-n", ns)
+    wait_for(lambda: not ctl.pods(ns), what="pods gone with their ReplicaSet")
+    ctl.kubectl("delete", "namespace", ns, "--wait=false")
+
+
+def test_delete_options_with_an_unknown_propagation_policy_are_invalid(ctl: Controllers) -> None:
+    """A DeleteOptions body with an unsupported `propagationPolicy` is a 422 naming the field,
+    and nothing is deleted."""
+    ns = ctl.namespace("badprop")
+    ctl.kubectl("apply", "-n", ns, "-f", "-", input=_deployment("stay", 0))
+    result = ctl.kubectl(
+        "delete", "--raw", f"/apis/apps/v1/namespaces/{ns}/deployments/stay",
+        "-f", "-", input=json.dumps({"propagationPolicy": "Sideways"}), check=False,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert 'propagationPolicy: Unsupported value: "Sideways"' in result.stderr
+    assert "stay" in ctl.kubectl("get", "deploy", "-n", ns).stdout
+    ctl.kubectl("delete", "namespace", ns, "--wait=false")

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from kubefence.control.cascade import propagation_policy
 from kubefence.control.context import (
     MAX_BODY,
     ServerConfig,
@@ -365,17 +366,23 @@ async def resource_request(
             dry_run=options.dry_run,
             precondition_rv=preconditions.get("resourceVersion", ""),
             precondition_uid=preconditions.get("uid", ""),
+            orphan=propagation_policy(body, query) == "Orphan",
         )
         return json_response(deleted)
     # deletecollection
     labels = parse_label_selector(query.get("labelSelector"))
     fields = parse_field_selector(query.get("fieldSelector"))
     items, revision, _ = await objects.list(rt, target.namespace, labels=labels, fields=fields)
+    orphan = propagation_policy(body, query) == "Orphan"
     for item in items:
         meta = item["metadata"]
         try:
             await objects.delete(
-                rt, meta.get("namespace", ""), meta["name"], dry_run=options.dry_run
+                rt,
+                meta.get("namespace", ""),
+                meta["name"],
+                dry_run=options.dry_run,
+                orphan=orphan,
             )
         except ApiError as error:
             if error.code != 404:

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kubefence.control.cascade import ORPHANING_MANAGER, orphan_dependents
 from kubefence.control.kind_checks import name_problems
 from kubefence.control.kinds import NAME_STYLE, REGISTRY
 from kubefence.control.patch import (
@@ -452,7 +453,9 @@ class Objects:
         dry_run: bool = False,
         precondition_rv: str = "",
         precondition_uid: str = "",
+        orphan: bool = False,
     ) -> Obj:
+        """Delete one object; with `orphan`, its dependents first lose their reference to it."""
         current = await self.get(rt, namespace, name)
         if precondition_uid and precondition_uid != current["metadata"].get("uid"):
             raise ApiError.conflict(rt.plural, name, group=rt.group)
@@ -462,6 +465,8 @@ class Objects:
             return current
         if rt.kind == "Namespace":
             await self._empty_namespace(name)
+        elif orphan:
+            await orphan_dependents(self, rt, current, WriteOptions(manager=ORPHANING_MANAGER))
         try:
             removed = await self.store.delete(rt.key(namespace, name))
         except KeyMissing:

@@ -9,9 +9,10 @@ otherwise the owner is fetched from the API server (never trust a cache that may
 when every owner is gone (404, or a different uid under that name) is the dependent deleted,
 with a uid precondition so a new object of the same name is never hit. Deleting a ReplicaSet
 this way in turn orphans its pods, which go next. Owners of kinds this process does not know are
-treated as alive. Not done: ``propagationPolicy: Foreground``/``Orphan`` (the API server has no
-finalizers; every deletion cascades in the background) and removing a dangling reference from
-an object that still has a live owner.
+treated as alive. ``propagationPolicy: Orphan`` is the API server's part (control/cascade.py):
+it unlinks the dependents before the owner goes, and this loop deletes a dependent only at the
+resourceVersion it judged. Not done: ``Foreground`` (no finalizers; it cascades in the
+background) and removing a dangling reference from an object that still has a live owner.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from kubefence.controllers._runtime import Cache, Controller, Hub
 __all__ = ["GarbageCollector"]
 
 Obj = dict[str, Any]
+_LOOK_AGAIN = 0.2  # seconds before a dependent changed since it was judged is judged again
 _LOG = logging.getLogger("kubefence.controllers.gc")
 
 # owner (apiVersion, kind) -> resource; dependents watched, by name used in queue keys
@@ -120,15 +122,19 @@ class GarbageCollector(Controller):
         if not refs or any(self._owner_alive(ref, namespace) for ref in refs):
             return None
         resource = DEPENDENTS[plural]
+        # the cache may lag: delete only the version that was judged (an owner deleted with
+        # propagationPolicy Orphan has unlinked its dependents before it went), else look again
+        preconditions = {"uid": m.get("uid"), "resourceVersion": m.get("resourceVersion")}
         try:
             self.kube.request(
                 "DELETE",
                 resource.path(namespace=namespace or None, name=str(m.get("name"))),
-                body={"preconditions": {"uid": m.get("uid")},
-                      "propagationPolicy": "Background"},
-            )  # fmt: skip
+                body={"preconditions": preconditions, "propagationPolicy": "Background"},
+            )
             _LOG.info("deleted %s %s: its owners are gone", plural, object_key)
         except ApiError as exc:
-            if exc.code not in (404, 409):
+            if exc.code == 409:
+                return _LOOK_AGAIN
+            if exc.code != 404:
                 raise
         return None
