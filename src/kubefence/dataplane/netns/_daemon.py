@@ -7,6 +7,10 @@ namespaces and must outlive the command that started them, so both are launched 
 the launcher forks, the child starts its own session with stdin from /dev/null and output to a
 log, opens its sockets and writes ``ready <pid> <count>`` (or ``error: ...``) on a pipe; the
 launcher prints that line and exits 0 (or prints the error and exits 1).
+
+A daemon stops itself (as on SIGTERM) once the directory holding its log is removed: whatever
+made it is then gone (``down``, a test's temporary state), and a launcher interrupted between the
+daemon's start and the recording of its pid cannot leave it running for ever.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import os
 import signal
 import socket
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -76,6 +82,7 @@ def daemonize(log: Path | str, serve: Callable[[int], None], *, what: str) -> in
     os.dup2(devnull, 0)
     os.dup2(out, 1)
     os.dup2(out, 2)
+    _stop_when_removed(Path(log).resolve().parent)
     try:
         serve(write_end)
     except SystemExit as exc:
@@ -85,3 +92,14 @@ def daemonize(log: Path | str, serve: Callable[[int], None], *, what: str) -> in
             os.write(write_end, f"error: {exc}\n".encode())
         os._exit(1)
     os._exit(0)
+
+
+def _stop_when_removed(directory: Path, *, every: float = 1.0) -> None:
+    """SIGTERM to this process once ``directory`` no longer exists (checked every ``every`` s)."""
+
+    def watch() -> None:
+        while directory.is_dir():
+            time.sleep(every)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="state-watch", daemon=True).start()
