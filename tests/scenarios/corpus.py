@@ -10,8 +10,8 @@ A scenario file (``tests/scenarios/*.yaml``) holds one mapping:
     name: walkthrough-deny-all            # unique, used in test ids
     description: what situation this is
     source: where it comes from (k8s docs page, recipe, walk-through)
-    manifests: |                          # a multi-document YAML string, or a list of objects
-      apiVersion: v1
+    manifests: |                          # a multi-document YAML string, a list of objects,
+      apiVersion: v1                      # or {directory: examples/NAME} (the repository's files)
       kind: Namespace
       ...
     checks:
@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 SCENARIO_DIR = Path(__file__).resolve().parent
+_REPOSITORY = SCENARIO_DIR.parent.parent
 TIER_SCENARIO_DIR = SCENARIO_DIR / "tiers"
 _KEYS = {"name", "description", "source", "manifests", "checks"}
 _CHECK_KEYS = {"from", "to", "port", "protocol", "expect"}
@@ -102,8 +103,13 @@ def _objects(path: Path, manifests: object) -> tuple[Mapping[str, Any], ...]:
         docs = [d for d in yaml.safe_load_all(manifests) if d is not None]
     elif isinstance(manifests, list):
         docs = manifests
+    elif isinstance(manifests, dict) and manifests.keys() == {"directory"}:
+        files = sorted((_REPOSITORY / str(manifests["directory"])).glob("*.yaml"))
+        if not files:
+            raise _fail(path, f"no *.yaml files in {manifests['directory']}")
+        docs = [d for f in files for d in yaml.safe_load_all(f.read_text()) if d is not None]
     else:
-        raise _fail(path, "'manifests' must be a YAML string or a list of objects")
+        raise _fail(path, "'manifests' must be a YAML string, a list of objects or {directory: D}")
     if not all(isinstance(d, dict) for d in docs):
         raise _fail(path, "every manifest must be a mapping")
     return tuple(docs)
