@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubefence.agent._api import EventRecorder, NodeLease
+from kubefence.agent._counters import PolicyCounters
 from kubefence.agent._enforce import Enforcer
 from kubefence.agent._ops import Metrics, OpsServer
 from kubefence.agent._store import Problem, Store
 from kubefence.api import IPAddress, IPNetwork, Protocol
 from kubefence.client import ApiError, Event, Informer, Kube, Resource, connect
+from kubefence.dataplane.nft import FlowLog
 
 __all__ = ["ADMIN_RESOURCES", "RESOURCES", "Agent", "Options", "kernel_unsupported"]
 
@@ -76,6 +78,8 @@ class Options:
     unsupported: tuple[Protocol, ...] | None = None  # None: ask the kernel
     node_addresses: tuple[IPAddress, ...] = field(default=())
     hold_cidrs: tuple[IPNetwork, ...] = field(default=())  # see ``--hold-cidr``
+    flow_log: bool = False  # NFLOG rules for ``kubefence flows`` (``--flow-log``)
+    policy_counters: bool = True  # rule counters behind the per-policy metrics (``_counters``)
 
 
 class Agent:
@@ -87,7 +91,20 @@ class Agent:
         unsupported = kernel_unsupported() if options.unsupported is None else options.unsupported
         self.store = Store(options.node, unsupported=unsupported)
         self.metrics = Metrics()
-        self.enforcer = Enforcer(netns=options.netns, node_addresses=options.node_addresses)
+        self.enforcer = Enforcer(
+            netns=options.netns,
+            node_addresses=options.node_addresses,
+            flow_log=FlowLog() if options.flow_log else None,
+            counters=options.policy_counters,
+        )
+        if options.policy_counters:  # read from the kernel at scrape time (``_counters``)
+            self.metrics.registry.register(
+                PolicyCounters(
+                    netns=options.netns,
+                    plan=lambda: self.enforcer.plan,
+                    on_error=self.metrics.errors.labels("counters").inc,
+                )
+            )
         self.events = EventRecorder(self.kube, node=options.node)
         self.lease = NodeLease(
             self.kube,

@@ -258,7 +258,8 @@ def _start_processes(
                     "--node-address", str(plan.address_v4),
                     "--node-address", str(plan.address_v6),
                     "--hold-cidr", str(plan.pod_cidr_v4),
-                    "--hold-cidr", str(plan.pod_cidr_v6)], log=node_dir / "agent.log",
+                    "--hold-cidr", str(plan.pod_cidr_v6),
+                    "--flow-log"], log=node_dir / "agent.log",
                    pid_file=node_dir / "agent.pid")  # fmt: skip
     else:
         _log(directory, "kubefence.agent is not installed: policies are not enforced on nodes")
