@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubefence.agent._api import EventRecorder, NodeLease
-from kubefence.agent._counters import PolicyCounters
+from kubefence.agent._counters import PolicyCounters, serving_in
 from kubefence.agent._enforce import Enforcer
 from kubefence.agent._ops import Metrics, OpsServer
 from kubefence.agent._store import Problem, Store
@@ -80,6 +80,7 @@ class Options:
     hold_cidrs: tuple[IPNetwork, ...] = field(default=())  # see ``--hold-cidr``
     flow_log: bool = False  # NFLOG rules for ``kubefence flows`` (``--flow-log``)
     policy_counters: bool = True  # rule counters behind the per-policy metrics (``_counters``)
+    metrics_in_netns: bool = False  # serve the HTTP endpoints inside ``netns`` (a node's own)
 
 
 class Agent:
@@ -312,13 +313,17 @@ class Agent:
     # -- start and stop --------------------------------------------------------------------
     def start_ops(self) -> None:
         if self.options.metrics_port is not None and self.ops is None:
-            self.ops = OpsServer(
-                host=self.options.metrics_host,
-                port=self.options.metrics_port,
-                metrics=self.metrics,
-                healthy=self.healthy,
-                ready=self.ready,
-            ).start()
+            with serving_in(self.options.netns if self.options.metrics_in_netns else None):
+                self.ops = self._ops_server(self.options.metrics_port)
+
+    def _ops_server(self, port: int) -> OpsServer:
+        return OpsServer(
+            host=self.options.metrics_host,
+            port=port,
+            metrics=self.metrics,
+            healthy=self.healthy,
+            ready=self.ready,
+        ).start()
 
     def run(self) -> int:
         """Lease, fail-closed start, first sync, then reconcile until stopped. 0, or 1 when the

@@ -41,17 +41,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from kubefence.dataplane.netns import run
+from kubefence.dataplane.netns import entered, run
 from kubefence.dataplane.nft import FLOW_OVER, TABLE, RulesetPlan
 from kubefence.semantics import Direction
 
-__all__ = ["CountedRule", "Label", "PolicyCounters", "attribute", "parse_listing"]
+__all__ = ["CountedRule", "Label", "PolicyCounters", "attribute", "parse_listing", "serving_in"]
 
 _LOG = logging.getLogger("kubefence.agent.counters")
 _NETWORK_POLICY = "NetworkPolicy"
@@ -273,3 +274,15 @@ class PolicyCounters(Collector):
 
 def _order(label: Label) -> tuple[str, ...]:
     return (label.tier, label.namespace, label.policy, label.direction, label.verdict)
+
+
+@contextmanager
+def serving_in(netns: str | None) -> Iterator[None]:
+    """Sockets made in this block belong to network namespace ``netns`` (None: this one's):
+    a sandbox node's agent serves ``/metrics`` on the node's own address, as an agent on a real
+    node serves it on the node's IP (``--metrics-in-netns``)."""
+    if netns is None:
+        yield
+        return
+    with entered(netns):
+        yield

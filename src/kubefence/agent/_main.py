@@ -108,6 +108,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="count connections per policy in nft rule counters, exported on /metrics as "
         "kubefence_policy_connections_total (default: on)",
     )
+    parser.add_argument(
+        "--metrics-in-netns",
+        action="store_true",
+        help="serve the HTTP endpoints inside --netns (a sandbox node's own address and port) "
+        "rather than in this process's namespace",
+    )
     parser.add_argument("--log-level", default="info", help="log level (%(default)s)")
 
 
@@ -132,6 +138,7 @@ def options_from_args(args: argparse.Namespace) -> Options:
         hold_cidrs=tuple(ipaddress.ip_network(c) for c in args.hold_cidrs),
         flow_log=args.flow_log,
         policy_counters=args.policy_counters,
+        metrics_in_netns=args.metrics_in_netns,
     )
 
 
