@@ -23,6 +23,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from tests.control.conftest import Cluster, state_restored
@@ -259,3 +260,28 @@ def test_without_a_running_cluster_the_command_says_so(tmp_path: object) -> None
     )
     assert done.returncode == 3, done.stderr
     assert "not running" in done.stderr
+
+
+def test_cluster_tutorial_shows_the_flow_line_under_each_timed_out_curl(tmp_path: Path) -> None:
+    """``kubefence tutorial`` (cluster mode, here 2 nodes) at the deny-all step: under each
+    ``kubectl exec ... curl`` that timed out, the ``kubefence flows`` line of its connection."""
+    done = subprocess.run(
+        [sys.executable, "-m", "kubefence", "tutorial", "--name", f"t{os.getpid() % 100000}",
+         "--no-color", "--nodes", "2", "--step", "2"],
+        capture_output=True, text=True, timeout=600, check=False,
+        env={**os.environ, "KUBEFENCE_STATE": str(tmp_path), "NO_COLOR": "1"},
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    timed_out = [
+        i for i, line in enumerate(lines) if "command terminated with exit code 28" in line
+    ]
+    assert len(timed_out) == 2, done.stdout[-3000:]
+    for index in timed_out:
+        flow = lines[index + 1].strip()
+        assert flow.startswith("kubefence flows: "), lines[index - 3 : index + 3]
+        assert flow.endswith(
+            "-> test/nginx 80/TCP  ingress at test/nginx: isolated by "
+            "test/deny-all-policy, no rule allows it"
+        ), flow

@@ -6,7 +6,10 @@ namespaces, Services, DNS, the policy agent) it can be replayed literally: every
 is run with the real kubectl and its output shown, and each check is the ``kubectl exec ... --
 curl`` a user would type, whose exit code says what the packets did. Predictions are made from
 what the API server stores (read back with ``kubefence.client``), as ``kubefence matrix
---kubeconfig`` would. This module starts no process itself: the cluster comes from
+--kubeconfig`` would. Under each timed-out ``curl`` the tutorial shows the ``kubefence flows
+--cluster`` line of the dropped connection: the nodes' agents log new connections
+(``--flow-log``) and the checks read every node's log meanwhile (``dataplane.netns.
+ClusterFlowReader``). This module starts no process itself: the cluster comes from
 ``kubefence.control.cluster`` and kubectl from ``kubefence.kubectl``.
 """
 
@@ -29,6 +32,7 @@ from kubefence.semantics import is_backend
 
 if TYPE_CHECKING:
     from kubefence.client import Kube
+    from kubefence.dataplane.netns import ClusterFlowReader, FlowEvent
     from kubefence.kubectl import Kubectl
 
 __all__ = ["ClusterObserver"]
@@ -36,6 +40,7 @@ __all__ = ["ClusterObserver"]
 _SANDBOX_ONLY = frozenset({"kube-dns.yaml"})  # the cluster has its own DNS addon
 _SETTLE = 0.5  # seconds for the agents to enforce a policy change (they take ~0.1 s)
 _NSLOOKUP_NO_SERVER = ";; connection timed out; no servers could be reached"
+_FLOW_WAIT = 0.3  # seconds to wait for the flow logs' records after the checks
 
 
 class ClusterObserver:
@@ -51,6 +56,7 @@ class ClusterObserver:
         )
         self._kubectl: Kubectl | None = None
         self._kube: Kube | None = None
+        self._directory: Path | None = None  # the cluster's state directory
 
     # -- the cluster -------------------------------------------------------------------------
     def _up(self) -> tuple[Kubectl, Kube]:
@@ -62,6 +68,7 @@ class ClusterObserver:
         from kubefence.kubectl import Kubectl
 
         info = cluster_up(self.name, nodes=self.nodes)
+        self._directory = info.directory
         kubeconfig = info.directory / "kubeconfig"
         self._kubectl = Kubectl(kubeconfig)
         self._kube = connect(kubeconfig)
@@ -153,7 +160,35 @@ class ClusterObserver:
 
     # -- the checks --------------------------------------------------------------------------
     def observe(self, checks: Sequence[Check], inventory: Inventory) -> list[Observation]:
-        return [self._observe_one(check, inventory) for check in checks]
+        reader = self._flow_reader()
+        try:
+            observed = [self._observe_one(check, inventory) for check in checks]
+            events: list[FlowEvent] = []
+            if reader is not None and any(o.allowed is False for o in observed):
+                for _ in range(2):  # each node's kernel sends a batch every 0.1 s
+                    events += [event for _, event in reader.read(_FLOW_WAIT)]
+        finally:
+            if reader is not None:
+                reader.close()
+        return [
+            _with_flow_line(o, check, inventory, events)
+            for o, check in zip(observed, checks, strict=True)
+        ]
+
+    def _flow_reader(self) -> ClusterFlowReader | None:
+        """Every node's flow log, bound; None when there is none or someone else reads it
+        (then the checks are shown as before, without flow lines)."""
+        from kubefence.dataplane.netns import ClusterFlowReader, cluster_flow_nodes
+        from kubefence.dataplane.nft import FlowLog
+
+        self._up()
+        if self._directory is None:
+            return None
+        try:
+            nodes = cluster_flow_nodes(self.name, self._directory)
+            return ClusterFlowReader(nodes, group=FlowLog().group).__enter__()
+        except (DataplaneError, OSError):
+            return None
 
     def _observe_one(self, check: Check, inventory: Inventory) -> Observation:
         command = kubectl_command(check, inventory)
@@ -182,6 +217,7 @@ class ClusterObserver:
             f"  export KUBECONFIG={self._kubectl.kubeconfig}",
             "  kubectl get pods -A -o wide",
             "  kubectl run busybox --rm -ti --image=alpine -- /bin/sh",
+            f"  kubefence flows --cluster {self.name} -f   # each new connection and its policy",
             f"Remove it with: kubefence cluster down --name {self.name}",
         ]
 
@@ -193,6 +229,35 @@ class ClusterObserver:
         self._kubectl = None
         self._kube = None
         cluster_down(self.name)
+
+
+def _with_flow_line(
+    observation: Observation,
+    check: Check,
+    inventory: Inventory,
+    events: Sequence[FlowEvent],
+) -> Observation:
+    """A timed-out curl with the ``kubefence flows`` line of its dropped connection added."""
+    if observation.allowed is not False or check.is_dns:
+        return observation
+    source, destination = inventory.pod_by_key.get(check.src), inventory.pod_by_key.get(check.dst)
+    if source is None or destination is None:
+        return observation
+    from kubefence.cli._flows import FlowExplainer, render_line
+    from kubefence.semantics import DEFAULT_SETTINGS
+
+    for event in events:
+        if (
+            not event.allowed
+            and event.source in source.ips
+            and event.destination in destination.ips
+            and event.destination_port == check.port
+        ):
+            names = {str(a): pod.key for pod in inventory.pods for a in pod.ips}
+            explainer = FlowExplainer(inventory, settings=DEFAULT_SETTINGS, names=names)
+            line = f"kubefence flows: {render_line(explainer.record(event))}"
+            return Observation(observation.allowed, observation.command, (*observation.lines, line))
+    return observation
 
 
 def _key(pod: dict[str, Any]) -> str:
