@@ -249,6 +249,56 @@ def test_flood_stays_under_the_rate_limit_and_reports_its_drops(bench: Bench) ->
     assert reports[-1]["readerOverruns"] == 0
 
 
+ADMIT_SHOP = """
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: admit-shop}
+spec:
+  tier: Admin
+  priority: 5
+  subject:
+    namespaces: {matchLabels: {kubernetes.io/metadata.name: shop}}
+  ingress:
+  - name: from-shop
+    action: Accept
+    from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: shop}}}]
+"""
+
+
+def test_an_admin_accept_is_counted_for_its_tier_policy_and_named_in_the_line(
+    bench: Bench,
+) -> None:
+    """An Admin Accept from shop opens other -> web ahead of NetworkPolicy: the line names the
+    tier policy, its counter moves and no NetworkPolicy counter does (the Accept returns
+    before NetworkPolicy is asked)."""
+    bench.cluster.kubectl("apply", "-f", "-", input=ADMIT_SHOP)
+    try:
+        deadline = time.monotonic() + 10
+        while not bench.tcp("other", "web"):
+            assert time.monotonic() < deadline, "the Admin Accept was not enforced"
+            time.sleep(0.2)
+        time.sleep(1.5)  # the reader's memory of the probes lapses, the counters are read anew
+        before = bench.metrics("node-0")
+        with _flows(bench, duration=2.0) as process:
+            assert bench.tcp("other", "web")
+        records = [r for r in _records(process) if "verdict" in r]
+        assert [(r["source"], r["verdict"]) for r in records] == [("shop/other", "allowed")]
+        assert records[0]["explanation"] == (
+            "ingress at shop/web: accepted by Admin ClusterNetworkPolicy admit-shop "
+            "ingress[0] (from-shop)"
+        ), records
+        time.sleep(1.1)
+        assert _moved(before, bench.metrics("node-0")) == {
+            ("Admin", "", "admit-shop", "ingress", "allowed"): 1.0
+        }
+    finally:
+        bench.cluster.kubectl("delete", "clusternetworkpolicy", "admit-shop")
+        deadline = time.monotonic() + 10
+        while bench.tcp("other", "web"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+
+
 def test_without_a_running_cluster_the_command_says_so(tmp_path: object) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "kubefence.cli.main", "flows", "--cluster", "nosuchcluster"],

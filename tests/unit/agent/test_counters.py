@@ -137,3 +137,34 @@ def test_nothing_is_read_before_the_agent_installed_a_plan() -> None:
     counters = PolicyCounters(netns="no-such-namespace", plan=lambda: None)
     counters.refresh()  # would fail if it ran nft in a namespace that does not exist
     assert counters.totals == {}
+
+
+def test_tier_steps_count_for_their_own_policy_by_action() -> None:
+    from tests.scenarios.corpus import load_tier_scenarios
+    from tests.unit.dataplane.test_nft_scenarios import _placed
+
+    from kubefence.agent._counters import CountedRule
+
+    (scenario,) = [s for s in load_tier_scenarios() if s.name == "tiers-multi-tenant"]
+    inventory = _placed(scenario.inventory())
+    plan = plan_ruleset(
+        inventory, addresses={pod.key: pod.ips for pod in inventory.pods}, counters=True
+    )
+    assert plan.tiers is not None
+    seen = set()
+    for group in plan.tiers.groups:
+        for cls in group.classes:
+            for step in cls.steps:
+                if not step.elements:
+                    continue
+                rule = CountedRule((1, 1), cls.chain, step.name, "drop", 1)
+                labels = attribute(plan, rule)
+                names = {r.split(" ", 1)[0] for r in step.rules}
+                assert {label.policy for label in labels} == names
+                verdict = {"Accept": "allowed", "Deny": "denied", "Pass": "passed"}[step.action]
+                assert {(x.tier, x.namespace, x.verdict) for x in labels} == {
+                    (group.tier, "", verdict)
+                }
+                seen.add((group.tier, verdict))
+    assert ("Admin", "denied") in seen
+    assert ("Baseline", "allowed") in seen
