@@ -314,16 +314,13 @@ class Agent:
     def start_ops(self) -> None:
         if self.options.metrics_port is not None and self.ops is None:
             with serving_in(self.options.netns if self.options.metrics_in_netns else None):
-                self.ops = self._ops_server(self.options.metrics_port)
-
-    def _ops_server(self, port: int) -> OpsServer:
-        return OpsServer(
-            host=self.options.metrics_host,
-            port=port,
-            metrics=self.metrics,
-            healthy=self.healthy,
-            ready=self.ready,
-        ).start()
+                self.ops = OpsServer(
+                    host=self.options.metrics_host,
+                    port=self.options.metrics_port,
+                    metrics=self.metrics,
+                    healthy=self.healthy,
+                    ready=self.ready,
+                ).start()
 
     def run(self) -> int:
         """Lease, fail-closed start, first sync, then reconcile until stopped. 0, or 1 when the
