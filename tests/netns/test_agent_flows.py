@@ -314,7 +314,9 @@ def test_without_a_running_cluster_the_command_says_so(tmp_path: object) -> None
 
 def test_cluster_tutorial_shows_the_flow_line_under_each_timed_out_curl(tmp_path: Path) -> None:
     """``kubefence tutorial`` (cluster mode, here 2 nodes) at the deny-all step: under each
-    ``kubectl exec ... curl`` that timed out, the ``kubefence flows`` line of its connection."""
+    ``kubectl exec ... curl`` that timed out, and under the ``curl`` that timed out in the
+    interactive ``kubectl run --rm`` shell (whose pod is gone when it ends), the ``kubefence
+    flows`` line of its connection."""
     done = subprocess.run(
         [sys.executable, "-m", "kubefence", "tutorial", "--name", f"t{os.getpid() % 100000}",
          "--no-color", "--nodes", "2", "--step", "2"],
@@ -328,7 +330,10 @@ def test_cluster_tutorial_shows_the_flow_line_under_each_timed_out_curl(tmp_path
         i for i, line in enumerate(lines) if "command terminated with exit code 28" in line
     ]
     assert len(timed_out) == 2, done.stdout[-3000:]
-    for index in timed_out:
+    session = [i for i, line in enumerate(lines) if line.startswith("curl: (28)")]
+    assert len(session) == 1, done.stdout[-3000:]
+    assert "denied   test/busybox:" in lines[session[0] + 1]
+    for index in [*timed_out, *session]:
         flow = lines[index + 1].strip()
         assert flow.startswith("kubefence flows: "), lines[index - 3 : index + 3]
         assert flow.endswith(
