@@ -9,7 +9,12 @@ reading it in its own process (the case users run). Batches of TCP connections a
 between them, the first of a round rotating, so the machine's drift and the position in the
 round affect all equally; medians of the per-batch rates.
 
-    sudo .venv/bin/python benchmarks/bench_flows.py [--connections 20000] [-o json]
+    sudo .venv/bin/python benchmarks/bench_flows.py [--connections 20000] [-o json] [--agent]
+
+``--agent`` measures the policy agent's table instead of the sandbox's: after each sandbox is
+up, its node's table is replaced by what ``kubefence.agent``'s ``Enforcer`` installs (every pod
+local): "off" as the agent runs without ``--flow-log`` and without rule counters, "on" and
+"on_read" as ``cluster up`` runs it (``--flow-log``, per-policy rule counters on).
 """
 
 from __future__ import annotations
@@ -42,7 +47,18 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench(connections: int, batch: int = 100) -> dict[str, float]:
+def _as_agent(sandbox: Sandbox, *, on: bool) -> None:
+    """Install the table the agent would on this node (all pods local)."""
+    from kubefence.agent._enforce import Enforcer
+
+    enforcer = Enforcer(
+        netns=sandbox.state.node_netns, flow_log=FlowLog() if on else None, counters=on
+    )
+    addresses = {key: slot.addresses for key, slot in sandbox.state.pods.items()}
+    enforcer.install(sandbox.inventory, addresses=addresses, local=list(addresses))
+
+
+def bench(connections: int, batch: int = 100, *, agent: bool = False) -> dict[str, float]:
     objects = _latency_objects(10)
     inventory = inventory_from_objects(objects)
     manifests = [
@@ -66,6 +82,8 @@ def bench(connections: int, batch: int = 100) -> dict[str, float]:
                 manifests=manifests,
                 flow_log=None if variant == "off" else FlowLog(),
             )
+            if agent:
+                _as_agent(sandboxes[variant], on=variant != "off")
         reader = subprocess.Popen(
             [
                 *(sys.executable, "-m", "kubefence.cli.main", "flows", "-f", "-o", "json"),
@@ -105,15 +123,81 @@ def bench(connections: int, batch: int = 100) -> dict[str, float]:
     return result
 
 
+def bench_scrape(chains: int, reads: int = 20) -> dict[str, float]:
+    """What one ``/metrics`` scrape costs the agent: ``PolicyCounters.refresh`` (``nft -j -t
+    list table`` in the node namespace, parsing, attribution) on a table of ``chains`` ingress
+    class chains (one policy and one pod each) in a throwaway namespace; medians of ``reads``."""
+    import ipaddress
+    import secrets
+
+    from kubefence.agent._counters import PolicyCounters
+    from kubefence.dataplane.netns import run
+    from kubefence.dataplane.nft import plan_ruleset, render_plan
+
+    objects: list[dict[str, object]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ns0"}}
+    ]
+    addresses = {}
+    for i in range(chains):
+        objects.append({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"pod{i}", "namespace": "ns0", "labels": {"app": f"app{i}"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox",
+                                     "ports": [{"containerPort": 8080}]}]},
+        })  # fmt: skip
+        objects.append({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": f"pol{i}", "namespace": "ns0"},
+            "spec": {"podSelector": {"matchLabels": {"app": f"app{i}"}}, "ingress": [{
+                "from": [{"podSelector": {"matchLabels": {"app": f"app{(i + 1) % chains}"}}}],
+                "ports": [{"port": 8080}]}]},
+        })  # fmt: skip
+        addresses[f"ns0/pod{i}"] = (ipaddress.ip_address(f"198.18.{i // 250}.{i % 250 + 2}"),)
+    plan = plan_ruleset(inventory_from_objects(objects), addresses=addresses, counters=True)
+    namespace = f"kfbench-scrape-{secrets.token_hex(3)}"
+    run(["ip", "netns", "add", namespace])
+    try:
+        run(["nft", "-f", "-"], stdin=render_plan(plan), netns=namespace)
+        counters = PolicyCounters(netns=namespace, plan=lambda: plan)
+        times = []
+        for _ in range(reads):
+            started = time.perf_counter()
+            counters.refresh(force=True)
+            times.append(time.perf_counter() - started)
+    finally:
+        run(["ip", "netns", "delete", namespace], check=False)
+    return {
+        "chains": float(len(plan.ingress) + len(plan.egress)),
+        "series": float(len(counters.totals)) if counters.totals else 0.0,
+        "scrape_median_ms": statistics.median(times) * 1e3,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--connections", type=int, default=20_000, help="per variant")
     parser.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    parser.add_argument(
+        "--agent", action="store_true", help="the policy agent's table (see the docstring)"
+    )
+    parser.add_argument(
+        "--scrape",
+        type=int,
+        metavar="CHAINS",
+        help="instead: the cost of one /metrics scrape of the per-policy counters on a table "
+        "of CHAINS class chains",
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("bench_flows: needs root (network namespaces)", file=sys.stderr)
         return 3
-    result = bench(args.connections)
+    if args.scrape is not None:
+        scrape = bench_scrape(args.scrape)
+        scrape["loadavg_1m"] = os.getloadavg()[0]
+        print(json.dumps(scrape, indent=2))
+        return 0
+    result = bench(args.connections, agent=args.agent)
+    result["loadavg_1m"] = os.getloadavg()[0]
     if args.output == "json":
         print(json.dumps(result, indent=2))
     else:

@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubefence.agent._api import EventRecorder, NodeLease
+from kubefence.agent._counters import PolicyCounters, serving_in
 from kubefence.agent._enforce import Enforcer
 from kubefence.agent._ops import Metrics, OpsServer
 from kubefence.agent._store import Problem, Store
 from kubefence.api import IPAddress, IPNetwork, Protocol
 from kubefence.client import ApiError, Event, Informer, Kube, Resource, connect
+from kubefence.dataplane.nft import FlowLog
 
 __all__ = ["ADMIN_RESOURCES", "RESOURCES", "Agent", "Options", "kernel_unsupported"]
 
@@ -76,6 +78,9 @@ class Options:
     unsupported: tuple[Protocol, ...] | None = None  # None: ask the kernel
     node_addresses: tuple[IPAddress, ...] = field(default=())
     hold_cidrs: tuple[IPNetwork, ...] = field(default=())  # see ``--hold-cidr``
+    flow_log: bool = False  # NFLOG rules for ``kubefence flows`` (``--flow-log``)
+    policy_counters: bool = True  # rule counters behind the per-policy metrics (``_counters``)
+    metrics_in_netns: bool = False  # serve the HTTP endpoints inside ``netns`` (a node's own)
 
 
 class Agent:
@@ -87,7 +92,20 @@ class Agent:
         unsupported = kernel_unsupported() if options.unsupported is None else options.unsupported
         self.store = Store(options.node, unsupported=unsupported)
         self.metrics = Metrics()
-        self.enforcer = Enforcer(netns=options.netns, node_addresses=options.node_addresses)
+        self.enforcer = Enforcer(
+            netns=options.netns,
+            node_addresses=options.node_addresses,
+            flow_log=FlowLog() if options.flow_log else None,
+            counters=options.policy_counters,
+        )
+        if options.policy_counters:  # read from the kernel at scrape time (``_counters``)
+            self.metrics.registry.register(
+                PolicyCounters(
+                    netns=options.netns,
+                    plan=lambda: self.enforcer.plan,
+                    on_error=self.metrics.errors.labels("counters").inc,
+                )
+            )
         self.events = EventRecorder(self.kube, node=options.node)
         self.lease = NodeLease(
             self.kube,
@@ -295,13 +313,14 @@ class Agent:
     # -- start and stop --------------------------------------------------------------------
     def start_ops(self) -> None:
         if self.options.metrics_port is not None and self.ops is None:
-            self.ops = OpsServer(
-                host=self.options.metrics_host,
-                port=self.options.metrics_port,
-                metrics=self.metrics,
-                healthy=self.healthy,
-                ready=self.ready,
-            ).start()
+            with serving_in(self.options.netns if self.options.metrics_in_netns else None):
+                self.ops = OpsServer(
+                    host=self.options.metrics_host,
+                    port=self.options.metrics_port,
+                    metrics=self.metrics,
+                    healthy=self.healthy,
+                    ready=self.ready,
+                ).start()
 
     def run(self) -> int:
         """Lease, fail-closed start, first sync, then reconcile until stopped. 0, or 1 when the

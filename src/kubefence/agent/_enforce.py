@@ -19,6 +19,7 @@ from kubefence.api import Inventory, IPAddress, IPNetwork
 from kubefence.dataplane.netns import run
 from kubefence.dataplane.nft import (
     TABLE,
+    FlowLog,
     MemoisedRenderer,
     RulesetPlan,
     render_plan,
@@ -70,10 +71,14 @@ class Enforcer:
         netns: str | None,
         settings: Settings = DEFAULT_SETTINGS,
         node_addresses: Sequence[IPAddress] = (),
+        flow_log: FlowLog | None = None,
+        counters: bool = False,
     ) -> None:
         self.netns = netns
         self.settings = settings
         self.node_addresses = tuple(node_addresses)
+        self.flow_log = flow_log  # the NFLOG rules ``kubefence flows --cluster`` reads
+        self.counters = counters  # rule counters for the per-policy metrics (``_counters``)
         self.renderer = MemoisedRenderer()
         self.plan: RulesetPlan | None = None  # what this process installed last
 
@@ -119,6 +124,8 @@ class Enforcer:
             node_addresses=self.node_addresses,
             local=local,
             held=held,
+            flow_log=self.flow_log,
+            counters=self.counters,
         )
         how: How = "full"
         if self.plan is not None:

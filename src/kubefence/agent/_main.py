@@ -94,6 +94,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "from or to an address in it that is no pod the agent has planned are dropped (fail "
         "closed for new pods)",
     )
+    parser.add_argument(
+        "--flow-log",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="send each new connection's verdict to NFLOG for 'kubefence flows' (at most "
+        "200/s, the rest counted; default: off, 'cluster up' turns it on)",
+    )
+    parser.add_argument(
+        "--policy-counters",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="count connections per policy in nft rule counters, exported on /metrics as "
+        "kubefence_policy_connections_total (default: on)",
+    )
+    parser.add_argument(
+        "--metrics-in-netns",
+        action="store_true",
+        help="serve the HTTP endpoints inside --netns (a sandbox node's own address and port) "
+        "rather than in this process's namespace",
+    )
     parser.add_argument("--log-level", default="info", help="log level (%(default)s)")
 
 
@@ -116,6 +136,9 @@ def options_from_args(args: argparse.Namespace) -> Options:
         ),
         node_addresses=tuple(ipaddress.ip_address(a) for a in args.node_addresses),
         hold_cidrs=tuple(ipaddress.ip_network(c) for c in args.hold_cidrs),
+        flow_log=args.flow_log,
+        policy_counters=args.policy_counters,
+        metrics_in_netns=args.metrics_in_netns,
     )
 
 

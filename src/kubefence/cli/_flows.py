@@ -12,7 +12,7 @@ import json
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -183,13 +183,13 @@ class _OverCounter:
     """nft's over-limit counter as a count since this command started; a whole-table install
     (``sandbox apply``) starts the counter again from 0, which is added, not subtracted."""
 
-    def __init__(self, node: str) -> None:
-        self.node = node
-        self.last = netns.flows_over_limit(node) or 0
+    def __init__(self, read: Callable[[], int | None]) -> None:
+        self.read = read
+        self.last = read() or 0
         self.total = 0
 
     def since_start(self) -> int:
-        current = netns.flows_over_limit(self.node)
+        current = self.read()
         if current is not None:
             self.total += current - self.last if current >= self.last else current
             self.last = current
@@ -214,6 +214,10 @@ def _names(sandbox: netns.Sandbox) -> dict[str, str]:
 
 def run_flows(args: argparse.Namespace) -> int:
     """``kubefence flows``: read, explain and print new connections until done."""
+    if args.cluster is not None:
+        from kubefence.cli._flows_cluster import run_cluster_flows
+
+        return run_cluster_flows(args)
     netns.check_name(args.name)
     netns.check_environment()
     sandbox = _attach(args.name)
@@ -225,7 +229,7 @@ def run_flows(args: argparse.Namespace) -> int:
         )
     node = sandbox.state.node_netns
     explainer = FlowExplainer(sandbox.inventory, settings=sandbox.settings, names=_names(sandbox))
-    counter = _OverCounter(node)
+    counter = _OverCounter(lambda: netns.flows_over_limit(node))
     reported_over, reported_overruns = 0, 0
     deadline = None if args.follow else time.monotonic() + args.duration
     with netns.FlowReader(node, group=flow_log.group) as reader:

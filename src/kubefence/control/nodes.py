@@ -43,6 +43,7 @@ from kubefence.dataplane.netns import (
 )
 
 __all__ = [
+    "AGENT_METRICS_PORT",
     "NodesError",
     "nodes_down",
     "nodes_present",
@@ -52,6 +53,10 @@ __all__ = [
 ]
 
 ADDONS = Path(__file__).parent / "data" / "addons"
+# Each node's agent serves /healthz, /readyz and /metrics on the node's own address at this
+# port, inside the node's namespace (as a DaemonSet's agent on a node's IP); the port is
+# Felix's, whose metrics users already scrape.
+AGENT_METRICS_PORT = 9091
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
@@ -258,7 +263,10 @@ def _start_processes(
                     "--node-address", str(plan.address_v4),
                     "--node-address", str(plan.address_v6),
                     "--hold-cidr", str(plan.pod_cidr_v4),
-                    "--hold-cidr", str(plan.pod_cidr_v6)], log=node_dir / "agent.log",
+                    "--hold-cidr", str(plan.pod_cidr_v6),
+                    "--flow-log", "--metrics-in-netns",
+                    "--metrics-address", str(plan.address_v4),
+                    "--metrics-port", str(AGENT_METRICS_PORT)], log=node_dir / "agent.log",
                    pid_file=node_dir / "agent.pid")  # fmt: skip
     else:
         _log(directory, "kubefence.agent is not installed: policies are not enforced on nodes")

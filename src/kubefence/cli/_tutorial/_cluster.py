@@ -6,15 +6,22 @@ namespaces, Services, DNS, the policy agent) it can be replayed literally: every
 is run with the real kubectl and its output shown, and each check is the ``kubectl exec ... --
 curl`` a user would type, whose exit code says what the packets did. Predictions are made from
 what the API server stores (read back with ``kubefence.client``), as ``kubefence matrix
---kubeconfig`` would. This module starts no process itself: the cluster comes from
+--kubeconfig`` would. Under each timed-out ``curl`` the tutorial shows the ``kubefence flows
+--cluster`` line of the dropped connection: the nodes' agents log new connections
+(``--flow-log``) and the checks read every node's log meanwhile (``dataplane.netns.
+ClusterFlowReader``); in an interactive shell session the API server is read every 0.3 s in a
+thread, since the session's own pod (``kubectl run --rm``) is gone when its lines are
+explained. This module starts no process itself: the cluster comes from
 ``kubefence.control.cluster`` and kubectl from ``kubefence.kubectl``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import shlex
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +36,7 @@ from kubefence.semantics import is_backend
 
 if TYPE_CHECKING:
     from kubefence.client import Kube
+    from kubefence.dataplane.netns import ClusterFlowReader, FlowEvent
     from kubefence.kubectl import Kubectl
 
 __all__ = ["ClusterObserver"]
@@ -36,6 +44,9 @@ __all__ = ["ClusterObserver"]
 _SANDBOX_ONLY = frozenset({"kube-dns.yaml"})  # the cluster has its own DNS addon
 _SETTLE = 0.5  # seconds for the agents to enforce a policy change (they take ~0.1 s)
 _NSLOOKUP_NO_SERVER = ";; connection timed out; no servers could be reached"
+_FLOW_WAIT = 0.3  # seconds to wait for the flow logs' records after the checks
+_TIMED_OUT = "curl: (28)"
+_WATCH_EVERY = 0.3  # seconds between reads of the API server during a shell session
 
 
 class ClusterObserver:
@@ -51,6 +62,7 @@ class ClusterObserver:
         )
         self._kubectl: Kubectl | None = None
         self._kube: Kube | None = None
+        self._directory: Path | None = None  # the cluster's state directory
 
     # -- the cluster -------------------------------------------------------------------------
     def _up(self) -> tuple[Kubectl, Kube]:
@@ -62,6 +74,7 @@ class ClusterObserver:
         from kubefence.kubectl import Kubectl
 
         info = cluster_up(self.name, nodes=self.nodes)
+        self._directory = info.directory
         kubeconfig = info.directory / "kubeconfig"
         self._kubectl = Kubectl(kubeconfig)
         self._kube = connect(kubeconfig)
@@ -75,8 +88,19 @@ class ClusterObserver:
             return ["(skipped: the sandbox cluster runs its own kube-dns addon)"]
         if action.verb is Verb.SESSION:
             typed = [self._fill(line) for line in action.typed]
-            result = kubectl.session(shlex.split(action.command)[1:], typed, timeout=60)
-            return result.stdout.rstrip("\n").splitlines()
+            reader = self._flow_reader()
+            watcher = _ObjectsWatcher(self._directory) if reader is not None else None
+            try:
+                with watcher or contextlib.nullcontext():
+                    result = kubectl.session(shlex.split(action.command)[1:], typed, timeout=60)
+                lines = result.stdout.rstrip("\n").splitlines()
+                if reader is None or watcher is None or not any(_TIMED_OUT in x for x in lines):
+                    return lines
+                events = [e for _ in range(2) for _, e in reader.read(_FLOW_WAIT)]
+            finally:
+                if reader is not None:
+                    reader.close()
+            return _session_flow_lines(lines, events, watcher.inventories)
         if action.verb is Verb.SHOW:
             self._wait_for_pods()
             if action.command.startswith("curl "):  # the API server, asked anonymously
@@ -153,7 +177,35 @@ class ClusterObserver:
 
     # -- the checks --------------------------------------------------------------------------
     def observe(self, checks: Sequence[Check], inventory: Inventory) -> list[Observation]:
-        return [self._observe_one(check, inventory) for check in checks]
+        reader = self._flow_reader()
+        try:
+            observed = [self._observe_one(check, inventory) for check in checks]
+            events: list[FlowEvent] = []
+            if reader is not None and any(o.allowed is False for o in observed):
+                for _ in range(2):  # each node's kernel sends a batch every 0.1 s
+                    events += [event for _, event in reader.read(_FLOW_WAIT)]
+        finally:
+            if reader is not None:
+                reader.close()
+        return [
+            _with_flow_line(o, check, inventory, events)
+            for o, check in zip(observed, checks, strict=True)
+        ]
+
+    def _flow_reader(self) -> ClusterFlowReader | None:
+        """Every node's flow log, bound; None when there is none or someone else reads it
+        (then the checks are shown as before, without flow lines)."""
+        from kubefence.dataplane.netns import ClusterFlowReader, cluster_flow_nodes
+        from kubefence.dataplane.nft import FlowLog
+
+        self._up()
+        if self._directory is None:
+            return None
+        try:
+            nodes = cluster_flow_nodes(self.name, self._directory)
+            return ClusterFlowReader(nodes, group=FlowLog().group).__enter__()
+        except (DataplaneError, OSError):
+            return None
 
     def _observe_one(self, check: Check, inventory: Inventory) -> Observation:
         command = kubectl_command(check, inventory)
@@ -182,6 +234,7 @@ class ClusterObserver:
             f"  export KUBECONFIG={self._kubectl.kubeconfig}",
             "  kubectl get pods -A -o wide",
             "  kubectl run busybox --rm -ti --image=alpine -- /bin/sh",
+            f"  kubefence flows --cluster {self.name} -f   # each new connection and its policy",
             f"Remove it with: kubefence cluster down --name {self.name}",
         ]
 
@@ -193,6 +246,106 @@ class ClusterObserver:
         self._kubectl = None
         self._kube = None
         cluster_down(self.name)
+
+
+class _ObjectsWatcher:
+    """While a shell session runs, what the API server stores, read every ``_WATCH_EVERY``
+    seconds in a thread: the session's own pod (``kubectl run --rm``) is gone when it ends,
+    and explaining its dropped connections needs it. ``inventories``: each read whose pods
+    differ from the one before (a few per session)."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self.inventories: list[Inventory] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="tutorial-watch", daemon=True)
+
+    def _watch(self) -> None:
+        from kubefence.client import ApiError, connect, read_objects
+        from kubefence.errors import KubefenceError
+        from kubefence.sources.objects import inventory_from_objects
+
+        if self.directory is None:
+            return
+        kube = connect(self.directory / "kubeconfig")
+        try:
+            while not self._stop.is_set():
+                with contextlib.suppress(KubefenceError, ApiError, OSError):  # no flow line
+                    inventory = inventory_from_objects(read_objects(kube))
+                    if not self.inventories or _pods(self.inventories[-1]) != _pods(inventory):
+                        self.inventories.append(inventory)
+                self._stop.wait(_WATCH_EVERY)
+        finally:
+            kube.close()
+
+    def __enter__(self) -> _ObjectsWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def _pods(inventory: Inventory) -> set[tuple[str, tuple[object, ...]]]:
+    return {(pod.key, tuple(pod.ips)) for pod in inventory.pods}
+
+
+def _session_flow_lines(
+    lines: list[str], events: Sequence[FlowEvent], inventories: Sequence[Inventory]
+) -> list[str]:
+    """The session's transcript with, under each ``curl`` that timed out, the ``kubefence
+    flows`` line of a dropped connection from a pod that existed during the session (in
+    order: the n-th timeout gets the n-th such drop), explained with the latest read of the
+    API server that still had that pod."""
+    from kubefence.cli._flows import FlowExplainer, render_line
+    from kubefence.semantics import DEFAULT_SETTINGS
+
+    explained: list[str] = []
+    for event in events:
+        if event.allowed:
+            continue
+        for inventory in reversed(inventories):
+            names = {str(a): pod.key for pod in inventory.pods for a in pod.ips}
+            if str(event.source) in names:
+                explainer = FlowExplainer(inventory, settings=DEFAULT_SETTINGS, names=names)
+                explained.append(f"kubefence flows: {render_line(explainer.record(event))}")
+                break
+    shown: list[str] = []
+    for line in lines:
+        shown.append(line)
+        if _TIMED_OUT in line and explained:
+            shown.append(explained.pop(0))
+    return shown
+
+
+def _with_flow_line(
+    observation: Observation,
+    check: Check,
+    inventory: Inventory,
+    events: Sequence[FlowEvent],
+) -> Observation:
+    """A timed-out curl with the ``kubefence flows`` line of its dropped connection added."""
+    if observation.allowed is not False or check.is_dns:
+        return observation
+    source, destination = inventory.pod_by_key.get(check.src), inventory.pod_by_key.get(check.dst)
+    if source is None or destination is None:
+        return observation
+    from kubefence.cli._flows import FlowExplainer, render_line
+    from kubefence.semantics import DEFAULT_SETTINGS
+
+    for event in events:
+        if (
+            not event.allowed
+            and event.source in source.ips
+            and event.destination in destination.ips
+            and event.destination_port == check.port
+        ):
+            names = {str(a): pod.key for pod in inventory.pods for a in pod.ips}
+            explainer = FlowExplainer(inventory, settings=DEFAULT_SETTINGS, names=names)
+            line = f"kubefence flows: {render_line(explainer.record(event))}"
+            return Observation(observation.allowed, observation.command, (*observation.lines, line))
+    return observation
 
 
 def _key(pod: dict[str, Any]) -> str:

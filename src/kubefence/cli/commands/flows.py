@@ -8,7 +8,8 @@ command reads those records through ``dataplane.netns.FlowReader`` and explains 
 explain`` gives, so the line says which policy isolated the pod and that no rule allows the
 connection, or which rule admitted it. When the reference evaluator disagrees with what the
 kernel did, the line says so. Connections over the log's rate limit are not logged but counted
-by nft; the command reports that count as it grows. It starts no process.
+by nft; the command reports that count as it grows. With ``--cluster NAME`` it reads every
+node of a sandbox cluster (``cli/_flows_cluster.py``). It starts no process.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 
 NAME = "flows"
-HELP = "stream the sandbox's new connections with their verdict and the policy behind it"
+HELP = "stream new connections in a sandbox or sandbox cluster with their verdict and the policy"
 
 
 def _seconds(text: str) -> float:
@@ -31,6 +32,12 @@ def _seconds(text: str) -> float:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="default", help="sandbox name (default: %(default)s)")
+    parser.add_argument(
+        "--cluster",
+        metavar="NAME",
+        help="read the flow logs of every node of this sandbox cluster ('kubefence cluster "
+        "up'), explained from what its API server stores, instead of a sandbox",
+    )
     parser.add_argument(
         "-n", "--namespace", help="only connections from or to a pod of this namespace"
     )

@@ -17,7 +17,14 @@ from __future__ import annotations
 
 from kubefence.dataplane.netns._apply import RulesetRenderer, Verdict
 from kubefence.dataplane.netns._cluster_probe import ClusterProbe, cluster_pod_slots
-from kubefence.dataplane.netns._flows import FlowEvent, FlowReader, flows_over_limit
+from kubefence.dataplane.netns._flows import (
+    ClusterFlowNodes,
+    ClusterFlowReader,
+    FlowEvent,
+    FlowReader,
+    cluster_flow_nodes,
+    flows_over_limit,
+)
 from kubefence.dataplane.netns._matrix import ProbeMatrix
 from kubefence.dataplane.netns._node_state import (
     NodeRecord,
@@ -68,6 +75,8 @@ from kubefence.dataplane.netns._topology import DownReport, down
 __all__ = [
     "RUN_DIR",
     "ApplyReport",
+    "ClusterFlowNodes",
+    "ClusterFlowReader",
     "ClusterProbe",
     "DownReport",
     "FlowEvent",
@@ -90,6 +99,7 @@ __all__ = [
     "Verdict",
     "check_environment",
     "check_name",
+    "cluster_flow_nodes",
     "cluster_netns_pattern",
     "cluster_pod_slots",
     "create_nodes",

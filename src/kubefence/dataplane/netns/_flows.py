@@ -7,6 +7,13 @@ connections over the rate limit (``kubefence.dataplane.nft.FlowLog``). This modu
 bound to the group, so no process is started and no Python runs in the forward path; it reads
 whatever the kernel queued, never more than ``max_events`` per call.
 
+A sandbox cluster has one table per node, each written by that node's agent (``--flow-log``):
+``ClusterFlowReader`` reads every node's group at once. A connection between pods on two nodes
+crosses both tables (the source's node judges its egress, the destination's node its
+ingress), so both may log it; the reader keeps one line per connection: a drop wherever it
+happened (the packet goes no further), an accept only from the last table on the path (the
+destination pod's node, from the nodes' pod records).
+
 Bounded on every side: the kernel sends at most ``rate``/s + ``burst`` messages (the nft limit);
 the socket's receive buffer is fixed, so a reader that falls behind loses messages (counted in
 ``FlowReader.overruns``, reported by the command) instead of growing; and the memory of recently
@@ -24,14 +31,24 @@ import socket
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 from kubefence.api import IPAddress
 from kubefence.dataplane.netns._nflog import LoggedPacket, ack_error, bind_request, parse_messages
+from kubefence.dataplane.netns._node_state import load_record
+from kubefence.dataplane.netns._nodes import node_from_name, pod_slot
 from kubefence.dataplane.netns._system import entered, run
 from kubefence.errors import DataplaneError
 
-__all__ = ["FlowEvent", "FlowReader", "flows_over_limit"]
+__all__ = [
+    "ClusterFlowNodes",
+    "ClusterFlowReader",
+    "FlowEvent",
+    "FlowReader",
+    "cluster_flow_nodes",
+    "flows_over_limit",
+]
 
 _NETLINK_NETFILTER = 12
 _RECEIVE_BUFFER = 1 << 20
@@ -154,6 +171,11 @@ class FlowReader:
     ) -> None:
         self.close()
 
+    def fileno(self) -> int:
+        if self._socket is None:
+            raise DataplaneError("the flow reader is not open")
+        return self._socket.fileno()
+
     def read(self, timeout: float, *, max_events: int = 10_000) -> list[FlowEvent]:
         """The new connections logged within ``timeout`` seconds (returns as soon as there are
         some), at most ``max_events``."""
@@ -208,3 +230,95 @@ def flows_over_limit(node: str) -> int | None:
     except (ValueError, KeyError, TypeError):
         return None
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterFlowNodes:
+    """Where a sandbox cluster's flow logs are: each node's namespace, and which node each
+    pod address is on (from the nodes' records)."""
+
+    netns: dict[str, str]  # node name -> its network namespace
+    pods: dict[str, tuple[str, str]]  # address text -> (pod key, node name)
+
+
+def cluster_flow_nodes(cluster: str, directory: Path) -> ClusterFlowNodes:
+    """The nodes recorded under ``directory/nodes`` of sandbox cluster ``cluster``."""
+    netns: dict[str, str] = {}
+    pods: dict[str, tuple[str, str]] = {}
+    nodes = directory / "nodes"
+    for node_dir in sorted(p for p in nodes.iterdir() if p.is_dir()) if nodes.is_dir() else ():
+        plan = node_from_name(cluster, node_dir.name)
+        netns[plan.name] = plan.netns
+        for record in load_record(node_dir).pods.values():
+            if record.host_network:
+                continue
+            slot = pod_slot(
+                plan, key=record.key, slot_index=record.slot_index, offset=record.offset
+            )
+            for address in (slot.ipv4, slot.ipv6):
+                pods[str(address)] = (record.key, plan.name)
+    return ClusterFlowNodes(netns=netns, pods=pods)
+
+
+class ClusterFlowReader:
+    """One ``FlowReader`` per node of a sandbox cluster (use as a context manager); ``read``
+    returns each connection once (see the module docstring), with the node that judged it."""
+
+    def __init__(self, nodes: ClusterFlowNodes, *, group: int) -> None:
+        self.nodes = nodes
+        self.readers = {
+            name: FlowReader(netns, group=group) for name, netns in sorted(nodes.netns.items())
+        }
+
+    def __enter__(self) -> ClusterFlowReader:
+        try:
+            for reader in self.readers.values():
+                reader.open()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for reader in self.readers.values():
+            reader.close()
+
+    @property
+    def overruns(self) -> int:
+        return sum(r.overruns for r in self.readers.values())
+
+    def over_limit(self) -> int | None:
+        """The nodes' over-limit counters summed (None when no node's table has a flow log)."""
+        counts = [flows_over_limit(r.node) for r in self.readers.values()]
+        known = [c for c in counts if c is not None]
+        return sum(known) if known else None
+
+    def keeps(self, node: str, event: FlowEvent) -> bool:
+        """A drop is the connection's last verdict wherever it happened; an accept is, only on
+        the destination pod's node (or on any node when the destination is no recorded pod,
+        whose path ends in this node's table)."""
+        if not event.allowed:
+            return True
+        found = self.nodes.pods.get(str(event.destination))
+        return found is None or found[1] == node
+
+    def read(self, timeout: float) -> list[tuple[str, FlowEvent]]:
+        """The connections logged on any node within ``timeout`` seconds (as soon as some are)."""
+        if not self.readers:
+            time.sleep(max(timeout, 0.0))
+            return []
+        ready, _, _ = select.select(list(self.readers.values()), [], [], max(timeout, 0.0))
+        found: list[tuple[str, FlowEvent]] = []
+        for name, reader in self.readers.items():
+            if reader in ready:
+                found += [(name, e) for e in reader.read(0.0) if self.keeps(name, e)]
+        found.sort(key=lambda item: item[1].time)
+        return found

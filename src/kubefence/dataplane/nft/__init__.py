@@ -111,6 +111,7 @@ class MemoisedRenderer:
         flow_log: FlowLog | None = None,
         local: Collection[str] | None = None,
         held: Sequence[IPNetwork] = (),
+        counters: bool = False,
     ) -> RulesetPlan:
         """``plan_ruleset`` with this renderer's memo: the plan behind ``__call__``'s text."""
         return plan_ruleset(
@@ -122,6 +123,7 @@ class MemoisedRenderer:
             flow_log=flow_log,
             local=local,
             held=held,
+            counters=counters,
         )
 
     def __call__(

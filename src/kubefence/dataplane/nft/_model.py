@@ -136,6 +136,9 @@ class RulesetPlan:
     # is dropped. Empty ``held``: no such rules (the text is as before).
     held: tuple[IPNetwork, ...] = ()
     known: tuple[IPAddress, ...] = ()  # sorted by (version, address)
+    # A ``counter`` on each verdict rule of the class chains (what the agent's per-policy
+    # metrics read with ``nft -j -t list table``). False: no counters (the text is as before).
+    counters: bool = False
 
     def is_held(self, address: IPAddress) -> bool:
         """Is ``address`` one of the node's pod addresses the plan does not know yet?"""

@@ -138,6 +138,7 @@ def plan_ruleset(
     flow_log: FlowLog | None = None,
     local: Collection[str] | None = None,
     held: Sequence[IPNetwork] = (),
+    counters: bool = False,
 ) -> RulesetPlan:
     """Reduce an inventory and the sandbox's pod addresses to the table's contents.
 
@@ -150,7 +151,8 @@ def plan_ruleset(
     its pod); peers stay cluster-wide. ``None`` dispatches every pod. ``held`` (the node's
     pod CIDRs) makes the table drop forwarded packets from or to an address in them that is
     no planned pod of the node (``local``; every pod when None) yet: fail closed for a pod
-    the agent has not seen.
+    the agent has not seen. ``counters`` puts a packet counter on each verdict rule of the
+    class chains (the agent's per-policy metrics).
     """
     memo = memo or PlanMemo()
     memo.begin()
@@ -187,6 +189,7 @@ def plan_ruleset(
         tiers=None if tier_drafts is None else finish_tiers(context, memo, tier_drafts, atoms_of),
         held=tuple(held),
         known=_known(context, local) if held else (),
+        counters=counters,
     )
 
 

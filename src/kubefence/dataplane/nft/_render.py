@@ -153,22 +153,27 @@ def class_set_block(cls: PodClass) -> list[str]:
     return lines
 
 
-def class_chain_block(cls: PodClass, *, flow_log: FlowLog | None = None) -> list[str]:
+def class_chain_block(
+    cls: PodClass, *, flow_log: FlowLog | None = None, counters: bool = False
+) -> list[str]:
     """The class's chain: one lookup in its set, then drop. Its text depends on the direction,
-    number, the names of the isolating policies, whether there is a set and ``flow_log``
-    (which logs the drop, or counts it when over the limit), nothing else."""
+    number, the names of the isolating policies, whether there is a set, ``flow_log``
+    (which logs the drop, or counts it when over the limit) and ``counters`` (a packet counter
+    on the allowing and on the dropping rule), nothing else."""
     word = _direction_word(cls.direction)
     policies = ", ".join(s.policy for s in cls.sources)
+    count = "counter " if counters else ""
     lines = [f"{_INDENT}chain {cls.chain} {{"]
     lines.append(f"{_INDENT * 2}comment {_quote(f'{word} class {cls.number}: {policies}')}")
     if cls.elements:
-        lines.append(f"{_INDENT * 2}meta mark . meta l4proto . th dport @{cls.chain} return")
+        lookup = f"meta mark . meta l4proto . th dport @{cls.chain}"
+        lines.append(f"{_INDENT * 2}{lookup} {count}return")
     if flow_log is not None:
         prefix = f"{FLOW_DENY_PREFIX} {cls.chain}"
-        lines.append(f"{_INDENT * 2}{_flow_log_statement(flow_log, prefix)} drop")
+        lines.append(f"{_INDENT * 2}{count}{_flow_log_statement(flow_log, prefix)} drop")
         lines.append(f'{_INDENT * 2}counter name "{FLOW_OVER}" drop')
     else:
-        lines.append(f"{_INDENT * 2}drop")
+        lines.append(f"{_INDENT * 2}{count}drop")
     lines.append(f"{_INDENT}}}")
     return lines
 
@@ -196,12 +201,12 @@ def _flow_log_objects(flow_log: FlowLog) -> list[str]:
     ]
 
 
-def _class_lines(cls: PodClass, flow_log: FlowLog | None) -> list[str]:
+def _class_lines(cls: PodClass, flow_log: FlowLog | None, counters: bool) -> list[str]:
     return [
         "",
         *_class_comment(cls),
         *class_set_block(cls),
-        *class_chain_block(cls, flow_log=flow_log),
+        *class_chain_block(cls, flow_log=flow_log, counters=counters),
     ]
 
 
@@ -333,11 +338,11 @@ def render_plan(plan: RulesetPlan) -> str:
     if plan.flow_log is not None:
         lines.extend(_flow_log_objects(plan.flow_log))
     for cls in (*plan.egress, *plan.ingress):
-        lines.extend(_class_lines(cls, plan.flow_log))
+        lines.extend(_class_lines(cls, plan.flow_log, plan.counters))
     if plan.tiers is not None:
         from kubefence.dataplane.nft._tier_render import tier_blocks
 
-        lines.extend(tier_blocks(plan.tiers, plan.flow_log))
+        lines.extend(tier_blocks(plan.tiers, plan.flow_log, counters=plan.counters))
     node_accept = [
         f"{_INDENT * 2}{_FAMILY[version]} saddr @node_v{version} accept"
         for version in (4, 6)

@@ -106,7 +106,7 @@ def _set_lines(step: TierStep) -> list[str]:
     return lines
 
 
-def _class_lines(cls: TierClass, flow_log: FlowLog | None) -> list[str]:
+def _class_lines(cls: TierClass, flow_log: FlowLog | None, counters: bool = False) -> list[str]:
     lines = ["", *_class_comment(cls)]
     policies = ", ".join(p.split(" ")[0].partition("/")[2] for p in cls.policies)
     word = _WORD[cls.direction]
@@ -117,15 +117,16 @@ def _class_lines(cls: TierClass, flow_log: FlowLog | None) -> list[str]:
         if not step.elements:
             continue
         verdict = _verdict(cls, step.action)
+        count = "counter " if counters else ""  # the agent's per-policy metrics read it
         if verdict == "drop" and flow_log is not None:
             logged = (
                 f'limit name "{FLOW_LIMIT}" log prefix {_log_prefix(step, cls.tier)} '
                 f"group {flow_log.group}"
             )
-            lines.append(f"{INDENT * 2}{_LOOKUP} @{step.name} {logged} drop")
+            lines.append(f"{INDENT * 2}{_LOOKUP} @{step.name} {count}{logged} drop")
             lines.append(f'{INDENT * 2}{_LOOKUP} @{step.name} counter name "{FLOW_OVER}" drop')
         else:
-            lines.append(f"{INDENT * 2}{_LOOKUP} @{step.name} {verdict}")
+            lines.append(f"{INDENT * 2}{_LOOKUP} @{step.name} {count}{verdict}")
     if cls.tier == ADMIN:
         lines.append(f"{INDENT * 2}goto {_REST[cls.direction]}")  # no match: as Pass
     lines.append(f"{INDENT}}}")
@@ -170,7 +171,9 @@ class TierPart:
         )
 
 
-def tier_parts(tiers: TierPlan, flow_log: FlowLog | None) -> dict[str, TierPart]:
+def tier_parts(
+    tiers: TierPlan, flow_log: FlowLog | None, *, counters: bool = False
+) -> dict[str, TierPart]:
     """Every map, set and class chain of the tier part by name (the direction chains never
     change: they are not parts)."""
     parts: dict[str, TierPart] = {}
@@ -182,12 +185,12 @@ def tier_parts(tiers: TierPlan, flow_log: FlowLog | None) -> dict[str, TierPart]
             if step.elements:
                 parts[step.name] = TierPart("set", group.map_name, tuple(_set_lines(step)))
         for cls in group.classes:
-            lines = tuple(_class_lines(cls, flow_log))
+            lines = tuple(_class_lines(cls, flow_log, counters))
             parts[cls.chain] = TierPart("chain", group.map_name, lines)
     return parts
 
 
-def tier_blocks(tiers: TierPlan, flow_log: FlowLog | None) -> list[str]:
+def tier_blocks(tiers: TierPlan, flow_log: FlowLog | None, *, counters: bool = False) -> list[str]:
     """The tier maps, class sets and chains, and the per-direction entry chains."""
     lines = [
         "",
@@ -204,7 +207,7 @@ def tier_blocks(tiers: TierPlan, flow_log: FlowLog | None) -> list[str]:
         for step in group.sets:
             lines.extend(_set_lines(step))
         for cls in group.classes:
-            lines.extend(_class_lines(cls, flow_log))
+            lines.extend(_class_lines(cls, flow_log, counters))
     for direction in (Direction.EGRESS, Direction.INGRESS):
         lines.extend(_direction_chains(direction))
     return lines

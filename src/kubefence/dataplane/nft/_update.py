@@ -110,6 +110,7 @@ def _fixed(plan: RulesetPlan) -> tuple[object, ...]:
         plan.node_addresses,
         plan.allow_from_node,
         plan.flow_log,
+        plan.counters,
         plan.tiers is None,
         plan.held,
     )
@@ -127,7 +128,7 @@ def _tier_parts(plan: RulesetPlan) -> dict[str, TierPart]:
     for known, parts in _PARTS:
         if known is plan:
             return parts
-    parts = tier_parts(plan.tiers, plan.flow_log)
+    parts = tier_parts(plan.tiers, plan.flow_log, counters=plan.counters)
     _PARTS.append((plan, parts))
     del _PARTS[:-_PARTS_KEPT]
     return parts
@@ -221,11 +222,15 @@ def ruleset_update(installed: RulesetPlan, wanted: RulesetPlan) -> str | None:
     declared = _text(class_set_block(classes[n]) for n in sorted(change.sets | change.added_sets))
     declared += _text(held_set_block(wanted, name) for name in sorted(change.known))
     flow_log = wanted.flow_log
+    counters = wanted.counters
     declared += _text(
-        class_chain_block(classes[n], flow_log=flow_log) for n in chains if n in classes
+        class_chain_block(classes[n], flow_log=flow_log, counters=counters)
+        for n in chains
+        if n in classes
     )
     declared += _text(
-        class_chain_block(classes[n], flow_log=flow_log) for n in sorted(change.added_chains)
+        class_chain_block(classes[n], flow_log=flow_log, counters=counters)
+        for n in sorted(change.added_chains)
     )
     declared += _text(map_block(wanted, name) for name in sorted(maps))
     # Tier sets, then chains, then maps, each as the whole text writes it.
