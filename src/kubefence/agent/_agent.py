@@ -211,7 +211,11 @@ class Agent:
             # A pod not planned yet is held while any policy could select it (fail closed).
             held = self.options.hold_cidrs if snapshot.policies_total else ()
             installed = self.enforcer.install(
-                snapshot.inventory, addresses=snapshot.addresses, local=snapshot.local, held=held
+                snapshot.inventory,
+                addresses=snapshot.addresses,
+                local=snapshot.local,
+                held=held,
+                changes=snapshot.changes,
             )
         except Exception:
             self.metrics.errors.labels("nft").inc()

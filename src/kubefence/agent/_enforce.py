@@ -20,6 +20,7 @@ from kubefence.dataplane.netns import run
 from kubefence.dataplane.nft import (
     TABLE,
     MemoisedRenderer,
+    PodChanges,
     RulesetPlan,
     render_plan,
     ruleset_update,
@@ -107,11 +108,14 @@ class Enforcer:
         addresses: Mapping[str, Sequence[IPAddress]],
         local: Collection[str],
         held: Sequence[IPNetwork] = (),
+        changes: PodChanges | None = None,
     ) -> Installed:
         """Plan the node's table and install it: only what differs from the plan this process
         installed last (one ``nft -f`` transaction), or the whole table (also one) the first
         time or when ``nft`` refuses the update. ``held``: the pod CIDRs whose addresses that
-        are no planned local pod are dropped (``plan_ruleset``)."""
+        are no planned local pod are dropped (``plan_ruleset``). ``changes``: what the store
+        knows changed since the inventory of the previous call (``PodChanges``)."""
+        self.renderer.memo.expect(changes)
         plan = self.renderer.plan(
             inventory,
             addresses=addresses,

@@ -26,7 +26,21 @@ from kubefence.semantics import (
     selects_pod,
 )
 
-__all__ = ["PlanMemo", "PolicyMemo"]
+__all__ = ["PlanMemo", "PodChanges", "PolicyMemo"]
+
+
+@dataclass(frozen=True, slots=True)
+class PodChanges:
+    """What a caller that keeps its own copy of the cluster (the agent's store) knows about
+    the next inventory it plans: the pods whose model or addresses may differ from the one
+    it planned at ``base`` (key -> the pod in the inventory now, None when it is not there),
+    and that nothing else about the pods or namespaces changed. ``version`` names this
+    inventory for the next call's ``base``. Given to ``PlanMemo.expect``, it spares the
+    planner a look at every pod; a ``base`` the memo did not plan last is ignored."""
+
+    base: int | None  # None: the changes are not known (the planner looks at every pod)
+    version: int
+    pods: Mapping[str, Pod | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +123,13 @@ class PlanMemo:
 
     __slots__ = (
         "_atoms",
+        "_changes",
         "_context",
         "_disjoint",
         "_policies",
         "_previous_disjoint",
         "_settings",
+        "_version",
         "tiers",
     )
 
@@ -125,6 +141,12 @@ class PlanMemo:
         self._policies: dict[tuple[str, str], tuple[NetworkPolicy, PolicyMemo]] = {}
         self._disjoint: dict[tuple[Box, ...], tuple[Box, ...]] = {}
         self._previous_disjoint: dict[tuple[Box, ...], tuple[Box, ...]] = {}
+        self._changes: PodChanges | None = None
+        self._version: int | None = None  # ``PodChanges.version`` of the last call, if any
+
+    def expect(self, changes: PodChanges | None) -> None:
+        """What the next call's inventory changed since an earlier one (see ``PodChanges``)."""
+        self._changes = changes
 
     def begin(self) -> None:
         """Start a call: keep the previous call's class elements, forget older ones."""
@@ -139,9 +161,14 @@ class PlanMemo:
         """The pod side for this call: the previous one updated for the pods and namespaces
         that changed (``Context.updated``), forgetting what each policy allowed only where it
         reads an address set that may differ; a new one when the settings changed."""
+        changes, self._changes = self._changes, None
+        hint = None
+        if changes is not None and changes.base is not None and changes.base == self._version:
+            hint = changes.pods
+        self._version = None if changes is None else changes.version
         updated = None
         if self._context is not None and self._settings == settings:
-            updated = self._context.updated(inventory, addresses)
+            updated = self._context.updated(inventory, addresses, hint)
         if updated is None:
             self._context = Context(inventory, addresses, settings)
             self._settings = settings

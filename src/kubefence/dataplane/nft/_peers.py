@@ -44,6 +44,14 @@ def address_key(address: IPAddress) -> tuple[int, int]:
     return (address.version, int(address))
 
 
+def _shapes(pods: Sequence[Pod]) -> list[tuple[Pod, ...]]:
+    """Pods a pod peer cannot tell apart (same labels and hostNetwork), in order."""
+    grouped: dict[tuple[Labels, bool], list[Pod]] = {}
+    for pod in pods:
+        grouped.setdefault((pod.labels, pod.host_network), []).append(pod)
+    return [tuple(group) for group in grouped.values()]
+
+
 def _sorted_addresses(found: Sequence[IPAddress]) -> tuple[IPAddress, ...]:
     return tuple(sorted(set(found), key=address_key))
 
@@ -86,11 +94,10 @@ class Context:
         """The per-namespace views of the addressed pods; ``shapes`` are namespaces' groups
         known to be unchanged (reused as they are)."""
         # ``_raw`` holds the addressed pods in inventory order (one per key).
-        self.addressed: tuple[Pod, ...] = (
-            tuple(pod for pod, _ in self._raw.values())
-            if self._unique
-            else tuple(p for p in inventory.pods if p.key in self.addresses)
+        self._addressed: tuple[Pod, ...] | None = (
+            None if self._unique else tuple(p for p in inventory.pods if p.key in self.addresses)
         )
+        self._selectable: tuple[Pod, ...] | None = None
         self._local: tuple[object, tuple[Pod, ...]] | None = None
         self.by_namespace: dict[str, list[Pod]] = {}
         for pod in self.addressed:
@@ -102,19 +109,32 @@ class Context:
             if known is not None:
                 self.shapes[namespace] = known
                 continue
-            grouped: dict[tuple[Labels, bool], list[Pod]] = {}
-            for pod in pods:
-                grouped.setdefault((pod.labels, pod.host_network), []).append(pod)
-            self.shapes[namespace] = [tuple(group) for group in grouped.values()]
+            self.shapes[namespace] = _shapes(pods)
         self.labels = {ns: inventory.namespace_labels(ns) for ns in self.by_namespace}
-        self._selectable = tuple(
-            p for p in self.addressed if not p.host_network or self.settings.host_network_selectable
-        )
+
+    @property
+    def addressed(self) -> tuple[Pod, ...]:
+        """The addressed pods, in inventory order (built when first read)."""
+        if self._addressed is None:
+            self._addressed = tuple(pod for pod, _ in self._raw.values())
+        return self._addressed
+
+    @property
+    def selectable(self) -> tuple[Pod, ...]:
+        """The addressed pods a pod peer can select (hostNetwork ones only if the settings
+        say so), in inventory order (built when first read)."""
+        if self._selectable is None:
+            self._selectable = tuple(
+                p
+                for p in self.addressed
+                if not p.host_network or self.settings.host_network_selectable
+            )
+        return self._selectable
 
     def local_pods(self, local: Collection[str]) -> tuple[Pod, ...]:
         """The addressed pods whose keys are in ``local``, in inventory order (remembered
         for the same ``local`` object)."""
-        if self._local is None or self._local[0] is not local:
+        if self._local is None or not (self._local[0] is local or self._local[0] == local):
             if self._unique:
                 found = tuple(pod for key, (pod, _) in self._raw.items() if key in local)
             else:
@@ -181,21 +201,11 @@ class Context:
                     return  # shared now: a full look says who owns it, or which pods clash
         new._owners = (owners, shared, None)
 
-    def updated(
+    def _scan(
         self, inventory: Inventory, addresses: Mapping[str, Sequence[IPAddress]]
-    ) -> tuple[Context, frozenset[PeerMatcher]] | None:
-        """This context for another inventory (same settings), with the peers whose address
-        sets or named-port destinations may differ; None when so much changed that a new
-        ``Context`` costs the same. Unchanged, it is itself.
-
-        A pod changed when its model or its addresses differ; a namespace whose labels
-        changed changes every pod in it. Each cached pod peer is tested against the changed
-        pods only, before and after, so a label change costs O(peers), not O(pods x peers).
-        A peer none of them enters or leaves (or changes addresses or ports in) keeps its
-        caches, its members possibly the earlier models of pods equal in key, addresses and
-        ports, which is all a member is read for."""
-        if not self._unique:
-            return None  # two pods with one key: only a new context reads them as given
+    ) -> tuple[dict[str, tuple[Pod, Sequence[IPAddress]]], set[str]] | None:
+        """The addressed pods of ``inventory`` and the keys that differ from this context's
+        (None: two pods share a key), found by looking at every pod."""
         old_raw = self._raw
         raw: dict[str, tuple[Pod, Sequence[IPAddress]]] = {}
         changed: set[str] = set()
@@ -217,10 +227,70 @@ class Context:
             return None
         if len(raw) - sum(1 for key in changed if key not in old_raw) != len(old_raw):
             changed.update(key for key in old_raw if key not in raw)
+        return raw, changed
+
+    def _apply(
+        self, addresses: Mapping[str, Sequence[IPAddress]], changes: Mapping[str, Pod | None]
+    ) -> tuple[dict[str, tuple[Pod, Sequence[IPAddress]]], set[str]] | None:
+        """``_scan`` from the pods ``changes`` names alone (None: a pod gained an address)."""
+        old_raw = self._raw
+        raw = dict(old_raw)  # keeps inventory order: pods are only replaced or removed
+        changed: set[str] = set()
+        for key, pod in changes.items():
+            found = () if pod is None else addresses.get(key, ())
+            old = old_raw.get(key)
+            if not found:
+                if old is not None:
+                    del raw[key]
+                    changed.add(key)
+                continue
+            if old is None:
+                return None
+            assert pod is not None
+            if not (
+                (old[0] is pod or old[0] == pod)
+                and (old[1] is found or tuple(old[1]) == tuple(found))
+            ):
+                raw[key] = (pod, found)
+                changed.add(key)
+        return raw, changed
+
+    def updated(
+        self,
+        inventory: Inventory,
+        addresses: Mapping[str, Sequence[IPAddress]],
+        changes: Mapping[str, Pod | None] | None = None,
+    ) -> tuple[Context, frozenset[PeerMatcher]] | None:
+        """This context for another inventory (same settings), with the peers whose address
+        sets or named-port destinations may differ; None when so much changed that a new
+        ``Context`` costs the same. Unchanged, it is itself.
+
+        A pod changed when its model or its addresses differ; a namespace whose labels
+        changed changes every pod in it. Each cached pod peer is tested against the changed
+        pods only, before and after, so a label change costs O(peers), not O(pods x peers).
+        A peer none of them enters or leaves (or changes addresses or ports in) keeps its
+        caches, its members possibly the earlier models of pods equal in key, addresses and
+        ports, which is all a member is read for.
+
+        ``changes`` (see ``PodChanges``) says which pods may differ from this context's
+        inventory (key -> the pod now, None when gone) and that no namespace did: the
+        changed pods are then not searched for, and the views are updated, not rebuilt, so
+        one pod's change costs O(changed pods x peers), not O(pods). A pod that gains an
+        address there (its place in inventory order is not known) makes it None."""
+        if not self._unique:
+            return None  # two pods with one key: only a new context reads them as given
+        old_raw = self._raw
+        found = (
+            self._scan(inventory, addresses) if changes is None else self._apply(addresses, changes)
+        )
+        if found is None:
+            return None
+        raw, changed = found
         if len(changed) > 64 and len(changed) * 4 > len(raw):
             return None
-        if not changed and all(
-            inventory.namespace_labels(ns) == labels for ns, labels in self.labels.items()
+        if not changed and (
+            changes is not None
+            or all(inventory.namespace_labels(ns) == labels for ns, labels in self.labels.items())
         ):
             return self, frozenset()
         new = Context.__new__(Context)
@@ -237,12 +307,19 @@ class Context:
             else:
                 new.addresses[key] = _sorted_addresses(entry[1])
                 touched.add(entry[0].namespace)
-        new._index(inventory, {ns: g for ns, g in self.shapes.items() if ns not in touched})
-        relabelled = {
-            ns
-            for ns, labels in new.labels.items()
-            if ns in self.labels and self.labels[ns] != labels
-        }
+        if changes is None:
+            new._index(inventory, {ns: g for ns, g in self.shapes.items() if ns not in touched})
+        else:
+            self._reindex(new, touched)
+        relabelled = (
+            set()  # ``changes`` come with the same namespaces
+            if changes is not None
+            else {
+                ns
+                for ns, labels in new.labels.items()
+                if ns in self.labels and self.labels[ns] != labels
+            }
+        )
         for ns in relabelled:
             changed.update(p.key for p in self.by_namespace[ns])
             changed.update(p.key for p in new.by_namespace[ns])
@@ -320,6 +397,29 @@ class Context:
                 new._named_cache[named] = resolved
         return new, frozenset(affected)
 
+    def _reindex(self, new: Context, touched: Collection[str]) -> None:
+        """``_index`` for ``new``, whose pods are this context's with some replaced or
+        removed (in the ``touched`` namespaces only) and whose namespaces are the same."""
+        new._addressed = None
+        new._selectable = None
+        new.by_namespace = dict(self.by_namespace)
+        new.shapes = dict(self.shapes)
+        new.labels = dict(self.labels)
+        raw = new._raw
+        for namespace in touched:
+            members = [raw[p.key][0] for p in self.by_namespace.get(namespace, ()) if p.key in raw]
+            if members:
+                new.by_namespace[namespace] = members
+                new.shapes[namespace] = _shapes(members)
+            else:
+                new.by_namespace.pop(namespace, None)
+                new.shapes.pop(namespace, None)
+                new.labels.pop(namespace, None)
+        new._local = None
+        if self._local is not None:
+            kept = tuple(raw[p.key][0] for p in self._local[1] if p.key in raw)
+            new._local = (self._local[0], kept)
+
     def _candidate_namespaces(self, peer: PeerMatcher) -> Sequence[str]:
         """A pruning pre-check of a pod peer's namespace part (``peer_matches_pod`` decides)."""
         if peer.namespace is not None:
@@ -390,7 +490,7 @@ class Context:
         cached = self._destination_cache.get(peer)
         if cached is not None:
             return cached
-        candidates = self.matching_pods(peer) if peer.kind is PeerKind.PODS else self._selectable
+        candidates = self.matching_pods(peer) if peer.kind is PeerKind.PODS else self.selectable
         if peer.kind is PeerKind.IP_BLOCK:
             # The block's ranges already follow S15 and its setting (see peer_intervals), so
             # membership in them is what peer_matches_pod(address=a) answers, only faster.
