@@ -27,6 +27,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from kubefence.agent._decode import pod_record
 from kubefence.agent._relevant import Relevance
 from kubefence.agent._sorted import SortedPods
 from kubefence.api import (
@@ -240,19 +241,29 @@ class Store:
         return problem
 
     def put_pods(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
-        """``put`` for many pods at once (the first list): parsed as one batch, which costs
-        far less than one parse each; when the batch has a problem, one by one (``put``)."""
-        try:
-            inventory = inventory_from_objects([_manifest("Pod", obj) for _, obj in items])
-        except ValidationError:
-            for key, obj in items:
-                self.put("Pod", key, obj)
-            return
-        # A lone parse says document 0: the same model, so a resync finds no change.
-        parsed = {
-            p.key: p if p.origin is None else replace(p, origin=replace(p.origin, document=0))
-            for p in inventory.pods
-        }
+        """``put`` for many pods at once (the first list): each read by ``pod_record``, the
+        rest parsed as one batch, which costs far less than one parse each; when the batch has
+        a problem, one by one (``put``)."""
+        parsed: dict[str, Pod | None] = {}
+        rest: list[tuple[str, Mapping[str, Any]]] = []
+        for key, obj in items:
+            record = pod_record(obj)
+            if record is None:
+                rest.append((key, obj))
+            else:
+                parsed[key] = record if isinstance(record, Pod) else None
+        if rest:
+            try:
+                inventory = inventory_from_objects([_manifest("Pod", obj) for _, obj in rest])
+            except ValidationError:
+                for key, obj in rest:
+                    self.put("Pod", key, obj)
+                items = [(key, obj) for key, obj in items if key in parsed]
+            else:
+                # A lone parse says document 0: the same model, so a resync finds no change.
+                for p in inventory.pods:
+                    origin = None if p.origin is None else replace(p.origin, document=0)
+                    parsed[p.key] = replace(p, origin=origin)
         woken: dict[str, Mapping[str, Any]] = {}
         with self._lock:
             for key, _ in items:
@@ -293,6 +304,10 @@ class Store:
     ) -> tuple[Problem | None, Model | None]:
         problem: Problem | None = None
         model: Model | None = None
+        if kind == "Pod":
+            record = pod_record(obj)
+            if record is not None:
+                return None, record if isinstance(record, Pod) else None
         try:
             inventory = inventory_from_objects([_manifest(kind, obj)])
         except ValidationError as exc:
