@@ -11,6 +11,7 @@ connections until then (fail closed; ``fail_open`` installs nothing). The planne
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -60,6 +61,8 @@ class Installed:
     chains: int
     elements: int
     dispatched: int
+    plan_seconds: float = 0.0  # planning (CPU in this process)
+    nft_seconds: float = 0.0  # rendering and ``nft -f``
 
 
 class Enforcer:
@@ -115,6 +118,7 @@ class Enforcer:
         time or when ``nft`` refuses the update. ``held``: the pod CIDRs whose addresses that
         are no planned local pod are dropped (``plan_ruleset``). ``changes``: what the store
         knows changed since the inventory of the previous call (``PodChanges``)."""
+        started = time.monotonic()
         self.renderer.memo.expect(changes)
         plan = self.renderer.plan(
             inventory,
@@ -124,6 +128,7 @@ class Enforcer:
             local=local,
             held=held,
         )
+        planned = time.monotonic()
         how: How = "full"
         if self.plan is not None:
             update = ruleset_update(self.plan, plan)
@@ -139,4 +144,6 @@ class Enforcer:
             chains=len(plan.egress) + len(plan.ingress),
             elements=sum(len(c.elements) for c in (*plan.egress, *plan.ingress)),
             dispatched=len(plan.egress_dispatch) + len(plan.ingress_dispatch),
+            plan_seconds=planned - started,
+            nft_seconds=time.monotonic() - planned,
         )

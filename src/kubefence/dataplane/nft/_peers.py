@@ -38,6 +38,7 @@ from kubefence.semantics import (
 __all__ = ["Context", "Ranges", "address_key"]
 
 Ranges = dict[int, tuple[Interval, ...]]  # IP version -> merged address intervals
+_SELECTS_KEPT = 1 << 16  # (selector, labels) answers a context keeps
 
 
 def address_key(address: IPAddress) -> tuple[int, int]:
@@ -89,6 +90,7 @@ class Context:
         self._destination_cache: dict[PeerMatcher, tuple[tuple[IPAddress, Pod], ...]] = {}
         self._namespace_cache: dict[LabelSelector, tuple[str, ...]] = {}
         self._named_cache: dict[tuple[PeerMatcher, str, Protocol], dict[int, Ranges]] = {}
+        self._selects_cache: dict[tuple[LabelSelector, Labels], bool] = {}
 
     def _index(self, inventory: Inventory, shapes: Mapping[str, list[tuple[Pod, ...]]]) -> None:
         """The per-namespace views of the addressed pods; ``shapes`` are namespaces' groups
@@ -325,6 +327,7 @@ class Context:
             changed.update(p.key for p in new.by_namespace[ns])
         same_namespaces = not relabelled and self.labels.keys() == new.labels.keys()
         new._namespace_cache = dict(self._namespace_cache) if same_namespaces else {}
+        new._selects_cache = self._selects_cache  # a pure function: the one dict is shared
         new._owners = None
         self._updated_owners(new, changed, old_raw)
         before = [(key, old_raw[key][0] if key in old_raw else None) for key in changed]
@@ -437,18 +440,36 @@ class Context:
         return found
 
     def matching_pods(self, peer: PeerMatcher) -> tuple[Pod, ...]:
-        """Addressed pods a pod peer matches (S11-S14; S23 via ``peer_matches_pod``)."""
+        """Addressed pods a pod peer matches (S11-S14, S23): ``peer_matches_pod`` with its
+        namespace part decided once per namespace (``_candidate_namespaces``) and its pod
+        part once per (selector, labels) (``_selects``), as many namespaces share label sets."""
         cached = self._pods_cache.get(peer)
         if cached is None:
             found: list[Pod] = []
+            selector = peer.pod_selector
+            hidden = not self.settings.host_network_selectable
             for namespace in self._candidate_namespaces(peer):
-                labels = self.labels[namespace]
                 for group in self.shapes[namespace]:
-                    if peer_matches_pod(peer, group[0], labels, settings=self.settings):
+                    pod = group[0]
+                    if hidden and pod.host_network:
+                        continue  # S23: a hostNetwork pod acts as its node's IP, not as a pod
+                    if selector is None or self._selects(selector, pod.labels):
                         found.extend(group)
             cached = tuple(found)
             self._pods_cache[peer] = cached
         return cached
+
+    def _selects(self, selector: LabelSelector, labels: Labels) -> bool:
+        """``selector_matches``, remembered (a pure function; shared by the contexts
+        ``updated`` makes, forgotten when it grows past ``_SELECTS_KEPT``)."""
+        key = (selector, labels)
+        found = self._selects_cache.get(key)
+        if found is None:
+            if len(self._selects_cache) >= _SELECTS_KEPT:
+                self._selects_cache.clear()
+            found = selector_matches(selector, labels)
+            self._selects_cache[key] = found
+        return found
 
     def peer_intervals(self, peer: PeerMatcher) -> dict[int, tuple[Interval, ...]]:
         """Address ranges of a peer, per IP version."""
