@@ -65,6 +65,16 @@ class Relevance:
                             self._selectors.add(peer.namespace_selector)
         return False
 
+    def signature(self) -> object:
+        """Equal for two ``Relevance`` of the same namespace labels that keep the same pods."""
+        if self.everything:
+            return True
+        return (
+            frozenset(self._namespaces),
+            frozenset(self._selectors),
+            frozenset((b.version, str(b)) for b in self._blocks),
+        )
+
     def _namespace_wanted(self, name: str) -> bool:
         found = self._wanted.get(name)
         if found is None:

@@ -205,7 +205,9 @@ class Store:
         # kept pods for the dirty ones only.
         self._snapped: int | None = None
         self._kept = SortedPods()
-        self._basis: tuple[tuple[Namespace, ...], tuple[NetworkPolicy, ...], bool] | None = None
+        self._basis: (
+            tuple[tuple[Namespace, ...], tuple[NetworkPolicy, ...], object, bool] | None
+        ) = None
         self._relevance: Relevance | None = None
         self._planned: tuple[tuple[NetworkPolicy, ...], frozenset[str], tuple[NetworkPolicy, ...]]
         self._planned = ((), frozenset(), ())
@@ -449,35 +451,49 @@ class Store:
             local = frozenset(self._local_live)
             addresses = dict(self._addresses)
             dirty, self._dirty = self._dirty, set()
-            basis = (namespaces, planned, bool(admin))
-            changes = PodChanges(base=None, version=version, pods={})
+            relevance = self._relevance
             if (
-                self._basis is not None
-                and self._relevance is not None
-                and self._snapped is not None
-                and all(a is b for a, b in zip(self._basis, basis, strict=True))
+                relevance is None
+                or self._basis is None
+                or not (
+                    self._basis[0] is namespaces
+                    and self._basis[1] is planned
+                    and self._basis[3] == bool(admin)
+                )
             ):
-                pods: dict[str, Pod | None] = {}
-                for key in dirty:
-                    pod = self._live.get(key)
-                    if pod is not None and not self._relevance.keeps(pod, local=key in local):
-                        pod = None
-                    self._kept.put(key, pod)
-                    pods[key] = pod
-                changes = PodChanges(base=self._snapped, version=version, pods=pods)
-            else:
                 # Admin tiers' peers reach any namespace (and pods stand for their nodes).
-                self._relevance = Relevance(
+                relevance = Relevance(
                     planned,
                     namespace_labels=Inventory(namespaces=namespaces).namespace_labels,
                     settings=self.settings,
                 )
                 if admin:
-                    self._relevance.everything = True
+                    relevance.everything = True
+            basis = (namespaces, planned, relevance.signature(), bool(admin))
+            changes = PodChanges(base=None, version=version, pods={})
+            if (
+                self._basis is not None
+                and self._snapped is not None
+                and self._basis[0] is namespaces
+                and self._basis[2] == basis[2]
+            ):
+                # The same pods are kept for the pods that did not change: update the rest.
+                self._relevance = relevance
+                self._basis = basis
+                pods: dict[str, Pod | None] = {}
+                for key in dirty:
+                    pod = self._live.get(key)
+                    if pod is not None and not relevance.keeps(pod, local=key in local):
+                        pod = None
+                    self._kept.put(key, pod)
+                    pods[key] = pod
+                changes = PodChanges(base=self._snapped, version=version, pods=pods)
+            else:
+                self._relevance = relevance
                 self._kept = (
                     self._live.copy()
-                    if self._relevance.everything
-                    else (self._live.filtered(self._relevance, local))
+                    if relevance.everything
+                    else self._live.filtered(relevance, local)
                 )
                 self._basis = basis
             self._snapped = version

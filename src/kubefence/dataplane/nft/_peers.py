@@ -53,6 +53,20 @@ def _shapes(pods: Sequence[Pod]) -> list[tuple[Pod, ...]]:
     return [tuple(group) for group in grouped.values()]
 
 
+def _runs(points: list[int]) -> tuple[Interval, ...]:
+    """``merge`` of the one-address intervals of ``points`` (sorted ints, not tuples)."""
+    ordered = sorted(set(points))
+    runs: list[Interval] = []
+    start = previous = ordered[0]
+    for value in ordered[1:]:
+        if value != previous + 1:
+            runs.append((start, previous))
+            start = value
+        previous = value
+    runs.append((start, previous))
+    return tuple(runs)
+
+
 def _sorted_addresses(found: Sequence[IPAddress]) -> tuple[IPAddress, ...]:
     return tuple(sorted(set(found), key=address_key))
 
@@ -497,11 +511,11 @@ class Context:
             result = {peer.ip_block.cidr.version: intervals}
         else:
             # S11-S14: the addresses of every pod the selectors match.
-            found: dict[int, list[Interval]] = {v: [] for v in VERSIONS}
+            found: dict[int, list[int]] = {v: [] for v in VERSIONS}
             for pod in self.matching_pods(peer):
                 for a in self.addresses[pod.key]:
-                    found[a.version].append(address_interval(a))
-            result = {v: merge(ivs) for v, ivs in found.items() if ivs}
+                    found[a.version].append(int(a))
+            result = {v: _runs(points) for v, points in found.items() if points}
         self._peer_cache[peer] = result
         return result
 
