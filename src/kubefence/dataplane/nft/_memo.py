@@ -136,7 +136,7 @@ class PlanMemo:
     def __init__(self) -> None:
         self.tiers: object = None  # the admin tiers' own memo (``_tiers.TierMemo``), if any
         self._settings: Settings | None = None
-        self._atoms: tuple[object, Atoms] | None = None
+        self._atoms: tuple[object, Atoms, int] | None = None
         self._context: Context | None = None
         self._policies: dict[tuple[str, str], tuple[NetworkPolicy, PolicyMemo]] = {}
         self._disjoint: dict[tuple[Box, ...], tuple[Box, ...]] = {}
@@ -223,8 +223,13 @@ class PlanMemo:
         (most label changes) cuts the same atoms."""
         key = (list(sets.ranges), list(sets.origins), pod_of)
         if self._atoms is None or self._atoms[0] != key:
-            self._atoms = (key, cut_atoms(sets, pod_of))
+            atoms = cut_atoms(sets, pod_of)
+            self._atoms = (key, atoms, max((r.atom for r in atoms[0]), default=0))
         return self._atoms[1]
+
+    def atom_count(self) -> int:
+        """The highest atom number of the last ``atoms`` (0: none), counted once per cut."""
+        return 0 if self._atoms is None else self._atoms[2]
 
     def disjoint(self, boxes: Iterable[Box]) -> tuple[Box, ...]:
         """``disjoint_boxes`` (a pure function of ``boxes``), remembered for two calls."""
