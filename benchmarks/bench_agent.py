@@ -296,7 +296,9 @@ def scale(tmp: Path, *, pods: int, policies: int, changes: int) -> dict[str, Any
                 result["full_sync_seconds"] = first["seconds"]
                 result["full_sync_parts"] = {k: first.get(k) for k in
                                              ("list_seconds", "pods_seconds",
-                                              "install_seconds")}  # fmt: skip
+                                              "install_seconds", "cpu_seconds",
+                                              "list_cpu_seconds", "pods_cpu_seconds",
+                                              "install_cpu_seconds")}  # fmt: skip
                 result["first_install"] = {k: full.get(k) for k in
                                            ("seconds", "pods", "local_pods", "policies",
                                             "chains", "elements", "plan_seconds",
