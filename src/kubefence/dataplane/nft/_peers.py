@@ -38,7 +38,7 @@ from kubefence.semantics import (
 __all__ = ["Context", "Ranges", "address_key"]
 
 Ranges = dict[int, tuple[Interval, ...]]  # IP version -> merged address intervals
-_SELECTS_KEPT = 1 << 16  # (selector, labels) answers a context keeps
+_SELECTS_KEPT = 1 << 14  # selectors, and label sets per selector, whose answers are kept
 
 
 def address_key(address: IPAddress) -> tuple[int, int]:
@@ -104,7 +104,7 @@ class Context:
         self._destination_cache: dict[PeerMatcher, tuple[tuple[IPAddress, Pod], ...]] = {}
         self._namespace_cache: dict[LabelSelector, tuple[str, ...]] = {}
         self._named_cache: dict[tuple[PeerMatcher, str, Protocol], dict[int, Ranges]] = {}
-        self._selects_cache: dict[tuple[LabelSelector, Labels], bool] = {}
+        self._selects_cache: dict[LabelSelector, dict[Labels, bool]] = {}
 
     def _index(self, inventory: Inventory, shapes: Mapping[str, list[tuple[Pod, ...]]]) -> None:
         """The per-namespace views of the addressed pods; ``shapes`` are namespaces' groups
@@ -456,33 +456,40 @@ class Context:
     def matching_pods(self, peer: PeerMatcher) -> tuple[Pod, ...]:
         """Addressed pods a pod peer matches (S11-S14, S23): ``peer_matches_pod`` with its
         namespace part decided once per namespace (``_candidate_namespaces``) and its pod
-        part once per (selector, labels) (``_selects``), as many namespaces share label sets."""
+        part once per (selector, labels) (``_selector_answers``), as namespaces share label sets."""
         cached = self._pods_cache.get(peer)
         if cached is None:
             found: list[Pod] = []
             selector = peer.pod_selector
+            answers = None if selector is None else self._selector_answers(selector)
             hidden = not self.settings.host_network_selectable
             for namespace in self._candidate_namespaces(peer):
                 for group in self.shapes[namespace]:
                     pod = group[0]
                     if hidden and pod.host_network:
                         continue  # S23: a hostNetwork pod acts as its node's IP, not as a pod
-                    if selector is None or self._selects(selector, pod.labels):
-                        found.extend(group)
+                    if answers is not None:
+                        assert selector is not None
+                        selected = answers.get(pod.labels)
+                        if selected is None:
+                            selected = answers[pod.labels] = selector_matches(selector, pod.labels)
+                        if not selected:
+                            continue
+                    found.extend(group)
             cached = tuple(found)
             self._pods_cache[peer] = cached
         return cached
 
-    def _selects(self, selector: LabelSelector, labels: Labels) -> bool:
-        """``selector_matches``, remembered (a pure function; shared by the contexts
-        ``updated`` makes, forgotten when it grows past ``_SELECTS_KEPT``)."""
-        key = (selector, labels)
-        found = self._selects_cache.get(key)
+    def _selector_answers(self, selector: LabelSelector) -> dict[Labels, bool]:
+        """``selector_matches(selector, labels)`` remembered per labels (a pure function;
+        shared by the contexts ``updated`` makes, forgotten past ``_SELECTS_KEPT``)."""
+        found = self._selects_cache.get(selector)
         if found is None:
             if len(self._selects_cache) >= _SELECTS_KEPT:
                 self._selects_cache.clear()
-            found = selector_matches(selector, labels)
-            self._selects_cache[key] = found
+            found = self._selects_cache[selector] = {}
+        elif len(found) >= _SELECTS_KEPT:
+            found.clear()
         return found
 
     def peer_intervals(self, peer: PeerMatcher) -> dict[int, tuple[Interval, ...]]:
