@@ -182,3 +182,31 @@ def test_a_label_change_does_not_make_the_planner_look_at_every_pod(
         assert set(snap.changes.pods) == {key}
         assert _plan_text(renderer, snap) == _plan_text(None, _fresh(objects))
     assert scans == []
+
+
+def test_a_new_pod_keeps_the_planner_s_caches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pod that gains an address is found by a look at every pod, not by a new context."""
+    rng = random.Random(3)
+    objects = _cluster(rng)
+    store = Store(NODE)
+    for (kind, key), obj in sorted(objects.items()):
+        store.put(kind, key, copy.deepcopy(obj))
+    renderer = MemoisedRenderer()
+    _plan_text(renderer, store.snapshot())
+    made: list[int] = []
+    original = peers_module.Context.__init__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        made.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(peers_module.Context, "__init__", counting)
+    for number in range(3):
+        key = f"a/late{number}"
+        obj = _pod(rng, key, 200 + number)
+        objects[("Pod", key)] = obj
+        store.put("Pod", key, copy.deepcopy(obj))
+        made.clear()
+        incremental = _plan_text(renderer, store.snapshot())
+        assert made == []
+        assert incremental == _plan_text(None, _fresh(objects))

@@ -292,13 +292,15 @@ class Context:
         inventory (key -> the pod now, None when gone) and that no namespace did: the
         changed pods are then not searched for, and the views are updated, not rebuilt, so
         one pod's change costs O(changed pods x peers), not O(pods). A pod that gains an
-        address there (its place in inventory order is not known) makes it None."""
+        address there (its place in inventory order is not known) is found by looking at every pod,
+        as without ``changes``; the caches are still carried over."""
         if not self._unique:
             return None  # two pods with one key: only a new context reads them as given
         old_raw = self._raw
-        found = (
-            self._scan(inventory, addresses) if changes is None else self._apply(addresses, changes)
-        )
+        found = None if changes is None else self._apply(addresses, changes)
+        if found is None:  # no hint, or a pod gained an address: look at every pod
+            changes = None
+            found = self._scan(inventory, addresses)
         if found is None:
             return None
         raw, changed = found
