@@ -294,9 +294,15 @@ def scale(tmp: Path, *, pods: int, policies: int, changes: int) -> dict[str, Any
                 first = wait_record(agent, "first sync done")
                 full = next(r for r in log_records(agent) if r["msg"].startswith("ruleset "))
                 result["full_sync_seconds"] = first["seconds"]
+                result["full_sync_parts"] = {k: first.get(k) for k in
+                                             ("list_seconds", "pods_seconds",
+                                              "install_seconds", "cpu_seconds",
+                                              "list_cpu_seconds", "pods_cpu_seconds",
+                                              "install_cpu_seconds")}  # fmt: skip
                 result["first_install"] = {k: full.get(k) for k in
                                            ("seconds", "pods", "local_pods", "policies",
-                                            "chains", "elements")}  # fmt: skip
+                                            "chains", "elements", "plan_seconds",
+                                            "nft_seconds")}  # fmt: skip
                 assert agent.process is not None
                 result["rss_mb_after_sync"], result["rss_peak_mb"] = rss_mb(agent.process.pid)
                 # Start-up (interpreter, imports) included: an upper bound of the sync's CPU.
@@ -304,6 +310,7 @@ def scale(tmp: Path, *, pods: int, policies: int, changes: int) -> dict[str, Any
                 cpu_before = cpu_seconds(agent.process.pid)
                 label: list[float] = []
                 label_e2e: list[float] = []
+                label_parts: dict[str, list[float]] = {"plan_seconds": [], "nft_seconds": []}
                 pod = local_objects[0]
                 path = PODS.path(
                     namespace=pod["metadata"]["namespace"], name=pod["metadata"]["name"]
@@ -315,7 +322,13 @@ def scale(tmp: Path, *, pods: int, policies: int, changes: int) -> dict[str, Any
                     record = next_reconcile(agent, before)
                     label.append(float(record["seconds"]))
                     label_e2e.append(wall(record) - returned)
+                    for part, values in label_parts.items():
+                        if part in record:
+                            values.append(float(record[part]))
                 result["label_change_ms"] = summary(label)
+                result["label_change_parts_ms"] = {
+                    part: summary(values) for part, values in label_parts.items() if values
+                }
                 result["label_change_cpu_ms_mean"] = round(
                     (cpu_seconds(agent.process.pid) - cpu_before) * 1000 / changes, 1
                 )
@@ -347,10 +360,15 @@ def main() -> int:
     parser.add_argument(
         "--latency-only", action="store_true", help="only the apply/revoke latencies"
     )
+    parser.add_argument("--scale-only", action="store_true", help="only the scale figures")
     args = parser.parse_args()
     pods, policies = (2_000, 1_000) if args.quick else (10_000, 5_000)
     with tempfile.TemporaryDirectory(prefix="kf-bench-agent-") as directory:
         tmp = Path(directory)
+        if args.scale_only:
+            scaled = scale(tmp, pods=pods, policies=policies, changes=args.changes)
+            print(json.dumps({"scale": scaled}, indent=2))
+            return 0
         results = {
             "latency": latencies(tmp, args.changes),
             "latency_admin_tier": latencies(

@@ -11,6 +11,7 @@ connections until then (fail closed; ``fail_open`` installs nothing). The planne
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -21,6 +22,7 @@ from kubefence.dataplane.nft import (
     TABLE,
     FlowLog,
     MemoisedRenderer,
+    PodChanges,
     RulesetPlan,
     render_plan,
     ruleset_update,
@@ -60,6 +62,8 @@ class Installed:
     chains: int
     elements: int
     dispatched: int
+    plan_seconds: float = 0.0  # planning (CPU in this process)
+    nft_seconds: float = 0.0  # rendering and ``nft -f``
 
 
 class Enforcer:
@@ -112,11 +116,15 @@ class Enforcer:
         addresses: Mapping[str, Sequence[IPAddress]],
         local: Collection[str],
         held: Sequence[IPNetwork] = (),
+        changes: PodChanges | None = None,
     ) -> Installed:
         """Plan the node's table and install it: only what differs from the plan this process
         installed last (one ``nft -f`` transaction), or the whole table (also one) the first
         time or when ``nft`` refuses the update. ``held``: the pod CIDRs whose addresses that
-        are no planned local pod are dropped (``plan_ruleset``)."""
+        are no planned local pod are dropped (``plan_ruleset``). ``changes``: what the store
+        knows changed since the inventory of the previous call (``PodChanges``)."""
+        started = time.monotonic()
+        self.renderer.memo.expect(changes)
         plan = self.renderer.plan(
             inventory,
             addresses=addresses,
@@ -127,6 +135,7 @@ class Enforcer:
             flow_log=self.flow_log,
             counters=self.counters,
         )
+        planned = time.monotonic()
         how: How = "full"
         if self.plan is not None:
             update = ruleset_update(self.plan, plan)
@@ -142,4 +151,6 @@ class Enforcer:
             chains=len(plan.egress) + len(plan.ingress),
             elements=sum(len(c.elements) for c in (*plan.egress, *plan.ingress)),
             dispatched=len(plan.egress_dispatch) + len(plan.ingress_dispatch),
+            plan_seconds=planned - started,
+            nft_seconds=time.monotonic() - planned,
         )

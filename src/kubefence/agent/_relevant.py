@@ -19,7 +19,85 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from kubefence.api import IPNetwork, LabelSelector, NetworkPolicy, Pod, selector_matches
 from kubefence.semantics import Settings
 
-__all__ = ["relevant_pods"]
+__all__ = ["Relevance", "relevant_pods"]
+
+
+class Relevance:
+    """The test ``relevant_pods`` applies to each pod, built once per (policies, namespace
+    labels, settings) so that the agent's store can decide for one changed pod alone."""
+
+    __slots__ = ("_blocks", "_labels", "_namespaces", "_selectors", "_wanted", "everything")
+
+    def __init__(
+        self,
+        policies: Sequence[NetworkPolicy],
+        *,
+        namespace_labels: Callable[[str], Mapping[str, str]],
+        settings: Settings,
+    ) -> None:
+        self._labels = namespace_labels
+        self._namespaces: set[str] = set()
+        self._selectors: set[LabelSelector] = set()
+        self._blocks: list[IPNetwork] = []
+        self._wanted: dict[str, bool] = {}
+        # True: every pod is kept (see the module's docstring).
+        self.everything = not settings.ipblock_matches_pods or settings.host_network_selectable
+        if not self.everything:
+            self.everything = self._collect(policies)
+
+    def _collect(self, policies: Sequence[NetworkPolicy]) -> bool:
+        """Gather the peers' namespaces, selectors and blocks; True when every pod counts."""
+        for policy in policies:
+            for egress, rules in ((False, policy.ingress), (True, policy.egress)):
+                for rule in rules:
+                    named = egress and any(isinstance(p.port, str) for p in rule.ports)
+                    if not rule.peers:
+                        if named:
+                            return True  # the name resolves at every destination
+                        continue
+                    for peer in rule.peers:
+                        if peer.ip_block is not None:
+                            if named:
+                                self._blocks.append(peer.ip_block.cidr)  # a superset
+                        elif peer.namespace_selector is None:
+                            self._namespaces.add(policy.namespace)
+                        else:
+                            self._selectors.add(peer.namespace_selector)
+        return False
+
+    def signature(self) -> object:
+        """Equal for two ``Relevance`` of the same namespace labels that keep the same pods."""
+        if self.everything:
+            return True
+        return (
+            frozenset(self._namespaces),
+            frozenset(self._selectors),
+            frozenset((b.version, str(b)) for b in self._blocks),
+        )
+
+    def _namespace_wanted(self, name: str) -> bool:
+        found = self._wanted.get(name)
+        if found is None:
+            labels = self._labels(name)
+            found = name in self._namespaces or any(
+                selector_matches(s, labels) for s in self._selectors
+            )
+            self._wanted[name] = found
+        return found
+
+    def keeps(self, pod: Pod, *, local: bool) -> bool:
+        """Is ``pod`` (``local``: one of the node's own) read by the table?"""
+        return (
+            self.everything
+            or local
+            or self._namespace_wanted(pod.namespace)
+            or any(
+                ip in block
+                for block in self._blocks
+                for ip in pod.ips
+                if ip.version == block.version
+            )
+        )
 
 
 def relevant_pods(
@@ -31,41 +109,7 @@ def relevant_pods(
     settings: Settings,
 ) -> tuple[Pod, ...]:
     """The pods of ``pods`` a table dispatching ``local`` and planned from ``policies`` reads."""
-    if not settings.ipblock_matches_pods or settings.host_network_selectable:
+    relevance = Relevance(policies, namespace_labels=namespace_labels, settings=settings)
+    if relevance.everything:
         return tuple(pods)
-    namespaces: set[str] = set()
-    selectors: set[LabelSelector] = set()
-    blocks: list[IPNetwork] = []
-    for policy in policies:
-        for egress, rules in ((False, policy.ingress), (True, policy.egress)):
-            for rule in rules:
-                named = egress and any(isinstance(p.port, str) for p in rule.ports)
-                if not rule.peers:
-                    if named:
-                        return tuple(pods)  # the name resolves at every destination
-                    continue
-                for peer in rule.peers:
-                    if peer.ip_block is not None:
-                        if named:
-                            blocks.append(peer.ip_block.cidr)  # a superset of the block
-                    elif peer.namespace_selector is None:
-                        namespaces.add(policy.namespace)
-                    else:
-                        selectors.add(peer.namespace_selector)
-    wanted: dict[str, bool] = {}
-
-    def namespace_wanted(name: str) -> bool:
-        found = wanted.get(name)
-        if found is None:
-            labels = namespace_labels(name)
-            found = name in namespaces or any(selector_matches(s, labels) for s in selectors)
-            wanted[name] = found
-        return found
-
-    return tuple(
-        pod
-        for pod in pods
-        if pod.key in local
-        or namespace_wanted(pod.namespace)
-        or any(ip in block for block in blocks for ip in pod.ips if ip.version == block.version)
-    )
+    return tuple(pod for pod in pods if relevance.keeps(pod, local=pod.key in local))

@@ -5,6 +5,11 @@ whole ``Inventory``. Re-validating fifteen thousand dicts after every change wou
 the time budget, so each object is parsed alone (through ``kubefence.sources.objects``, the
 validation every other input gets) when it changes, kept as its model, and the inventory is put
 together from the models; a kind whose objects did not change reuses its sorted tuple.
+Pods are many and change most: the store keeps their views (live pods in order, addresses,
+this node's, the pods the table reads) up to date one pod at a time and tells the planner
+which pods changed (``PodChanges``), so that one change costs O(changed pods), not O(pods).
+The module is over 400 lines because those views are updated wherever a model changes
+(``_keep``, ``remove``) and read by ``snapshot``: split apart, they would become an interface.
 
 An object the agent cannot compile (the API server accepted it, kubefence's validation or this
 node refuses it, e.g. a protocol the kernel cannot serve) never opens anything: a policy is
@@ -24,7 +29,9 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from kubefence.agent._relevant import relevant_pods
+from kubefence.agent._decode import pod_record
+from kubefence.agent._relevant import Relevance
+from kubefence.agent._sorted import SortedPods
 from kubefence.api import (
     ClusterNetworkPolicy,
     Inventory,
@@ -34,6 +41,7 @@ from kubefence.api import (
     Pod,
     Protocol,
 )
+from kubefence.dataplane.nft import PodChanges
 from kubefence.errors import ValidationError
 from kubefence.semantics import DEFAULT_SETTINGS, Settings
 from kubefence.sources.objects import inventory_from_objects
@@ -77,6 +85,8 @@ class Snapshot:
     version: int  # bumps with every change the store took
     policies_total: int = 0  # in the cluster (the inventory holds only those that matter here)
     pods_total: int = 0  # likewise (see ``_relevant``)
+    # The pods that changed since the previous snapshot, for the planner (None: unknown).
+    changes: PodChanges | None = None
 
 
 def _manifest(kind: str, obj: Mapping[str, Any]) -> Obj:
@@ -184,6 +194,25 @@ class Store:
         self._pending_in: dict[str, set[str]] = {}  # namespace -> its keys in ``_pending``
         self._local: dict[str, set[str]] = {}  # namespace -> keys of this node's pods in it
         self.version = 0
+        # Kept up to date with each pod change, so that a snapshot does not look at every pod:
+        # the live pods (running, addressed) sorted by (namespace, name), their addresses
+        # (not hostNetwork), this node's, and the pods changed since the last snapshot.
+        self._live = SortedPods()
+        self._addresses: dict[str, tuple[IPAddress, ...]] = {}
+        self._local_live: set[str] = set()
+        self._here: dict[str, int] = {}  # namespace -> how many of ``_local_live`` are in it
+        self._dirty: set[str] = set()
+        # What the last snapshot planned from: its version, the kept (relevant) pods and what
+        # decided them; a snapshot with the same namespaces and planned policies updates the
+        # kept pods for the dirty ones only.
+        self._snapped: int | None = None
+        self._kept = SortedPods()
+        self._basis: (
+            tuple[tuple[Namespace, ...], tuple[NetworkPolicy, ...], object, bool] | None
+        ) = None
+        self._relevance: Relevance | None = None
+        self._planned: tuple[tuple[NetworkPolicy, ...], frozenset[str], tuple[NetworkPolicy, ...]]
+        self._planned = ((), frozenset(), ())
 
     def put(self, kind: str, key: str, obj: Mapping[str, Any]) -> Problem | None:
         """Parse and keep one object (ADDED, MODIFIED, SYNC); the problem, if it has one.
@@ -216,19 +245,29 @@ class Store:
         return problem
 
     def put_pods(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
-        """``put`` for many pods at once (the first list): parsed as one batch, which costs
-        far less than one parse each; when the batch has a problem, one by one (``put``)."""
-        try:
-            inventory = inventory_from_objects([_manifest("Pod", obj) for _, obj in items])
-        except ValidationError:
-            for key, obj in items:
-                self.put("Pod", key, obj)
-            return
-        # A lone parse says document 0: the same model, so a resync finds no change.
-        parsed = {
-            p.key: p if p.origin is None else replace(p, origin=replace(p.origin, document=0))
-            for p in inventory.pods
-        }
+        """``put`` for many pods at once (the first list): each read by ``pod_record``, the
+        rest parsed as one batch, which costs far less than one parse each; when the batch has
+        a problem, one by one (``put``)."""
+        parsed: dict[str, Pod | None] = {}
+        rest: list[tuple[str, Mapping[str, Any]]] = []
+        for key, obj in items:
+            record = pod_record(obj)
+            if record is None:
+                rest.append((key, obj))
+            else:
+                parsed[key] = record if isinstance(record, Pod) else None
+        if rest:
+            try:
+                inventory = inventory_from_objects([_manifest("Pod", obj) for _, obj in rest])
+            except ValidationError:
+                for key, obj in rest:
+                    self.put("Pod", key, obj)
+                items = [(key, obj) for key, obj in items if key in parsed]
+            else:
+                # A lone parse says document 0: the same model, so a resync finds no change.
+                for p in inventory.pods:
+                    origin = None if p.origin is None else replace(p.origin, document=0)
+                    parsed[p.key] = replace(p, origin=origin)
         woken: dict[str, Mapping[str, Any]] = {}
         with self._lock:
             for key, _ in items:
@@ -269,6 +308,10 @@ class Store:
     ) -> tuple[Problem | None, Model | None]:
         problem: Problem | None = None
         model: Model | None = None
+        if kind == "Pod":
+            record = pod_record(obj)
+            if record is not None:
+                return None, record if isinstance(record, Pod) else None
         try:
             inventory = inventory_from_objects([_manifest(kind, obj)])
         except ValidationError as exc:
@@ -318,6 +361,8 @@ class Store:
                 self._sorted[kind] = tuple(values)
             elif changed:
                 self._sorted[kind] = None
+        if changed and kind == "Pod":
+            self._pod_changed(key, model if isinstance(model, Pod) else None)
         if problem is None:
             changed = self._problems.pop((kind, key), None) is not None or changed
         else:
@@ -333,6 +378,8 @@ class Store:
                 self._unpend(key)
             elif kind == "Pod":
                 self._track_local(key, None)
+                if gone:
+                    self._pod_changed(key, None)
             if gone:
                 self._sorted[kind] = None
                 self.version += 1
@@ -355,10 +402,44 @@ class Store:
             self._positions[kind] = {key: index for index, (key, _) in enumerate(items)}
         return found
 
+    def _pod_changed(self, key: str, pod: Pod | None) -> None:
+        """Bring the live views up to date for one pod (``pod`` None: gone)."""
+        live = pod if pod is not None and pod.phase not in _GONE_PHASES and pod.ips else None
+        self._live.put(key, live)
+        self._dirty.add(key)
+        if live is not None and not live.host_network:
+            self._addresses[key] = live.ips
+        else:
+            self._addresses.pop(key, None)
+        local = live is not None and live.node == self.node and not live.host_network
+        if local == (key in self._local_live):
+            return
+        namespace = key.partition("/")[0]
+        if local:
+            self._local_live.add(key)
+            self._here[namespace] = self._here.get(namespace, 0) + 1
+        else:
+            self._local_live.discard(key)
+            self._here[namespace] -= 1
+            if not self._here[namespace]:
+                del self._here[namespace]
+
+    def _planned_policies(self, policies: tuple[NetworkPolicy, ...]) -> tuple[NetworkPolicy, ...]:
+        """The policies of namespaces with a pod of this node (the same tuple while neither
+        changes). A policy selects pods of its own namespace only (S01): one in a namespace
+        without a pod of this node adds nothing to this node's table."""
+        here = frozenset(self._here)
+        known, known_here, planned = self._planned
+        if known is not policies or known_here != here:
+            planned = tuple(p for p in policies if p.namespace in here)
+            self._planned = (policies, here, planned)
+        return planned
+
     def snapshot(self) -> Snapshot:
+        """The state to plan from. Costs O(changed pods) when the namespaces and the planned
+        policies are those of the previous snapshot, else O(pods)."""
         with self._lock:
             namespaces = self._tuple("Namespace")
-            pods = tuple(p for p in self._tuple("Pod") if p.phase not in _GONE_PHASES and p.ips)
             policies = self._tuple("NetworkPolicy")
             problems = tuple(self._problems.values())
             version = self.version
@@ -368,27 +449,61 @@ class Store:
                 )
             )
             total = len(policies) + len(self._pending) + len(admin)
-        local_pods = [p for p in pods if p.node == self.node and not p.host_network]
-        local = frozenset(p.key for p in local_pods)
-        # A policy selects pods of its own namespace only (S01): one in a namespace without a
-        # pod of this node adds nothing to this node's table, so it is not planned here.
-        here = {p.namespace for p in local_pods}
-        planned = tuple(p for p in policies if p.namespace in here)
-        whole = Inventory(namespaces=namespaces, pods=pods, policies=planned)
-        # Admin tiers' peers reach any namespace (and pods stand for their nodes): every pod.
-        kept = (
-            pods
-            if admin
-            else relevant_pods(
-                pods,
-                planned,
-                local=local,
-                namespace_labels=whole.namespace_labels,
-                settings=self.settings,
-            )
-        )
+            planned = self._planned_policies(policies)
+            local = frozenset(self._local_live)
+            addresses = dict(self._addresses)
+            dirty, self._dirty = self._dirty, set()
+            relevance = self._relevance
+            if (
+                relevance is None
+                or self._basis is None
+                or not (
+                    self._basis[0] is namespaces
+                    and self._basis[1] is planned
+                    and self._basis[3] == bool(admin)
+                )
+            ):
+                # Admin tiers' peers reach any namespace (and pods stand for their nodes).
+                relevance = Relevance(
+                    planned,
+                    namespace_labels=Inventory(namespaces=namespaces).namespace_labels,
+                    settings=self.settings,
+                )
+                if admin:
+                    relevance.everything = True
+            basis = (namespaces, planned, relevance.signature(), bool(admin))
+            changes = PodChanges(base=None, version=version, pods={})
+            if (
+                self._basis is not None
+                and self._snapped is not None
+                and self._basis[0] is namespaces
+                and self._basis[2] == basis[2]
+            ):
+                # The same pods are kept for the pods that did not change: update the rest.
+                self._relevance = relevance
+                self._basis = basis
+                pods: dict[str, Pod | None] = {}
+                for key in dirty:
+                    pod = self._live.get(key)
+                    if pod is not None and not relevance.keeps(pod, local=key in local):
+                        pod = None
+                    self._kept.put(key, pod)
+                    pods[key] = pod
+                changes = PodChanges(base=self._snapped, version=version, pods=pods)
+            else:
+                self._relevance = relevance
+                self._kept = (
+                    self._live.copy()
+                    if relevance.everything
+                    else self._live.filtered(relevance, local)
+                )
+                self._basis = basis
+            self._snapped = version
+            kept = self._kept.pods()
+            pods_total = len(self._live)
         inventory = Inventory(
             namespaces=namespaces, pods=kept, policies=planned, admin_policies=admin
         )
-        addresses = {p.key: p.ips for p in kept if not p.host_network}
-        return Snapshot(inventory, local, addresses, problems, version, total, len(pods))
+        return Snapshot(
+            inventory, local, addresses, problems, version, total, pods_total, changes=changes
+        )

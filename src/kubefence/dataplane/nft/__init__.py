@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 
 from kubefence.api import Inventory, IPAddress, IPNetwork
-from kubefence.dataplane.nft._memo import PlanMemo
+from kubefence.dataplane.nft._memo import PlanMemo, PodChanges
 from kubefence.dataplane.nft._model import (
     PROTOCOL_NUMBERS,
     AtomRange,
@@ -50,6 +50,7 @@ __all__ = [
     "MemoisedRenderer",
     "NamedPort",
     "PlanMemo",
+    "PodChanges",
     "PodClass",
     "RulesetPlan",
     "TableChange",

@@ -26,7 +26,21 @@ from kubefence.semantics import (
     selects_pod,
 )
 
-__all__ = ["PlanMemo", "PolicyMemo"]
+__all__ = ["PlanMemo", "PodChanges", "PolicyMemo"]
+
+
+@dataclass(frozen=True, slots=True)
+class PodChanges:
+    """What a caller that keeps its own copy of the cluster (the agent's store) knows about
+    the next inventory it plans: the pods whose model or addresses may differ from the one
+    it planned at ``base`` (key -> the pod in the inventory now, None when it is not there),
+    and that nothing else about the pods or namespaces changed. ``version`` names this
+    inventory for the next call's ``base``. Given to ``PlanMemo.expect``, it spares the
+    planner a look at every pod; a ``base`` the memo did not plan last is ignored."""
+
+    base: int | None  # None: the changes are not known (the planner looks at every pod)
+    version: int
+    pods: Mapping[str, Pod | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,22 +123,30 @@ class PlanMemo:
 
     __slots__ = (
         "_atoms",
+        "_changes",
         "_context",
         "_disjoint",
         "_policies",
         "_previous_disjoint",
         "_settings",
+        "_version",
         "tiers",
     )
 
     def __init__(self) -> None:
         self.tiers: object = None  # the admin tiers' own memo (``_tiers.TierMemo``), if any
         self._settings: Settings | None = None
-        self._atoms: tuple[object, Atoms] | None = None
+        self._atoms: tuple[object, Atoms, int] | None = None
         self._context: Context | None = None
         self._policies: dict[tuple[str, str], tuple[NetworkPolicy, PolicyMemo]] = {}
         self._disjoint: dict[tuple[Box, ...], tuple[Box, ...]] = {}
         self._previous_disjoint: dict[tuple[Box, ...], tuple[Box, ...]] = {}
+        self._changes: PodChanges | None = None
+        self._version: int | None = None  # ``PodChanges.version`` of the last call, if any
+
+    def expect(self, changes: PodChanges | None) -> None:
+        """What the next call's inventory changed since an earlier one (see ``PodChanges``)."""
+        self._changes = changes
 
     def begin(self) -> None:
         """Start a call: keep the previous call's class elements, forget older ones."""
@@ -139,9 +161,14 @@ class PlanMemo:
         """The pod side for this call: the previous one updated for the pods and namespaces
         that changed (``Context.updated``), forgetting what each policy allowed only where it
         reads an address set that may differ; a new one when the settings changed."""
+        changes, self._changes = self._changes, None
+        hint = None
+        if changes is not None and changes.base is not None and changes.base == self._version:
+            hint = changes.pods
+        self._version = None if changes is None else changes.version
         updated = None
         if self._context is not None and self._settings == settings:
-            updated = self._context.updated(inventory, addresses)
+            updated = self._context.updated(inventory, addresses, hint)
         if updated is None:
             self._context = Context(inventory, addresses, settings)
             self._settings = settings
@@ -196,8 +223,13 @@ class PlanMemo:
         (most label changes) cuts the same atoms."""
         key = (list(sets.ranges), list(sets.origins), pod_of)
         if self._atoms is None or self._atoms[0] != key:
-            self._atoms = (key, cut_atoms(sets, pod_of))
+            atoms = cut_atoms(sets, pod_of)
+            self._atoms = (key, atoms, max((r.atom for r in atoms[0]), default=0))
         return self._atoms[1]
+
+    def atom_count(self) -> int:
+        """The highest atom number of the last ``atoms`` (0: none), counted once per cut."""
+        return 0 if self._atoms is None else self._atoms[2]
 
     def disjoint(self, boxes: Iterable[Box]) -> tuple[Box, ...]:
         """``disjoint_boxes`` (a pure function of ``boxes``), remembered for two calls."""

@@ -38,10 +38,33 @@ from kubefence.semantics import (
 __all__ = ["Context", "Ranges", "address_key"]
 
 Ranges = dict[int, tuple[Interval, ...]]  # IP version -> merged address intervals
+_SELECTS_KEPT = 1 << 14  # selectors, and label sets per selector, whose answers are kept
 
 
 def address_key(address: IPAddress) -> tuple[int, int]:
     return (address.version, int(address))
+
+
+def _shapes(pods: Sequence[Pod]) -> list[tuple[Pod, ...]]:
+    """Pods a pod peer cannot tell apart (same labels and hostNetwork), in order."""
+    grouped: dict[tuple[Labels, bool], list[Pod]] = {}
+    for pod in pods:
+        grouped.setdefault((pod.labels, pod.host_network), []).append(pod)
+    return [tuple(group) for group in grouped.values()]
+
+
+def _runs(points: list[int]) -> tuple[Interval, ...]:
+    """``merge`` of the one-address intervals of ``points`` (sorted ints, not tuples)."""
+    ordered = sorted(set(points))
+    runs: list[Interval] = []
+    start = previous = ordered[0]
+    for value in ordered[1:]:
+        if value != previous + 1:
+            runs.append((start, previous))
+            start = value
+        previous = value
+    runs.append((start, previous))
+    return tuple(runs)
 
 
 def _sorted_addresses(found: Sequence[IPAddress]) -> tuple[IPAddress, ...]:
@@ -81,16 +104,16 @@ class Context:
         self._destination_cache: dict[PeerMatcher, tuple[tuple[IPAddress, Pod], ...]] = {}
         self._namespace_cache: dict[LabelSelector, tuple[str, ...]] = {}
         self._named_cache: dict[tuple[PeerMatcher, str, Protocol], dict[int, Ranges]] = {}
+        self._selects_cache: dict[LabelSelector, dict[Labels, bool]] = {}
 
     def _index(self, inventory: Inventory, shapes: Mapping[str, list[tuple[Pod, ...]]]) -> None:
         """The per-namespace views of the addressed pods; ``shapes`` are namespaces' groups
         known to be unchanged (reused as they are)."""
         # ``_raw`` holds the addressed pods in inventory order (one per key).
-        self.addressed: tuple[Pod, ...] = (
-            tuple(pod for pod, _ in self._raw.values())
-            if self._unique
-            else tuple(p for p in inventory.pods if p.key in self.addresses)
+        self._addressed: tuple[Pod, ...] | None = (
+            None if self._unique else tuple(p for p in inventory.pods if p.key in self.addresses)
         )
+        self._selectable: tuple[Pod, ...] | None = None
         self._local: tuple[object, tuple[Pod, ...]] | None = None
         self.by_namespace: dict[str, list[Pod]] = {}
         for pod in self.addressed:
@@ -102,19 +125,32 @@ class Context:
             if known is not None:
                 self.shapes[namespace] = known
                 continue
-            grouped: dict[tuple[Labels, bool], list[Pod]] = {}
-            for pod in pods:
-                grouped.setdefault((pod.labels, pod.host_network), []).append(pod)
-            self.shapes[namespace] = [tuple(group) for group in grouped.values()]
+            self.shapes[namespace] = _shapes(pods)
         self.labels = {ns: inventory.namespace_labels(ns) for ns in self.by_namespace}
-        self._selectable = tuple(
-            p for p in self.addressed if not p.host_network or self.settings.host_network_selectable
-        )
+
+    @property
+    def addressed(self) -> tuple[Pod, ...]:
+        """The addressed pods, in inventory order (built when first read)."""
+        if self._addressed is None:
+            self._addressed = tuple(pod for pod, _ in self._raw.values())
+        return self._addressed
+
+    @property
+    def selectable(self) -> tuple[Pod, ...]:
+        """The addressed pods a pod peer can select (hostNetwork ones only if the settings
+        say so), in inventory order (built when first read)."""
+        if self._selectable is None:
+            self._selectable = tuple(
+                p
+                for p in self.addressed
+                if not p.host_network or self.settings.host_network_selectable
+            )
+        return self._selectable
 
     def local_pods(self, local: Collection[str]) -> tuple[Pod, ...]:
         """The addressed pods whose keys are in ``local``, in inventory order (remembered
         for the same ``local`` object)."""
-        if self._local is None or self._local[0] is not local:
+        if self._local is None or not (self._local[0] is local or self._local[0] == local):
             if self._unique:
                 found = tuple(pod for key, (pod, _) in self._raw.items() if key in local)
             else:
@@ -181,21 +217,11 @@ class Context:
                     return  # shared now: a full look says who owns it, or which pods clash
         new._owners = (owners, shared, None)
 
-    def updated(
+    def _scan(
         self, inventory: Inventory, addresses: Mapping[str, Sequence[IPAddress]]
-    ) -> tuple[Context, frozenset[PeerMatcher]] | None:
-        """This context for another inventory (same settings), with the peers whose address
-        sets or named-port destinations may differ; None when so much changed that a new
-        ``Context`` costs the same. Unchanged, it is itself.
-
-        A pod changed when its model or its addresses differ; a namespace whose labels
-        changed changes every pod in it. Each cached pod peer is tested against the changed
-        pods only, before and after, so a label change costs O(peers), not O(pods x peers).
-        A peer none of them enters or leaves (or changes addresses or ports in) keeps its
-        caches, its members possibly the earlier models of pods equal in key, addresses and
-        ports, which is all a member is read for."""
-        if not self._unique:
-            return None  # two pods with one key: only a new context reads them as given
+    ) -> tuple[dict[str, tuple[Pod, Sequence[IPAddress]]], set[str]] | None:
+        """The addressed pods of ``inventory`` and the keys that differ from this context's
+        (None: two pods share a key), found by looking at every pod."""
         old_raw = self._raw
         raw: dict[str, tuple[Pod, Sequence[IPAddress]]] = {}
         changed: set[str] = set()
@@ -217,10 +243,72 @@ class Context:
             return None
         if len(raw) - sum(1 for key in changed if key not in old_raw) != len(old_raw):
             changed.update(key for key in old_raw if key not in raw)
+        return raw, changed
+
+    def _apply(
+        self, addresses: Mapping[str, Sequence[IPAddress]], changes: Mapping[str, Pod | None]
+    ) -> tuple[dict[str, tuple[Pod, Sequence[IPAddress]]], set[str]] | None:
+        """``_scan`` from the pods ``changes`` names alone (None: a pod gained an address)."""
+        old_raw = self._raw
+        raw = dict(old_raw)  # keeps inventory order: pods are only replaced or removed
+        changed: set[str] = set()
+        for key, pod in changes.items():
+            found = () if pod is None else addresses.get(key, ())
+            old = old_raw.get(key)
+            if not found:
+                if old is not None:
+                    del raw[key]
+                    changed.add(key)
+                continue
+            if old is None:
+                return None
+            assert pod is not None
+            if not (
+                (old[0] is pod or old[0] == pod)
+                and (old[1] is found or tuple(old[1]) == tuple(found))
+            ):
+                raw[key] = (pod, found)
+                changed.add(key)
+        return raw, changed
+
+    def updated(
+        self,
+        inventory: Inventory,
+        addresses: Mapping[str, Sequence[IPAddress]],
+        changes: Mapping[str, Pod | None] | None = None,
+    ) -> tuple[Context, frozenset[PeerMatcher]] | None:
+        """This context for another inventory (same settings), with the peers whose address
+        sets or named-port destinations may differ; None when so much changed that a new
+        ``Context`` costs the same. Unchanged, it is itself.
+
+        A pod changed when its model or its addresses differ; a namespace whose labels
+        changed changes every pod in it. Each cached pod peer is tested against the changed
+        pods only, before and after, so a label change costs O(peers), not O(pods x peers).
+        A peer none of them enters or leaves (or changes addresses or ports in) keeps its
+        caches, its members possibly the earlier models of pods equal in key, addresses and
+        ports, which is all a member is read for.
+
+        ``changes`` (see ``PodChanges``) says which pods may differ from this context's
+        inventory (key -> the pod now, None when gone) and that no namespace did: the
+        changed pods are then not searched for, and the views are updated, not rebuilt, so
+        one pod's change costs O(changed pods x peers), not O(pods). A pod that gains an
+        address there (its place in inventory order is not known) is found by looking at every pod,
+        as without ``changes``; the caches are still carried over."""
+        if not self._unique:
+            return None  # two pods with one key: only a new context reads them as given
+        old_raw = self._raw
+        found = None if changes is None else self._apply(addresses, changes)
+        if found is None:  # no hint, or a pod gained an address: look at every pod
+            changes = None
+            found = self._scan(inventory, addresses)
+        if found is None:
+            return None
+        raw, changed = found
         if len(changed) > 64 and len(changed) * 4 > len(raw):
             return None
-        if not changed and all(
-            inventory.namespace_labels(ns) == labels for ns, labels in self.labels.items()
+        if not changed and (
+            changes is not None
+            or all(inventory.namespace_labels(ns) == labels for ns, labels in self.labels.items())
         ):
             return self, frozenset()
         new = Context.__new__(Context)
@@ -237,17 +325,25 @@ class Context:
             else:
                 new.addresses[key] = _sorted_addresses(entry[1])
                 touched.add(entry[0].namespace)
-        new._index(inventory, {ns: g for ns, g in self.shapes.items() if ns not in touched})
-        relabelled = {
-            ns
-            for ns, labels in new.labels.items()
-            if ns in self.labels and self.labels[ns] != labels
-        }
+        if changes is None:
+            new._index(inventory, {ns: g for ns, g in self.shapes.items() if ns not in touched})
+        else:
+            self._reindex(new, touched)
+        relabelled = (
+            set()  # ``changes`` come with the same namespaces
+            if changes is not None
+            else {
+                ns
+                for ns, labels in new.labels.items()
+                if ns in self.labels and self.labels[ns] != labels
+            }
+        )
         for ns in relabelled:
             changed.update(p.key for p in self.by_namespace[ns])
             changed.update(p.key for p in new.by_namespace[ns])
         same_namespaces = not relabelled and self.labels.keys() == new.labels.keys()
         new._namespace_cache = dict(self._namespace_cache) if same_namespaces else {}
+        new._selects_cache = self._selects_cache  # a pure function: the one dict is shared
         new._owners = None
         self._updated_owners(new, changed, old_raw)
         before = [(key, old_raw[key][0] if key in old_raw else None) for key in changed]
@@ -320,6 +416,29 @@ class Context:
                 new._named_cache[named] = resolved
         return new, frozenset(affected)
 
+    def _reindex(self, new: Context, touched: Collection[str]) -> None:
+        """``_index`` for ``new``, whose pods are this context's with some replaced or
+        removed (in the ``touched`` namespaces only) and whose namespaces are the same."""
+        new._addressed = None
+        new._selectable = None
+        new.by_namespace = dict(self.by_namespace)
+        new.shapes = dict(self.shapes)
+        new.labels = dict(self.labels)
+        raw = new._raw
+        for namespace in touched:
+            members = [raw[p.key][0] for p in self.by_namespace.get(namespace, ()) if p.key in raw]
+            if members:
+                new.by_namespace[namespace] = members
+                new.shapes[namespace] = _shapes(members)
+            else:
+                new.by_namespace.pop(namespace, None)
+                new.shapes.pop(namespace, None)
+                new.labels.pop(namespace, None)
+        new._local = None
+        if self._local is not None:
+            kept = tuple(raw[p.key][0] for p in self._local[1] if p.key in raw)
+            new._local = (self._local[0], kept)
+
     def _candidate_namespaces(self, peer: PeerMatcher) -> Sequence[str]:
         """A pruning pre-check of a pod peer's namespace part (``peer_matches_pod`` decides)."""
         if peer.namespace is not None:
@@ -337,18 +456,43 @@ class Context:
         return found
 
     def matching_pods(self, peer: PeerMatcher) -> tuple[Pod, ...]:
-        """Addressed pods a pod peer matches (S11-S14; S23 via ``peer_matches_pod``)."""
+        """Addressed pods a pod peer matches (S11-S14, S23): ``peer_matches_pod`` with its
+        namespace part decided once per namespace (``_candidate_namespaces``) and its pod
+        part once per (selector, labels) (``_selector_answers``), as namespaces share label sets."""
         cached = self._pods_cache.get(peer)
         if cached is None:
             found: list[Pod] = []
+            selector = peer.pod_selector
+            answers = None if selector is None else self._selector_answers(selector)
+            hidden = not self.settings.host_network_selectable
             for namespace in self._candidate_namespaces(peer):
-                labels = self.labels[namespace]
                 for group in self.shapes[namespace]:
-                    if peer_matches_pod(peer, group[0], labels, settings=self.settings):
-                        found.extend(group)
+                    pod = group[0]
+                    if hidden and pod.host_network:
+                        continue  # S23: a hostNetwork pod acts as its node's IP, not as a pod
+                    if answers is not None:
+                        assert selector is not None
+                        selected = answers.get(pod.labels)
+                        if selected is None:
+                            selected = answers[pod.labels] = selector_matches(selector, pod.labels)
+                        if not selected:
+                            continue
+                    found.extend(group)
             cached = tuple(found)
             self._pods_cache[peer] = cached
         return cached
+
+    def _selector_answers(self, selector: LabelSelector) -> dict[Labels, bool]:
+        """``selector_matches(selector, labels)`` remembered per labels (a pure function;
+        shared by the contexts ``updated`` makes, forgotten past ``_SELECTS_KEPT``)."""
+        found = self._selects_cache.get(selector)
+        if found is None:
+            if len(self._selects_cache) >= _SELECTS_KEPT:
+                self._selects_cache.clear()
+            found = self._selects_cache[selector] = {}
+        elif len(found) >= _SELECTS_KEPT:
+            found.clear()
+        return found
 
     def peer_intervals(self, peer: PeerMatcher) -> dict[int, tuple[Interval, ...]]:
         """Address ranges of a peer, per IP version."""
@@ -376,11 +520,11 @@ class Context:
             result = {peer.ip_block.cidr.version: intervals}
         else:
             # S11-S14: the addresses of every pod the selectors match.
-            found: dict[int, list[Interval]] = {v: [] for v in VERSIONS}
+            found: dict[int, list[int]] = {v: [] for v in VERSIONS}
             for pod in self.matching_pods(peer):
                 for a in self.addresses[pod.key]:
-                    found[a.version].append(address_interval(a))
-            result = {v: merge(ivs) for v, ivs in found.items() if ivs}
+                    found[a.version].append(int(a))
+            result = {v: _runs(points) for v, points in found.items() if points}
         self._peer_cache[peer] = result
         return result
 
@@ -390,7 +534,7 @@ class Context:
         cached = self._destination_cache.get(peer)
         if cached is not None:
             return cached
-        candidates = self.matching_pods(peer) if peer.kind is PeerKind.PODS else self._selectable
+        candidates = self.matching_pods(peer) if peer.kind is PeerKind.PODS else self.selectable
         if peer.kind is PeerKind.IP_BLOCK:
             # The block's ranges already follow S15 and its setting (see peer_intervals), so
             # membership in them is what peer_matches_pod(address=a) answers, only faster.

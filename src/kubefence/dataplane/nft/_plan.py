@@ -168,7 +168,7 @@ def plan_ruleset(
             memo.tiers = TierMemo()
         tier_drafts = draft_tiers(inventory, context, sets, memo=memo.tiers)
     atoms, atoms_of, legend = memo.atoms(sets, pod_of)
-    count = max((r.atom for r in atoms), default=0)
+    count = memo.atom_count()  # max(r.atom for r in atoms), counted once per cut
     egress, egress_dispatch = finish(
         context, memo, egress_drafts, Direction.EGRESS, atoms_of, count
     )

@@ -76,11 +76,13 @@ class TableChange:
         )
 
 
-def _map_elements(plan: RulesetPlan) -> dict[str, tuple[object, ...]]:
-    """Each map's elements, in render order (the pod comments are part of them)."""
+def _map_elements(plan: RulesetPlan, *, atoms: bool = True) -> dict[str, tuple[object, ...]]:
+    """Each map's elements, in render order (the pod comments are part of them); without
+    the atom maps when ``atoms`` is false."""
     found: dict[str, tuple[object, ...]] = {}
     for version in (4, 6):
-        found[f"atoms_v{version}"] = tuple(a for a in plan.atoms if a.version == version)
+        if atoms:
+            found[f"atoms_v{version}"] = tuple(a for a in plan.atoms if a.version == version)
         for kind, dispatch in (
             ("egress", plan.egress_dispatch),
             ("ingress", plan.ingress_dispatch),
@@ -147,7 +149,10 @@ def table_change(installed: RulesetPlan, wanted: RulesetPlan) -> TableChange | N
     reaches beyond maps, class sets and class chains (the hook chains or node sets)."""
     if _fixed(installed) != _fixed(wanted):
         return None
-    old_maps, new_maps = _map_elements(installed), _map_elements(wanted)
+    # The planner's memo hands the same atoms tuple on when the cut did not change.
+    atoms = installed.atoms is not wanted.atoms
+    old_maps = _map_elements(installed, atoms=atoms)
+    new_maps = _map_elements(wanted, atoms=atoms)
     old_classes, new_classes = _classes(installed), _classes(wanted)
     sets = _compared(_set_elements(old_classes), _set_elements(new_classes))
     chains = _compared(
@@ -159,7 +164,7 @@ def table_change(installed: RulesetPlan, wanted: RulesetPlan) -> TableChange | N
         {name: (p.kind, p.key) for name, p in _tier_parts(wanted).items()},
     )
     return TableChange(
-        maps=frozenset(name for name in MAPS if old_maps[name] != new_maps[name]),
+        maps=frozenset(name for name in MAPS if old_maps.get(name) != new_maps.get(name)),
         sets=sets[0],
         added_sets=sets[1],
         removed_sets=sets[2],
