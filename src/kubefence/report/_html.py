@@ -16,7 +16,7 @@ At scale (more than 150 namespaces or 3,000 paths) the graph is placed on a grid
 without a force layout and draws the paths of the selected namespace only; with more than 60
 namespaces the heat map opens on groups of namespaces (tenants, split into blocks of about
 sqrt(namespaces)) and a click on a group cell drills down to its namespaces; a view with more
-than 6,400 cells is drawn on a canvas with a hover tip; the first 1,000 findings are listed
+than 6,400 cells is drawn on a canvas with a hover tip; the first 500 findings are listed
 with a button for the rest.
 """
 
@@ -45,12 +45,39 @@ def _script_safe(text: str) -> str:
     return text.replace("</", "<\\/").replace("<!--", "<\\!--")
 
 
+def _table(findings: list[dict[str, Any]]) -> dict[str, Any]:
+    """The findings as one table for the page (its script rebuilds the objects): field names
+    once, each distinct string once (a rule's fix, the file, the severity repeat thousands of
+    times at 10,000 pods), and a link ``<href>#L<line>`` as its part before ``#L`` plus a flag.
+    """
+    fields = sorted({k for f in findings for k in f} | {"hrefLine"})
+    strings: dict[str, int] = {}
+    rows = []
+    for f in findings:
+        values = dict(f)
+        href, line = values.get("href"), values.get("line")
+        suffix = f"#L{line}"
+        values["hrefLine"] = 0
+        if isinstance(href, str) and line and href.endswith(suffix):
+            values["href"], values["hrefLine"] = href[: -len(suffix)], 1
+        rows.append(
+            [
+                [strings.setdefault(v, len(strings))] if isinstance(v, str) else v
+                for v in (values.get(k) for k in fields)
+            ]
+        )
+    return {"fields": fields, "strings": list(strings), "rows": rows}
+
+
 def render_html(data: dict[str, Any]) -> str:
     """The whole page for ``data`` (from ``report_data``)."""
     library = _vendored("cytoscape.min.js")
     if "</script" in library.lower():  # pragma: no cover - checked when vendoring
         raise ValueError("the vendored library cannot be inlined in a <script> element")
-    payload = _script_safe(json.dumps(data, separators=(",", ":")))
+    compact = dict(data)
+    if isinstance(data.get("findings"), list):
+        compact["findings"] = _table(data["findings"])
+    payload = _script_safe(json.dumps(compact, separators=(",", ":")))
     title = html.escape(str(data.get("title", "kubefence report")))
     return (
         _PAGE.replace("@@TITLE@@", title)

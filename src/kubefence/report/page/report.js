@@ -9,11 +9,24 @@
 (async function () {
   "use strict";
   const LIMITS = {graphForce: 150, edges: 3000, heatNamespaces: 60, tableCells: 6400,
-                  findings: 1000};
+                  findings: 500};
   const times = window.kfTimes = {};  // ms since navigation start at each phase's end
   const mark = phase => { times[phase] = Math.round(performance.now()); };
   mark("start");
   const data = JSON.parse(document.getElementById("kf-data").textContent);
+  if (data.findings && !Array.isArray(data.findings)) {
+    // a table (render_html's _table): a string is [its index]; "#L<line>" was cut off hrefs
+    const t = data.findings;
+    data.findings = t.rows.map(row => {
+      const f = {};
+      t.fields.forEach((k, x) => {
+        const v = row[x];
+        f[k] = Array.isArray(v) ? t.strings[v[0]] : v;
+      });
+      if (f.hrefLine) f.href += "#L" + f.line;
+      return f;
+    });
+  }
   const names = data.namespaces.map(n => n.name);
   const n = names.length;
   const index = new Map(names.map((name, i) => [name, i]));
@@ -68,9 +81,12 @@
   // --- graph -----------------------------------------------------------------------------
   const large = n > LIMITS.graphForce || pathCount > LIMITS.edges;
   const tenants = [...new Set(tenantOf.filter(t => t))].sort();
-  const elements = tenants.map(t => (
-    {group: "nodes", data: {id: "tenant:" + t, label: t}, classes: "tenant"}));
+  // a small graph boxes each tenant's namespaces (compound nodes); a large one (compound
+  // bounds cost seconds at 1,000 namespaces) writes the tenant's name above its block
   const positions = large ? gridPositions() : null;
+  const elements = tenants.map(t => (
+    {group: "nodes", data: {id: "tenant:" + t, label: t}, classes: "tenant",
+     position: positions ? positions.tenants.get(t) : undefined}));
   data.namespaces.forEach((ns, i) => {
     const node = {
       group: "nodes",
@@ -79,7 +95,7 @@
              size: 18 + Math.min(30, 3 * Math.sqrt(ns.pods))},
       classes: "namespace",
     };
-    if (ns.tenant) node.data.parent = "tenant:" + ns.tenant;
+    if (ns.tenant && !large) node.data.parent = "tenant:" + ns.tenant;
     if (positions) node.position = positions[i];
     elements.push(node);
   });
@@ -109,10 +125,12 @@
     const perRow = Math.max(1, Math.ceil(Math.sqrt(blocks.size)));
     const cell = (widest + 1.5) * spacing;
     const out = new Array(n);
+    out.tenants = new Map();
     [...blocks.keys()].sort().forEach((key, b) => {
       const members = blocks.get(key);
       const cols = Math.ceil(Math.sqrt(members.length));
       const x0 = (b % perRow) * cell, y0 = Math.floor(b / perRow) * cell;
+      if (key) out.tenants.set(key, {x: x0 + (cols - 1) * spacing / 2, y: y0 - spacing});
       members.forEach((i, k) => {
         out[i] = {x: x0 + (k % cols) * spacing, y: y0 + Math.floor(k / cols) * spacing};
       });
@@ -131,6 +149,9 @@
       {selector: "node.tenant", style: {
         "label": "data(label)", "background-color": "#eef2f7", "border-color": "#90a4ae",
         "text-valign": "top", "font-weight": "bold", "font-size": 12}},
+      {selector: "node.tenant:childless", style: {
+        "background-opacity": 0, "border-width": 0, "font-size": 48, "text-valign": "center",
+        "color": "#607d8b", "events": "no"}},
       {selector: "edge", style: {
         "width": 1, "line-color": "#9aa5b1", "target-arrow-color": "#9aa5b1",
         "target-arrow-shape": "triangle", "curve-style": large ? "straight" : "bezier",
