@@ -247,8 +247,11 @@ def namespace_counts(m: Matrix) -> np.ndarray[Any, np.dtype[np.int64]]:
             rows = order[lo : lo + step]  # source classes, grouped by namespace
             raw = m.class_rows(rows)
             own = raw[np.arange(len(rows)), rows]  # a class's pods among themselves
-            per_ns = np.add.reduceat(raw[:, order] * col_weight, starts, axis=1)
-            per_ns = per_ns.astype(np.int64) * weight[rows, None]
+            # per destination namespace, summing rows of the transposed block (np.add.reduceat
+            # along the columns was 20 of 25 s at 1,000 namespaces; along rows, contiguous)
+            flipped = np.ascontiguousarray(raw[:, order].T)  # destination classes x sources
+            summed = np.add.reduceat(flipped * col_weight[:, None], starts, axis=0)
+            per_ns = summed.T.astype(np.int64) * weight[rows, None]
             row_ns = cls_ns[rows]
             cuts = np.flatnonzero(np.r_[True, row_ns[1:] != row_ns[:-1]])
             counts[np.ix_(row_ns[cuts], present)] += np.add.reduceat(per_ns, cuts, axis=0)
