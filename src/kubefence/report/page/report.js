@@ -217,9 +217,9 @@
       for (let p = 0; p < parts; p++) {
         const part = members.slice(p * per, (p + 1) * per);
         const range = `${names[part[0]]} … ${names[part[part.length - 1]]}`;
-        const label = key === "" ? range
-          : parts > 1 ? `${key} ${p + 1}/${parts} (${range})` : key;
-        groups.push({label, members: part});
+        const label = key === "" ? range : parts > 1 ? `${key} ${p + 1}/${parts}` : key;
+        groups.push({label, members: part,
+                     title: `${label}: ${plural(part.length, "namespace")}, ${range}`});
       }
     }
   }
@@ -261,6 +261,7 @@
     const all = groups.map((_, gi) => gi);
     return {
       kind: "group", rows: all, cols: all, label: gi => groups[gi].label,
+      title: gi => groups[gi].title,
       cell: (gi, gj) => ({a: a[gi * k + gj], p: p[gi * k + gj],
         title: describe(pc, groups[gi].label, groups[gj].label, a[gi * k + gj], p[gi * k + gj],
                         "click to see these namespaces")}),
@@ -292,7 +293,7 @@
     head.appendChild(el("th", "from \\ to"));
     for (const j of v.cols) {
       const label = v.label(j);
-      head.appendChild(el("th", label, {[attr]: label,
+      head.appendChild(el("th", label, {[attr]: label, title: v.title ? v.title(j) : label,
         class: label === selectedName() ? "selected" : ""}));
     }
     table.appendChild(el("thead")).appendChild(head);
@@ -300,7 +301,8 @@
     for (const i of v.rows) {
       const label = v.label(i);
       const tr = el("tr", null, {[attr]: label});
-      tr.appendChild(el("th", label, {class: label === selectedName() ? "selected" : ""}));
+      tr.appendChild(el("th", label, {class: label === selectedName() ? "selected" : "",
+                                      title: v.title ? v.title(i) : label}));
       for (const j of v.cols) {
         const c = v.cell(i, j);
         const td = el("td", null, {title: c.title, "data-src": label, "data-dst": v.label(j),
