@@ -6,7 +6,7 @@
 // too many to draw; the heat map shows groups of namespaces (tenants, split into blocks) with
 // a drill-down when there are too many namespaces for one table, and a canvas when a view has
 // too many cells for a table.
-// Longer than our 400-line guide: it is one page's script, inlined as one <script> element;
+// Longer than our 400-line guide: it is one page's script, inlined as one script element;
 // its sections (matrices, graph, heat map views, findings, diff) share the decoded data.
 (async function () {
   "use strict";
