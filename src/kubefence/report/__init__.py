@@ -1,9 +1,10 @@
 """Renderings for people and other tools: connection lists and the self-contained HTML report.
 
-Pure: callers write the returned text; the only input is the vendored Cytoscape.js bundle
-read from this package (``vendor/``). ``connlist`` groups the engine's matrices per
-workload pair in np-guard netpol-analyzer's connection-list format; ``html_report`` builds one
-HTML file with the namespace graph, heat maps, audit findings and an optional diff.
+Pure: callers write the returned text; the only inputs are the vendored Cytoscape.js bundle
+and the page's script, read from this package (``vendor/``, ``page/``). ``connlist`` groups
+the engine's matrices per workload pair in np-guard netpol-analyzer's connection-list format;
+``html_report`` builds one HTML file with the namespace graph, heat maps, audit findings and
+an optional diff.
 """
 
 from __future__ import annotations

@@ -3,15 +3,27 @@
 Why this module exists: the page (``_html``) only draws; everything it draws is decided here
 from the engine and the audit, so tests can check the numbers without a browser. The heat map
 is the engine's per-namespace summary for every port class of TCP, UDP and SCTP (computed on pod
-classes, never pods x pods); each allowed cross-namespace cell carries an explanation: the
+classes, never pods x pods); the first allowed cross-namespace cells carry an explanation: the
 reference evaluator's verdict on one representative pod pair (which policy and rule admit it
 on each side). Explaining costs about 0.3 ms a cell, so at most ``EXPLAIN_MAX`` cells are
-explained and the rest say so; namespace coverage comes from ``audit.build_report`` without
-its pod-by-pod cross-tenant explanations, which do not scale (a 500-pod cluster took 28 s).
+explained and the page says so for the rest; namespace coverage comes from
+``audit.build_report`` without its pod-by-pod cross-tenant explanations, which do not scale.
+
+Compact on purpose (issue 17: 10,000 pods, 1,000 namespaces): the namespace x namespace
+matrices of allowed pod pairs are the bulk (14 port classes x 1,000,000 cells were 250 MB of
+JSON lists). They travel as ``encode_matrices`` writes them: identical port classes share one
+matrix, every matrix after the first is stored as its difference from the first (most cells
+agree), in the narrowest unsigned type with wrap-around arithmetic, zlib-compressed and
+base64-encoded (the page inflates it with the browser's ``DecompressionStream``, offline).
+Pod pairs are not stored: a cell has ``sizes[i] * sizes[j]`` (less ``sizes[i]`` on the
+diagonal, a pod and itself). The graph's edges are not stored either: the page derives them
+from the matrices (some port class allows a pair).
 """
 
 from __future__ import annotations
 
+import base64
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,9 +42,16 @@ from kubefence.semantics import (
     decide,
 )
 
-__all__ = ["EXPLAIN_MAX", "report_data"]
+__all__ = [
+    "EXPLAIN_MAX",
+    "decode_matrices",
+    "encode_matrices",
+    "namespace_counts",
+    "report_data",
+]
 
 EXPLAIN_MAX = 4000  # cells explained by the reference evaluator (about 0.3 ms each)
+_SUMMARY_CELLS = 8_000_000  # class-matrix cells summed per step of namespace_counts
 
 Linker = Callable[[str, int | None], str]
 
@@ -78,35 +97,17 @@ def report_data(
         }
         for n in audit.namespaces
     ]
-    heat = _heat_maps(inventory, names, position, settings=settings)
-    edges: dict[tuple[int, int], list[str]] = {}
-    for pc in heat:
-        for i, row in enumerate(pc["allowed"]):
-            for j, value in enumerate(row):
-                if value and i != j:
-                    edges.setdefault((i, j), []).append(pc["label"])
-    tenant_of = {n["name"]: n["tenant"] for n in namespaces}
+    heat, matrices, sizes, unexplained = _heat_maps(inventory, names, position, settings=settings)
     data: dict[str, Any] = {
         "title": title,
         "tenantLabel": tenant_label,
         "pods": len(inventory.pods),
         "policies": len(inventory.policies),
         "namespaces": namespaces,
-        "edges": [
-            {
-                "source": names[i],
-                "target": names[j],
-                "ports": ports,
-                "crossTenant": bool(
-                    tenant_label
-                    and tenant_of[names[i]]
-                    and tenant_of[names[j]]
-                    and tenant_of[names[i]] != tenant_of[names[j]]
-                ),
-            }
-            for (i, j), ports in sorted(edges.items())
-        ],
+        "sizes": sizes,
+        "matrices": encode_matrices(matrices, size=len(names)),
         "portClasses": heat,
+        "unexplained": unexplained,
         "findings": [_finding(f, link) for f in findings],
         "diff": None,
     }
@@ -117,6 +118,40 @@ def report_data(
             for r in wl.rows
         ]
     return data
+
+
+def encode_matrices(
+    matrices: Sequence[np.ndarray[Any, np.dtype[np.int64]]], *, size: int
+) -> dict[str, Any]:
+    """``{"dtype", "count", "size", "deflate"}``: the ``size`` x ``size`` non-negative matrices
+    as described in the module docstring (``decode_matrices`` and the page's script undo it)."""
+    top = max((int(m.max()) for m in matrices if m.size), default=0)
+    dtype = next(t for t in (np.uint8, np.uint16, np.uint32) if top <= np.iinfo(t).max)
+    if top > np.iinfo(np.uint32).max:  # pragma: no cover - 65,536 pods in one namespace pair
+        raise ValueError("more allowed pod pairs in one cell than the report encodes")
+    parts: list[np.ndarray[Any, Any]] = []
+    for k, m in enumerate(matrices):
+        cells = m.astype(dtype)
+        parts.append(cells if k == 0 else cells - parts[0].astype(dtype))  # wraps around
+    raw = b"".join(np.ascontiguousarray(p, dtype=dtype).tobytes() for p in parts)
+    return {
+        "dtype": np.dtype(dtype).name,
+        "count": len(matrices),
+        "size": size,
+        "deflate": base64.b64encode(zlib.compress(raw, 6)).decode("ascii"),
+    }
+
+
+def decode_matrices(encoded: dict[str, Any]) -> list[np.ndarray[Any, np.dtype[np.int64]]]:
+    """The matrices ``encode_matrices`` encoded (what the page's script computes)."""
+    dtype = np.dtype(encoded["dtype"])
+    size, count = int(encoded["size"]), int(encoded["count"])
+    flat = np.frombuffer(zlib.decompress(base64.b64decode(encoded["deflate"])), dtype=dtype)
+    parts = flat.reshape(count, size, size)
+    return [
+        (parts[k] if k == 0 else parts[0] + parts[k]).astype(np.int64)  # wraps around
+        for k in range(count)
+    ]
 
 
 def _finding(f: Finding, link: Linker) -> dict[str, Any]:
@@ -140,34 +175,106 @@ def _heat_maps(
     position: dict[str, int],
     *,
     settings: Settings,
-) -> list[dict[str, Any]]:
-    """One namespace x namespace map of allowed pod pairs per port class, with explanations."""
+) -> tuple[list[dict[str, Any]], list[np.ndarray[Any, np.dtype[np.int64]]], list[int], int]:
+    """Per port class: its label, the index of its namespace x namespace matrix of allowed
+    pod pairs (identical matrices are kept once) and explanations; the matrices; the pods per
+    namespace (a cell's pod pairs are ``sizes[i] * sizes[j]``, less ``sizes[i]`` on the
+    diagonal); and how many allowed cross-namespace cells were left unexplained."""
     if not inventory.pods:
-        return []
+        return [], [], [0] * len(names), 0
     analysis = ReachabilityAnalysis(inventory, settings=settings)
     classes = port_classes([inventory], protocols=list(Protocol))
     size = len(names)
     budget = [EXPLAIN_MAX]
+    unexplained = 0
+    sizes: list[int] | None = None
+    matrices: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+    seen: dict[bytes, int] = {}
     out = []
+    counted: dict[tuple[bytes, ...], np.ndarray[Any, np.dtype[np.int64]]] = {}
     for pc in classes:
         m = analysis.matrix(pc.port, pc.protocol, label=pc.label)
-        summary = m.namespace_summary()
-        idx = [position[n] for n in summary.namespaces]
+        idx = [position[n] for n in m.namespaces]
+        # port classes with the same class matrix (often: 14 classes, 10 distinct at 10,000
+        # pods) have the same counts: summed once
+        shape = (
+            m.class_of.tobytes(),
+            m.endpoint_namespace.tobytes(),
+            str(m.class_bits.shape).encode(),
+            m.class_bits.tobytes(),
+            repr(m.overrides).encode(),
+            "\0".join(m.namespaces).encode(),
+        )
+        if shape not in counted:
+            counted[shape] = namespace_counts(m)
         allowed = np.zeros((size, size), dtype=np.int64)
-        pairs = np.zeros((size, size), dtype=np.int64)
-        allowed[np.ix_(idx, idx)] = np.asarray(summary.allowed, dtype=np.int64)
-        pairs[np.ix_(idx, idx)] = np.asarray(summary.pairs, dtype=np.int64)
-        why = _explanations(inventory, m, allowed, names, pc.port, pc.protocol, settings, budget)
+        allowed[np.ix_(idx, idx)] = counted[shape]
+        if sizes is None:
+            counts = np.bincount(
+                [position[e.partition("/")[0]] for e in m.endpoints], minlength=size
+            )
+            sizes = [int(c) for c in counts]
+        why, left = _explanations(
+            inventory, m, allowed, names, pc.port, pc.protocol, settings, budget
+        )
+        unexplained += left
+        key = allowed.tobytes()
+        if key not in seen:
+            seen[key] = len(matrices)
+            matrices.append(allowed)
         out.append(
             {
                 "label": f"{pc.label}/{pc.protocol}",
                 "ports": "every port no policy names" if pc.other else pc.label,
-                "allowed": allowed.tolist(),
-                "pairs": pairs.tolist(),
+                "matrix": seen[key],
                 "why": why,
             }
         )
-    return out
+    return out, matrices, sizes or [0] * size, unexplained
+
+
+def namespace_counts(m: Matrix) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Allowed pod pairs per (source, destination) namespace of ``m.namespaces``: the numbers
+    of ``Matrix.namespace_summary`` as one numpy array.
+
+    Why not ``namespace_summary``: it returns tuples of Python ints, and building those was
+    most of the report's time at 1,000 namespaces (14 port classes x 1,000,000 cells: about
+    50 of 87 s profiled). Same method, on the public class matrix: per chunk of source classes
+    (grouped by namespace), the allowed rows weighted by class sizes and summed per destination
+    namespace, then per source namespace; a pod and itself is not a pair (S07); overrides
+    (S24) added pair by pair. ``tests/unit/report`` checks it equals ``namespace_summary``.
+    """
+    n_ns, n_cls = len(m.namespaces), m.class_count
+    counts = np.zeros((n_ns, n_ns), dtype=np.int64)
+    if n_cls:
+        weight = np.bincount(m.class_of, minlength=n_cls).astype(np.int64)
+        cls_ns = np.zeros(n_cls, dtype=np.int64)
+        cls_ns[m.class_of] = m.endpoint_namespace
+        order = np.argsort(cls_ns, kind="stable")
+        grouped = cls_ns[order]
+        starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+        present = grouped[starts]
+        col_weight = weight[order].astype(np.int32)
+        step = max(1, _SUMMARY_CELLS // n_cls)
+        for lo in range(0, n_cls, step):
+            rows = order[lo : lo + step]  # source classes, grouped by namespace
+            raw = m.class_rows(rows)
+            own = raw[np.arange(len(rows)), rows]  # a class's pods among themselves
+            # per destination namespace, summing rows of the transposed block (np.add.reduceat
+            # along the columns was 20 of 25 s at 1,000 namespaces; along rows, contiguous)
+            flipped = np.ascontiguousarray(raw[:, order].T)  # destination classes x sources
+            summed = np.add.reduceat(flipped * col_weight[:, None], starts, axis=0)
+            per_ns = summed.T.astype(np.int64) * weight[rows, None]
+            row_ns = cls_ns[rows]
+            cuts = np.flatnonzero(np.r_[True, row_ns[1:] != row_ns[:-1]])
+            counts[np.ix_(row_ns[cuts], present)] += np.add.reduceat(per_ns, cuts, axis=0)
+            np.subtract.at(counts, (row_ns, row_ns), own.astype(np.int64) * weight[rows])
+    for src, dsts in m.overrides:
+        cs = int(m.class_of[src])
+        for dst in dsts:
+            if dst != src and not m.class_verdict(cs, int(m.class_of[dst])):
+                counts[m.endpoint_namespace[src], m.endpoint_namespace[dst]] += 1
+    return counts
 
 
 def _explanations(
@@ -179,27 +286,32 @@ def _explanations(
     protocol: Protocol,
     settings: Settings,
     budget: list[int],
-) -> dict[str, str]:
-    """``"i,j"`` -> why a pod of ``names[i]`` may reach one of ``names[j]`` (one example)."""
+) -> tuple[dict[str, str], int]:
+    """``"i,j"`` -> why a pod of ``names[i]`` may reach one of ``names[j]`` (one example),
+    for the first allowed cross-namespace cells while the budget lasts; and how many allowed
+    cross-namespace cells it left unexplained."""
+    cross = allowed.copy()
+    np.fill_diagonal(cross, 0)
+    cells = np.argwhere(cross)
+    if not len(cells):
+        return {}, 0
     by_ns: dict[str, list[int]] = {}
     for k, endpoint in enumerate(m.endpoints):
         by_ns.setdefault(endpoint.partition("/")[0], []).append(k)
     out: dict[str, str] = {}
-    for i, j in zip(*np.nonzero(allowed), strict=True):
-        if i == j:
-            continue
-        key = f"{i},{j}"
+    explained = 0
+    for i, j in cells:
         if budget[0] <= 0:
-            out[key] = "(not explained: more than the report explains; use kubefence explain)"
-            continue
+            break
+        explained += 1
         pair = _example_pair(m, by_ns[names[i]], by_ns[names[j]])
         if pair is None:
             continue
         budget[0] -= 1
         src, dst = m.endpoints[pair[0]], m.endpoints[pair[1]]
         decision = decide(inventory, src, dst, port=port, protocol=protocol, settings=settings)
-        out[key] = _why(decision, src, dst)
-    return out
+        out[f"{i},{j}"] = _why(decision, src, dst)
+    return out, len(cells) - explained
 
 
 def _example_pair(m: Matrix, srcs: Sequence[int], dsts: Sequence[int]) -> tuple[int, int] | None:

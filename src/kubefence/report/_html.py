@@ -1,16 +1,23 @@
 """One self-contained HTML file: the namespace graph, heat maps, findings and diff.
 
 Why this module exists: a report people open from a CI artifact or an e-mail must work
-offline and alone. Everything is inlined: our CSS and script, the data of ``_data.report_data``
-as JSON, and Cytoscape.js (``vendor/cytoscape.min.js``, version ``CYTOSCAPE_VERSION``, MIT) to
-lay out and draw the namespace graph. Reading the vendored file from the package is this
-package's only input; it writes nothing.
+offline and alone. Everything is inlined: our CSS, our script (``page/report.js``, kept as a
+JavaScript file so it can be read and linted as one), the data of ``_data.report_data`` as
+JSON (its matrices compressed, see there), and Cytoscape.js (``vendor/cytoscape.min.js``,
+version ``CYTOSCAPE_VERSION``, MIT) to lay out and draw the namespace graph. Those two files
+are all this package reads; it writes nothing.
 
 The page's behaviour, which ``tests/browser`` checks in a real Chromium: one graph node per
 namespace (inside a box per tenant with ``--tenant-label``), coloured by its worst finding;
 an edge per allowed cross-namespace path, red when it crosses tenants; a heat map per port
 class whose cells explain themselves on hover; clicking a namespace filters the heat map to it
 and the namespaces it exchanges traffic with; each finding links to its file and line.
+At scale (more than 150 namespaces or 3,000 paths) the graph is placed on a grid per tenant
+without a force layout and draws the paths of the selected namespace only; with more than 60
+namespaces the heat map opens on groups of namespaces (tenants, split into blocks of about
+sqrt(namespaces)) and a click on a group cell drills down to its namespaces; a view with more
+than 6,400 cells is drawn on a canvas with a hover tip; the first 500 findings are listed
+with a button for the rest.
 """
 
 from __future__ import annotations
@@ -29,9 +36,37 @@ def _vendored(name: str) -> str:
     return (resources.files("kubefence.report") / "vendor" / name).read_text(encoding="utf-8")
 
 
+def _page_script() -> str:
+    return (resources.files("kubefence.report") / "page" / "report.js").read_text(encoding="utf-8")
+
+
 def _script_safe(text: str) -> str:
     """Text that cannot end the ``<script>`` element it is inlined in."""
     return text.replace("</", "<\\/").replace("<!--", "<\\!--")
+
+
+def _table(findings: list[dict[str, Any]]) -> dict[str, Any]:
+    """The findings as one table for the page (its script rebuilds the objects): field names
+    once, each distinct string once (a rule's fix, the file, the severity repeat thousands of
+    times at 10,000 pods), and a link ``<href>#L<line>`` as its part before ``#L`` plus a flag.
+    """
+    fields = sorted({k for f in findings for k in f} | {"hrefLine"})
+    strings: dict[str, int] = {}
+    rows = []
+    for f in findings:
+        values = dict(f)
+        href, line = values.get("href"), values.get("line")
+        suffix = f"#L{line}"
+        values["hrefLine"] = 0
+        if isinstance(href, str) and line and href.endswith(suffix):
+            values["href"], values["hrefLine"] = href[: -len(suffix)], 1
+        rows.append(
+            [
+                [strings.setdefault(v, len(strings))] if isinstance(v, str) else v
+                for v in (values.get(k) for k in fields)
+            ]
+        )
+    return {"fields": fields, "strings": list(strings), "rows": rows}
 
 
 def render_html(data: dict[str, Any]) -> str:
@@ -39,7 +74,10 @@ def render_html(data: dict[str, Any]) -> str:
     library = _vendored("cytoscape.min.js")
     if "</script" in library.lower():  # pragma: no cover - checked when vendoring
         raise ValueError("the vendored library cannot be inlined in a <script> element")
-    payload = _script_safe(json.dumps(data, separators=(",", ":")))
+    compact = dict(data)
+    if isinstance(data.get("findings"), list):
+        compact["findings"] = _table(data["findings"])
+    payload = _script_safe(json.dumps(compact, separators=(",", ":")))
     title = html.escape(str(data.get("title", "kubefence report")))
     return (
         _PAGE.replace("@@TITLE@@", title)
@@ -47,7 +85,7 @@ def render_html(data: dict[str, Any]) -> str:
         .replace("@@VERSION@@", CYTOSCAPE_VERSION)
         .replace("@@LIBRARY@@", library)
         .replace("@@DATA@@", payload)
-        .replace("@@SCRIPT@@", _SCRIPT)
+        .replace("@@SCRIPT@@", _script_safe(_page_script()))
     )
 
 
@@ -71,6 +109,7 @@ _PAGE = """<!DOCTYPE html>
     An arrow: some pod may connect to a pod of the other namespace on some port;
     <span class="cross">red</span> when it crosses tenants. Click a namespace to filter the
     heat map; click the background to clear.</p>
+  <p id="graph-note" class="legend"></p>
   <div id="graph"></div>
 </section>
 <section id="heat-section">
@@ -79,12 +118,14 @@ _PAGE = """<!DOCTYPE html>
     pairs allowed; hover over it for the numbers and why.
     <label>Port class <select id="port-class"></select></label>
     <span id="filter"></span> <button id="clear-filter" hidden>show all</button></p>
-  <div class="scroll"><table id="heatmap"></table></div>
+  <div class="scroll" id="heat-host"></div>
+  <div id="heat-tip" hidden></div>
 </section>
 <section id="findings-section">
   <h2>Audit findings</h2>
   <table id="findings"><thead><tr><th>severity</th><th>rule</th><th>where</th>
     <th>object</th><th>message</th><th>fix</th></tr></thead><tbody></tbody></table>
+  <button id="more-findings" hidden></button>
 </section>
 <section id="diff-section" hidden>
   <h2>Diff against the proposed manifests</h2>
@@ -122,185 +163,9 @@ table { border-collapse: collapse; } td, th { padding: 2px 6px; text-align: left
   border: 1px solid #f0f2f4; cursor: help; }
 #heatmap .selected { font-weight: bold; color: #0d47a1; }
 #filter { margin-left: 1em; font-weight: bold; }
-"""
-
-_SCRIPT = r"""
-(function () {
-  "use strict";
-  const data = JSON.parse(document.getElementById("kf-data").textContent);
-  const names = data.namespaces.map(n => n.name);
-  const index = new Map(names.map((n, i) => [n, i]));
-  const colours = {error: "#c62828", warning: "#ef6c00", info: "#1565c0"};
-  const el = (tag, text, attrs) => {
-    const e = document.createElement(tag);
-    if (text !== undefined && text !== null) e.textContent = text;
-    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
-    return e;
-  };
-
-  document.getElementById("summary").textContent =
-    `${data.pods} pods in ${names.length} namespaces, ${data.policies} policies; ` +
-    `${data.findings.length} findings; ${data.edges.length} cross-namespace paths` +
-    (data.tenantLabel ? `; tenants by label ${data.tenantLabel}` : "");
-
-  // --- graph ---------------------------------------------------------------------------
-  const elements = [];
-  const tenants = new Set();
-  for (const n of data.namespaces) {
-    if (n.tenant) tenants.add(n.tenant);
-  }
-  for (const t of tenants) {
-    elements.push({group: "nodes", data: {id: "tenant:" + t, label: t}, classes: "tenant"});
-  }
-  for (const n of data.namespaces) {
-    const node = {
-      group: "nodes",
-      data: {
-        id: "ns:" + n.name, name: n.name, label: n.name,
-        colour: colours[n.severity] || "#2e7d32", size: 18 + Math.min(30, 3 * Math.sqrt(n.pods)),
-      },
-      classes: "namespace",
-    };
-    if (n.tenant) node.data.parent = "tenant:" + n.tenant;
-    elements.push(node);
-  }
-  data.edges.forEach((e, k) => {
-    elements.push({
-      group: "edges",
-      data: {id: "e" + k, source: "ns:" + e.source, target: "ns:" + e.target,
-             ports: e.ports.join(", ")},
-      classes: e.crossTenant ? "cross" : "",
-    });
-  });
-  const cy = cytoscape({
-    container: document.getElementById("graph"),
-    elements: elements,
-    style: [
-      {selector: "node.namespace", style: {
-        "background-color": "data(colour)", "label": "data(label)", "font-size": 10,
-        "width": "data(size)", "height": "data(size)", "text-valign": "bottom"}},
-      {selector: "node.tenant", style: {
-        "label": "data(label)", "background-color": "#eef2f7", "border-color": "#90a4ae",
-        "text-valign": "top", "font-weight": "bold", "font-size": 12}},
-      {selector: "edge", style: {
-        "width": 1, "line-color": "#9aa5b1", "target-arrow-color": "#9aa5b1",
-        "target-arrow-shape": "triangle", "curve-style": "bezier", "arrow-scale": 0.7,
-        "opacity": 0.7}},
-      {selector: "edge.cross", style: {
-        "line-color": "#c62828", "target-arrow-color": "#c62828", "width": 2,
-        "line-style": "dashed", "opacity": 0.9}},
-      {selector: "node.namespace:selected", style: {
-        "border-width": 3, "border-color": "#0d47a1"}},
-    ],
-    layout: {name: "cose", animate: false, randomize: false, nodeDimensionsIncludeLabels: true},
-  });
-  cy.nodes(".namespace").forEach(n => {
-    const ns = data.namespaces[index.get(n.data("name"))];
-    n.scratch("title", `${ns.name}: ${ns.pods} pods, ingress isolated ${ns.ingressIsolated},` +
-      ` egress isolated ${ns.egressIsolated}, ${ns.findings} findings`);
-  });
-  window.kfGraph = cy;
-
-  // --- heat map ------------------------------------------------------------------------
-  const select = document.getElementById("port-class");
-  data.portClasses.forEach((pc, k) => {
-    select.appendChild(el("option", `${pc.label} (${pc.ports})`, {value: String(k)}));
-  });
-  const firstTcp = data.portClasses.findIndex(pc => pc.label.endsWith("/TCP"));
-  if (firstTcp >= 0) select.value = String(firstTcp);
-  let focus = null;
-
-  function visible(pc) {
-    if (focus === null) return {rows: names.map((_, i) => i), cols: names.map((_, i) => i)};
-    const f = index.get(focus);
-    const rows = [], cols = [];
-    names.forEach((_, i) => {
-      if (i === f || pc.allowed[i][f] > 0) rows.push(i);
-      if (i === f || pc.allowed[f][i] > 0) cols.push(i);
-    });
-    return {rows, cols};
-  }
-
-  function drawHeat() {
-    const table = document.getElementById("heatmap");
-    table.textContent = "";
-    const pc = data.portClasses[Number(select.value)];
-    if (!pc) return;
-    const {rows, cols} = visible(pc);
-    const head = el("tr");
-    head.appendChild(el("th", "from \\ to"));
-    for (const j of cols) {
-      head.appendChild(el("th", names[j], {"data-ns": names[j],
-        class: names[j] === focus ? "selected" : ""}));
-    }
-    table.appendChild(el("thead")).appendChild(head);
-    const body = table.appendChild(el("tbody"));
-    for (const i of rows) {
-      const tr = el("tr", null, {"data-ns": names[i]});
-      tr.appendChild(el("th", names[i], {class: names[i] === focus ? "selected" : ""}));
-      for (const j of cols) {
-        const a = pc.allowed[i][j], p = pc.pairs[i][j];
-        const share = p ? a / p : 0;
-        let title = `${names[i]} -> ${names[j]} on ${pc.label}: ${a} of ${p} pod pairs allowed`;
-        const why = pc.why[`${i},${j}`];
-        if (why) title += `\n${why}`;
-        const td = el("td", null, {title: title, "data-src": names[i], "data-dst": names[j],
-                                   "data-allowed": String(a)});
-        td.style.background = p === 0 ? "#fafafa" :
-          `rgba(198, 40, 40, ${a ? 0.15 + 0.85 * share : 0})`;
-        tr.appendChild(td);
-      }
-      body.appendChild(tr);
-    }
-    const label = document.getElementById("filter");
-    label.textContent = focus === null ? "" : `namespace ${focus} and its peers`;
-    document.getElementById("clear-filter").hidden = focus === null;
-  }
-
-  function setFocus(name) {
-    focus = name;
-    drawHeat();
-  }
-  select.addEventListener("change", drawHeat);
-  document.getElementById("clear-filter").addEventListener("click", () => setFocus(null));
-  cy.on("tap", "node.namespace", evt => setFocus(evt.target.data("name")));
-  cy.on("tap", evt => { if (evt.target === cy) setFocus(null); });
-  window.kfFocus = setFocus;
-  drawHeat();
-
-  // --- findings --------------------------------------------------------------------------
-  const fbody = document.querySelector("#findings tbody");
-  for (const f of data.findings) {
-    const tr = el("tr", null, {"data-rule": f.rule, "data-namespace": f.namespace || ""});
-    tr.appendChild(el("td")).appendChild(el("span", f.severity, {class: "sev " + f.severity}));
-    tr.appendChild(el("td", f.rule));
-    const where = tr.appendChild(el("td"));
-    if (f.file) {
-      const text = f.line ? `${f.file}:${f.line}` : f.file;
-      where.appendChild(el("a", text, {href: f.href, class: "location"}));
-    }
-    tr.appendChild(el("td", (f.object || "") + (f.path ? " " + f.path : "")));
-    tr.appendChild(el("td", f.message));
-    tr.appendChild(el("td", f.fix));
-    fbody.appendChild(tr);
-  }
-
-  // --- diff ------------------------------------------------------------------------------
-  if (data.diff !== null) {
-    document.getElementById("diff-section").hidden = false;
-    const dbody = document.querySelector("#diff tbody");
-    for (const d of data.diff) {
-      const tr = el("tr", null, {class: d.type});
-      for (const v of [d.type, d.source, d.destination, d.before, d.after, d.info]) {
-        tr.appendChild(el("td", v));
-      }
-      dbody.appendChild(tr);
-    }
-    if (!data.diff.length) {
-      dbody.appendChild(el("tr")).appendChild(el("td", "no change", {colspan: "6"}));
-    }
-  }
-  window.kfReadyMs = performance.now();  // since navigation start: the open time tests report
-  document.body.setAttribute("data-ready", "true");
-})();
+#heatmap td[data-row] { cursor: zoom-in; }
+#heatmap-canvas { display: block; cursor: crosshair; }
+#heat-tip { position: absolute; z-index: 5; max-width: 40em; white-space: pre-wrap;
+  background: #fffde7; border: 1px solid #bbb; padding: 4px 6px; font-size: 12px;
+  pointer-events: none; }
 """

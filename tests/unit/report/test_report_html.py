@@ -11,12 +11,14 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kubefence.audit import build_report, lint
 from kubefence.cli.main import main
 from kubefence.report import CYTOSCAPE_VERSION, render_html, report_data
 from kubefence.report import _data as data_module
+from kubefence.report._data import decode_matrices, encode_matrices
 from kubefence.sources.files import load_paths
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -48,15 +50,26 @@ def test_data_matches_audit_and_findings() -> None:
     namespaces = data["namespaces"]
     assert [n["name"] for n in namespaces] == [n.name for n in audit.namespaces]
     assert [n["tenant"] for n in namespaces] == [n.tenant for n in audit.namespaces]
-    # graph edges: exactly the audit's cross-namespace reachability (any port)
-    edges = {(e["source"], e["target"]) for e in data["edges"]}
+    # graph edges (the page draws one where some port class allows a pair): exactly the
+    # audit's cross-namespace reachability (any port)
+    names = [n["name"] for n in namespaces]
+    matrices = decode_matrices(data["matrices"])
+    edges = {
+        (names[i], names[j]) for m in matrices for i, j in zip(*m.nonzero(), strict=True) if i != j
+    }
     expected = {(a.name, b) for a in audit.namespaces for b in a.reaches if b != a.name}
     assert edges == expected
-    assert all(
-        e["crossTenant"]
-        for e in data["edges"]
-        if e["source"] == "analytics" and e["target"] == "billing"
-    )
+    tenant = {n["name"]: n["tenant"] for n in namespaces}
+    assert ("analytics", "billing") in edges
+    assert tenant["analytics"] != tenant["billing"]
+    # the pod pairs of a cell: sizes x sizes, less a pod and itself
+    sizes = data["sizes"]
+    assert sum(sizes) == len(inventory.pods)
+    for pc in data["portClasses"]:
+        m = matrices[pc["matrix"]]
+        for i in range(len(names)):
+            for j in range(len(names)):
+                assert 0 <= m[i, j] <= sizes[i] * sizes[j] - (sizes[i] if i == j else 0)
     assert len(data["findings"]) == len(findings)
     assert data["findings"][0]["href"].endswith(f"#L{findings[0].line}")
 
@@ -67,7 +80,23 @@ def test_explanations_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     data = data_module.report_data(inventory, [])
     texts = [t for pc in data["portClasses"] for t in pc["why"].values()]
     assert sum(t.startswith("e.g.") for t in texts) == 1
-    assert any(t.startswith("(not explained") for t in texts)
+    assert len(texts) == 1
+    assert data["unexplained"] > 0  # the page says "(not explained ...)" for those cells
+
+
+def test_matrices_round_trip_compactly() -> None:
+    rng = np.random.default_rng(7)
+    base = rng.integers(0, 300, size=(40, 40))
+    other = base.copy()
+    other[3, 5] = 0  # differs from the first in one cell
+    small = rng.integers(0, 3, size=(40, 40))
+    encoded = encode_matrices([base, other, small], size=40)
+    assert encoded["dtype"] == "uint16"
+    decoded = decode_matrices(encoded)
+    assert [d.tolist() for d in decoded] == [base.tolist(), other.tolist(), small.tolist()]
+    assert encode_matrices([small], size=40)["dtype"] == "uint8"
+    empty = encode_matrices([], size=3)
+    assert decode_matrices(empty) == []
 
 
 def test_script_cannot_be_closed_by_data() -> None:

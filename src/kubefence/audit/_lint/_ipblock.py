@@ -8,6 +8,7 @@ pod IPs and the pod range.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 
 from kubefence.api import IPBlock, IPNetwork
@@ -120,10 +121,22 @@ def ipblock_covers_pods(ctx: LintContext) -> Iterator[Finding]:
     """KF007: an ipBlock (other than 0.0.0.0/0, ::/0) that matches known pod IPs, or that
     overlaps a pod CIDR given in the options (for inputs without pod addresses)."""
     candidates = [p for p in ctx.inventory.pods if p.ips and not p.host_network]
+    # every candidate address as (version, integer), sorted: a block's CIDR is one range of
+    # it (bisect), and ip_in_block decides only the addresses inside (10,000 pods x 2,000
+    # blocks were tens of seconds); ``covered`` keeps the pods' order
+    addresses = sorted((ip.version, int(ip), k) for k, p in enumerate(candidates) for ip in p.ips)
     for compiled, path, block in _ip_blocks(ctx):
         if block.cidr.prefixlen == 0:
             continue
-        covered = [p.key for p in candidates if any(ip_in_block(ip, block) for ip in p.ips)]
+        net = block.cidr
+        lo = bisect_left(addresses, (net.version, int(net.network_address), -1))
+        hi = bisect_right(addresses, (net.version, int(net.broadcast_address), len(candidates)))
+        hits = {
+            k
+            for _, _, k in addresses[lo:hi]
+            if any(ip_in_block(ip, block) for ip in candidates[k].ips)
+        }
+        covered = [candidates[k].key for k in sorted(hits)]
         if covered:
             names = ", ".join(covered[:3]) + (", ..." if len(covered) > 3 else "")
             what = f"the addresses of {len(covered)} pod(s) ({names})"
