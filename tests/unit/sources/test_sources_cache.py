@@ -187,3 +187,34 @@ def test_stdin_is_cached_by_its_bytes(tmp_path: Path, cache_home: Path) -> None:
     other = load_paths(["-"], cache=True, stdin=io.BytesIO(POD.replace("web", "db").encode()))
     assert first == again != other
     assert len(_entries(cache_home)) == 2
+
+
+def test_a_cli_run_served_from_the_cache_does_not_import_yaml(
+    tmp_path: Path, cache_home: Path
+) -> None:
+    """The point of the cache: the second ``validate`` on unchanged files neither imports the
+    YAML reader nor parses, and prints the same."""
+    import json
+    import subprocess
+    import sys
+
+    path = _manifest(tmp_path)
+    code = (
+        "import sys, json, contextlib, io\n"
+        "from kubefence.cli.main import main\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        f"    main(['validate', '-f', {path!r}])\n"
+        "print(json.dumps([out.getvalue(), 'yaml' in sys.modules]))\n"
+    )
+    runs = [
+        json.loads(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout.splitlines()[-1]
+        )
+        for _ in range(2)
+    ]
+    assert runs[0] == [runs[1][0], True]
+    assert runs[1][1] is False
+    assert "1 pods" in runs[0][0] or "1 pod" in runs[0][0]
