@@ -218,3 +218,40 @@ def test_a_cli_run_served_from_the_cache_does_not_import_yaml(
     assert runs[0] == [runs[1][0], True]
     assert runs[1][1] is False
     assert "1 pods" in runs[0][0] or "1 pod" in runs[0][0]
+
+
+def test_a_store_that_fails_leaves_no_entry_and_no_error(
+    tmp_path: Path, cache_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*_args: object) -> None:
+        raise TypeError("cannot pickle this")
+
+    monkeypatch.setattr(_cache._Pickler, "dump", refuse)
+    path = _manifest(tmp_path)
+    assert load_paths([path], cache=True) == load_paths([path])
+    assert list(cache_home.iterdir()) == []
+
+
+def test_temporary_files_of_dead_runs_are_removed_when_old(
+    tmp_path: Path, cache_home: Path
+) -> None:
+    load_paths([_manifest(tmp_path)], cache=True)
+    old, young = cache_home / "dead.tmp", cache_home / "writing.tmp"
+    for leftover in (old, young):
+        leftover.write_bytes(b"partial")
+    os.utime(old, ns=(0, 0))
+    load_paths([_manifest(tmp_path, POD.replace("web", "api"))], cache=True)
+    assert not old.exists()
+    assert young.exists()
+
+
+@pytest.mark.parametrize("example", ["multi-tenant", "quickstart", "tutorial", "workloads"])
+def test_entries_round_trip_the_examples(cache_home: Path, example: str) -> None:
+    """Services, workloads, policies with every peer kind, notes and line maps come back."""
+    path = str(Path(__file__).resolve().parents[3] / "examples" / example)
+    first = load_paths([path], cache=True)
+    assert len(_entries(cache_home)) == 1
+    again = load_paths([path], cache=True)
+    assert again == first
+    assert again.notes == first.notes
+    assert [p.lines for p in again.policies] == [p.lines for p in first.policies]
