@@ -26,15 +26,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import os
-import pickle
 import stat
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, BinaryIO
+
+# hashlib, pickle and tempfile (about 10 ms of imports together) are imported where used: a run
+# with the cache off needs none of them, a cache hit no tempfile.
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
 if TYPE_CHECKING:
@@ -72,16 +72,21 @@ def _rebuild(cls: type, values: tuple[object, ...]) -> object:
     return obj
 
 
-class _Pickler(pickle.Pickler):
-    def reducer_override(self, obj: object) -> Any:  # a reduce tuple, or NotImplemented
-        cls = type(obj)
-        if cls not in _FIELD_NAMES and (
-            isinstance(obj, type)
-            or "__dataclass_fields__" not in cls.__dict__
-            or "__slots__" not in cls.__dict__
-        ):
-            return NotImplemented
-        return (_rebuild, (cls, tuple([getattr(obj, n) for n in _field_names(cls)])))
+def _dump(obj: object, handle: BinaryIO) -> None:
+    import pickle
+
+    class Pickler(pickle.Pickler):
+        def reducer_override(self, obj: object) -> Any:  # a reduce tuple, or NotImplemented
+            cls = type(obj)
+            if cls not in _FIELD_NAMES and (
+                isinstance(obj, type)
+                or "__dataclass_fields__" not in cls.__dict__
+                or "__slots__" not in cls.__dict__
+            ):
+                return NotImplemented
+            return (_rebuild, (cls, tuple([getattr(obj, n) for n in _field_names(cls)])))
+
+    Pickler(handle, protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
 
 
 def _cache_directory() -> str | None:
@@ -144,6 +149,8 @@ class InventoryCache:
 
     def key(self, inputs: Sequence[tuple[str, bytes]], *, default_namespace: str) -> str:
         """The entry name for these (name, bytes) inputs read with this default namespace."""
+        import hashlib
+
         digest = hashlib.sha256(_code_fingerprint())
         digest.update(b"\0namespace\0" + default_namespace.encode())
         for name, data in inputs:
@@ -165,6 +172,8 @@ class InventoryCache:
             info = os.fstat(handle.fileno())
             if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
                 return None
+            import pickle
+
             try:
                 inventory = pickle.load(handle)
             except Exception:  # truncated, or classes that changed shape: a miss
@@ -183,6 +192,8 @@ class InventoryCache:
         A cache that cannot be written is no error: the next run parses again."""
         if self._directory is None:
             return
+        import tempfile
+
         try:
             os.makedirs(self._directory, mode=0o700, exist_ok=True)
             if not _private_directory(self._directory):
@@ -190,7 +201,7 @@ class InventoryCache:
             fd, temporary = tempfile.mkstemp(dir=self._directory, suffix=_TEMPORARY)
             try:
                 with os.fdopen(fd, "wb") as handle:
-                    _Pickler(handle, protocol=pickle.HIGHEST_PROTOCOL).dump(inventory)
+                    _dump(inventory, handle)
                 os.replace(temporary, os.path.join(self._directory, key + _SUFFIX))
             except BaseException:
                 self._remove(temporary)

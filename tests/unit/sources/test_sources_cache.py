@@ -226,7 +226,7 @@ def test_a_store_that_fails_leaves_no_entry_and_no_error(
     def refuse(*_args: object) -> None:
         raise TypeError("cannot pickle this")
 
-    monkeypatch.setattr(_cache._Pickler, "dump", refuse)
+    monkeypatch.setattr(_cache, "_dump", refuse)
     path = _manifest(tmp_path)
     assert load_paths([path], cache=True) == load_paths([path])
     assert list(cache_home.iterdir()) == []
