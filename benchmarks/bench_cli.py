@@ -8,6 +8,11 @@ imports, reading the YAML, the work and the output - for ``--help``, ``validate`
 policies), and ``python -c pass`` as the floor no command can beat. Runs are interleaved (one of
 each, then again), so a noisy shared machine slows every variant alike, and medians are printed.
 
+``validate`` and ``matrix`` are timed twice, and the rows say which: *cold* with the inventory
+cache off (``KUBEFENCE_CACHE=off``: every run reads the YAML, as the first run on new manifests
+does) and *warm* with it primed (a private ``XDG_CACHE_HOME``: the second command on unchanged
+manifests). A baseline tree without the cache runs cold in both rows.
+
 ``--baseline-src DIR`` times a second copy of the source tree in the same run (the same console
 script with ``PYTHONPATH=DIR``), e.g. the tree before a change:
 
@@ -76,43 +81,44 @@ def main() -> int:
             pods=args.pods, namespaces=args.namespaces, policies=args.policies, seed=args.seed
         )
         write_yaml(objects, cluster)
-        commands: dict[str, list[str]] = {
-            "python -c pass": [sys.executable, "-c", "pass"],
-            "kubefence --help": [str(script), "--help"],
-            "kubefence validate -f C": [str(script), "validate", "-f", str(cluster)],
-            "kubefence matrix -f C -o json": [
-                str(script),
-                "matrix",
-                "-f",
-                str(cluster),
-                "-o",
-                "json",
-            ],
+        validate = [str(script), "validate", "-f", str(cluster)]
+        matrix = [str(script), "matrix", "-f", str(cluster), "-o", "json"]
+        commands: dict[str, tuple[list[str], dict[str, str]]] = {
+            "python -c pass": ([sys.executable, "-c", "pass"], {}),
+            "kubefence --help": ([str(script), "--help"], {}),
+            "kubefence validate -f C, cold": (validate, {"KUBEFENCE_CACHE": "off"}),
+            "kubefence validate -f C, warm": (validate, {}),
+            "kubefence matrix -f C -o json, cold": (matrix, {"KUBEFENCE_CACHE": "off"}),
+            "kubefence matrix -f C -o json, warm": (matrix, {}),
         }
+        for index, env in enumerate(variants.values()):  # each tree its own cache
+            env.pop("KUBEFENCE_CACHE", None)
+            env["XDG_CACHE_HOME"] = str(Path(tmp) / f"cache-{index}")
         times: dict[tuple[str, str], list[tuple[float, float]]] = {}
-        for (label, env), (name, command) in (
+        for (label, env), (name, (command, extra)) in (
             (v, c) for v in variants.items() for c in commands.items()
         ):
-            _once(command, env)  # warm the page cache and __pycache__
+            _once(command, {**env, **extra})  # page cache, __pycache__, the inventory cache
             times[(label, name)] = []
         for _ in range(args.runs):
             for label, env in variants.items():
-                for name, command in commands.items():
-                    times[(label, name)].append(_once(command, env))
+                for name, (command, extra) in commands.items():
+                    times[(label, name)].append(_once(command, {**env, **extra}))
     print(
         f"cluster C: {args.pods} pods, {args.namespaces} namespaces, {args.policies} policies "
         f"(seed {args.seed}); medians of {args.runs} runs in seconds, wall / CPU (user+system; "
         "less disturbed by other load on the machine)"
     )
-    print(f"{'command':32}" + "".join(f"{label:>22}" for label in variants))
+    print(f"{'command':40}" + "".join(f"{label:>22}" for label in variants))
     for name in commands:
         cells = ""
         for label in variants:
             runs = times[(label, name)]
             wall = statistics.median(w for w, _ in runs)
             cpu = statistics.median(c for _, c in runs)
-            cells += f"{wall:13.3f} / {cpu:5.3f}"
-        print(f"{name:32}{cells}")
+            cells += f"{wall:14.3f} / {cpu:5.3f}"
+        print(f"{name:40}{cells}")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
     return 0
 
 

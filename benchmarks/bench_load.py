@@ -11,7 +11,11 @@ and <= 1 GB; ``--size large`` (100,000 pods, 10,000 namespaces, 68,000 policies)
 
 Reports the YAML size, the median of ``--repeat`` load times (files, and in-memory objects), and
 peak memory: the traced Python allocation peak of one load (tracemalloc) and the process's
-maximum resident set size.
+maximum resident set size. File loads are timed three ways, named in the output: cold (no
+cache: what every first run on new manifests costs), storing (cold plus writing the CLI's
+inventory cache, ``sources._cache``) and warm (the CLI's second run on unchanged manifests,
+served from that cache); the cache lives in a temporary ``XDG_CACHE_HOME``. The target verdict
+is given for cold and warm separately.
 """
 
 from __future__ import annotations
@@ -102,26 +106,42 @@ def main(argv: list[str] | None = None) -> int:
         )
         file_wall, file_cpu = _timed(lambda: load_paths([str(path)]), args.repeat)
         object_wall, object_cpu = _timed(lambda: inventory_from_objects(objects), args.repeat)
+        os.environ["XDG_CACHE_HOME"] = str(Path(tmp) / "cache")
+        os.environ.pop("KUBEFENCE_CACHE", None)
+        stores = [str(Path(tmp) / f"copy-{n}.yaml") for n in range(args.repeat)]
+        for name in stores:  # each copy has its own name, so each stored load is a miss
+            os.link(path, name)
+        store_runs = iter(stores)
+        store_wall, store_cpu = _timed(
+            lambda: load_paths([next(store_runs)], cache=True), args.repeat
+        )
+        warm_wall, warm_cpu = _timed(lambda: load_paths([stores[0]], cache=True), args.repeat)
         tracemalloc.start()
         load_paths([str(path)])
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
-    print(_line("load+validate files  ", file_wall, file_cpu))
-    print(_line("load+validate objects", object_wall, object_cpu))
+    print(_line("load+validate files, cold (no cache)  ", file_wall, file_cpu))
+    print(_line("load+validate files, cold + store     ", store_wall, store_cpu))
+    print(_line("load+validate files, warm (cache hit) ", warm_wall, warm_cpu))
+    print(_line("load+validate objects                 ", object_wall, object_cpu))
     print(
-        f"peak memory: traced {peak / 1e6:.0f} MB during one load; process max RSS "
+        f"peak memory: traced {peak / 1e6:.0f} MB during one cold load; process max RSS "
         f"{rss / 1e6:.0f} MB"
     )
     load = os.getloadavg()[0]
     print(f"machine: {os.cpu_count()} CPUs, load average {load:.1f} (wall time waits for CPU)")
-    seconds = min(statistics.median(file_wall), statistics.median(file_cpu))
-    ok = seconds <= size.seconds and max(peak, rss) <= size.gigabytes * 1024**3
+    memory_ok = max(peak, rss) <= size.gigabytes * 1024**3
+    verdicts = {}
+    for label, wall, cpu in (("cold", file_wall, file_cpu), ("warm", warm_wall, warm_cpu)):
+        seconds = min(statistics.median(wall), statistics.median(cpu))
+        verdicts[label] = seconds <= size.seconds and memory_ok
     print(
         f"target <= {size.seconds:.0f} s (median wall, or CPU on a busy machine) and "
-        f"<= {size.gigabytes} GB: {'met' if ok else 'NOT met'}"
+        f"<= {size.gigabytes} GB: "
+        + ", ".join(f"{k} {'met' if ok else 'NOT met'}" for k, ok in verdicts.items())
     )
-    return 0 if ok else 1
+    return 0 if verdicts["cold"] else 1
 
 
 if __name__ == "__main__":

@@ -2,9 +2,10 @@
 
 Why this module exists: loading, the engine and the data plane are measured on the same kind of
 cluster: many namespaces with team/env labels, pods from Deployments sharing label sets plus bare
-pods with IPs (IPv4 and some IPv6), and policies mixing every feature (default deny, pod and
-namespace selectors alone and combined, matchExpressions, ipBlock with except, named ports, port
-ranges, egress to DNS). The same ``seed`` always yields the same objects, in the same order.
+pods with IPs, and policies mixing every feature (default deny, pod and namespace selectors alone
+and combined, matchExpressions, ipBlock with except, named ports, port ranges, egress to DNS).
+Addresses lie in 198.18.0.0/15 (IPv4) and fd00::/8 (IPv6), ranges no real network uses. The
+same ``seed`` always yields the same objects, in the same order.
 
     from benchmarks.generate import generate_cluster, write_yaml
     objects = generate_cluster(pods=10_000, namespaces=1_000, policies=3_000, seed=1)
@@ -90,7 +91,8 @@ def _deployment(ns: str, app: str, replicas: int, rng: random.Random) -> dict[st
 
 def _pod(ns: str, name: str, app: str, serial: int, rng: random.Random) -> dict[str, Any]:
     template = _template(app, rng.choice(("v1", "v2")))
-    ip4 = f"10.{(serial >> 16) & 255}.{(serial >> 8) & 255}.{serial & 255}"
+    host = serial & 0x1FFFF  # 198.18.0.0/15 (RFC 2544 benchmarking) holds 131,072 addresses
+    ip4 = f"198.{18 + (host >> 16)}.{(host >> 8) & 255}.{host & 255}"
     status: dict[str, Any] = {"phase": "Running", "podIP": ip4}
     if serial % 5 == 0:
         status["podIPs"] = [{"ip": ip4}, {"ip": f"fd00::{serial:x}"}]
@@ -150,11 +152,14 @@ def _peer(rng: random.Random) -> dict[str, Any]:
             "namespaceSelector": {"matchLabels": {"env": rng.choice(ENVS)}},
             "podSelector": {"matchLabels": {"app": rng.choice(APPS)}},
         }
-    octet = rng.randrange(256)
+    # A /20 of 198.18.0.0/15 (the pods' range) with one /24 hole; the same two draws as ever,
+    # so the rest of a seed's cluster does not move.
+    block, hole = rng.randrange(256), rng.randrange(256)
+    second, third = 18 + (block & 1), block & 0xF0
     return {
         "ipBlock": {
-            "cidr": f"10.{octet}.0.0/16",
-            "except": [f"10.{octet}.{rng.randrange(256)}.0/24"],
+            "cidr": f"198.{second}.{third}.0/20",
+            "except": [f"198.{second}.{third + (hole & 15)}.0/24"],
         }
     }
 

@@ -7,7 +7,11 @@ with every pod a bare Pod (``benchmarks/generate.py``), ours with every pod a De
 replica, and an independently written one (``benchmarks/generate_independent.py``) - at each
 size (500 and 2,000 pods by default), runs both tools as whole processes on the same
 directory, on the same machine, in the same run, and prints both wall times (medians) and the
-ratio. NCA runs are capped (``--nca-timeout``; reported as "> N s"). Where NCA finished, the two
+ratio. kubefence's time is cold (``KUBEFENCE_CACHE=off``: every run reads the YAML); the "warm"
+columns rerun it with its inventory cache primed, as a second command on the same files runs.
+Runs alternate between the tools (kubefence cold, warm, NCA; again), and "CPU ratio" compares
+median CPU times (user + system), which a shared machine's load inflates less than wall time.
+NCA runs are capped (``--nca-timeout``; reported as "> N s"). Where NCA finished, the two
 are compared cell by cell, where NCA's output can be mapped:
 
 * NCA ``--connectivity -o txt_no_fw_rules --output_endpoints pods`` prints one line
@@ -34,6 +38,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -194,13 +199,19 @@ def _generators(seed: int) -> dict[str, Callable[[int], list[dict[str, Any]]]]:
     }
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _timed_capped(
     command: Sequence[str], output: Path, repeat: int, timeout: float, env: dict[str, str]
-) -> list[float] | None:
-    """Wall times of ``repeat`` runs, or None when a run exceeds ``timeout`` seconds."""
+) -> list[tuple[float, float]] | None:
+    """Wall and CPU (user + system) seconds of ``repeat`` runs, or None when a run exceeds
+    ``timeout`` seconds."""
     times = []
     for _ in range(repeat):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _children_cpu()
         try:
             with output.open("w") as handle:
                 subprocess.run(
@@ -213,7 +224,7 @@ def _timed_capped(
                 )
         except subprocess.TimeoutExpired:
             return None
-        times.append(time.perf_counter() - started)
+        times.append((time.perf_counter() - started, _children_cpu() - cpu))
     return times
 
 
@@ -241,9 +252,27 @@ def compare(
         kf_cmd = [str(kubefence_script), "matrix", "-f", str(cluster), "-o", "json"]
         for setting in settings:
             kf_cmd += ["--setting", setting]
-        kf_times = _timed_capped(kf_cmd, kf_out, 1, 3600, env)  # warm-up: writes __pycache__
-        kf_times = _timed_capped(kf_cmd, kf_out, repeat, 3600, env)
-        nca_times = _timed_capped(nca_cmd, nca_out, repeat, timeout, env)
+        # kubefence's headline time is cold: its inventory cache off, every run parses the
+        # YAML as a first run on new manifests does. "warm" runs with the cache primed (a
+        # private XDG_CACHE_HOME), as a second command on unchanged manifests runs.
+        cold_env = {**env, "KUBEFENCE_CACHE": "off"}
+        warm_env = {**env, "KUBEFENCE_CACHE": "on", "XDG_CACHE_HOME": str(workdir / "xdg")}
+        warm_out = workdir / "warm.json"
+        _timed_capped(kf_cmd, kf_out, 1, 3600, cold_env)  # warm-up: writes __pycache__
+        _timed_capped(kf_cmd, warm_out, 1, 3600, warm_env)  # primes the cache
+        # Interleaved (kubefence cold, warm, NCA; again), so that a shared machine's changing
+        # load weighs on both tools alike; CPU times are compared too, load inflates them less.
+        kf_times: list[tuple[float, float]] = []
+        kf_warm: list[tuple[float, float]] = []
+        nca_times: list[tuple[float, float]] | None = []
+        for _ in range(repeat):
+            kf_times += _timed_capped(kf_cmd, kf_out, 1, 3600, cold_env) or []
+            kf_warm += _timed_capped(kf_cmd, warm_out, 1, 3600, warm_env) or []
+            if nca_times is not None:
+                once = _timed_capped(nca_cmd, nca_out, 1, timeout, env)
+                nca_times = None if once is None else nca_times + once
+        if warm_out.read_bytes() != kf_out.read_bytes():
+            raise SystemExit(f"{name}: the cached run printed another matrix than the cold one")
         from kubefence.sources.files import load_paths
 
         inventory = load_paths([str(cluster)])
@@ -252,6 +281,7 @@ def compare(
             "pods": len(inventory.pods),
             "policies": len(inventory.policies),
             "kubefence": kf_times,
+            "kubefence_warm": kf_warm,
             "nca": nca_times,
             "agreement": None,
         }
@@ -336,15 +366,20 @@ def _print_row(r: dict[str, Any], timeout: float) -> None:
     if not getattr(_print_row, "header", False):
         print(
             f"{'generator':18} {'pods':>5} {'policies':>8} {'NCA s':>9} {'kubefence s':>12} "
-            f"{'NCA/kubefence':>14}  agreement"
+            f"{'NCA/kubefence':>14} {'warm s':>7} {'NCA/warm':>9} {'CPU ratio':>10}  agreement"
         )
         _print_row.header = True  # type: ignore[attr-defined]
-    kf = statistics.median(r["kubefence"])
+    kf = statistics.median(w for w, _ in r["kubefence"])
+    kf_cpu = statistics.median(c for _, c in r["kubefence"])
+    warm = statistics.median(w for w, _ in r["kubefence_warm"])
     if r["nca"] is None:
         nca_text, ratio = f"> {timeout:.0f}", f"> {timeout / kf:.0f}x"
+        warm_ratio, cpu_ratio = f"> {timeout / warm:.0f}x", "-"
     else:
-        nca = statistics.median(r["nca"])
+        nca = statistics.median(w for w, _ in r["nca"])
+        nca_cpu = statistics.median(c for _, c in r["nca"])
         nca_text, ratio = f"{nca:.2f}", f"{nca / kf:.1f}x"
+        warm_ratio, cpu_ratio = f"{nca / warm:.1f}x", f"{nca_cpu / kf_cpu:.1f}x"
     a = r["agreement"]
     agree = (
         "not compared"
@@ -354,7 +389,7 @@ def _print_row(r: dict[str, Any], timeout: float) -> None:
     )
     print(
         f"{r['generator']:18} {r['pods']:>5} {r['policies']:>8} {nca_text:>9} {kf:>12.2f} "
-        f"{ratio:>14}  {agree}",
+        f"{ratio:>14} {warm:>7.2f} {warm_ratio:>9} {cpu_ratio:>10}  {agree}",
         flush=True,
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -50,3 +51,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def _netns_prerequisites_fail() -> None:
     pytest.fail(f"privileged data-plane tests are required here but {netns_missing()}")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_inventory_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The CLI caches loaded inventories under $XDG_CACHE_HOME (``sources._cache``): the tests'
+    runs use a directory of their own, never the user's cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+        yield

@@ -126,7 +126,9 @@ def inventory_from_args(args: argparse.Namespace, *, command: str | None = None)
 
     live = input_documents(args)
     if live is None:
-        inventory = load_paths(list(args.filenames or []), default_namespace=args.namespace)
+        inventory = load_paths(
+            list(args.filenames or []), default_namespace=args.namespace, cache=True
+        )
     else:
         inventory = build_inventory(live, default_namespace=args.namespace)
     if command is not None:

@@ -15,9 +15,12 @@ from collections.abc import Sequence
 from typing import BinaryIO
 
 from kubefence._collector import collector_paused
-from kubefence.api import Document, Inventory, build_inventory
 from kubefence.errors import FieldError, InputError
-from kubefence.sources._yaml import decode_bytes, parse_text
+from kubefence.sources._cache import InventoryCache
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from kubefence.api import Document, Inventory
 
 __all__ = ["STDIN", "expand_paths", "load_paths", "read_documents"]
 
@@ -102,21 +105,33 @@ def _read_limited(stream: BinaryIO, *, expected: int = 0) -> bytes:
     return b"".join(chunks)
 
 
-def read_documents(
-    paths: Sequence[str], *, stdin: BinaryIO | None = None
-) -> tuple[list[Document], list[FieldError]]:
-    """Every document of every file named by ``paths``, and the problems met while reading."""
+def _read_inputs(
+    paths: Sequence[str], stdin: BinaryIO | None
+) -> tuple[list[FieldError], list[tuple[str, bytes | FieldError]]]:
+    """The problems of finding the files named by ``paths``, then each file's bytes (or the
+    problem reading it), in order; stdin is read at most once."""
     if not paths:
         raise InputError("no input: name files, directories or '-' (stdin) with -f")
     files, problems = expand_paths(paths)
-    documents: list[Document] = []
+    inputs: list[tuple[str, bytes | FieldError]] = []
     stdin_read = False
     for file in files:
         if file == STDIN:
             if stdin_read:
                 continue  # '-' twice: stdin can only be read once
             stdin_read = True
-        data = _read(file, stdin)
+        inputs.append((file, _read(file, stdin)))
+    return problems, inputs
+
+
+def _parse_inputs(
+    problems: list[FieldError], inputs: Sequence[tuple[str, bytes | FieldError]]
+) -> tuple[list[Document], list[FieldError]]:
+    """Decode and parse every input; problems stay in the order of the files."""
+    from kubefence.sources._yaml import decode_bytes, parse_text  # not needed on a cache hit
+
+    documents: list[Document] = []
+    for file, data in inputs:
         if isinstance(data, FieldError):
             problems.append(data)
             continue
@@ -130,13 +145,50 @@ def read_documents(
     return documents, problems
 
 
+def read_documents(
+    paths: Sequence[str], *, stdin: BinaryIO | None = None
+) -> tuple[list[Document], list[FieldError]]:
+    """Every document of every file named by ``paths``, and the problems met while reading."""
+    return _parse_inputs(*_read_inputs(paths, stdin))
+
+
 def load_paths(
-    paths: Sequence[str], *, default_namespace: str = "default", stdin: BinaryIO | None = None
+    paths: Sequence[str],
+    *,
+    default_namespace: str = "default",
+    stdin: BinaryIO | None = None,
+    cache: bool = False,
 ) -> Inventory:
     """Load and validate manifests from files, directories and ``-`` (stdin).
 
+    With ``cache``, an inventory loaded before from the same bytes under the same names (and
+    by the same code) is reused, and a new one is stored (``sources._cache``; the CLI turns
+    this on, ``KUBEFENCE_CACHE=off`` turns it off).
+
     Raises ``kubefence.ValidationError`` listing every problem of the whole input set.
     """
+    from kubefence.api import build_inventory
+
     with collector_paused():
-        documents, problems = read_documents(paths, stdin=stdin)
-        return build_inventory(documents, default_namespace=default_namespace, problems=problems)
+        if not cache:
+            documents, problems = read_documents(paths, stdin=stdin)
+            return build_inventory(
+                documents, default_namespace=default_namespace, problems=problems
+            )
+        problems, inputs = _read_inputs(paths, stdin)
+        readable = [(f, d) for f, d in inputs if not isinstance(d, FieldError)]
+        clean = not problems and len(readable) == len(inputs)
+        store = InventoryCache.from_environment() if clean else InventoryCache(None)
+        key = ""
+        if store.enabled:
+            key = store.key(readable, default_namespace=default_namespace)
+            cached = store.get(key)
+            if cached is not None:
+                return cached
+        documents, problems = _parse_inputs(problems, inputs)
+        inventory = build_inventory(
+            documents, default_namespace=default_namespace, problems=problems
+        )
+        if store.enabled:
+            store.put(key, inventory)
+        return inventory

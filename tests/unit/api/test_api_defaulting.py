@@ -184,12 +184,12 @@ def test_pod_ips_ipv4_and_ipv6_in_order_without_repeats() -> None:
         "spec": pod_spec(nodeName="node-1"),
         "status": {
             "phase": "Running",
-            "podIP": "10.0.0.5",
-            "podIPs": [{"ip": "10.0.0.5"}, {"ip": "fd00::5"}],
+            "podIP": "198.18.0.5",
+            "podIPs": [{"ip": "198.18.0.5"}, {"ip": "fd00::5"}],
         },
     }
     [parsed] = inventory_from_objects([pod]).pods
-    assert parsed.ips == (ipaddress.ip_address("10.0.0.5"), ipaddress.ip_address("fd00::5"))
+    assert parsed.ips == (ipaddress.ip_address("198.18.0.5"), ipaddress.ip_address("fd00::5"))
     assert (parsed.phase, parsed.node, parsed.images) == ("Running", "node-1", ("nginx:1.25",))
 
 
@@ -201,7 +201,7 @@ def test_finished_pods_are_left_out_with_a_note(phase: str) -> None:
         "kind": "Pod",
         "metadata": {"name": "done"},
         "spec": pod_spec(),
-        "status": {"phase": phase, "podIP": "10.0.0.9"},
+        "status": {"phase": phase, "podIP": "198.18.0.9"},
     }
     inv = inventory_from_objects([pod])
     assert inv.pods == ()
@@ -298,8 +298,8 @@ def test_services_keep_selector_ports_cluster_ips_and_type() -> None:
         "spec": {
             "type": "NodePort",
             "selector": {"app": "web"},
-            "clusterIP": "10.96.0.10",
-            "clusterIPs": ["10.96.0.10", "fd00::a"],
+            "clusterIP": "198.19.0.10",
+            "clusterIPs": ["198.19.0.10", "fd00::a"],
             "ports": [
                 {"name": "http", "port": 80, "targetPort": "http"},
                 {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 5353},
@@ -318,7 +318,7 @@ def test_services_keep_selector_ports_cluster_ips_and_type() -> None:
     assert web.type == "NodePort"
     assert web.selector is not None
     assert dict(web.selector) == {"app": "web"}
-    assert [str(ip) for ip in web.cluster_ips] == ["10.96.0.10", "fd00::a"]
+    assert [str(ip) for ip in web.cluster_ips] == ["198.19.0.10", "fd00::a"]
     assert [(p.port, p.target_port) for p in web.ports] == [(80, "http"), (53, 5353)]
     assert by_name["db"].cluster_ips == ()
     assert by_name["db"].selector is None

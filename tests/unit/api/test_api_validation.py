@@ -242,7 +242,7 @@ def test_v04_empty_peer_is_rejected() -> None:
 @pytest.mark.parametrize("selector", ["podSelector", "namespaceSelector"])
 def test_v04_ipblock_with_a_selector_is_rejected(selector: str) -> None:
     """ipBlock and a selector in one peer are rejected at the peer's path."""
-    peer = {"ipBlock": {"cidr": "10.0.0.0/8"}, selector: {}}
+    peer = {"ipBlock": {"cidr": "198.18.0.0/15"}, selector: {}}
     obj = policy({"podSelector": {}, "egress": [{"to": [{"podSelector": {}}, peer]}]})
     [problem] = problems(obj)
     assert problem.path == "spec.egress[0].to[1]"
@@ -266,7 +266,8 @@ def test_v04_null_selector_counts_as_absent() -> None:
 
 
 @pytest.mark.parametrize(
-    "cidr", ["10.0.0.0/33", "10.0.0.0", "not-a-cidr", "10.0.0.0/-1", "fd00::/129", "010.0.0.0/8"]
+    "cidr",
+    ["198.18.0.0/33", "198.18.0.0", "not-a-cidr", "198.18.0.0/-1", "fd00::/129", "198.018.0.0/15"],
 )
 def test_v05_cidr_must_be_valid(cidr: str) -> None:
     """Invalid CIDRs are rejected at ipBlock.cidr."""
@@ -277,28 +278,30 @@ def test_v05_cidr_must_be_valid(cidr: str) -> None:
 
 def test_v05_cidr_is_required() -> None:
     """An ipBlock without cidr is rejected at ipBlock.cidr."""
-    assert paths(ingress_peer({"ipBlock": {"except": ["10.0.0.0/24"]}})) == [
+    assert paths(ingress_peer({"ipBlock": {"except": ["198.18.0.0/24"]}})) == [
         "spec.ingress[0].from[0].ipBlock.cidr"
     ]
 
 
-@pytest.mark.parametrize("bad", ["10.1.0.0/24", "10.0.0.0/16", "10.0.0.0/8", "fd00::/64", "x"])
+@pytest.mark.parametrize(
+    "bad", ["198.19.0.0/24", "198.18.0.0/16", "198.18.0.0/15", "fd00::/64", "x"]
+)
 def test_v05_except_must_be_strictly_inside_cidr_of_same_family(bad: str) -> None:
     """Excepts outside, equal to, wider than or of the other family are rejected at except[i]."""
-    peer = {"ipBlock": {"cidr": "10.0.0.0/16", "except": ["10.0.1.0/24", bad]}}
+    peer = {"ipBlock": {"cidr": "198.18.0.0/16", "except": ["198.18.1.0/24", bad]}}
     assert paths(ingress_peer(peer)) == ["spec.ingress[0].from[0].ipBlock.except[1]"]
 
 
 def test_v05_host_bits_are_masked_with_a_note() -> None:
     """A cidr with host bits is accepted as its network (like the API server), with a note."""
-    inv = inventory_from_objects([ingress_peer({"ipBlock": {"cidr": "10.1.2.3/16"}})])
+    inv = inventory_from_objects([ingress_peer({"ipBlock": {"cidr": "198.19.2.3/16"}})])
     block = inv.policies[0].ingress[0].peers[0].ip_block
     assert block is not None
-    assert str(block.cidr) == "10.1.0.0/16"
+    assert str(block.cidr) == "198.19.0.0/16"
     assert any("host bits" in note for note in inv.notes)
 
 
-@pytest.mark.parametrize("cidr", ["10.1.0.0/16", "FD00::/48", "fd00:0:0::/48"])
+@pytest.mark.parametrize("cidr", ["198.19.0.0/16", "FD00::/48", "fd00:0:0::/48"])
 def test_v05_canonical_cidr_has_no_host_bits_note(cidr: str) -> None:
     """A cidr written as its network (IPv6 in any letter case or spelling) gets no note."""
     inv = inventory_from_objects([ingress_peer({"ipBlock": {"cidr": cidr}})])
@@ -409,25 +412,25 @@ def test_invalid_cluster_and_pod_ips_are_named_at_their_paths() -> None:
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": "web", "namespace": "test"},
-        "spec": {"clusterIP": "10.96.0.300", "clusterIPs": ["None"]},
+        "spec": {"clusterIP": "198.18.0.300", "clusterIPs": ["None"]},
     }
     pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "web", "namespace": "test"},
         "spec": {"containers": [{"name": "c", "image": "nginx"}]},
-        "status": {"podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}, {"ip": "fd00::zz"}]},
+        "status": {"podIP": "198.18.0.1", "podIPs": [{"ip": "198.18.0.1"}, {"ip": "fd00::zz"}]},
     }
     found = {p.path: p.message for p in problems(service, pod)}
     assert set(found) == {"spec.clusterIP", "status.podIPs[1].ip"}
-    assert found["spec.clusterIP"].startswith("invalid value '10.96.0.300': ")
+    assert found["spec.clusterIP"].startswith("invalid value '198.18.0.300': ")
     assert found["spec.clusterIP"].endswith(" or None")
     assert not found["status.podIPs[1].ip"].endswith(" or None")
     service["spec"] = {"clusterIP": "None"}
-    pod["status"]["podIPs"] = [{"ip": "10.0.0.1"}, {"ip": "fd00::1"}]
+    pod["status"]["podIPs"] = [{"ip": "198.18.0.1"}, {"ip": "fd00::1"}]
     inventory = inventory_from_objects([service, pod])
     assert inventory.services[0].cluster_ips == ()
-    assert [str(ip) for ip in inventory.pods[0].ips] == ["10.0.0.1", "fd00::1"]
+    assert [str(ip) for ip in inventory.pods[0].ips] == ["198.18.0.1", "fd00::1"]
 
 
 def test_v02_invalid_label_keys_are_named_as_label_keys() -> None:

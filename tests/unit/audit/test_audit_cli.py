@@ -84,7 +84,7 @@ def test_fail_on_error_exits_1_when_errors_exist_and_0_when_ignored(
 def test_bad_options_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     """A malformed --service-cidr or an unknown --ignore id is a usage error (exit 2)."""
     with pytest.raises(SystemExit) as exc:
-        main(["audit", "-f", str(EXAMPLE), "--service-cidr", "10.96.0.0/99"])
+        main(["audit", "-f", str(EXAMPLE), "--service-cidr", "198.19.0.0/99"])
     assert exc.value.code == 2
     with pytest.raises(SystemExit) as exc:
         main(["audit", "-f", str(EXAMPLE), "--ignore", "KF999"])

@@ -25,7 +25,15 @@ from kubefence.api import (
     Rule,
     Service,
 )
-from kubefence.audit import RULES, RULES_BY_ID, Finding, LintOptions, Severity, lint
+from kubefence.audit import (
+    DEFAULT_SERVICE_CIDRS,
+    RULES,
+    RULES_BY_ID,
+    Finding,
+    LintOptions,
+    Severity,
+    lint,
+)
 
 ALL = LabelSelector()
 ING = (PolicyType.INGRESS,)
@@ -115,6 +123,7 @@ def ids(
     policies: Sequence[NetworkPolicy] = (),
     services: Sequence[Service] = (),
     rule: str,
+    options: LintOptions | None = None,
 ) -> list[Finding]:
     inventory = Inventory.of(
         namespaces=list(namespaces),
@@ -122,11 +131,17 @@ def ids(
         policies=list(policies),
         services=list(services),
     )
-    return [f for f in lint(inventory) if f.rule == rule]
+    return [f for f in lint(inventory, options=options) if f.rule == rule]
 
 
-WEB = pod("a", "web", ip="10.244.0.5", ports=[ContainerPort(8080, Protocol.TCP, "http")], app="web")
-DB = pod("a", "db", ip="10.244.0.6", app="db")
+# Addresses in tests lie in 198.18.0.0/15: pods in 198.18.0.0/16, Services in 198.19.0.0/16
+# (given as LintOptions.service_cidrs where a test needs a Service range).
+SERVICE_RANGE = ipaddress.ip_network("198.19.0.0/16")
+SERVICES = LintOptions(service_cidrs=(SERVICE_RANGE,))
+
+
+WEB = pod("a", "web", ip="198.18.0.5", ports=[ContainerPort(8080, Protocol.TCP, "http")], app="web")
+DB = pod("a", "db", ip="198.18.0.6", app="db")
 
 
 def test_catalog_ids_are_unique_stable_and_documented() -> None:
@@ -276,15 +291,16 @@ def test_kf005_real_kube_dns_pods_with_named_port_count_as_dns() -> None:
 
 
 def test_kf006_s22_ipblock_inside_service_range_or_on_cluster_ip_is_an_error() -> None:
-    """A block inside 10.96.0.0/12, or exactly a ClusterIP, never matches: error."""
+    """A block inside the Service range, or exactly a ClusterIP, never matches: error."""
     svc = Service(
         namespace="b",
         name="api",
         selector=Labels({"app": "api"}),
-        cluster_ips=(ipaddress.ip_address("172.20.0.10"),),
+        cluster_ips=(ipaddress.ip_address("198.18.250.10"),),
     )
-    rules = [Rule(peers=(block("10.100.0.0/16"),)), Rule(peers=(block("172.20.0.10/32"),))]
-    found = ids(services=[svc], policies=[policy("p", types=EGR, egress=rules)], rule="KF006")
+    rules = [Rule(peers=(block("198.19.4.0/24"),)), Rule(peers=(block("198.18.250.10/32"),))]
+    egress = policy("p", types=EGR, egress=rules)
+    found = ids(services=[svc], policies=[egress], rule="KF006", options=SERVICES)
     assert [(f.path, f.severity) for f in found] == [
         ("spec.egress[0].to[0].ipBlock", Severity.ERROR),
         ("spec.egress[1].to[0].ipBlock", Severity.ERROR),
@@ -293,21 +309,24 @@ def test_kf006_s22_ipblock_inside_service_range_or_on_cluster_ip_is_an_error() -
 
 
 def test_kf006_s22_block_overlapping_service_range_is_a_warning_unless_excepted() -> None:
-    """10.0.0.0/8 overlaps the Service range (warning); excepting the range or /0 is quiet."""
-    wide = policy("p", types=EGR, egress=[Rule(peers=(block("10.0.0.0/8"),))])
-    assert [f.severity for f in ids(policies=[wide], rule="KF006")] == [Severity.WARNING]
-    excepted = Rule(peers=(block("10.0.0.0/8", "10.96.0.0/12"),))
+    """A block wider than the Service range overlaps it (warning); excepting the range or /0 is
+    quiet."""
+    wide = policy("p", types=EGR, egress=[Rule(peers=(block("198.18.0.0/15"),))])
+    found = ids(policies=[wide], rule="KF006", options=SERVICES)
+    assert [f.severity for f in found] == [Severity.WARNING]
+    excepted = Rule(peers=(block("198.18.0.0/15", "198.19.0.0/16"),))
     anywhere = Rule(peers=(block("0.0.0.0/0"),))
     quiet = policy("q", types=EGR, egress=[excepted, anywhere])
-    assert ids(policies=[quiet], rule="KF006") == []
+    assert ids(policies=[quiet], rule="KF006", options=SERVICES) == []
 
 
 def test_kf006_custom_service_cidr_option_is_used() -> None:
-    """LintOptions.service_cidrs replaces the default Service range."""
-    rule = Rule(peers=(block("10.100.0.0/16"),))
+    """LintOptions.service_cidrs replaces the default Service range (Kubernetes' 10.96.0.0/12,
+    named here by the constant only)."""
+    rule = Rule(peers=(block(str(DEFAULT_SERVICE_CIDRS[0])),))
     inventory = Inventory.of(policies=[policy("p", types=EGR, egress=[rule])])
-    options = LintOptions(service_cidrs=(ipaddress.ip_network("172.30.0.0/16"),))
-    assert [f for f in lint(inventory, options=options) if f.rule == "KF006"] == []
+    assert [f.rule for f in lint(inventory) if f.rule == "KF006"] == ["KF006"]
+    assert [f for f in lint(inventory, options=SERVICES) if f.rule == "KF006"] == []
 
 
 # --- KF007 ipBlock covering pods (S15) --------------------------------------------------------
@@ -315,7 +334,7 @@ def test_kf006_custom_service_cidr_option_is_used() -> None:
 
 def test_kf007_s15_ipblock_covering_pod_addresses_is_reported() -> None:
     """A block containing pod IPs lists the pods it admits regardless of labels."""
-    rule = Rule(peers=(block("10.244.0.0/16"),))
+    rule = Rule(peers=(block("198.18.0.0/16"),))
     found = ids(pods=[WEB, DB], policies=[policy("p", ingress=[rule])], rule="KF007")
     assert len(found) == 1
     assert "a/db, a/web" in found[0].message
@@ -323,19 +342,22 @@ def test_kf007_s15_ipblock_covering_pod_addresses_is_reported() -> None:
 
 def test_kf007_s15_block_excepting_pods_or_outside_them_is_quiet() -> None:
     """A block whose except removes the pod range, or /0, does not report."""
-    rules = [Rule(peers=(block("10.0.0.0/8", "10.244.0.0/16"),)), Rule(peers=(block("0.0.0.0/0"),))]
+    rules = [
+        Rule(peers=(block("198.18.0.0/15", "198.18.0.0/16"),)),
+        Rule(peers=(block("0.0.0.0/0"),)),
+    ]
     assert ids(pods=[WEB, DB], policies=[policy("p", ingress=rules)], rule="KF007") == []
 
 
 def test_kf007_s15_pod_cidr_option_reports_blocks_without_pod_addresses() -> None:
     """With --pod-cidr, a block overlapping the pod range reports even with no pods."""
-    rule = Rule(peers=(block("10.0.0.0/8"),))
-    excepted = Rule(peers=(block("10.0.0.0/8", "10.244.0.0/16"),))
+    rule = Rule(peers=(block("198.18.0.0/15"),))
+    excepted = Rule(peers=(block("198.18.0.0/15", "198.18.0.0/16"),))
     inventory = Inventory.of(policies=[policy("p", ingress=[rule, excepted])])
-    options = LintOptions(pod_cidrs=(ipaddress.ip_network("10.244.0.0/16"),))
+    options = LintOptions(pod_cidrs=(ipaddress.ip_network("198.18.0.0/16"),))
     found = [f for f in lint(inventory, options=options) if f.rule == "KF007"]
     assert [f.path for f in found] == ["spec.ingress[0].from[0].ipBlock"]
-    assert "pod range 10.244.0.0/16" in found[0].message
+    assert "pod range 198.18.0.0/16" in found[0].message
     assert [f for f in lint(inventory) if f.rule == "KF007"] == []
 
 
@@ -422,8 +444,8 @@ def test_kf012_partially_overlapping_rules_are_quiet() -> None:
     """Rules that only overlap (other port, other peers, narrower target) are not redundant."""
     a = Rule(peers=(Peer(pod_selector=sel(app="web")),), ports=(tcp(80),))
     b = Rule(peers=(Peer(pod_selector=sel(app="web")),), ports=(tcp(81),))
-    c = Rule(peers=(block("10.0.0.0/8", "10.1.0.0/16"),))
-    d = Rule(peers=(block("10.1.0.0/24"),))
+    c = Rule(peers=(block("198.18.0.0/15", "198.19.0.0/16"),))
+    d = Rule(peers=(block("198.19.0.0/24"),))
     narrow_target = policy("q", selector=sel(app="db"), ingress=[a])
     pols = [
         policy("p", ingress=[b, c, d]),
@@ -496,34 +518,37 @@ def test_kf009_undeclared_namespace_points_at_one_of_its_policies() -> None:
 
 
 def test_kf006_s15_block_whose_excepts_remove_the_whole_service_range_is_quiet() -> None:
-    """10.0.0.0/8 except the two halves of 10.96.0.0/12 holds no Service address: no finding
-    (the CIDR-only comparison used to warn: neither except alone contains the range)."""
-    rule = Rule(peers=(block("10.0.0.0/8", "10.96.0.0/13", "10.104.0.0/13"),))
-    assert ids(policies=[policy("p", types=EGR, egress=[rule])], rule="KF006") == []
+    """198.18.0.0/15 except the two halves of the Service range 198.19.0.0/16 holds no Service
+    address: no finding (the CIDR-only comparison used to warn: neither except alone contains
+    the range)."""
+    rule = Rule(peers=(block("198.18.0.0/15", "198.19.0.0/17", "198.19.128.0/17"),))
+    egress = policy("p", types=EGR, egress=[rule])
+    assert ids(policies=[egress], rule="KF006", options=SERVICES) == []
 
 
 def test_kf006_s15_block_trimmed_to_the_service_range_by_its_except_is_an_error() -> None:
-    """10.96.0.0/11 except 10.112.0.0/12 is exactly the Service range: it never matches (error;
-    the CIDR-only comparison called it a partial overlap)."""
-    rule = Rule(peers=(block("10.96.0.0/11", "10.112.0.0/12"),))
-    found = ids(policies=[policy("p", types=EGR, egress=[rule])], rule="KF006")
+    """198.18.0.0/15 except 198.18.0.0/16 is exactly the Service range 198.19.0.0/16: it never
+    matches (error; the CIDR-only comparison called it a partial overlap)."""
+    rule = Rule(peers=(block("198.18.0.0/15", "198.18.0.0/16"),))
+    egress = policy("p", types=EGR, egress=[rule])
+    found = ids(policies=[egress], rule="KF006", options=SERVICES)
     assert [f.severity for f in found] == [Severity.ERROR]
-    assert "lies inside the Service range 10.96.0.0/12" in found[0].message
+    assert "lies inside the Service range 198.19.0.0/16" in found[0].message
 
 
 def test_kf007_s15_pod_cidr_excepted_in_two_halves_is_quiet() -> None:
-    """With --pod-cidr 10.244.0.0/16, a block excepting both /17 halves covers no pod address."""
-    rule = Rule(peers=(block("10.0.0.0/8", "10.244.0.0/17", "10.244.128.0/17"),))
+    """With --pod-cidr 198.18.0.0/16, a block excepting both /17 halves covers no pod address."""
+    rule = Rule(peers=(block("198.18.0.0/15", "198.18.0.0/17", "198.18.128.0/17"),))
     inventory = Inventory.of(policies=[policy("p", ingress=[rule])])
-    options = LintOptions(pod_cidrs=(ipaddress.ip_network("10.244.0.0/16"),))
+    options = LintOptions(pod_cidrs=(ipaddress.ip_network("198.18.0.0/16"),))
     assert [f for f in lint(inventory, options=options) if f.rule == "KF007"] == []
 
 
 def test_kf012_s15_block_covered_once_its_excepts_are_counted_is_redundant() -> None:
-    """10.0.0.0/8 except 10.128.0.0/9 holds the same addresses as 10.0.0.0/9: a rule with it is
-    covered by a rule with 10.0.0.0/9 (the CIDR-only comparison missed it)."""
-    wide = Rule(peers=(block("10.0.0.0/9"),))
-    narrow = Rule(peers=(block("10.0.0.0/8", "10.128.0.0/9"),))
+    """198.18.0.0/15 except 198.19.0.0/16 holds the same addresses as 198.18.0.0/16: a rule with
+    it is covered by a rule with 198.18.0.0/16 (the CIDR-only comparison missed it)."""
+    wide = Rule(peers=(block("198.18.0.0/16"),))
+    narrow = Rule(peers=(block("198.18.0.0/15", "198.19.0.0/16"),))
     found = ids(policies=[policy("p", ingress=[wide, narrow])], rule="KF012")
     assert [f.path for f in found] == ["spec.ingress[1]"]
     assert "covered by spec.ingress[0] of the same policy" in found[0].message

@@ -51,7 +51,7 @@ def test_invalid_input_lists_every_problem_and_exits_2(
         ".port: invalid value 0: must be between 1 and 65535"
     )
     assert lines[0] == (
-        f"{files[0]}:12: Pod default/web: status.podIP: invalid value '10.0.0.300': must be a "
+        f"{files[0]}:12: Pod default/web: status.podIP: invalid value '198.18.0.300': must be a "
         "valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)"
     )
     assert captured.err == "invalid: 2 problems\n"

@@ -33,7 +33,7 @@ spec:
   egress:
     - to:
         - ipBlock:
-            cidr: 10.0.0.0/8
+            cidr: 198.18.0.0/15
 """
 
 

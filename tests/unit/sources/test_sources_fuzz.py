@@ -45,8 +45,8 @@ BASE: list[dict[str, Any]] = [
         },
         "status": {
             "phase": "Running",
-            "podIP": "10.0.0.1",
-            "podIPs": [{"ip": "10.0.0.1"}, {"ip": "fd00::1"}],
+            "podIP": "198.18.0.1",
+            "podIPs": [{"ip": "198.18.0.1"}, {"ip": "fd00::1"}],
         },
     },
     {
@@ -82,7 +82,7 @@ BASE: list[dict[str, Any]] = [
         "metadata": {"name": "web"},
         "spec": {
             "selector": {"app": "web"},
-            "clusterIP": "10.96.0.1",
+            "clusterIP": "198.19.0.1",
             "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
         },
     },
@@ -104,7 +104,7 @@ BASE: list[dict[str, Any]] = [
                             },
                             "namespaceSelector": {"matchLabels": {"team": "a"}},
                         },
-                        {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}},
+                        {"ipBlock": {"cidr": "198.18.0.0/15", "except": ["198.19.0.0/16"]}},
                     ],
                     "ports": [{"protocol": "TCP", "port": 80, "endPort": 90}, {"port": "http"}],
                 }
@@ -132,7 +132,7 @@ WRONG_VALUES: list[Any] = [
     {1: "x"},
     {None: []},
     [[[[]]]],
-    "10.0.0.0/8",
+    "198.18.0.0/15",
 ]
 
 

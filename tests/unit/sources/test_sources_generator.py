@@ -55,3 +55,24 @@ def test_generator_is_deterministic_and_round_trips_through_yaml(
     assert [replace(p, origin=None) for p in from_file.policies] == [
         replace(p, origin=None) for p in from_objects.policies
     ]
+
+
+def test_generator_addresses_stay_in_benchmarking_ranges(generate: ModuleType) -> None:
+    """Pod IPs and ipBlocks lie in 198.18.0.0/15 or fd00::/8, never in networks a real cluster
+    (or the machine running the benchmark) may use."""
+    import ipaddress
+
+    allowed = (ipaddress.ip_network("198.18.0.0/15"), ipaddress.ip_network("fd00::/8"))
+    inventory = inventory_from_objects(
+        generate.generate_cluster(pods=600, namespaces=20, policies=200, seed=3)
+    )
+    networks = [ipaddress.ip_network(ip) for pod in inventory.pods for ip in pod.ips]
+    for policy in inventory.policies:
+        for rule in (*policy.ingress, *policy.egress):
+            for peer in rule.peers:
+                if peer.ip_block is not None:
+                    networks.append(peer.ip_block.cidr)
+                    networks.extend(peer.ip_block.except_)
+    assert any(n.version == 4 and n.prefixlen < 32 for n in networks), "no ipBlock generated"
+    for network in networks:
+        assert any(network.subnet_of(a) for a in allowed if a.version == network.version), network
