@@ -253,17 +253,19 @@ def _measure(size: str, repeat: int, seed: int, incremental: bool) -> dict[str, 
     return result
 
 
-def _incremental(inventory: object, repeat: int) -> dict[str, object]:
-    """One policy replaced in a built ``ReachabilityModel`` (median over several policies)."""
-    from kubefence.api import Inventory
+def _incremental(inventory: Inventory, repeat: int) -> dict[str, object]:
+    """Single policy changes in a built ``ReachabilityModel``: a rule dropped (replace), the
+    policy removed, then added back; medians over several policies. The model's matrix is then
+    compared (``_matrix_digest``) with a from-scratch analysis of the changed objects."""
     from kubefence.engine import ReachabilityModel
 
-    assert isinstance(inventory, Inventory)
+    gc.collect()
     wall = time.perf_counter()
     model = ReachabilityModel(inventory, port=PORT)
     built = time.perf_counter() - wall
-    times = []
+    times: dict[str, list[float]] = {"replace": [], "remove": [], "add": []}
     policies = list(inventory.policies)
+    current = {p.key: p for p in policies}
     for k in range(max(5, repeat)):
         old: NetworkPolicy = policies[(k * 997) % len(policies)]
         new = NetworkPolicy(
@@ -274,13 +276,41 @@ def _incremental(inventory: object, repeat: int) -> dict[str, object]:
             ingress=old.ingress[:-1] if old.ingress else old.ingress,
             egress=old.egress,
         )
-        wall = time.perf_counter()
-        model.replace_policy(new)
-        times.append(time.perf_counter() - wall)
+        steps: tuple[tuple[str, Any, Any], ...] = (
+            ("replace", model.replace_policy, new),
+            ("remove", model.remove_policy, new.key),
+            ("add", model.add_policy, old),
+        )
+        for kind, change, argument in steps:
+            wall = time.perf_counter()
+            change(argument)
+            times[kind].append(time.perf_counter() - wall)
+        current[old.key] = old
+    # Last: one change left in place, so that the check below is not of the initial state.
+    last = policies[len(policies) // 2]
+    changed = NetworkPolicy(
+        namespace=last.namespace,
+        name=last.name,
+        pod_selector=last.pod_selector,
+        policy_types=last.policy_types,
+        egress=last.egress[:-1] if last.egress else last.egress,
+    )
+    model.replace_policy(changed)
+    current[changed.key] = changed
+    fresh = ReachabilityAnalysis(
+        Inventory.of(
+            namespaces=inventory.namespaces, pods=inventory.pods, policies=current.values()
+        )
+    ).matrix(PORT)
+    same = _matrix_digest(model.matrix()) == _matrix_digest(fresh)
     return {
         "incremental_build_s": round(built, 3),
-        "policy_change_ms": round(1000 * statistics.median(times), 2),
+        "policy_change_ms": round(1000 * statistics.median(times["replace"]), 2),
+        "policy_remove_ms": round(1000 * statistics.median(times["remove"]), 2),
+        "policy_add_ms": round(1000 * statistics.median(times["add"]), 2),
         "policy_change_target_ms": 50,
+        "incremental_rebuilds": model.rebuilds,
+        "incremental_equals_fresh": same,
     }
 
 
@@ -332,7 +362,11 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print JSON lines, not a table")
     parser.add_argument("--digest", action="store_true", help="print result digests instead")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one size here
-    parser.add_argument("--incremental", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--incremental",
+        action="store_true",
+        help="also time single policy changes in ReachabilityModel (always on for medium)",
+    )
     parser.add_argument(
         "--cnps",
         type=int,
@@ -359,7 +393,7 @@ def main() -> int:
             command.append("--digest")
         elif args.cnps:
             command += ["--cnps", str(args.cnps)]
-        elif size == "medium":
+        elif size == "medium" or args.incremental:
             command.append("--incremental")
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
