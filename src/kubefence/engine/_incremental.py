@@ -2,12 +2,12 @@
 
 Why this module exists: a controller or an editor that re-checks a cluster after each change
 should not recompute every pair. ``ReachabilityModel`` keeps, for one port, the class-level
-state of ``ReachabilityAnalysis`` (pod classes, selector results, packed peer vectors) and three
-bit-packed classes x classes matrices, all ``[source, destination]`` with destinations packed:
+state of ``ReachabilityAnalysis`` (pod classes, selector results, packed peer vectors) and two
+bit-packed classes x classes matrices, both ``[source, destination]`` with destinations packed:
 
     egress[s, d]  = s may send to d as far as egress policies go (and d can be reached, S21)
     ingress[s, d] = d accepts s as far as ingress policies go
-    allowed       = egress & ingress                                                 (S05)
+    allowed       = egress & ingress, computed by ``matrix()``                       (S05)
 
 Each row of ``egress`` and each column of ``ingress`` depends only on the policies selecting
 that one class, so a change recomputes only what it can affect:
@@ -15,8 +15,7 @@ that one class, so a change recomputes only what it can affect:
 | change                     | recomputed                                                     |
 |----------------------------|----------------------------------------------------------------|
 | add/remove/replace policy  | egress rows / ingress columns of the classes it selects (old or |
-|                            | new), for the directions either version isolates (S03), and     |
-|                            | those rows / byte columns of ``allowed``                        |
+|                            | new), for the directions either version isolates (S03)          |
 | add pod                    | nothing when a class of identical pods exists (it joins it)     |
 | remove pod                 | nothing: its class keeps its verdicts and may stay empty        |
 | namespace labels           | everything (a rebuild): namespace selectors reach any rule      |
@@ -24,7 +23,7 @@ that one class, so a change recomputes only what it can affect:
 Two changes need new classes and rebuild the whole state instead (the result is the same, the
 time is that of ``ReachabilityAnalysis``): a policy naming an ipBlock no other policy names
 (pods are split by ipBlock membership), and a pod unlike every existing one (new labels, ports,
-hostNetwork flag or namespace). Memory: three classes x classes bit matrices (3 x 145 MB at
+hostNetwork flag or namespace). Memory: two classes x classes bit matrices (2 x 145 MB at
 34,000 classes) beside the analysis; never pods x pods. At 100,000 pods a policy change takes
 a few milliseconds (``benchmarks/bench_engine.py --sizes large --incremental``).
 
@@ -126,8 +125,10 @@ class ReachabilityModel:
         self._port_bits: dict[tuple[PortMatcher, ...], tuple[ByteArray, BoolArray]] = {}
         # Per namespace index: the policies selecting some class, with the classes they select.
         self._selecting: dict[int, dict[str, tuple[CompiledPolicy, frozenset[int]]]] = {}
-        for policy in analysis._compiled.values():  # the policies selecting some class
-            self._put_selecting(policy, self._selected(policy))
+        for source in inventory.policies:
+            selected = self._selected(source)
+            if selected:  # only policies selecting some class are compiled and kept
+                self._put_selecting(compile_policy(source), selected)
         egress = np.empty((count, self._width), dtype=np.uint8)
         ingress = np.empty((count, self._width), dtype=np.uint8)
         if count:
@@ -155,18 +156,15 @@ class ReachabilityModel:
                 tile=_TILE,
             )
         self._egress, self._ingress = egress, ingress
-        self._allowed = egress & ingress
 
-    def _selected(self, policy: CompiledPolicy) -> frozenset[int]:
+    def _selected(self, policy: NetworkPolicy) -> frozenset[int]:
         """Classes ``policy`` selects (S01, S23), as absolute class ids."""
         classes = self._analysis.classes
         k = classes.namespace_index(policy.namespace)
         if k is None:
             return frozenset()
         lo = classes.ns_range[k][0]
-        hits = self._analysis.index.selected_in_namespace(
-            policy.source.pod_selector, policy.namespace
-        )
+        hits = self._analysis.index.selected_in_namespace(policy.pod_selector, policy.namespace)
         return frozenset((np.flatnonzero(hits) + lo).tolist())
 
     def _put_selecting(self, policy: CompiledPolicy, selected: frozenset[int]) -> None:
@@ -269,7 +267,7 @@ class ReachabilityModel:
         in_ns = self._selecting.setdefault(k, {})
         old = in_ns.pop(key, None)
         compiled = None if new is None else compile_policy(new)
-        selected = frozenset() if compiled is None else self._selected(compiled)
+        selected = frozenset() if new is None else self._selected(new)
         if compiled is not None:
             self._put_selecting(compiled, selected)
         touched: set[int] = set()
@@ -285,8 +283,7 @@ class ReachabilityModel:
         self._update(sorted(touched), egress=egress, ingress=ingress)
 
     def _update(self, touched: Iterable[int], *, egress: bool, ingress: bool) -> None:
-        """Recompute the egress rows and ingress columns of classes ``touched``, then the
-        rows and byte columns of ``allowed`` they cover."""
+        """Recompute the egress rows and ingress columns of classes ``touched``."""
         touched = list(touched)
         if egress:
             for s in touched:
@@ -298,10 +295,6 @@ class ReachabilityModel:
                 cells = self._ingress[:, byte]
                 cells &= ~bit
                 cells |= np.where(column, bit, np.uint8(0))
-            cols = sorted({d >> 3 for d in touched})
-            self._allowed[:, cols] = self._egress[:, cols] & self._ingress[:, cols]
-        if egress and touched:
-            self._allowed[touched] = self._egress[touched] & self._ingress[touched]
 
     def set_namespace_labels(self, name: str, labels: Mapping[str, str]) -> None:
         """Relabel a namespace (``kubernetes.io/metadata.name`` is kept, S16)."""
@@ -382,7 +375,7 @@ class ReachabilityModel:
             protocol=self.protocol,
             endpoints=tuple(p.key for p in pods),
             class_of=class_of,
-            class_bits=self._allowed.copy(),
+            class_bits=self._egress & self._ingress,  # S05
             endpoint_namespace=np.asarray([position[p.namespace] for p in pods], dtype=np.int64),
             namespaces=tuple(names),
             self_allowed=self.settings.self_traffic_allowed,

@@ -213,6 +213,7 @@ class Matrix:
             starts = np.flatnonzero(np.r_[True, grouped_ns[1:] != grouped_ns[:-1]])
             present = grouped_ns[starts]
             col_weight = weight if order is None else weight[order]
+            wide = np.int32 if len(self.class_of) < 2**31 else np.int64
             step = max(1, _SUMMARY_CELLS // n_cls)
             for lo in range(0, n_cls, step):
                 rows = (
@@ -221,8 +222,9 @@ class Matrix:
                 block = self.class_rows(rows)
                 if order is not None:
                     block = block[:, order]
-                weighted = np.multiply(block, col_weight, dtype=np.int64)
-                per_ns = np.add.reduceat(weighted, starts, axis=1)
+                # int32 is exact within a row: a row sums at most every pod's weight once
+                weighted = np.multiply(block, col_weight, dtype=wide)
+                per_ns = np.add.reduceat(weighted, starts, axis=1).astype(np.int64)
                 per_ns *= weight[rows, None]
                 row_ns = grouped_ns[lo : lo + step]
                 cuts = np.flatnonzero(np.r_[True, row_ns[1:] != row_ns[:-1]])
