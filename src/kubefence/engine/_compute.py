@@ -33,15 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kubefence._collector import collector_paused
-from kubefence.api import (
-    Inventory,
-    LabelSelector,
-    NetworkPolicy,
-    Pod,
-    PolicyType,
-    Protocol,
-    Rule,
-)
+from kubefence.api import Inventory, Pod, Protocol
 from kubefence.engine._classes import ClassIndex, PodClasses, classify, distinct_blocks
 from kubefence.engine._combine import Occurrences, apply_egress, apply_ingress, padded
 from kubefence.engine._matrix import Matrix
@@ -88,8 +80,9 @@ class ReachabilityAnalysis:
         self._peer_cache: dict[tuple[PeerMatcher, ...], BoolArray] = {}
         self._rule_cache: dict[int, BoolArray] = {}  # id(rule) of rules in self.policies
         self._named_cache: dict[tuple[str, Protocol], IntArray] = {}
-        # Policies are compiled when ``policies`` is first read (audit, the incremental model);
-        # the matrix itself compiles each distinct rule once (below).
+        # Only policies that select some class can allow or isolate anything; the others are
+        # compiled when ``policies`` is first read (about a third of them, in the benchmarks).
+        self._compiled: dict[int, CompiledPolicy] = {}
         self._all_compiled: tuple[CompiledPolicy, ...] | None = None
         self._selecting: dict[int, list[tuple[CompiledPolicy, BoolArray]]] | None = None
         # Every rule of a selecting policy, as (selected classes, peer id, port id) entries.
@@ -103,38 +96,24 @@ class ReachabilityAnalysis:
             False: ([], [], [], []),
         }
         peer_keys, port_keys = self._peer_keys, self._port_keys
-        # A rule's compiled peers and ports depend on the rule and, for peers without a
-        # namespaceSelector or ipBlock, the policy's namespace (S11); policies repeat rules, so
-        # each distinct (namespace if needed, rule) is compiled once, by ``compile_policy``.
-        rule_ids: dict[tuple[str, Rule], tuple[int, int]] = {}
         selected_in = self.index.selected_in_namespace
         position, ns_range = classes.namespace_position, classes.ns_range
-        for source in inventory.policies:
+        for i, source in enumerate(inventory.policies):
             # S01 + S23 (hostNetwork never selected unless set)
             ids = np.flatnonzero(selected_in(source.pod_selector, source.namespace))
             if not len(ids):
                 continue
+            policy = self._compiled[i] = compile_policy(source)
             ids += ns_range[position[source.namespace]][0]
-            for ingress, affects, rules in (
-                (True, source.affects_ingress, source.ingress),
-                (False, source.affects_egress, source.egress),
-            ):
-                if not affects:  # S02: not isolated in this direction
+            for ingress, rules in ((True, policy.ingress), (False, policy.egress)):
+                if rules is None:
                     continue
                 selected, peers, ports, isolating = found[ingress]
                 isolating.append(ids)  # S03
                 for rule in rules:
-                    own = source.namespace if _needs_namespace(rule) else ""
-                    pair = rule_ids.get((own, rule))
-                    if pair is None:
-                        compiled = _compile_rule(own, rule)
-                        pair = rule_ids[(own, rule)] = (
-                            peer_keys.setdefault(compiled.peers, len(peer_keys)),
-                            port_keys.setdefault(compiled.ports, len(port_keys)),
-                        )
                     selected.append(ids)
-                    peers.append(pair[0])
-                    ports.append(pair[1])
+                    peers.append(peer_keys.setdefault(rule.peers, len(peer_keys)))
+                    ports.append(port_keys.setdefault(rule.ports, len(port_keys)))
         self._ingress, self._egress = (
             Occurrences.build(*found[d], count=count) for d in (True, False)
         )
@@ -171,7 +150,11 @@ class ReachabilityAnalysis:
     def policies(self) -> tuple[CompiledPolicy, ...]:
         """Every policy of the inventory, compiled, in inventory order."""
         if self._all_compiled is None:
-            self._all_compiled = tuple(compile_policy(p) for p in self.inventory.policies)
+            compiled = self._compiled
+            self._all_compiled = tuple(
+                compiled[i] if i in compiled else compile_policy(p)
+                for i, p in enumerate(self.inventory.policies)
+            )
         return self._all_compiled
 
     # --- port-independent vectors --------------------------------------------------------
@@ -425,25 +408,6 @@ def node_overrides(
         elif reachable is None or reachable[i]:
             on_node.setdefault(pod.node, []).append(i)
     return tuple((i, tuple(on_node[node])) for i, node in hosts if on_node.get(node))
-
-
-def _needs_namespace(rule: Rule) -> bool:
-    """Does compiling ``rule`` depend on its policy's namespace (a pod-selector-only peer)?"""
-    return any(p.ip_block is None and p.namespace_selector is None for p in rule.peers)
-
-
-def _compile_rule(namespace: str, rule: Rule) -> CompiledRule:
-    """``rule`` compiled as in a policy of ``namespace`` (the single definition: compile_policy)."""
-    policy = NetworkPolicy(
-        namespace=namespace,
-        name="",
-        pod_selector=LabelSelector(),
-        policy_types=(PolicyType.INGRESS,),
-        ingress=(rule,),
-    )
-    compiled = compile_policy(policy).ingress
-    assert compiled is not None
-    return compiled[0]
 
 
 _SCATTER = 256  # peers matching more classes are packed from a boolean vector
