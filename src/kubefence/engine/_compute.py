@@ -35,7 +35,13 @@ import numpy.typing as npt
 from kubefence._collector import collector_paused
 from kubefence.api import Inventory, Pod, Protocol
 from kubefence.engine._classes import ClassIndex, PodClasses, classify, distinct_blocks
-from kubefence.engine._combine import Occurrences, apply_egress, apply_ingress, padded
+from kubefence.engine._combine import (
+    Occurrences,
+    apply_egress,
+    apply_ingress,
+    padded,
+    sorted_unique,
+)
 from kubefence.engine._matrix import Matrix
 from kubefence.engine._tiers import TierPlan, has_node_peers, tier_blocks
 from kubefence.semantics import (
@@ -88,7 +94,9 @@ class ReachabilityAnalysis:
         # Every rule of a selecting policy, as (selected classes, peer id, port id) entries.
         self._peer_keys: dict[tuple[PeerMatcher, ...], int] = {}
         self._port_keys: dict[tuple[PortMatcher, ...], int] = {}
-        self._peer_bits: dict[int, ByteArray] = {}
+        self._peer_row = np.zeros(0, dtype=np.int64)  # peer id -> row of _peer_store, or -1
+        self._peer_store = np.zeros((0, -(-self.classes.count // 64) * 8), dtype=np.uint8)
+        self._peer_used = 0
         classes = self.classes
         count = classes.count
         found: dict[bool, tuple[list[IntArray], list[int], list[int], list[IntArray]]] = {
@@ -170,15 +178,19 @@ class ReachabilityAnalysis:
         """Packed peer vectors of peer ids ``ids``, rows padded to whole 64-bit words
         (memoised packed only: 8x less memory than booleans).
 
-        The vectors not yet known are built together: the class ids of those matching few
-        classes (most: a selector in the policy's own namespace) are scattered as bits into
-        one zeroed block by one ``bitwise_or.at``; the others are packed from a boolean vector.
+        Known vectors are rows of one store (``_peer_store``, row ``_peer_row[pid]``), so a
+        request is one gather. The vectors not yet known are built together: the class ids
+        of those matching few classes (most: a selector in the policy's own namespace) are
+        scattered as bits into one zeroed block by one ``bitwise_or.at``; the others are
+        packed from a boolean vector.
         """
-        cache = self._peer_bits
         count = self.classes.count
         width = -(-count // 64) * 8
-        wanted = ids.tolist()
-        missing = [pid for pid in dict.fromkeys(wanted) if pid not in cache]
+        if len(self._peer_row) < len(self._peer_keys):
+            grown = np.full(2 * len(self._peer_keys), -1, dtype=np.int64)
+            grown[: len(self._peer_row)] = self._peer_row
+            self._peer_row = grown
+        missing = sorted_unique(ids[self._peer_row[ids] < 0]).tolist()
         if missing:
             keys = list(self._peer_keys)
             block = np.zeros((len(missing), width), dtype=np.uint8)
@@ -205,12 +217,18 @@ class ReachabilityAnalysis:
                 np.bitwise_or.at(
                     block.reshape(-1), flat, np.uint8(0x80) >> (at & 7).astype(np.uint8)
                 )
-            for row, pid in enumerate(missing):
-                cache[pid] = block[row]
-        out = np.empty((len(wanted), width), dtype=np.uint8)
-        for row, pid in enumerate(wanted):
-            out[row] = cache[pid]
-        return out
+            used = self._peer_used
+            if used + len(missing) > len(self._peer_store):
+                rows_wanted = max(used + len(missing), len(self._peer_store) * 5 // 4 + 64)
+                store = np.empty((rows_wanted, width), np.uint8)  # a quarter spare: few copies
+                store[:used] = self._peer_store[:used]
+                self._peer_store = store
+            self._peer_store[used : used + len(missing)] = block
+            self._peer_row[np.asarray(missing, dtype=np.int64)] = np.arange(
+                used, used + len(missing), dtype=np.int64
+            )
+            self._peer_used = used + len(missing)
+        return self._peer_store[self._peer_row[ids]]
 
     def _peer_vector(self, peers: tuple[PeerMatcher, ...]) -> BoolArray:
         vector = np.zeros(self.classes.count, dtype=np.bool_)

@@ -1,29 +1,39 @@
 """A reachability result that follows changes: policies, pods and namespace labels, one at a time.
 
 Why this module exists: a controller or an editor that re-checks a cluster after each change
-should not recompute every pair. ``ReachabilityModel`` keeps, for one port, the pod-level
-egress and ingress verdicts and the per-rule vectors behind them, and after a change recomputes
-only what the change can affect:
+should not recompute every pair. ``ReachabilityModel`` keeps, for one port, the class-level
+state of ``ReachabilityAnalysis`` (pod classes, selector results, packed peer vectors) and two
+bit-packed classes x classes matrices, both ``[source, destination]`` with destinations packed:
+
+    egress[s, d]  = s may send to d as far as egress policies go (and d can be reached, S21)
+    ingress[s, d] = d accepts s as far as ingress policies go
+    allowed       = egress & ingress, computed by ``matrix()``                       (S05)
+
+Each row of ``egress`` and each column of ``ingress`` depends only on the policies selecting
+that one class, so a change recomputes only what it can affect:
 
 | change                     | recomputed                                                     |
 |----------------------------|----------------------------------------------------------------|
-| add/remove/replace policy  | egress rows / ingress rows of the pods it selects (old or new), |
-|                            | only for the directions the old or new policy isolates (S03)    |
-| add pod                    | its row and column, and each cached rule vector at that pod     |
-| remove pod                 | nothing: its slot is retired and left out of results            |
-| namespace labels           | rule vectors with namespace selectors at that namespace's pods, |
-|                            | then the rows of pods whose policies hold a changed rule        |
+| add/remove/replace policy  | egress rows / ingress columns of the classes it selects (old or |
+|                            | new), for the directions either version isolates (S03)          |
+| add pod                    | nothing when a class of identical pods exists (it joins it)     |
+| remove pod                 | nothing: its class keeps its verdicts and may stay empty        |
+| namespace labels           | everything (a rebuild): namespace selectors reach any rule      |
 
-Verdicts come from the same primitives as the reference (``selects_pod``, ``peer_matches_pod``,
-``port_matches``); the initial build takes its vectors from ``ReachabilityAnalysis``. State is
-pod-level (two pods x pods boolean matrices: 200 MB at 10,000 pods), so that a change never has
-to split or merge pod classes. An inventory with admin tiers is refused (``InputError``); the
-whole-cluster engine (``ReachabilityAnalysis``) evaluates them.
+Two changes need new classes and rebuild the whole state instead (the result is the same, the
+time is that of ``ReachabilityAnalysis``): a policy naming an ipBlock no other policy names
+(pods are split by ipBlock membership), and a pod unlike every existing one (new labels, ports,
+hostNetwork flag or namespace). Memory: two classes x classes bit matrices (2 x 145 MB at
+34,000 classes) beside the analysis; never pods x pods. At 100,000 pods a policy change takes
+a few milliseconds (``benchmarks/bench_engine.py --sizes large --incremental``).
+
+An inventory with admin tiers is refused (``InputError``): tiers' first-match order is not a
+union of per-policy rows; the whole-cluster engine (``ReachabilityAnalysis``) evaluates them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import numpy.typing as npt
@@ -32,34 +42,34 @@ from kubefence.api import (
     METADATA_NAME_LABEL,
     Inventory,
     Labels,
+    Namespace,
     NetworkPolicy,
     Pod,
     Protocol,
-    labels_of_namespace,
 )
-from kubefence.engine._compute import ReachabilityAnalysis, node_overrides
+from kubefence.engine._classes import distinct_blocks
+from kubefence.engine._combine import apply_egress, apply_ingress, padded
+from kubefence.engine._compute import _TILE, ReachabilityAnalysis, node_overrides
 from kubefence.engine._matrix import Matrix
 from kubefence.errors import InputError
 from kubefence.semantics import (
     DEFAULT_SETTINGS,
     CompiledPolicy,
     CompiledRule,
-    PeerKind,
-    PeerMatcher,
+    PortMatcher,
     Settings,
     compile_policy,
+    ip_in_block,
     parse_port,
-    peer_matches_pod,
-    port_matches,
     require_no_tiers,
-    resolve_named_port,
-    selector_matches,
-    selects_pod,
 )
 
 __all__ = ["ReachabilityModel"]
 
 BoolArray = npt.NDArray[np.bool_]
+ByteArray = npt.NDArray[np.uint8]
+IntArray = npt.NDArray[np.int64]
+_ClassKey = tuple[int, Labels, bool, tuple[object, ...], bytes]
 
 
 class ReachabilityModel:
@@ -73,338 +83,301 @@ class ReachabilityModel:
         protocol: Protocol = Protocol.TCP,
         settings: Settings = DEFAULT_SETTINGS,
     ) -> None:
-        # Tiers' first-match order does not decompose into per-pod rows the way NetworkPolicy
-        # unions do; say so rather than answer without them (``ReachabilityAnalysis`` has them).
+        # Tiers' first-match order does not decompose into per-class rows the way
+        # NetworkPolicy unions do; say so rather than answer without them.
         require_no_tiers(inventory, by="ReachabilityModel (incremental engine)")
         self.port = parse_port(port)
         self.protocol = protocol
         self.settings = settings
-        self._ns_labels: dict[str, Mapping[str, str]] = {
-            n.name: n.labels for n in inventory.namespaces
-        }
-        self._pods: list[Pod | None] = list(inventory.pods)
-        self._slot: dict[str, int] = {p.key: i for i, p in enumerate(inventory.pods)}
-        self._by_ns: dict[str, list[int]] = {}
-        for i, pod in enumerate(inventory.pods):
-            self._by_ns.setdefault(pod.namespace, []).append(i)
-        capacity = max(16, len(self._pods) + len(self._pods) // 8)
-        self._alive = np.zeros(capacity, dtype=np.bool_)
-        self._alive[: len(self._pods)] = True
-        self._policies: dict[str, CompiledPolicy] = {}
-        self._ns_policies: dict[str, dict[str, CompiledPolicy]] = {}
-        self._selected: dict[str, BoolArray] = {}
-        self._peer: dict[int, BoolArray] = {}  # id(rule) -> pods matched by its peers
-        self._portok: dict[int, BoolArray] = {}  # id(rule) -> destinations its ports match
-        self._egress = np.ones((capacity, capacity), dtype=np.bool_)  # [src, dst]
-        self._ingress = np.ones((capacity, capacity), dtype=np.bool_)  # [dst, src]
+        self._namespaces: dict[str, Namespace] = {n.name: n for n in inventory.namespaces}
+        self._pods: dict[str, Pod] = {p.key: p for p in inventory.pods}
+        self._sources: dict[str, NetworkPolicy] = {p.key: p for p in inventory.policies}
+        self.rebuilds = 0  # how many changes needed a whole recomputation (see module doc)
         self._build(inventory)
 
     # --- construction ---------------------------------------------------------------------
 
+    def _inventory(self) -> Inventory:
+        return Inventory.of(
+            namespaces=list(self._namespaces.values()),
+            pods=list(self._pods.values()),
+            policies=list(self._sources.values()),
+        )
+
+    def _rebuild(self) -> None:
+        self.rebuilds += 1
+        self._build(self._inventory())
+
     def _build(self, inventory: Inventory) -> None:
-        analysis = ReachabilityAnalysis(inventory, settings=self.settings)
-        of_pod = analysis.classes.of_pod
-        n = len(self._pods)
-        effective = analysis.effective_ports(self.port, self.protocol)
-        reachable = effective >= 0
-        for policy in analysis.policies:
-            self._policies[policy.source.key] = policy
-            self._ns_policies.setdefault(policy.namespace, {})[policy.source.key] = policy
-            self._selected[policy.source.key] = self._select(policy)
-            for rule in _rules(policy):
-                self._peer[id(rule)] = self._padded(analysis.rule_peers(rule)[of_pod], n)
-                ports = analysis.port_vector(
-                    rule.ports, effective=effective, protocol=self.protocol
-                )
-                self._portok[id(rule)] = self._padded((ports & reachable)[of_pod], n)
-        for i in range(n):
-            self._egress_row(i)
-            self._ingress_row(i)
+        analysis = self._analysis = ReachabilityAnalysis(inventory, settings=self.settings)
+        classes = analysis.classes
+        count = classes.count
+        self._count = count
+        self._width = -(-count // 8)
+        self._class_of: dict[str, int] = {
+            p.key: c for p, c in zip(inventory.pods, classes.of_pod.tolist(), strict=True)
+        }
+        self._keys: dict[_ClassKey, int] | None = None  # built on the first added pod
+        self._known_blocks = frozenset(classes.blocks)
+        effective = self._effective = analysis.effective_ports(self.port, self.protocol)
+        reachable = self._reachable = effective >= 0
+        self._reachable_bits: ByteArray = np.packbits(reachable)
+        self._port_bits: dict[tuple[PortMatcher, ...], tuple[ByteArray, BoolArray]] = {}
+        # Per namespace index: the policies selecting some class, with the classes they select.
+        self._selecting: dict[int, dict[str, tuple[CompiledPolicy, frozenset[int]]]] = {}
+        for source in inventory.policies:
+            selected = self._selected(source)
+            if selected:  # only policies selecting some class are compiled and kept
+                self._put_selecting(compile_policy(source), selected)
+        egress = np.empty((count, self._width), dtype=np.uint8)
+        ingress = np.empty((count, self._width), dtype=np.uint8)
+        if count:
+            egress[:] = self._reachable_bits
+            ingress[:] = np.packbits(np.ones(count, dtype=np.bool_))
+            port_keys = list(analysis._port_keys)
+            port_at = np.empty((len(port_keys), count), dtype=np.bool_)
+            for t, ports in enumerate(port_keys):
+                port_at[t] = self._port_vector(ports)
+            peers = len(analysis._peer_keys)
+            apply_egress(
+                egress,
+                analysis._egress,
+                port_ok=padded(np.packbits(port_at, axis=1)),
+                port_any=np.asarray(port_at.any(axis=1), dtype=np.bool_),
+                peer_bits=analysis._packed_peers,
+                peers=peers,
+            )
+            apply_ingress(
+                ingress,
+                analysis._ingress,
+                port_at=port_at,
+                peer_bits=analysis._packed_peers,
+                peers=peers,
+                tile=_TILE,
+            )
+        self._egress, self._ingress = egress, ingress
 
-    def _padded(self, vector: BoolArray, n: int) -> BoolArray:
-        out = np.zeros(len(self._alive), dtype=np.bool_)
-        out[:n] = vector
+    def _selected(self, policy: NetworkPolicy) -> frozenset[int]:
+        """Classes ``policy`` selects (S01, S23), as absolute class ids."""
+        classes = self._analysis.classes
+        k = classes.namespace_index(policy.namespace)
+        if k is None:
+            return frozenset()
+        lo = classes.ns_range[k][0]
+        hits = self._analysis.index.selected_in_namespace(policy.pod_selector, policy.namespace)
+        return frozenset((np.flatnonzero(hits) + lo).tolist())
+
+    def _put_selecting(self, policy: CompiledPolicy, selected: frozenset[int]) -> None:
+        if not selected:
+            return
+        k = self._analysis.classes.namespace_position[policy.namespace]
+        self._selecting.setdefault(k, {})[policy.source.key] = (policy, selected)
+
+    # --- per-class vectors ----------------------------------------------------------------
+
+    def _port_vector(self, ports: tuple[PortMatcher, ...]) -> BoolArray:
+        vector = self._analysis.port_vector(
+            ports, effective=self._effective, protocol=self.protocol
+        )
+        out: BoolArray = vector & self._reachable
         return out
 
-    # --- per-pod primitives -----------------------------------------------------------------
+    def _ports(self, ports: tuple[PortMatcher, ...]) -> tuple[ByteArray, BoolArray]:
+        """(packed destinations whose port matches, the same unpacked), memoised."""
+        hit = self._port_bits.get(ports)
+        if hit is None:
+            vector = self._port_vector(ports)
+            hit = self._port_bits[ports] = (np.packbits(vector), vector)
+        return hit
 
-    def _labels_of(self, namespace: str) -> Mapping[str, str]:
-        return labels_of_namespace(self._ns_labels, namespace)
+    def _peer_bits(self, rules: list[CompiledRule]) -> ByteArray:
+        """Packed peer vectors of ``rules``, one row each (``width`` bytes)."""
+        keys = self._analysis._peer_keys
+        ids = np.asarray([keys.setdefault(r.peers, len(keys)) for r in rules], dtype=np.int64)
+        return self._analysis._packed_peers(ids)[:, : self._width]
 
-    def _effective(self, pod: Pod) -> int | None:
-        if isinstance(self.port, int):
-            return self.port
-        return resolve_named_port(self.port, self.protocol, pod.ports)
-
-    def _port_at(self, rule: CompiledRule, pod: Pod) -> bool:
-        """Do the rule's ports match a connection to ``pod`` (S18-S21)?"""
-        number = self._effective(pod)
-        if number is None:
-            return False
-        selectable = not pod.host_network or self.settings.host_network_selectable
-        ports = pod.ports if selectable else None  # S23: named ports never match a node IP
-        return any(port_matches(m, number, self.protocol, ports) for m in rule.ports)
-
-    def _peer_at(self, rule: CompiledRule, pod: Pod) -> bool:
-        labels = self._labels_of(pod.namespace)
-        return any(peer_matches_pod(p, pod, labels, settings=self.settings) for p in rule.peers)
-
-    def _select(self, policy: CompiledPolicy) -> BoolArray:
-        out = np.zeros(len(self._alive), dtype=np.bool_)
-        for i in self._by_ns.get(policy.namespace, ()):
-            pod = self._pods[i]
-            if pod is not None and selects_pod(policy, pod, settings=self.settings):
-                out[i] = True
-        return out
-
-    def _candidates(self, peer: PeerMatcher) -> list[int]:
-        """Slots that could match ``peer``: its namespace(s) for pod peers, else all."""
-        if peer.kind is not PeerKind.PODS:
-            return [i for i, pod in enumerate(self._pods) if pod is not None]
-        if peer.namespace is not None:
-            return list(self._by_ns.get(peer.namespace, ()))
-        assert peer.namespace_selector is not None
-        return [
-            i
-            for ns, slots in self._by_ns.items()
-            if selector_matches(peer.namespace_selector, self._labels_of(ns))
-            for i in slots
-        ]
-
-    def _rule_vectors(self, rule: CompiledRule) -> None:
-        peer = np.zeros(len(self._alive), dtype=np.bool_)
-        for matcher in rule.peers:
-            for i in self._candidates(matcher):
-                pod = self._pods[i]
-                if pod is not None and not peer[i]:
-                    labels = self._labels_of(pod.namespace)
-                    peer[i] = peer_matches_pod(matcher, pod, labels, settings=self.settings)
-        portok = np.zeros(len(self._alive), dtype=np.bool_)
-        memo: dict[tuple[object, ...], bool] = {}  # pods of one template share the answer
-        for i, pod in enumerate(self._pods):
-            if pod is not None:
-                key = (pod.ports, pod.host_network)
-                value = memo.get(key)
-                if value is None:
-                    value = memo[key] = self._port_at(rule, pod)
-                portok[i] = value
-        self._peer[id(rule)] = peer
-        self._portok[id(rule)] = portok
-
-    # --- rows ---------------------------------------------------------------------------------
-
-    def _selecting(self, i: int, *, ingress: bool) -> list[CompiledPolicy]:
-        pod = self._pods[i]
-        assert pod is not None
-        found = []
-        for policy in self._policies_in(pod.namespace):
+    def _rules_at(self, c: int, *, ingress: bool) -> list[CompiledRule] | None:
+        """Rules of the policies selecting class ``c`` in one direction; None: not isolated."""
+        k = int(self._analysis.classes.namespace_of[c])
+        found: list[CompiledRule] | None = None
+        for policy, selected in self._selecting.get(k, {}).values():
             rules = policy.ingress if ingress else policy.egress
-            if rules is not None and self._selected[policy.source.key][i]:
-                found.append(policy)
+            if rules is None or c not in selected:
+                continue
+            found = [] if found is None else found
+            found.extend(rules)
         return found
 
-    def _policies_in(self, namespace: str) -> list[CompiledPolicy]:
-        return list(self._ns_policies.get(namespace, {}).values())
-
-    def _egress_row(self, i: int) -> None:
-        """egress_ok[i, :]: not isolated (S03), or OR of rule peers AND ports (S04, S10)."""
-        policies = self._selecting(i, ingress=False)
-        if not policies:
-            self._egress[i, :] = True
+    def _egress_row(self, s: int) -> None:
+        """egress[s, :]: every reachable destination, or the OR of rule peers AND ports."""
+        rules = self._rules_at(s, ingress=False)
+        if rules is None:
+            self._egress[s] = self._reachable_bits
             return
-        row = np.zeros(len(self._alive), dtype=np.bool_)
-        for policy in policies:
-            for rule in policy.egress or ():
-                row |= self._peer[id(rule)] & self._portok[id(rule)]
-        self._egress[i, :] = row
+        row = np.zeros(self._width, dtype=np.uint8)
+        if rules:
+            peers = self._peer_bits(rules)
+            for rule, bits in zip(rules, peers, strict=True):
+                row |= bits & self._ports(rule.ports)[0]
+        self._egress[s] = row
 
-    def _ingress_row(self, i: int) -> None:
-        """ingress_ok[:, i] (stored as a row): the port is judged at ``i``, the destination."""
-        policies = self._selecting(i, ingress=True)
-        if not policies:
-            self._ingress[i, :] = True
-            return
-        row = np.zeros(len(self._alive), dtype=np.bool_)
-        for policy in policies:
-            for rule in policy.ingress or ():
-                if self._portok[id(rule)][i]:
-                    row |= self._peer[id(rule)]
-        self._ingress[i, :] = row
+    def _ingress_column(self, d: int) -> BoolArray:
+        """ingress[:, d]: every source, or the OR of the peers of rules whose ports match at
+        ``d`` (S21: the port is judged at the destination)."""
+        rules = self._rules_at(d, ingress=True)
+        if rules is None:
+            return np.ones(self._count, dtype=np.bool_)
+        rules = [r for r in rules if self._ports(r.ports)[1][d]]
+        row = np.zeros(self._width, dtype=np.uint8)
+        if rules:
+            row = np.bitwise_or.reduce(self._peer_bits(rules), axis=0)
+        return np.unpackbits(row, count=self._count).view(np.bool_)
 
     # --- changes ------------------------------------------------------------------------------
 
     def add_policy(self, policy: NetworkPolicy) -> None:
         """Add a policy (InputError if one with that namespace/name exists)."""
-        if policy.key in self._policies:
+        if policy.key in self._sources:
             raise InputError(f"policy {policy.key} already exists")
-        self._put(None, compile_policy(policy))
+        self._put(policy.key, policy)
 
     def remove_policy(self, key: str) -> None:
         """Remove the policy ``namespace/name`` (InputError if absent)."""
-        old = self._policies.get(key)
-        if old is None:
+        if key not in self._sources:
             raise InputError(f"no policy {key!r}")
-        self._put(old, None)
+        self._put(key, None)
 
     def replace_policy(self, policy: NetworkPolicy) -> None:
         """Replace the policy with the same namespace/name (or add it)."""
-        self._put(self._policies.get(policy.key), compile_policy(policy))
+        self._put(policy.key, policy)
 
-    def _put(self, old: CompiledPolicy | None, new: CompiledPolicy | None) -> None:
-        touched = np.zeros(len(self._alive), dtype=np.bool_)
-        ingress = egress = False
-        if old is not None:
-            key = old.source.key
-            touched |= self._selected.pop(key)
-            del self._policies[key]
-            del self._ns_policies[old.namespace][key]
-            for rule in _rules(old):
-                self._peer.pop(id(rule), None)
-                self._portok.pop(id(rule), None)
-            ingress |= old.ingress is not None
-            egress |= old.egress is not None
-        if new is not None:
-            key = new.source.key
-            selected = self._select(new)
-            touched |= selected
-            self._policies[key] = new
-            self._ns_policies.setdefault(new.namespace, {})[key] = new
-            self._selected[key] = selected
-            for rule in _rules(new):
-                self._rule_vectors(rule)
-            ingress |= new.ingress is not None
-            egress |= new.egress is not None
-        for i in np.flatnonzero(touched & self._alive):
-            if egress:
-                self._egress_row(int(i))
-            if ingress:
-                self._ingress_row(int(i))
+    def _put(self, key: str, new: NetworkPolicy | None) -> None:
+        if new is None:
+            del self._sources[key]
+        else:
+            self._sources[key] = new
+            if not self._known_blocks.issuperset(distinct_blocks([new])):
+                self._rebuild()  # its ipBlocks split classes (module doc)
+                return
+        classes = self._analysis.classes
+        namespace = key.partition("/")[0]
+        k = classes.namespace_index(namespace)
+        if k is None:
+            return  # no pod in that namespace: nothing to select (S01)
+        in_ns = self._selecting.setdefault(k, {})
+        old = in_ns.pop(key, None)
+        compiled = None if new is None else compile_policy(new)
+        selected = frozenset() if new is None else self._selected(new)
+        if compiled is not None:
+            self._put_selecting(compiled, selected)
+        touched: set[int] = set()
+        egress = ingress = False
+        versions = [] if old is None else [old]
+        if compiled is not None:
+            versions.append((compiled, selected))
+        for policy, chosen in versions:
+            if chosen:
+                touched |= chosen
+                egress |= policy.egress is not None
+                ingress |= policy.ingress is not None
+        self._update(sorted(touched), egress=egress, ingress=ingress)
+
+    def _update(self, touched: Iterable[int], *, egress: bool, ingress: bool) -> None:
+        """Recompute the egress rows and ingress columns of classes ``touched``."""
+        touched = list(touched)
+        if egress:
+            for s in touched:
+                self._egress_row(s)
+        if ingress:
+            for d in touched:
+                column = self._ingress_column(d)
+                byte, bit = d >> 3, np.uint8(0x80 >> (d & 7))
+                cells = self._ingress[:, byte]
+                cells &= ~bit
+                cells |= np.where(column, bit, np.uint8(0))
 
     def set_namespace_labels(self, name: str, labels: Mapping[str, str]) -> None:
         """Relabel a namespace (``kubernetes.io/metadata.name`` is kept, S16)."""
-        self._ns_labels[name] = Labels({**labels, METADATA_NAME_LABEL: name})
-        pods = [i for i in self._by_ns.get(name, ()) if self._pods[i] is not None]
-        rows: set[int] = set()
-        for policy in self._policies.values():
-            changed = False
-            for rule in _rules(policy):
-                if not any(p.kind is PeerKind.PODS and p.namespace_selector for p in rule.peers):
-                    continue
-                vector = self._peer[id(rule)]
-                for i in pods:
-                    pod = self._pods[i]
-                    assert pod is not None
-                    value = self._peer_at(rule, pod)
-                    if value != vector[i]:
-                        vector[i] = value
-                        changed = True
-            if changed:
-                rows.update(int(i) for i in np.flatnonzero(self._selected[policy.source.key]))
-        for i in sorted(rows):
-            self._egress_row(i)
-            self._ingress_row(i)
+        self._namespaces[name] = Namespace(name, Labels({**labels, METADATA_NAME_LABEL: name}))
+        self._rebuild()
 
     def add_pod(self, pod: Pod) -> None:
         """Add a pod (InputError if the name is taken); its namespace may be new."""
-        if pod.key in self._slot:
+        if pod.key in self._pods:
             raise InputError(f"pod {pod.key} already exists")
-        i = len(self._pods)
-        if i >= len(self._alive):
-            self._grow()
-        self._pods.append(pod)
-        self._slot[pod.key] = i
-        self._by_ns.setdefault(pod.namespace, []).append(i)
-        self._alive[i] = True
-        for policy in self._policies.values():
-            if policy.namespace == pod.namespace and selects_pod(
-                policy, pod, settings=self.settings
-            ):
-                self._selected[policy.source.key][i] = True
-            for rule in _rules(policy):
-                self._peer[id(rule)][i] = self._peer_at(rule, pod)
-                self._portok[id(rule)][i] = self._port_at(rule, pod)
-        self._egress_row(i)
-        self._ingress_row(i)
-        # Its column: who may send to it (egress of others) and whom it may... be reached by.
-        self._egress[:, i] = True
-        self._ingress[:, i] = True
-        for policy in self._policies.values():
-            selected = self._selected[policy.source.key]
-            if policy.egress is not None:
-                self._egress[selected, i] = False
-            if policy.ingress is not None:
-                self._ingress[selected, i] = False
-        for policy in self._policies.values():
-            selected = self._selected[policy.source.key]
-            for rule in policy.egress or ():
-                if self._peer[id(rule)][i] and self._portok[id(rule)][i]:
-                    self._egress[selected, i] = True
-            for rule in policy.ingress or ():
-                if self._peer[id(rule)][i]:
-                    self._ingress[selected & self._portok[id(rule)], i] = True
+        self._pods[pod.key] = pod
+        key = self._key_of(pod)
+        c = None if key is None else self._class_keys().get(key)
+        if c is None:
+            self._rebuild()  # unlike every class (module doc)
+        else:
+            self._class_of[pod.key] = c
 
     def remove_pod(self, key: str) -> None:
         """Remove the pod ``namespace/name`` (InputError if absent)."""
-        i = self._slot.pop(key, None)
-        if i is None:
+        if self._pods.pop(key, None) is None:
             raise InputError(f"no pod {key!r}")
-        pod = self._pods[i]
-        assert pod is not None
-        self._pods[i] = None
-        self._alive[i] = False
-        self._by_ns[pod.namespace].remove(i)
-        for selected in self._selected.values():
-            selected[i] = False
+        del self._class_of[key]
 
-    def _grow(self) -> None:
-        old = len(self._alive)
-        new = old * 2
-        pad = np.zeros(new - old, dtype=np.bool_)
-        self._alive = np.concatenate([self._alive, pad])
-        self._selected = {k: np.concatenate([v, pad]) for k, v in self._selected.items()}
-        self._peer = {k: np.concatenate([v, pad]) for k, v in self._peer.items()}
-        self._portok = {k: np.concatenate([v, pad]) for k, v in self._portok.items()}
-        for name in ("_egress", "_ingress"):
-            grown = np.ones((new, new), dtype=np.bool_)
-            grown[:old, :old] = getattr(self, name)
-            setattr(self, name, grown)
+    def _key_of(self, pod: Pod) -> _ClassKey | None:
+        """The class key ``classify`` would give ``pod`` (without a node split: no tiers)."""
+        classes = self._analysis.classes
+        k = classes.namespace_index(pod.namespace)
+        if k is None:
+            return None
+        member = [
+            b
+            for b, block in enumerate(classes.blocks)
+            if any(ip_in_block(ip, block) for ip in pod.ips)
+        ]
+        return (
+            k,
+            pod.labels,
+            pod.host_network,
+            pod.ports,
+            np.asarray(member, dtype=np.int64).tobytes(),
+        )
+
+    def _class_keys(self) -> dict[_ClassKey, int]:
+        if self._keys is None:
+            classes = self._analysis.classes
+            member: list[list[int]] = [[] for _ in range(classes.count)]
+            for b, ids in enumerate(classes.block_classes):
+                for c in ids.tolist():
+                    member[c].append(b)
+            self._keys = {
+                (
+                    int(classes.namespace_of[c]),
+                    classes.labels[c],
+                    bool(classes.host_network[c]),
+                    classes.ports[c],
+                    np.asarray(member[c], dtype=np.int64).tobytes(),
+                ): c
+                for c in range(classes.count)
+            }
+        return self._keys
 
     # --- results ------------------------------------------------------------------------------
 
-    def _order(self) -> list[int]:
-        live = [(p.namespace, p.name, i) for i, p in enumerate(self._pods) if p is not None]
-        return [i for _, _, i in sorted(live)]
-
     def matrix(self) -> Matrix:
         """The current result, as ``compute_matrix`` would give it for the current objects."""
-        order = np.asarray(self._order(), dtype=np.int64)
-        pods = [self._pods[i] for i in order]
-        allowed = self._egress[np.ix_(order, order)] & self._ingress[np.ix_(order, order)].T
-        reachable = np.asarray(
-            [p is not None and self._effective(p) is not None for p in pods], dtype=np.bool_
-        )
-        allowed[:, ~reachable] = False
+        pods = sorted(self._pods.values(), key=lambda p: (p.namespace, p.name))
+        class_of = np.asarray([self._class_of[p.key] for p in pods], dtype=np.int64)
         names = sorted(
-            {p.namespace for p in pods if p is not None}
-            | set(self._ns_labels)
-            | {p.namespace for p in self._policies.values()}
+            {p.namespace for p in pods}
+            | set(self._namespaces)
+            | {p.namespace for p in self._sources.values()}
         )
         position = {n: k for k, n in enumerate(names)}
-        overrides = node_overrides(pods, self.settings, reachable=reachable)
+        reachable = self._reachable[class_of] if len(class_of) else np.zeros(0, dtype=np.bool_)
         return Matrix(
             port=str(self.port),
             protocol=self.protocol,
-            endpoints=tuple(p.key for p in pods if p is not None),
-            class_of=np.arange(len(pods), dtype=np.int64),
-            class_allowed=allowed,
-            endpoint_namespace=np.asarray(
-                [position[p.namespace] for p in pods if p is not None], dtype=np.int64
-            ),
+            endpoints=tuple(p.key for p in pods),
+            class_of=class_of,
+            class_bits=self._egress & self._ingress,  # S05
+            endpoint_namespace=np.asarray([position[p.namespace] for p in pods], dtype=np.int64),
             namespaces=tuple(names),
             self_allowed=self.settings.self_traffic_allowed,
-            overrides=overrides,
+            overrides=node_overrides(pods, self.settings, reachable=reachable),
         )
-
-
-def _rules(policy: CompiledPolicy) -> tuple[CompiledRule, ...]:
-    return (policy.ingress or ()) + (policy.egress or ())

@@ -29,24 +29,34 @@ IntArray = npt.NDArray[np.int64]
 _SUMMARY_CELLS = 8_000_000  # class-matrix cells summed per step of namespace_summary
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class NamespaceSummary:
     """Allowed ordered pod pairs per (source namespace, destination namespace).
 
     ``allowed[i][j]`` counts pairs (a, b), a in ``namespaces[i]``, b in ``namespaces[j]``,
     a != b, that may connect; ``pairs[i][j]`` counts all such pairs. A pod's connection to
-    itself is not counted (it is always allowed, S07).
+    itself is not counted (it is always allowed, S07). Both are read-only namespaces x
+    namespaces int64 arrays (at 5,000 namespaces, 200 MB each where tuples of Python ints took
+    over 1 GB); ``to_json`` gives plain lists.
     """
 
     namespaces: tuple[str, ...]
-    allowed: tuple[tuple[int, ...], ...]
-    pairs: tuple[tuple[int, ...], ...]
+    allowed: IntArray
+    pairs: IntArray
+
+    def total_allowed(self) -> int:
+        """Allowed ordered pairs of distinct pods, over every namespace pair."""
+        return int(self.allowed.sum())
+
+    def total_pairs(self) -> int:
+        """Ordered pairs of distinct pods, over every namespace pair."""
+        return int(self.pairs.sum())
 
     def to_json(self) -> dict[str, Any]:
         return {
             "namespaces": list(self.namespaces),
-            "allowed": [list(r) for r in self.allowed],
-            "pairs": [list(r) for r in self.pairs],
+            "allowed": self.allowed.tolist(),
+            "pairs": self.pairs.tolist(),
         }
 
 
@@ -180,47 +190,57 @@ class Matrix:
 
     def allowed_count(self) -> int:
         """Allowed ordered pairs of distinct pods (self pairs excluded), without expanding."""
-        return int(sum(sum(r) for r in self.namespace_summary().allowed))
+        return self.namespace_summary().total_allowed()
 
     def namespace_summary(self) -> NamespaceSummary:
-        """Counts per namespace pair computed on classes (never N x N)."""
+        """Counts per namespace pair computed on classes (never N x N), as int64 arrays.
+
+        Columns are grouped by namespace (classes of the engine already are: then no
+        permutation is made) and summed per group with ``reduceat``, in steps of about
+        ``_SUMMARY_CELLS`` class-matrix cells: O(classes^2) additions, never a classes x
+        namespaces product. Integer arithmetic throughout, so counts are exact.
+        """
         n_ns = len(self.namespaces)
         n_cls = self.class_count
-        weight = np.bincount(self.class_of, minlength=n_cls).astype(np.float64)
+        weight = np.bincount(self.class_of, minlength=n_cls).astype(np.int64)
         cls_ns = np.zeros(n_cls, dtype=np.int64)
         cls_ns[self.class_of] = self.endpoint_namespace
-        counts = np.zeros((n_ns, n_ns), dtype=np.float64)
+        counts = np.zeros((n_ns, n_ns), dtype=np.int64)
         if n_cls:
-            # Columns grouped by namespace (a stable sort), summed per group with reduceat:
-            # O(classes^2) additions, never a classes x namespaces product.
-            order = np.argsort(cls_ns, kind="stable")
-            grouped_ns = cls_ns[order]
+            grouped = bool(np.all(cls_ns[1:] >= cls_ns[:-1]))
+            order = None if grouped else np.argsort(cls_ns, kind="stable")
+            grouped_ns = cls_ns if order is None else cls_ns[order]
             starts = np.flatnonzero(np.r_[True, grouped_ns[1:] != grouped_ns[:-1]])
             present = grouped_ns[starts]
-            col_weight = weight[order]
+            col_weight = weight if order is None else weight[order]
+            wide = np.int32 if len(self.class_of) < 2**31 else np.int64
             step = max(1, _SUMMARY_CELLS // n_cls)
             for lo in range(0, n_cls, step):
-                rows = order[lo : lo + step]  # sources, also grouped by namespace
-                block = self.class_rows(rows)[:, order] * col_weight
-                per_ns = np.add.reduceat(block, starts, axis=1) * weight[rows, None]
-                row_ns = cls_ns[rows]
+                rows = (
+                    np.arange(lo, min(n_cls, lo + step)) if order is None else order[lo : lo + step]
+                )
+                block = self.class_rows(rows)
+                if order is not None:
+                    block = block[:, order]
+                # int32 is exact within a row: a row sums at most every pod's weight once
+                weighted = np.multiply(block, col_weight, dtype=wide)
+                per_ns = np.add.reduceat(weighted, starts, axis=1).astype(np.int64)
+                per_ns *= weight[rows, None]
+                row_ns = grouped_ns[lo : lo + step]
                 cuts = np.flatnonzero(np.r_[True, row_ns[1:] != row_ns[:-1]])
                 summed = np.add.reduceat(per_ns, cuts, axis=0)  # [src ns in chunk, dst ns]
                 counts[np.ix_(row_ns[cuts], present)] += summed
-        if n_cls:
             cls = np.arange(n_cls)
             own = (self.class_bits[cls, cls >> 3] >> (7 - (cls & 7)).astype(np.uint8)) & 1
-            diag = own.astype(np.float64) * weight
-            np.add.at(counts, (cls_ns, cls_ns), -diag)
+            np.add.at(counts, (cls_ns, cls_ns), -(own.astype(np.int64) * weight))
         for src, dsts in self.overrides:
             cs = int(self.class_of[src])
             for dst in dsts:
                 if dst != src and not self.class_verdict(cs, int(self.class_of[dst])):
                     counts[self.endpoint_namespace[src], self.endpoint_namespace[dst]] += 1
         sizes = np.bincount(self.endpoint_namespace, minlength=n_ns).astype(np.int64)
-        pairs = np.outer(sizes, sizes) - np.diag(sizes)
-        return NamespaceSummary(
-            namespaces=self.namespaces,
-            allowed=tuple(tuple(round(float(v)) for v in row) for row in counts),
-            pairs=tuple(tuple(int(v) for v in row) for row in pairs),
-        )
+        pairs = np.outer(sizes, sizes)
+        pairs[np.diag_indices(n_ns)] -= sizes
+        counts.flags.writeable = False
+        pairs.flags.writeable = False
+        return NamespaceSummary(namespaces=self.namespaces, allowed=counts, pairs=pairs)

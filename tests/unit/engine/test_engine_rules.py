@@ -388,3 +388,27 @@ def test_s21_named_query_port_undeclared_at_destination_is_denied_without_polici
     matrix = compute_matrix(inv, port="http")
     assert matrix.rows() == ["10", "11"]
     assert compute_matrix(inv, port="http", protocol=Protocol.UDP).rows() == ["10", "01"]
+
+
+def test_namespace_summary_is_read_only_int_arrays_and_plain_json() -> None:
+    """The summary holds namespaces x namespaces int64 arrays that callers cannot change,
+    totals as Python ints, and a JSON form of plain lists of ints."""
+    import json
+
+    inv = cluster(
+        pod("a/web", {"app": "web"}),
+        pod("a/db", {"app": "db"}),
+        pod("b/client"),
+        policy("a/deny", {"podSelector": {"matchLabels": {"app": "db"}}}),
+    )
+    summary = compute_matrix(inv, port=80).namespace_summary()
+    assert summary.allowed.dtype == np.int64
+    assert summary.allowed.shape == summary.pairs.shape == (2, 2)
+    with pytest.raises(ValueError, match="read-only"):
+        summary.allowed[0, 0] = 7
+    assert summary.pairs.tolist() == [[2, 2], [2, 0]]
+    assert summary.allowed.tolist() == [[1, 2], [1, 0]]  # nothing reaches a/db
+    assert summary.total_allowed() == 4
+    assert summary.total_pairs() == 6
+    assert type(summary.total_allowed()) is int
+    assert json.loads(json.dumps(summary.to_json())) == summary.to_json()
