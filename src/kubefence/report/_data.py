@@ -46,12 +46,10 @@ __all__ = [
     "EXPLAIN_MAX",
     "decode_matrices",
     "encode_matrices",
-    "namespace_counts",
     "report_data",
 ]
 
 EXPLAIN_MAX = 4000  # cells explained by the reference evaluator (about 0.3 ms each)
-_SUMMARY_CELLS = 8_000_000  # class-matrix cells summed per step of namespace_counts
 
 Linker = Callable[[str, int | None], str]
 
@@ -206,7 +204,7 @@ def _heat_maps(
             "\0".join(m.namespaces).encode(),
         )
         if shape not in counted:
-            counted[shape] = namespace_counts(m)
+            counted[shape] = np.asarray(m.namespace_summary().allowed)
         allowed = np.zeros((size, size), dtype=np.int64)
         allowed[np.ix_(idx, idx)] = counted[shape]
         if sizes is None:
@@ -231,66 +229,6 @@ def _heat_maps(
             }
         )
     return out, matrices, sizes or [0] * size, unexplained
-
-
-def namespace_counts(m: Matrix) -> np.ndarray[Any, np.dtype[np.int64]]:
-    """Allowed pod pairs per (source, destination) namespace of ``m.namespaces``: the numbers
-    of ``Matrix.namespace_summary`` as one numpy array.
-
-    Why not ``namespace_summary``: it returns tuples of Python ints, and building those was
-    most of the report's time at 1,000 namespaces. Method: class matrices repeat their rows
-    (at 10,000 pods: ~4,900 classes, ~850 distinct rows), so each distinct row is summed once
-    per destination namespace (weighted by class sizes), and the sums are gathered per source
-    class, weighted by its size and added per source namespace; a pod and itself is not a pair
-    (S07); overrides (S24) added pair by pair. ``tests/unit/report`` checks it equals
-    ``namespace_summary``.
-    """
-    n_ns, n_cls = len(m.namespaces), m.class_count
-    counts = np.zeros((n_ns, n_ns), dtype=np.int64)
-    if n_cls:
-        weight = np.bincount(m.class_of, minlength=n_cls).astype(np.int64)
-        cls_ns = np.zeros(n_cls, dtype=np.int64)
-        cls_ns[m.class_of] = m.endpoint_namespace
-        packed = np.ascontiguousarray(m.class_bits)
-        as_bytes = packed.view(np.dtype((np.void, packed.shape[1] * packed.itemsize))).ravel()
-        distinct, row_of = np.unique(as_bytes, return_index=True, return_inverse=True)[1:]
-        order = np.argsort(cls_ns, kind="stable")  # destination classes grouped by namespace
-        grouped = cls_ns[order]
-        starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
-        present = grouped[starts]
-        col_weight = weight[order]
-        # int32 while a row's weighted sum is at most the number of pods; int64 once
-        # multiplied by a source class's size
-        small = np.int32 if len(m.class_of) < 2**31 else np.int64
-        col_weight = col_weight.astype(small)
-        per_row = np.zeros((len(distinct), len(present)), dtype=small)
-        step = max(1, _SUMMARY_CELLS // max(n_cls, len(present)))
-        for lo in range(0, len(distinct), step):
-            block = m.class_rows(distinct[lo : lo + step])[:, order]
-            # per destination namespace, along contiguous rows of the transposed block
-            flipped = np.ascontiguousarray(block.T) * col_weight[:, None]
-            per_row[lo : lo + step] = np.add.reduceat(flipped, starts, axis=0).T
-        # source classes in the same namespace-grouped order, a run of namespaces at a time
-        rows_of_sources = row_of.ravel()[order]
-        bounds = np.r_[starts, n_cls]
-        group = 0
-        while group < len(starts):
-            last = int(np.searchsorted(bounds, bounds[group] + step, side="right")) - 1
-            last = max(last, group + 1)  # at least one namespace
-            lo, hi = bounds[group], bounds[last]
-            gathered = per_row[rows_of_sources[lo:hi]].astype(np.int64)
-            gathered *= weight[order[lo:hi], None]
-            summed = np.add.reduceat(gathered, starts[group:last] - lo, axis=0)
-            counts[np.ix_(present[group:last], present)] = summed
-            group = last
-        own = packed[np.arange(n_cls), np.arange(n_cls) >> 3] >> (7 - (np.arange(n_cls) & 7)) & 1
-        np.subtract.at(counts, (cls_ns, cls_ns), own.astype(np.int64) * weight)
-    for src, dsts in m.overrides:
-        cs = int(m.class_of[src])
-        for dst in dsts:
-            if dst != src and not m.class_verdict(cs, int(m.class_of[dst])):
-                counts[m.endpoint_namespace[src], m.endpoint_namespace[dst]] += 1
-    return counts
 
 
 def _explanations(
