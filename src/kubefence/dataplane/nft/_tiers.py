@@ -23,6 +23,7 @@ from kubefence.api import (
     Inventory,
     Pod,
     Protocol,
+    Tier,
 )
 from kubefence.dataplane.nft._entries import AddressSets, Entry, SymbolicBox, boxes_of
 from kubefence.dataplane.nft._intervals import (
@@ -42,10 +43,10 @@ from kubefence.dataplane.nft._tier_model import (
     TierPlan,
     TierStep,
 )
-from kubefence.dataplane.nft._tier_peers import TierPeers
+from kubefence.dataplane.nft._tier_peers import NodeFacts, TierPeers
 from kubefence.semantics import (
     Direction,
-    index_for,
+    admin_selects,
     resolve_named_port,
 )
 
@@ -132,6 +133,7 @@ class _Drafter:
         self.sets = sets
         self._runs: dict[tuple[object, ...], tuple[_StepDraft, ...]] = {}
         self._plain: dict[AdminPeer, AdminPeer] = {}
+        self._keys: dict[AdminPeer, _SetKey] = {}
 
     def rule_boxes(
         self,
@@ -173,14 +175,17 @@ class _Drafter:
                         number = PROTOCOL_NUMBERS[protocol]
                         resolved = self.peers.named(plain, port.name, protocol)
                         for value, ranges in resolved.items():
-                            key = ("tier", "named", plain, port.name, protocol, value)
+                            key = _SetKey(("tier", "named", plain, port.name, protocol, value))
                             where = f"{origin} where {port.name} is {value}"
                             found.append((key, ranges, where, (number, number), (value, value)))
                     continue
                 specs.extend(_port_boxes(port, resolution))
             if specs:
                 ranges = self.peers.ranges(plain)
-                found.extend((("tier", plain), ranges, origin, proto, ps) for proto, ps in specs)
+                peer_key = self._keys.get(plain)
+                if peer_key is None:
+                    peer_key = self._keys[plain] = _SetKey(("tier", plain))
+                found.extend((peer_key, ranges, origin, proto, ps) for proto, ps in specs)
         return tuple(found)
 
     def runs(
@@ -217,6 +222,26 @@ class _Drafter:
         return found
 
 
+class _SetKey:
+    """A tier address set's defining value (a peer, maybe with a named port and its number)
+    with its hash computed once: the memoised entries are numbered again (``id_of``) every
+    call, and hashing a peer's selectors deep every time was most of drafting's cost."""
+
+    __slots__ = ("hash", "value")
+
+    def __init__(self, value: tuple[object, ...]) -> None:
+        self.value = value
+        self.hash = hash(value)
+
+    def __hash__(self) -> int:
+        return self.hash
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _SetKey):
+            return NotImplemented
+        return self is other or (self.hash == other.hash and self.value == other.value)
+
+
 def _relevant(
     rules: Sequence[AdminRule], resolution: Mapping[tuple[str, Protocol], int | None]
 ) -> tuple[tuple[str, Protocol, int | None], ...]:
@@ -243,6 +268,7 @@ def _draft_group(
     direction: Direction,
 ) -> _GroupDraft:
     policies = [p for p in ordered if _rules(p, direction)]  # T03: no rules, no effect
+    tables = [drafter.memo.selection(p) for p in policies]
     members: dict[tuple[tuple[int, ...], tuple[NamedPort, ...]], list[Pod]] = {}
     selection: dict[tuple[str, object], tuple[int, ...]] = {}
     for pod in context.addressed:
@@ -250,11 +276,16 @@ def _draft_group(
             continue  # never a subject (T04)
         selecting = selection.get((pod.namespace, pod.labels))
         if selecting is None:
+            shape = (pod.namespace, pod.labels)
             labels = context.labels[pod.namespace]
-            selecting = tuple(
-                i for i, p in enumerate(policies) if drafter.memo.selects(p, pod, labels)
-            )
-            selection[(pod.namespace, pod.labels)] = selecting
+            picked: list[int] = []
+            for i, table in enumerate(tables):
+                found = table.get(shape)
+                if found is None:
+                    found = table[shape] = admin_selects(policies[i], pod, labels)
+                if found:
+                    picked.append(i)
+            selecting = selection[shape] = tuple(picked)
         if not selecting:
             continue
         named: tuple[NamedPort, ...] = ()
@@ -291,16 +322,27 @@ def _draft_group(
     return _GroupDraft(tier, direction, tuple(classes))
 
 
+def _in_order(inventory: Inventory, tier: Tier) -> tuple[ClusterNetworkPolicy, ...]:
+    """The policies of ``tier`` in evaluation order (T02, ``ClusterNetworkPolicy.order``), as
+    ``semantics.index_for`` sorts them."""
+    return tuple(sorted((p for p in inventory.admin_policies if p.tier is tier), key=_order))
+
+
+def _order(policy: ClusterNetworkPolicy) -> tuple[int, int, str, str]:
+    return policy.order
+
+
 def draft_tiers(
     inventory: Inventory, context: Context, sets: AddressSets, *, memo: TierMemo
 ) -> TierDrafts:
     """The four groups (Admin/Baseline x egress/ingress) over address sets; call before the
     atom cut so that the tier peers' sets take part in it."""
-    index = index_for(inventory)
-    drafter = _Drafter(memo, memo.begin(context, index), sets)
+    drafter = _Drafter(memo, memo.begin(context, NodeFacts.of(inventory)), sets)
+    admin = _in_order(inventory, Tier.ADMIN)
+    baseline = _in_order(inventory, Tier.BASELINE)
     drafts = tuple(
         _draft_group(drafter, context, tier, ordered, direction)
-        for tier, ordered in ((ADMIN, index.admin_tier), (BASELINE, index.baseline_tier))
+        for tier, ordered in ((ADMIN, admin), (BASELINE, baseline))
         for direction in (Direction.EGRESS, Direction.INGRESS)
     )
     return drafts
