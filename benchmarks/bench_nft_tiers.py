@@ -6,7 +6,8 @@ with the number of policies and that one CNP change is enforced in the sandbox w
 This script measures, on a generated cluster (``benchmarks/generate.py``) plus generated CNPs:
 
 * plan + render of the whole ruleset without and with the CNPs (medians), the ruleset's size,
-  and the largest number of tier steps any one pod's chain holds (what a packet may walk);
+  the largest number of rule steps one tier class has (what a packet walked, one set lookup
+  each, before the class verdict maps) and of lookups a tier class chain now holds (one);
 * with root: ``nft -f`` of the tiered table in a throwaway namespace, and ``Sandbox.apply`` of a
   one-CNP change (the smaller update transaction, see ``_update``), alternating two versions.
 
@@ -125,6 +126,16 @@ def _median_plan(
     return statistics.median(times), text
 
 
+def _lookups_per_tier_chain(text: str) -> list[int]:
+    """Per tier class chain of the rendered table, how many set or map lookups it holds."""
+    found = []
+    for chain in text.split("\tchain ")[1:]:
+        name = chain.split(" ", 1)[0]
+        if name[:3] in ("ad_", "bl_") and "_c" in name:
+            found.append(chain.split("\n\t}", 1)[0].count(" @"))
+    return found
+
+
 def bench_plan(pods: int, policies: int, cnps: int, repeat: int) -> dict[str, Any]:
     objects = generate_cluster(pods=pods, namespaces=max(1, pods // 10), policies=policies, seed=1)
     tiered = inventory_from_objects([*objects, *generate_cnps(cnps, seed=1)])
@@ -134,7 +145,8 @@ def bench_plan(pods: int, policies: int, cnps: int, repeat: int) -> dict[str, An
     with_tiers, text = _median_plan(tiered, addresses, repeat)
     plan = plan_ruleset(tiered, addresses=addresses)
     assert plan.tiers is not None
-    steps = [len(c.steps) for g in plan.tiers.groups for c in g.classes]
+    steps = [len([s for s in c.steps if s.elements]) for g in plan.tiers.groups for c in g.classes]
+    lookups = _lookups_per_tier_chain(text)
     result: dict[str, Any] = {
         "pods": len(plain.pods),
         "policies": len(plain.policies),
@@ -145,8 +157,13 @@ def bench_plan(pods: int, policies: int, cnps: int, repeat: int) -> dict[str, An
         "ruleset_bytes": len(plain_text),
         "ruleset_with_cnps_bytes": len(text),
         "tier_classes": len(steps),
+        # what a packet walks in its class chain: before the verdict maps, one set lookup
+        # per step (up to ``max_steps_per_chain``); now the lookups the chains hold
         "max_steps_per_chain": max(steps, default=0),
         "median_steps_per_chain": statistics.median(steps) if steps else 0,
+        "max_lookups_per_tier_chain": max(lookups, default=0),
+        "tier_map_elements": sum(len(c.verdicts) for g in plan.tiers.groups for c in g.classes),
+        "tier_step_elements": sum(len(s.elements) for g in plan.tiers.groups for s in g.sets),
     }
     if os.geteuid() == 0:
         name = f"kfbench-{secrets.token_hex(3)}"

@@ -8,14 +8,18 @@ ClusterNetworkPolicy's subjects and peers for one changed rule is most of the ti
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from kubefence.api import AdminRule, ClusterNetworkPolicy, LabelSelector
 from kubefence.dataplane.nft._entries import Entry
+from kubefence.dataplane.nft._intervals import Box
 from kubefence.dataplane.nft._peers import Context
 from kubefence.dataplane.nft._tier_peers import NodeFacts, TierPeers
 
 __all__ = ["Subject", "TierMemo"]
 
 Subject = tuple[LabelSelector, LabelSelector | None]
+Verdicts = tuple[tuple[Box, str], ...]
 
 
 class TierMemo:
@@ -32,6 +36,8 @@ class TierMemo:
         "_selected",
         "_selected_now",
         "_used",
+        "_verdicts",
+        "_verdicts_now",
         "peers",
     )
 
@@ -46,6 +52,10 @@ class TierMemo:
         # selected, while the pod side is the same
         self._selected: dict[Subject, dict[object, bool]] = {}
         self._selected_now: dict[Subject, dict[object, bool]] = {}
+        # class verdict maps by their steps' (label, id of elements), with the steps' element
+        # tuples kept alive so that no id is reused while its entry lives
+        self._verdicts: dict[tuple[object, ...], tuple[object, Verdicts]] = {}
+        self._verdicts_now: dict[tuple[object, ...], tuple[object, Verdicts]] = {}
 
     def begin(self, context: Context, facts: NodeFacts) -> TierPeers:
         nodes = facts.key
@@ -57,6 +67,24 @@ class TierMemo:
         self._entries, self._used = self._used, {}
         self._selected, self._selected_now = self._selected_now, {}
         return self.peers
+
+    def begin_verdicts(self) -> None:
+        """Start a call's verdict maps: keep the previous call's, forget older ones."""
+        self._verdicts, self._verdicts_now = self._verdicts_now, {}
+
+    def verdicts(
+        self,
+        labelled: Sequence[tuple[str | None, tuple[Box, ...]]],
+        compute: Callable[[Sequence[tuple[str | None, tuple[Box, ...]]]], Verdicts],
+    ) -> Verdicts:
+        """``compute(labelled)``, a pure function, remembered for two calls by the labels and
+        the identity of the element tuples."""
+        key = tuple((label, id(elements)) for label, elements in labelled)
+        known = self._verdicts_now.get(key) or self._verdicts.get(key)
+        if known is None:
+            known = (tuple(elements for _, elements in labelled), compute(labelled))
+        self._verdicts_now[key] = known
+        return known[1]
 
     def selection(self, policy: ClusterNetworkPolicy) -> dict[object, bool]:
         """The remembered answers of ``admin_selects`` (T04) for ``policy``'s subject, keyed

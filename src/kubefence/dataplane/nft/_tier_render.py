@@ -69,67 +69,78 @@ def _class_comment(cls: TierClass) -> list[str]:
         target = "undeclared: matches nothing" if named.port is None else str(named.port)
         lines.append(f"{INDENT}#   named port {named.name}/{named.protocol} -> {target}")
     steps = ", ".join(f"{step.name} ({step.action})" for step in cls.steps if step.elements)
-    lines.append(f"{INDENT}# steps: {steps or 'none (no rule matches any address here)'}")
+    lines.append(f"{INDENT}# steps, first match wins: {steps or 'none (no rule matches here)'}")
+    for step in cls.steps:
+        if step.elements:
+            lines.append(f"{INDENT}#   {step.name}: {', '.join(step.rules)}")
     lines.append(f"{INDENT}# pods: {', '.join(cls.pods)}")
     return lines
 
 
-def _verdict(cls: TierClass, action: str) -> str:
-    if action == "Accept":
-        return "return"  # this side is allowed: back to the hook, the other side next
-    if action == "Pass" and cls.tier == ADMIN:
-        return f"goto {_REST[cls.direction]}"  # on to NetworkPolicy, then Baseline
-    if action == "Pass":
-        return "return"  # leaves the last tier: allowed
-    return "drop"
+def _verdict(cls: TierClass, label: str) -> str:
+    """A verdict map element's verdict: Accept returns (this side is allowed: back to the
+    hook, the other side next), Deny drops, a step name goes to its flow log chain."""
+    if label == "Accept":
+        return "return"
+    if label == "Deny":
+        return "drop"
+    return f"goto {label}"
 
 
 def _log_prefix(step: TierStep, tier: str) -> str:
     """``kf deny ad_eg_s2 Admin policy egress[0]`` (+N when the step merged N more rules of
-    that policy): the set, then the tier and the first rule, so that ``kubefence flows`` names
-    them (its ``droppedBy``); within the 127 bytes the kernel keeps."""
+    that policy): the step, then the tier and the first rule, so that ``kubefence flows``
+    names them (its ``droppedBy``); within the 127 bytes the kernel keeps."""
     first = " ".join(step.rules[0].split(" ")[:2])  # "policy egress[0]"
     more = f" +{len(step.rules) - 1}" if len(step.rules) > 1 else ""
     return quote(f"{FLOW_DENY_PREFIX} {step.name} {tier} {first}{more}")  # at most 120 bytes
 
 
-def _set_lines(step: TierStep) -> list[str]:
-    """One step's set (none when it matches nothing here), with the rules it stands for."""
-    if not step.elements:
+def _verdict_map_lines(cls: TierClass) -> list[str]:
+    """The class's first-match verdict map (none when no element differs from no match)."""
+    if not cls.verdicts:
         return []
-    lines = [f"{INDENT}# {step.name} ({step.action}): {', '.join(step.rules)}"]
-    lines.append(f"{INDENT}set {step.name} {{")
-    lines.append(f"{INDENT * 2}type mark . inet_proto . inet_service")
+    lines = [f"{INDENT}map {cls.verdict_map} {{"]
+    lines.append(f"{INDENT * 2}type mark . inet_proto . inet_service : verdict")
     lines.append(f"{INDENT * 2}flags interval")
-    lines.extend(elements_block([element(b) for b in step.elements], INDENT * 2))
+    items = [f"{element(box)} : {_verdict(cls, label)}" for box, label in cls.verdicts]
+    lines.extend(elements_block(items, INDENT * 2))
     lines.append(f"{INDENT}}}")
     return lines
 
 
-def _class_lines(cls: TierClass, flow_log: FlowLog | None) -> list[str]:
+def _class_lines(cls: TierClass) -> list[str]:
     lines = ["", *_class_comment(cls)]
     policies = ", ".join(p.split(" ")[0].partition("/")[2] for p in cls.policies)
     word = _WORD[cls.direction]
     lines.append(f"{INDENT}chain {cls.chain} {{")
     comment = f"{cls.tier.lower()} {word} class {cls.number}: {policies}"
     lines.append(f"{INDENT * 2}comment {quote(comment)}")
-    for step in cls.steps:
-        if not step.elements:
-            continue
-        verdict = _verdict(cls, step.action)
-        if verdict == "drop" and flow_log is not None:
-            logged = (
-                f'limit name "{FLOW_LIMIT}" log prefix {_log_prefix(step, cls.tier)} '
-                f"group {flow_log.group}"
-            )
-            lines.append(f"{INDENT * 2}{_LOOKUP} @{step.name} {logged} drop")
-            lines.append(f'{INDENT * 2}{_LOOKUP} @{step.name} counter name "{FLOW_OVER}" drop')
-        else:
-            lines.append(f"{INDENT * 2}{_LOOKUP} @{step.name} {verdict}")
+    if cls.verdicts:
+        lines.append(f"{INDENT * 2}{_LOOKUP} vmap @{cls.verdict_map}")
     if cls.tier == ADMIN:
-        lines.append(f"{INDENT * 2}goto {_REST[cls.direction]}")  # no match: as Pass
+        lines.append(f"{INDENT * 2}goto {_REST[cls.direction]}")  # no match or Pass
     lines.append(f"{INDENT}}}")
     return lines
+
+
+def _log_lines(step: TierStep, tier: str, flow_log: FlowLog) -> list[str]:
+    """With the flow log, a Deny step's chain: log (rate-limited) and drop."""
+    logged = (
+        f'limit name "{FLOW_LIMIT}" log prefix {_log_prefix(step, tier)} group {flow_log.group}'
+    )
+    return [
+        f"{INDENT}chain {step.name} {{",
+        f"{INDENT * 2}{logged} drop",
+        f'{INDENT * 2}counter name "{FLOW_OVER}" drop',
+        f"{INDENT}}}",
+    ]
+
+
+def _logged_steps(group: TierGroup) -> list[TierStep]:
+    """The Deny steps some class's verdict map sends to their flow log chain."""
+    used = {label for cls in group.classes for _, label in cls.verdicts}
+    return [step for step in group.sets if step.name in used]
 
 
 def _direction_chains(direction: Direction) -> list[str]:
@@ -155,11 +166,11 @@ def _direction_chains(direction: Direction) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class TierPart:
-    """One named block of the tier part (a map, a set or a class chain) as ``tier_blocks``
-    writes it (``lines``), and what the kernel keeps of it (``key``: comments dropped), so
-    that ``_update`` can replace only the blocks that differ."""
+    """One named block of the tier part (a map, a class chain or a flow log chain) as
+    ``tier_blocks`` writes it (``lines``), and what the kernel keeps of it (``key``: comments
+    dropped), so that ``_update`` can replace only the blocks that differ."""
 
-    kind: str  # "map", "set" or "chain"
+    kind: str  # "map" (dispatch), "vmap" (a class's verdicts), "chain" (a class), "log"
     group: str  # the group's map name (``admin_egress``): its maps jump to its chains
     lines: tuple[str, ...]
 
@@ -171,40 +182,43 @@ class TierPart:
 
 
 def tier_parts(tiers: TierPlan, flow_log: FlowLog | None) -> dict[str, TierPart]:
-    """Every map, set and class chain of the tier part by name (the direction chains never
-    change: they are not parts)."""
+    """Every dispatch map, class verdict map, class chain and flow log chain of the tier part
+    by name (the direction chains never change: they are not parts)."""
     parts: dict[str, TierPart] = {}
     for group in tiers.groups:
         for version in (4, 6):
             name = f"{group.map_name}_v{version}"
             parts[name] = TierPart("map", group.map_name, tuple(_map_lines(group, version)))
-        for step in group.sets:
-            if step.elements:
-                parts[step.name] = TierPart("set", group.map_name, tuple(_set_lines(step)))
+        if flow_log is not None:
+            for step in _logged_steps(group):
+                lines = tuple(_log_lines(step, group.tier, flow_log))
+                parts[step.name] = TierPart("log", group.map_name, lines)
         for cls in group.classes:
-            lines = tuple(_class_lines(cls, flow_log))
-            parts[cls.chain] = TierPart("chain", group.map_name, lines)
+            if cls.verdicts:
+                lines = tuple(_verdict_map_lines(cls))
+                parts[cls.verdict_map] = TierPart("vmap", group.map_name, lines)
+            parts[cls.chain] = TierPart("chain", group.map_name, tuple(_class_lines(cls)))
     return parts
 
 
 def tier_blocks(tiers: TierPlan, flow_log: FlowLog | None) -> list[str]:
-    """The tier maps, class sets and chains, and the per-direction entry chains."""
+    """The tier maps, class verdict maps and chains, and the per-direction entry chains."""
     lines = [
         "",
         f"{INDENT}# Admin tiers (ClusterNetworkPolicy): one verdict map per tier and direction",
-        f"{INDENT}# to the subject's class chain, which holds its ordered rules as set lookups.",
+        f"{INDENT}# to the subject's class chain, whose one verdict map lookup gives what the",
+        f"{INDENT}# first matching rule of its policies does (Accept: return, Deny: drop).",
     ]
     for group in tiers.groups:
         for version in (4, 6):
             lines.extend(_map_lines(group, version))
     for group in tiers.groups:
-        if group.sets:
-            lines.append("")
-            lines.append(f"{INDENT}# {group.tier} {_WORD[group.direction]} steps: one set each")
-        for step in group.sets:
-            lines.extend(_set_lines(step))
+        if flow_log is not None:
+            for step in _logged_steps(group):
+                lines.extend(_log_lines(step, group.tier, flow_log))
         for cls in group.classes:
-            lines.extend(_class_lines(cls, flow_log))
+            lines.extend(_class_lines(cls))
+            lines.extend(_verdict_map_lines(cls))
     for direction in (Direction.EGRESS, Direction.INGRESS):
         lines.extend(_direction_chains(direction))
     return lines

@@ -29,6 +29,7 @@ from kubefence.dataplane.nft._entries import AddressSets, Entry, SymbolicBox, bo
 from kubefence.dataplane.nft._intervals import (
     FULL_PORTS,
     FULL_PROTOCOLS,
+    Box,
     Interval,
 )
 from kubefence.dataplane.nft._memo import PlanMemo
@@ -44,6 +45,7 @@ from kubefence.dataplane.nft._tier_model import (
     TierStep,
 )
 from kubefence.dataplane.nft._tier_peers import NodeFacts, TierPeers
+from kubefence.dataplane.nft._tiers_first import first_match_elements, label_of
 from kubefence.semantics import (
     Direction,
     admin_selects,
@@ -322,6 +324,18 @@ def _draft_group(
     return _GroupDraft(tier, direction, tuple(classes))
 
 
+def _verdicts(
+    memo: TierMemo, tier: str, steps: Sequence[TierStep], *, logged: bool
+) -> tuple[tuple[Box, str], ...]:
+    """The class's verdict map (``first_match_elements``), remembered for the next call while
+    its steps' labels and elements are the same objects (``PlanMemo.disjoint`` hands out the
+    same element tuples while they are equal)."""
+    labelled = [
+        (label_of(tier, step.action, step.name, logged=logged), step.elements) for step in steps
+    ]
+    return memo.verdicts(labelled, first_match_elements)
+
+
 def _in_order(inventory: Inventory, tier: Tier) -> tuple[ClusterNetworkPolicy, ...]:
     """The policies of ``tier`` in evaluation order (T02, ``ClusterNetworkPolicy.order``), as
     ``semantics.index_for`` sorts them."""
@@ -353,8 +367,13 @@ def finish_tiers(
     memo: PlanMemo,
     drafts: TierDrafts,
     atoms_of: Mapping[int, tuple[Interval, ...]],
+    *,
+    logged: bool = False,
 ) -> TierPlan:
-    """The steps over atom numbers, and the dispatch elements of each group."""
+    """The steps over atom numbers, each class's first-match verdict map (``logged``: its
+    Deny elements go to their step's flow log chain), and the dispatch of each group."""
+    tier_memo = memo.tiers if isinstance(memo.tiers, TierMemo) else TierMemo()
+    tier_memo.begin_verdicts()
     groups = []
     for group in drafts:
         classes = []
@@ -387,6 +406,7 @@ def finish_tiers(
                     named_ports=draft.named_ports,
                     pods=tuple(p.key for p in draft.pods),
                     steps=tuple(steps),
+                    verdicts=_verdicts(tier_memo, group.tier, steps, logged=logged),
                 )
             )
             dispatch.extend(
