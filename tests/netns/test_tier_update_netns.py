@@ -2,10 +2,10 @@
 whole text gives (root, throwaway namespaces).
 
 Why this module exists: ``ruleset_update`` replaces only the tier maps (dispatch and class
-verdict maps) and chains that differ (``_update``); these tests load plan A whole, apply the update to plan B, and
-compare the kernel's table block by block with B loaded whole: for a change of one
-ClusterNetworkPolicy's action (the update touches only the verdict maps of its classes) and for random
-sequences of tiered clusters.
+verdict maps) and chains that differ (``_update``); these tests load plan A whole, apply the
+update to plan B, and compare the kernel's table block by block with B loaded whole: for a
+change of one ClusterNetworkPolicy's action (the update touches only the verdict maps of its
+classes), with the flow log's chains, and for random sequences of tiered clusters.
 """
 
 from __future__ import annotations
@@ -100,6 +100,7 @@ def test_flow_log_tier_changes_update_to_the_same_kernel_table(
         plan_ruleset(other, addresses=sandbox_addresses(other), flow_log=FlowLog()),
     ]
     update = ruleset_update(plans[0], plans[1])
-    assert update and "chain bl_in_s" in update
+    assert update
+    assert "chain bl_in_s" in update
     for a, b in itertools.permutations(plans, 2):
         assert _check_transition(namespaces, a, b)
