@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kubefence.dataplane.nft._intervals import interval_text
 from kubefence.dataplane.nft._model import FlowLog
 from kubefence.dataplane.nft._render import (  # the one spelling of the table's text
     _ADDRESS_TYPE as ADDRESS_TYPE,
@@ -47,8 +48,10 @@ _WORD = {Direction.EGRESS: "egress", Direction.INGRESS: "ingress"}
 
 
 def _map_lines(group: TierGroup, version: int) -> list[str]:
+    chains = [cls.chain for cls in group.classes]
     items = [
-        f"{d.address} comment {quote(d.pod)} : goto {group.classes[d.number - 1].chain}"
+        f"{interval_text((int(d.address), int(d.address)), version)} comment {quote(d.pod)}"
+        f" : goto {chains[d.number - 1]}"
         for d in group.dispatch
         if d.address.version == version
     ]
@@ -173,31 +176,73 @@ class TierPart:
     kind: str  # "map" (dispatch), "vmap" (a class's verdicts), "chain" (a class), "log"
     group: str  # the group's map name (``admin_egress``): its maps jump to its chains
     lines: tuple[str, ...]
+    key: tuple[str, ...]
 
-    @property
-    def key(self) -> tuple[str, ...]:
-        return tuple(
-            line for line in self.lines if line.strip() and not line.lstrip().startswith("#")
-        )
+
+def _part(kind: str, group: str, lines: list[str]) -> TierPart:
+    key = tuple(line for line in lines if line.strip() and not line.lstrip().startswith("#"))
+    return TierPart(kind, group, tuple(lines), key)
+
+
+class _Kept:
+    """Rendered blocks of the last two plans by what they are rendered from (the element
+    tuples by identity: the planner's memo hands out the same tuples while they are equal,
+    and they are kept here so that no id is reused meanwhile). Rendering a plan after a small
+    change then writes only the blocks that changed."""
+
+    def __init__(self) -> None:
+        self.now: dict[tuple[object, ...], tuple[object, TierPart]] = {}
+        self.before: dict[tuple[object, ...], tuple[object, TierPart]] = {}
+        self.plans: list[tuple[TierPlan, FlowLog | None, dict[str, TierPart]]] = []
+
+    def part(self, key: tuple[object, ...]) -> TierPart | None:
+        found = self.now.get(key) or self.before.get(key)
+        if found is None:
+            return None
+        self.now[key] = found
+        return found[1]
+
+    def keep(self, key: tuple[object, ...], keep: object, part: TierPart) -> TierPart:
+        self.now[key] = (keep, part)
+        return part
+
+
+_KEPT = _Kept()
 
 
 def tier_parts(tiers: TierPlan, flow_log: FlowLog | None) -> dict[str, TierPart]:
     """Every dispatch map, class verdict map, class chain and flow log chain of the tier part
-    by name (the direction chains never change: they are not parts)."""
+    by name, in text order (the direction chains never change: they are not parts).
+    Remembered for the last few plans (by identity): ``render_plan`` and ``ruleset_update``
+    both ask for the plan a sandbox installs."""
+    for known, logged, kept in _KEPT.plans:
+        if known is tiers and logged == flow_log:
+            return kept
+    _KEPT.before, _KEPT.now = _KEPT.now, {}
     parts: dict[str, TierPart] = {}
     for group in tiers.groups:
         for version in (4, 6):
             name = f"{group.map_name}_v{version}"
-            parts[name] = TierPart("map", group.map_name, tuple(_map_lines(group, version)))
+            parts[name] = _part("map", group.map_name, _map_lines(group, version))
+    for group in tiers.groups:
         if flow_log is not None:
             for step in _logged_steps(group):
-                lines = tuple(_log_lines(step, group.tier, flow_log))
-                parts[step.name] = TierPart("log", group.map_name, lines)
+                lines = _log_lines(step, group.tier, flow_log)
+                parts[step.name] = _part("log", group.map_name, lines)
         for cls in group.classes:
+            parts[cls.chain] = _part("chain", group.map_name, _class_lines(cls))
             if cls.verdicts:
-                lines = tuple(_verdict_map_lines(cls))
-                parts[cls.verdict_map] = TierPart("vmap", group.map_name, lines)
-            parts[cls.chain] = TierPart("chain", group.map_name, tuple(_class_lines(cls)))
+                key = ("vmap", cls.verdict_map, id(cls.verdicts))
+                found = _KEPT.part(key)
+                if found is None:
+                    found = _KEPT.keep(
+                        key,
+                        cls.verdicts,
+                        _part("vmap", group.map_name, _verdict_map_lines(cls)),
+                    )
+                parts[cls.verdict_map] = found
+    _KEPT.plans.append((tiers, flow_log, parts))
+    del _KEPT.plans[:-4]
     return parts
 
 
@@ -209,16 +254,8 @@ def tier_blocks(tiers: TierPlan, flow_log: FlowLog | None) -> list[str]:
         f"{INDENT}# to the subject's class chain, whose one verdict map lookup gives what the",
         f"{INDENT}# first matching rule of its policies does (Accept: return, Deny: drop).",
     ]
-    for group in tiers.groups:
-        for version in (4, 6):
-            lines.extend(_map_lines(group, version))
-    for group in tiers.groups:
-        if flow_log is not None:
-            for step in _logged_steps(group):
-                lines.extend(_log_lines(step, group.tier, flow_log))
-        for cls in group.classes:
-            lines.extend(_class_lines(cls))
-            lines.extend(_verdict_map_lines(cls))
+    for part in tier_parts(tiers, flow_log).values():
+        lines.extend(part.lines)
     for direction in (Direction.EGRESS, Direction.INGRESS):
         lines.extend(_direction_chains(direction))
     return lines

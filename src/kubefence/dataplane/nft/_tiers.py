@@ -50,6 +50,7 @@ from kubefence.semantics import (
     Direction,
     admin_selects,
     resolve_named_port,
+    selector_matches,
 )
 
 __all__ = ["TierDrafts", "TierMemo", "draft_tiers", "finish_tiers"]
@@ -248,6 +249,8 @@ def _relevant(
     rules: Sequence[AdminRule], resolution: Mapping[tuple[str, Protocol], int | None]
 ) -> tuple[tuple[str, Protocol, int | None], ...]:
     """The part of an ingress class's named-port resolution that ``rules`` read."""
+    if not resolution:
+        return ()  # egress, or an ingress class whose policies use no named port
     names = {port.name for rule in rules for port in rule.ports if port.name}
     if not names:
         return ()
@@ -273,21 +276,39 @@ def _draft_group(
     tables = [drafter.memo.selection(p) for p in policies]
     members: dict[tuple[tuple[int, ...], tuple[NamedPort, ...]], list[Pod]] = {}
     selection: dict[tuple[str, object], tuple[int, ...]] = {}
+    # Per namespace, the policies whose namespace selector matches it (T04: AND the pod
+    # selector): most subjects are whole namespaces, so a pod's answer is often this list.
+    by_namespace: dict[str, tuple[list[int], bool]] = {}
     for pod in context.addressed:
         if pod.host_network:
             continue  # never a subject (T04)
-        selecting = selection.get((pod.namespace, pod.labels))
+        shape = (pod.namespace, pod.labels)
+        selecting = selection.get(shape)
         if selecting is None:
-            shape = (pod.namespace, pod.labels)
             labels = context.labels[pod.namespace]
-            picked: list[int] = []
-            for i, table in enumerate(tables):
-                found = table.get(shape)
-                if found is None:
-                    found = table[shape] = admin_selects(policies[i], pod, labels)
-                if found:
-                    picked.append(i)
-            selecting = selection[shape] = tuple(picked)
+            known = by_namespace.get(pod.namespace)
+            if known is None:
+                candidates = [
+                    i
+                    for i, p in enumerate(policies)
+                    if _namespace_selected(tables[i], p, pod.namespace, labels)
+                ]
+                whole = all(policies[i].pod_selector is None for i in candidates)
+                known = by_namespace[pod.namespace] = (candidates, whole)
+            candidates, whole = known
+            if whole:
+                selecting = tuple(candidates)
+            else:
+                picked: list[int] = []
+                for i in candidates:
+                    table = tables[i]
+                    found = table.get(shape)
+                    if found is None:
+                        found = table[shape] = admin_selects(policies[i], pod, labels)
+                    if found:
+                        picked.append(i)
+                selecting = tuple(picked)
+            selection[shape] = selecting
         if not selecting:
             continue
         named: tuple[NamedPort, ...] = ()
@@ -334,6 +355,20 @@ def _verdicts(
         (label_of(tier, step.action, step.name, logged=logged), step.elements) for step in steps
     ]
     return memo.verdicts(labelled, first_match_elements)
+
+
+def _namespace_selected(
+    table: dict[object, bool],
+    policy: ClusterNetworkPolicy,
+    namespace: str,
+    labels: Mapping[str, str],
+) -> bool:
+    """Does ``policy``'s subject namespace selector match ``namespace`` (remembered in the
+    subject's table under the namespace's name, next to its (namespace, labels) answers)?"""
+    found = table.get(namespace)
+    if found is None:
+        found = table[namespace] = selector_matches(policy.namespace_selector, labels)
+    return found
 
 
 def _in_order(inventory: Inventory, tier: Tier) -> tuple[ClusterNetworkPolicy, ...]:

@@ -116,22 +116,12 @@ def _fixed(plan: RulesetPlan) -> tuple[object, ...]:
     )
 
 
-_PARTS: list[tuple[RulesetPlan, dict[str, TierPart]]] = []  # the last few plans' parts
-_PARTS_KEPT = 4
-
-
 def _tier_parts(plan: RulesetPlan) -> dict[str, TierPart]:
-    """The tier part of ``plan`` by name; remembered for the last few plans (by identity):
-    a sandbox compares the plan it installed last with the next one, every time."""
+    """The tier part of ``plan`` by name (``tier_parts`` remembers the last few plans: a
+    sandbox compares the plan it installed last with the next one, every time)."""
     if plan.tiers is None:
         return {}
-    for known, parts in _PARTS:
-        if known is plan:
-            return parts
-    parts = tier_parts(plan.tiers, plan.flow_log)
-    _PARTS.append((plan, parts))
-    del _PARTS[:-_PARTS_KEPT]
-    return parts
+    return tier_parts(plan.tiers, plan.flow_log)
 
 
 def _compared(
