@@ -27,7 +27,11 @@ from benchmarks.generate import generate_cluster
 
 from kubefence.api import AdminAction
 from kubefence.audit import LintOptions
-from kubefence.audit._lint import _tiers_cross as tiers_lint
+
+try:
+    from kubefence.audit._lint import _tiers_cross as tiers_lint
+except ImportError:  # before KF017 moved (to time the old code: PYTHONPATH=<old>/src)
+    from kubefence.audit._lint import _tiers as tiers_lint  # type: ignore[no-redef]
 from kubefence.audit._lint._context import LintContext
 from kubefence.semantics import index_for
 from kubefence.sources.objects import inventory_from_objects

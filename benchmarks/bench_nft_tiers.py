@@ -13,6 +13,7 @@ This script measures, on a generated cluster (``benchmarks/generate.py``) plus g
 
     .venv/bin/python benchmarks/bench_nft_tiers.py --pods 2000 --policies 1000 --cnps 200
     sudo .venv/bin/python benchmarks/bench_nft_tiers.py --sandbox   # also the root parts
+    sudo .venv/bin/python benchmarks/bench_nft_tiers.py --no-plan --sandbox --cli  # + the CLI
 """
 
 from __future__ import annotations
@@ -180,30 +181,40 @@ def bench_plan(pods: int, policies: int, cnps: int, repeat: int) -> dict[str, An
 
 
 def _effective_flip(
-    objects: list[dict[str, Any]], tiers: list[dict[str, Any]], base: Inventory
+    objects: list[dict[str, Any]],
+    tiers: list[dict[str, Any]],
+    base: Inventory,
+    *,
+    first: int | None = None,
 ) -> tuple[Inventory, str]:
+    """Flip CNP ``first``'s first ingress rule, or (None) the first CNP's whose flip changes
+    the kernel's table."""
     renderer = MemoisedRenderer()
     addresses = _addresses(base)
     before = renderer.plan(base, addresses=addresses)
     for index, cnp in enumerate(tiers):
+        if first is not None and index != first:
+            continue
         changed_tiers = json.loads(json.dumps(tiers))
         first = changed_tiers[index]["spec"]["ingress"][0]
         first["action"] = "Deny" if first["action"] != "Deny" else "Accept"
         changed = inventory_from_objects([*objects, *changed_tiers])
         changed = dataclasses.replace(base, admin_policies=changed.admin_policies)
-        if ruleset_update(before, renderer.plan(changed, addresses=addresses)) != "":
+        if first is not None or ruleset_update(before, renderer.plan(changed, addresses=addresses)):
             return changed, f"{cnp['metadata']['name']} ingress[0] action flipped"
     raise SystemExit("no CNP flip changes the table")
 
 
-def bench_cnp_change(pods: int, policies: int, cnps: int, repeat: int) -> dict[str, Any]:
+def bench_cnp_change(
+    pods: int, policies: int, cnps: int, repeat: int, *, first: int | None = None
+) -> dict[str, Any]:
     """``Sandbox.apply`` of a one-CNP change (one rule's action flipped), alternating. The
     rule is the first ingress rule, in CNP order, whose flip changes the kernel's table
     (flipping a rule no pod's class reaches changes comments only: "unchanged", no nft run)."""
     objects = generate_cluster(pods=pods, namespaces=max(1, pods // 10), policies=policies, seed=2)
     tiers = generate_cnps(cnps, seed=2)
     base = inventory_from_objects([*objects, *tiers])
-    changed, which = _effective_flip(objects, tiers, base)
+    changed, which = _effective_flip(objects, tiers, base, first=first)
     name = f"bt{secrets.token_hex(3)}"
     samples = []
     try:
@@ -230,6 +241,51 @@ def bench_cnp_change(pods: int, policies: int, cnps: int, repeat: int) -> dict[s
     }
 
 
+def bench_cli_apply(pods: int, policies: int, cnps: int, repeat: int) -> dict[str, Any]:
+    """``kubefence sandbox apply -f`` (a new process each time: parse, attach, plan from
+    scratch, update) of the same one-CNP change, alternating, wall clock per command."""
+    import tempfile
+
+    objects = generate_cluster(pods=pods, namespaces=max(1, pods // 10), policies=policies, seed=2)
+    tiers = generate_cnps(cnps, seed=2)
+    base = inventory_from_objects([*objects, *tiers])
+    _, which = _effective_flip(objects, tiers, base)
+    index = int(which.split(" ")[0].split("-")[1])
+    changed_tiers = json.loads(json.dumps(tiers))
+    first = changed_tiers[index]["spec"]["ingress"][0]
+    first["action"] = "Deny" if first["action"] != "Deny" else "Accept"
+    name = f"bc{secrets.token_hex(3)}"
+    command = [sys.executable, "-m", "kubefence.cli.main", "sandbox"]
+    samples = []
+    with tempfile.TemporaryDirectory() as folder:
+        paths = []
+        for label, docs in (("base", tiers), ("changed", changed_tiers)):
+            path = Path(folder) / f"{label}.json"
+            path.write_text(
+                json.dumps({"apiVersion": "v1", "kind": "List", "items": [*objects, *docs]})
+            )
+            paths.append(str(path))
+        try:
+            subprocess.run(
+                [*command, "up", "--name", name, "-f", paths[0]], check=True, capture_output=True
+            )
+            for number in range(repeat * 2):
+                started = time.perf_counter()
+                subprocess.run(
+                    [*command, "apply", "--name", name, "-f", paths[1 - number % 2]],
+                    check=True,
+                    capture_output=True,
+                )
+                samples.append(time.perf_counter() - started)
+        finally:
+            down(name)
+    return {
+        "cli_apply_one_cnp_change_s": round(statistics.median(samples), 3),
+        "cli_apply_min_s": round(min(samples), 3),
+        "changed": which,
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", type=int, default=2000)
@@ -238,11 +294,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sandbox", action="store_true", help="also Sandbox.apply (root)")
     parser.add_argument("--sandbox-pods", type=int, default=100)
+    parser.add_argument("--cli", action="store_true", help="also `kubefence sandbox apply` (root)")
+    parser.add_argument("--flip", type=int, help="flip this CNP's first ingress rule")
+    parser.add_argument("--no-plan", action="store_true", help="skip the planning part")
     args = parser.parse_args(argv)
-    print(json.dumps(bench_plan(args.pods, args.policies, args.cnps, args.repeat)))
+    if not args.no_plan:
+        print(json.dumps(bench_plan(args.pods, args.policies, args.cnps, args.repeat)))
     if args.sandbox:
-        found = bench_cnp_change(args.sandbox_pods, args.policies, args.cnps, args.repeat)
+        found = bench_cnp_change(
+            args.sandbox_pods, args.policies, args.cnps, args.repeat, first=args.flip
+        )
         print(json.dumps(found))
+    if args.cli:
+        print(json.dumps(bench_cli_apply(args.sandbox_pods, args.policies, args.cnps, args.repeat)))
     return 0
 
 
