@@ -163,7 +163,9 @@ def bench_plan(pods: int, policies: int, cnps: int, repeat: int) -> dict[str, An
         "max_steps_per_chain": max(steps, default=0),
         "median_steps_per_chain": statistics.median(steps) if steps else 0,
         "max_lookups_per_tier_chain": max(lookups, default=0),
-        "tier_map_elements": sum(len(c.verdicts) for g in plan.tiers.groups for c in g.classes),
+        "tier_map_elements": sum(
+            len(getattr(c, "verdicts", ())) for g in plan.tiers.groups for c in g.classes
+        ),
         "tier_step_elements": sum(len(s.elements) for g in plan.tiers.groups for s in g.sets),
     }
     if os.geteuid() == 0:
