@@ -3,10 +3,11 @@
 Why this module exists: the check compares the audit's namespace reachability (``build_report``,
 the engine's matrix, tiers included) with and without each Admin Accept rule, and one such
 computation per rule did not scale (200 ClusterNetworkPolicies: hundreds of full reports). So
-the reachability is computed once with every rule, then again only for a rule that could be
-what opens some connected tenant pair (its subject's namespace on one side, a namespace its
-peers may match on the other), over the pods of those pairs' namespaces only (exact: which of
-them reach each other does not depend on other namespaces' pods), and at most
+the reachability is computed once with every rule and once with no Admin Accept rule (a pair
+connected even then is connected without any one of them), then again only for a rule that
+could be what opens some remaining connected tenant pair (its subject's namespace on one side,
+a namespace its peers may match on the other), over the pods of those pairs' namespaces only
+(exact: which of them reach each other does not depend on other namespaces' pods), and at most
 ``KF017_LIMIT`` times per run; rules past the limit are named in one "not checked" finding.
 """
 
@@ -74,6 +75,21 @@ KF017_LIMIT = 32
 path) per lint run; the rules past it are named in one finding instead (module docstring)."""
 
 
+def _without_accepts(inventory: Inventory) -> Inventory:
+    """The inventory with every Admin-tier Accept rule removed."""
+    admin = tuple(
+        dataclasses.replace(
+            p,
+            ingress=tuple(r for r in p.ingress if r.action is not AdminAction.ACCEPT),
+            egress=tuple(r for r in p.egress if r.action is not AdminAction.ACCEPT),
+        )
+        if p.tier is Tier.ADMIN
+        else p
+        for p in inventory.admin_policies
+    )
+    return dataclasses.replace(inventory, admin_policies=admin)
+
+
 def _peer_namespaces(ctx: LintContext, peer: AdminPeer) -> set[str] | None:
     """The namespaces with a pod ``peer`` may match (T05); None: cannot tell, any."""
     inv = ctx.inventory
@@ -135,7 +151,8 @@ def _only(inventory: Inventory, namespaces: set[str]) -> Inventory:
 def admin_accept_cross_tenant(ctx: LintContext) -> Iterator[Finding]:
     """KF017: an Admin Accept without which some tenant pair could not connect (needs pods).
 
-    Cost: the reachability with every rule once, then per rule only when some connected
+    Cost: the reachability with every rule and with no Admin Accept once each (pairs connected
+    either way no single rule opens), then per rule only when some remaining connected
     tenant pair has the rule's subject on one side and its peers on the other (otherwise the
     rule cannot be what opens it), computed over the pods of those pairs' namespaces only,
     and at most ``KF017_LIMIT`` times per run; rules past the limit are listed in one finding
@@ -151,6 +168,11 @@ def admin_accept_cross_tenant(ctx: LintContext) -> Iterator[Finding]:
     if not ctx.has_pods or not accepts:
         return
     now = _cross(inv, ctx)
+    if now:
+        # Pairs still connected with every Admin Accept removed stay connected with any one
+        # removed (a pod pair allowed when every Accept is gone meets, without one Accept,
+        # either another Accept first or the same non-Accept rules): no rule opens them.
+        now -= _cross(_without_accepts(inv), ctx)
     if not now:
         return
     by = f"tenants (label {ctx.options.tenant_label})" if ctx.options.tenant_label else "namespaces"
