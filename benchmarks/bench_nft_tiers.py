@@ -243,7 +243,9 @@ def bench_cnp_change(
     }
 
 
-def bench_cli_apply(pods: int, policies: int, cnps: int, repeat: int) -> dict[str, Any]:
+def bench_cli_apply(
+    pods: int, policies: int, cnps: int, repeat: int, *, first: int | None = None
+) -> dict[str, Any]:
     """``kubefence sandbox apply -f`` (a new process each time: parse, attach, plan from
     scratch, update) of the same one-CNP change, alternating, wall clock per command."""
     import tempfile
@@ -251,7 +253,7 @@ def bench_cli_apply(pods: int, policies: int, cnps: int, repeat: int) -> dict[st
     objects = generate_cluster(pods=pods, namespaces=max(1, pods // 10), policies=policies, seed=2)
     tiers = generate_cnps(cnps, seed=2)
     base = inventory_from_objects([*objects, *tiers])
-    _, which = _effective_flip(objects, tiers, base)
+    _, which = _effective_flip(objects, tiers, base, first=first)
     index = int(which.split(" ")[0].split("-")[1])
     changed_tiers = json.loads(json.dumps(tiers))
     first = changed_tiers[index]["spec"]["ingress"][0]
@@ -308,7 +310,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         print(json.dumps(found))
     if args.cli:
-        print(json.dumps(bench_cli_apply(args.sandbox_pods, args.policies, args.cnps, args.repeat)))
+        found = bench_cli_apply(
+            args.sandbox_pods, args.policies, args.cnps, args.repeat, first=args.flip
+        )
+        print(json.dumps(found))
     return 0
 
 
