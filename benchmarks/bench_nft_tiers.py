@@ -6,12 +6,14 @@ with the number of policies and that one CNP change is enforced in the sandbox w
 This script measures, on a generated cluster (``benchmarks/generate.py``) plus generated CNPs:
 
 * plan + render of the whole ruleset without and with the CNPs (medians), the ruleset's size,
-  and the largest number of tier steps any one pod's chain holds (what a packet may walk);
+  the largest number of rule steps one tier class has (what a packet walked, one set lookup
+  each, before the class verdict maps) and of lookups a tier class chain now holds (one);
 * with root: ``nft -f`` of the tiered table in a throwaway namespace, and ``Sandbox.apply`` of a
   one-CNP change (the smaller update transaction, see ``_update``), alternating two versions.
 
     .venv/bin/python benchmarks/bench_nft_tiers.py --pods 2000 --policies 1000 --cnps 200
     sudo .venv/bin/python benchmarks/bench_nft_tiers.py --sandbox   # also the root parts
+    sudo .venv/bin/python benchmarks/bench_nft_tiers.py --no-plan --sandbox --cli  # + the CLI
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from benchmarks.generate import ENVS, TEAMS, generate_cluster
 
 from kubefence.api import Inventory
 from kubefence.dataplane.netns import Sandbox, down
-from kubefence.dataplane.nft import plan_ruleset, render_plan
+from kubefence.dataplane.nft import MemoisedRenderer, plan_ruleset, render_plan, ruleset_update
 from kubefence.sources.objects import inventory_from_objects
 
 _APPS = ("web", "api", "db", "cache", "worker", "queue", "auth", "metrics")
@@ -125,6 +127,16 @@ def _median_plan(
     return statistics.median(times), text
 
 
+def _lookups_per_tier_chain(text: str) -> list[int]:
+    """Per tier class chain of the rendered table, how many set or map lookups it holds."""
+    found = []
+    for chain in text.split("\tchain ")[1:]:
+        name = chain.split(" ", 1)[0]
+        if name[:3] in ("ad_", "bl_") and "_c" in name:
+            found.append(chain.split("\n\t}", 1)[0].count(" @"))
+    return found
+
+
 def bench_plan(pods: int, policies: int, cnps: int, repeat: int) -> dict[str, Any]:
     objects = generate_cluster(pods=pods, namespaces=max(1, pods // 10), policies=policies, seed=1)
     tiered = inventory_from_objects([*objects, *generate_cnps(cnps, seed=1)])
@@ -134,7 +146,8 @@ def bench_plan(pods: int, policies: int, cnps: int, repeat: int) -> dict[str, An
     with_tiers, text = _median_plan(tiered, addresses, repeat)
     plan = plan_ruleset(tiered, addresses=addresses)
     assert plan.tiers is not None
-    steps = [len(c.steps) for g in plan.tiers.groups for c in g.classes]
+    steps = [len([s for s in c.steps if s.elements]) for g in plan.tiers.groups for c in g.classes]
+    lookups = _lookups_per_tier_chain(text)
     result: dict[str, Any] = {
         "pods": len(plain.pods),
         "policies": len(plain.policies),
@@ -145,8 +158,15 @@ def bench_plan(pods: int, policies: int, cnps: int, repeat: int) -> dict[str, An
         "ruleset_bytes": len(plain_text),
         "ruleset_with_cnps_bytes": len(text),
         "tier_classes": len(steps),
+        # what a packet walks in its class chain: before the verdict maps, one set lookup
+        # per step (up to ``max_steps_per_chain``); now the lookups the chains hold
         "max_steps_per_chain": max(steps, default=0),
         "median_steps_per_chain": statistics.median(steps) if steps else 0,
+        "max_lookups_per_tier_chain": max(lookups, default=0),
+        "tier_map_elements": sum(
+            len(getattr(c, "verdicts", ())) for g in plan.tiers.groups for c in g.classes
+        ),
+        "tier_step_elements": sum(len(s.elements) for g in plan.tiers.groups for s in g.sets),
     }
     if os.geteuid() == 0:
         name = f"kfbench-{secrets.token_hex(3)}"
@@ -162,15 +182,41 @@ def bench_plan(pods: int, policies: int, cnps: int, repeat: int) -> dict[str, An
     return result
 
 
-def bench_cnp_change(pods: int, policies: int, cnps: int, repeat: int) -> dict[str, Any]:
-    """``Sandbox.apply`` of a one-CNP change (its first rule's action flipped), alternating."""
+def _effective_flip(
+    objects: list[dict[str, Any]],
+    tiers: list[dict[str, Any]],
+    base: Inventory,
+    *,
+    first: int | None = None,
+) -> tuple[Inventory, str]:
+    """Flip CNP ``first``'s first ingress rule, or (None) the first CNP's whose flip changes
+    the kernel's table."""
+    renderer = MemoisedRenderer()
+    addresses = _addresses(base)
+    before = renderer.plan(base, addresses=addresses)
+    for index, cnp in enumerate(tiers):
+        if first is not None and index != first:
+            continue
+        changed_tiers = json.loads(json.dumps(tiers))
+        first = changed_tiers[index]["spec"]["ingress"][0]
+        first["action"] = "Deny" if first["action"] != "Deny" else "Accept"
+        changed = inventory_from_objects([*objects, *changed_tiers])
+        changed = dataclasses.replace(base, admin_policies=changed.admin_policies)
+        if first is not None or ruleset_update(before, renderer.plan(changed, addresses=addresses)):
+            return changed, f"{cnp['metadata']['name']} ingress[0] action flipped"
+    raise SystemExit("no CNP flip changes the table")
+
+
+def bench_cnp_change(
+    pods: int, policies: int, cnps: int, repeat: int, *, first: int | None = None
+) -> dict[str, Any]:
+    """``Sandbox.apply`` of a one-CNP change (one rule's action flipped), alternating. The
+    rule is the first ingress rule, in CNP order, whose flip changes the kernel's table
+    (flipping a rule no pod's class reaches changes comments only: "unchanged", no nft run)."""
     objects = generate_cluster(pods=pods, namespaces=max(1, pods // 10), policies=policies, seed=2)
     tiers = generate_cnps(cnps, seed=2)
     base = inventory_from_objects([*objects, *tiers])
-    changed_tiers = json.loads(json.dumps(tiers))
-    first = changed_tiers[0]["spec"]["ingress"][0]
-    first["action"] = "Deny" if first["action"] != "Deny" else "Accept"
-    changed = inventory_from_objects([*objects, *changed_tiers])
+    changed, which = _effective_flip(objects, tiers, base, first=first)
     name = f"bt{secrets.token_hex(3)}"
     samples = []
     try:
@@ -182,16 +228,65 @@ def bench_cnp_change(pods: int, policies: int, cnps: int, repeat: int) -> dict[s
                 admin_policies=target.admin_policies,
             )
             started = time.perf_counter()
-            sandbox.apply(wanted)
+            report = sandbox.apply(wanted)
             samples.append(time.perf_counter() - started)
+            assert report.ruleset == "update", report.ruleset
     finally:
         down(name)
     return {
         "pods": len(base.pods),
         "policies": len(base.policies),
         "cnps": len(base.admin_policies),
+        "changed": which,
         "apply_one_cnp_change_s": round(statistics.median(samples), 3),
         "apply_min_s": round(min(samples), 3),
+    }
+
+
+def bench_cli_apply(
+    pods: int, policies: int, cnps: int, repeat: int, *, first: int | None = None
+) -> dict[str, Any]:
+    """``kubefence sandbox apply -f`` (a new process each time: parse, attach, plan from
+    scratch, update) of the same one-CNP change, alternating, wall clock per command."""
+    import tempfile
+
+    objects = generate_cluster(pods=pods, namespaces=max(1, pods // 10), policies=policies, seed=2)
+    tiers = generate_cnps(cnps, seed=2)
+    base = inventory_from_objects([*objects, *tiers])
+    _, which = _effective_flip(objects, tiers, base, first=first)
+    index = int(which.split(" ")[0].split("-")[1])
+    changed_tiers = json.loads(json.dumps(tiers))
+    first = changed_tiers[index]["spec"]["ingress"][0]
+    first["action"] = "Deny" if first["action"] != "Deny" else "Accept"
+    name = f"bc{secrets.token_hex(3)}"
+    command = [sys.executable, "-m", "kubefence.cli.main", "sandbox"]
+    samples = []
+    with tempfile.TemporaryDirectory() as folder:
+        paths = []
+        for label, docs in (("base", tiers), ("changed", changed_tiers)):
+            path = Path(folder) / f"{label}.json"
+            path.write_text(
+                json.dumps({"apiVersion": "v1", "kind": "List", "items": [*objects, *docs]})
+            )
+            paths.append(str(path))
+        try:
+            subprocess.run(
+                [*command, "up", "--name", name, "-f", paths[0]], check=True, capture_output=True
+            )
+            for number in range(repeat * 2):
+                started = time.perf_counter()
+                subprocess.run(
+                    [*command, "apply", "--name", name, "-f", paths[1 - number % 2]],
+                    check=True,
+                    capture_output=True,
+                )
+                samples.append(time.perf_counter() - started)
+        finally:
+            down(name)
+    return {
+        "cli_apply_one_cnp_change_s": round(statistics.median(samples), 3),
+        "cli_apply_min_s": round(min(samples), 3),
+        "changed": which,
     }
 
 
@@ -203,10 +298,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--sandbox", action="store_true", help="also Sandbox.apply (root)")
     parser.add_argument("--sandbox-pods", type=int, default=100)
+    parser.add_argument("--cli", action="store_true", help="also `kubefence sandbox apply` (root)")
+    parser.add_argument("--flip", type=int, help="flip this CNP's first ingress rule")
+    parser.add_argument("--no-plan", action="store_true", help="skip the planning part")
     args = parser.parse_args(argv)
-    print(json.dumps(bench_plan(args.pods, args.policies, args.cnps, args.repeat)))
+    if not args.no_plan:
+        print(json.dumps(bench_plan(args.pods, args.policies, args.cnps, args.repeat)))
     if args.sandbox:
-        found = bench_cnp_change(args.sandbox_pods, args.policies, args.cnps, args.repeat)
+        found = bench_cnp_change(
+            args.sandbox_pods, args.policies, args.cnps, args.repeat, first=args.flip
+        )
+        print(json.dumps(found))
+    if args.cli:
+        found = bench_cli_apply(
+            args.sandbox_pods, args.policies, args.cnps, args.repeat, first=args.flip
+        )
         print(json.dumps(found))
     return 0
 

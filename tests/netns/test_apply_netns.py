@@ -170,3 +170,42 @@ def test_s06_s25_strict_mode_keeps_allowed_connections(make_sandbox: SandboxMake
         assert _delivered(client, server, b"after")
         server.sendall(b"reply")
         assert client.recv(100) == b"reply"
+
+
+EGRESS_ALLOWED = """
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: egress-allowed, namespace: default}
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+  egress: [{}]
+"""
+
+ADMIN_DENY_TO_NGINX = """
+---
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: deny-to-test}
+spec:
+  tier: Admin
+  priority: 10
+  subject: {namespaces: {matchLabels: {kubernetes.io/metadata.name: test}}}
+  ingress:
+  - name: no-default
+    action: Deny
+    from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: default}}}]
+"""
+
+
+def test_s25_a_tiered_policy_change_alone_cuts_what_it_denies(make_sandbox: SandboxMaker) -> None:
+    """Only a ClusterNetworkPolicy changes (no namespace's NetworkPolicies do): the open
+    connection it now denies is cut too (the changed-namespaces shortcut must not skip it)."""
+    sandbox = make_sandbox(inventory_of(QUICKSTART_PODS))
+    sandbox.apply(inventory_of(QUICKSTART_PODS + EGRESS_ALLOWED))  # checked, table changed
+    with _connection(sandbox, "default/busybox", "test/nginx", 9103) as (client, server):
+        assert _delivered(client, server, b"before")
+        report = sandbox.apply(inventory_of(QUICKSTART_PODS + EGRESS_ALLOWED + ADMIN_DENY_TO_NGINX))
+        assert any(f.dport == 9103 for f in report.cut)
+        assert not _delivered(client, server, b"after")

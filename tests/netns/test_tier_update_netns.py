@@ -1,11 +1,11 @@
 """The smaller update transaction with admin tiers: it leaves the kernel with the table the
 whole text gives (root, throwaway namespaces).
 
-Why this module exists: ``ruleset_update`` replaces only the tier maps, sets and class chains
-that differ (``_update``); these tests load plan A whole, apply the update to plan B, and
-compare the kernel's table block by block with B loaded whole: for a change of one
-ClusterNetworkPolicy's action (the update touches only its set and chains) and for random
-sequences of tiered clusters.
+Why this module exists: ``ruleset_update`` replaces only the tier maps (dispatch and class
+verdict maps) and chains that differ (``_update``); these tests load plan A whole, apply the
+update to plan B, and compare the kernel's table block by block with B loaded whole: for a
+change of one ClusterNetworkPolicy's action (the update touches only the verdict maps of its
+classes), with the flow log's chains, and for random sequences of tiered clusters.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def _flip_first_rule(inventory: Inventory, name: str) -> Inventory:
 
 
 def test_one_cnp_action_change_is_a_small_update(namespaces: tuple[str, str]) -> None:
-    """Flipping one rule's action changes that policy's chain only, not the whole table."""
+    """Flipping one rule's action changes the verdict maps of the classes its policy selects
+    only: not their chains, not the whole table."""
     inventory = load_case("tiers-multi-tenant")
     addresses = sandbox_addresses(inventory)
     before = plan_ruleset(inventory, addresses=addresses)
@@ -53,7 +54,8 @@ def test_one_cnp_action_change_is_a_small_update(namespaces: tuple[str, str]) ->
     update = ruleset_update(before, after)
     assert update, "expected a non-empty update"
     assert "delete table" not in update
-    assert "bl_in_c1" in update
+    assert "flush map inet kubefence bl_in_m1" in update
+    assert "chain" not in update  # the class chain still does its one lookup
     assert "ad_eg" not in update  # the Admin tier is untouched
     assert _check_transition(namespaces, before, after)
     assert _check_transition(namespaces, after, before)
@@ -78,3 +80,27 @@ def test_random_tiered_changes_update_to_the_same_kernel_table(
     plans = [plan_ruleset(c, addresses=addresses_of(c)) for c in clusters]
     for before, after in itertools.pairwise(plans):
         _check_transition(namespaces, before, after)
+
+
+def test_flow_log_tier_changes_update_to_the_same_kernel_table(
+    namespaces: tuple[str, str],
+) -> None:
+    """With the flow log, Deny elements go to per-step log chains: an action flip that adds
+    or removes such a chain (and the verdict maps that jump to it) updates to the table the
+    whole text gives, both ways, and across the two golden cases."""
+    from kubefence.dataplane.nft import FlowLog
+
+    inventory = load_case("tiers-multi-tenant")
+    addresses = sandbox_addresses(inventory)
+    flipped = _flip_first_rule(inventory, "tenant-isolation")
+    other = load_case("tiers-actions-and-order")
+    plans = [
+        plan_ruleset(inventory, addresses=addresses, flow_log=FlowLog()),
+        plan_ruleset(flipped, addresses=addresses, flow_log=FlowLog()),
+        plan_ruleset(other, addresses=sandbox_addresses(other), flow_log=FlowLog()),
+    ]
+    update = ruleset_update(plans[0], plans[1])
+    assert update
+    assert "chain bl_in_s" in update
+    for a, b in itertools.permutations(plans, 2):
+        assert _check_transition(namespaces, a, b)

@@ -3,13 +3,14 @@
 Why this module exists: "how many connections did policy P deny?" is a dashboard question, and
 answering it must cost the forward path nothing. The agent's table carries an anonymous nft
 ``counter`` on each verdict rule of its class chains (``plan_ruleset(counters=True)``): the
-allowing lookup and the drop of each NetworkPolicy class, and each step (a set lookup with an
-Accept, Deny or Pass verdict) of each admin-tier class. Only packets of new connections reach
-those chains (established and related ones are accepted first), so the counters count
-connection attempts. At scrape time (at most once a second, ``max_age``) this module lists the
-table with ``nft -j -t list table`` (terse: no set or map elements, so the cost follows the
-number of chains, not of addresses) in the node's namespace and turns the counts into
-Prometheus counters ``kubefence_policy_connections_total{tier,namespace,policy,direction,
+allowing lookup and the drop of each NetworkPolicy class; in the admin tiers, whose class chains
+are one verdict map lookup, every step (one policy's rules with an Accept, Deny or Pass action)
+then has its own chain that the map sends its packets to, whose first rule counts. Only packets
+of new connections reach those chains (established and related ones are accepted first), so the
+counters count connection attempts. At scrape time (at most once a second, ``max_age``) this
+module lists the table with ``nft -j -t list table`` (terse: no set or map elements, so the cost
+follows the number of chains, not of addresses) in the node's namespace and turns the counts
+into Prometheus counters ``kubefence_policy_connections_total{tier,namespace,policy,direction,
 verdict}``; no Python runs per packet.
 
 What "by policy P" means (docs/agent.md, "Metrics"):
@@ -153,13 +154,11 @@ def attribute(plan: RulesetPlan, rule: CountedRule) -> tuple[Label, ...]:
             Label(_NETWORK_POLICY, *_split(p), direction=direction, verdict=verdict)
             for p in dict.fromkeys(policies)
         )
-    if plan.tiers is None or rule.lookup is None:
-        return ()
+    if plan.tiers is None or rule.verdict:
+        return ()  # a step chain's counter is its first rule, which has no verdict
     for group in plan.tiers.groups:
-        if not any(c.chain == rule.chain for c in group.classes):
-            continue
         for step in group.sets:
-            if step.name != rule.lookup:
+            if step.name != rule.chain:
                 continue
             direction = "ingress" if group.direction is Direction.INGRESS else "egress"
             names = dict.fromkeys(r.split(" ", 1)[0] for r in step.rules)

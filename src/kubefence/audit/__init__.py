@@ -29,6 +29,7 @@ from kubefence.audit._reach import (
     WorkloadPath,
     build_report,
 )
+from kubefence.audit._tier_isolation import TierIsolation, tier_isolation
 
 __all__ = [
     "DEFAULT_SERVICE_CIDRS",
@@ -45,9 +46,11 @@ __all__ = [
     "Opening",
     "PodPath",
     "Severity",
+    "TierIsolation",
     "WorkloadPath",
     "build_report",
     "isolation_policies",
     "lint",
     "split_duplicate_policies",
+    "tier_isolation",
 ]

@@ -157,7 +157,7 @@ def test_tier_steps_count_for_their_own_policy_by_action() -> None:
             for step in cls.steps:
                 if not step.elements:
                     continue
-                rule = CountedRule((1, 1), cls.chain, step.name, "drop", 1)
+                rule = CountedRule((1, 1), step.name, None, "", 1)  # its chain's first rule
                 labels = attribute(plan, rule)
                 names = {r.split(" ", 1)[0] for r in step.rules}
                 assert {label.policy for label in labels} == names
@@ -166,5 +166,7 @@ def test_tier_steps_count_for_their_own_policy_by_action() -> None:
                     (group.tier, "", verdict)
                 }
                 seen.add((group.tier, verdict))
+                # the class chain's lookup itself is no policy's count
+                assert attribute(plan, CountedRule((1, 2), cls.chain, cls.verdict_map, "", 1)) == ()
     assert ("Admin", "denied") in seen
     assert ("Baseline", "allowed") in seen

@@ -1,4 +1,5 @@
-"""``kubefence.audit`` exports its contract only: lint, the report, isolation policies."""
+"""``kubefence.audit`` exports its contract only: lint, the report, isolation policies and
+what the tiers isolate (``tier_isolation``, for ``isolate --check``)."""
 
 from __future__ import annotations
 
@@ -24,11 +25,13 @@ def test_audit_exports_only_its_contract() -> None:
             "Opening",
             "PodPath",
             "Severity",
+            "TierIsolation",
             "WorkloadPath",
             "build_report",
             "isolation_policies",
             "lint",
             "split_duplicate_policies",
+            "tier_isolation",
         ]
     )
     assert all(hasattr(kubefence.audit, name) for name in kubefence.audit.__all__)

@@ -169,3 +169,102 @@ def test_cli_check_takes_tiered_input(tmp_path: Any, capsys: pytest.CaptureFixtu
     assert "red (-blue, -ingress, -kube-system)" in rows["green*"]  # the Admin Accept stays
     assert main([*argv[:-2], "-f", str(path), "-f", str(path)]) == 0  # duplicates: same file
     capsys.readouterr()
+
+
+def _cnp(name: str, tier: str, subject: str, **rules: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "tier": tier,
+        "priority": 5,
+        "subject": {"namespaces": {"matchLabels": {"tenant": subject}}},
+    }
+    spec.update(rules)
+    return {
+        "apiVersion": "policy.networking.k8s.io/v1alpha2",
+        "kind": "ClusterNetworkPolicy",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+
+
+def test_check_columns_count_what_baseline_isolates(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``isolate --tier baseline --check`` on input without policies: each tenant's two pods
+    become isolated for ingress (the Baseline Deny), not "0/2 -> 0/2"; egress only with
+    ``--egress``; namespaces it does not touch stay 0."""
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump_all(cluster()))
+    argv = ["isolate", "--tier", "baseline", "-n", *TENANTS, "--check", "-f", str(path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "an Admin or Baseline policy with a Deny rule" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("  ")}
+    for tenant in TENANTS:
+        assert rows[f"{tenant}*"][1:7] == ["0/2", "->", "2/2", "0/2", "->", "0/2"]
+    assert rows["ingress"][1:7] == ["0/1", "->", "0/1", "0/1", "->", "0/1"]
+    assert main([*argv, "--egress"]) == 0
+    rows = {
+        line.split()[0]: line.split()
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("  ")
+    }
+    assert rows["red*"][1:7] == ["0/2", "->", "2/2", "0/2", "->", "2/2"]
+
+
+def test_check_columns_show_what_admin_accept_opens(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An Admin Accept rule selecting green's pods for ingress is reported as opening them
+    (before and after: it is in the input), next to the isolation counts."""
+    admin = _cnp(
+        "monitoring",
+        "Admin",
+        "green",
+        ingress=[{"action": "Accept", "from": [{"namespaces": {}}]}],
+    )
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump_all(cluster([admin])))
+    assert main(["isolate", "-n", "green", "--check", "-f", str(path)]) == 0
+    rows = {
+        line.split()[0]: line
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("  ")
+    }
+    assert "0/2 -> 2/2; admin opens 2 -> 2" in rows["green*"]  # NetworkPolicy isolation added
+    assert "admin opens" not in rows["red"]
+
+
+def test_tier_isolation_counts_deny_rules_not_subjects() -> None:
+    """T03: a subject with only Accept or Pass rules is not isolated; a Deny rule in a
+    direction isolates for that direction only; NetworkPolicy isolation still counts."""
+    from kubefence.audit import tier_isolation
+
+    anyone = [{"namespaces": {}}]
+    objects = cluster(
+        [
+            _cnp("red-accept", "Baseline", "red", ingress=[{"action": "Accept", "from": anyone}]),
+            _cnp("red-pass", "Admin", "red", egress=[{"action": "Pass", "to": anyone}]),
+            _cnp("blue-deny-out", "Baseline", "blue", egress=[{"action": "Deny", "to": anyone}]),
+            _cnp(
+                "green-admin",
+                "Admin",
+                "green",
+                ingress=[
+                    {"action": "Accept", "from": anyone},
+                    {"action": "Deny", "from": anyone},
+                ],
+            ),
+            {
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "NetworkPolicy",
+                "metadata": {"name": "web-only", "namespace": "red"},
+                "spec": {"podSelector": {"matchLabels": {"app": "web"}}},
+            },
+        ]
+    )
+    found = tier_isolation(inventory_from_objects(objects))
+    red, blue, green = found["red"], found["blue"], found["green"]
+    assert (red.ingress_isolated, red.egress_isolated, red.ingress_opened) == (1, 0, 0)
+    assert (blue.ingress_isolated, blue.egress_isolated, blue.egress_opened) == (0, 2, 0)
+    assert (green.ingress_isolated, green.ingress_opened, green.egress_opened) == (2, 2, 0)
+    assert found["kube-system"].ingress_isolated == 0

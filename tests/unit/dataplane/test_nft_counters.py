@@ -83,6 +83,8 @@ def test_switching_counters_installs_the_table_and_updates_keep_them() -> None:
 
 
 def test_every_tier_step_counts_once() -> None:
+    """With counters, every claim of a class verdict map goes to its step's own chain, whose
+    first rule is the step's one anonymous counter (then the flow log, then the verdict)."""
     from tests.scenarios.corpus import load_tier_scenarios
     from tests.unit.dataplane.test_nft_scenarios import _placed
 
@@ -92,15 +94,19 @@ def test_every_tier_step_counts_once() -> None:
     for flow_log in (None, FlowLog()):
         plan = plan_ruleset(inventory, addresses=addresses, flow_log=flow_log, counters=True)
         assert plan.tiers is not None
-        chains = {n: b for n, b in _chains(render_plan(plan)).items() if n[:3] in ("ad_", "bl_")}
-        assert chains
-        steps = 0
-        for body in chains.values():
-            for rule in body:
-                if rule.startswith("meta mark . meta l4proto . th dport @"):
-                    over = 'counter name "flow_over"' in rule
-                    assert rule.count("counter") == 1, rule
-                    assert over or rule.split(" @", 1)[1].split(" ", 2)[1] == "counter", rule
-                    steps += not over
-        assert steps == sum(len([s for s in c.steps if s.elements]) for g in plan.tiers.groups
-                            for c in g.classes)  # fmt: skip
+        chains = _chains(render_plan(plan))
+        steps = {s.name: s for g in plan.tiers.groups for s in g.sets}
+        used = {label for g in plan.tiers.groups for c in g.classes for _, label in c.verdicts}
+        reachable = {
+            s.name for g in plan.tiers.groups for c in g.classes for s in c.steps if s.elements
+        }
+        assert used
+        assert used <= reachable <= steps.keys()
+        actions = set()
+        for name in used:
+            body = [rule for rule in chains[name] if rule]
+            assert body[0] == "counter", body
+            assert sum("counter" in r and "flow_over" not in r for r in body) == 1, body
+            assert body[-1].endswith(("drop", "return")) or body[-1].startswith("goto "), body
+            actions.add(steps[name].action)
+        assert {"Accept", "Deny"} <= actions

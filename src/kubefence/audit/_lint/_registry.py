@@ -28,12 +28,12 @@ from kubefence.audit._lint._ports import named_port_undeclared
 from kubefence.audit._lint._redundant import redundant_rule
 from kubefence.audit._lint._selection import peer_matches_nothing, policy_selects_no_pod
 from kubefence.audit._lint._tiers import (
-    admin_accept_cross_tenant,
     baseline_deny_overridden,
     pass_to_nothing,
     priority_tie,
     shadowed_tier_rule,
 )
+from kubefence.audit._lint._tiers_cross import admin_accept_cross_tenant
 from kubefence.semantics import index_for
 
 __all__ = ["CHECKS", "lint"]

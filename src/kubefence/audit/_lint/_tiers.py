@@ -1,18 +1,20 @@
 """Lint checks on the admin tiers (ClusterNetworkPolicy and its v1alpha1 forebears): KF014 ties,
 KF015 shadowed rules, KF016 Baseline denies NetworkPolicy always overrides, KF017 Admin Accepts
-that open paths between tenants, KF018 Pass rules with nothing after them.
+that open paths between tenants (in ``_tiers_cross``), KF018 Pass rules with nothing after
+them.
 
 Why this module exists: tiered policies are ordered rule lists, so their typical mistakes are
 about order and about the tiers around them (a rule behind a broader one, a Pass into nothing, a
 Baseline guarantee every tenant undoes), not about single fields. KF015 compares rules as
 written (a selector covers another when it is empty or equal); KF016 and KF018 read the pods of
 the input and run only when it has pods; KF017 compares the engine's namespace reachability
-with and without the rule (``build_report``, the audit's own matrix, which evaluates tiers).
+with and without the rule (``build_report``, the audit's own matrix, which evaluates tiers),
+only for rules that could open a connected tenant pair, over those pairs' pods, and at most
+``KF017_LIMIT`` times per run (the rest named in one "not checked" finding).
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator, Sequence
 
 from kubefence.api import (
@@ -32,7 +34,6 @@ from kubefence.audit._lint._context import LintContext
 from kubefence.semantics import Direction, admin_selects, isolating_policies
 
 __all__ = [
-    "admin_accept_cross_tenant",
     "baseline_deny_overridden",
     "baseline_isolates",
     "pass_to_nothing",
@@ -248,73 +249,6 @@ def baseline_deny_overridden(ctx: LintContext) -> Iterator[Finding]:
                     f"{direction.value} by NetworkPolicies, which decide first",
                     path=_path(direction, rule),
                 )
-
-
-# --- KF017 ------------------------------------------------------------------------------------
-
-
-def _without(
-    inventory: Inventory, policy: ClusterNetworkPolicy, direction: Direction, rule: AdminRule
-) -> Inventory:
-    kept = tuple(r for r in _rules(policy, direction) if r is not rule)
-    if direction is Direction.INGRESS:
-        changed = dataclasses.replace(policy, ingress=kept)
-    else:
-        changed = dataclasses.replace(policy, egress=kept)
-    admin = [changed if p is policy else p for p in inventory.admin_policies]
-    return dataclasses.replace(inventory, admin_policies=tuple(admin))
-
-
-def _cross(inventory: Inventory, ctx: LintContext) -> set[tuple[str, str]]:
-    """The ordered pairs of namespaces of different tenants whose pods may connect."""
-    from kubefence.audit._reach import build_report
-
-    report = build_report(inventory, settings=ctx.options.settings, explain=0, examples=0)
-    label = ctx.options.tenant_label
-    tenant = {n: (inventory.namespace_labels(n).get(label) if label else n) for n in report.names}
-    found: set[tuple[str, str]] = set()
-    for i, a in enumerate(report.names):
-        for j, b in enumerate(report.names):
-            if a == b or not report.matrix[i][j]:
-                continue
-            if tenant[a] is not None and tenant[b] is not None and tenant[a] != tenant[b]:
-                found.add((a, b))
-    return found
-
-
-def admin_accept_cross_tenant(ctx: LintContext) -> Iterator[Finding]:
-    """KF017: an Admin Accept without which some tenant pair could not connect (needs pods)."""
-    inv = ctx.inventory
-    accepts = [
-        (policy, direction, rule)
-        for policy in _tier(inv, Tier.ADMIN)
-        for direction in _DIRECTIONS
-        for rule in _rules(policy, direction)
-        if rule.action is AdminAction.ACCEPT
-    ]
-    if not ctx.has_pods or not accepts:
-        return
-    now = _cross(inv, ctx)
-    if not now:
-        return
-    for policy, direction, rule in accepts:
-        opened = sorted(now - _cross(_without(inv, policy, direction, rule), ctx))
-        if not opened:
-            continue
-        shown = ", ".join(f"{a} -> {b}" for a, b in opened[:5])
-        more = f" and {len(opened) - 5} more" if len(opened) > 5 else ""
-        by = (
-            f"tenants (label {ctx.options.tenant_label})"
-            if ctx.options.tenant_label
-            else ("namespaces")
-        )
-        yield _finding(
-            "KF017",
-            policy,
-            f"{_path(direction, rule)} (Accept) opens {len(opened)} path(s) between {by} that "
-            f"are closed without it: {shown}{more}",
-            path=_path(direction, rule),
-        )
 
 
 # --- KF018 ------------------------------------------------------------------------------------

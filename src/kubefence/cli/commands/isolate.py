@@ -9,8 +9,10 @@ summary (isolation coverage and reachability) before and after adding the polici
 ``--tier baseline`` generates Baseline-tier ClusterNetworkPolicies instead of NetworkPolicies
 (one per namespace: ``audit/_isolate.py`` says why one object cannot isolate two namespaces from
 each other); without ``-n`` it isolates every namespace of the ``-f`` input that has the
-``--tenant-label`` label. ``--check`` reads tiered input: the summary comes from the engine,
-which evaluates every tier.
+``--tenant-label`` label. ``--check`` reads tiered input: the reachability comes from the
+engine, which evaluates every tier, and with tiered policies the isolation columns count what
+the tiers isolate (a Deny rule selecting the pod) and open (an Admin Accept), see
+``audit/_tier_isolation.py``.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from kubefence.cli._render_table import aligned
 # and HELP, does not pay for them.
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (see cli/main.py)
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
-    from kubefence.audit import AuditReport
+    from kubefence.audit import AuditReport, NamespaceReport, TierIsolation
 
 __all__ = ["HELP", "NAME", "add_arguments", "render_check", "run"]
 
@@ -171,7 +173,12 @@ def run(args: argparse.Namespace) -> int:
     )
     before = build_report(existing)
     after = build_report(merged)
-    sys.stdout.write(render_check(before, after, namespaces) + "\n")
+    tiers = None
+    if merged.admin_policies:  # count what the tiers isolate and open too
+        from kubefence.audit import tier_isolation
+
+        tiers = (tier_isolation(existing), tier_isolation(merged))
+    sys.stdout.write(render_check(before, after, namespaces, tiers=tiers) + "\n")
     return 0
 
 
@@ -186,8 +193,39 @@ def _change(before: Sequence[str] | None, after: Sequence[str], own: str) -> str
     return f"{text} ({', '.join(delta)})" if delta else text
 
 
-def render_check(before: AuditReport, after: AuditReport, isolated: Sequence[str]) -> str:
-    """Side-by-side namespace summary: coverage and reachability, before -> after."""
+def _counts(
+    before: NamespaceReport | None,
+    after: NamespaceReport,
+    direction: str,
+    tiers: tuple[Mapping[str, TierIsolation], Mapping[str, TierIsolation]] | None,
+) -> str:
+    """``isolated before/pods -> after/pods``; with tiers, isolation counts tier Denies too,
+    and pods an Admin Accept opens follow (``; admin opens 0 -> 2``) when there are any."""
+    pods = after.pods
+    if tiers is None:
+        was = getattr(before, f"{direction}_isolated") if before else 0
+        return f"{was}/{pods} -> {getattr(after, f'{direction}_isolated')}/{pods}"
+    old, new = tiers[0].get(after.name), tiers[1].get(after.name)
+    was = getattr(old, f"{direction}_isolated") if old else 0
+    now = getattr(new, f"{direction}_isolated") if new else 0
+    text = f"{was}/{pods} -> {now}/{pods}"
+    opened_was = getattr(old, f"{direction}_opened") if old else 0
+    opened = getattr(new, f"{direction}_opened") if new else 0
+    if opened_was or opened:
+        text += f"; admin opens {opened_was} -> {opened}"
+    return text
+
+
+def render_check(
+    before: AuditReport,
+    after: AuditReport,
+    isolated: Sequence[str],
+    *,
+    tiers: tuple[Mapping[str, TierIsolation], Mapping[str, TierIsolation]] | None = None,
+) -> str:
+    """Side-by-side namespace summary: coverage and reachability, before -> after. With
+    ``tiers`` (``tier_isolation`` before and after; given when the input has tiered
+    policies) the coverage columns count what the Admin and Baseline tiers isolate and open."""
     old = {n.name: n for n in before.namespaces}
     rows: list[list[str]] = []
     for n in after.namespaces:
@@ -196,8 +234,8 @@ def render_check(before: AuditReport, after: AuditReport, isolated: Sequence[str
         rows.append(
             [
                 n.name + mark,
-                f"{b.ingress_isolated if b else 0}/{n.pods} -> {n.ingress_isolated}/{n.pods}",
-                f"{b.egress_isolated if b else 0}/{n.pods} -> {n.egress_isolated}/{n.pods}",
+                _counts(b, n, "ingress", tiers),
+                _counts(b, n, "egress", tiers),
                 _change(b.reachable_from if b else None, n.reachable_from, n.name),
                 _change(b.reaches if b else None, n.reaches, n.name),
             ]
@@ -207,4 +245,10 @@ def render_check(before: AuditReport, after: AuditReport, isolated: Sequence[str
         "Namespace summary after adding the policies (* = given with -n; isolated pods "
         "before -> after; reachability on any port, (-lost, +gained))"
     ]
+    if tiers is not None:
+        lines.append(
+            "Isolated: a NetworkPolicy isolates the pod, or an Admin or Baseline policy with a "
+            "Deny rule in that direction selects it; admin opens: an Admin policy with an "
+            "Accept rule in that direction selects it (decided before NetworkPolicy)"
+        )
     return "\n".join(lines + aligned(header, rows, indent="  "))

@@ -158,7 +158,9 @@ def _read_text(path: Path) -> str | None:
 class PolicyChanges:
     """Which namespaces' policies differ between two inventories, compared only for the
     namespaces asked about (comparing every policy of a large inventory costs more than the
-    few verdicts it would save). ``None`` from ``of``: pods or namespaces differ as well."""
+    few verdicts it would save). ``None`` from ``of``: pods or namespaces differ as well, or
+    the cluster-scoped tiered policies (or the Node objects their ``nodes`` peers read) do:
+    those reach flows of any namespace."""
 
     __slots__ = ("_after", "_before", "_known")
 
@@ -170,6 +172,10 @@ class PolicyChanges:
     @classmethod
     def of(cls, before: Inventory, after: Inventory) -> PolicyChanges | None:
         if before.pods != after.pods or before.namespaces != after.namespaces:
+            return None
+        if before.admin_policies != after.admin_policies or (
+            after.admin_policies and before.nodes != after.nodes
+        ):
             return None
         return cls(before, after)
 

@@ -44,11 +44,11 @@ the same with the source atom and ``daddr``):
 
     forward:  mark = atom(daddr); jump egress_tiers; ...
     egress_tiers:  ip saddr vmap @admin_egress_v4 (goto ad_eg_cN); goto egress_rest
-    ad_eg_cN:  one lookup per step (set ad_eg_sK), in order:  Accept -> return, Deny -> drop,
-               Pass -> goto egress_rest; no match -> goto egress_rest
+    ad_eg_cN:  meta mark . meta l4proto . th dport vmap @ad_eg_mN (first match: Accept ->
+               return, Deny -> drop); not in the map (Pass, no match) -> goto egress_rest
     egress_rest:  ip saddr vmap @egress_v4 (NetworkPolicy, goto eg_cN: set return, else drop);
                   ip saddr vmap @baseline_egress_v4 (goto bl_eg_cN); end: return (allowed)
-    bl_eg_cN:  Deny -> drop, Accept or Pass -> return; no match -> return
+    bl_eg_cN:  vmap @bl_eg_mN (first match Deny -> drop); otherwise -> return
 
 * Classes: pods selected by the same tiered policies (in evaluation order) share a tier chain
   per tier and direction, found by one verdict-map lookup on the pod's address, as
@@ -57,12 +57,15 @@ the same with the source atom and ``daddr``):
   of those policies resolve against the pod's own ports is part of the key (T06).
 * Steps: the rules of each policy of the class, in order, over the same atoms as NetworkPolicy
   (tier peers' address sets take part in the one atom cut). Consecutive rules of one policy
-  that do the same to a packet (Baseline Accept and Pass both allow) are merged into one set:
-  the first match among them gives the same verdict, so rule order is kept. A step's set is
-  shared by every class chain of its tier and direction whose policies include it, so the
-  table grows with the rules, not with rules x classes. Per-packet cost: one map lookup per
-  tier and direction, plus one set lookup per step of the pod's own class; it does not grow
-  with the number of policies that do not select the pod.
+  that do the same to a packet (Baseline Accept and Pass both allow) are merged into one step.
+* One verdict map per class (``_tiers_first``): the steps folded, in order, into disjoint
+  (atom, protocol, port) elements saying what the first matching step does there; only
+  answers that differ from no match are elements (Admin Accept and Deny, Baseline Deny), but
+  every step shadows the later ones. Per-packet cost: one dispatch lookup and one verdict map
+  lookup per tier and direction, whatever the number of policies and rules (before: one set
+  lookup per step of the pod's class). The price is table size: a class's map is its own
+  (two classes that share a policy do not share its elements) and an earlier rule can cut a
+  later one's elements into pieces.
 * ``return`` works because the hook ``jump``s to ``egress_tiers`` and everything after it is
   reached by ``goto``: ``return`` anywhere goes back to the hook, which then checks the other
   direction. So an Admin Accept allows this side only (T01: the destination's ingress still
@@ -76,12 +79,13 @@ the same with the source atom and ``daddr``):
   nothing (not resolvable offline, T07). Egress named ports resolve per destination pod (one
   set per resolved number); a rule without ``protocols`` matches every protocol and port.
 * The input hook (a pod to the node's address) and, with ``allow_from_node`` off, the output
-  hook jump to the same direction chains. Flow log: a tier Deny logs ``kf deny <set>``
-  (``ad_eg_s2``) with its tier and first rule, e.g. ``kf deny ad_eg_s2 Admin deny-mgmt egress[0]``.
-* Updates: ``_update`` replaces the tier maps, step sets and class chains that differ, by
-  name, as it does for NetworkPolicy classes (a changed action touches its policy's set and
-  the chains that hold it); only adding the first or removing the last tiered policy (the hooks
-  change) installs the whole table.
+  hook jump to the same direction chains. Flow log: a tier Deny's elements go to a chain
+  named after its step (``goto ad_eg_s2``) that logs ``kf deny ad_eg_s2`` with its tier and
+  first rule, e.g. ``kf deny ad_eg_s2 Admin deny-mgmt egress[0]``, and drops.
+* Updates: ``_update`` replaces the tier dispatch maps, class verdict maps, class chains and
+  log chains that differ, by name, as it does for NetworkPolicy classes (a changed action
+  touches the verdict maps of the classes its policy selects); only adding the first or
+  removing the last tiered policy (the hooks change) installs the whole table.
 
 Implementation-defined choices (documented here, once):
 
@@ -186,7 +190,11 @@ def plan_ruleset(
         node_addresses=nodes,
         allow_from_node=settings.allow_from_node,
         flow_log=flow_log,
-        tiers=None if tier_drafts is None else finish_tiers(context, memo, tier_drafts, atoms_of),
+        tiers=None
+        if tier_drafts is None
+        else finish_tiers(
+            context, memo, tier_drafts, atoms_of, logged=flow_log is not None, counted=counters
+        ),
         held=tuple(held),
         known=_known(context, local) if held else (),
         counters=counters,

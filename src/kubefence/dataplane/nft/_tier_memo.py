@@ -8,24 +8,38 @@ ClusterNetworkPolicy's subjects and peers for one changed rule is most of the ti
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Sequence
 
-from kubefence.api import AdminRule, ClusterNetworkPolicy, Pod
+from kubefence.api import AdminRule, ClusterNetworkPolicy, LabelSelector
 from kubefence.dataplane.nft._entries import Entry
+from kubefence.dataplane.nft._intervals import Box
 from kubefence.dataplane.nft._peers import Context
-from kubefence.dataplane.nft._tier_peers import TierPeers
-from kubefence.semantics import PolicyIndex, admin_selects
+from kubefence.dataplane.nft._tier_peers import NodeFacts, TierPeers
 
-__all__ = ["TierMemo"]
+__all__ = ["Subject", "TierMemo"]
+
+Subject = tuple[LabelSelector, LabelSelector | None]
+Verdicts = tuple[tuple[Box, str], ...]
 
 
 class TierMemo:
     """What tier planning may reuse from the previous call (kept on the ``PlanMemo``): the
     peers' address ranges while the pod side (the ``Context``) and the node facts are the same,
     and each rule's entries (address-set key, ranges, origin, protocol, port) while the rule is
-    equal. Only the previous call's rules are kept. Set ids are numbered again every call."""
+    equal; and which (namespace, pod labels) each subject selects. Only the previous call's
+    rules and subjects are kept. Set ids are numbered again every call."""
 
-    __slots__ = ("_context", "_entries", "_nodes", "_selected", "_used", "peers")
+    __slots__ = (
+        "_context",
+        "_entries",
+        "_nodes",
+        "_selected",
+        "_selected_now",
+        "_used",
+        "_verdicts",
+        "_verdicts_now",
+        "peers",
+    )
 
     def __init__(self) -> None:
         self._context: Context | None = None
@@ -33,36 +47,56 @@ class TierMemo:
         self.peers: TierPeers | None = None
         self._entries: dict[tuple[object, ...], tuple[AdminRule, tuple[Entry, ...]]] = {}
         self._used: dict[tuple[object, ...], tuple[AdminRule, tuple[Entry, ...]]] = {}
-        # per policy: which (namespace, pod labels) it selects, while the pod side is the same
-        self._selected: dict[tuple[str, str], tuple[ClusterNetworkPolicy, dict[object, bool]]] = {}
+        # per subject (its two selectors, compared by value: a policy's other fields do not
+        # matter, so an edited rule keeps its policy's selection): (namespace, pod labels) ->
+        # selected, while the pod side is the same
+        self._selected: dict[Subject, dict[object, bool]] = {}
+        self._selected_now: dict[Subject, dict[object, bool]] = {}
+        # class verdict maps by their steps' (label, id of elements), with the steps' element
+        # tuples kept alive so that no id is reused while its entry lives
+        self._verdicts: dict[tuple[object, ...], tuple[object, Verdicts]] = {}
+        self._verdicts_now: dict[tuple[object, ...], tuple[object, Verdicts]] = {}
 
-    def begin(self, context: Context, index: PolicyIndex) -> TierPeers:
-        nodes = (
-            tuple(index.node_labels.items()),
-            tuple(index.node_by_address.items()),
-            tuple(index.node_by_ip.items()),
-            tuple(index.service_by_ip),
-        )
+    def begin(self, context: Context, facts: NodeFacts) -> TierPeers:
+        nodes = facts.key
         if self.peers is None or context is not self._context or nodes != self._nodes:
             self._context, self._nodes = context, nodes
-            self.peers = TierPeers(context, index)
+            self.peers = TierPeers(context, facts)
             self._used = {}  # computed against the old pod side
-            self._selected = {}
+            self._selected_now = {}
         self._entries, self._used = self._used, {}
+        self._selected, self._selected_now = self._selected_now, {}
         return self.peers
 
-    def selects(self, policy: ClusterNetworkPolicy, pod: Pod, labels: Mapping[str, str]) -> bool:
-        """``admin_selects`` (T04), remembered per policy and (namespace, pod labels)."""
-        name = (policy.kind, policy.name)
-        known = self._selected.get(name)
-        if known is None or not (known[0] is policy or known[0] == policy):
-            known = (policy, {})
-            self._selected[name] = known
-        key = (pod.namespace, pod.labels)
-        found = known[1].get(key)
+    def begin_verdicts(self) -> None:
+        """Start a call's verdict maps: keep the previous call's, forget older ones."""
+        self._verdicts, self._verdicts_now = self._verdicts_now, {}
+
+    def verdicts(
+        self,
+        labelled: Sequence[tuple[str | None, tuple[Box, ...]]],
+        compute: Callable[[Sequence[tuple[str | None, tuple[Box, ...]]]], Verdicts],
+    ) -> Verdicts:
+        """``compute(labelled)``, a pure function, remembered for two calls by the labels and
+        the identity of the element tuples."""
+        key = tuple((label, id(elements)) for label, elements in labelled)
+        known = self._verdicts_now.get(key) or self._verdicts.get(key)
+        if known is None:
+            known = (tuple(elements for _, elements in labelled), compute(labelled))
+        self._verdicts_now[key] = known
+        return known[1]
+
+    def selection(self, policy: ClusterNetworkPolicy) -> dict[object, bool]:
+        """The remembered answers of ``admin_selects`` (T04) for ``policy``'s subject, keyed
+        by (namespace, pod labels) and filled by the caller; one look-up per policy and call,
+        not per pod."""
+        subject = (policy.namespace_selector, policy.pod_selector)
+        found = self._selected_now.get(subject)
         if found is None:
-            found = admin_selects(policy, pod, labels)
-            known[1][key] = found
+            found = self._selected.get(subject)
+            if found is None:
+                found = {}
+            self._selected_now[subject] = found
         return found
 
     def entries(self, key: tuple[object, ...], rule: AdminRule) -> tuple[Entry, ...] | None:

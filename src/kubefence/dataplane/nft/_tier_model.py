@@ -57,13 +57,32 @@ class TierClass:
     named_ports: tuple[NamedPort, ...]
     pods: tuple[str, ...]
     steps: tuple[TierStep, ...]
+    # The class's one verdict map (``_tiers_first``): disjoint (atom, protocol, port) boxes
+    # with what the first matching step does there, ``Accept``, ``Deny`` or the name of the
+    # Deny step whose flow log chain drops (``ad_eg_s2``); no element: as no match.
+    verdicts: tuple[tuple[Box, str], ...] = ()
 
     @property
     def chain(self) -> str:
         return f"{_TIER_PREFIX[self.tier]}_{_direction_prefix(self.direction)}_c{self.number}"
 
+    @property
+    def verdict_map(self) -> str:
+        """The name of the class's verdict map (``ad_eg_m3`` for chain ``ad_eg_c3``)."""
+        return f"{_TIER_PREFIX[self.tier]}_{_direction_prefix(self.direction)}_m{self.number}"
+
     def first_match(self, atom: int, *, protocol: int, port: int) -> str | None:
-        """The action of the first step that matches, None when none does."""
+        """What the class's verdict map answers: ``Accept``, ``Deny``, or None (no element:
+        no match, or a match whose outcome is the same, an Admin Pass or a Baseline Accept or
+        Pass)."""
+        for (a, p, q), label in self.verdicts:
+            if a[0] <= atom <= a[1] and p[0] <= protocol <= p[1] and q[0] <= port <= q[1]:
+                return label if label in ("Accept", "Deny") else "Deny"
+        return None
+
+    def steps_first_match(self, atom: int, *, protocol: int, port: int) -> str | None:
+        """The action of the first step that matches, None when none does (the steps one by
+        one: what the verdict map must agree with)."""
         for step in self.steps:
             if step.matches(atom, protocol=protocol, port=port):
                 return step.action

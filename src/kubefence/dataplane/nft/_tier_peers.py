@@ -8,21 +8,76 @@ knows, cached per peer (equal peers of different rules and policies are computed
 
 from __future__ import annotations
 
-from kubefence.api import AdminPeer, AdminPeerKind, LabelSelector, Pod, Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from kubefence.api import (
+    AdminPeer,
+    AdminPeerKind,
+    Inventory,
+    IPAddress,
+    LabelSelector,
+    Pod,
+    Protocol,
+)
 from kubefence.dataplane.nft._intervals import Interval, address_interval, merge, network_interval
 from kubefence.dataplane.nft._model import VERSIONS
 from kubefence.dataplane.nft._peers import Context, Ranges
-from kubefence.semantics import PolicyIndex, resolve_named_port, selector_matches
+from kubefence.semantics import resolve_named_port, selector_matches
 
-__all__ = ["TierPeers"]
+__all__ = ["NodeFacts", "TierPeers"]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeFacts:
+    """What the ``nodes`` peer reads of an inventory, as ``semantics.PolicyIndex`` holds it
+    (same rules: Node objects' labels and addresses, node IPs learnt from hostNetwork pods,
+    first by ``ns/name``; Services' cluster IPs), without compiling every NetworkPolicy as
+    ``index_for`` does for a new inventory: a sandbox re-plans a new inventory every apply."""
+
+    node_labels: Mapping[str, Mapping[str, str]]
+    node_by_address: Mapping[IPAddress, str]
+    node_by_ip: Mapping[IPAddress, str]
+    service_ips: frozenset[IPAddress]
+
+    @classmethod
+    def of(cls, inventory: Inventory) -> NodeFacts:
+        node_ips: dict[str, list[IPAddress]] = {}
+        for pod in sorted(
+            (p for p in inventory.pods if p.host_network and p.node is not None),
+            key=lambda p: (p.namespace, p.name),
+        ):
+            assert pod.node is not None
+            known = node_ips.setdefault(pod.node, [])
+            known.extend(ip for ip in pod.ips if ip not in known)
+        node_by_ip: dict[IPAddress, str] = {}
+        for node, ips in sorted(node_ips.items()):
+            for ip in ips:
+                node_by_ip.setdefault(ip, node)
+        return cls(
+            node_labels={n.name: n.labels for n in inventory.nodes},
+            node_by_address={ip: n.name for n in reversed(inventory.nodes) for ip in n.addresses},
+            node_by_ip=node_by_ip,
+            service_ips=frozenset(ip for s in inventory.services for ip in s.cluster_ips),
+        )
+
+    @property
+    def key(self) -> tuple[object, ...]:
+        """Equal keys, equal answers (what ``TierMemo`` compares between calls)."""
+        return (
+            tuple(self.node_labels.items()),
+            tuple(self.node_by_address.items()),
+            tuple(self.node_by_ip.items()),
+            tuple(sorted(self.service_ips, key=lambda a: (a.version, int(a)))),
+        )
 
 
 class TierPeers:
     """Address ranges of tier peers over the sandbox's addresses, cached per peer."""
 
-    def __init__(self, context: Context, index: PolicyIndex) -> None:
+    def __init__(self, context: Context, facts: NodeFacts) -> None:
         self.context = context
-        self.index = index
+        self.facts = facts
         self._ranges: dict[AdminPeer, Ranges] = {}
         self._pods: dict[AdminPeer, tuple[Pod, ...]] = {}
         self._namespaces: dict[LabelSelector, tuple[str, ...]] = {}
@@ -60,7 +115,7 @@ class TierPeers:
         assert peer.node_selector is not None
         if node is None:
             return False
-        labels = self.index.node_labels.get(node)
+        labels = self.facts.node_labels.get(node)
         if labels is not None:
             return selector_matches(peer.node_selector, labels)
         return peer.node_selector.is_empty
@@ -78,10 +133,10 @@ class TierPeers:
                 found.extend(
                     (a.version, address_interval(a)) for a in self.context.addresses[pod.key]
                 )
-        for address, node in self.index.node_by_address.items():
-            if address in self._owned or address in self.index.service_by_ip:
+        for address, node in self.facts.node_by_address.items():
+            if address in self._owned or address in self.facts.service_ips:
                 continue  # a pod's or a Service's address is that, not a node's
-            name = self.index.node_by_ip.get(address, node)
+            name = self.facts.node_by_ip.get(address, node)
             if self._node_matches(peer, name):
                 found.append((address.version, address_interval(address)))
         return found

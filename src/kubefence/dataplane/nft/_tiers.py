@@ -13,7 +13,7 @@ steps over atom numbers once the atoms are cut.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from kubefence.api import (
     AdminPeer,
@@ -23,6 +23,7 @@ from kubefence.api import (
     Inventory,
     Pod,
     Protocol,
+    Tier,
 )
 from kubefence.dataplane.nft._entries import AddressSets, Entry, SymbolicBox, boxes_of
 from kubefence.dataplane.nft._intervals import (
@@ -30,23 +31,26 @@ from kubefence.dataplane.nft._intervals import (
     FULL_PROTOCOLS,
     Interval,
 )
-from kubefence.dataplane.nft._memo import PlanMemo
-from kubefence.dataplane.nft._model import PROTOCOL_NUMBERS, Dispatch, NamedPort
-from kubefence.dataplane.nft._peers import Context, address_key
+from kubefence.dataplane.nft._model import PROTOCOL_NUMBERS, NamedPort
+from kubefence.dataplane.nft._peers import Context
 from kubefence.dataplane.nft._tier_memo import TierMemo
 from kubefence.dataplane.nft._tier_model import (
     ADMIN,
     BASELINE,
-    TierClass,
-    TierGroup,
-    TierPlan,
-    TierStep,
 )
-from kubefence.dataplane.nft._tier_peers import TierPeers
+from kubefence.dataplane.nft._tier_peers import NodeFacts, TierPeers
+from kubefence.dataplane.nft._tiers_finish import (
+    TierDrafts,
+    _ClassDraft,
+    _GroupDraft,
+    _StepDraft,
+    finish_tiers,
+)
 from kubefence.semantics import (
     Direction,
-    index_for,
+    admin_selects,
     resolve_named_port,
+    selector_matches,
 )
 
 __all__ = ["TierDrafts", "TierMemo", "draft_tiers", "finish_tiers"]
@@ -60,33 +64,6 @@ def _returns(tier: str, action: str) -> str:
     if tier == BASELINE and action == "Pass":
         return "Accept"
     return action
-
-
-@dataclass(frozen=True, slots=True)
-class _StepDraft:
-    action: str
-    rules: tuple[str, ...]
-    boxes: tuple[SymbolicBox, ...]
-    key: tuple[object, ...]  # (kind, policy, direction, resolution read, run): one shared set
-
-
-@dataclass(frozen=True, slots=True)
-class _ClassDraft:
-    number: int
-    policies: tuple[str, ...]
-    named_ports: tuple[NamedPort, ...]
-    pods: tuple[Pod, ...]
-    steps: tuple[_StepDraft, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _GroupDraft:
-    tier: str
-    direction: Direction
-    classes: tuple[_ClassDraft, ...]
-
-
-TierDrafts = tuple[_GroupDraft, ...]
 
 
 def _rules(policy: ClusterNetworkPolicy, direction: Direction) -> tuple[AdminRule, ...]:
@@ -132,6 +109,7 @@ class _Drafter:
         self.sets = sets
         self._runs: dict[tuple[object, ...], tuple[_StepDraft, ...]] = {}
         self._plain: dict[AdminPeer, AdminPeer] = {}
+        self._keys: dict[AdminPeer, _SetKey] = {}
 
     def rule_boxes(
         self,
@@ -173,14 +151,17 @@ class _Drafter:
                         number = PROTOCOL_NUMBERS[protocol]
                         resolved = self.peers.named(plain, port.name, protocol)
                         for value, ranges in resolved.items():
-                            key = ("tier", "named", plain, port.name, protocol, value)
+                            key = _SetKey(("tier", "named", plain, port.name, protocol, value))
                             where = f"{origin} where {port.name} is {value}"
                             found.append((key, ranges, where, (number, number), (value, value)))
                     continue
                 specs.extend(_port_boxes(port, resolution))
             if specs:
                 ranges = self.peers.ranges(plain)
-                found.extend((("tier", plain), ranges, origin, proto, ps) for proto, ps in specs)
+                peer_key = self._keys.get(plain)
+                if peer_key is None:
+                    peer_key = self._keys[plain] = _SetKey(("tier", plain))
+                found.extend((peer_key, ranges, origin, proto, ps) for proto, ps in specs)
         return tuple(found)
 
     def runs(
@@ -217,10 +198,32 @@ class _Drafter:
         return found
 
 
+class _SetKey:
+    """A tier address set's defining value (a peer, maybe with a named port and its number)
+    with its hash computed once: the memoised entries are numbered again (``id_of``) every
+    call, and hashing a peer's selectors deep every time was most of drafting's cost."""
+
+    __slots__ = ("hash", "value")
+
+    def __init__(self, value: tuple[object, ...]) -> None:
+        self.value = value
+        self.hash = hash(value)
+
+    def __hash__(self) -> int:
+        return self.hash
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _SetKey):
+            return NotImplemented
+        return self is other or (self.hash == other.hash and self.value == other.value)
+
+
 def _relevant(
     rules: Sequence[AdminRule], resolution: Mapping[tuple[str, Protocol], int | None]
 ) -> tuple[tuple[str, Protocol, int | None], ...]:
     """The part of an ingress class's named-port resolution that ``rules`` read."""
+    if not resolution:
+        return ()  # egress, or an ingress class whose policies use no named port
     names = {port.name for rule in rules for port in rule.ports if port.name}
     if not names:
         return ()
@@ -243,18 +246,42 @@ def _draft_group(
     direction: Direction,
 ) -> _GroupDraft:
     policies = [p for p in ordered if _rules(p, direction)]  # T03: no rules, no effect
+    tables = [drafter.memo.selection(p) for p in policies]
     members: dict[tuple[tuple[int, ...], tuple[NamedPort, ...]], list[Pod]] = {}
     selection: dict[tuple[str, object], tuple[int, ...]] = {}
+    # Per namespace, the policies whose namespace selector matches it (T04: AND the pod
+    # selector): most subjects are whole namespaces, so a pod's answer is often this list.
+    by_namespace: dict[str, tuple[list[int], bool]] = {}
     for pod in context.addressed:
         if pod.host_network:
             continue  # never a subject (T04)
-        selecting = selection.get((pod.namespace, pod.labels))
+        shape = (pod.namespace, pod.labels)
+        selecting = selection.get(shape)
         if selecting is None:
             labels = context.labels[pod.namespace]
-            selecting = tuple(
-                i for i, p in enumerate(policies) if drafter.memo.selects(p, pod, labels)
-            )
-            selection[(pod.namespace, pod.labels)] = selecting
+            known = by_namespace.get(pod.namespace)
+            if known is None:
+                candidates = [
+                    i
+                    for i, p in enumerate(policies)
+                    if _namespace_selected(tables[i], p, pod.namespace, labels)
+                ]
+                whole = all(policies[i].pod_selector is None for i in candidates)
+                known = by_namespace[pod.namespace] = (candidates, whole)
+            candidates, whole = known
+            if whole:
+                selecting = tuple(candidates)
+            else:
+                picked: list[int] = []
+                for i in candidates:
+                    table = tables[i]
+                    found = table.get(shape)
+                    if found is None:
+                        found = table[shape] = admin_selects(policies[i], pod, labels)
+                    if found:
+                        picked.append(i)
+                selecting = tuple(picked)
+            selection[shape] = selecting
         if not selecting:
             continue
         named: tuple[NamedPort, ...] = ()
@@ -291,75 +318,41 @@ def _draft_group(
     return _GroupDraft(tier, direction, tuple(classes))
 
 
+def _namespace_selected(
+    table: dict[object, bool],
+    policy: ClusterNetworkPolicy,
+    namespace: str,
+    labels: Mapping[str, str],
+) -> bool:
+    """Does ``policy``'s subject namespace selector match ``namespace`` (remembered in the
+    subject's table under the namespace's name, next to its (namespace, labels) answers)?"""
+    found = table.get(namespace)
+    if found is None:
+        found = table[namespace] = selector_matches(policy.namespace_selector, labels)
+    return found
+
+
+def _in_order(inventory: Inventory, tier: Tier) -> tuple[ClusterNetworkPolicy, ...]:
+    """The policies of ``tier`` in evaluation order (T02, ``ClusterNetworkPolicy.order``), as
+    ``semantics.index_for`` sorts them."""
+    return tuple(sorted((p for p in inventory.admin_policies if p.tier is tier), key=_order))
+
+
+def _order(policy: ClusterNetworkPolicy) -> tuple[int, int, str, str]:
+    return policy.order
+
+
 def draft_tiers(
     inventory: Inventory, context: Context, sets: AddressSets, *, memo: TierMemo
 ) -> TierDrafts:
     """The four groups (Admin/Baseline x egress/ingress) over address sets; call before the
     atom cut so that the tier peers' sets take part in it."""
-    index = index_for(inventory)
-    drafter = _Drafter(memo, memo.begin(context, index), sets)
+    drafter = _Drafter(memo, memo.begin(context, NodeFacts.of(inventory)), sets)
+    admin = _in_order(inventory, Tier.ADMIN)
+    baseline = _in_order(inventory, Tier.BASELINE)
     drafts = tuple(
         _draft_group(drafter, context, tier, ordered, direction)
-        for tier, ordered in ((ADMIN, index.admin_tier), (BASELINE, index.baseline_tier))
+        for tier, ordered in ((ADMIN, admin), (BASELINE, baseline))
         for direction in (Direction.EGRESS, Direction.INGRESS)
     )
     return drafts
-
-
-def finish_tiers(
-    context: Context,
-    memo: PlanMemo,
-    drafts: TierDrafts,
-    atoms_of: Mapping[int, tuple[Interval, ...]],
-) -> TierPlan:
-    """The steps over atom numbers, and the dispatch elements of each group."""
-    groups = []
-    for group in drafts:
-        classes = []
-        dispatch: list[Dispatch] = []
-        shared: dict[tuple[object, ...], TierStep] = {}
-        prefix = f"{'ad' if group.tier == ADMIN else 'bl'}_{_short(group.direction)}"
-        for draft in group.classes:
-            steps = []
-            for step in draft.steps:
-                found = shared.get(step.key)
-                if found is None:
-                    found = TierStep(
-                        action=step.action,
-                        rules=step.rules,
-                        elements=memo.disjoint(
-                            (atoms, protocol, port)
-                            for set_id, protocol, port in step.boxes
-                            for atoms in atoms_of.get(set_id, ())
-                        ),
-                        name=f"{prefix}_s{len(shared) + 1}",
-                    )
-                    shared[step.key] = found
-                steps.append(found)
-            classes.append(
-                TierClass(
-                    tier=group.tier,
-                    direction=group.direction,
-                    number=draft.number,
-                    policies=draft.policies,
-                    named_ports=draft.named_ports,
-                    pods=tuple(p.key for p in draft.pods),
-                    steps=tuple(steps),
-                )
-            )
-            dispatch.extend(
-                Dispatch(address=a, pod=p.key, number=draft.number)
-                for p in draft.pods
-                for a in context.addresses[p.key]
-            )
-        dispatch.sort(key=lambda d: address_key(d.address))
-        groups.append(
-            TierGroup(
-                group.tier,
-                group.direction,
-                tuple(classes),
-                tuple(dispatch),
-                sets=tuple(shared.values()),
-            )
-        )
-    return TierPlan(tuple(groups))

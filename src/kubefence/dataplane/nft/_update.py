@@ -10,9 +10,10 @@ packets still see the old table or the new one, never a mixture.
 
 What it may replace: the sets of planned pod addresses (``known_vN``, when pods are held),
 the atom and dispatch maps (flushed, then declared again with their new
-elements), the class sets and class chains (``eg_cN``/``in_cN``), and the admin tiers' maps,
-step sets and class chains (``_tier_render.tier_parts``; a tier map is declared again whenever
-a chain it jumps to is replaced). A chain is deleted and added again rather than edited (nft
+elements), the class sets and class chains (``eg_cN``/``in_cN``), and the admin tiers'
+dispatch maps, class verdict maps, class chains and step chains (flow log, counters)
+(``_tier_render.tier_parts``; a map is declared again whenever a chain it jumps to is
+replaced). A chain is deleted and added again rather than edited (nft
 cannot change a chain's comment in place); the dispatch maps of its direction are flushed
 first, as their elements jump to it. Everything else (the hook chains and the node sets, made
 of the node addresses and ``allow_from_node``; the held pod CIDRs; the flow log; whether there
@@ -118,22 +119,12 @@ def _fixed(plan: RulesetPlan) -> tuple[object, ...]:
     )
 
 
-_PARTS: list[tuple[RulesetPlan, dict[str, TierPart]]] = []  # the last few plans' parts
-_PARTS_KEPT = 4
-
-
 def _tier_parts(plan: RulesetPlan) -> dict[str, TierPart]:
-    """The tier part of ``plan`` by name; remembered for the last few plans (by identity):
-    a sandbox compares the plan it installed last with the next one, every time."""
+    """The tier part of ``plan`` by name (``tier_parts`` remembers the last few plans: a
+    sandbox compares the plan it installed last with the next one, every time)."""
     if plan.tiers is None:
         return {}
-    for known, parts in _PARTS:
-        if known is plan:
-            return parts
-    parts = tier_parts(plan.tiers, plan.flow_log, counters=plan.counters)
-    _PARTS.append((plan, parts))
-    del _PARTS[:-_PARTS_KEPT]
-    return parts
+    return tier_parts(plan.tiers, plan.flow_log, counters=plan.counters)
 
 
 def _compared(
@@ -202,28 +193,31 @@ def ruleset_update(installed: RulesetPlan, wanted: RulesetPlan) -> str | None:
     maps = set(change.maps)
     for chain in chains:
         maps.update(_DISPATCH[chain[:2]])  # their elements jump to a chain about to go
-    # The tier part, by name: maps flushed and declared again (also those whose elements go
-    # to a chain about to go), chains deleted and added, sets flushed and filled again.
+    # The tier part, by name. References: dispatch maps -> class chains -> their verdict
+    # maps -> step chains. So: dispatch maps flushed (also those whose elements go to a
+    # chain about to go), verdict maps flushed (also those whose elements go to a step chain
+    # about to go), chains deleted, verdict maps no longer wanted deleted; then everything
+    # that differs declared again, referenced before referring.
     old_tiers, new_tiers = _tier_parts(installed), _tier_parts(wanted)
     gone = change.tiers & old_tiers.keys() | change.removed_tiers
     tier_chains = sorted(n for n in gone if old_tiers[n].kind == "chain")
+    step_chains = sorted(n for n in gone if old_tiers[n].kind == "step")
     tier_maps = {n for n in change.tiers if new_tiers[n].kind == "map"}
     for chain in tier_chains:
         tier_maps.update(f"{old_tiers[chain].group}_v{v}" for v in (4, 6))
-    tier_sets = sorted(n for n in change.tiers & old_tiers.keys() if old_tiers[n].kind == "set")
+    vmaps = {n for n in gone if old_tiers[n].kind == "vmap"}
+    for chain in step_chains:  # every verdict map of its group may jump to it
+        group = old_tiers[chain].group
+        vmaps.update(n for n, p in old_tiers.items() if p.kind == "vmap" and p.group == group)
+    refreshed = {n for n in vmaps if n in new_tiers}
     lines = [f"# kubefence: update of table {TABLE} (one transaction)"]
-    lines += [f"flush map {TABLE} {name}" for name in sorted(maps | tier_maps)]
-    for chain in [*chains, *tier_chains]:
+    lines += [f"flush map {TABLE} {name}" for name in sorted(maps | tier_maps | vmaps)]
+    for chain in [*chains, *tier_chains, *step_chains]:
         lines += [f"flush chain {TABLE} {chain}", f"delete chain {TABLE} {chain}"]
+    lines += [f"delete map {TABLE} {name}" for name in sorted(vmaps - refreshed)]
     lines += [f"flush set {TABLE} {name}" for name in sorted(change.sets)]
-    lines += [f"flush set {TABLE} {name}" for name in tier_sets]
     lines += [f"flush set {TABLE} {name}" for name in sorted(change.known)]
     lines += [f"delete set {TABLE} {name}" for name in sorted(change.removed_sets)]
-    lines += [
-        f"delete set {TABLE} {name}"
-        for name in sorted(change.removed_tiers)
-        if old_tiers[name].kind == "set"
-    ]
     declared = _text(class_set_block(classes[n]) for n in sorted(change.sets | change.added_sets))
     declared += _text(held_set_block(wanted, name) for name in sorted(change.known))
     flow_log = wanted.flow_log
@@ -238,12 +232,17 @@ def ruleset_update(installed: RulesetPlan, wanted: RulesetPlan) -> str | None:
         for n in sorted(change.added_chains)
     )
     declared += _text(map_block(wanted, name) for name in sorted(maps))
-    # Tier sets, then chains, then maps, each as the whole text writes it.
-    for kind in ("set", "chain", "map"):
-        wanted_names = change.tiers | (tier_maps if kind == "map" else frozenset())
+    # Tier step chains, verdict maps, class chains, then dispatch maps, as the whole text
+    # writes each.
+    for kind, extra in (
+        ("step", frozenset()),
+        ("vmap", refreshed),
+        ("chain", frozenset()),
+        ("map", tier_maps),
+    ):
         declared += [
             "\n".join(new_tiers[name].lines)
-            for name in sorted(wanted_names)
+            for name in sorted(change.tiers | extra)
             if name in new_tiers and new_tiers[name].kind == kind
         ]
     if declared:
