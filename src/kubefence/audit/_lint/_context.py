@@ -9,6 +9,7 @@ point at objects and lines the same way.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,6 +102,38 @@ class LintContext:
     peer_memo: dict[tuple[Any, ...], tuple[Pod, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    # selected_namespaces' answers per namespaceSelector
+    namespace_memo: dict[Any, frozenset[str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    # every pod IP as (version, integer, index in inventory.pods), sorted; filled on first use
+    sorted_addresses: list[tuple[int, int, int]] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
+
+    def pods_with_address_in(self, network: IPNetwork) -> list[Pod]:
+        """The pods (in the inventory's order) with an IP inside ``network``: one range of
+        every pod IP sorted once (bisect), not a scan of every pod per block."""
+        pods = self.inventory.pods
+        if not self.sorted_addresses:
+            self.sorted_addresses.extend(
+                sorted((ip.version, int(ip), k) for k, p in enumerate(pods) for ip in p.ips)
+            )
+        found = self.sorted_addresses
+        lo = bisect_left(found, (network.version, int(network.network_address), -1))
+        hi = bisect_right(found, (network.version, int(network.broadcast_address), len(pods)))
+        return [pods[k] for k in sorted({k for _, _, k in found[lo:hi]})]
+
+    def selected_namespaces(self, selector: Any) -> frozenset[str]:
+        """The known namespaces (``namespaces``) whose labels ``selector`` matches; decided
+        once per selector (7,000 policies at 1,000 namespaces repeat their selectors)."""
+        found = self.namespace_memo.get(selector)
+        if found is None:
+            labels = self.inventory.namespace_labels
+            found = frozenset(n for n in self.namespaces if selector_matches(selector, labels(n)))
+            self.namespace_memo[selector] = found
+        return found
 
     @property
     def compiled(self) -> tuple[CompiledPolicy, ...]:
@@ -172,12 +205,24 @@ class LintContext:
         """
         inv = self.inventory
         settings = self.options.settings
-        if peer.kind is not PeerKind.PODS:
-            return [
-                p
-                for p in inv.pods
-                if peer_matches_pod(peer, p, inv.namespace_labels(p.namespace), settings=settings)
-            ]
+        if peer.kind is not PeerKind.PODS:  # an ipBlock, or every pod: shared per block
+            key: tuple[Any, ...] = (peer.kind, peer.ip_block)
+            found = self.peer_memo.get(key)
+            if found is None:
+                # an ipBlock matches only pods with an IP in its CIDR (S15): only those tried
+                tried = (
+                    inv.pods
+                    if peer.ip_block is None
+                    else self.pods_with_address_in(peer.ip_block.cidr)
+                )
+                found = self.peer_memo[key] = tuple(
+                    p
+                    for p in tried
+                    if peer_matches_pod(
+                        peer, p, inv.namespace_labels(p.namespace), settings=settings
+                    )
+                )
+            return list(found)
         key = (peer.namespace, peer.namespace_selector, peer.pod_selector)
         found = self.peer_memo.get(key)
         if found is None:
@@ -185,11 +230,11 @@ class LintContext:
             if peer.namespace is not None:
                 groups = (inv.pods_by_namespace.get(peer.namespace, ()),)
             elif peer.namespace_selector is not None:
-                selector = peer.namespace_selector
+                chosen = self.selected_namespaces(peer.namespace_selector)
                 groups = (
                     pods
                     for ns, pods in inv.pods_by_namespace.items()  # sorted, as inv.pods
-                    if selector_matches(selector, inv.namespace_labels(ns))
+                    if ns in chosen
                 )
             else:  # pragma: no cover - a pod peer names its namespace or selects namespaces
                 groups = (inv.pods,)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from kubefence.audit._common import describe_selector
 from kubefence.audit._findings import Finding
 from kubefence.audit._lint._context import LintContext, directions, peer_path
-from kubefence.semantics import PeerKind, selector_matches
+from kubefence.semantics import PeerKind
 
 __all__ = ["peer_matches_nothing", "policy_selects_no_pod"]
 
@@ -39,7 +39,6 @@ def peer_matches_nothing(ctx: LintContext) -> Iterator[Finding]:
     """KF003: a pod/namespace peer that matches no namespace or no pod."""
     if not ctx.has_pods:
         return
-    inv = ctx.inventory
     for compiled in ctx.compiled:
         for direction, rules in directions(compiled):
             for rule in rules:
@@ -47,9 +46,8 @@ def peer_matches_nothing(ctx: LintContext) -> Iterator[Finding]:
                     if peer.kind is not PeerKind.PODS or ctx.peer_pods(peer):
                         continue
                     path = peer_path(direction, rule.index, peer.index)
-                    if peer.namespace_selector is not None and not any(
-                        selector_matches(peer.namespace_selector, inv.namespace_labels(ns))
-                        for ns in ctx.namespaces
+                    if peer.namespace_selector is not None and not ctx.selected_namespaces(
+                        peer.namespace_selector
                     ):
                         what = (
                             f"namespaceSelector {describe_selector(peer.namespace_selector)} "

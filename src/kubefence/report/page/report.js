@@ -140,6 +140,28 @@
     return out;
   }
 
+  // the force layout may leave two namespaces on top of each other, and an edge between
+  // them cannot be drawn: push such pairs apart before the first paint
+  function separateOverlaps(event) {
+    const nodes = event.cy.nodes(".namespace").toArray();
+    for (let pass = 0; pass < 5; pass++) {
+      let moved = false;
+      for (let i = 0; i < nodes.length; i++) {
+        for (let j = i + 1; j < nodes.length; j++) {
+          const a = nodes[i].position(), b = nodes[j].position();
+          const need = (nodes[i].width() + nodes[j].width()) / 2 + 4;
+          const dx = b.x - a.x, dy = b.y - a.y, d = Math.hypot(dx, dy);
+          if (d >= need) continue;
+          const ux = d > 0 ? dx / d : 1, uy = d > 0 ? dy / d : 0, push = (need - d) / 2;
+          nodes[i].position({x: a.x - ux * push, y: a.y - uy * push});
+          nodes[j].position({x: b.x + ux * push, y: b.y + uy * push});
+          moved = true;
+        }
+      }
+      if (!moved) break;
+    }
+  }
+
   const cy = cytoscape({
     container: document.getElementById("graph"),
     elements: elements,
@@ -165,7 +187,8 @@
         "border-width": 3, "border-color": "#0d47a1"}},
     ],
     layout: large ? {name: "preset", fit: true, padding: 20}
-      : {name: "cose", animate: false, randomize: false, nodeDimensionsIncludeLabels: true},
+      : {name: "cose", animate: false, randomize: false, nodeDimensionsIncludeLabels: true,
+         stop: separateOverlaps},
     hideEdgesOnViewport: large,
     textureOnViewport: large,
   });
