@@ -12,7 +12,7 @@ import json
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -230,8 +230,6 @@ def run_flows(args: argparse.Namespace) -> int:
     node = sandbox.state.node_netns
     explainer = FlowExplainer(sandbox.inventory, settings=sandbox.settings, names=_names(sandbox))
     counter = _OverCounter(lambda: netns.flows_over_limit(node))
-    reported_over, reported_overruns = 0, 0
-    deadline = None if args.follow else time.monotonic() + args.duration
     with netns.FlowReader(node, group=flow_log.group) as reader:
         print(
             f"kubefence flows: sandbox {args.name!r}, new connections as nftables judges them "
@@ -239,18 +237,38 @@ def run_flows(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        next_count = time.monotonic() + _COUNTER_EVERY
-        while deadline is None or time.monotonic() < deadline:
-            now = time.monotonic()
-            wait = min(next_count, deadline or next_count) - now
-            for event in reader.read(max(wait, 0.0)):
-                record = explainer.record(event)
-                if _wanted(record, args):
-                    _emit(args, record, render_line(record))
-            if time.monotonic() >= next_count or (deadline and time.monotonic() >= deadline):
-                next_count = time.monotonic() + _COUNTER_EVERY
-                over = counter.since_start()
-                if over != reported_over or reader.overruns != reported_overruns:
-                    reported_over, reported_overruns = over, reader.overruns
-                    _report_drops(args, over, reader.overruns, flow_log.rate)
+        return follow(
+            args,
+            lambda wait: (explainer.record(event) for event in reader.read(wait)),
+            counter,
+            lambda: reader.overruns,
+            flow_log.rate,
+        )
+
+
+def follow(
+    args: argparse.Namespace,
+    records: Callable[[float], Iterable[dict[str, Any]]],
+    counter: _OverCounter,
+    overruns: Callable[[], int],
+    rate: int,
+) -> int:
+    """Print what ``records(wait)`` reads (each call waits at most ``wait`` seconds) until
+    ``--duration`` is over, or for ever with ``-f``; every ``_COUNTER_EVERY`` seconds, report
+    the connections not logged (over the rate limit) and the reader's overruns, if changed.
+    The sandbox's and the cluster's ``flows`` share it."""
+    reported_over, reported_overruns = 0, 0
+    deadline = None if args.follow else time.monotonic() + args.duration
+    next_count = time.monotonic() + _COUNTER_EVERY
+    while deadline is None or time.monotonic() < deadline:
+        wait = min(next_count, deadline or next_count) - time.monotonic()
+        for record in records(max(wait, 0.0)):
+            if _wanted(record, args):
+                _emit(args, record, render_line(record))
+        if time.monotonic() >= next_count or (deadline and time.monotonic() >= deadline):
+            next_count = time.monotonic() + _COUNTER_EVERY
+            over, missed = counter.since_start(), overruns()
+            if over != reported_over or missed != reported_overruns:
+                reported_over, reported_overruns = over, missed
+                _report_drops(args, over, missed, rate)
     return 0

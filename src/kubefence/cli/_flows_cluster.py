@@ -19,24 +19,12 @@ import time
 from typing import Any
 
 from kubefence.api import Inventory
-from kubefence.cli._flows import (  # the sandbox mode's reading loop parts, shared
-    _COUNTER_EVERY as COUNTER_EVERY,
-)
-from kubefence.cli._flows import (
+from kubefence.cli._flows import (  # the sandbox mode's parts, shared
     FlowExplainer,
-    render_line,
-)
-from kubefence.cli._flows import (
-    _emit as emit,
+    follow,
 )
 from kubefence.cli._flows import (
     _OverCounter as OverCounter,
-)
-from kubefence.cli._flows import (
-    _report_drops as report_drops,
-)
-from kubefence.cli._flows import (
-    _wanted as wanted,
 )
 from kubefence.dataplane import netns
 from kubefence.dataplane.nft import FlowLog
@@ -112,19 +100,10 @@ def run_cluster_flows(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        reported_over, reported_overruns = 0, 0
-        deadline = None if args.follow else time.monotonic() + args.duration
-        next_count = time.monotonic() + COUNTER_EVERY
-        while deadline is None or time.monotonic() < deadline:
-            wait = min(next_count, deadline or next_count) - time.monotonic()
-            for node, event in reader.read(max(wait, 0.0)):
-                record = explainer.record(node, event)
-                if wanted(record, args):
-                    emit(args, record, render_line(record))
-            if time.monotonic() >= next_count or (deadline and time.monotonic() >= deadline):
-                next_count = time.monotonic() + COUNTER_EVERY
-                over = counter.since_start()
-                if over != reported_over or reader.overruns != reported_overruns:
-                    reported_over, reported_overruns = over, reader.overruns
-                    report_drops(args, over, reader.overruns, flow_log.rate)
-    return 0
+        return follow(
+            args,
+            lambda wait: (explainer.record(node, event) for node, event in reader.read(wait)),
+            counter,
+            lambda: reader.overruns,
+            flow_log.rate,
+        )

@@ -286,12 +286,19 @@ async def resource_request(
             return await watch_response(request, objects, rt, target.namespace, labels, fields)
         limit = _int_param(query.get("limit", "0"), "limit")
         table_wanted = wants_table(request.headers.get("Accept", ""))
-        if not (labels.requirements or fields.terms or limit or table_wanted):
-            raw, at = await objects.list_raw(rt, target.namespace)
+        if not (labels.requirements or fields.terms or table_wanted):
+            token = ""
+            if limit > 0:
+                raw, at, token = await objects.list_raw_page(
+                    rt, target.namespace, limit=limit, continue_token=query.get("continue", "")
+                )
+            else:
+                raw, at = await objects.list_raw(rt, target.namespace)
+            head_meta = {"resourceVersion": str(at), **({"continue": token} if token else {})}
             head = json.dumps(
-                {"kind": f"{rt.kind}List", "apiVersion": rt.group_version,
-                 "metadata": {"resourceVersion": str(at)}}, separators=(",", ":")
-            ).encode()  # fmt: skip
+                {"kind": f"{rt.kind}List", "apiVersion": rt.group_version, "metadata": head_meta},
+                separators=(",", ":"),
+            ).encode()
             body = head[:-1] + b',"items":[' + b",".join(raw) + b"]}"
             return web.Response(body=body, content_type="application/json")
         items, revision, token = await objects.list(
