@@ -256,3 +256,64 @@ def test_memoised_planning_gives_the_same_tier_plan(clusters: list[Inventory]) -
         fresh = plan_ruleset(inventory, addresses=addresses)
         assert memoised == fresh
         assert render_plan(memoised) == render_plan(fresh)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(tiered_clusters(), min_size=2, max_size=4), st.data())
+def test_reused_class_drafts_plan_what_a_fresh_plan_does(
+    clusters: list[Inventory], data: st.DataObject
+) -> None:
+    """The NetworkPolicy class drafts of the previous call are reused while the pods and the
+    namespaced policies stay (``PlanMemo.class_drafts``): one memo across the first cluster
+    with each cluster's tiers, with a changing ``local`` (an agent's own pods) and now and then
+    a namespaced policy dropped, plans exactly what a fresh ``plan_ruleset`` does."""
+    from kubefence.dataplane.nft import PlanMemo
+
+    memo = PlanMemo()
+    first = _placed(clusters[0])
+    addresses = {pod.key: pod.ips for pod in first.pods}
+    keys = sorted(addresses)
+    for cluster in [*clusters, *clusters]:
+        inventory = dataclasses.replace(first, admin_policies=_placed(cluster).admin_policies)
+        if first.policies and data.draw(st.booleans(), label="drop a policy"):
+            inventory = dataclasses.replace(inventory, policies=inventory.policies[1:])
+        local = data.draw(st.none() | st.sets(st.sampled_from(keys)) if keys else st.none())
+        memoised = plan_ruleset(inventory, addresses=addresses, memo=memo, local=local)
+        fresh = plan_ruleset(inventory, addresses=addresses, local=local)
+        assert memoised == fresh
+        assert render_plan(memoised) == render_plan(fresh)
+
+
+def test_a_tier_change_alone_does_not_draft_the_classes_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only the tiered policies changed: the NetworkPolicy classes come from the memo (no
+    ``draft_classes`` call), and the plan is still the fresh one; a namespaced policy change
+    drafts them again."""
+    import kubefence.dataplane.nft._plan as plan_module
+    from kubefence.dataplane.nft import PlanMemo
+
+    (scenario,) = [s for s in SCENARIOS if s.name == "tiers-multi-tenant"]
+    inventory = _placed(scenario.inventory())
+    assert inventory.policies
+    assert len(inventory.admin_policies) > 1
+    addresses = {pod.key: pod.ips for pod in inventory.pods}
+    memo = PlanMemo()
+    plan_ruleset(inventory, addresses=addresses, memo=memo)
+    drafted: list[object] = []
+    original = plan_module.draft_classes
+
+    def counting(*args: object, **kwargs: object) -> object:
+        drafted.append(args[3])
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(plan_module, "draft_classes", counting)
+    fewer = dataclasses.replace(inventory, admin_policies=inventory.admin_policies[1:])
+    memoised = plan_ruleset(fewer, addresses=addresses, memo=memo)
+    assert drafted == []
+    assert memoised == plan_ruleset(fewer, addresses=addresses)
+    drafted.clear()
+    other = dataclasses.replace(fewer, policies=fewer.policies[1:])
+    memoised = plan_ruleset(other, addresses=addresses, memo=memo)
+    assert len(drafted) == 2  # the two directions
+    assert memoised == plan_ruleset(other, addresses=addresses)

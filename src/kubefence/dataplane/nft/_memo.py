@@ -8,7 +8,7 @@ policy's share. ``plan_ruleset`` gives the same plan with or without a memo.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kubefence.api import Inventory, IPAddress, Labels, NetworkPolicy, Pod, Protocol
@@ -26,7 +26,18 @@ from kubefence.semantics import (
     selects_pod,
 )
 
-__all__ = ["PlanMemo", "PodChanges", "PolicyMemo"]
+__all__ = ["ClassDrafts", "PlanMemo", "PodChanges", "PolicyMemo"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClassDrafts:
+    """The NetworkPolicy side of one call before the atom cut: the address sets it registered
+    (the tiers register theirs after, into a copy) and the two directions' class drafts
+    (``_classes.ClassDraft``, immutable)."""
+
+    sets: AddressSets
+    egress: tuple[object, ...]
+    ingress: tuple[object, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +135,7 @@ class PlanMemo:
     __slots__ = (
         "_atoms",
         "_changes",
+        "_classes",
         "_context",
         "_disjoint",
         "_policies",
@@ -143,6 +155,8 @@ class PlanMemo:
         self._previous_disjoint: dict[tuple[Box, ...], tuple[Box, ...]] = {}
         self._changes: PodChanges | None = None
         self._version: int | None = None  # ``PodChanges.version`` of the last call, if any
+        # the last call's class drafts, by the context and policy memos (identity) and ``local``
+        self._classes: tuple[Context, tuple[PolicyMemo, ...], object, ClassDrafts] | None = None
 
     def expect(self, changes: PodChanges | None) -> None:
         """What the next call's inventory changed since an earlier one (see ``PodChanges``)."""
@@ -217,6 +231,41 @@ class PlanMemo:
         self._policies = kept
         return found
 
+    def class_drafts(
+        self,
+        context: Context,
+        memos: Sequence[PolicyMemo],
+        local: Collection[str] | None,
+    ) -> ClassDrafts | None:
+        """The previous call's ``ClassDrafts`` (its sets copied, for the caller to add to) when
+        they are a function of the same arguments: the same ``Context`` object (``context``
+        returns the previous one only when no pod, address or namespace changed), the same
+        ``PolicyMemo`` objects in the same order (a policy equal by value keeps its memo, and a
+        memo is replaced when what it allows may differ) and an equal ``local``. So a change to
+        the tiered policies alone does not group the pods and policies again."""
+        known = self._classes
+        if (
+            known is None
+            or known[0] is not context
+            or len(known[1]) != len(memos)
+            or any(a is not b for a, b in zip(known[1], memos, strict=True))
+            or known[2] != _local_key(local)
+        ):
+            return None
+        drafts = known[3]
+        return ClassDrafts(_copy_sets(drafts.sets), drafts.egress, drafts.ingress)
+
+    def keep_class_drafts(
+        self,
+        context: Context,
+        memos: Sequence[PolicyMemo],
+        local: Collection[str] | None,
+        drafts: ClassDrafts,
+    ) -> None:
+        """Remember this call's ``ClassDrafts`` (call before anything else adds to its sets)."""
+        kept = ClassDrafts(_copy_sets(drafts.sets), drafts.egress, drafts.ingress)
+        self._classes = (context, tuple(memos), _local_key(local), kept)
+
     def atoms(self, sets: AddressSets, pod_of: dict[tuple[int, int], str]) -> Atoms:
         """``cut_atoms`` (a pure function of the sets' ranges and origins and ``pod_of``),
         remembered for the previous call: a pod change that moves no address between sets
@@ -241,3 +290,16 @@ class PlanMemo:
                 found = disjoint_boxes(key)
             self._disjoint[key] = found
         return found
+
+
+def _local_key(local: Collection[str] | None) -> object:
+    return None if local is None else frozenset(local)
+
+
+def _copy_sets(sets: AddressSets) -> AddressSets:
+    """A copy that adding to does not change ``sets`` (ranges are never changed in place)."""
+    copy = AddressSets()
+    copy.ids = dict(sets.ids)
+    copy.ranges = list(sets.ranges)
+    copy.origins = [set(origins) for origins in sets.origins]
+    return copy

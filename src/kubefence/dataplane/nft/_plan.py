@@ -119,11 +119,12 @@ Implementation-defined choices (documented here, once):
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from typing import cast
 
 from kubefence.api import Inventory, IPAddress, IPNetwork
-from kubefence.dataplane.nft._classes import draft_classes, finish
+from kubefence.dataplane.nft._classes import ClassDraft, draft_classes, finish
 from kubefence.dataplane.nft._entries import AddressSets
-from kubefence.dataplane.nft._memo import PlanMemo
+from kubefence.dataplane.nft._memo import ClassDrafts, PlanMemo
 from kubefence.dataplane.nft._model import FlowLog, RulesetPlan
 from kubefence.dataplane.nft._peers import Context, address_key
 from kubefence.dataplane.nft._tiers import TierMemo, draft_tiers, finish_tiers
@@ -163,9 +164,18 @@ def plan_ruleset(
     context = memo.context(inventory, addresses, settings)
     pod_of = context.pod_of()  # raises when two pods that are not hostNetwork share one
     memos = memo.policies(inventory.policies)
-    sets = AddressSets()
-    egress_drafts = draft_classes(context, sets, memos, Direction.EGRESS, local=local)
-    ingress_drafts = draft_classes(context, sets, memos, Direction.INGRESS, local=local)
+    drafts = memo.class_drafts(context, memos, local)
+    if drafts is None:
+        sets = AddressSets()
+        drafts = ClassDrafts(
+            sets,
+            tuple(draft_classes(context, sets, memos, Direction.EGRESS, local=local)),
+            tuple(draft_classes(context, sets, memos, Direction.INGRESS, local=local)),
+        )
+        memo.keep_class_drafts(context, memos, local, drafts)
+    sets = drafts.sets
+    egress_drafts = cast("tuple[ClassDraft, ...]", drafts.egress)
+    ingress_drafts = cast("tuple[ClassDraft, ...]", drafts.ingress)
     tier_drafts = None
     if inventory.admin_policies:
         if not isinstance(memo.tiers, TierMemo):
