@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from kubefence.api import Inventory, IPAddress, Labels, NetworkPolicy, Pod, Protocol
 from kubefence.dataplane.nft._atoms import Atoms, cut_atoms
-from kubefence.dataplane.nft._entries import AddressSets, Entry, policy_entries
-from kubefence.dataplane.nft._intervals import Box, disjoint_boxes
+from kubefence.dataplane.nft._entries import AddressSets, Entry, SymbolicBox, policy_entries
+from kubefence.dataplane.nft._intervals import Box, Interval, disjoint_boxes
 from kubefence.dataplane.nft._model import NamedPort
 from kubefence.dataplane.nft._peers import Context
 from kubefence.semantics import (
@@ -138,9 +138,13 @@ class PlanMemo:
         "_classes",
         "_context",
         "_disjoint",
+        "_finished",
         "_policies",
         "_previous_disjoint",
+        "_previous_steps",
         "_settings",
+        "_steps",
+        "_steps_for",
         "_version",
         "tiers",
     )
@@ -157,6 +161,12 @@ class PlanMemo:
         self._version: int | None = None  # ``PodChanges.version`` of the last call, if any
         # the last call's class drafts, by the context and policy memos (identity) and ``local``
         self._classes: tuple[Context, tuple[PolicyMemo, ...], object, ClassDrafts] | None = None
+        # ``_classes.finish`` per direction, by the drafts and the atoms (identity)
+        self._finished: dict[object, tuple[object, object, object]] = {}
+        # tier steps' elements by their boxes, for one ``atoms_of`` (identity), two calls
+        self._steps_for: object = None
+        self._steps: dict[tuple[SymbolicBox, ...], tuple[Box, ...]] = {}
+        self._previous_steps: dict[tuple[SymbolicBox, ...], tuple[Box, ...]] = {}
 
     def expect(self, changes: PodChanges | None) -> None:
         """What the next call's inventory changed since an earlier one (see ``PodChanges``)."""
@@ -165,6 +175,42 @@ class PlanMemo:
     def begin(self) -> None:
         """Start a call: keep the previous call's class elements, forget older ones."""
         self._previous_disjoint, self._disjoint = self._disjoint, {}
+        self._previous_steps, self._steps = self._steps, {}
+
+    def finished(self, key: object, drafts: object, atoms_of: object) -> object | None:
+        """What ``remember_finished`` kept under ``key`` for the same ``drafts`` and
+        ``atoms_of`` objects (``_classes.finish`` is a pure function of them and the
+        context, and ``class_drafts`` hands out the same drafts only for the same context)."""
+        known = self._finished.get(key)
+        if known is None or known[0] is not drafts or known[1] is not atoms_of:
+            return None
+        return known[2]
+
+    def remember_finished(
+        self, key: object, drafts: object, atoms_of: object, done: object
+    ) -> None:
+        self._finished[key] = (drafts, atoms_of, done)
+
+    def step_elements(
+        self, boxes: tuple[SymbolicBox, ...], atoms_of: Mapping[int, tuple[Interval, ...]]
+    ) -> tuple[Box, ...]:
+        """A tier step's elements: its boxes over atom numbers, made disjoint (``disjoint``),
+        remembered for two calls while the atoms (the ``atoms_of`` object) stay the same: a
+        step's set ids are numbered again each call, but equal boxes mean equal elements."""
+        if self._steps_for is not atoms_of:
+            self._steps_for = atoms_of
+            self._steps, self._previous_steps = {}, {}
+        found = self._steps.get(boxes)
+        if found is None:
+            found = self._previous_steps.get(boxes)
+            if found is None:
+                found = self.disjoint(
+                    (atoms, protocol, port)
+                    for set_id, protocol, port in boxes
+                    for atoms in atoms_of.get(set_id, ())
+                )
+            self._steps[boxes] = found
+        return found
 
     def context(
         self,

@@ -124,8 +124,9 @@ from typing import cast
 from kubefence.api import Inventory, IPAddress, IPNetwork
 from kubefence.dataplane.nft._classes import ClassDraft, draft_classes, finish
 from kubefence.dataplane.nft._entries import AddressSets
+from kubefence.dataplane.nft._intervals import Interval
 from kubefence.dataplane.nft._memo import ClassDrafts, PlanMemo
-from kubefence.dataplane.nft._model import FlowLog, RulesetPlan
+from kubefence.dataplane.nft._model import Dispatch, FlowLog, PodClass, RulesetPlan
 from kubefence.dataplane.nft._peers import Context, address_key
 from kubefence.dataplane.nft._tiers import TierMemo, draft_tiers, finish_tiers
 from kubefence.semantics import DEFAULT_SETTINGS, Direction, Settings
@@ -183,10 +184,10 @@ def plan_ruleset(
         tier_drafts = draft_tiers(inventory, context, sets, memo=memo.tiers)
     atoms, atoms_of, legend = memo.atoms(sets, pod_of)
     count = memo.atom_count()  # max(r.atom for r in atoms), counted once per cut
-    egress, egress_dispatch = finish(
+    egress, egress_dispatch = _finish(
         context, memo, egress_drafts, Direction.EGRESS, atoms_of, count
     )
-    ingress, ingress_dispatch = finish(
+    ingress, ingress_dispatch = _finish(
         context, memo, ingress_drafts, Direction.INGRESS, atoms_of, count
     )
     nodes = tuple(sorted(set(node_addresses), key=address_key)) if settings.allow_from_node else ()
@@ -209,6 +210,23 @@ def plan_ruleset(
         known=_known(context, local) if held else (),
         counters=counters,
     )
+
+
+def _finish(
+    context: Context,
+    memo: PlanMemo,
+    drafts: tuple[ClassDraft, ...],
+    direction: Direction,
+    atoms_of: Mapping[int, tuple[Interval, ...]],
+    count: int,
+) -> tuple[tuple[PodClass, ...], tuple[Dispatch, ...]]:
+    """``finish``, or the previous call's result for the same drafts and atoms (objects)."""
+    known = memo.finished(direction, drafts, atoms_of)
+    if known is not None:
+        return cast("tuple[tuple[PodClass, ...], tuple[Dispatch, ...]]", known)
+    done = finish(context, memo, drafts, direction, atoms_of, count)
+    memo.remember_finished(direction, drafts, atoms_of, done)
+    return done
 
 
 def _known(context: Context, local: Collection[str] | None) -> tuple[IPAddress, ...]:

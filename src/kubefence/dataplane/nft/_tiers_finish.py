@@ -98,11 +98,7 @@ def finish_tiers(
                     found = TierStep(
                         action=step.action,
                         rules=step.rules,
-                        elements=memo.disjoint(
-                            (atoms, protocol, port)
-                            for set_id, protocol, port in step.boxes
-                            for atoms in atoms_of.get(set_id, ())
-                        ),
+                        elements=memo.step_elements(step.boxes, atoms_of),
                         name=f"{prefix}_s{len(shared) + 1}",
                     )
                     shared[step.key] = found
