@@ -139,3 +139,24 @@ def test_memo_compiles_only_the_changed_policy(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(memo_module, "compile_policy", counting)
     plan_ruleset(second, addresses=addresses_of(second), memo=memo)
     assert compiled == ["a/allow-db"]
+
+
+def test_class_blocks_reused_by_render_follow_flow_log_and_counters() -> None:
+    """The planner's memo hands the same ``PodClass`` objects on while nothing they are made of
+    changed, and ``render_plan`` reuses their rendered blocks; turning the flow log or the
+    counters on or off (the same classes) still renders what a fresh plan does."""
+    from kubefence.dataplane.nft import FlowLog
+
+    inventory = _base(extra_policy=True)
+    addresses = addresses_of(inventory)
+    memo = PlanMemo()
+    texts = []
+    for flow_log, counters in [(None, False), (FlowLog(), False), (None, True), (None, False)]:
+        memoised = plan_ruleset(
+            inventory, addresses=addresses, memo=memo, flow_log=flow_log, counters=counters
+        )
+        fresh = plan_ruleset(inventory, addresses=addresses, flow_log=flow_log, counters=counters)
+        assert render_plan(memoised) == render_plan(fresh)
+        texts.append(render_plan(memoised))
+    assert len(set(texts)) == 3
+    assert texts[0] == texts[3]

@@ -10,6 +10,9 @@ Atomic replacement: nftables 1.0.6 has no ``destroy`` command, so the file start
 idiom ``table inet kubefence {}`` (creates the table if missing, a no-op otherwise) followed by
 ``delete table inet kubefence``; the new table follows, and ``nft -f`` commits the whole file as
 one transaction, so packets see either the old table or the new one, never a gap.
+
+A little over 400 lines: the class blocks' reuse across calls (``_KeptClasses``) sits next to
+the one function it serves rather than in a module of its own.
 """
 
 from __future__ import annotations
@@ -201,6 +204,32 @@ def _flow_log_objects(flow_log: FlowLog) -> list[str]:
     ]
 
 
+class _KeptClasses:
+    """The class blocks of the last two ``render_plan`` calls, by the ``PodClass`` object
+    (kept here, so that no id is reused meanwhile) and what else they are rendered from: the
+    planner's memo hands out the same classes while nothing they are made of changed, so
+    rendering after a change to the tiers alone does not write the NetworkPolicy classes
+    again. Module-level like ``_tier_render``'s parts: ``render_plan`` is a plain function."""
+
+    def __init__(self) -> None:
+        self.now: dict[tuple[int, FlowLog | None, bool], tuple[PodClass, list[str]]] = {}
+        self.before: dict[tuple[int, FlowLog | None, bool], tuple[PodClass, list[str]]] = {}
+
+    def begin(self) -> None:
+        self.before, self.now = self.now, {}
+
+    def lines(self, cls: PodClass, flow_log: FlowLog | None, counters: bool) -> list[str]:
+        key = (id(cls), flow_log, counters)
+        found = self.now.get(key) or self.before.get(key)
+        if found is None or found[0] is not cls:
+            found = (cls, _class_lines(cls, flow_log, counters))
+        self.now[key] = found
+        return found[1]
+
+
+_KEPT_CLASSES = _KeptClasses()
+
+
 def _class_lines(cls: PodClass, flow_log: FlowLog | None, counters: bool) -> list[str]:
     return [
         "",
@@ -337,8 +366,9 @@ def render_plan(plan: RulesetPlan) -> str:
             lines.extend(held_set_block(plan, f"known_v{version}"))
     if plan.flow_log is not None:
         lines.extend(_flow_log_objects(plan.flow_log))
+    _KEPT_CLASSES.begin()
     for cls in (*plan.egress, *plan.ingress):
-        lines.extend(_class_lines(cls, plan.flow_log, plan.counters))
+        lines.extend(_KEPT_CLASSES.lines(cls, plan.flow_log, plan.counters))
     if plan.tiers is not None:
         from kubefence.dataplane.nft._tier_render import tier_blocks
 
