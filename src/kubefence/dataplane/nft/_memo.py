@@ -128,8 +128,13 @@ class PlanMemo:
     the same object found first by identity) its compiled form, which labels it selects (a
     function of the labels and settings), and what each direction allows while none of the
     address sets it reads changed; the atom cut of the previous call while the address sets
-    and pod addresses are equal. Only the previous call's policies are kept, so the memo does
-    not grow with the number of calls.
+    and pod addresses are equal; the NetworkPolicy class drafts (and the address sets they
+    registered) while the context, the policy memos and ``local`` are the same, and their
+    finished classes while the drafts and atoms are the same objects, so a change to the
+    tiered policies alone leaves the NetworkPolicy side untouched (and, by identity, its
+    rendered blocks, see ``_render``); tier steps' elements by their boxes while the atoms
+    are the same. Only the previous call's policies are kept, so the memo does not grow with
+    the number of calls.
     """
 
     __slots__ = (
