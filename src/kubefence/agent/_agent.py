@@ -3,10 +3,12 @@
 Why this module exists: it is the order of things that makes the agent safe. Nothing touches
 the kernel before this agent holds its node's Lease; then the table a previous agent left is
 kept (or new connections are held, see ``_enforce``) until every informer has delivered its
-first list; then each batch of changes (events arriving within ``debounce`` of the first) is
-planned from the store and installed as one nft transaction. When the API server cannot be
-reached the informers back off and keep their copies, so the rules stay as they are; they are
-never flushed, also not on exit.
+first list; then each batch of changes is planned from the store and installed as one nft
+transaction. A change that comes while the agent is idle is installed at once (leading edge);
+changes that keep coming while it works are gathered for ``debounce`` into the next batch
+(``gather_first``), so a burst costs a few transactions, not one per event. When the API
+server cannot be reached the informers back off and keep their copies, so the rules stay as
+they are; they are never flushed, also not on exit.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from kubefence.api import IPAddress, IPNetwork, Protocol
 from kubefence.client import ApiError, Event, Informer, Kube, Resource, connect
 from kubefence.dataplane.nft import FlowLog
 
-__all__ = ["ADMIN_RESOURCES", "RESOURCES", "Agent", "Options", "kernel_unsupported"]
+__all__ = ["ADMIN_RESOURCES", "RESOURCES", "Agent", "Options", "gather_first", "kernel_unsupported"]
 
 _LOG = logging.getLogger("kubefence.agent")
 
@@ -58,6 +60,13 @@ ADMIN_RECHECK = 30.0
 def kernel_unsupported() -> tuple[Protocol, ...]:
     """Protocols this kernel cannot serve to pods: SCTP without the sctp module."""
     return () if os.path.exists("/proc/sys/net/sctp") else (Protocol.SCTP,)
+
+
+def gather_first(first_change: float, last_install: float, debounce: float) -> bool:
+    """Wait ``debounce`` before planning a change first seen at ``first_change``? Only when
+    it came within ``debounce`` of the end of the last install (a burst in progress); a change
+    to an idle agent is planned at once."""
+    return first_change - last_install < debounce
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +131,7 @@ class Agent:
         self.lost = False
         self._dirty = threading.Event()
         self._first_change: float | None = None
+        self._last_install = -float("inf")  # monotonic end of the last reconcile
         self._reported: dict[tuple[str, str], str] = {}
         self._loop_beat = time.monotonic()
         self.ops: OpsServer | None = None
@@ -314,8 +324,11 @@ class Agent:
                 continue
             if self.stopped.is_set():
                 return
-            self.stopped.wait(self.options.debounce)  # batch a burst into one transaction
+            first = self._first_change or time.monotonic()
+            if gather_first(first, self._last_install, self.options.debounce):
+                self.stopped.wait(self.options.debounce)  # a burst: batch it
             self.reconcile()
+            self._last_install = time.monotonic()
 
     # -- start and stop --------------------------------------------------------------------
     def start_ops(self) -> None:

@@ -58,7 +58,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--debounce",
         type=float,
         default=0.005,
-        help="seconds to gather a burst of changes into one transaction (%(default)s)",
+        help="seconds to gather a burst of changes into one transaction; a change to an idle "
+        "agent is installed at once (%(default)s)",
     )
     parser.add_argument(
         "--resync", type=float, default=300.0, help="seconds between full resyncs (%(default)s)"
