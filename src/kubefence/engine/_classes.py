@@ -372,6 +372,35 @@ class ClassIndex:
         found = np.fromiter(self._matching(pod_selector, range(lo, hi)), np.bool_, count=hi - lo)
         return found & self.pod_like[lo:hi]
 
+    def selected_ids(self, pod_selector: LabelSelector, namespace: str) -> list[int]:
+        """``selected_in_namespace`` as the sorted ids of the selected classes (whole-cluster
+        ids, not offsets in the namespace), a plain list.
+
+        The preparation of a large analysis asks this once per policy (68,000 times at
+        100,000 pods) for a handful of classes each: a list comprehension over the memoised
+        verdicts costs a fraction of the numpy calls a boolean vector needs.
+        """
+        k = self.classes.namespace_position.get(namespace)
+        if k is None:
+            return []
+        lo, hi = self.classes.ns_range[k]
+        pod_like = self.pod_like_list
+        if not pod_selector.match_labels and not pod_selector.match_expressions:
+            return [c for c in range(lo, hi) if pod_like[c]]
+        verdicts = self._verdicts.get(pod_selector)
+        if verdicts is None:
+            verdicts = self._verdicts[pod_selector] = {}
+        label_of, distinct = self._label_of, self._distinct_labels
+        keep: list[int] = []
+        for c in range(lo, hi):
+            lid = label_of[c]
+            hit = verdicts.get(lid)
+            if hit is None:
+                hit = verdicts[lid] = selector_matches(pod_selector, distinct[lid])
+            if hit and pod_like[c]:
+                keep.append(c)
+        return keep
+
     def select(
         self,
         pod_selector: LabelSelector | None,

@@ -75,6 +75,31 @@ class Occurrences:
             isolated=isolated,
         )
 
+    @classmethod
+    def from_lists(
+        cls,
+        selected: list[int],
+        lengths: list[int],
+        peers: list[int],
+        ports: list[int],
+        isolating: list[int],
+        *,
+        count: int,
+    ) -> Occurrences:
+        """``build`` from flat lists: the selected classes of every rule one after another,
+        each rule's number of them, its peer and port ids; every isolating class (repeats
+        allowed). One array conversion each instead of one small array per policy."""
+        repeat = np.asarray(lengths, dtype=np.int64)
+        isolated = np.zeros(count, dtype=np.bool_)
+        if isolating:
+            isolated[np.asarray(isolating, dtype=np.int64)] = True
+        return cls(
+            cls=np.asarray(selected, dtype=np.int64),
+            peer=np.repeat(np.asarray(peers, dtype=np.int64), repeat),
+            port=np.repeat(np.asarray(ports, dtype=np.int64), repeat),
+            isolated=isolated,
+        )
+
 
 def sorted_unique(values: IntArray) -> IntArray:
     """``np.unique(values)`` by sorting (numpy 2's ``unique`` is ~50x slower on 10^6 ints)."""
