@@ -180,7 +180,7 @@ def classify(
     )
     ns_index = {name: k for k, name in enumerate(names)}
     keys: dict[tuple[object, ...], int] = {}
-    raw_of_pod = np.empty(len(pods), dtype=np.int64)
+    raw: list[int] = []  # class per pod, first-seen numbering (a list: no numpy store per pod)
     reps: list[int] = []
     for i, pod in enumerate(pods):
         key = (
@@ -196,7 +196,8 @@ def classify(
             cls = len(reps)
             keys[key] = cls
             reps.append(i)
-        raw_of_pod[i] = cls
+        raw.append(cls)
+    raw_of_pod = np.asarray(raw, dtype=np.int64)
     # Order classes by namespace (stable within a namespace: first-seen, i.e. by pod name).
     order = sorted(range(len(reps)), key=lambda c: (ns_index[pods[reps[c]].namespace], c))
     renumber = np.empty(len(reps), dtype=np.int64)
