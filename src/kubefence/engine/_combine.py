@@ -52,30 +52,6 @@ class Occurrences:
     isolated: BoolArray
 
     @classmethod
-    def build(
-        cls,
-        selected: list[IntArray],
-        peers: list[int],
-        ports: list[int],
-        isolating: list[IntArray],
-        *,
-        count: int,
-    ) -> Occurrences:
-        """From per rule: its policy's selected classes, its peer and port ids; and the
-        selected classes of every policy of the direction (with or without rules)."""
-        lengths = np.asarray([len(s) for s in selected], dtype=np.int64)
-        none = np.zeros(0, dtype=np.int64)
-        isolated = np.zeros(count, dtype=np.bool_)
-        if isolating:
-            isolated[np.concatenate(isolating)] = True
-        return cls(
-            cls=np.concatenate(selected) if selected else none,
-            peer=np.repeat(np.asarray(peers, dtype=np.int64), lengths),
-            port=np.repeat(np.asarray(ports, dtype=np.int64), lengths),
-            isolated=isolated,
-        )
-
-    @classmethod
     def from_lists(
         cls,
         selected: list[int],
@@ -86,7 +62,7 @@ class Occurrences:
         *,
         count: int,
     ) -> Occurrences:
-        """``build`` from flat lists: the selected classes of every rule one after another,
+        """From flat lists, one direction: the selected classes of every rule one after another,
         each rule's number of them, its peer and port ids; every isolating class (repeats
         allowed). One array conversion each instead of one small array per policy."""
         repeat = np.asarray(lengths, dtype=np.int64)

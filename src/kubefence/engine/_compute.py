@@ -34,7 +34,8 @@ import numpy.typing as npt
 
 from kubefence._collector import collector_paused
 from kubefence.api import Inventory, Pod, Protocol
-from kubefence.engine._classes import ClassIndex, PodClasses, classify, distinct_blocks
+from kubefence.engine._blocks import distinct_blocks
+from kubefence.engine._classes import ClassIndex, PodClasses, classify
 from kubefence.engine._combine import (
     Occurrences,
     apply_egress,
