@@ -52,26 +52,27 @@ class Occurrences:
     isolated: BoolArray
 
     @classmethod
-    def build(
+    def from_lists(
         cls,
-        selected: list[IntArray],
+        selected: list[int],
+        lengths: list[int],
         peers: list[int],
         ports: list[int],
-        isolating: list[IntArray],
+        isolating: list[int],
         *,
         count: int,
     ) -> Occurrences:
-        """From per rule: its policy's selected classes, its peer and port ids; and the
-        selected classes of every policy of the direction (with or without rules)."""
-        lengths = np.asarray([len(s) for s in selected], dtype=np.int64)
-        none = np.zeros(0, dtype=np.int64)
+        """From flat lists, one direction: the selected classes of every rule one after another,
+        each rule's number of them, its peer and port ids; every isolating class (repeats
+        allowed). One array conversion each instead of one small array per policy."""
+        repeat = np.asarray(lengths, dtype=np.int64)
         isolated = np.zeros(count, dtype=np.bool_)
         if isolating:
-            isolated[np.concatenate(isolating)] = True
+            isolated[np.asarray(isolating, dtype=np.int64)] = True
         return cls(
-            cls=np.concatenate(selected) if selected else none,
-            peer=np.repeat(np.asarray(peers, dtype=np.int64), lengths),
-            port=np.repeat(np.asarray(ports, dtype=np.int64), lengths),
+            cls=np.asarray(selected, dtype=np.int64),
+            peer=np.repeat(np.asarray(peers, dtype=np.int64), repeat),
+            port=np.repeat(np.asarray(ports, dtype=np.int64), repeat),
             isolated=isolated,
         )
 

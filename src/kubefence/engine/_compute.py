@@ -34,7 +34,8 @@ import numpy.typing as npt
 
 from kubefence._collector import collector_paused
 from kubefence.api import Inventory, Pod, Protocol
-from kubefence.engine._classes import ClassIndex, PodClasses, classify, distinct_blocks
+from kubefence.engine._blocks import distinct_blocks
+from kubefence.engine._classes import ClassIndex, PodClasses, classify
 from kubefence.engine._combine import (
     Occurrences,
     apply_egress,
@@ -99,31 +100,32 @@ class ReachabilityAnalysis:
         self._peer_used = 0
         classes = self.classes
         count = classes.count
-        found: dict[bool, tuple[list[IntArray], list[int], list[int], list[IntArray]]] = {
-            True: ([], [], [], []),
-            False: ([], [], [], []),
+        # Per direction, flat lists: the selected classes of each rule (policy after policy),
+        # each rule's selected count, peer id and port id, and every isolating policy's classes.
+        found: dict[bool, tuple[list[int], list[int], list[int], list[int], list[int]]] = {
+            True: ([], [], [], [], []),
+            False: ([], [], [], [], []),
         }
         peer_keys, port_keys = self._peer_keys, self._port_keys
-        selected_in = self.index.selected_in_namespace
-        position, ns_range = classes.namespace_position, classes.ns_range
+        selected_ids = self.index.selected_ids
         for i, source in enumerate(inventory.policies):
-            # S01 + S23 (hostNetwork never selected unless set)
-            ids = np.flatnonzero(selected_in(source.pod_selector, source.namespace))
-            if not len(ids):
+            ids = selected_ids(source.pod_selector, source.namespace)  # S01 + S23
+            if not ids:
                 continue
             policy = self._compiled[i] = compile_policy(source)
-            ids += ns_range[position[source.namespace]][0]
+            n = len(ids)
             for ingress, rules in ((True, policy.ingress), (False, policy.egress)):
                 if rules is None:
                     continue
-                selected, peers, ports, isolating = found[ingress]
-                isolating.append(ids)  # S03
+                selected, lengths, peers, ports, isolating = found[ingress]
+                isolating += ids  # S03
                 for rule in rules:
-                    selected.append(ids)
+                    selected += ids
+                    lengths.append(n)
                     peers.append(peer_keys.setdefault(rule.peers, len(peer_keys)))
                     ports.append(port_keys.setdefault(rule.ports, len(port_keys)))
         self._ingress, self._egress = (
-            Occurrences.build(*found[d], count=count) for d in (True, False)
+            Occurrences.from_lists(*found[d], count=count) for d in (True, False)
         )
         self._endpoint_ns = self.classes.namespace_of[self.classes.of_pod]
         self._from_node = node_overrides(inventory.pods, settings)

@@ -47,7 +47,7 @@ from kubefence.api import (
     Pod,
     Protocol,
 )
-from kubefence.engine._classes import distinct_blocks
+from kubefence.engine._blocks import distinct_blocks
 from kubefence.engine._combine import apply_egress, apply_ingress, padded
 from kubefence.engine._compute import _TILE, ReachabilityAnalysis, node_overrides
 from kubefence.engine._matrix import Matrix

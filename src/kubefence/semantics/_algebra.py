@@ -39,6 +39,7 @@ from kubefence.api import (
     Peer,
     Pod,
     PolicyPort,
+    PolicyType,
     Protocol,
     Rule,
 )
@@ -130,69 +131,64 @@ class CompiledPolicy:
 
 
 def _compile_peer(policy_namespace: str, index: int, peer: Peer) -> PeerMatcher:
+    # Positional arguments in field order (kind, index, namespace, namespace_selector,
+    # pod_selector, ip_block): a large analysis compiles tens of thousands of policies.
     if peer.ip_block is not None:
-        return PeerMatcher(kind=PeerKind.IP_BLOCK, index=index, ip_block=peer.ip_block)
+        return PeerMatcher(_IP_BLOCK, index, None, None, None, peer.ip_block)
     if peer.namespace_selector is None:
         # podSelector only (S11): the policy's own namespace.
-        return PeerMatcher(
-            kind=PeerKind.PODS,
-            index=index,
-            namespace=policy_namespace,
-            pod_selector=peer.pod_selector,
-        )
+        return PeerMatcher(_PODS, index, policy_namespace, None, peer.pod_selector)
     # namespaceSelector only (S12) or both in one item (S13, AND).
-    return PeerMatcher(
-        kind=PeerKind.PODS,
-        index=index,
-        namespace_selector=peer.namespace_selector,
-        pod_selector=peer.pod_selector,
-    )
+    return PeerMatcher(_PODS, index, None, peer.namespace_selector, peer.pod_selector)
 
 
 def _compile_port(index: int, port: PolicyPort) -> PortMatcher:
-    if port.port is None:
-        return PortMatcher(index=index, protocol=port.protocol)  # S19
-    if isinstance(port.port, str):
-        return PortMatcher(index=index, protocol=port.protocol, name=port.port)  # S21
-    high = port.end_port if port.end_port is not None else port.port  # S20
-    return PortMatcher(index=index, protocol=port.protocol, low=port.port, high=high)
+    # Positional arguments in field order (index, protocol, low, high, name).
+    number = port.port
+    if number is None:
+        return PortMatcher(index, port.protocol)  # S19
+    if isinstance(number, str):
+        return PortMatcher(index, port.protocol, None, None, number)  # S21
+    high = port.end_port if port.end_port is not None else number  # S20
+    return PortMatcher(index, port.protocol, number, high)
+
+
+_IP_BLOCK, _PODS = PeerKind.IP_BLOCK, PeerKind.PODS
+# The matchers of an absent or empty list; immutable, so every rule shares them (each rule
+# still gets its own tuple).
+_ANY_PEER = PeerMatcher(kind=PeerKind.ANY)
+_ANY_PORT = PortMatcher()
 
 
 def _compile_rule(policy_namespace: str, index: int, rule: Rule) -> CompiledRule:
     peers = (
-        tuple(_compile_peer(policy_namespace, i, p) for i, p in enumerate(rule.peers))
+        tuple([_compile_peer(policy_namespace, i, p) for i, p in enumerate(rule.peers)])
         if rule.peers
-        else (PeerMatcher(kind=PeerKind.ANY),)
+        else (_ANY_PEER,)
     )
     ports = (
-        tuple(_compile_port(i, p) for i, p in enumerate(rule.ports))
+        tuple([_compile_port(i, p) for i, p in enumerate(rule.ports)])
         if rule.ports
-        else (PortMatcher(),)
+        else (_ANY_PORT,)
     )
-    return CompiledRule(index=index, peers=peers, ports=ports)
+    return CompiledRule(index, peers, ports)
 
 
 def compile_policy(policy: NetworkPolicy) -> CompiledPolicy:
     """Resolve every nil-vs-empty case of one (already defaulted) policy; see the table above."""
     ns = policy.namespace
+    types = policy.policy_types
     ingress = (
-        tuple(_compile_rule(ns, i, r) for i, r in enumerate(policy.ingress))
-        if policy.affects_ingress
+        tuple([_compile_rule(ns, i, r) for i, r in enumerate(policy.ingress)])
+        if PolicyType.INGRESS in types  # policy.affects_ingress
         else None
     )
     egress = (
-        tuple(_compile_rule(ns, i, r) for i, r in enumerate(policy.egress))
-        if policy.affects_egress
+        tuple([_compile_rule(ns, i, r) for i, r in enumerate(policy.egress)])
+        if PolicyType.EGRESS in types  # policy.affects_egress
         else None
     )
-    return CompiledPolicy(
-        source=policy,
-        namespace=ns,
-        name=policy.name,
-        pod_selector=policy.pod_selector,
-        ingress=ingress,
-        egress=egress,
-    )
+    return CompiledPolicy(policy, ns, policy.name, policy.pod_selector, ingress, egress)
 
 
 def compile_policies(policies: Iterable[NetworkPolicy]) -> tuple[CompiledPolicy, ...]:
