@@ -21,12 +21,13 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from tests.control.conftest import Cluster, state_restored
+from tests.netns.test_flows_netns import flow_records, flows_running
 
 from kubefence.control.cluster import cluster_down, cluster_up
 from kubefence.control.nodes import AGENT_METRICS_PORT
@@ -140,33 +141,10 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-@contextmanager
-def _flows(bench: Bench, *extra: str, duration: float) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "kubefence.cli.main", "flows"),
-            *("--cluster", bench.cluster.info.name, "-o", "json"),
-            *("--duration", str(duration), *extra),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stderr is not None
-        banner = process.stderr.readline()
-        assert banner.startswith("kubefence flows:"), banner + process.stderr.read()
-        yield process  # ``_records`` reads its output (a flood fills more than a pipe holds)
-    except BaseException:
-        process.kill()
-        process.communicate(timeout=30)
-        raise
-
-
-def _records(process: subprocess.Popen[str]) -> list[dict[str, object]]:
-    out, err = process.communicate(timeout=90)
-    assert process.returncode == 0, err
-    return [json.loads(line) for line in out.splitlines()]
+def _flows(
+    bench: Bench, *extra: str, duration: float
+) -> AbstractContextManager[subprocess.Popen[str]]:
+    return flows_running("--cluster", bench.cluster.info.name, *extra, duration=duration)
 
 
 def _moved(
@@ -183,7 +161,7 @@ def test_each_connection_one_line_with_explanation_and_exactly_its_counters_move
         assert not bench.tcp("other", "web")  # same node
         assert not bench.tcp("stranger", "web")  # across nodes: node-1 lets it out
         assert bench.tcp("client", "web")  # across nodes, both tables log it
-    records = [r for r in _records(process) if "verdict" in r]
+    records = [r for r in flow_records(process) if "verdict" in r]
     lines = {(r["source"], r["verdict"]): r for r in records}
     assert len(records) == 3, records
     assert set(lines) == {
@@ -219,10 +197,10 @@ def test_filters_by_verdict_and_namespace(bench: Bench) -> None:
     with _flows(bench, "--verdict", "denied", duration=2.0) as process:
         bench.tcp("other", "web")
         bench.tcp("client", "web")
-    assert [r["source"] for r in _records(process) if "verdict" in r] == ["shop/other"]
+    assert [r["source"] for r in flow_records(process) if "verdict" in r] == ["shop/other"]
     with _flows(bench, "-n", "elsewhere", duration=2.0) as process:
         bench.tcp("other", "web")
-    assert [r for r in _records(process) if "verdict" in r] == []
+    assert [r for r in flow_records(process) if "verdict" in r] == []
 
 
 def test_flood_stays_under_the_rate_limit_and_reports_its_drops(bench: Bench) -> None:
@@ -238,7 +216,7 @@ def test_flood_stays_under_the_rate_limit_and_reports_its_drops(bench: Bench) ->
         for port in range(20_000, 20_000 + flood):
             sock.sendto(b"x", (target, port))
         elapsed = time.monotonic() - started
-    records = _records(process)
+    records = flow_records(process)
     logged = [r for r in records if r.get("verdict") == "denied"]
     reports = [r for r in records if "notLogged" in r]
     assert reports, records[-3:]
@@ -281,7 +259,7 @@ def test_an_admin_accept_is_counted_for_its_tier_policy_and_named_in_the_line(
         before = bench.metrics("node-0")
         with _flows(bench, duration=2.0) as process:
             assert bench.tcp("other", "web")
-        records = [r for r in _records(process) if "verdict" in r]
+        records = [r for r in flow_records(process) if "verdict" in r]
         assert [(r["source"], r["verdict"]) for r in records] == [("shop/other", "allowed")]
         assert records[0]["explanation"] == (
             "ingress at shop/web: accepted by Admin ClusterNetworkPolicy admit-shop "

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,12 +48,13 @@ def flow_sandbox(sandbox_names: list[str]) -> Sandbox:
 
 
 @contextmanager
-def _flows(name: str, *extra: str, duration: float) -> Iterator[subprocess.Popen[str]]:
-    """``kubefence flows`` running; entered once it has bound the NFLOG group."""
+def flows_running(*args: str, duration: float) -> Iterator[subprocess.Popen[str]]:
+    """``kubefence flows ARGS -o json --duration D`` running; entered once it has bound its
+    NFLOG group(s) (its banner is out); killed if the block fails, else left to finish."""
     process = subprocess.Popen(
         [
-            *(sys.executable, "-m", "kubefence.cli.main", "flows", "--name", name),
-            *("-o", "json", "--duration", str(duration), *extra),
+            *(sys.executable, "-m", "kubefence.cli.main", "flows", *args),
+            *("-o", "json", "--duration", str(duration)),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -63,16 +64,24 @@ def _flows(name: str, *extra: str, duration: float) -> Iterator[subprocess.Popen
         assert process.stderr is not None
         banner = process.stderr.readline()
         assert banner.startswith("kubefence flows:"), banner + process.stderr.read()
-        yield process
-    finally:
-        if process.poll() is None:
-            process.wait(timeout=duration + 30)
+        yield process  # ``flow_records`` reads its output (a flood fills more than a pipe)
+    except BaseException:
+        process.kill()
+        process.communicate(timeout=30)
+        raise
 
 
-def _records(process: subprocess.Popen[str]) -> list[dict[str, object]]:
-    out, err = process.communicate(timeout=60)
+def flow_records(process: subprocess.Popen[str], *, timeout: float = 90) -> list[dict[str, object]]:
+    """The JSON lines a finished ``flows_running`` process printed (it must exit 0)."""
+    out, err = process.communicate(timeout=timeout)
     assert process.returncode == 0, err
     return [json.loads(line) for line in out.splitlines()]
+
+
+def _flows(
+    name: str, *extra: str, duration: float
+) -> AbstractContextManager[subprocess.Popen[str]]:
+    return flows_running("--name", name, *extra, duration=duration)
 
 
 def _tcp(sandbox: Sandbox, source: str, destination: str, port: int) -> bool:
@@ -93,7 +102,7 @@ def test_denied_and_allowed_connection_each_one_line_with_explanation(
     with _flows(flow_sandbox.name, duration=2.5) as process:
         assert not _tcp(flow_sandbox, "default/busybox", "test/nginx", 80)
         assert _tcp(flow_sandbox, "test/client", "test/nginx", 80)
-    records = [r for r in _records(process) if "verdict" in r]
+    records = [r for r in flow_records(process) if "verdict" in r]
     denied = [r for r in records if r["verdict"] == "denied"]
     allowed = [r for r in records if r["verdict"] == "allowed"]
     assert len(denied) == 1, records
@@ -115,12 +124,12 @@ def test_filters_by_verdict_and_namespace(flow_sandbox: Sandbox) -> None:
     with _flows(flow_sandbox.name, "--verdict", "allowed", duration=2.0) as process:
         _tcp(flow_sandbox, "default/busybox", "test/nginx", 80)
         _tcp(flow_sandbox, "test/client", "test/nginx", 80)
-    verdicts = [r["verdict"] for r in _records(process) if "verdict" in r]
+    verdicts = [r["verdict"] for r in flow_records(process) if "verdict" in r]
     assert verdicts == ["allowed"]
     with _flows(flow_sandbox.name, "-n", "default", duration=2.0) as process:
         _tcp(flow_sandbox, "default/busybox", "test/nginx", 80)
         _tcp(flow_sandbox, "test/client", "test/nginx", 80)
-    sources = [r["source"] for r in _records(process) if "verdict" in r]
+    sources = [r["source"] for r in flow_records(process) if "verdict" in r]
     assert sources == ["default/busybox"]
 
 
@@ -136,7 +145,7 @@ def test_flood_stays_under_the_rate_limit_and_reports_its_drops(flow_sandbox: Sa
         for port in range(20_000, 20_000 + flood):
             sock.sendto(b"x", (target, port))
         elapsed = time.monotonic() - started
-    records = _records(process)
+    records = flow_records(process)
     logged = [r for r in records if r.get("verdict") == "denied"]
     reports = [r for r in records if "notLogged" in r]
     assert reports, records[-3:]
@@ -211,7 +220,7 @@ def test_ipv6_connections_are_logged_and_named(flow_sandbox: Sandbox) -> None:
             sock.settimeout(0.5)
             with pytest.raises(OSError):
                 sock.connect((str(flow_sandbox.slot("test/nginx").ipv6), 80))
-    records = [r for r in _records(process) if "verdict" in r]
+    records = [r for r in flow_records(process) if "verdict" in r]
     assert [(r["source"], r["destination"], r["verdict"]) for r in records] == [
         ("default/busybox", "test/nginx", "denied")
     ]
