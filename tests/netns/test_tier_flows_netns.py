@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from tests.netns.conftest import unique_name
-from tests.netns.test_flows_netns import _flows, _records, _tcp
+from tests.netns.test_flows_netns import _flows, _tcp, flow_records
 
 from kubefence.dataplane.netns import Sandbox
 from kubefence.dataplane.nft import FlowLog
@@ -39,7 +39,7 @@ def test_tier_drop_is_logged_with_its_tier_policy_and_rule(sandbox_names: list[s
     with _flows(sandbox.name, duration=2.5) as process:
         assert not _tcp(sandbox, "blue/web", "red/web", 80)  # Baseline: other tenant
         assert _tcp(sandbox, "red/client", "red/web", 80)  # Baseline: same tenant
-    records = [r for r in _records(process) if "verdict" in r]
+    records = [r for r in flow_records(process) if "verdict" in r]
     denied = [r for r in records if r["verdict"] == "denied"]
     assert len(denied) == 1, records
     assert denied[0]["source"] == "blue/web"
