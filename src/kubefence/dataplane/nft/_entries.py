@@ -112,8 +112,9 @@ def _peer_entry(context: Context, peer: PeerMatcher, origin: str) -> tuple[Hasha
 
 
 class _SetKey:
-    """An address set's defining value with its hash computed once: memoised entries are
-    numbered again on every call, and hashing a selector deep each time is what cost."""
+    """An address set's defining value (a peer, maybe with a named port and its number; the
+    tiers' sets too) with its hash computed once: memoised entries are numbered again on every
+    call, and hashing a selector deep each time is what cost."""
 
     __slots__ = ("hash", "value")
 
@@ -127,7 +128,7 @@ class _SetKey:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, _SetKey):
             return NotImplemented
-        return self.hash == other.hash and self.value == other.value
+        return self is other or (self.hash == other.hash and self.value == other.value)
 
 
 def boxes_of(sets: AddressSets, entries: Iterable[Entry]) -> list[SymbolicBox]:

@@ -25,7 +25,13 @@ from kubefence.api import (
     Protocol,
     Tier,
 )
-from kubefence.dataplane.nft._entries import AddressSets, Entry, SymbolicBox, boxes_of
+from kubefence.dataplane.nft._entries import (  # the one hash-once set key
+    AddressSets,
+    Entry,
+    SymbolicBox,
+    _SetKey,
+    boxes_of,
+)
 from kubefence.dataplane.nft._intervals import (
     FULL_PORTS,
     FULL_PROTOCOLS,
@@ -196,26 +202,6 @@ class _Drafter:
         found = tuple(steps)
         self._runs[key] = found
         return found
-
-
-class _SetKey:
-    """A tier address set's defining value (a peer, maybe with a named port and its number)
-    with its hash computed once: the memoised entries are numbered again (``id_of``) every
-    call, and hashing a peer's selectors deep every time was most of drafting's cost."""
-
-    __slots__ = ("hash", "value")
-
-    def __init__(self, value: tuple[object, ...]) -> None:
-        self.value = value
-        self.hash = hash(value)
-
-    def __hash__(self) -> int:
-        return self.hash
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, _SetKey):
-            return NotImplemented
-        return self is other or (self.hash == other.hash and self.value == other.value)
 
 
 def _relevant(
