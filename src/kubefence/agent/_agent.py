@@ -27,6 +27,7 @@ from kubefence.agent._api import EventRecorder, NodeLease
 from kubefence.agent._counters import PolicyCounters, serving_in
 from kubefence.agent._enforce import Enforcer
 from kubefence.agent._ops import Metrics, OpsServer
+from kubefence.agent._slim import decode_pod_page
 from kubefence.agent._store import Problem, Store
 from kubefence.api import IPAddress, IPNetwork, Protocol
 from kubefence.client import ApiError, Event, Informer, Kube, Resource, connect
@@ -150,6 +151,7 @@ class Agent:
             resync=self.options.resync,
             max_backoff=self.options.max_backoff,
             name=f"agent-{resource.plural}",
+            decode=decode_pod_page if kind == "Pod" else None,  # only what the store reads
         )
 
     def _watch_admin_tiers(self) -> list[Informer]:

@@ -82,6 +82,7 @@ class Informer:
         watch_timeout: int = 300,
         name: str = "",
         max_backoff: float = 30.0,
+        decode: Callable[[bytes], Obj] | None = None,
     ) -> None:
         self.kube = kube
         self.resource = resource
@@ -95,6 +96,7 @@ class Informer:
         self.resync = resync
         self.max_backoff = max_backoff
         self.watch_timeout = watch_timeout
+        self.decode = decode  # how a list page is read (``Kube.list``); watch events: JSON
         self.items: dict[str, Obj] = {}
         self.resource_version = ""
         self.synced = threading.Event()
@@ -160,7 +162,7 @@ class Informer:
         return min(delay * 2, self.max_backoff)
 
     def _relist(self) -> None:
-        items, version = self.kube.list(self.path, query=self.query)
+        items, version = self.kube.list(self.path, query=self.query, decode=self.decode)
         self.counters.lists += 1
         fresh = {object_key(obj): obj for obj in items}
         with self._lock:

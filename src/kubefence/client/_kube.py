@@ -10,7 +10,7 @@ dicts and raising ``ApiError`` with the server's ``Status`` for any non-2xx answ
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -143,15 +143,18 @@ class Kube:
         body: Any = None,
         content_type: str = "application/json",
         timeout: float | None = 30.0,
+        decode: Callable[[bytes], Obj] | None = None,
     ) -> Obj:
-        """One request; the decoded JSON answer, or ``ApiError``."""
+        """One request; the decoded JSON answer (by ``decode`` when given), or ``ApiError``."""
         response = self._send(
             method, path, query=query, body=body, content_type=content_type, timeout=timeout
         )
         data = response.read()
         if not 200 <= response.status < 300:
             raise _api_error(response.status, data)
-        return cast(Obj, json.loads(data)) if data else {}
+        if not data:
+            return {}
+        return decode(data) if decode is not None else cast(Obj, json.loads(data))
 
     def get(self, path: str, **query: str) -> Obj:
         return self.request("GET", path, query=query)
@@ -175,10 +178,17 @@ class Kube:
         return self.request("DELETE", path, query=query)
 
     def list(
-        self, path: str, *, page: int = 500, query: Mapping[str, str] | None = None
+        self,
+        path: str,
+        *,
+        page: int = 500,
+        query: Mapping[str, str] | None = None,
+        decode: Callable[[bytes], Obj] | None = None,
     ) -> tuple[list[Obj], str]:
         """Every item of a collection, ``page`` at a time (``limit``/``continue``), and the
-        list's resourceVersion (the first page's, as client-go's pager does)."""
+        list's resourceVersion (the first page's, as client-go's pager does). ``decode``: how
+        to read one page's body (plain JSON when None; a reader that keeps only what its
+        caller reads must keep ``metadata`` and ``items``)."""
         items: list[Obj] = []
         token = ""
         version = ""
@@ -186,7 +196,7 @@ class Kube:
             params = dict(query or {}, limit=str(page))
             if token:
                 params["continue"] = token
-            answer = self.request("GET", path, query=params)
+            answer = self.request("GET", path, query=params, decode=decode)
             items.extend(answer.get("items") or ())
             metadata = answer.get("metadata") or {}
             version = version or str(metadata.get("resourceVersion", ""))
