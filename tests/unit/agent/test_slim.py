@@ -116,3 +116,18 @@ def test_a_shape_the_slim_reader_refuses_is_decoded_plainly(name: str) -> None:
 
 def test_the_metadata_shape_names_every_field_the_parse_knows() -> None:
     assert set(_Metadata.__struct_fields__) == METADATA_FIELDS
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"items":[{"metadata":{"name":"a","generation":123456789012345678901234567890},'
+        b'"spec":{"containers":[{"name":"c","image":"i","ports":[{"containerPort":1e3},'
+        b'{"containerPort":99999999999999999999999}]}]}}]}',
+        b'{"items":[{"metadata":{"name":"a","name":"b","labels":{"x":"1","x":"2"}}}]}',
+        b'{"items":[{"metadata":null,"spec":null,"status":null}],"metadata":{"continue":""}}',
+        b'{"items":null}',
+    ],
+)
+def test_numbers_duplicate_keys_and_nulls_read_as_plain_json_reads_them(text: bytes) -> None:
+    assert decode_pod_page(text) == json.loads(text)
