@@ -7,7 +7,7 @@ and <= 1 GB; ``--size large`` (100,000 pods, 10,000 namespaces, 68,000 policies)
 <= 2 GB.
 
     python benchmarks/bench_load.py [--size default|large] [--pods N] [--namespaces N]
-                                    [--policies N] [--seed S] [--repeat N]
+                                    [--policies N] [--seed S] [--repeat N] [--cold-only]
 
 Reports the YAML size, the median of ``--repeat`` load times (files, and in-memory objects), and
 peak memory: the traced Python allocation peak of one load (tracemalloc) and the process's
@@ -15,7 +15,13 @@ maximum resident set size. File loads are timed three ways, named in the output:
 cache: what every first run on new manifests costs), storing (cold plus writing the CLI's
 inventory cache, ``sources._cache``) and warm (the CLI's second run on unchanged manifests,
 served from that cache); the cache lives in a temporary ``XDG_CACHE_HOME``. The target verdict
-is given for cold and warm separately.
+is given for cold and warm separately. ``--cold-only`` times only the cold file load (and the
+process's maximum RSS), for before/after runs that alternate between two source trees:
+
+    for i in 1 2 3; do
+      PYTHONPATH=/tmp/main/src python benchmarks/bench_load.py --size large --cold-only
+      python benchmarks/bench_load.py --size large --cold-only
+    done
 """
 
 from __future__ import annotations
@@ -86,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policies", type=int, help="instead of the size's number")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--cold-only", action="store_true", help="time only cold file loads (before/after runs)"
+    )
     args = parser.parse_args(argv)
     size = SIZES[args.size]
 
@@ -105,6 +114,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(inventory.policies)} policies"
         )
         file_wall, file_cpu = _timed(lambda: load_paths([str(path)]), args.repeat)
+        if args.cold_only:
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+            print(_line("load+validate files, cold (no cache)  ", file_wall, file_cpu))
+            code = Path(load_paths.__code__.co_filename).parent.parent
+            print(
+                f"process max RSS {rss / 1e6:.0f} MB (with the generator's objects); load "
+                f"average {os.getloadavg()[0]:.1f}; code from {code}"
+            )
+            return 0
         object_wall, object_cpu = _timed(lambda: inventory_from_objects(objects), args.repeat)
         os.environ["XDG_CACHE_HOME"] = str(Path(tmp) / "cache")
         os.environ.pop("KUBEFENCE_CACHE", None)

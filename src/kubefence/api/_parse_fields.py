@@ -242,9 +242,13 @@ class ObjectReader:
         labels = self.string_map(parent, key, path)
         container = parent.get(key)
         for k, v in labels.items():
+            key_problems = qualified_name_problems(k)
+            value_problems = label_value_problems(v)
+            if not key_problems and not value_problems:
+                continue  # the common case: no line needed
             line = member_line(container, k)
-            self.invalid(path, k, qualified_name_problems(k), line, what="label key")
-            for msg in label_value_problems(v):
+            self.invalid(path, k, key_problems, line, what="label key")
+            for msg in value_problems:
                 self.fail(path, f"invalid label value {show(v)} (key {k!r}): {msg}", line)
         return Labels(labels)
 

@@ -89,14 +89,14 @@ def _inventory_json(inventory: Inventory) -> dict[str, object]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     from kubefence.errors import ValidationError
 
     try:
         inventory = inventory_from_args(args)
     except ValidationError as exc:
         if args.output == "json":
+            import json  # only here and below: the text output needs none of it
+
             document = {"valid": False, "problems": [_problem_json(p) for p in exc.problems]}
             print(json.dumps(document, indent=2))
         else:
@@ -106,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"invalid: {counted(count, 'problem')}", file=sys.stderr)
         return EXIT_INPUT
     if args.output == "json":
+        import json
+
         print(json.dumps(_inventory_json(inventory), indent=2))
         return EXIT_OK
     print(summary(inventory))
