@@ -196,7 +196,10 @@ def _heat_maps(
     counted: dict[tuple[bytes, ...], np.ndarray[Any, np.dtype[np.int64]]] = {}
     for pc in classes:
         m = analysis.matrix(pc.port, pc.protocol, label=pc.label)
-        idx = [position[n] for n in m.namespaces]
+        # the engine also lists namespaces that hold only policies; an inventory built in
+        # code need not declare them, and without pods their rows and columns are all zero
+        kept = [k for k, n in enumerate(m.namespaces) if n in position]
+        idx = [position[m.namespaces[k]] for k in kept]
         # port classes with the same class matrix (often: 14 classes, 10 distinct at 10,000
         # pods) have the same counts: summed once
         shape = (
@@ -210,7 +213,7 @@ def _heat_maps(
         if shape not in counted:
             counted[shape] = np.asarray(m.namespace_summary().allowed)
         allowed = np.zeros((size, size), dtype=np.int64)
-        allowed[np.ix_(idx, idx)] = counted[shape]
+        allowed[np.ix_(idx, idx)] = counted[shape][np.ix_(kept, kept)]
         if pods is None or pods.endpoints != m.endpoints:
             pods = _Pods.of(m.endpoints, position, size=size)
         why, left = _explanations(
