@@ -193,15 +193,14 @@ def _heat_maps(
     matrices: list[np.ndarray[Any, np.dtype[np.int64]]] = []
     seen: dict[bytes, int] = {}
     out = []
-    counted: dict[tuple[bytes, ...], np.ndarray[Any, np.dtype[np.int64]]] = {}
+    # per class matrix: the namespace matrix (in ``names`` order) and its index in ``matrices``
+    placed: dict[tuple[bytes, ...], tuple[np.ndarray[Any, np.dtype[np.int64]], int]] = {}
+    crossing: dict[int, int] = {}  # per matrix index: its allowed cross-namespace cells
+    everyone = list(range(size))
     for pc in classes:
         m = analysis.matrix(pc.port, pc.protocol, label=pc.label)
-        # the engine also lists namespaces that hold only policies; an inventory built in
-        # code need not declare them, and without pods their rows and columns are all zero
-        kept = [k for k, n in enumerate(m.namespaces) if n in position]
-        idx = [position[m.namespaces[k]] for k in kept]
         # port classes with the same class matrix (often: 14 classes, 10 distinct at 10,000
-        # pods) have the same counts: summed once
+        # pods) have the same counts: summed and placed once
         shape = (
             m.class_of.tobytes(),
             m.endpoint_namespace.tobytes(),
@@ -210,30 +209,58 @@ def _heat_maps(
             repr(m.overrides).encode(),
             "\0".join(m.namespaces).encode(),
         )
-        if shape not in counted:
-            counted[shape] = np.asarray(m.namespace_summary().allowed)
-        allowed = np.zeros((size, size), dtype=np.int64)
-        allowed[np.ix_(idx, idx)] = counted[shape][np.ix_(kept, kept)]
+        if shape not in placed:
+            placed[shape] = _placed(m, position, everyone, seen, matrices)
+        allowed, index = placed[shape]
         if pods is None or pods.endpoints != m.endpoints:
             pods = _Pods.of(m.endpoints, position, size=size)
-        why, left = _explanations(
-            inventory, m, allowed, pods, pc.port, pc.protocol, settings, budget
-        )
+        if budget[0] > 0:
+            why, left = _explanations(
+                inventory, m, allowed, pods, pc.port, pc.protocol, settings, budget
+            )
+        else:  # nothing left to explain: every allowed cross-namespace cell is unexplained
+            if index not in crossing:
+                crossing[index] = int(np.count_nonzero(allowed)) - int(
+                    np.count_nonzero(np.diagonal(allowed))
+                )
+            why, left = {}, crossing[index]
         unexplained += left
-        key = allowed.tobytes()
-        if key not in seen:
-            seen[key] = len(matrices)
-            matrices.append(allowed)
         out.append(
             {
                 "label": f"{pc.label}/{pc.protocol}",
                 "ports": "every port no policy names" if pc.other else pc.label,
-                "matrix": seen[key],
+                "matrix": index,
                 "why": why,
             }
         )
     sizes = [len(p) for p in pods.by_ns] if pods is not None else [0] * size
     return out, matrices, sizes, unexplained
+
+
+def _placed(
+    m: Matrix,
+    position: dict[str, int],
+    everyone: list[int],
+    seen: dict[bytes, int],
+    matrices: list[np.ndarray[Any, np.dtype[np.int64]]],
+) -> tuple[np.ndarray[Any, np.dtype[np.int64]], int]:
+    """``m``'s allowed pod pairs per namespace pair in the report's namespace order, and its
+    index in ``matrices`` (appended there unless an identical matrix is)."""
+    summary = np.asarray(m.namespace_summary().allowed)
+    # the engine also lists namespaces that hold only policies; an inventory built in code
+    # need not declare them, and without pods their rows and columns are all zero
+    kept = [k for k, n in enumerate(m.namespaces) if n in position]
+    idx = [position[m.namespaces[k]] for k in kept]
+    if idx == everyone and len(kept) == len(m.namespaces):
+        allowed = summary
+    else:
+        allowed = np.zeros((len(everyone), len(everyone)), dtype=np.int64)
+        allowed[np.ix_(idx, idx)] = summary[np.ix_(kept, kept)]
+    key = allowed.tobytes()
+    if key not in seen:
+        seen[key] = len(matrices)
+        matrices.append(allowed)
+    return matrices[seen[key]], seen[key]
 
 
 @dataclass(frozen=True, slots=True)
