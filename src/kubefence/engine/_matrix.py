@@ -197,12 +197,12 @@ class Matrix:
 
         Class matrices repeat their rows (at 10,000 pods: ~4,900 classes, ~850 distinct rows),
         so each distinct row is summed once per destination namespace, weighted by class
-        sizes (``reduceat`` over columns grouped by namespace, in steps of about
-        ``_SUMMARY_CELLS`` cells); the sums are then gathered per source class, weighted by
-        its size and added per source namespace, a run of namespaces at a time. A pod and
-        itself is not a pair (S07); overrides (S24) are added pair by pair. Integer
-        arithmetic throughout (int32 while a value is at most the number of pods), so counts
-        are exact.
+        sizes (running sums along the row, differenced where a namespace's columns end, in
+        steps of about ``_SUMMARY_CELLS`` cells); the sums are then gathered per source
+        class, weighted by its size and added per source namespace, a run of namespaces at a
+        time. A pod and itself is not a pair (S07); overrides (S24) are added pair by pair.
+        Integer arithmetic throughout (int32 while a value is at most the number of pods), so
+        counts are exact.
         """
         n_ns = len(self.namespaces)
         counts = _allowed_pairs(self, n_ns)
@@ -240,11 +240,17 @@ def _allowed_pairs(m: Matrix, n_ns: int) -> IntArray:
     col_weight = weight[order].astype(small)
     per_row = np.zeros((len(distinct), len(present)), dtype=small)
     step = max(1, _SUMMARY_CELLS // max(n_cls, len(present)))
+    ends = np.r_[starts[1:], n_cls] - 1
     for lo in range(0, len(distinct), step):
-        block = m.class_rows(distinct[lo : lo + step])[:, order]
-        # per destination namespace, along contiguous rows of the transposed block
-        flipped = np.ascontiguousarray(block.T) * col_weight[:, None]
-        per_row[lo : lo + step] = np.add.reduceat(flipped, starts, axis=0).T
+        # C order: the column gather leaves the block in Fortran order, where a sum along
+        # rows strides through memory
+        block = np.ascontiguousarray(m.class_rows(distinct[lo : lo + step])[:, order])
+        # per destination namespace: running sums along each row, differenced at the
+        # namespace boundaries (a fraction of the time of reduceat over ~1,000 short groups)
+        running = np.cumsum(block * col_weight, axis=1, dtype=small)
+        sums = running[:, ends]
+        np.subtract(sums[:, 1:], running[:, ends[:-1]], out=sums[:, 1:])
+        per_row[lo : lo + step] = sums
     rows_of_sources = row_of.ravel()[order]
     bounds = np.r_[starts, n_cls]
     group = 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
 from kubefence._collector import collector_paused
@@ -158,12 +158,18 @@ def load_paths(
     default_namespace: str = "default",
     stdin: BinaryIO | None = None,
     cache: bool = False,
+    keep: Callable[[list[Document]], list[Document]] | None = None,
 ) -> Inventory:
     """Load and validate manifests from files, directories and ``-`` (stdin).
 
     With ``cache``, an inventory loaded before from the same bytes under the same names (and
     by the same code) is reused, and a new one is stored (``sources._cache``; the CLI turns
     this on, ``KUBEFENCE_CACHE=off`` turns it off).
+
+    ``keep``, when given, chooses which parsed documents are loaded (``kubefence report`` sets
+    later definitions of a NetworkPolicy aside as findings). An inventory is stored only when
+    ``keep`` kept every document, and a cache hit does not call it: so ``keep`` must keep every
+    document of any input the loader accepts without problems.
 
     Raises ``kubefence.ValidationError`` listing every problem of the whole input set.
     """
@@ -173,7 +179,9 @@ def load_paths(
         if not cache:
             documents, problems = read_documents(paths, stdin=stdin)
             return build_inventory(
-                documents, default_namespace=default_namespace, problems=problems
+                documents if keep is None else keep(documents),
+                default_namespace=default_namespace,
+                problems=problems,
             )
         problems, inputs = _read_inputs(paths, stdin)
         readable = [(f, d) for f, d in inputs if not isinstance(d, FieldError)]
@@ -186,9 +194,8 @@ def load_paths(
             if cached is not None:
                 return cached
         documents, problems = _parse_inputs(problems, inputs)
-        inventory = build_inventory(
-            documents, default_namespace=default_namespace, problems=problems
-        )
-        if store.enabled:
+        kept = documents if keep is None else keep(documents)
+        inventory = build_inventory(kept, default_namespace=default_namespace, problems=problems)
+        if store.enabled and len(kept) == len(documents):
             store.put(key, inventory)
         return inventory

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from kubefence.cli.main import main
 from kubefence.report import CYTOSCAPE_VERSION, render_html, report_data
 from kubefence.report import _data as data_module
 from kubefence.report._data import decode_matrices, encode_matrices
+from kubefence.sources import files
 from kubefence.sources.files import load_paths
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -97,6 +99,58 @@ def test_matrices_round_trip_compactly() -> None:
     assert encode_matrices([small], size=40)["dtype"] == "uint8"
     empty = encode_matrices([], size=3)
     assert decode_matrices(empty) == []
+
+
+def test_report_loads_through_the_cache_and_keeps_duplicate_findings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second report of the same input comes from the inventory cache, same page; input with
+    a NetworkPolicy defined twice is never stored, and KF013 is in every run's page."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("KUBEFENCE_CACHE", raising=False)
+    entries = tmp_path / "xdg" / "kubefence" / "inventory"
+    clean, twice = tmp_path / "clean", tmp_path / "twice"
+    clean.mkdir()
+    twice.mkdir()
+    policy = (TENANTS / "30-billing-policies.yaml").read_text()
+    (clean / "a.yaml").write_text(policy)
+    (twice / "a.yaml").write_text(policy)
+    (twice / "b.yaml").write_text("# copy\n" + policy.split("---\n", 1)[1])
+
+    def page(source: Path) -> str:
+        out = tmp_path / "r.html"
+        assert main(["report", "-f", str(source), "-o", str(out)]) == 0
+        return out.read_text()
+
+    first = page(clean)
+    assert len(list(entries.glob("*.pickle"))) == 1
+    parsed: list[object] = []
+    real = files._parse_inputs
+
+    def counting(*args: Any) -> Any:
+        parsed.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(files, "_parse_inputs", counting)
+    assert page(clean) == first
+    assert parsed == []
+    for _ in range(2):
+        rules = [f["rule"] for f in _findings(page(twice))]
+        assert rules.count("KF013") == 1
+    assert len(parsed) == 2
+    assert len(list(entries.glob("*.pickle"))) == 1
+
+
+def _findings(html: str) -> list[dict[str, Any]]:
+    table: Any = _data(html)["findings"]
+    strings = table["strings"]
+    return [
+        {
+            k: (strings[v[0]] if isinstance(v, list) else v)
+            for k, v in zip(table["fields"], row, strict=True)
+        }
+        for row in table["rows"]
+    ]
 
 
 def test_script_cannot_be_closed_by_data() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from kubefence.api import Document
 from kubefence.errors import ValidationError
 from kubefence.sources import _cache, files
 from kubefence.sources.files import load_paths
@@ -255,3 +256,33 @@ def test_entries_round_trip_the_examples(cache_home: Path, example: str) -> None
     assert again == first
     assert again.notes == first.notes
     assert [p.lines for p in again.policies] == [p.lines for p in first.policies]
+
+
+def test_a_load_that_keeps_some_documents_is_not_stored(
+    tmp_path: Path, cache_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``keep`` chooses the documents loaded; only a load that kept them all is stored (an
+    entry stands for the whole input), and a hit does not call ``keep``."""
+    path = _manifest(tmp_path, POD + "---\n" + POD.replace("web", "api"))
+    seen: list[int] = []
+
+    def first_only(documents: list[Document]) -> list[Document]:
+        seen.append(len(documents))
+        return documents[:1]
+
+    partial = load_paths([path], cache=True, keep=first_only)
+    assert [p.name for p in partial.pods] == ["web"]
+    assert seen == [2]
+    assert _entries(cache_home) == []
+
+    def every(documents: list[Document]) -> list[Document]:
+        seen.append(0)
+        return documents
+
+    whole = load_paths([path], cache=True, keep=every)
+    assert [p.name for p in whole.pods] == ["api", "web"]
+    assert len(_entries(cache_home)) == 1
+    _no_parsing(monkeypatch)
+    assert load_paths([path], cache=True, keep=first_only) == whole
+    assert seen == [2, 0]
+    assert load_paths([path], keep=None, cache=True) == whole

@@ -17,6 +17,7 @@ from typing import Any
 from kubefence.api import (
     Inventory,
     IPAddress,
+    IPBlock,
     IPNetwork,
     Labels,
     Namespace,
@@ -35,6 +36,8 @@ from kubefence.semantics import (
     PeerMatcher,
     PolicyIndex,
     Settings,
+    block_intervals,
+    network_interval,
     peer_matches_pod,
     selector_matches,
     selects_pod,
@@ -107,6 +110,10 @@ class LintContext:
         default_factory=dict, init=False, repr=False, compare=False
     )
 
+    # selected_pods' answers per (namespace, podSelector)
+    selected_memo: dict[tuple[str, Any], tuple[Pod, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
     # every pod IP as (version, integer, index in inventory.pods), sorted; filled on first use
     sorted_addresses: list[tuple[int, int, int]] = field(
         default_factory=list, init=False, repr=False, compare=False
@@ -115,15 +122,26 @@ class LintContext:
     def pods_with_address_in(self, network: IPNetwork) -> list[Pod]:
         """The pods (in the inventory's order) with an IP inside ``network``: one range of
         every pod IP sorted once (bisect), not a scan of every pod per block."""
+        return self._pods_in(network.version, (network_interval(network),))
+
+    def pods_with_address_in_block(self, block: IPBlock) -> list[Pod]:
+        """The pods (in the inventory's order) with an IP the ipBlock matches (S15: in its
+        CIDR, outside every ``except``), one bisected range per interval of the block."""
+        return self._pods_in(block.cidr.version, block_intervals(block))
+
+    def _pods_in(self, version: int, intervals: Iterable[tuple[int, int]]) -> list[Pod]:
         pods = self.inventory.pods
         if not self.sorted_addresses:
             self.sorted_addresses.extend(
                 sorted((ip.version, int(ip), k) for k, p in enumerate(pods) for ip in p.ips)
             )
         found = self.sorted_addresses
-        lo = bisect_left(found, (network.version, int(network.network_address), -1))
-        hi = bisect_right(found, (network.version, int(network.broadcast_address), len(pods)))
-        return [pods[k] for k in sorted({k for _, _, k in found[lo:hi]})]
+        hits: set[int] = set()
+        for low, high in intervals:
+            lo = bisect_left(found, (version, low, -1))
+            hi = bisect_right(found, (version, high, len(pods)))
+            hits.update(k for _, _, k in found[lo:hi])
+        return [pods[k] for k in sorted(hits)]
 
     def selected_namespaces(self, selector: Any) -> frozenset[str]:
         """The known namespaces (``namespaces``) whose labels ``selector`` matches; decided
@@ -188,12 +206,20 @@ class LintContext:
             line=line,
         )
 
-    def selected_pods(self, compiled: CompiledPolicy) -> list[Pod]:
-        """The pods of the policy's namespace its podSelector selects."""
-        pods = self.inventory.pods_by_namespace.get(compiled.namespace, ())
-        return [p for p in pods if selects_pod(compiled, p, settings=self.options.settings)]
+    def selected_pods(self, compiled: CompiledPolicy) -> tuple[Pod, ...]:
+        """The pods of the policy's namespace its podSelector selects (in the inventory's
+        order); decided once per namespace and podSelector."""
+        key = (compiled.namespace, compiled.pod_selector)
+        found = self.selected_memo.get(key)
+        if found is None:
+            pods = self.inventory.pods_by_namespace.get(compiled.namespace, ())
+            settings = self.options.settings
+            found = self.selected_memo[key] = tuple(
+                p for p in pods if selects_pod(compiled, p, settings=settings)
+            )
+        return found
 
-    def peer_pods(self, peer: PeerMatcher) -> list[Pod]:
+    def peer_pods(self, peer: PeerMatcher) -> tuple[Pod, ...]:
         """Every pod of the input ``peer`` matches (in the inventory's order).
 
         A pod/namespace peer can only match pods of the namespaces its ``namespace`` or
@@ -222,7 +248,7 @@ class LintContext:
                         peer, p, inv.namespace_labels(p.namespace), settings=settings
                     )
                 )
-            return list(found)
+            return found
         key = (peer.namespace, peer.namespace_selector, peer.pod_selector)
         found = self.peer_memo.get(key)
         if found is None:
@@ -251,4 +277,4 @@ class LintContext:
                     if ok:
                         kept.append(p)
             found = self.peer_memo[key] = tuple(kept)
-        return list(found)
+        return found

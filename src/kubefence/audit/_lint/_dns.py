@@ -86,6 +86,9 @@ def egress_without_dns(ctx: LintContext) -> Iterator[Finding]:
     targets = _dns_targets(ctx.inventory)
     settings = ctx.options.settings
     reported: set[str] = set()  # pods already reported, so each is named by one policy only
+    # the egress policies of a namespace that select a pod depend only on its labels and
+    # hostNetwork: decided once per (namespace, labels, hostNetwork)
+    isolating: dict[tuple[str, Labels, bool], tuple[CompiledPolicy, ...]] = {}
     # Broadest first: a default deny (podSelector {}) is where the DNS rule belongs.
     ordered = sorted(ctx.compiled, key=lambda c: (not c.pod_selector.is_empty, c.namespace, c.name))
     for compiled in ordered:
@@ -97,14 +100,18 @@ def egress_without_dns(ctx: LintContext) -> Iterator[Finding]:
         for pod in pods:
             if pod.key in reported:
                 continue
-            policies = list(
-                isolating_policies(
-                    ctx.index.policies_in(compiled.namespace),
-                    pod,
-                    Direction.EGRESS,
-                    settings=settings,
+            shape = (compiled.namespace, pod.labels, pod.host_network)
+            found = isolating.get(shape)
+            if found is None:
+                found = isolating[shape] = tuple(
+                    isolating_policies(
+                        ctx.index.policies_in(compiled.namespace),
+                        pod,
+                        Direction.EGRESS,
+                        settings=settings,
+                    )
                 )
-            )
+            policies = list(found)
             if synthetic and compiled not in policies:
                 policies.append(compiled)  # the synthetic pod may miss NotIn/DoesNotExist terms
             if not any(

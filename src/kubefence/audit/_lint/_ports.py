@@ -17,50 +17,66 @@ from kubefence.semantics import Direction, PeerKind
 __all__ = ["named_port_undeclared"]
 
 
-def _declares(pods: Sequence[Pod], name: str, protocol: Protocol) -> bool:
-    return any(cp.name == name and cp.protocol is protocol for p in pods for cp in p.ports)
+def _holders(pods: Sequence[Pod]) -> dict[tuple[str | None, Protocol], set[int]]:
+    """(port name, protocol) -> the pods declaring it, by identity: a group of candidates
+    (the context's ``selected_pods``/``peer_pods``, the inventory's own pod objects) declares
+    a name when it shares a pod with that set (a set operation, not a scan of every port of
+    every candidate per rule)."""
+    found: dict[tuple[str | None, Protocol], set[int]] = {}
+    for pod in pods:
+        for cp in pod.ports:
+            found.setdefault((cp.name, cp.protocol), set()).add(id(pod))
+    return found
 
 
 def named_port_undeclared(ctx: LintContext) -> Iterator[Finding]:
     """KF004: a named port no candidate destination declares (S21)."""
+    holders = _holders(ctx.inventory.pods)
+    nobody: set[int] = set()
     for compiled in ctx.compiled:
         for direction, rules in directions(compiled):
             for rule in rules:
                 named = [m for m in rule.ports if m.name is not None]
                 if not named:
                     continue
+                ip_only = False
                 if direction is Direction.INGRESS:
                     if not ctx.has_pods:
                         continue
-                    candidates = ctx.selected_pods(compiled)
-                    if not candidates:
+                    selected = ctx.selected_pods(compiled)
+                    if not selected:
                         continue  # KF002 reports the policy itself
-                    where = f"the {len(candidates)} pod(s) this policy selects"
+                    groups = [selected]
                 else:
                     ip_only = all(p.kind is PeerKind.IP_BLOCK for p in rule.peers)
-                    pods: dict[str, Pod] = {}
-                    for peer in rule.peers:
-                        pods.update((p.key, p) for p in ctx.peer_pods(peer))
-                    candidates = list(pods.values())
-                    if not candidates and not ip_only:
+                    groups = [ctx.peer_pods(peer) for peer in rule.peers]
+                    if not any(groups) and not ip_only:
                         continue  # KF003 reports the peers (or the input has no pods)
-                    where = (
-                        "any pod covered by the ipBlock peers (a named port towards an "
-                        "external address never matches)"
-                        if ip_only
-                        else f"the {len(candidates)} destination pod(s) of this rule"
-                    )
                 for matcher in named:
                     assert matcher.name is not None
                     assert matcher.protocol is not None
-                    if _declares(candidates, matcher.name, matcher.protocol):
+                    declaring = holders.get((matcher.name, matcher.protocol), nobody)
+                    if any(not declaring.isdisjoint(map(id, g)) for g in groups):
                         continue
                     path = port_path(direction, rule.index, matcher.index)
                     port = port_label(matcher.name, matcher.protocol.value)
                     yield ctx.finding(
                         "KF004",
-                        f"{path}: named port {port} is declared by none of {where}; the entry "
+                        f"{path}: named port {port} is declared by none of "
+                        f"{_candidates(direction, groups, ip_only=ip_only)}; the entry "
                         "matches nothing",
                         policy=compiled.source,
                         path=path,
                     )
+
+
+def _candidates(direction: Direction, groups: list[tuple[Pod, ...]], *, ip_only: bool) -> str:
+    """The candidates a finding names (counted only for a finding)."""
+    if direction is Direction.INGRESS:
+        return f"the {len(groups[0])} pod(s) this policy selects"
+    if ip_only:
+        return (
+            "any pod covered by the ipBlock peers (a named port towards an external address "
+            "never matches)"
+        )
+    return f"the {len({p.key for g in groups for p in g})} destination pod(s) of this rule"

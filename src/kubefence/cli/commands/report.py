@@ -3,9 +3,10 @@
 Why this module exists: the audit's tables and the matrices answer precise questions; a review
 of a whole cluster (or of a pull request, with ``--against``) wants a picture. This command
 loads the manifests as ``kubefence audit`` does (a NetworkPolicy defined twice is finding
-KF013, not an input error), computes the report's data (``kubefence.report``) and writes the
-page to ``-o`` (``-`` for stdout). Finding links point at the manifest files as ``file://``
-URLs with ``#L<line>``. ``-v`` reports the time of each phase on stderr.
+KF013, not an input error) through the CLI's inventory cache (``sources._cache``), computes
+the report's data (``kubefence.report``) and writes the page to ``-o`` (``-`` for stdout).
+Finding links point at the manifest files as ``file://`` URLs with ``#L<line>``. ``-v``
+reports the time of each phase on stderr.
 """
 
 from __future__ import annotations
@@ -63,22 +64,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(paths: list[str], namespace: str) -> tuple[Inventory, list[Finding]]:
-    from kubefence.api import build_inventory
+    """The inventory and the KF013 findings of NetworkPolicies defined again (set aside, not
+    loaded). Through the CLI's inventory cache: an entry is stored only by a load that set
+    nothing aside, and such input never has a duplicate (the loader rejects one), so a hit
+    means no KF013 finding."""
+    from kubefence.api import Document
     from kubefence.audit import split_duplicate_policies
-    from kubefence.sources.files import read_documents
+    from kubefence.sources.files import load_paths
 
-    documents, problems = read_documents(paths)
-    kept, duplicates = split_duplicate_policies(documents, default_namespace=namespace)
-    inventory = build_inventory(kept, default_namespace=namespace, problems=problems)
+    duplicates: list[Finding] = []
+
+    def keep(documents: list[Document]) -> list[Document]:
+        kept, found = split_duplicate_policies(documents, default_namespace=namespace)
+        duplicates.extend(found)
+        return kept
+
+    inventory = load_paths(paths, default_namespace=namespace, cache=True, keep=keep)
     return inventory, duplicates
 
 
-def _link(file: str, line: int | None) -> str:
-    from pathlib import Path
+_URIS: dict[str, str] = {}  # file -> its file:// URI: resolved once, not once per finding
 
+
+def _link(file: str, line: int | None) -> str:
     if file == "-":
         return "#"
-    uri = Path(file).resolve().as_uri()
+    uri = _URIS.get(file)
+    if uri is None:
+        from pathlib import Path
+
+        uri = _URIS[file] = Path(file).resolve().as_uri()
     return f"{uri}#L{line}" if line else uri
 
 
