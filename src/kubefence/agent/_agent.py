@@ -109,6 +109,7 @@ class Agent:
             node_addresses=options.node_addresses,
             flow_log=FlowLog() if options.flow_log else None,
             counters=options.policy_counters,
+            held=options.hold_cidrs,
         )
         if options.policy_counters:  # read from the kernel at scrape time (``_counters``)
             self.metrics.registry.register(
