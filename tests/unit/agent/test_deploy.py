@@ -10,12 +10,14 @@ does where that applies on a real node.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from kubefence.agent._agent import ADMIN_RESOURCES, RESOURCES
+from kubefence.agent._main import add_arguments, options_from_args
 from kubefence.control.identity import AGENT_USER
 from kubefence.control.rbac_bootstrap import BOOTSTRAP_OBJECTS
 
@@ -69,3 +71,23 @@ def test_every_kind_the_agent_watches_is_readable_and_nothing_else_is() -> None:
         ("coordination.k8s.io", "leases", "create"),
         ("coordination.k8s.io", "leases", "update"),
     }
+
+
+def test_the_daemonset_starts_the_agent_with_arguments_it_accepts_and_the_flow_log() -> None:
+    (daemonset,) = _deploy_objects("daemonset.yaml")
+    (container,) = daemonset["spec"]["template"]["spec"]["containers"]
+    env = {e["name"] for e in container["env"]}
+    args = [a.replace("$(NODE_NAME)", "node-7") for a in container["args"]]
+    assert "NODE_NAME" in env
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    options = options_from_args(parser.parse_args(args))
+    assert options.node == "node-7"
+    assert options.flow_log  # as `cluster up` starts its agents
+    assert not options.fail_open
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert options.metrics_port == ports["metrics"]
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["port"] == options.metrics_port
+    assert container["securityContext"]["capabilities"]["add"] == ["NET_ADMIN"]
+    assert daemonset["spec"]["template"]["spec"]["hostNetwork"] is True
