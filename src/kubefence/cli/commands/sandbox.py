@@ -120,14 +120,16 @@ def _read_manifests(args: argparse.Namespace) -> tuple[Inventory, list[tuple[str
     ]
 
 
-def _attach(args: argparse.Namespace) -> netns.Sandbox:
-    """The running sandbox with the inventory loaded from its stored manifests."""
+def _attach(args: argparse.Namespace, *, stored: bool = True) -> netns.Sandbox:
+    """The running sandbox with the inventory loaded from its stored manifests (``stored``),
+    or with none: ``apply`` replaces it and reads nothing of it (what the running server
+    serves comes from the server's own spec), so the stored copies are not parsed again."""
     from kubefence.api import Inventory
     from kubefence.dataplane import netns
     from kubefence.sources.files import load_paths
 
     state = netns.require_state(args.name)
-    paths = netns.manifest_paths(state)
+    paths = netns.manifest_paths(state) if stored else []
     inventory = (
         load_paths(paths, default_namespace=state.default_namespace) if paths else Inventory.of()
     )
@@ -167,7 +169,7 @@ def _apply(args: argparse.Namespace) -> int:
 
     netns.check_environment(tools=("ip", "nft", "conntrack"))
     inventory, contents = _read_manifests(args)
-    sandbox = _attach(args)
+    sandbox = _attach(args, stored=False)
     report = sandbox.apply(inventory, manifests=contents)
     print(
         f"sandbox {args.name!r}: {counted(len(inventory.policies), 'policy', 'policies')} "
