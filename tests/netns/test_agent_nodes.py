@@ -73,6 +73,22 @@ spec:
     to: [{nodes: {matchLabels: {fence: deny}}}]
 """
 
+LATE_POD = """
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: late, namespace: default, labels: {app: late}}
+spec: {containers: [{name: late, image: busybox}]}
+"""
+SELECTS_NOTHING = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: selects-nothing, namespace: test}
+spec:
+  podSelector: {matchLabels: {app: nobody}}
+  policyTypes: [Ingress]
+"""
+
 ISOLATE_TEST_EGRESS = """
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
@@ -136,11 +152,11 @@ class Bench:
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
     tmp = tmp_path_factory.mktemp("agent-nodes")
     name = unique_name()
-    manifests = [d for d in yaml.safe_load_all(QUICKSTART_PODS) if d]
+    manifests = [d for d in yaml.safe_load_all(QUICKSTART_PODS) if d]  # not ``late`` yet
     listener: Listener | None = None
     agent: AgentProcess | None = None
     with api_server(tmp, "nodes") as cluster:
-        sandbox = Sandbox.up(inventory_of(QUICKSTART_PODS), name=name)
+        sandbox = Sandbox.up(inventory_of(QUICKSTART_PODS + LATE_POD), name=name)
         try:
             node_netns = sandbox.state.node_netns
             for address in (FAR, MOVED):
@@ -153,7 +169,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bench]:
             set_node(cluster, "far", FAR)
             held = tuple(
                 ipaddress.ip_network(f"{address}/{prefix}", strict=False)
-                for key in ("test/nginx", "test/client", "default/busybox")
+                for key in ("test/nginx", "test/client", "default/busybox", "default/late")
                 for address, prefix in (
                     (sandbox.slot(key).ipv4, 24),
                     (sandbox.slot(key).ipv6, 64),
@@ -258,3 +274,30 @@ def test_the_start_hold_covers_a_pods_connections_to_its_own_node(bench: Bench) 
     assert not any(ok for _, ok in seen), "the egress-isolated pod reached its node"
     kubectl_delete(bench.cluster, "networkpolicy", "-n", "test", "no-egress")
     settled(bench, "test/client", OWN, True)
+
+
+def test_a_pod_not_planned_yet_does_not_reach_its_node_until_it_is(bench: Bench) -> None:
+    """The running table's per-pod hold covers ``input`` too: ``late`` has its address (the
+    sandbox made it) but the API server has not published it, so while any policy exists
+    nothing from it reaches the node; once published (and planned) it does."""
+    kubectl_apply(bench.cluster, SELECTS_NOTHING)  # pods are held while any policy exists
+    deadline = time.monotonic() + 2.0
+    while "@held_v4" not in Enforcer(netns=bench.agent.netns).listing():
+        assert time.monotonic() < deadline, bench.agent.tail()
+        time.sleep(0.05)
+    prober = Prober(bench.netns("default/late"), OWN, PORT)
+    try:
+        prober.start()
+        started = time.monotonic()
+        time.sleep(1.0)
+        published = time.monotonic()
+        late = next(d for d in yaml.safe_load_all(LATE_POD) if d)
+        publish_pods(admin(bench.cluster), bench.sandbox, [late])
+        held = [ok for sent, ok in prober.since(started) if sent < published - prober.wait]
+        assert len(held) > 50, "the prober did not run"
+        assert not any(held), f"{sum(held)} of {len(held)} probes reached the node while held"
+        assert prober.first(True, after=published, settle=3.0) is not None, bench.agent.tail()
+    finally:
+        prober.stop()
+    assert bench.expected("default/late", OWN) is True
+    kubectl_delete(bench.cluster, "networkpolicy", "-n", "test", "selects-nothing")
