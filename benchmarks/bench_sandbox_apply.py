@@ -9,7 +9,8 @@ one-CNP change back and forth, alternating this tree and ``--baseline-src`` (e.g
 worktree`` of main) in each round, so both meet the same machine load. Wall and CPU time
 (user+sys of the command) per command, medians, and the load average next to each round.
 
-    sudo .venv/bin/python benchmarks/bench_sandbox_apply.py --baseline-src /tmp/main/src --rounds 5
+    sudo .venv/bin/python benchmarks/bench_sandbox_apply.py --baseline-src /tmp/main/src --rounds 4
+    sudo ... --cache   # the inventory cache on (each tree its own, empty at start)
 """
 
 from __future__ import annotations
@@ -57,9 +58,12 @@ def _files(folder: Path, pods: int, policies: int, cnps: int) -> tuple[list[str]
     return paths, which
 
 
-def _command(src: Path, *args: str) -> tuple[float, float]:
-    """Run ``kubefence sandbox ARGS`` with ``src`` first on the path: (wall, CPU) seconds."""
+def _command(src: Path, *args: str, cache: str | None = None) -> tuple[float, float]:
+    """Run ``kubefence sandbox ARGS`` with ``src`` first on the path: (wall, CPU) seconds.
+    ``cache``: the inventory cache's directory (``XDG_CACHE_HOME``), None: cache off."""
     env = {**os.environ, "PYTHONPATH": str(src), "KUBEFENCE_CACHE": "off"}
+    if cache is not None:
+        env.update(KUBEFENCE_CACHE="on", XDG_CACHE_HOME=cache)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
@@ -84,12 +88,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cnps", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--baseline-src", type=Path, required=True)
+    parser.add_argument(
+        "--cache", action="store_true", help="inventory cache on (a fresh one per tree)"
+    )
     args = parser.parse_args(argv)
     trees = {"new": HERE, "old": args.baseline_src.resolve()}
     samples: dict[str, list[tuple[float, float]]] = {"new": [], "old": []}
     loads = []
     name = f"ba{secrets.token_hex(3)}"
     with tempfile.TemporaryDirectory() as folder:
+        caches: dict[str, str | None] = dict.fromkeys(trees)
+        if args.cache:
+            caches = {label: str(Path(folder) / f"cache-{label}") for label in trees}
         paths, which = _files(Path(folder), args.pods, args.policies, args.cnps)
         try:
             _command(HERE, "up", "--name", name, "-f", paths[0])
@@ -100,7 +110,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for label in order:
                     for _ in range(2):  # there and back: each tree applies both files
                         state = 1 - state
-                        found = _command(trees[label], "apply", "--name", name, "-f", paths[state])
+                        found = _command(
+                            trees[label],
+                            "apply",
+                            "--name",
+                            name,
+                            "-f",
+                            paths[state],
+                            cache=caches[label],
+                        )
                         samples[label].append(found)
         finally:
             down(name)
@@ -110,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cnps": args.cnps,
         "changed": which,
         "commands_each": len(samples["new"]),
+        "cache": args.cache,
         "loadavg_per_round": loads,
     }
     for label, found in samples.items():

@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _read_manifests(args: argparse.Namespace) -> tuple[Inventory, list[tuple[str, bytes]]]:
     """Validate the ``-f`` inputs and keep their bytes, so the sandbox can store a copy: each
-    file that ``load_paths`` reads, once (a file named twice, or ``-`` twice, is one copy)."""
+    file that ``load_paths`` reads, once (a file named twice, or ``-`` twice, is one copy).
+    Through the inventory cache, as every command's ``-f`` (``KUBEFENCE_CACHE=off``: not)."""
     import io
     from pathlib import Path
 
@@ -111,7 +112,9 @@ def _read_manifests(args: argparse.Namespace) -> tuple[Inventory, list[tuple[str
 
     paths = list(args.filenames or [])
     stdin_bytes = sys.stdin.buffer.read() if STDIN in paths else b""
-    inventory = load_paths(paths, default_namespace=args.namespace, stdin=io.BytesIO(stdin_bytes))
+    inventory = load_paths(
+        paths, default_namespace=args.namespace, stdin=io.BytesIO(stdin_bytes), cache=True
+    )
     check_kinds(inventory, args, command="sandbox")
     files, _ = expand_paths(paths)  # no problems: load_paths would have raised them
     return inventory, [
