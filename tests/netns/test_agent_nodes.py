@@ -236,7 +236,7 @@ def test_a_tier_deny_to_nodes_follows_node_labels_and_addresses(bench: Bench) ->
     settled(bench, client, MOVED, True)
 
 
-def test_the_start_hold_covers_a_pods_connections_to_its_own_node(bench: Bench) -> None:
+def test_s05_the_start_hold_covers_a_pods_connections_to_its_own_node(bench: Bench) -> None:
     kubectl_apply(bench.cluster, ISOLATE_TEST_EGRESS)
     settled(bench, "test/client", OWN, False)  # egress-isolated: its node too (S05)
     settled(bench, "default/busybox", OWN, True)
