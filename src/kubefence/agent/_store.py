@@ -8,6 +8,8 @@ together from the models; a kind whose objects did not change reuses its sorted 
 Pods are many and change most: the store keeps their views (live pods in order, addresses,
 this node's, the pods the table reads) up to date one pod at a time and tells the planner
 which pods changed (``PodChanges``), so that one change costs O(changed pods), not O(pods).
+Nodes (for the tiers' ``nodes`` peer) are kept apart, reduced to what that peer reads
+(``_nodes``), so that kubelet heartbeats are no change.
 The module is over 400 lines because those views are updated wherever a model changes
 (``_keep``, ``remove``) and read by ``snapshot``: split apart, they would become an interface.
 
