@@ -26,6 +26,7 @@ from typing import Any
 from kubefence.agent._api import EventRecorder, NodeLease
 from kubefence.agent._counters import PolicyCounters, serving_in
 from kubefence.agent._enforce import Enforcer
+from kubefence.agent._nodes import NODES
 from kubefence.agent._ops import Metrics, OpsServer
 from kubefence.agent._slim import decode_pod_page
 from kubefence.agent._store import Problem, Store
@@ -41,6 +42,7 @@ RESOURCES: dict[str, Resource] = {
     "Namespace": Resource("", "v1", "namespaces", namespaced=False),
     "Pod": Resource("", "v1", "pods"),
     "NetworkPolicy": Resource("networking.k8s.io", "v1", "networkpolicies"),
+    "Node": NODES,  # the tiers' ``nodes`` peer reads their labels and addresses (``_nodes``)
 }
 # The admin tiers, watched when the API server serves them (404: not served, asked again
 # every ``ADMIN_RECHECK`` seconds).
@@ -110,6 +112,7 @@ class Agent:
             node_addresses=options.node_addresses,
             flow_log=FlowLog() if options.flow_log else None,
             counters=options.policy_counters,
+            held=options.hold_cidrs,
         )
         if options.policy_counters:  # read from the kernel at scrape time (``_counters``)
             self.metrics.registry.register(
@@ -287,7 +290,7 @@ class Agent:
         counts: dict[str, int] = {}
         for problem in problems:
             counts[problem.kind] = counts.get(problem.kind, 0) + 1
-        for kind in ("Namespace", "Pod", "NetworkPolicy"):
+        for kind in ("Namespace", "Pod", "NetworkPolicy", "Node"):
             self.metrics.not_enforced.labels(kind).set(counts.get(kind, 0))
         for key, problem in current.items():
             if self._reported.get(key) == problem.message:
@@ -305,6 +308,8 @@ class Agent:
                 what = "its pods stay isolated (no rule of it is installed)"
             elif problem.kind in ADMIN_RESOURCES:
                 what = "it is not enforced (the API server should not have accepted it)"
+            elif problem.kind == "Node":
+                what = "tier 'nodes' peers match only the addresses that could be read"
             else:
                 what = (
                     "only its name, labels, placement and addresses are used (it is left out "

@@ -36,22 +36,45 @@ HOLD_COMMENT = "kubefence-agent: held until the first sync"
 How = Literal["full", "update", "unchanged"]
 
 
-def hold_text() -> str:
-    """A table that lets established flows on and drops every new forwarded connection."""
-    return "\n".join(
-        (
-            f"table {TABLE} {{}}",
-            f"delete table {TABLE}",
-            f"table {TABLE} {{",
-            "\tchain forward {",
-            "\t\ttype filter hook forward priority filter; policy accept;",
+# IPv6 neighbour discovery to and from the node: never held (as in the planned table's input
+# chain), or a pod would lose its link to the node.
+NEIGHBOUR_DISCOVERY = (
+    "icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, "
+    "nd-neighbor-advert, nd-redirect }"
+)
+
+
+def hold_text(held: Sequence[IPNetwork] = ()) -> str:
+    """A table that lets established flows on and drops every new forwarded connection, and
+    every new connection from ``held`` (the node's pod CIDRs, not the node's own addresses in
+    them) to the node itself: a pod's connection to its node is subject to its egress policy
+    (S05), which is not planned yet."""
+    lines = [
+        f"table {TABLE} {{}}",
+        f"delete table {TABLE}",
+        f"table {TABLE} {{",
+        "\tchain forward {",
+        "\t\ttype filter hook forward priority filter; policy accept;",
+        "\t\tct state established,related accept",
+        f'\t\tdrop comment "{HOLD_COMMENT}"',
+        "\t}",
+    ]
+    cidrs = {v: sorted(str(n) for n in held if n.version == v) for v in (4, 6)}
+    if held:
+        lines += [
+            "\tchain input {",
+            "\t\ttype filter hook input priority filter; policy accept;",
             "\t\tct state established,related accept",
-            f'\t\tdrop comment "{HOLD_COMMENT}"',
+            f"\t\t{NEIGHBOUR_DISCOVERY} accept",
+            *(
+                f"\t\t{family} saddr {{ {', '.join(cidrs[version])} }} fib saddr type != local "
+                f'drop comment "{HOLD_COMMENT}"'
+                for version, family in ((4, "ip"), (6, "ip6"))
+                if cidrs[version]
+            ),
             "\t}",
-            "}",
-            "",
-        )
-    )
+        ]
+    return "\n".join([*lines, "}", ""])
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +100,10 @@ class Enforcer:
         node_addresses: Sequence[IPAddress] = (),
         flow_log: FlowLog | None = None,
         counters: bool = False,
+        held: Sequence[IPNetwork] = (),
     ) -> None:
         self.netns = netns
+        self.held = tuple(held)  # the node's pod CIDRs: what the start's hold drops to the node
         self.settings = settings
         self.node_addresses = tuple(node_addresses)
         self.flow_log = flow_log  # the NFLOG rules ``kubefence flows --cluster`` reads
@@ -101,12 +126,13 @@ class Enforcer:
 
     def start(self, *, fail_open: bool) -> str:
         """Before the first sync: keep a table left by an earlier agent ("kept"), else hold
-        new connections ("held") unless ``fail_open`` ("open")."""
+        new connections ("held", also those of ``held`` pod CIDRs to the node) unless
+        ``fail_open`` ("open")."""
         if self.table_exists():
             return "kept"
         if fail_open:
             return "open"
-        self._nft(hold_text())
+        self._nft(hold_text(self.held))
         return "held"
 
     def install(

@@ -8,6 +8,8 @@ together from the models; a kind whose objects did not change reuses its sorted 
 Pods are many and change most: the store keeps their views (live pods in order, addresses,
 this node's, the pods the table reads) up to date one pod at a time and tells the planner
 which pods changed (``PodChanges``), so that one change costs O(changed pods), not O(pods).
+Nodes (for the tiers' ``nodes`` peer) are kept apart, reduced to what that peer reads
+(``_nodes``), so that kubelet heartbeats are no change.
 The module is over 400 lines because those views are updated wherever a model changes
 (``_keep``, ``remove``) and read by ``snapshot``: split apart, they would become an interface.
 
@@ -30,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from kubefence.agent._decode import pod_record
+from kubefence.agent._nodes import NodeTable, parse_node, reduced
 from kubefence.agent._relevant import Relevance
 from kubefence.agent._sorted import SortedPods
 from kubefence.api import (
@@ -213,12 +216,15 @@ class Store:
         self._relevance: Relevance | None = None
         self._planned: tuple[tuple[NetworkPolicy, ...], frozenset[str], tuple[NetworkPolicy, ...]]
         self._planned = ((), frozenset(), ())
+        self._nodes = NodeTable()  # for the tiers' ``nodes`` peer (``_nodes``)
 
     def put(self, kind: str, key: str, obj: Mapping[str, Any]) -> Problem | None:
         """Parse and keep one object (ADDED, MODIFIED, SYNC); the problem, if it has one.
 
         A policy in a namespace without a pod of this node is kept unparsed: it cannot touch
         this node's table (S01), and the nodes whose pods it selects report its problems."""
+        if kind == "Node":
+            return self._put_node(key, obj)
         if kind == "NetworkPolicy":
             with self._lock:
                 if key.partition("/")[0] not in self._local:
@@ -242,6 +248,24 @@ class Store:
                 if self._pending.get(policy_key) is policy:  # not changed meanwhile
                     self._unpend(policy_key)
                     self._keep("NetworkPolicy", policy_key, parsed, found)
+        return problem
+
+    def _put_node(self, key: str, obj: Mapping[str, Any]) -> Problem | None:
+        """A Node: parsed only when what the tiers read of it changed (not on heartbeats)."""
+        manifest = reduced(obj)
+        with self._lock:
+            if self._nodes.unchanged(key, manifest):
+                return self._problems.get(("Node", key))
+        parsed = parse_node(manifest)
+        problem = None if parsed.problem is None else Problem("Node", key, parsed.problem, obj)
+        with self._lock:
+            changed = self._nodes.keep(key, manifest, parsed)
+            if problem is None:
+                changed = self._problems.pop(("Node", key), None) is not None or changed
+            else:
+                self._problems[("Node", key)] = problem
+            if changed:
+                self.version += 1
         return problem
 
     def put_pods(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
@@ -372,6 +396,11 @@ class Store:
 
     def remove(self, kind: str, key: str) -> None:
         with self._lock:
+            if kind == "Node":
+                self._problems.pop(("Node", key), None)
+                if self._nodes.remove(key):
+                    self.version += 1
+                return
             gone = self._models[kind].pop(key, None) is not None
             self._problems.pop((kind, key), None)
             if kind == "NetworkPolicy":
@@ -386,6 +415,8 @@ class Store:
 
     def count(self, kind: str) -> int:
         with self._lock:
+            if kind == "Node":
+                return len(self._nodes)
             pending = len(self._pending) if kind == "NetworkPolicy" else 0
             return len(self._models[kind]) + pending
 
@@ -454,6 +485,7 @@ class Store:
             addresses = dict(self._addresses)
             dirty, self._dirty = self._dirty, set()
             relevance = self._relevance
+            nodes = self._nodes.models()
             if (
                 relevance is None
                 or self._basis is None
@@ -502,7 +534,7 @@ class Store:
             kept = self._kept.pods()
             pods_total = len(self._live)
         inventory = Inventory(
-            namespaces=namespaces, pods=kept, policies=planned, admin_policies=admin
+            namespaces=namespaces, pods=kept, policies=planned, admin_policies=admin, nodes=nodes
         )
         return Snapshot(
             inventory, local, addresses, problems, version, total, pods_total, changes=changes

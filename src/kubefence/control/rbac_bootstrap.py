@@ -150,14 +150,15 @@ _NODE_RULES = [
           ["create"]),
 ]  # fmt: skip
 
+# The rights deploy/rbac.yaml grants the agent's ServiceAccount, no more (a test compares them):
+# what the sandbox's agents run with is what a real cluster's agents get. (The Lease rule is a
+# Role in kubefence-system there; here the agent's Lease namespace is the sandbox's own.)
 _AGENT_RULES = [
-    _rule([""], ["pods", "namespaces", "services", "endpoints", "nodes"], _READ),
+    _rule([""], ["namespaces", "pods", "nodes"], _READ),
     _rule(["networking.k8s.io"], ["networkpolicies"], _READ),
     _rule(["policy.networking.k8s.io"], _ADMIN_TIERS, _READ),
-    _rule(["discovery.k8s.io"], ["endpointslices"], _READ),
-    _rule([""], ["events"], ["create", "patch", "update"]),
-    _rule(["events.k8s.io"], ["events"], ["create", "patch", "update"]),
-    _rule(["coordination.k8s.io"], ["leases"], ["get", "list", "watch", "create", "update"]),
+    _rule([""], ["events"], ["create", "patch"]),
+    _rule(["coordination.k8s.io"], ["leases"], ["get", "create", "update"]),
 ]
 
 # The scheduler and the controllers run as one process with one identity (upstream splits them

@@ -82,3 +82,24 @@ def test_a_new_pod_is_an_update_of_the_known_sets_and_the_hold_cidrs_a_whole_ins
     assert "198.18.0.9" in update
     assert ruleset_update(before, _plan(_inventory(), held=False)) is None
     assert ruleset_update(before, _plan(_inventory())) == ""
+
+
+def test_a_pod_not_planned_yet_cannot_reach_its_node_either() -> None:
+    """Its packets to the node's own addresses meet ``input``, not ``forward`` (S05: its
+    egress applies there), so the hold drops them in ``input`` too, by source only."""
+    plan = _plan(_inventory())
+    node = ip("198.19.255.254")
+    assert not plan.verdict(ip("198.18.0.9"), node, protocol=6, port=80)
+    assert plan.verdict(ip("198.18.0.1"), node, protocol=6, port=80)
+    text = render_plan(plan)
+    start = text.index("chain input")
+    block = text[start : text.index("\n\t}", start)]
+    for version, family in ((4, "ip"), (6, "ip6")):
+        rule = (
+            f"{family} saddr @held_v{version} {family} saddr != @known_v{version} "
+            f'fib saddr type != local drop comment "{HOLD_COMMENT}"'
+        )
+        assert rule in block
+    assert "daddr @held" not in block
+    assert block.index("nd-neighbor-solicit") < block.index("@held_v6") < block.index("vmap")
+    assert HOLD_COMMENT not in render_plan(_plan(_inventory(), held=False))

@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _read_manifests(args: argparse.Namespace) -> tuple[Inventory, list[tuple[str, bytes]]]:
     """Validate the ``-f`` inputs and keep their bytes, so the sandbox can store a copy: each
-    file that ``load_paths`` reads, once (a file named twice, or ``-`` twice, is one copy)."""
+    file that ``load_paths`` reads, once (a file named twice, or ``-`` twice, is one copy).
+    Through the inventory cache, as every command's ``-f`` (``KUBEFENCE_CACHE=off``: not)."""
     import io
     from pathlib import Path
 
@@ -111,7 +112,9 @@ def _read_manifests(args: argparse.Namespace) -> tuple[Inventory, list[tuple[str
 
     paths = list(args.filenames or [])
     stdin_bytes = sys.stdin.buffer.read() if STDIN in paths else b""
-    inventory = load_paths(paths, default_namespace=args.namespace, stdin=io.BytesIO(stdin_bytes))
+    inventory = load_paths(
+        paths, default_namespace=args.namespace, stdin=io.BytesIO(stdin_bytes), cache=True
+    )
     check_kinds(inventory, args, command="sandbox")
     files, _ = expand_paths(paths)  # no problems: load_paths would have raised them
     return inventory, [
@@ -120,14 +123,16 @@ def _read_manifests(args: argparse.Namespace) -> tuple[Inventory, list[tuple[str
     ]
 
 
-def _attach(args: argparse.Namespace) -> netns.Sandbox:
-    """The running sandbox with the inventory loaded from its stored manifests."""
+def _attach(args: argparse.Namespace, *, stored: bool = True) -> netns.Sandbox:
+    """The running sandbox with the inventory loaded from its stored manifests (``stored``),
+    or with none: ``apply`` replaces it and reads nothing of it (what the running server
+    serves comes from the server's own spec), so the stored copies are not parsed again."""
     from kubefence.api import Inventory
     from kubefence.dataplane import netns
     from kubefence.sources.files import load_paths
 
     state = netns.require_state(args.name)
-    paths = netns.manifest_paths(state)
+    paths = netns.manifest_paths(state) if stored else []
     inventory = (
         load_paths(paths, default_namespace=state.default_namespace) if paths else Inventory.of()
     )
@@ -167,7 +172,7 @@ def _apply(args: argparse.Namespace) -> int:
 
     netns.check_environment(tools=("ip", "nft", "conntrack"))
     inventory, contents = _read_manifests(args)
-    sandbox = _attach(args)
+    sandbox = _attach(args, stored=False)
     report = sandbox.apply(inventory, manifests=contents)
     print(
         f"sandbox {args.name!r}: {counted(len(inventory.policies), 'policy', 'policies')} "

@@ -36,6 +36,7 @@ from kubefence.dataplane.netns._apply import (
 from kubefence.dataplane.netns._conntrack import Flow
 from kubefence.dataplane.netns._matrix import ProbeMatrix, node_probes, probe_matrices
 from kubefence.dataplane.netns._probe import ProbeResult, run_probes
+from kubefence.dataplane.netns._server import ServedPod, read_spec
 from kubefence.dataplane.netns._slots import (
     PodSlot,
     check_name,
@@ -273,7 +274,7 @@ class Sandbox:
         slots = plan_slots(self.name, inventory.pods, previous=old_slots)
         added = [s for k, s in slots.items() if k not in old_slots]
         removed = [s for k, s in old_slots.items() if k not in slots]
-        old_served = served(self.inventory, old_slots)
+        old_served = self._served_now()
         self.state = self.state.with_changes(
             phase="applying",
             namespaces=tuple(dict.fromkeys((*self.state.namespaces, *(s.netns for s in added)))),
@@ -413,6 +414,17 @@ class Sandbox:
             whole=whole,
             flow_log=self.flow_log,
         )
+
+    def _served_now(self) -> list[ServedPod] | None:
+        """What the running server was started to serve (its spec file), so that ``apply``
+        needs no inventory of the state it replaces (``kubefence sandbox apply`` then parses
+        only the new manifests); None when unknown or there is no server (it is started)."""
+        if self.state.server is None:
+            return None
+        try:
+            return read_spec(str(self.directory / "server.json"))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def _server_alive(self) -> bool:
         server = self.state.server

@@ -32,7 +32,7 @@ from typing import Any
 from kubefence.dataplane.netns._daemon import Stopped, daemonize, dual_stack, stop_on_sigterm
 from kubefence.dataplane.netns._system import entered, raise_fd_limit
 
-__all__ = ["NGINX_WELCOME", "ServedPod", "main", "server_spec"]
+__all__ = ["NGINX_WELCOME", "ServedPod", "main", "read_spec", "server_spec"]
 
 NGINX_WELCOME = b"""<!DOCTYPE html>
 <html>
@@ -94,7 +94,8 @@ def server_spec(pods: Sequence[ServedPod]) -> dict[str, Any]:
     }
 
 
-def _read_spec(path: str) -> list[ServedPod]:
+def read_spec(path: str) -> list[ServedPod]:
+    """The pods a spec file written by ``server_spec`` names."""
     data = json.loads(Path(path).read_text())
     return [
         ServedPod(
@@ -249,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) != 2:
         print("usage: python -m kubefence.dataplane.netns._server SPEC.json LOG", file=sys.stderr)
         return 2
-    pods = _read_spec(args[0])
+    pods = read_spec(args[0])
     return daemonize(args[1], lambda ready: serve(pods, ready=ready), what="sandbox server")
 
 

@@ -133,7 +133,8 @@ class RulesetPlan:
     tiers: TierPlan | None = None  # None: no admin tiers (the text is as before tiers)
     # Fail closed for pods not planned yet: a forwarded packet from or to an address in
     # ``held`` (the node's pod CIDRs) that is not in ``known`` (the planned pods of the node)
-    # is dropped. Empty ``held``: no such rules (the text is as before).
+    # is dropped, and so is a packet from such an address to the node itself (``input``).
+    # Empty ``held``: no such rules (the text is as before).
     held: tuple[IPNetwork, ...] = ()
     known: tuple[IPAddress, ...] = ()  # sorted by (version, address)
     # A ``counter`` on each verdict rule of the class chains (what the agent's per-policy

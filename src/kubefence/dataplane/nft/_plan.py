@@ -156,9 +156,10 @@ def plan_ruleset(
     agent enforces only its own pods (each side of a connection is enforced on the node of
     its pod); peers stay cluster-wide. ``None`` dispatches every pod. ``held`` (the node's
     pod CIDRs) makes the table drop forwarded packets from or to an address in them that is
-    no planned pod of the node (``local``; every pod when None) yet: fail closed for a pod
-    the agent has not seen. ``counters`` puts a packet counter on each verdict rule of the
-    class chains (the agent's per-policy metrics).
+    no planned pod of the node (``local``; every pod when None) yet, and packets from such an
+    address to the node itself: fail closed for a pod the agent has not seen. ``counters``
+    puts a packet counter on each verdict rule of the class chains (the agent's per-policy
+    metrics).
     """
     memo = memo or PlanMemo()
     memo.begin()

@@ -315,14 +315,19 @@ def held_set_block(plan: RulesetPlan, name: str) -> list[str]:
     return lines
 
 
-def _hold_rules(plan: RulesetPlan) -> list[str]:
-    """Fail closed: drop what comes from or goes to a pod address not planned yet."""
+def _hold_rules(plan: RulesetPlan, *, to_node: bool = False) -> list[str]:
+    """Fail closed: drop what comes from or goes to a pod address not planned yet. ``to_node``
+    (``input``): from such an address only (a pod's connection to its node is subject to its
+    egress, S05), and never from the node's own addresses (a node whose bridge address lies
+    in its pod CIDR talks to itself from it)."""
     if not plan.held:
         return []
+    local = " fib saddr type != local" if to_node else ""
     return [
         f"{_INDENT * 2}{_FAMILY[version]} {side} @held_v{version} "
-        f'{_FAMILY[version]} {side} != @known_v{version} drop comment "{HOLD_COMMENT}"'
-        for side in ("saddr", "daddr")
+        f"{_FAMILY[version]} {side} != @known_v{version}{local} "
+        f'drop comment "{HOLD_COMMENT}"'
+        for side in (("saddr",) if to_node else ("saddr", "daddr"))
         for version in (4, 6)
     ]
 
@@ -399,6 +404,7 @@ def render_plan(plan: RulesetPlan) -> str:
             "Pods' connections to the node's own addresses: source egress applies.",
             [
                 f"{_INDENT * 2}{_NEIGHBOUR_DISCOVERY} accept",
+                *_hold_rules(plan, to_node=True),
                 *_atom_lookup("daddr"),
                 *_dispatch("egress", "saddr", plan),
             ],
