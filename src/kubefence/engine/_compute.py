@@ -27,22 +27,17 @@ packed peer vectors, resolved port names) and splitting the class would only exp
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from kubefence._collector import collector_paused
 from kubefence.api import Inventory, Pod, Protocol
+from kubefence.engine._atoms import PeerAtoms, Split, apply_egress, apply_ingress
 from kubefence.engine._blocks import distinct_blocks
 from kubefence.engine._classes import ClassIndex, PodClasses, classify
-from kubefence.engine._combine import (
-    Occurrences,
-    apply_egress,
-    apply_ingress,
-    padded,
-    sorted_unique,
-)
+from kubefence.engine._combine import Occurrences, padded, sorted_unique
 from kubefence.engine._matrix import Matrix
 from kubefence.engine._tiers import TierPlan, has_node_peers, tier_blocks
 from kubefence.semantics import (
@@ -127,6 +122,7 @@ class ReachabilityAnalysis:
         self._ingress, self._egress = (
             Occurrences.from_lists(*found[d], count=count) for d in (True, False)
         )
+        self._split: tuple[PeerAtoms, Split, Split] | None = None  # built on first use
         self._endpoint_ns = self.classes.namespace_of[self.classes.of_pod]
         self._from_node = node_overrides(inventory.pods, settings)
         self._tiers = TierPlan.of(inventory, self.index, settings=settings, resolved=self._resolved)
@@ -353,7 +349,6 @@ class ReachabilityAnalysis:
         for t, ports in enumerate(self._port_keys):
             port_at[t] = self.port_vector(ports, effective=effective, protocol=protocol)
         port_at &= reachable
-        peers = len(self._peer_keys)
         tiers = None
         if self._tiers is not None:  # Admin, NetworkPolicy, Baseline per side (T01)
             tiers = self._tiers.matrices(
@@ -362,26 +357,50 @@ class ReachabilityAnalysis:
                 egress_isolated=self._egress.isolated,
                 ingress_isolated=self._ingress.isolated,
             )
-        apply_egress(
-            allowed,
-            self._egress,
-            port_ok=padded(np.packbits(port_at, axis=1)),
-            port_any=np.asarray(port_at.any(axis=1), dtype=np.bool_),
-            peer_bits=self._packed_peers,
-            peers=peers,
-        )
+        self.combine_egress(allowed, port_at)
         if tiers is not None:  # egress alone so far: the tiers' egress verdicts apply here
             tiers.egress(allowed)
-        apply_ingress(
+        self.combine_ingress(
             allowed,
-            self._ingress,
-            port_at=port_at,
-            peer_bits=self._packed_peers,
-            peers=peers,
-            tile=_TILE,
+            port_at,
             adjust=tiers.ingress_span if tiers is not None and tiers.has_ingress else None,
         )
         return allowed
+
+    def _occurrences(self) -> tuple[PeerAtoms, Split, Split]:
+        """The rules' peers split into dense rows and sparse bits (``_atoms``), and both
+        directions' occurrences per peer; port-independent, built on first use."""
+        if self._split is None:
+            atoms = PeerAtoms.build(
+                list(self._peer_keys),
+                count=self.classes.count,
+                matched=lambda peer: self._peer_ids((peer,)),
+            )
+            self._split = (atoms, Split.of(self._egress, atoms), Split.of(self._ingress, atoms))
+        return self._split
+
+    def combine_egress(self, allowed: ByteArray, port_at: BoolArray) -> None:
+        """Egress-isolated rows of ``allowed`` (packed like ``class_bits``) become the OR of
+        their rules' peers AND ports; ``port_at[t]``: port tuple ``t`` matches at a
+        destination class (S21), reachable included."""
+        atoms, egress, _ = self._occurrences()
+        port_ok = padded(np.packbits(port_at, axis=1))
+        apply_egress(allowed, egress, store=atoms.store, port_ok=port_ok, port_at=port_at)
+
+    def combine_ingress(
+        self,
+        allowed: ByteArray,
+        port_at: BoolArray,
+        *,
+        adjust: Callable[[ByteArray, int], None] | None = None,
+    ) -> None:
+        """Columns of ingress-isolated destinations of ``allowed`` ANDed with the OR of their
+        rules' peers (rules whose ports match at the destination); ``adjust``: the admin
+        tiers' change to each span of ingress rows (``_atoms.apply_ingress``)."""
+        atoms, _, ingress = self._occurrences()
+        apply_ingress(
+            allowed, ingress, store=atoms.store, port_at=port_at, tile=_TILE, adjust=adjust
+        )
 
     def matrix(
         self, port: int | str, protocol: Protocol = Protocol.TCP, *, label: str | None = None
