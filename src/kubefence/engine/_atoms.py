@@ -167,20 +167,28 @@ def apply_egress(
     store: ByteArray,
     port_ok: ByteArray,
     port_at: BoolArray,
+    reachable: ByteArray,
 ) -> None:
-    """Egress-isolated rows of ``allowed`` become the OR of (peer AND port) of their rules.
+    """Every row of ``allowed`` written: a row that is not egress-isolated is ``reachable``
+    (packed: the destinations the port exists at), an isolated one the OR of (peer AND port)
+    of its rules (S03, S10, S21).
 
     ``port_at[t, d]``: port tuple ``t`` matches a connection to destination class ``d``
     (reachable included); ``port_ok`` the same packed and ``padded``; ``store`` the dense
-    peers' packed rows (``PeerAtoms.store``).
+    peers' packed rows (``PeerAtoms.store``). Each row is written once or twice (a row with
+    narrow peers gets their bits after its dense OR), so ``allowed`` may come uninitialised.
     """
-    allowed[np.flatnonzero(split.isolated)] = 0
+    isolated = split.isolated
+    allowed[~isolated] = reachable
     stored = max(1, len(store))
     ports = len(port_at)
     port_any = np.asarray(port_at.any(axis=1), dtype=np.bool_)
     keep = port_any[split.dense_port]  # rules allowing nothing add nothing
     combo = split.dense_row[keep] + stored * split.dense_port[keep]
     rows, which = distinct_pairs(split.dense_cls[keep], combo, stored * ports)
+    empty = isolated.copy()
+    empty[rows] = False  # rows or_rows writes
+    allowed[empty] = 0
     if len(rows):
         combos, inverse = unique_inverse(which)
         bits = store[combos % stored] & port_ok[combos // stored]

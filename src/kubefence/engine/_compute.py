@@ -341,10 +341,9 @@ class ReachabilityAnalysis:
         reachable = effective >= 0
         # Packed along destinations: bit b of row a is allowed[a, b]; the padding bits of the
         # last byte stay 0 (packbits pads with 0, every vector ANDed in is packed alike).
-        allowed = np.empty((count, width), dtype=np.uint8)
+        allowed = np.empty((count, width), dtype=np.uint8)  # every row written by egress
         if not count:
             return allowed
-        allowed[:] = np.packbits(reachable)
         port_at = np.empty((len(self._port_keys), count), dtype=np.bool_)
         for t, ports in enumerate(self._port_keys):
             port_at[t] = self.port_vector(ports, effective=effective, protocol=protocol)
@@ -357,7 +356,7 @@ class ReachabilityAnalysis:
                 egress_isolated=self._egress.isolated,
                 ingress_isolated=self._ingress.isolated,
             )
-        self.combine_egress(allowed, port_at)
+        self.combine_egress(allowed, port_at, reachable=reachable)
         if tiers is not None:  # egress alone so far: the tiers' egress verdicts apply here
             tiers.egress(allowed)
         self.combine_ingress(
@@ -379,13 +378,23 @@ class ReachabilityAnalysis:
             self._split = (atoms, Split.of(self._egress, atoms), Split.of(self._ingress, atoms))
         return self._split
 
-    def combine_egress(self, allowed: ByteArray, port_at: BoolArray) -> None:
-        """Egress-isolated rows of ``allowed`` (packed like ``class_bits``) become the OR of
-        their rules' peers AND ports; ``port_at[t]``: port tuple ``t`` matches at a
-        destination class (S21), reachable included."""
+    def combine_egress(
+        self, allowed: ByteArray, port_at: BoolArray, *, reachable: BoolArray
+    ) -> None:
+        """Every row of ``allowed`` (packed like ``class_bits``, may come uninitialised)
+        written: ``reachable`` where the class is not egress-isolated, else the OR of its
+        rules' peers AND ports; ``port_at[t]``: port tuple ``t`` matches at a destination
+        class (S21), reachable included."""
         atoms, egress, _ = self._occurrences()
         port_ok = padded(np.packbits(port_at, axis=1))
-        apply_egress(allowed, egress, store=atoms.store, port_ok=port_ok, port_at=port_at)
+        apply_egress(
+            allowed,
+            egress,
+            store=atoms.store,
+            port_ok=port_ok,
+            port_at=port_at,
+            reachable=np.packbits(reachable),
+        )
 
     def combine_ingress(
         self,

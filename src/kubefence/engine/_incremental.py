@@ -131,13 +131,12 @@ class ReachabilityModel:
         egress = np.empty((count, self._width), dtype=np.uint8)
         ingress = np.empty((count, self._width), dtype=np.uint8)
         if count:
-            egress[:] = self._reachable_bits
             ingress[:] = np.packbits(np.ones(count, dtype=np.bool_))
             port_keys = list(analysis._port_keys)
             port_at = np.empty((len(port_keys), count), dtype=np.bool_)
             for t, ports in enumerate(port_keys):
                 port_at[t] = self._port_vector(ports)
-            analysis.combine_egress(egress, port_at)
+            analysis.combine_egress(egress, port_at, reachable=reachable)
             analysis.combine_ingress(ingress, port_at)
         self._egress, self._ingress = egress, ingress
 
