@@ -66,40 +66,53 @@ class PeerAtoms:
         *,
         count: int,
         matched: Callable[[PeerMatcher], IntArray | None],
+        local: Callable[[PeerMatcher], list[int] | None],
     ) -> PeerAtoms:
-        """``tuples``: the peer tuples in id order; ``matched(atom)``: the classes one peer
-        matches (repeats allowed), None for every class."""
-        keys: dict[PeerMatcher, int] = {}
+        """``tuples``: the peer tuples in id order; ``local(peer)``: the classes a peer of
+        one namespace matches (a handful: taken as they come, never hashed), None for a
+        peer that may reach further, whose atom is shared by every equal peer and whose
+        classes are ``matched(peer)`` (repeats allowed; None for every class)."""
+        shared: dict[PeerMatcher, int] = {}
+        found: list[IntArray | list[int] | None] = []
         lengths: list[int] = []
         atoms: list[int] = []
         for peers in tuples:
             lengths.append(len(peers))
-            atoms += [keys.setdefault(p, len(keys)) for p in peers]
+            for peer in peers:
+                ids = local(peer)
+                if ids is not None:
+                    atoms.append(len(found))
+                    found.append(ids)
+                    continue
+                a = shared.get(peer)
+                if a is None:
+                    a = shared[peer] = len(found)
+                    found.append(matched(peer))
+                atoms.append(a)
         limit = sparse_limit(count)
         width = -(-count // 64) * 8
-        row = np.full(len(keys), -1, dtype=np.int64)
-        sizes = np.zeros(len(keys), dtype=np.int64)
-        found: list[IntArray] = []
-        dense: list[IntArray | None] = []
-        for a, atom in enumerate(keys):
-            ids = matched(atom)
-            if ids is not None and len(ids) <= limit:
-                sizes[a] = len(ids)
-                found.append(ids)
+        row = np.full(len(found), -1, dtype=np.int64)
+        sizes = [0] * len(found)
+        flat: list[int] = []
+        dense: list[IntArray | list[int] | None] = []
+        for a, hits in enumerate(found):
+            if hits is not None and len(hits) <= limit:
+                sizes[a] = len(hits)
+                flat += hits if isinstance(hits, list) else hits.tolist()
             else:
                 row[a] = len(dense)
-                dense.append(ids)
+                dense.append(hits)
         store = np.zeros((len(dense), width), dtype=np.uint8)
-        for r, ids in enumerate(dense):
+        for r, wide in enumerate(dense):
             vector = np.zeros(8 * width, dtype=np.bool_)
-            vector[slice(0, count) if ids is None else ids] = True
+            vector[slice(0, count) if wide is None else wide] = True
             store[r] = np.packbits(vector)
         return cls(
             start=np.concatenate([[0], np.cumsum(np.asarray(lengths, dtype=np.int64))]),
             atoms=np.asarray(atoms, dtype=np.int64),
             row=row,
-            first=np.concatenate([[0], np.cumsum(sizes)]),
-            ids=np.concatenate(found) if found else np.zeros(0, dtype=np.int64),
+            first=np.concatenate([[0], np.cumsum(np.asarray(sizes, dtype=np.int64))]),
+            ids=np.asarray(flat, dtype=np.int64),
             store=store,
         )
 

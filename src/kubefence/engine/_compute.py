@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from kubefence._collector import collector_paused
-from kubefence.api import Inventory, Pod, Protocol
+from kubefence.api import Inventory, LabelSelector, Pod, Protocol
 from kubefence.engine._atoms import PeerAtoms, Split, apply_egress, apply_ingress
 from kubefence.engine._blocks import distinct_blocks
 from kubefence.engine._classes import ClassIndex, PodClasses, classify
@@ -101,7 +101,11 @@ class ReachabilityAnalysis:
             True: ([], [], [], [], []),
             False: ([], [], [], [], []),
         }
-        peer_keys, port_keys = self._peer_keys, self._port_keys
+        # Each rule's peers by position (not deduplicated: hashing the matchers cost more
+        # than it saved; ``PeerAtoms`` shares the wide peers among them).
+        rule_peers: list[tuple[PeerMatcher, ...]] = []
+        self._rule_peers = rule_peers
+        port_keys = self._port_keys
         selected_ids = self.index.selected_ids
         for i, source in enumerate(inventory.policies):
             ids = selected_ids(source.pod_selector, source.namespace)  # S01 + S23
@@ -117,7 +121,8 @@ class ReachabilityAnalysis:
                 for rule in rules:
                     selected += ids
                     lengths.append(n)
-                    peers.append(peer_keys.setdefault(rule.peers, len(peer_keys)))
+                    peers.append(len(rule_peers))
+                    rule_peers.append(rule.peers)
                     ports.append(port_keys.setdefault(rule.ports, len(port_keys)))
         self._ingress, self._egress = (
             Occurrences.from_lists(*found[d], count=count) for d in (True, False)
@@ -263,6 +268,16 @@ class ReachabilityAnalysis:
             return found[0]
         return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
+    def _local_ids(self, peer: PeerMatcher) -> list[int] | None:
+        """Ids of the classes a pod peer without namespaceSelector matches in its own
+        namespace (S11), None for any other peer."""
+        if peer.kind is not PeerKind.PODS or peer.namespace is None:
+            return None
+        if peer.namespace_selector is not None:
+            return None
+        selector = peer.pod_selector
+        return self.index.selected_ids(_EVERY if selector is None else selector, peer.namespace)
+
     def rule_peers(self, rule: CompiledRule) -> BoolArray:
         """``peer_vector`` of one rule of ``self.policies``, memoised by identity."""
         hit = self._rule_cache.get(id(rule))
@@ -371,9 +386,10 @@ class ReachabilityAnalysis:
         directions' occurrences per peer; port-independent, built on first use."""
         if self._split is None:
             atoms = PeerAtoms.build(
-                list(self._peer_keys),
+                self._rule_peers,
                 count=self.classes.count,
                 matched=lambda peer: self._peer_ids((peer,)),
+                local=self._local_ids,
             )
             self._split = (atoms, Split.of(self._egress, atoms), Split.of(self._ingress, atoms))
         return self._split
@@ -458,6 +474,7 @@ def node_overrides(
     return tuple((i, tuple(on_node[node])) for i, node in hosts if on_node.get(node))
 
 
+_EVERY = LabelSelector()  # the empty selector: every pod in scope (S11)
 _SCATTER = 256  # peers matching more classes are packed from a boolean vector
 _TILE = 512  # destination classes gathered before their ingress is folded into ``allowed``
 
