@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -173,6 +174,44 @@ def set_bits(out: ByteArray, rows: IntArray, cols: IntArray) -> None:
         )
 
 
+def _row_table(
+    rows: IntArray,
+    which: IntArray,
+    bits: ByteArray,
+    *,
+    base: ByteArray,
+    isolated: BoolArray,
+    height: int,
+) -> tuple[ByteArray, IntArray]:
+    """(table, pick): row ``r`` (of ``height``) of the result is ``table[pick[r]]``.
+
+    ``(rows, which)``: distinct pairs sorted by row; a row with pairs is the OR of
+    ``bits[which]`` over them, computed once per distinct set of ``which`` (classes selected
+    by the same policies share it): table row 2 and up. Table row 0 is ``base``, picked by
+    rows that are not ``isolated``; row 1 zeros, picked by isolated rows without pairs.
+    """
+    pick = np.zeros(height, dtype=np.int64)
+    pick[: len(isolated)][isolated] = 1
+    if not len(rows):
+        table = np.zeros((2, len(base)), dtype=np.uint8)
+        table[0] = base
+        return table, pick
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    bounds = np.r_[starts, len(rows)].tolist()
+    listed = which.tolist()
+    sets: dict[tuple[int, ...], int] = {}
+    of_row = [sets.setdefault(tuple(listed[b0:b1]), len(sets)) for b0, b1 in pairwise(bounds)]
+    sizes = np.asarray([len(key) for key in sets], dtype=np.int64)
+    members = np.asarray([m for key in sets for m in key], dtype=np.int64)
+    table = np.empty((2 + len(sets), len(base)), dtype=np.uint8)
+    table[0] = base
+    table[1] = 0
+    set_rows = np.repeat(np.arange(2, 2 + len(sets), dtype=np.int64), sizes)
+    or_rows(table, set_rows, members, bits)
+    pick[rows[starts]] = 2 + np.asarray(of_row, dtype=np.int64)
+    return table, pick
+
+
 def apply_egress(
     allowed: ByteArray,
     split: Split,
@@ -188,24 +227,23 @@ def apply_egress(
 
     ``port_at[t, d]``: port tuple ``t`` matches a connection to destination class ``d``
     (reachable included); ``port_ok`` the same packed and ``padded``; ``store`` the dense
-    peers' packed rows (``PeerAtoms.store``). Each row is written once or twice (a row with
-    narrow peers gets their bits after its dense OR), so ``allowed`` may come uninitialised.
+    peers' packed rows (``PeerAtoms.store``). Rows are picked from a table of distinct rows
+    in one pass (``_row_table``), then narrow peers' bits are set, so ``allowed`` may come
+    uninitialised.
     """
-    isolated = split.isolated
-    allowed[~isolated] = reachable
+    count = len(allowed)
     stored = max(1, len(store))
     ports = len(port_at)
     port_any = np.asarray(port_at.any(axis=1), dtype=np.bool_)
     keep = port_any[split.dense_port]  # rules allowing nothing add nothing
     combo = split.dense_row[keep] + stored * split.dense_port[keep]
     rows, which = distinct_pairs(split.dense_cls[keep], combo, stored * ports)
-    empty = isolated.copy()
-    empty[rows] = False  # rows or_rows writes
-    allowed[empty] = 0
-    if len(rows):
-        combos, inverse = unique_inverse(which)
-        bits = store[combos % stored] & port_ok[combos // stored]
-        or_rows(allowed, rows, inverse, bits)
+    combos, inverse = unique_inverse(which)
+    bits = store[combos % stored] & port_ok[combos // stored]
+    table, pick = _row_table(
+        rows, inverse, bits, base=reachable, isolated=split.isolated, height=count
+    )
+    np.take(table, pick, axis=0, out=allowed, mode="clip")  # "raise" would buffer out
     keep = port_at[split.sparse_port, split.sparse_peer]  # S21: judged at the destination
     set_bits(allowed, split.sparse_cls[keep], split.sparse_peer[keep])
 
@@ -223,14 +261,19 @@ def apply_ingress(
 
     ``port_at[t, d]``: port tuple ``t`` matches a connection to destination class ``d``.
     Destinations are taken in spans of about ``tile`` classes starting at a multiple of 8,
-    as rows ``[destination, source]``, folded into ``allowed``'s columns by 8 x 8 bit-block
-    transposes. ``adjust(span, lo)``, when given, may change each span's rows ``[destination
-    lo + i, source]`` before they are folded in (the admin tiers); then every span is taken,
-    not only those holding isolated destinations.
+    as rows ``[destination, source]`` picked from a table of distinct rows (``_row_table``),
+    folded into ``allowed``'s columns by 8 x 8 bit-block transposes. ``adjust(span, lo)``,
+    when given, may change each span's rows ``[destination lo + i, source]`` before they
+    are folded in (the admin tiers); then every span is taken, not only those holding
+    isolated destinations.
     """
     count, width = allowed.shape
     keep = port_at[split.dense_port, split.dense_cls]  # S21: the port is judged at the dst
     rows, which = distinct_pairs(split.dense_cls[keep], split.dense_row[keep], len(store))
+    every = np.full(width, 0xFF, dtype=np.uint8)  # not isolated: every source
+    table, pick = _row_table(
+        rows, which, store, base=every, isolated=split.isolated, height=8 * width
+    )
     keep = port_at[split.sparse_port, split.sparse_cls]
     bit_dst, bit_src = split.sparse_cls[keep], split.sparse_peer[keep]  # sorted by dst
     isolated = np.flatnonzero(split.isolated)
@@ -243,10 +286,7 @@ def apply_ingress(
         hi = min(lo + height, 8 * width)
         upto = int(np.searchsorted(isolated, hi))
         span = buffer[: hi - lo]
-        span.fill(0xFF)  # destinations that are not isolated: every source
-        span[isolated[at:upto] - lo] = 0
-        p0, p1 = np.searchsorted(rows, (lo, hi))
-        or_rows(span, rows[p0:p1], which[p0:p1], store, offset=lo)
+        np.take(table, pick[lo:hi], axis=0, out=span, mode="clip")
         q0, q1 = np.searchsorted(bit_dst, (lo, hi))
         set_bits(span, bit_dst[q0:q1] - lo, bit_src[q0:q1])
         if adjust is not None:
