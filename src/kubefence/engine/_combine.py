@@ -143,8 +143,13 @@ def transposed_bits(packed: ByteArray) -> ByteArray:
     numpy passes over the packed bytes, never one byte per bit.
     """
     height, width = packed.shape
-    blocks = packed.reshape(height // 8, 8, width).transpose(0, 2, 1)
-    x = np.ascontiguousarray(blocks).view(np.uint64).reshape(height // 8, width)
+    # Byte k of word [i, j] is row 8i + k's byte j: eight strided copies, one per k (each
+    # with a long inner loop: ~2x faster than one copy whose inner loop is 8 bytes long).
+    rows = packed.reshape(height // 8, 8, width)
+    blocks = np.empty((height // 8, width, 8), dtype=np.uint8)
+    for k in range(8):
+        blocks[:, :, k] = rows[:, k, :]
+    x = blocks.view(np.uint64).reshape(height // 8, width)
     t = np.left_shift(x, _S36)
     t ^= x
     u = np.right_shift(x, _S36)
