@@ -12,17 +12,20 @@ the classes each distinct rule vector reaches rather than pods x pods x policies
 
 The port of a connection is always judged at its destination (S21): for ingress the selected
 pod, for egress the peer pod. ``ReachabilityAnalysis`` keeps everything that does not depend on
-the port (classes, selector results, peer vectors), so asking for many ports costs little more
-than asking for one. Memory: one classes x classes bit matrix (145 MB at 34,000 classes, packed
+the port (classes, selector results, the rules' peers split into wide peers kept as packed rows
+and narrow ones kept as bits, ``_atoms``), so asking for many ports costs little more than
+asking for one. Memory: one classes x classes bit matrix (145 MB at 34,000 classes, packed
 along destinations, see ``Matrix.class_bits``) plus a packed buffer of about 512 rows; pods are
-expanded only on request. Ingress verdicts are computed as rows ``[dst, src]`` and folded into
-the destination columns through 8 x 8 bit-block transposes.
+expanded only on request. Each direction's rows are picked from a table of distinct rows (one
+OR per distinct set of wide peers); ingress verdicts are computed as rows ``[dst, src]`` and
+folded into the destination columns through 8 x 8 bit-block transposes.
 
 With admin tiers (ClusterNetworkPolicy), egress and ingress are computed apart, each then
 passed through the tiers' verdicts for that side (``_tiers``: Admin, NetworkPolicy, Baseline).
-The module is a little over 400 lines because ``ReachabilityAnalysis`` keeps the preparation
-and the per-port combination together: they share its private caches (peer and port keys,
-packed peer vectors, resolved port names) and splitting the class would only expose them.
+The module is about 490 lines because ``ReachabilityAnalysis`` keeps the preparation and the
+per-port combination together: they share its private caches (rule peers, port keys, packed
+peer vectors for the incremental model, resolved port names) and splitting the class would
+only expose them.
 """
 
 from __future__ import annotations
