@@ -1,11 +1,11 @@
-"""Rule occurrences combined into the bit-packed class matrix, for all namespaces at once.
+"""Rule occurrences as flat arrays, and the bit-level helpers that combine them.
 
 Why this module exists: a large cluster has tens of thousands of policies with a rule or two
 each, so combining them namespace by namespace and rule by rule (a few numpy calls per rule)
 spends its time in Python. Here every (selected class, rule) pair of a direction is one entry
-of flat arrays (``Occurrences``); for one port the pairs whose port matches are kept, reduced to
-distinct (class, peer vector) pairs by one sort, and each class's row is the OR of the packed
-vectors of its pairs (``np.bitwise_or.reduceat``), a few numpy calls per block of rows.
+of flat arrays (``Occurrences``); ``_atoms`` splits them by peer and, for one port, reduces the
+pairs whose port matches to distinct (class, vector) pairs by one sort (``distinct_pairs``)
+and ORs each row's packed vectors (``or_rows``, ``np.bitwise_or.reduceat``):
 
     egress:  allowed[s, :]     = OR over pairs (s, v) of v          (s egress-isolated, S03)
     ingress: allowed[:, d]    &= OR over pairs (d, v) of v          (d ingress-isolated)
@@ -13,7 +13,7 @@ vectors of its pairs (``np.bitwise_or.reduceat``), a few numpy calls per block o
 Egress vectors are peer AND port (judged at the destination, S21), ingress vectors the peers
 (the port was judged at ``d`` when the pair was kept). Ingress rows ``[dst, src]`` are gathered
 for a span of destinations and folded into ``allowed``'s bit columns through 8 x 8 bit-block
-transposes.
+transposes (``transposed_bits``).
 """
 
 from __future__ import annotations
