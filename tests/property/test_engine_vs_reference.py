@@ -17,6 +17,7 @@ from tests.property.strategies import port_queries as queries
 
 from kubefence.api import Inventory, Protocol
 from kubefence.engine import ReachabilityAnalysis, compute_matrix
+from kubefence.engine import _atoms as engine_atoms
 from kubefence.engine import _classes as engine_classes
 from kubefence.engine import _matrix as engine_matrix
 from kubefence.semantics import Settings, decide
@@ -114,6 +115,18 @@ def test_s17_indexed_selector_algebra_equals_reference(
     large clusters), matchLabels/In/NotIn/Exists/DoesNotExist still give decide()'s answers."""
     port, protocol = query
     with patch.object(engine_classes, "_SMALL_SCOPE", -1):
+        matrix = compute_matrix(inventory, port=port, protocol=protocol)
+    assert matrix.rows() == _reference_rows(inventory, port, protocol, Settings())
+
+
+@given(inventories(max_cluster_policies=2), queries, st.sampled_from([-1, 1, 1 << 40]))
+def test_peers_as_rows_or_as_bits_equal_reference(
+    inventory: Inventory, query: tuple[int | str, Protocol], limit: int
+) -> None:
+    """Whichever peers are ORed as packed rows and which are set as bits (every peer a row,
+    only the one-class peers bits, every peer bits but "any"), the engine equals decide()."""
+    port, protocol = query
+    with patch.object(engine_atoms, "sparse_limit", lambda count: limit):
         matrix = compute_matrix(inventory, port=port, protocol=protocol)
     assert matrix.rows() == _reference_rows(inventory, port, protocol, Settings())
 

@@ -12,37 +12,35 @@ the classes each distinct rule vector reaches rather than pods x pods x policies
 
 The port of a connection is always judged at its destination (S21): for ingress the selected
 pod, for egress the peer pod. ``ReachabilityAnalysis`` keeps everything that does not depend on
-the port (classes, selector results, peer vectors), so asking for many ports costs little more
-than asking for one. Memory: one classes x classes bit matrix (145 MB at 34,000 classes, packed
+the port (classes, selector results, the rules' peers split into wide peers kept as packed rows
+and narrow ones kept as bits, ``_atoms``), so asking for many ports costs little more than
+asking for one. Memory: one classes x classes bit matrix (145 MB at 34,000 classes, packed
 along destinations, see ``Matrix.class_bits``) plus a packed buffer of about 512 rows; pods are
-expanded only on request. Ingress verdicts are computed as rows ``[dst, src]`` and folded into
-the destination columns through 8 x 8 bit-block transposes.
+expanded only on request. Each direction's rows are picked from a table of distinct rows (one
+OR per distinct set of wide peers); ingress verdicts are computed as rows ``[dst, src]`` and
+folded into the destination columns through 8 x 8 bit-block transposes.
 
 With admin tiers (ClusterNetworkPolicy), egress and ingress are computed apart, each then
 passed through the tiers' verdicts for that side (``_tiers``: Admin, NetworkPolicy, Baseline).
-The module is a little over 400 lines because ``ReachabilityAnalysis`` keeps the preparation
-and the per-port combination together: they share its private caches (peer and port keys,
-packed peer vectors, resolved port names) and splitting the class would only expose them.
+The module is about 490 lines because ``ReachabilityAnalysis`` keeps the preparation and the
+per-port combination together: they share its private caches (rule peers, port keys, packed
+peer vectors for the incremental model, resolved port names) and splitting the class would
+only expose them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 
 from kubefence._collector import collector_paused
-from kubefence.api import Inventory, Pod, Protocol
+from kubefence.api import Inventory, LabelSelector, Pod, Protocol
+from kubefence.engine._atoms import PeerAtoms, Split, apply_egress, apply_ingress
 from kubefence.engine._blocks import distinct_blocks
 from kubefence.engine._classes import ClassIndex, PodClasses, classify
-from kubefence.engine._combine import (
-    Occurrences,
-    apply_egress,
-    apply_ingress,
-    padded,
-    sorted_unique,
-)
+from kubefence.engine._combine import Occurrences, padded, sorted_unique
 from kubefence.engine._matrix import Matrix
 from kubefence.engine._tiers import TierPlan, has_node_peers, tier_blocks
 from kubefence.semantics import (
@@ -106,7 +104,11 @@ class ReachabilityAnalysis:
             True: ([], [], [], [], []),
             False: ([], [], [], [], []),
         }
-        peer_keys, port_keys = self._peer_keys, self._port_keys
+        # Each rule's peers by position (not deduplicated: hashing the matchers cost more
+        # than it saved; ``PeerAtoms`` shares the wide peers among them).
+        rule_peers: list[tuple[PeerMatcher, ...]] = []
+        self._rule_peers = rule_peers
+        port_keys = self._port_keys
         selected_ids = self.index.selected_ids
         for i, source in enumerate(inventory.policies):
             ids = selected_ids(source.pod_selector, source.namespace)  # S01 + S23
@@ -122,11 +124,13 @@ class ReachabilityAnalysis:
                 for rule in rules:
                     selected += ids
                     lengths.append(n)
-                    peers.append(peer_keys.setdefault(rule.peers, len(peer_keys)))
+                    peers.append(len(rule_peers))
+                    rule_peers.append(rule.peers)
                     ports.append(port_keys.setdefault(rule.ports, len(port_keys)))
         self._ingress, self._egress = (
             Occurrences.from_lists(*found[d], count=count) for d in (True, False)
         )
+        self._split: tuple[PeerAtoms, Split, Split] | None = None  # built on first use
         self._endpoint_ns = self.classes.namespace_of[self.classes.of_pod]
         self._from_node = node_overrides(inventory.pods, settings)
         self._tiers = TierPlan.of(inventory, self.index, settings=settings, resolved=self._resolved)
@@ -267,6 +271,16 @@ class ReachabilityAnalysis:
             return found[0]
         return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
+    def _local_ids(self, peer: PeerMatcher) -> list[int] | None:
+        """Ids of the classes a pod peer without namespaceSelector matches in its own
+        namespace (S11), None for any other peer."""
+        if peer.kind is not PeerKind.PODS or peer.namespace is None:
+            return None
+        if peer.namespace_selector is not None:
+            return None
+        selector = peer.pod_selector
+        return self.index.selected_ids(_EVERY if selector is None else selector, peer.namespace)
+
     def rule_peers(self, rule: CompiledRule) -> BoolArray:
         """``peer_vector`` of one rule of ``self.policies``, memoised by identity."""
         hit = self._rule_cache.get(id(rule))
@@ -345,15 +359,13 @@ class ReachabilityAnalysis:
         reachable = effective >= 0
         # Packed along destinations: bit b of row a is allowed[a, b]; the padding bits of the
         # last byte stay 0 (packbits pads with 0, every vector ANDed in is packed alike).
-        allowed = np.empty((count, width), dtype=np.uint8)
+        allowed = np.empty((count, width), dtype=np.uint8)  # every row written by egress
         if not count:
             return allowed
-        allowed[:] = np.packbits(reachable)
         port_at = np.empty((len(self._port_keys), count), dtype=np.bool_)
         for t, ports in enumerate(self._port_keys):
             port_at[t] = self.port_vector(ports, effective=effective, protocol=protocol)
         port_at &= reachable
-        peers = len(self._peer_keys)
         tiers = None
         if self._tiers is not None:  # Admin, NetworkPolicy, Baseline per side (T01)
             tiers = self._tiers.matrices(
@@ -362,26 +374,61 @@ class ReachabilityAnalysis:
                 egress_isolated=self._egress.isolated,
                 ingress_isolated=self._ingress.isolated,
             )
-        apply_egress(
-            allowed,
-            self._egress,
-            port_ok=padded(np.packbits(port_at, axis=1)),
-            port_any=np.asarray(port_at.any(axis=1), dtype=np.bool_),
-            peer_bits=self._packed_peers,
-            peers=peers,
-        )
+        self.combine_egress(allowed, port_at, reachable=reachable)
         if tiers is not None:  # egress alone so far: the tiers' egress verdicts apply here
             tiers.egress(allowed)
-        apply_ingress(
+        self.combine_ingress(
             allowed,
-            self._ingress,
-            port_at=port_at,
-            peer_bits=self._packed_peers,
-            peers=peers,
-            tile=_TILE,
+            port_at,
             adjust=tiers.ingress_span if tiers is not None and tiers.has_ingress else None,
         )
         return allowed
+
+    def _occurrences(self) -> tuple[PeerAtoms, Split, Split]:
+        """The rules' peers split into dense rows and sparse bits (``_atoms``), and both
+        directions' occurrences per peer; port-independent, built on first use."""
+        if self._split is None:
+            atoms = PeerAtoms.build(
+                self._rule_peers,
+                count=self.classes.count,
+                matched=lambda peer: self._peer_ids((peer,)),
+                local=self._local_ids,
+            )
+            self._split = (atoms, Split.of(self._egress, atoms), Split.of(self._ingress, atoms))
+        return self._split
+
+    def combine_egress(
+        self, allowed: ByteArray, port_at: BoolArray, *, reachable: BoolArray
+    ) -> None:
+        """Every row of ``allowed`` (packed like ``class_bits``, may come uninitialised)
+        written: ``reachable`` where the class is not egress-isolated, else the OR of its
+        rules' peers AND ports; ``port_at[t]``: port tuple ``t`` matches at a destination
+        class (S21), reachable included."""
+        atoms, egress, _ = self._occurrences()
+        port_ok = padded(np.packbits(port_at, axis=1))
+        apply_egress(
+            allowed,
+            egress,
+            store=atoms.store,
+            port_ok=port_ok,
+            port_at=port_at,
+            reachable=np.packbits(reachable),
+        )
+
+    def combine_ingress(
+        self,
+        allowed: ByteArray,
+        port_at: BoolArray,
+        *,
+        adjust: Callable[[ByteArray, int], None] | None = None,
+    ) -> None:
+        """Columns of ingress-isolated destinations of ``allowed`` ANDed with the OR of their
+        rules' peers (rules whose ports match at the destination); ``adjust``: the admin
+        tiers' change to each span of ingress rows (``_atoms.apply_ingress``)."""
+        atoms, _, ingress = self._occurrences()
+        apply_ingress(
+            allowed, ingress, store=atoms.store, port_at=port_at, tile=_TILE, adjust=adjust
+        )
 
     def matrix(
         self, port: int | str, protocol: Protocol = Protocol.TCP, *, label: str | None = None
@@ -430,6 +477,7 @@ def node_overrides(
     return tuple((i, tuple(on_node[node])) for i, node in hosts if on_node.get(node))
 
 
+_EVERY = LabelSelector()  # the empty selector: every pod in scope (S11)
 _SCATTER = 256  # peers matching more classes are packed from a boolean vector
 _TILE = 512  # destination classes gathered before their ingress is folded into ``allowed``
 

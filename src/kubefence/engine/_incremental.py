@@ -48,8 +48,7 @@ from kubefence.api import (
     Protocol,
 )
 from kubefence.engine._blocks import distinct_blocks
-from kubefence.engine._combine import apply_egress, apply_ingress, padded
-from kubefence.engine._compute import _TILE, ReachabilityAnalysis, node_overrides
+from kubefence.engine._compute import ReachabilityAnalysis, node_overrides
 from kubefence.engine._matrix import Matrix
 from kubefence.errors import InputError
 from kubefence.semantics import (
@@ -132,29 +131,13 @@ class ReachabilityModel:
         egress = np.empty((count, self._width), dtype=np.uint8)
         ingress = np.empty((count, self._width), dtype=np.uint8)
         if count:
-            egress[:] = self._reachable_bits
             ingress[:] = np.packbits(np.ones(count, dtype=np.bool_))
             port_keys = list(analysis._port_keys)
             port_at = np.empty((len(port_keys), count), dtype=np.bool_)
             for t, ports in enumerate(port_keys):
                 port_at[t] = self._port_vector(ports)
-            peers = len(analysis._peer_keys)
-            apply_egress(
-                egress,
-                analysis._egress,
-                port_ok=padded(np.packbits(port_at, axis=1)),
-                port_any=np.asarray(port_at.any(axis=1), dtype=np.bool_),
-                peer_bits=analysis._packed_peers,
-                peers=peers,
-            )
-            apply_ingress(
-                ingress,
-                analysis._ingress,
-                port_at=port_at,
-                peer_bits=analysis._packed_peers,
-                peers=peers,
-                tile=_TILE,
-            )
+            analysis.combine_egress(egress, port_at, reachable=reachable)
+            analysis.combine_ingress(ingress, port_at)
         self._egress, self._ingress = egress, ingress
 
     def _selected(self, policy: NetworkPolicy) -> frozenset[int]:
