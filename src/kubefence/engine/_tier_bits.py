@@ -9,6 +9,7 @@ and ``write`` (a policy's verdicts into the undecided cells of its groups).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -64,7 +65,13 @@ def _side(side: ByteArray, accept: ByteArray | None, block: ByteArray | None) ->
         side |= accept
 
 
-_WEIGHTS = np.random.default_rng(15).integers(1, 2**63, size=4096, dtype=np.uint64) | np.uint64(1)
+@functools.cache
+def _weights() -> npt.NDArray[np.uint64]:
+    """The hashing form's fixed odd weights; made on first use (``numpy.random``'s import costs
+    10-15 ms, which a command that never groups tier rows should not pay)."""
+    rng = np.random.default_rng(15)
+    weights: npt.NDArray[np.uint64] = rng.integers(1, 2**63, size=4096, dtype=np.uint64)
+    return weights | np.uint64(1)
 
 
 def groups(key: ByteArray) -> tuple[IntArray, IntArray, BoolArray]:
@@ -76,9 +83,10 @@ def groups(key: ByteArray) -> tuple[IntArray, IntArray, BoolArray]:
     row sort; the grouping is then checked row by row, and if two different rows ever shared
     a word, grouped again by their bytes, so the result is exact."""
     rows, size = key.shape
-    if size <= len(_WEIGHTS):
+    weights = _weights()
+    if size <= len(weights):
         with np.errstate(over="ignore"):
-            words = key.astype(np.uint64) @ _WEIGHTS[:size]
+            words = key.astype(np.uint64) @ weights[:size]
         order = np.argsort(words, kind="stable")
         ordered = words[order]
         starts = np.r_[True, ordered[1:] != ordered[:-1]] if rows else np.zeros(0, np.bool_)
