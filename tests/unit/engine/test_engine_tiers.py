@@ -389,11 +389,9 @@ def test_class_grouping_is_exact_even_when_row_hashes_collide(
     from kubefence.engine import _tier_bits
 
     key = np.array([[1, 2], [2, 1], [1, 2], [3, 0]], dtype=np.uint8)
-    for weights in (
-        _tier_bits._WEIGHTS.copy(),
-        np.ones_like(_tier_bits._WEIGHTS),
-    ):  # ones: 1+2 == 2+1
-        monkeypatch.setattr(_tier_bits, "_WEIGHTS", weights)
+    real = _tier_bits._weights()
+    for weights in (real.copy(), np.ones_like(real)):  # ones: 1+2 == 2+1
+        monkeypatch.setattr(_tier_bits, "_weights", lambda weights=weights: weights)
         group_of, first, member = _tier_bits.groups(key)
         assert group_of.tolist() == [0, 1, 0, 2]
         assert first.tolist() == [0, 1, 3]
