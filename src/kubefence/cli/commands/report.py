@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 
 from kubefence.cli._inputs import (
     add_input_arguments,
@@ -83,18 +84,22 @@ def _load(paths: list[str], namespace: str) -> tuple[Inventory, list[Finding]]:
     return inventory, duplicates
 
 
-_URIS: dict[str, str] = {}  # file -> its file:// URI: resolved once, not once per finding
+def _linker() -> Callable[[str, int | None], str]:
+    """Finding links as ``file://`` URLs with ``#L<line>``; each file resolved once per run
+    (8,000 findings name a few files), against this run's working directory."""
+    from pathlib import Path
 
+    uris: dict[str, str] = {}
 
-def _link(file: str, line: int | None) -> str:
-    if file == "-":
-        return "#"
-    uri = _URIS.get(file)
-    if uri is None:
-        from pathlib import Path
+    def link(file: str, line: int | None) -> str:
+        if file == "-":
+            return "#"
+        uri = uris.get(file)
+        if uri is None:
+            uri = uris[file] = Path(file).resolve().as_uri()
+        return f"{uri}#L{line}" if line else uri
 
-        uri = _URIS[file] = Path(file).resolve().as_uri()
-    return f"{uri}#L{line}" if line else uri
+    return link
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         against=against,
         tenant_label=args.tenant_label,
         settings=settings_from_args(args),
-        link=_link,
+        link=_linker(),
         title=args.title,
     )
     log("reachability, explanations and diff computed")
