@@ -123,6 +123,17 @@ metadata: {name: busybox, namespace: default}
 spec: {containers: [{name: busybox, image: busybox}]}
 """
 
+# A policy that isolates no pod: with it stored, the agent's start holds pods (any policy may
+# select a pod it has not planned yet).
+SELECTS_NOTHING = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: selects-nothing, namespace: test}
+spec:
+  podSelector: {matchLabels: {app: nobody}}
+  policyTypes: [Ingress]
+"""
+
 ALLOW_POLICY = """
 ---
 apiVersion: networking.k8s.io/v1

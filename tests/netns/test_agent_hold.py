@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.netns.conftest import QUICKSTART_PODS, inventory_of, unique_name
+from tests.netns.conftest import QUICKSTART_PODS, SELECTS_NOTHING, inventory_of, unique_name
 from tests.netns.test_agent_harness import (
     AgentProcess,
     Prober,
@@ -30,15 +30,6 @@ from tests.netns.test_agent_harness import (
 from kubefence.dataplane.netns import Sandbox, down
 
 pytestmark = pytest.mark.netns
-
-SELECTS_NOTHING = """
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: selects-nothing, namespace: test}
-spec:
-  podSelector: {matchLabels: {app: nobody}}
-  policyTypes: [Ingress]
-"""
 
 
 def _key(obj: dict[str, object]) -> str:

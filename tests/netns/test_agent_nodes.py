@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import yaml
 from tests.control.conftest import Cluster
-from tests.netns.conftest import QUICKSTART_PODS, inventory_of, unique_name
+from tests.netns.conftest import QUICKSTART_PODS, SELECTS_NOTHING, inventory_of, unique_name
 from tests.netns.test_agent_harness import (
     NODE,
     AgentProcess,
@@ -79,14 +79,6 @@ apiVersion: v1
 kind: Pod
 metadata: {name: late, namespace: default, labels: {app: late}}
 spec: {containers: [{name: late, image: busybox}]}
-"""
-SELECTS_NOTHING = """
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: selects-nothing, namespace: test}
-spec:
-  podSelector: {matchLabels: {app: nobody}}
-  policyTypes: [Ingress]
 """
 
 ISOLATE_TEST_EGRESS = """
